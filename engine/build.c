@@ -1,0 +1,93 @@
+/* nodeflow — typed constructors: thin, checked wrappers of nf_graph_add. */
+#include <stdio.h>
+
+#include "engine/internal.h"
+
+static nf_node *add1(nf_graph *g, const char *op, const char *name, nf_node *x)
+{
+    return nf_graph_add(g, op, name, 1, &x);
+}
+
+static nf_node *add2(nf_graph *g, const char *op, const char *name, nf_node *a, nf_node *b)
+{
+    nf_node *in[2] = {a, b};
+    return nf_graph_add(g, op, name, 2, in);
+}
+
+/* Sets a numeric attribute of a node just made; NULL if either failed. */
+static nf_node *with_number(nf_graph *g, nf_node *node, const char *key, double value)
+{
+    if (!node || nf_node_set_attr_number(g, node, key, value) != NF_OK)
+        return NULL;
+    return node;
+}
+
+nf_node *nf_input(nf_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    nf_node *node = nf_graph_add(g, "input", name, 0, NULL);
+    if (!node)
+        return NULL;
+    nf_error err;
+    if (nf_shape_make(&node->dims, rank, dims, &err) != NF_OK) {
+        nf_graph_fail(g, err.code, "input '%s': %s", node->name, err.message);
+        return NULL;
+    }
+    node->attr_set |= 1u << nf_op_attr_index(node->op, "shape");
+    return node;
+}
+
+nf_status nf_input_requires_grad(nf_graph *g, nf_node *input)
+{
+    if (!g || !input)
+        return NF_ERR_INVALID_ARGUMENT;
+    if (!(input->op->flags & NF_OP_INPUT)) {
+        nf_graph_fail(g, NF_ERR_INVALID_ARGUMENT, "%s '%s': only inputs can ask for their gradient",
+                      input->op->name, input->name);
+        return NF_ERR_INVALID_ARGUMENT;
+    }
+    return nf_node_set_attr_number(g, input, "grad", 1);
+}
+
+nf_node *nf_output(nf_graph *g, const char *name, nf_node *x) { return add1(g, "output", name, x); }
+
+nf_node *nf_linear(nf_graph *g, const char *name, nf_node *x, int64_t out_features)
+{
+    return with_number(g, add1(g, "linear", name, x), "out", (double)out_features);
+}
+
+nf_node *nf_matmul(nf_graph *g, const char *name, nf_node *a, nf_node *b) { return add2(g, "matmul", name, a, b); }
+nf_node *nf_add(nf_graph *g, const char *name, nf_node *a, nf_node *b) { return add2(g, "add", name, a, b); }
+nf_node *nf_sub(nf_graph *g, const char *name, nf_node *a, nf_node *b) { return add2(g, "sub", name, a, b); }
+nf_node *nf_mul(nf_graph *g, const char *name, nf_node *a, nf_node *b) { return add2(g, "mul", name, a, b); }
+
+nf_node *nf_scale(nf_graph *g, const char *name, nf_node *x, double factor)
+{
+    return with_number(g, add1(g, "scale", name, x), "factor", factor);
+}
+
+nf_node *nf_relu(nf_graph *g, const char *name, nf_node *x) { return add1(g, "relu", name, x); }
+
+nf_node *nf_leaky_relu(nf_graph *g, const char *name, nf_node *x, double slope)
+{
+    return with_number(g, add1(g, "leaky_relu", name, x), "slope", slope);
+}
+
+nf_node *nf_sigmoid(nf_graph *g, const char *name, nf_node *x) { return add1(g, "sigmoid", name, x); }
+nf_node *nf_tanh(nf_graph *g, const char *name, nf_node *x) { return add1(g, "tanh", name, x); }
+nf_node *nf_softmax(nf_graph *g, const char *name, nf_node *x) { return add1(g, "softmax", name, x); }
+nf_node *nf_log_softmax(nf_graph *g, const char *name, nf_node *x) { return add1(g, "log_softmax", name, x); }
+
+nf_node *nf_mse_loss(nf_graph *g, const char *name, nf_node *pred, nf_node *target)
+{
+    return add2(g, "mse", name, pred, target);
+}
+
+nf_node *nf_cross_entropy_loss(nf_graph *g, const char *name, nf_node *logits, nf_node *target)
+{
+    return add2(g, "cross_entropy", name, logits, target);
+}
+
+nf_node *nf_bce_with_logits_loss(nf_graph *g, const char *name, nf_node *logits, nf_node *target)
+{
+    return add2(g, "bce_with_logits", name, logits, target);
+}

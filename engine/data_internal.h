@@ -1,0 +1,26 @@
+/* nodeflow — private helpers of the dataset loaders. */
+#ifndef NF_ENGINE_DATA_INTERNAL_H
+#define NF_ENGINE_DATA_INTERNAL_H
+
+#include "engine/internal.h"
+
+/* An IDX file's content, converted to floats (malloc'ed; caller frees). */
+typedef struct nf_idx {
+    nf_shape shape;
+    int type;      /* IDX element type byte: 0x08 is unsigned byte */
+    float *data;
+} nf_idx;
+
+nf_status nf_idx_read(const char *path, nf_idx *idx, nf_error *err);
+
+struct nf_batcher {
+    const nf_dataset *ds;
+    int64_t batch;
+    int shuffle;
+    nf_rng rng;
+    int64_t *order;   /* sample indices of this epoch */
+    int64_t next;     /* position in order */
+};
+
+
+#endif

@@ -1,0 +1,138 @@
+/* nodeflow — numerical gradient checking by central differences. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/plan_internal.h"
+
+typedef struct checker {
+    nf_plan *plan;
+    double step, floor;
+    double base;                   /* loss at the unperturbed point */
+    nf_gradcheck_result *result;
+} checker;
+
+static nf_status loss_at(checker *c, double *loss, nf_error *err)
+{
+    nf_status st = nf_plan_forward(c->plan, err);
+    *loss = nf_plan_loss(c->plan);
+    return st;
+}
+
+/* Compares analytic[i] with (L(x + h) - L(x - h)) / 2h for sampled
+ * elements of one tensor; skips elements where the one-sided differences
+ * (L(x + h) - L) / h and (L - L(x - h)) / h disagree: a kink. */
+static nf_status check_tensor(checker *c, const char *name, float *x, const float *analytic, int64_t n,
+                              int64_t max_checked, nf_error *err)
+{
+    int64_t stride = (max_checked > 0 && n > max_checked) ? n / max_checked : 1;
+    for (int64_t i = 0; i < n; i += stride) {
+        float orig = x[i];
+        double up, down;
+        x[i] = (float)(orig + c->step);
+        nf_status st = loss_at(c, &up, err);
+        x[i] = (float)(orig - c->step);
+        if (st == NF_OK)
+            st = loss_at(c, &down, err);
+        x[i] = orig;
+        if (st != NF_OK)
+            return st;
+        double forward = (up - c->base) / c->step, backward = (c->base - down) / c->step;
+        double scale = fmax(fmax(fabs(forward), fabs(backward)), c->floor);
+        if (fabs(forward - backward) / scale > 0.2) {
+            c->result->skipped_kinks++;
+            continue;
+        }
+        double numeric = (up - down) / (2.0 * c->step), a = analytic[i];
+        double rel = fabs(a - numeric) / fmax(fmax(fabs(a), fabs(numeric)), c->floor);
+        c->result->checked++;
+        if (rel > c->result->max_rel_error) {
+            c->result->max_rel_error = rel;
+            snprintf(c->result->worst, sizeof c->result->worst, "%s[%lld]", name, (long long)i);
+        }
+    }
+    return NF_OK;
+}
+
+/* Analytic gradients: parameters first, then inputs that asked for them,
+ * copied before any perturbation. */
+static float *analytic_gradients(nf_plan *p, int64_t *floats)
+{
+    nf_graph *g = p->graph;
+    int64_t n = g->param_floats;
+    for (int k = 0; k < p->n; k++)
+        if (g->nodes[k]->requires_grad && p->steps[k].has_grad)
+            n += p->batch * nf_shape_size(&g->nodes[k]->shape);
+    float *copy = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!copy)
+        return NULL;
+    memcpy(copy, g->grads, (size_t)g->param_floats * sizeof(float));
+    int64_t at = g->param_floats;
+    for (int k = 0; k < p->n; k++) {
+        nf_tensor grad;
+        if (!g->nodes[k]->requires_grad || nf_plan_grad(p, g->nodes[k], &grad, NULL) != NF_OK)
+            continue;
+        int64_t size = nf_shape_size(&grad.shape);
+        memcpy(copy + at, grad.data, (size_t)size * sizeof(float));
+        at += size;
+    }
+    *floats = n;
+    return copy;
+}
+
+static nf_status check_all(checker *c, const float *analytic, int64_t max_checked, nf_error *err)
+{
+    nf_plan *p = c->plan;
+    nf_graph *g = p->graph;
+    nf_status st = NF_OK;
+    for (int k = 0; k < g->n_params && st == NF_OK; k++) {
+        const nf_param *prm = &g->params[k];
+        st = check_tensor(c, prm->name, g->values + prm->offset, analytic + prm->offset, prm->size,
+                          max_checked, err);
+    }
+    int64_t at = g->param_floats;
+    for (int k = 0; k < p->n && st == NF_OK; k++) {
+        const nf_node *node = g->nodes[k];
+        nf_tensor value;
+        if (!node->requires_grad || !p->steps[k].has_grad || nf_plan_input(p, node, &value, NULL) != NF_OK)
+            continue;
+        int64_t size = nf_shape_size(&value.shape);
+        st = check_tensor(c, node->name, value.data, analytic + at, size, max_checked, err);
+        at += size;
+    }
+    return st;
+}
+
+nf_status nf_gradcheck(nf_plan *p, const nf_gradcheck_options *opts, nf_gradcheck_result *result,
+                       nf_error *err)
+{
+    if (!p || !result)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_gradcheck: NULL argument");
+    memset(result, 0, sizeof *result);
+    nf_status st = nf_plan_forward(p, err);
+    if (st == NF_OK)
+        st = nf_plan_backward(p, err);
+    if (st != NF_OK)
+        return st;
+    int64_t floats;
+    float *analytic = analytic_gradients(p, &floats);
+    if (!analytic)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for the gradient check");
+    checker c = {
+        .plan = p,
+        .step = opts && opts->step > 0 ? opts->step : 1e-2,
+        .floor = opts && opts->abs_floor > 0 ? opts->abs_floor : 1e-2,
+        .result = result,
+    };
+    st = loss_at(&c, &c.base, err);
+    if (st == NF_OK)
+        st = check_all(&c, analytic, opts ? opts->max_per_tensor : 0, err);
+    free(analytic);
+    /* leave the plan as it was after the first backward */
+    if (st == NF_OK)
+        st = nf_plan_forward(p, err);
+    if (st == NF_OK)
+        st = nf_plan_backward(p, err);
+    return st;
+}

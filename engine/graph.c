@@ -1,0 +1,356 @@
+/* nodeflow — recording a graph: nodes, names, inputs and attributes.
+ * Nothing here computes; see validate.c for shapes and parameters. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+nf_graph *nf_graph_new(void)
+{
+    nf_graph *g = calloc(1, sizeof *g);
+    if (g)
+        g->version = 1;
+    return g;
+}
+
+void nf_graph_free(nf_graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n_nodes; i++)
+        free(g->nodes[i]);
+    free(g->nodes);
+    free(g->params);
+    nf_aligned_free(g->values);
+    nf_aligned_free(g->grads);
+    free(g);
+}
+
+nf_status nf_graph_status(const nf_graph *g, nf_error *err)
+{
+    if (!g)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "graph is NULL");
+    if (g->error.code != NF_OK && err)
+        *err = g->error;
+    return g->error.code;
+}
+
+void nf_graph_set_seed(nf_graph *g, uint64_t seed)
+{
+    if (g)
+        g->seed = seed;
+}
+
+/* Names are identifiers: a letter or '_' then letters, digits or '_'.
+ * ('.' is kept for parameter names such as "fc1.weight".) */
+static int valid_name(const char *name)
+{
+    if (!(isalpha((unsigned char)name[0]) || name[0] == '_'))
+        return 0;
+    for (const char *c = name; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '_'))
+            return 0;
+    return 1;
+}
+
+nf_node *nf_graph_find(const nf_graph *g, const char *name)
+{
+    if (!g || !name)
+        return NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i]->name, name) == 0)
+            return g->nodes[i];
+    return NULL;
+}
+
+static void auto_name(const nf_graph *g, const char *op, char *out)
+{
+    for (int n = 1;; n++) {
+        snprintf(out, NF_NAME_MAX, "%s_%d", op, n);
+        if (!nf_graph_find(g, out))
+            return;
+    }
+}
+
+static int check_name(nf_graph *g, const char *op, const char *name)
+{
+    if (strlen(name) >= NF_NAME_MAX) {
+        nf_graph_fail(g, NF_ERR_INVALID_ARGUMENT, "%s '%.20s...': name longer than %d characters",
+                      op, name, NF_NAME_MAX - 1);
+        return 0;
+    }
+    if (!valid_name(name)) {
+        nf_graph_fail(g, NF_ERR_INVALID_ARGUMENT,
+                      "%s '%s': a name is a letter or '_' followed by letters, digits or '_'",
+                      op, name);
+        return 0;
+    }
+    if (nf_graph_find(g, name)) {
+        nf_graph_fail(g, NF_ERR_GRAPH, "%s '%s': the name is already used by another node", op, name);
+        return 0;
+    }
+    return 1;
+}
+
+static int check_inputs(nf_graph *g, const nf_op *op, const char *name, int n_inputs,
+                        nf_node *const *inputs)
+{
+    if (n_inputs < op->min_inputs || n_inputs > op->max_inputs) {
+        if (op->min_inputs == op->max_inputs)
+            nf_graph_fail(g, NF_ERR_GRAPH, "%s '%s': takes %d input(s), got %d",
+                          op->name, name, op->min_inputs, n_inputs);
+        else
+            nf_graph_fail(g, NF_ERR_GRAPH, "%s '%s': takes %d to %d inputs, got %d",
+                          op->name, name, op->min_inputs, op->max_inputs, n_inputs);
+        return 0;
+    }
+    for (int i = 0; i < n_inputs; i++) {
+        const nf_node *in = inputs[i];
+        if (!in || in->index >= g->n_nodes || g->nodes[in->index] != in) {
+            nf_graph_fail(g, NF_ERR_INVALID_ARGUMENT, "%s '%s': input %d is %s", op->name, name,
+                          i + 1, in ? "a node of another graph" : "NULL");
+            return 0;
+        }
+        if (in->op->flags & NF_OP_LOSS) {
+            nf_graph_fail(g, NF_ERR_GRAPH, "%s '%s': input %d is the loss '%s'; a loss cannot feed another node",
+                          op->name, name, i + 1, in->name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int grow_nodes(nf_graph *g)
+{
+    if (g->n_nodes < g->cap_nodes)
+        return 1;
+    int cap = g->cap_nodes ? 2 * g->cap_nodes : 16;
+    nf_node **nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+    if (!nodes)
+        return 0;
+    g->nodes = nodes;
+    g->cap_nodes = cap;
+    return 1;
+}
+
+nf_node *nf_graph_add(nf_graph *g, const char *op_name, const char *name, int n_inputs,
+                      nf_node *const *inputs)
+{
+    if (!g || g->error.code != NF_OK)
+        return NULL;
+    const nf_op *op = op_name ? nf_op_find(op_name) : NULL;
+    if (!op) {
+        nf_graph_fail(g, NF_ERR_INVALID_ARGUMENT, "unknown operation '%s'", op_name ? op_name : "(null)");
+        return NULL;
+    }
+    char chosen[NF_NAME_MAX];
+    if (name && name[0]) {
+        if (!check_name(g, op->name, name))
+            return NULL;
+        snprintf(chosen, sizeof chosen, "%s", name);
+    } else {
+        auto_name(g, op->name, chosen);
+    }
+    if (!check_inputs(g, op, chosen, n_inputs, inputs))
+        return NULL;
+    nf_node *node = calloc(1, sizeof *node);
+    if (!node || !grow_nodes(g)) {
+        free(node);
+        nf_graph_fail(g, NF_ERR_NO_MEMORY, "%s '%s': out of memory", op->name, chosen);
+        return NULL;
+    }
+    node->op = op;
+    memcpy(node->name, chosen, sizeof chosen);
+    node->n_inputs = n_inputs;
+    for (int i = 0; i < n_inputs; i++)
+        node->inputs[i] = inputs[i];
+    for (int i = 0; i < op->n_attrs; i++)
+        node->attr[i] = op->attrs[i].def;
+    node->index = g->n_nodes;
+    g->nodes[g->n_nodes++] = node;
+    g->version++;
+    return node;
+}
+
+/* ---- attributes ------------------------------------------------------ */
+
+static nf_status attr_fail(nf_graph *g, const nf_node *node, const char *key, const char *what)
+{
+    nf_graph_fail(g, NF_ERR_INVALID_ARGUMENT, "%s '%s': attribute '%s' %s",
+                  node->op->name, node->name, key, what);
+    return NF_ERR_INVALID_ARGUMENT;
+}
+
+static nf_status find_attr(nf_graph *g, nf_node *node, const char *key, int *index)
+{
+    if (!g || !node || !key)
+        return NF_ERR_INVALID_ARGUMENT;
+    if (g->error.code != NF_OK)
+        return g->error.code;
+    *index = nf_op_attr_index(node->op, key);
+    if (*index < 0)
+        return attr_fail(g, node, key, "does not exist");
+    return NF_OK;
+}
+
+static nf_status store_number(nf_graph *g, nf_node *node, int i, double value)
+{
+    const nf_attr_spec *spec = &node->op->attrs[i];
+    char range[96];
+    if (!isfinite(value))
+        return attr_fail(g, node, spec->name, "must be a finite number");
+    if (spec->type == NF_ATTR_INT || spec->type == NF_ATTR_BOOL || spec->type == NF_ATTR_ENUM) {
+        if (value != floor(value))
+            return attr_fail(g, node, spec->name, "must be a whole number");
+    }
+    if (value < spec->min || value > spec->max) {
+        snprintf(range, sizeof range, "is %g; it must be in [%g, %g]", value, spec->min, spec->max);
+        return attr_fail(g, node, spec->name, range);
+    }
+    node->attr[i] = value;
+    node->attr_set |= 1u << i;
+    g->version++;
+    return NF_OK;
+}
+
+nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, double value)
+{
+    int i;
+    nf_status st = find_attr(g, node, key, &i);
+    if (st != NF_OK)
+        return st;
+    if (node->op->attrs[i].type == NF_ATTR_DIMS)
+        return attr_fail(g, node, key, "is a shape; set it from text such as 1x28x28");
+    return store_number(g, node, i, value);
+}
+
+/* "1x28x28" or "784"; "scalar" for rank 0. */
+static nf_status parse_dims(const char *text, nf_shape *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strcmp(text, "scalar") == 0)
+        return NF_OK;
+    const char *p = text;
+    while (*p) {
+        if (out->rank == NF_MAX_RANK || !isdigit((unsigned char)*p))
+            return NF_ERR_INVALID_ARGUMENT;
+        errno = 0;
+        char *end;
+        long long d = strtoll(p, &end, 10);
+        if (errno || d <= 0 || d > ((int64_t)1 << 40))
+            return NF_ERR_INVALID_ARGUMENT;
+        out->dim[out->rank++] = d;
+        p = end;
+        if (*p == 'x' && p[1])
+            p++;
+        else if (*p)
+            return NF_ERR_INVALID_ARGUMENT;
+    }
+    if (out->rank == 0)
+        return NF_ERR_INVALID_ARGUMENT;
+    int64_t size = 1;
+    for (int i = 0; i < out->rank; i++)
+        if ((size = nf_mul_checked(size, out->dim[i])) < 0 || size > ((int64_t)1 << 40))
+            return NF_ERR_INVALID_ARGUMENT;
+    return NF_OK;
+}
+
+static int parse_bool(const char *text, double *value)
+{
+    if (!strcmp(text, "1") || !strcmp(text, "true")) { *value = 1; return 1; }
+    if (!strcmp(text, "0") || !strcmp(text, "false")) { *value = 0; return 1; }
+    return 0;
+}
+
+nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const char *text)
+{
+    int i;
+    nf_status st = find_attr(g, node, key, &i);
+    if (st != NF_OK)
+        return st;
+    if (!text)
+        return attr_fail(g, node, key, "has no value");
+    const nf_attr_spec *spec = &node->op->attrs[i];
+    double value = 0;
+    char *end;
+    switch (spec->type) {
+    case NF_ATTR_DIMS:
+        if (parse_dims(text, &node->dims) != NF_OK)
+            return attr_fail(g, node, key, "must be positive sizes joined by 'x' (e.g. 1x28x28), at most 6");
+        node->attr_set |= 1u << i;
+        g->version++;
+        return NF_OK;
+    case NF_ATTR_ENUM:
+        for (int c = 0; spec->choices[c]; c++)
+            if (strcmp(spec->choices[c], text) == 0)
+                return store_number(g, node, i, c);
+        return attr_fail(g, node, key, "has no such choice");
+    case NF_ATTR_BOOL:
+        if (!parse_bool(text, &value))
+            return attr_fail(g, node, key, "must be true, false, 1 or 0");
+        return store_number(g, node, i, value);
+    case NF_ATTR_INT:
+    case NF_ATTR_FLOAT:
+        errno = 0;
+        value = strtod(text, &end);
+        if (errno || end == text || *end)
+            return attr_fail(g, node, key, spec->type == NF_ATTR_INT ? "must be a whole number"
+                                                                      : "must be a number");
+        return store_number(g, node, i, value);
+    }
+    return attr_fail(g, node, key, "has an unknown type");
+}
+
+nf_status nf_node_get_attr_number(const nf_node *node, const char *key, double *value)
+{
+    if (!node || !key || !value)
+        return NF_ERR_INVALID_ARGUMENT;
+    int i = nf_op_attr_index(node->op, key);
+    if (i < 0 || node->op->attrs[i].type == NF_ATTR_DIMS)
+        return NF_ERR_INVALID_ARGUMENT;
+    *value = node->attr[i];
+    return NF_OK;
+}
+
+nf_status nf_node_share_params(nf_graph *g, nf_node *node, nf_node *source)
+{
+    if (!g || !node || !source)
+        return NF_ERR_INVALID_ARGUMENT;
+    if (g->error.code != NF_OK)
+        return g->error.code;
+    if (node->op != source->op) {
+        nf_graph_fail(g, NF_ERR_GRAPH, "%s '%s': cannot share the parameters of %s '%s' (another operation)",
+                      node->op->name, node->name, source->op->name, source->name);
+        return NF_ERR_GRAPH;
+    }
+    if (source == node || source->share_from) {
+        nf_graph_fail(g, NF_ERR_GRAPH, "%s '%s': share the parameters of the node that owns them, not of '%s'",
+                      node->op->name, node->name, source->name);
+        return NF_ERR_GRAPH;
+    }
+    node->share_from = source;
+    g->version++;
+    return NF_OK;
+}
+
+/* ---- facts ------------------------------------------------------------ */
+
+int nf_graph_node_count(const nf_graph *g) { return g ? g->n_nodes : 0; }
+
+nf_node *nf_graph_node(const nf_graph *g, int index)
+{
+    return g && index >= 0 && index < g->n_nodes ? g->nodes[index] : NULL;
+}
+
+const char *nf_node_name(const nf_node *node) { return node ? node->name : NULL; }
+const char *nf_node_op(const nf_node *node) { return node ? node->op->name : NULL; }
+int nf_node_input_count(const nf_node *node) { return node ? node->n_inputs : 0; }
+
+nf_node *nf_node_input(const nf_node *node, int index)
+{
+    return node && index >= 0 && index < node->n_inputs ? node->inputs[index] : NULL;
+}

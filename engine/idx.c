@@ -1,0 +1,135 @@
+/* nodeflow — IDX files (the MNIST format), plain or gzip-compressed.
+ *
+ * Layout: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16,
+ * 0x0C int32, 0x0D float32, 0x0E float64), a rank byte, `rank` big-endian
+ * uint32 dimensions, then the elements, big-endian, row-major. zlib's
+ * gzread reads both compressed and plain files. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "engine/data_internal.h"
+
+#define IDX_MAX_ELEMENTS ((int64_t)1 << 31)
+
+static int element_size(int type)
+{
+    switch (type) {
+    case 0x08: case 0x09: return 1;
+    case 0x0B: return 2;
+    case 0x0C: case 0x0D: return 4;
+    case 0x0E: return 8;
+    default: return 0;
+    }
+}
+
+static uint64_t big_endian(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* One big-endian element as a float. */
+static float decode(const unsigned char *p, int type)
+{
+    uint64_t v = big_endian(p, element_size(type));
+    switch (type) {
+    case 0x08: return (float)(uint8_t)v;
+    case 0x09: return (float)(int8_t)v;
+    case 0x0B: return (float)(int16_t)v;
+    case 0x0C: return (float)(int32_t)v;
+    case 0x0D: { uint32_t b = (uint32_t)v; float f; memcpy(&f, &b, 4); return f; }
+    default: { double d; memcpy(&d, &v, 8); return (float)d; }
+    }
+}
+
+static int read_exact(gzFile f, void *buf, int64_t n)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        unsigned chunk = n > (1 << 30) ? (1u << 30) : (unsigned)n;
+        int got = gzread(f, p, chunk);
+        if (got <= 0)
+            return 0;
+        p += got;
+        n -= got;
+    }
+    return 1;
+}
+
+static nf_status read_header(gzFile f, const char *path, nf_idx *idx, int *type, nf_error *err)
+{
+    unsigned char magic[4], dim[4];
+    if (!read_exact(f, magic, 4))
+        return nf_fail(err, NF_ERR_FORMAT, "%s: too short for an IDX header", path);
+    if (magic[0] != 0 || magic[1] != 0 || !element_size(magic[2]))
+        return nf_fail(err, NF_ERR_FORMAT, "%s: not an IDX file (magic %02x %02x %02x %02x)", path, magic[0],
+                       magic[1], magic[2], magic[3]);
+    if (magic[3] < 1 || magic[3] > NF_MAX_RANK)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: IDX rank %d is outside 1..%d", path, magic[3], NF_MAX_RANK);
+    *type = magic[2];
+    idx->shape.rank = magic[3];
+    int64_t count = 1;
+    for (int i = 0; i < idx->shape.rank; i++) {
+        if (!read_exact(f, dim, 4))
+            return nf_fail(err, NF_ERR_FORMAT, "%s: IDX header ends inside dimension %d", path, i + 1);
+        idx->shape.dim[i] = (int64_t)big_endian(dim, 4);
+        if (idx->shape.dim[i] == 0)
+            return nf_fail(err, NF_ERR_FORMAT, "%s: IDX dimension %d is 0", path, i + 1);
+        count *= idx->shape.dim[i];
+        if (count > IDX_MAX_ELEMENTS)
+            return nf_fail(err, NF_ERR_FORMAT, "%s: IDX dimensions ask for more than 2^31 elements", path);
+    }
+    return NF_OK;
+}
+
+static nf_status read_body(gzFile f, const char *path, nf_idx *idx, int type, nf_error *err)
+{
+    int64_t count = nf_shape_size(&idx->shape);
+    int esize = element_size(type);
+    unsigned char *raw = malloc((size_t)(count * esize));
+    idx->data = malloc((size_t)count * sizeof(float));
+    if (!raw || !idx->data) {
+        free(raw);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory for %lld elements", path, (long long)count);
+    }
+    nf_status st = NF_OK;
+    unsigned char extra;
+    if (!read_exact(f, raw, count * esize))
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: truncated: the header promises %lld elements", path,
+                     (long long)count);
+    else if (gzread(f, &extra, 1) > 0)
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: data continues past the %lld elements the header declares", path,
+                     (long long)count);
+    else
+        for (int64_t i = 0; i < count; i++)
+            idx->data[i] = decode(raw + i * esize, type);
+    free(raw);
+    return st;
+}
+
+nf_status nf_idx_read(const char *path, nf_idx *idx, nf_error *err)
+{
+    memset(idx, 0, sizeof *idx);
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return nf_fail(err, NF_ERR_IO, "%s: cannot open", path);
+    int type = 0;
+    nf_status st = read_header(f, path, idx, &type, err);
+    idx->type = type;
+    if (st == NF_OK)
+        st = read_body(f, path, idx, type, err);
+    int gz_err = 0;
+    const char *gz_msg = gzerror(f, &gz_err);
+    if (st == NF_OK && gz_err != Z_OK && gz_err != Z_STREAM_END)
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: %s", path, gz_msg);
+    gzclose(f);
+    if (st != NF_OK) {
+        free(idx->data);
+        idx->data = NULL;
+    }
+    return st;
+}

@@ -1,0 +1,47 @@
+/* nodeflow — one thread budget for OpenMP loops and OpenBLAS.
+ *
+ * Debian's OpenMP build of OpenBLAS runs its threads in the same OpenMP
+ * runtime as our loops, so one count set in both places means the two
+ * never oversubscribe the cores: our parallel loops and BLAS calls never
+ * nest, and each uses the same pool. */
+#include <omp.h>
+#include <stdlib.h>
+
+#include <cblas.h>
+
+#include "engine/plan_internal.h"
+
+static int threads_in_force;
+
+static int default_threads(void)
+{
+    const char *env = getenv("NODEFLOW_THREADS");
+    if (env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (end != env && *end == '\0' && n > 0 && n <= 1024)
+            return (int)n;
+    }
+    return omp_get_num_procs();
+}
+
+int nf_set_threads(int n)
+{
+    if (n <= 0)
+        n = default_threads();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    threads_in_force = n;
+    return n;
+}
+
+int nf_threads(void)
+{
+    return threads_in_force ? threads_in_force : default_threads();
+}
+
+void nf_threads_ensure(void)
+{
+    if (!threads_in_force)
+        nf_set_threads(0);
+}

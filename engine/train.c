@@ -1,0 +1,146 @@
+/* nodeflow — the training loop (forward, backward, step per batch) and
+ * evaluation over a whole dataset. */
+#include <math.h>
+#include <string.h>
+
+#include "engine/data_internal.h"
+#include "engine/plan_internal.h"
+
+/* The dataset's per-sample sizes must match the bound input nodes. */
+static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
+                               nf_error *err)
+{
+    if (!plan || !ds || !bind || !bind->x || !bind->y)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "training needs a plan, data and bound x and y inputs");
+    const nf_node *pairs[2] = {bind->x, bind->y};
+    const nf_shape *data[2] = {&ds->x_shape, &ds->y_shape};
+    for (int i = 0; i < 2; i++) {
+        nf_tensor view;
+        nf_status st = nf_plan_input((nf_plan *)plan, pairs[i], &view, err);
+        if (st != NF_OK)
+            return st;
+        if (nf_shape_size(&pairs[i]->shape) != nf_shape_size(data[i])) {
+            char a[64], b[64];
+            return nf_fail(err, NF_ERR_SHAPE, "input '%s' has shape %s but the data's samples are %s",
+                           pairs[i]->name, nf_shape_format(&pairs[i]->shape, a, sizeof a),
+                           nf_shape_format(data[i], b, sizeof b));
+        }
+    }
+    if (bind->scores) {
+        nf_tensor view;
+        nf_status st = nf_plan_value(plan, bind->scores, &view, err);
+        if (st != NF_OK)
+            return st;
+        if (bind->scores->shape.rank != 1 || ds->y_shape.rank != 0)
+            return nf_fail(err, NF_ERR_SHAPE, "accuracy needs [C] scores per sample and class-index labels");
+    }
+    return NF_OK;
+}
+
+/* Number of rows whose arg-max score equals the label. */
+static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
+{
+    nf_tensor scores, labels;
+    nf_plan_value(plan, bind->scores, &scores, NULL);
+    nf_plan_value(plan, bind->y, &labels, NULL);
+    int64_t classes = bind->scores->shape.dim[0], correct = 0;
+    for (int64_t r = 0; r < plan->batch; r++) {
+        const float *s = scores.data + r * classes;
+        int64_t best = 0;
+        for (int64_t j = 1; j < classes; j++)
+            if (s[j] > s[best])
+                best = j;
+        correct += (float)best == labels.data[r];
+    }
+    return correct;
+}
+
+static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, double *loss, nf_error *err)
+{
+    nf_status st = nf_plan_forward(plan, err);
+    if (st != NF_OK)
+        return st;
+    *loss = nf_plan_loss(plan);
+    if (!isfinite(*loss))
+        return nf_fail(err, NF_ERR_NUMERIC, "the loss is %g at batch %lld (are labels valid class indices?)",
+                       *loss, (long long)index + 1);
+    if (!opt)
+        return NF_OK;
+    st = nf_plan_backward(plan, err);
+    return st == NF_OK ? nf_optimizer_step(opt, err) : st;
+}
+
+static void finish_stats(nf_epoch_stats *stats, double loss_sum, int64_t correct, int64_t samples,
+                         int64_t batches, int scored)
+{
+    if (!stats)
+        return;
+    stats->loss = samples ? loss_sum / (double)samples : 0.0;
+    stats->accuracy = scored && samples ? (double)correct / (double)samples : -1.0;
+    stats->samples = samples;
+    stats->batches = batches;
+}
+
+nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
+                         nf_epoch_stats *stats, nf_error *err)
+{
+    if (!plan || !opt || !b)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_train_epoch: NULL argument");
+    if (b->batch > plan->capacity)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "batches of %lld do not fit a plan compiled for %lld",
+                       (long long)b->batch, (long long)plan->capacity);
+    nf_status st = check_binding(plan, b->ds, bind, err);
+    if (st != NF_OK)
+        return st;
+    float *x = plan->arena + plan->steps[bind->x->index].value_off;
+    float *y = plan->arena + plan->steps[bind->y->index].value_off;
+    double loss_sum = 0.0;
+    int64_t correct = 0, samples = 0, batches = 0, rows;
+    nf_batcher_rewind(b);
+    while (st == NF_OK && (rows = nf_batcher_next(b, x, y)) > 0) {
+        double loss;
+        st = nf_plan_set_batch(plan, rows, err);
+        if (st == NF_OK)
+            st = run_batch(plan, opt, batches, &loss, err);
+        if (st != NF_OK)
+            break;
+        if (bind->scores)
+            correct += count_correct(plan, bind);
+        loss_sum += loss * (double)rows;
+        samples += rows;
+        batches++;
+    }
+    nf_plan_set_batch(plan, plan->capacity, NULL);
+    finish_stats(stats, loss_sum, correct, samples, batches, bind->scores != NULL);
+    return st;
+}
+
+nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, nf_epoch_stats *stats,
+                      nf_error *err)
+{
+    nf_status st = check_binding(plan, ds, bind, err);
+    if (st != NF_OK)
+        return st;
+    float *x = plan->arena + plan->steps[bind->x->index].value_off;
+    float *y = plan->arena + plan->steps[bind->y->index].value_off;
+    int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
+    double loss_sum = 0.0;
+    int64_t correct = 0, batches = 0, start;
+    for (start = 0; start < ds->count && st == NF_OK; start += plan->capacity, batches++) {
+        int64_t rows = ds->count - start < plan->capacity ? ds->count - start : plan->capacity;
+        double loss;
+        memcpy(x, ds->x + start * xs, (size_t)(rows * xs) * sizeof(float));
+        memcpy(y, ds->y + start * ys, (size_t)(rows * ys) * sizeof(float));
+        st = nf_plan_set_batch(plan, rows, err);
+        if (st == NF_OK)
+            st = run_batch(plan, NULL, batches, &loss, err);
+        if (st != NF_OK)
+            break;
+        if (bind->scores)
+            correct += count_correct(plan, bind);
+        loss_sum += loss * (double)rows;
+    }
+    nf_plan_set_batch(plan, plan->capacity, NULL);
+    finish_stats(stats, loss_sum, correct, st == NF_OK ? ds->count : start, batches, bind->scores != NULL);
+    return st;
+}

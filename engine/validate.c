@@ -1,0 +1,247 @@
+/* nodeflow — validation: shape inference over the graph, parameter
+ * sharing checks, and the parameter block (one contiguous array of values
+ * and one of gradients, so an optimizer step is a flat loop). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+static nf_status check_required(const nf_node *node, nf_error *err)
+{
+    for (int i = 0; i < node->op->n_attrs; i++) {
+        const nf_attr_spec *spec = &node->op->attrs[i];
+        int required = spec->type == NF_ATTR_DIMS || isnan(spec->def);
+        if (required && !(node->attr_set & (1u << i)))
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s '%s': attribute '%s' is required (%s)",
+                           node->op->name, node->name, spec->name, spec->doc);
+    }
+    return NF_OK;
+}
+
+/* Runs one node's shape rule; fills specs[] with its parameters. */
+static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
+{
+    nf_status st = check_required(node, err);
+    if (st != NF_OK)
+        return st;
+    nf_infer ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.node = node;
+    ctx.attr = node->attr;
+    ctx.dims = &node->dims;
+    ctx.n_inputs = node->n_inputs;
+    for (int i = 0; i < node->n_inputs; i++) {
+        ctx.in[i] = &node->inputs[i]->shape;
+        ctx.in_name[i] = node->inputs[i]->name;
+    }
+    ctx.err = err;
+    st = node->op->infer(&ctx);
+    if (st != NF_OK)
+        return st;
+    node->shape = ctx.out;
+    node->n_params = ctx.n_params;
+    node->saved_per_sample = ctx.saved_per_sample;
+    node->nondiff_inputs = ctx.nondiff_inputs;
+    int grad_attr = nf_op_attr_index(node->op, "grad");
+    node->requires_grad = (node->op->flags & NF_OP_INPUT) && grad_attr >= 0 && node->attr[grad_attr] != 0;
+    memcpy(specs, ctx.params, sizeof ctx.params);
+    return NF_OK;
+}
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+void nf_param_init_seeded(float *data, const nf_param *p, uint64_t seed)
+{
+    nf_rng rng;
+    nf_rng_seed(&rng, seed ^ name_hash(p->name));
+    nf_param_init(data, p, &rng);
+}
+
+/* The parameters of every node that owns some, in graph order. */
+static nf_status layout_params(nf_graph *g, nf_param_spec (*specs)[NF_MAX_PARAMS],
+                               nf_param **out, int *count, int64_t *floats, nf_error *err)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i]->share_from)
+            n += g->nodes[i]->n_params;
+    nf_param *params = calloc(n ? (size_t)n : 1, sizeof *params);
+    if (!params)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory laying out %d parameters", n);
+    int64_t offset = 0;
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nf_node *node = g->nodes[i];
+        if (node->share_from)
+            continue;
+        for (int j = 0; j < node->n_params; j++, k++) {
+            nf_param *p = &params[k];
+            snprintf(p->name, sizeof p->name, "%s.%s", node->name, specs[i][j].suffix);
+            p->shape = specs[i][j].shape;
+            p->size = nf_shape_size(&p->shape);
+            p->offset = offset;
+            p->spec = specs[i][j];
+            node->param[j] = k;
+            offset += nf_align_floats(p->size);
+            if (offset > ((int64_t)1 << 36)) {
+                free(params);
+                return nf_fail(err, NF_ERR_SHAPE, "%s '%s': parameters exceed 2^36 floats",
+                               node->op->name, node->name);
+            }
+        }
+    }
+    *out = params;
+    *count = n;
+    *floats = offset;
+    return NF_OK;
+}
+
+/* Shared parameters must have the shapes the sharing node needs. */
+static nf_status link_shared(nf_graph *g, nf_param *params, nf_param_spec (*specs)[NF_MAX_PARAMS],
+                             nf_error *err)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        nf_node *node = g->nodes[i];
+        const nf_node *src = node->share_from;
+        if (!src)
+            continue;
+        for (int j = 0; j < node->n_params; j++) {
+            const nf_param *p = &params[src->param[j]];
+            if (!nf_shape_equal(&p->shape, &specs[i][j].shape)) {
+                char have[64], want[64];
+                return nf_fail(err, NF_ERR_SHAPE, "%s '%s': shares '%s' of shape %s but needs %s",
+                               node->op->name, node->name, p->name,
+                               nf_shape_format(&p->shape, have, sizeof have),
+                               nf_shape_format(&specs[i][j].shape, want, sizeof want));
+            }
+            node->param[j] = src->param[j];
+        }
+    }
+    return NF_OK;
+}
+
+/* Moves to a new parameter block, keeping the values of parameters whose
+ * name and shape are unchanged and initialising the others. */
+static nf_status install_params(nf_graph *g, nf_param *params, int n, int64_t floats, nf_error *err)
+{
+    size_t bytes = (size_t)(floats ? floats : 16) * sizeof(float);
+    float *values = nf_aligned_alloc(bytes);
+    float *grads = nf_aligned_alloc(bytes);
+    if (!values || !grads) {
+        nf_aligned_free(values);
+        nf_aligned_free(grads);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for %lld parameter floats", (long long)floats);
+    }
+    memset(values, 0, bytes);
+    memset(grads, 0, bytes);
+    for (int k = 0; k < n; k++) {
+        nf_param *p = &params[k];
+        int old = nf_graph_find_param(g, p->name);
+        if (old >= 0 && nf_shape_equal(&g->params[old].shape, &p->shape))
+            memcpy(values + p->offset, g->values + g->params[old].offset, (size_t)p->size * sizeof(float));
+        else
+            nf_param_init_seeded(values + p->offset, p, g->seed);
+    }
+    free(g->params);
+    nf_aligned_free(g->values);
+    nf_aligned_free(g->grads);
+    g->params = params;
+    g->n_params = n;
+    g->param_floats = floats;
+    g->values = values;
+    g->grads = grads;
+    return NF_OK;
+}
+
+nf_status nf_graph_validate(nf_graph *g, nf_error *err)
+{
+    if (!g)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "graph is NULL");
+    if (g->error.code != NF_OK)
+        return nf_graph_status(g, err);
+    if (g->validated_version == g->version)
+        return NF_OK;
+    if (g->n_nodes == 0)
+        return nf_fail(err, NF_ERR_GRAPH, "the graph has no nodes");
+    nf_param_spec (*specs)[NF_MAX_PARAMS] = calloc((size_t)g->n_nodes, sizeof *specs);
+    if (!specs)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory validating the graph");
+    nf_status st = NF_OK;
+    /* Nodes are stored in insertion order and inputs must exist before a
+     * node is added, so that order is topological. */
+    for (int i = 0; i < g->n_nodes && st == NF_OK; i++)
+        st = infer_node(g->nodes[i], specs[i], err);
+    nf_param *params = NULL;
+    int n = 0;
+    int64_t floats = 0;
+    if (st == NF_OK)
+        st = layout_params(g, specs, &params, &n, &floats, err);
+    if (st == NF_OK)
+        st = link_shared(g, params, specs, err);
+    if (st == NF_OK)
+        st = install_params(g, params, n, floats, err);
+    else
+        free(params);
+    free(specs);
+    if (st == NF_OK)
+        g->validated_version = g->version;
+    return st;
+}
+
+nf_status nf_graph_init_params(nf_graph *g, uint64_t seed, nf_error *err)
+{
+    nf_status st = nf_graph_validate(g, err);
+    if (st != NF_OK)
+        return st;
+    for (int k = 0; k < g->n_params; k++)
+        nf_param_init_seeded(g->values + g->params[k].offset, &g->params[k], seed);
+    return NF_OK;
+}
+
+nf_status nf_node_shape(const nf_node *node, nf_shape *shape, nf_error *err)
+{
+    if (!node || !shape)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_node_shape: NULL argument");
+    *shape = node->shape;
+    return NF_OK;
+}
+
+int nf_graph_param_count(const nf_graph *g) { return g ? g->n_params : 0; }
+int64_t nf_graph_param_floats(const nf_graph *g) { return g ? g->param_floats : 0; }
+
+nf_status nf_graph_param(const nf_graph *g, int index, const char **name, nf_tensor *value,
+                         nf_tensor *grad)
+{
+    if (!g || index < 0 || index >= g->n_params)
+        return NF_ERR_INVALID_ARGUMENT;
+    const nf_param *p = &g->params[index];
+    if (name)
+        *name = p->name;
+    if (value) {
+        value->shape = p->shape;
+        value->data = g->values + p->offset;
+    }
+    if (grad) {
+        grad->shape = p->shape;
+        grad->data = g->grads + p->offset;
+    }
+    return NF_OK;
+}
+
+int nf_graph_find_param(const nf_graph *g, const char *name)
+{
+    if (!g || !name)
+        return -1;
+    for (int k = 0; k < g->n_params; k++)
+        if (strcmp(g->params[k].name, name) == 0)
+            return k;
+    return -1;
+}

@@ -1,0 +1,62 @@
+/* nodeflow — datasets and mini-batches.
+ *
+ * A dataset holds every sample in memory as float32: features x [N, ...]
+ * and labels y [N, ...] (class indices are stored as floats). A batcher
+ * walks a dataset in mini-batches, shuffled each epoch from a seed. */
+#ifndef NODEFLOW_DATA_H
+#define NODEFLOW_DATA_H
+
+#include <stdint.h>
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nf_dataset {
+    int64_t count;        /* number of samples */
+    nf_shape x_shape;     /* per-sample feature shape */
+    nf_shape y_shape;     /* per-sample label shape (rank 0: class index) */
+    float *x;             /* count * size(x_shape) floats */
+    float *y;             /* count * size(y_shape) floats */
+    int64_t classes;      /* number of classes for class labels, else 0 */
+} nf_dataset;
+
+/* Loads an IDX image file and its IDX label file (plain or gzip, by
+ * content). Pixels are scaled to [0, 1] (x / 255). Both headers are
+ * checked (magic, rank, dimensions, counts, file size). The caller owns
+ * the dataset; release with nf_dataset_free. */
+nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path,
+                              nf_dataset **out, nf_error *err);
+
+/* Fashion-MNIST from a directory holding the four *-ubyte.gz files; NULL
+ * means Debian's /usr/share/datasets/fashion-mnist (or the directory named
+ * by the environment variable NODEFLOW_FASHION_MNIST). `train` selects
+ * the 60,000 training or the 10,000 test images. */
+nf_status nf_dataset_load_fashion_mnist(const char *dir, int train,
+                                        nf_dataset **out, nf_error *err);
+
+/* Keeps only the first `count` samples (no-op if count >= ds->count). */
+void nf_dataset_truncate(nf_dataset *ds, int64_t count);
+void nf_dataset_free(nf_dataset *ds);
+
+typedef struct nf_batcher nf_batcher;
+
+/* Walks `ds` (which must outlive the batcher) in batches of `batch`
+ * samples; the last partial batch is kept. With `shuffle`, each epoch
+ * visits the samples in a new order drawn from `seed`. */
+nf_status nf_batcher_new(const nf_dataset *ds, int64_t batch, int shuffle,
+                         uint64_t seed, nf_batcher **out, nf_error *err);
+void nf_batcher_free(nf_batcher *b);
+/* Starts a new epoch (reshuffling when asked to). */
+void nf_batcher_rewind(nf_batcher *b);
+/* Copies the next batch into x and y (each sized for a full batch) and
+ * returns its number of samples, 0 at the end of the epoch. */
+int64_t nf_batcher_next(nf_batcher *b, float *x, float *y);
+/* Number of batches per epoch. */
+int64_t nf_batcher_batches(const nf_batcher *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

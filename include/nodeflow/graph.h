@@ -1,0 +1,159 @@
+/* nodeflow — building graphs.
+ *
+ * A graph records nodes: each has an operation ("linear", "relu", ...), a
+ * unique name, inputs (other nodes), attributes and, for some operations,
+ * parameters named "<node>.<param>" ("fc1.weight"). Building never
+ * computes; nf_graph_validate infers every shape and creates parameters,
+ * and nf_plan_compile (plan.h) turns a graph into something that runs.
+ *
+ * Errors are sticky: a constructor that fails returns NULL and records the
+ * first error in the graph. Passing that NULL on to another constructor is
+ * safe (it returns NULL too), and nf_graph_status, nf_graph_validate and
+ * nf_plan_compile report the first error. So a whole network can be built
+ * in straight-line code and checked once:
+ *
+ *     nf_node *x  = nf_input(g, "x", 1, (int64_t[]){784});
+ *     nf_node *h  = nf_relu(g, NULL, nf_linear(g, "fc1", x, 256));
+ *     ...
+ *     if (nf_graph_validate(g, &err) != NF_OK) puts(err.message);
+ */
+#ifndef NODEFLOW_GRAPH_H
+#define NODEFLOW_GRAPH_H
+
+#include <stdint.h>
+#include "status.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nf_graph nf_graph;
+typedef struct nf_node nf_node;
+
+#define NF_NAME_MAX 64      /* node names are shorter than this */
+#define NF_MAX_INPUTS 8     /* inputs of one node */
+
+/* A new, empty graph; NULL when memory is exhausted. Release it with
+ * nf_graph_free, which also frees its nodes and parameters. */
+nf_graph *nf_graph_new(void);
+void nf_graph_free(nf_graph *g);
+
+/* The first error recorded while building (NF_OK if none). */
+nf_status nf_graph_status(const nf_graph *g, nf_error *err);
+
+/* Seed of the graph's random number generator, used to initialise
+ * parameters (and, later, dropout masks). Default 0. */
+void nf_graph_set_seed(nf_graph *g, uint64_t seed);
+
+/* ---- Generic construction (used by the model-file parser) ---------- */
+
+/* Adds a node of operation `op` (see nf_op_names). `name` may be NULL or
+ * "" for an automatic unique name ("relu_3"). Returns NULL and records an
+ * error for an unknown op, a duplicate or too long name, a NULL input, or
+ * a wrong number of inputs. */
+nf_node *nf_graph_add(nf_graph *g, const char *op, const char *name,
+                      int n_inputs, nf_node *const *inputs);
+
+/* Sets attribute `key` from its text form ("256", "0.01", "xavier_uniform").
+ * Returns NF_ERR_INVALID_ARGUMENT (and records it) for an unknown key or a
+ * value that is not of the attribute's type or range. */
+nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const char *value);
+
+/* The same for numeric attributes. */
+nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, double value);
+
+/* Reads an attribute back as a number (enumerations give their index). */
+nf_status nf_node_get_attr_number(const nf_node *node, const char *key, double *value);
+
+/* Makes `node` use the parameters of `source` (tied weights). Both must
+ * have the same operation; shapes are checked by nf_graph_validate.
+ * Gradients of shared parameters are summed over all users. */
+nf_status nf_node_share_params(nf_graph *g, nf_node *node, nf_node *source);
+
+/* Node lookup and facts. Names and op strings are owned by the graph. */
+nf_node *nf_graph_find(const nf_graph *g, const char *name);
+int nf_graph_node_count(const nf_graph *g);
+nf_node *nf_graph_node(const nf_graph *g, int index);
+const char *nf_node_name(const nf_node *node);
+const char *nf_node_op(const nf_node *node);
+int nf_node_input_count(const nf_node *node);
+nf_node *nf_node_input(const nf_node *node, int index);
+
+/* Per-sample output shape of a node (no batch axis); valid after a
+ * successful nf_graph_validate. */
+nf_status nf_node_shape(const nf_node *node, nf_shape *shape, nf_error *err);
+
+/* Names of all operations, NULL-terminated; owned by the library. */
+const char *const *nf_op_names(void);
+
+/* ---- Typed constructors ------------------------------------------- */
+
+/* A graph input with a per-sample shape; the plan adds the batch axis.
+ * Class-index labels are rank-0 inputs (rank 0, dims NULL). */
+nf_node *nf_input(nf_graph *g, const char *name, int rank, const int64_t *dims);
+/* Asks for the gradient of the loss with respect to an input node;
+ * read it with nf_plan_grad after a backward pass. */
+nf_status nf_input_requires_grad(nf_graph *g, nf_node *input);
+/* Marks a node's value as a graph output (identity). */
+nf_node *nf_output(nf_graph *g, const char *name, nf_node *x);
+
+/* y = x W^T + b over the last axis; W is [out, in], b is [out] (PyTorch's
+ * layout). in_features is inferred from x. */
+nf_node *nf_linear(nf_graph *g, const char *name, nf_node *x, int64_t out_features);
+/* Per-sample matrix product: a [M, K] x b [K, N] -> [M, N]. */
+nf_node *nf_matmul(nf_graph *g, const char *name, nf_node *a, nf_node *b);
+
+/* Element-wise a+b, a-b, a*b. b's per-sample shape must equal a's or a
+ * trailing part of it (b is then repeated over a's leading axes). */
+nf_node *nf_add(nf_graph *g, const char *name, nf_node *a, nf_node *b);
+nf_node *nf_sub(nf_graph *g, const char *name, nf_node *a, nf_node *b);
+nf_node *nf_mul(nf_graph *g, const char *name, nf_node *a, nf_node *b);
+/* y = factor * x */
+nf_node *nf_scale(nf_graph *g, const char *name, nf_node *x, double factor);
+
+nf_node *nf_relu(nf_graph *g, const char *name, nf_node *x);
+nf_node *nf_leaky_relu(nf_graph *g, const char *name, nf_node *x, double slope);
+nf_node *nf_sigmoid(nf_graph *g, const char *name, nf_node *x);
+nf_node *nf_tanh(nf_graph *g, const char *name, nf_node *x);
+/* Softmax and log-softmax over the last axis. */
+nf_node *nf_softmax(nf_graph *g, const char *name, nf_node *x);
+nf_node *nf_log_softmax(nf_graph *g, const char *name, nf_node *x);
+
+/* Losses produce one number for the whole batch; reduction "mean" by
+ * default (set the attribute "reduction" to "sum" to change it).
+ * mse: mean of (pred - target)^2 over all elements.
+ * cross_entropy: softmax cross-entropy of logits [..., C] against class
+ *   indices [...] (stored as floats) or against probabilities [..., C].
+ * bce_with_logits: binary cross-entropy of sigmoid(logits) against
+ *   targets in [0, 1] of the same shape. */
+nf_node *nf_mse_loss(nf_graph *g, const char *name, nf_node *pred, nf_node *target);
+nf_node *nf_cross_entropy_loss(nf_graph *g, const char *name, nf_node *logits, nf_node *target);
+nf_node *nf_bce_with_logits_loss(nf_graph *g, const char *name, nf_node *logits, nf_node *target);
+
+/* ---- Validation and parameters ------------------------------------ */
+
+/* Infers every shape, checks the wiring and creates or re-uses the
+ * parameters (initialised from the graph seed, see the node attributes
+ * "weight_init" and "bias_init"). Errors name the node, its type and the
+ * offending shapes. Called by nf_plan_compile; calling it again after
+ * adding nodes keeps the values of existing parameters. */
+nf_status nf_graph_validate(nf_graph *g, nf_error *err);
+
+/* Re-initialises every parameter from `seed`. */
+nf_status nf_graph_init_params(nf_graph *g, uint64_t seed, nf_error *err);
+
+/* Parameters, after validation. Tensors are views owned by the graph:
+ * values and gradients of parameter `index` (0 .. count-1). */
+int nf_graph_param_count(const nf_graph *g);
+nf_status nf_graph_param(const nf_graph *g, int index, const char **name,
+                         nf_tensor *value, nf_tensor *grad);
+/* Finds a parameter by its name ("fc1.weight"); returns its index or -1. */
+int nf_graph_find_param(const nf_graph *g, const char *name);
+/* Total number of parameter floats. */
+int64_t nf_graph_param_floats(const nf_graph *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

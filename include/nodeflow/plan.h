@@ -1,0 +1,65 @@
+/* nodeflow — compiled plans: running a graph forward and backward.
+ *
+ * A plan is a graph compiled for a batch size: the nodes in topological
+ * order, every buffer's place in one arena (buffers whose lifetimes do not
+ * overlap share memory) and the list of parameters. Running a plan does no
+ * heap allocation. A plan refers to its graph, which must outlive it; if
+ * the graph changes after compiling, the plan reports NF_ERR_STATE. */
+#ifndef NODEFLOW_PLAN_H
+#define NODEFLOW_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nf_plan nf_plan;
+
+enum nf_plan_flags {
+    NF_PLAN_INFERENCE = 0,        /* forward only, values freed early */
+    NF_PLAN_TRAINING = 1u << 0,   /* forward and backward */
+    NF_PLAN_KEEP_VALUES = 1u << 1 /* every node's value stays readable */
+};
+
+/* Validates `g` and compiles it for up to `batch` samples. The caller owns
+ * the plan and releases it with nf_plan_free (before the graph). */
+nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags,
+                          nf_plan **out, nf_error *err);
+void nf_plan_free(nf_plan *plan);
+
+/* Sets the number of samples of the next runs. Up to the compiled
+ * capacity this allocates nothing; above it the arena is re-sized. */
+nf_status nf_plan_set_batch(nf_plan *plan, int64_t batch, nf_error *err);
+int64_t nf_plan_batch(const nf_plan *plan);
+/* Bytes of activation and gradient memory held by the plan. */
+size_t nf_plan_arena_bytes(const nf_plan *plan);
+
+/* A writable view [batch, ...] of an input node's buffer: fill it before
+ * nf_plan_forward. */
+nf_status nf_plan_input(nf_plan *plan, const nf_node *input, nf_tensor *view, nf_error *err);
+/* Copies batch * per-sample-size floats into an input's buffer. */
+nf_status nf_plan_set_input(nf_plan *plan, const nf_node *input, const float *data, nf_error *err);
+
+/* Runs the graph forward. */
+nf_status nf_plan_forward(nf_plan *plan, nf_error *err);
+/* Back-propagates the sum of all loss nodes: parameter gradients are
+ * overwritten (not accumulated across calls), input gradients are made
+ * for inputs that asked for them. Needs NF_PLAN_TRAINING and a forward. */
+nf_status nf_plan_backward(nf_plan *plan, nf_error *err);
+
+/* The value of a node after forward. Inputs, outputs and losses are
+ * always readable; other nodes only with NF_PLAN_KEEP_VALUES. */
+nf_status nf_plan_value(const nf_plan *plan, const nf_node *node, nf_tensor *view, nf_error *err);
+/* The gradient of the loss with respect to an input that asked for it
+ * (nf_input_requires_grad), after backward. */
+nf_status nf_plan_grad(const nf_plan *plan, const nf_node *node, nf_tensor *view, nf_error *err);
+/* Sum of the loss nodes' values after forward (0 if there are none). */
+double nf_plan_loss(const nf_plan *plan);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,42 @@
+/* nodeflow — the training loop and evaluation over a dataset. */
+#ifndef NODEFLOW_TRAIN_H
+#define NODEFLOW_TRAIN_H
+
+#include "data.h"
+#include "optim.h"
+#include "plan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nf_epoch_stats {
+    double loss;      /* mean loss per sample over the epoch */
+    double accuracy;  /* fraction of samples whose arg-max matched, or -1 */
+    int64_t samples;
+    int64_t batches;
+} nf_epoch_stats;
+
+/* Which nodes a dataset feeds and which node is scored. */
+typedef struct nf_binding {
+    const nf_node *x;       /* input fed with the features */
+    const nf_node *y;       /* input fed with the labels */
+    const nf_node *scores;  /* node whose arg-max is the prediction, or NULL */
+} nf_binding;
+
+/* One epoch: for each batch of `b`, forward, backward and an optimizer
+ * step. `plan` must be a NF_PLAN_TRAINING plan with capacity for the
+ * batcher's batch size. Stops with NF_ERR_NUMERIC if the loss is not
+ * finite. `stats` may be NULL. */
+nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b,
+                         const nf_binding *bind, nf_epoch_stats *stats, nf_error *err);
+
+/* Mean loss and accuracy of the graph on every sample of `ds`, in batches
+ * of the plan's capacity. Works with inference and training plans. */
+nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
+                      nf_epoch_stats *stats, nf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,214 @@
+/* nodeflow — activations: relu, leaky_relu, sigmoid, tanh (element-wise)
+ * and softmax, log_softmax (over the last axis). */
+#include <math.h>
+
+#include "engine/internal.h"
+
+static int64_t elements(const nf_exec *e) { return e->batch * nf_shape_size(e->out_shape); }
+
+/* One loop shape for every element-wise activation: y = f(x) forward and
+ * dx += g * f'(x, y) backward. */
+#define ELEMENTWISE_LOOP(n, body)                                         \
+    do {                                                                  \
+        _Pragma("omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)") \
+        for (int64_t i = 0; i < (n); i++) { body; }                       \
+    } while (0)
+
+/* relu: y = max(x, 0); dx += g [y > 0] */
+static void relu_forward(const nf_exec *e)
+{
+    const float *x = e->in[0];
+    float *y = e->out;
+    int64_t n = elements(e);
+    ELEMENTWISE_LOOP(n, y[i] = x[i] > 0.0f ? x[i] : 0.0f);
+}
+
+static void relu_backward(const nf_exec *e)
+{
+    const float *y = e->out, *g = e->out_grad;
+    float *dx = e->in_grad[0];
+    int64_t n = elements(e);
+    if (dx)
+        ELEMENTWISE_LOOP(n, dx[i] += y[i] > 0.0f ? g[i] : 0.0f);
+}
+
+/* leaky_relu: y = x if x > 0 else slope x */
+static void leaky_relu_forward(const nf_exec *e)
+{
+    const float *x = e->in[0];
+    float *y = e->out, slope = (float)e->attr[0];
+    int64_t n = elements(e);
+    ELEMENTWISE_LOOP(n, y[i] = x[i] > 0.0f ? x[i] : slope * x[i]);
+}
+
+static void leaky_relu_backward(const nf_exec *e)
+{
+    const float *x = e->in[0], *g = e->out_grad;
+    float *dx = e->in_grad[0], slope = (float)e->attr[0];
+    int64_t n = elements(e);
+    if (dx)
+        ELEMENTWISE_LOOP(n, dx[i] += x[i] > 0.0f ? g[i] : slope * g[i]);
+}
+
+/* sigmoid: y = 1 / (1 + exp(-x)); dy/dx = y (1 - y) */
+static void sigmoid_forward(const nf_exec *e)
+{
+    const float *x = e->in[0];
+    float *y = e->out;
+    int64_t n = elements(e);
+    ELEMENTWISE_LOOP(n, y[i] = 1.0f / (1.0f + expf(-x[i])));
+}
+
+static void sigmoid_backward(const nf_exec *e)
+{
+    const float *y = e->out, *g = e->out_grad;
+    float *dx = e->in_grad[0];
+    int64_t n = elements(e);
+    if (dx)
+        ELEMENTWISE_LOOP(n, dx[i] += g[i] * y[i] * (1.0f - y[i]));
+}
+
+/* tanh: dy/dx = 1 - y^2 */
+static void tanh_forward(const nf_exec *e)
+{
+    const float *x = e->in[0];
+    float *y = e->out;
+    int64_t n = elements(e);
+    ELEMENTWISE_LOOP(n, y[i] = tanhf(x[i]));
+}
+
+static void tanh_backward(const nf_exec *e)
+{
+    const float *y = e->out, *g = e->out_grad;
+    float *dx = e->in_grad[0];
+    int64_t n = elements(e);
+    if (dx)
+        ELEMENTWISE_LOOP(n, dx[i] += g[i] * (1.0f - y[i] * y[i]));
+}
+
+static const nf_attr_spec leaky_relu_attrs[] = {
+    NF_ATTR_FLOAT_DEF("slope", 0.01, -1e6, 1e6, "slope for x < 0"),
+};
+
+const nf_op nf_op_relu = {
+    .name = "relu", .summary = "max(x, 0)", .min_inputs = 1, .max_inputs = 1,
+    .infer = nf_infer_same_shape, .forward = relu_forward, .backward = relu_backward,
+};
+
+const nf_op nf_op_leaky_relu = {
+    .name = "leaky_relu", .summary = "x if x > 0 else slope * x", .min_inputs = 1, .max_inputs = 1,
+    .attrs = leaky_relu_attrs, .n_attrs = NF_COUNT(leaky_relu_attrs),
+    .infer = nf_infer_same_shape, .forward = leaky_relu_forward, .backward = leaky_relu_backward,
+};
+
+const nf_op nf_op_sigmoid = {
+    .name = "sigmoid", .summary = "1 / (1 + exp(-x))", .min_inputs = 1, .max_inputs = 1,
+    .infer = nf_infer_same_shape, .forward = sigmoid_forward, .backward = sigmoid_backward,
+};
+
+const nf_op nf_op_tanh = {
+    .name = "tanh", .summary = "hyperbolic tangent", .min_inputs = 1, .max_inputs = 1,
+    .infer = nf_infer_same_shape, .forward = tanh_forward, .backward = tanh_backward,
+};
+
+/* ---- softmax and log_softmax over the last axis ----------------------- */
+
+static nf_status last_axis_infer(nf_infer *ctx)
+{
+    if (ctx->in[0]->rank < 1)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is a scalar per sample; need a last axis",
+                             ctx->in_name[0]);
+    ctx->out = *ctx->in[0];
+    return NF_OK;
+}
+
+typedef struct rows_view {
+    int64_t rows, cols;
+} rows_view;
+
+static rows_view rows_of(const nf_exec *e)
+{
+    int64_t cols = e->out_shape->dim[e->out_shape->rank - 1];
+    return (rows_view){nf_rows(e, nf_shape_size(e->out_shape), cols), cols};
+}
+
+/* Writes x - logsumexp(x) for one row (the max is subtracted first for
+ * stability). */
+static void row_log_softmax(const float *x, float *y, int64_t cols)
+{
+    float m = x[0];
+    for (int64_t j = 1; j < cols; j++)
+        m = x[j] > m ? x[j] : m;
+    double sum = 0.0;
+    for (int64_t j = 0; j < cols; j++)
+        sum += exp((double)(x[j] - m));
+    float lse = m + (float)log(sum);
+    for (int64_t j = 0; j < cols; j++)
+        y[j] = x[j] - lse;
+}
+
+static void log_softmax_forward(const nf_exec *e)
+{
+    rows_view v = rows_of(e);
+    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < v.rows; r++)
+        row_log_softmax(e->in[0] + r * v.cols, e->out + r * v.cols, v.cols);
+}
+
+/* dx_j += g_j - softmax_j * sum_k g_k */
+static void log_softmax_backward(const nf_exec *e)
+{
+    rows_view v = rows_of(e);
+    if (!e->in_grad[0])
+        return;
+    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < v.rows; r++) {
+        const float *y = e->out + r * v.cols, *g = e->out_grad + r * v.cols;
+        float *dx = e->in_grad[0] + r * v.cols;
+        double gsum = 0.0;
+        for (int64_t j = 0; j < v.cols; j++)
+            gsum += g[j];
+        for (int64_t j = 0; j < v.cols; j++)
+            dx[j] += g[j] - expf(y[j]) * (float)gsum;
+    }
+}
+
+static void softmax_forward(const nf_exec *e)
+{
+    rows_view v = rows_of(e);
+    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < v.rows; r++) {
+        float *y = e->out + r * v.cols;
+        row_log_softmax(e->in[0] + r * v.cols, y, v.cols);
+        for (int64_t j = 0; j < v.cols; j++)
+            y[j] = expf(y[j]);
+    }
+}
+
+/* dx_j += y_j (g_j - sum_k g_k y_k) */
+static void softmax_backward(const nf_exec *e)
+{
+    rows_view v = rows_of(e);
+    if (!e->in_grad[0])
+        return;
+    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < v.rows; r++) {
+        const float *y = e->out + r * v.cols, *g = e->out_grad + r * v.cols;
+        float *dx = e->in_grad[0] + r * v.cols;
+        double dot = 0.0;
+        for (int64_t j = 0; j < v.cols; j++)
+            dot += (double)g[j] * y[j];
+        for (int64_t j = 0; j < v.cols; j++)
+            dx[j] += y[j] * (g[j] - (float)dot);
+    }
+}
+
+const nf_op nf_op_softmax = {
+    .name = "softmax", .summary = "exp(x) / sum(exp(x)) over the last axis", .min_inputs = 1, .max_inputs = 1,
+    .infer = last_axis_infer, .forward = softmax_forward, .backward = softmax_backward,
+};
+
+const nf_op nf_op_log_softmax = {
+    .name = "log_softmax", .summary = "x - logsumexp(x) over the last axis", .min_inputs = 1, .max_inputs = 1,
+    .infer = last_axis_infer, .forward = log_softmax_forward, .backward = log_softmax_backward,
+};

@@ -1,0 +1,38 @@
+/* nodeflow — helpers shared by the node families. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+nf_status nf_infer_fail(nf_infer *ctx, nf_status code, const char *fmt, ...)
+{
+    if (ctx->err) {
+        char detail[NF_ERROR_MESSAGE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof detail, fmt, ap);
+        va_end(ap);
+        nf_fail(ctx->err, code, "%s '%s': %s", ctx->node->op->name, ctx->node->name, detail);
+    }
+    return code;
+}
+
+int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols)
+{
+    return e->batch * (size_per_sample / cols);
+}
+
+int nf_op_attr_index(const nf_op *op, const char *name)
+{
+    for (int i = 0; i < op->n_attrs; i++)
+        if (strcmp(op->attrs[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+nf_status nf_infer_same_shape(nf_infer *ctx)
+{
+    ctx->out = *ctx->in[0];
+    return NF_OK;
+}

@@ -1,0 +1,139 @@
+/* nodeflow — element-wise arithmetic: add, sub, mul (with b repeated over
+ * a's leading axes when b's shape is a trailing part of a's) and scale. */
+#include <math.h>
+
+#include "engine/internal.h"
+
+static nf_status binary_infer(nf_infer *ctx)
+{
+    const nf_shape *a = ctx->in[0], *b = ctx->in[1];
+    int fits = b->rank <= a->rank;
+    for (int i = 0; fits && i < b->rank; i++)
+        fits = b->dim[b->rank - 1 - i] == a->dim[a->rank - 1 - i];
+    if (!fits) {
+        char sa[64], sb[64];
+        return nf_infer_fail(ctx, NF_ERR_SHAPE,
+                             "'%s' %s and '%s' %s: the second shape must equal the first or its trailing part",
+                             ctx->in_name[0], nf_shape_format(a, sa, sizeof sa), ctx->in_name[1],
+                             nf_shape_format(b, sb, sizeof sb));
+    }
+    ctx->out = *a;
+    return NF_OK;
+}
+
+/* Per sample, a has na elements and b has nb; a is viewed as rows of nb
+ * ("reps" rows per sample) and b's sample row is used for each. */
+typedef struct broadcast {
+    int64_t na, nb, reps, rows;
+} broadcast;
+
+static broadcast broadcast_of(const nf_exec *e)
+{
+    broadcast bc;
+    bc.na = nf_shape_size(e->in_shape[0]);
+    bc.nb = nf_shape_size(e->in_shape[1]);
+    bc.reps = bc.na / bc.nb;
+    bc.rows = e->batch * bc.reps;
+    return bc;
+}
+
+typedef enum { OP_ADD, OP_SUB, OP_MUL } binary_kind;
+
+static void binary_forward(const nf_exec *e, binary_kind kind)
+{
+    broadcast bc = broadcast_of(e);
+    #pragma omp parallel for if (e->batch * bc.na > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < bc.rows; r++) {
+        const float *a = e->in[0] + r * bc.nb, *b = e->in[1] + (r / bc.reps) * bc.nb;
+        float *y = e->out + r * bc.nb;
+        for (int64_t j = 0; j < bc.nb; j++)
+            y[j] = kind == OP_ADD ? a[j] + b[j] : kind == OP_SUB ? a[j] - b[j] : a[j] * b[j];
+    }
+}
+
+/* da += g * (1, 1, b); db += sum over repeats of g * (1, -1, a) */
+static void binary_backward(const nf_exec *e, binary_kind kind)
+{
+    broadcast bc = broadcast_of(e);
+    int parallel = e->batch * bc.na > NF_PARALLEL_MIN;
+    if (e->in_grad[0]) {
+        #pragma omp parallel for if (parallel) schedule(static)
+        for (int64_t r = 0; r < bc.rows; r++) {
+            const float *g = e->out_grad + r * bc.nb, *b = e->in[1] + (r / bc.reps) * bc.nb;
+            float *da = e->in_grad[0] + r * bc.nb;
+            for (int64_t j = 0; j < bc.nb; j++)
+                da[j] += kind == OP_MUL ? g[j] * b[j] : g[j];
+        }
+    }
+    if (e->in_grad[1]) {
+        /* one sample per iteration, so that no two threads add to one db row */
+        #pragma omp parallel for if (parallel) schedule(static)
+        for (int64_t s = 0; s < e->batch; s++) {
+            float *db = e->in_grad[1] + s * bc.nb;
+            for (int64_t r = s * bc.reps; r < (s + 1) * bc.reps; r++) {
+                const float *g = e->out_grad + r * bc.nb, *a = e->in[0] + r * bc.nb;
+                for (int64_t j = 0; j < bc.nb; j++)
+                    db[j] += kind == OP_ADD ? g[j] : kind == OP_SUB ? -g[j] : g[j] * a[j];
+            }
+        }
+    }
+}
+
+static void add_forward(const nf_exec *e) { binary_forward(e, OP_ADD); }
+static void add_backward(const nf_exec *e) { binary_backward(e, OP_ADD); }
+static void sub_forward(const nf_exec *e) { binary_forward(e, OP_SUB); }
+static void sub_backward(const nf_exec *e) { binary_backward(e, OP_SUB); }
+static void mul_forward(const nf_exec *e) { binary_forward(e, OP_MUL); }
+static void mul_backward(const nf_exec *e) { binary_backward(e, OP_MUL); }
+
+const nf_op nf_op_add = {
+    .name = "add", .summary = "a + b, b repeated over a's leading axes",
+    .min_inputs = 2, .max_inputs = 2,
+    .infer = binary_infer, .forward = add_forward, .backward = add_backward,
+};
+
+const nf_op nf_op_sub = {
+    .name = "sub", .summary = "a - b, b repeated over a's leading axes",
+    .min_inputs = 2, .max_inputs = 2,
+    .infer = binary_infer, .forward = sub_forward, .backward = sub_backward,
+};
+
+const nf_op nf_op_mul = {
+    .name = "mul", .summary = "element-wise a * b, b repeated over a's leading axes",
+    .min_inputs = 2, .max_inputs = 2,
+    .infer = binary_infer, .forward = mul_forward, .backward = mul_backward,
+};
+
+/* ---- scale ------------------------------------------------------------ */
+
+static const nf_attr_spec scale_attrs[] = {
+    {"factor", NF_ATTR_FLOAT, NAN, -1e30, 1e30, NULL, "the constant multiplier"},
+};
+
+/* y = factor * x */
+static void scale_forward(const nf_exec *e)
+{
+    int64_t n = e->batch * nf_shape_size(e->out_shape);
+    float f = (float)e->attr[0];
+    #pragma omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        e->out[i] = f * e->in[0][i];
+}
+
+static void scale_backward(const nf_exec *e)
+{
+    int64_t n = e->batch * nf_shape_size(e->out_shape);
+    float f = (float)e->attr[0];
+    if (!e->in_grad[0])
+        return;
+    #pragma omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        e->in_grad[0][i] += f * e->out_grad[i];
+}
+
+const nf_op nf_op_scale = {
+    .name = "scale", .summary = "y = factor * x",
+    .min_inputs = 1, .max_inputs = 1,
+    .attrs = scale_attrs, .n_attrs = NF_COUNT(scale_attrs),
+    .infer = nf_infer_same_shape, .forward = scale_forward, .backward = scale_backward,
+};

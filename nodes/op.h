@@ -1,0 +1,141 @@
+/* nodeflow — the node-type table.
+ *
+ * Each node type is one nf_op: its attributes (names, types, defaults and
+ * ranges, which the model-file parser and writer also use), a shape rule
+ * that also declares the node's parameters, a forward and a backward
+ * kernel. Every nf_op is listed once, in nodes/registry.c.
+ *
+ * Kernels see plain pointers. Activations are [batch, per-sample shape];
+ * backward kernels ADD into in_grad and param_grad (a node's inputs may
+ * feed several consumers, and parameters may be shared), and skip any
+ * in_grad that is NULL (that input needs no gradient). */
+#ifndef NF_NODES_OP_H
+#define NF_NODES_OP_H
+
+#include <stdint.h>
+
+#include "nodeflow/graph.h"
+
+#define NF_MAX_ATTRS 8
+#define NF_MAX_PARAMS 4
+
+typedef enum nf_attr_type {
+    NF_ATTR_INT,
+    NF_ATTR_FLOAT,
+    NF_ATTR_BOOL,
+    NF_ATTR_ENUM,     /* stored as the index into `choices` */
+    NF_ATTR_DIMS      /* a shape such as 1x28x28, stored in node->dims */
+} nf_attr_type;
+
+typedef struct nf_attr_spec {
+    const char *name;
+    nf_attr_type type;
+    double def;                  /* default (an index for enums); NAN: required */
+    double min, max;             /* accepted range for numbers */
+    const char *const *choices;  /* NULL-terminated, for enums */
+    const char *doc;
+} nf_attr_spec;
+
+/* How a parameter is initialised. fan_in and fan_out as in PyTorch's
+ * torch.nn.init (for a [out, in] weight: fan_in = in, fan_out = out). */
+typedef enum nf_init {
+    NF_INIT_TORCH_DEFAULT,   /* weight: kaiming_uniform a=sqrt(5); bias: U(+-1/sqrt(fan_in)) */
+    NF_INIT_XAVIER_UNIFORM,
+    NF_INIT_XAVIER_NORMAL,
+    NF_INIT_KAIMING_UNIFORM, /* gain sqrt(2), fan_in mode (for relu) */
+    NF_INIT_KAIMING_NORMAL,
+    NF_INIT_ZEROS,
+    NF_INIT_CONSTANT
+} nf_init;
+
+/* Names of nf_init values, in order; used as enum attribute choices. */
+extern const char *const nf_init_names[];
+
+typedef struct nf_param_spec {
+    const char *suffix;     /* "weight", "bias" */
+    nf_shape shape;
+    nf_init init;
+    double init_value;      /* for NF_INIT_CONSTANT */
+    int64_t fan_in, fan_out;
+} nf_param_spec;
+
+/* What a shape rule receives and fills. */
+typedef struct nf_infer {
+    const nf_node *node;
+    const double *attr;
+    const nf_shape *dims;        /* the node's NF_ATTR_DIMS value */
+    int n_inputs;
+    const nf_shape *in[NF_MAX_INPUTS];
+    const char *in_name[NF_MAX_INPUTS];
+    /* filled by the rule: */
+    nf_shape out;
+    int n_params;
+    nf_param_spec params[NF_MAX_PARAMS];
+    int64_t saved_per_sample;   /* floats per sample kept for backward */
+    unsigned nondiff_inputs;    /* bit i: input i receives no gradient */
+    nf_error *err;
+} nf_infer;
+
+/* What a kernel receives. Sizes are per sample; `batch` rows of each. */
+typedef struct nf_exec {
+    const nf_node *node;
+    const double *attr;
+    int64_t batch;
+    int n_inputs;
+    const float *in[NF_MAX_INPUTS];
+    const nf_shape *in_shape[NF_MAX_INPUTS];
+    float *out;
+    const nf_shape *out_shape;
+    float *in_grad[NF_MAX_INPUTS];   /* NULL: not wanted */
+    const float *out_grad;
+    float *param[NF_MAX_PARAMS];
+    float *param_grad[NF_MAX_PARAMS];
+    float *saved;                    /* batch * saved_per_sample floats */
+    int training;
+} nf_exec;
+
+enum nf_op_flags {
+    NF_OP_INPUT = 1u << 0,   /* value supplied by the caller */
+    NF_OP_LOSS = 1u << 1,    /* one number for the batch; seeds backward */
+    NF_OP_OUTPUT = 1u << 2   /* a graph output */
+};
+
+typedef struct nf_op {
+    const char *name;
+    const char *summary;
+    int min_inputs, max_inputs;
+    const nf_attr_spec *attrs;
+    int n_attrs;
+    unsigned flags;
+    nf_status (*infer)(nf_infer *ctx);
+    void (*forward)(const nf_exec *e);
+    void (*backward)(const nf_exec *e);
+} nf_op;
+
+/* The registry (nodes/registry.c). */
+const nf_op *nf_op_find(const char *name);
+int nf_op_count(void);
+const nf_op *nf_op_at(int index);
+
+/* Index of attribute `name` in op, or -1. */
+int nf_op_attr_index(const nf_op *op, const char *name);
+
+/* Helpers for shape rules and kernels (nodes/common.c). */
+nf_status nf_infer_fail(nf_infer *ctx, nf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Shape rule of nodes whose output has their first input's shape. */
+nf_status nf_infer_same_shape(nf_infer *ctx);
+/* Rows of a tensor whose last axis is `cols` long: batch * (size / cols). */
+int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols);
+/* Threshold above which element-wise loops use OpenMP threads. */
+#define NF_PARALLEL_MIN 32768
+
+/* Shorthands for attribute tables. */
+#define NF_ATTR_REQUIRED_INT(nm, lo, hi, d) {nm, NF_ATTR_INT, NAN, lo, hi, NULL, d}
+#define NF_ATTR_INT_DEF(nm, def, lo, hi, d) {nm, NF_ATTR_INT, def, lo, hi, NULL, d}
+#define NF_ATTR_FLOAT_DEF(nm, def, lo, hi, d) {nm, NF_ATTR_FLOAT, def, lo, hi, NULL, d}
+#define NF_ATTR_BOOL_DEF(nm, def, d) {nm, NF_ATTR_BOOL, def, 0, 1, NULL, d}
+#define NF_ATTR_ENUM_DEF(nm, def, choices, d) {nm, NF_ATTR_ENUM, def, 0, 1e9, choices, d}
+#define NF_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#endif

@@ -1,0 +1,50 @@
+/* nodeflow — the one list of node types. Adding a node type: write its
+ * nf_op in a file of nodes/ and add it here. */
+#include <string.h>
+
+#include "engine/internal.h"
+
+extern const nf_op nf_op_input, nf_op_output;
+extern const nf_op nf_op_linear, nf_op_matmul;
+extern const nf_op nf_op_add, nf_op_sub, nf_op_mul, nf_op_scale;
+extern const nf_op nf_op_relu, nf_op_leaky_relu, nf_op_sigmoid, nf_op_tanh;
+extern const nf_op nf_op_softmax, nf_op_log_softmax;
+extern const nf_op nf_op_mse, nf_op_cross_entropy, nf_op_bce_with_logits;
+
+static const nf_op *const registry[] = {
+    &nf_op_input, &nf_op_output,
+    &nf_op_linear, &nf_op_matmul,
+    &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_scale,
+    &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,
+    &nf_op_softmax, &nf_op_log_softmax,
+    &nf_op_mse, &nf_op_cross_entropy, &nf_op_bce_with_logits,
+};
+
+#define REGISTRY_SIZE ((int)(sizeof registry / sizeof registry[0]))
+
+static const char *names[REGISTRY_SIZE + 1];
+
+const nf_op *nf_op_find(const char *name)
+{
+    for (int i = 0; i < REGISTRY_SIZE; i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}
+
+int nf_op_count(void) { return REGISTRY_SIZE; }
+
+const nf_op *nf_op_at(int index)
+{
+    return index >= 0 && index < REGISTRY_SIZE ? registry[index] : NULL;
+}
+
+const char *const *nf_op_names(void)
+{
+    /* filled on every call: the same constant pointers, so concurrent
+     * callers write identical values */
+    for (int i = 0; i < REGISTRY_SIZE; i++)
+        names[i] = registry[i]->name;
+    names[REGISTRY_SIZE] = NULL;
+    return names;
+}

@@ -1,0 +1,131 @@
+/* nodeflow — creating optimizers by name, setting hyper-parameters by key
+ * and stepping over every parameter of a graph. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim/optimizer.h"
+
+static const nf_optimizer_type *const types[] = {&nf_optimizer_sgd};
+static const char *const type_names[] = {"sgd", NULL};
+
+#define TYPE_COUNT ((int)(sizeof types / sizeof types[0]))
+
+struct nf_optimizer {
+    nf_graph *graph;
+    uint64_t version;               /* graph version of the parameter layout */
+    const nf_optimizer_type *type;
+    double h[NF_MAX_HPARAMS];
+    float *state;
+    int64_t steps;
+};
+
+const char *const *nf_optimizer_names(void) { return type_names; }
+
+nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf_error *err)
+{
+    if (!g || !name || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_new: NULL argument");
+    *out = NULL;
+    const nf_optimizer_type *type = NULL;
+    for (int i = 0; i < TYPE_COUNT; i++)
+        if (strcmp(types[i]->name, name) == 0)
+            type = types[i];
+    if (!type)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "unknown optimizer '%s'", name);
+    if (g->validated_version != g->version)
+        return nf_fail(err, NF_ERR_STATE, "validate or compile the graph before creating an optimizer");
+    nf_optimizer *opt = calloc(1, sizeof *opt);
+    size_t floats = (size_t)(g->param_floats * type->state_per_float);
+    float *state = opt ? nf_aligned_alloc((floats ? floats : 16) * sizeof(float)) : NULL;
+    if (!state) {
+        free(opt);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for the optimizer state");
+    }
+    memset(state, 0, (floats ? floats : 16) * sizeof(float));
+    opt->graph = g;
+    opt->version = g->version;
+    opt->type = type;
+    opt->state = state;
+    for (int i = 0; i < type->n_hparams; i++)
+        opt->h[i] = type->hparams[i].def;
+    *out = opt;
+    return NF_OK;
+}
+
+void nf_optimizer_free(nf_optimizer *opt)
+{
+    if (!opt)
+        return;
+    nf_aligned_free(opt->state);
+    free(opt);
+}
+
+static int hparam_index(const nf_optimizer *opt, const char *key)
+{
+    for (int i = 0; i < opt->type->n_hparams; i++)
+        if (strcmp(opt->type->hparams[i].name, key) == 0)
+            return i;
+    return -1;
+}
+
+nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_error *err)
+{
+    if (!opt || !key)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_set: NULL argument");
+    int i = hparam_index(opt, key);
+    if (i < 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer '%s' has no hyper-parameter '%s'",
+                       opt->type->name, key);
+    const nf_hparam *hp = &opt->type->hparams[i];
+    if (!isfinite(value) || value < hp->min || value > hp->max)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s %s = %g is outside [%g, %g]", opt->type->name, key,
+                       value, hp->min, hp->max);
+    opt->h[i] = value;
+    return NF_OK;
+}
+
+nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *value, nf_error *err)
+{
+    if (!opt || !key || !value)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_get: NULL argument");
+    int i = hparam_index(opt, key);
+    if (i < 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer '%s' has no hyper-parameter '%s'",
+                       opt->type->name, key);
+    *value = opt->h[i];
+    return NF_OK;
+}
+
+/* "lr" is the first hyper-parameter of every type. */
+void nf_optimizer_set_lr(nf_optimizer *opt, double lr)
+{
+    if (opt && isfinite(lr) && lr >= 0)
+        opt->h[0] = lr;
+}
+
+double nf_optimizer_lr(const nf_optimizer *opt) { return opt ? opt->h[0] : 0.0; }
+int64_t nf_optimizer_steps(const nf_optimizer *opt) { return opt ? opt->steps : 0; }
+
+nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
+{
+    if (!opt)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer is NULL");
+    nf_graph *g = opt->graph;
+    if (g->version != opt->version)
+        return nf_fail(err, NF_ERR_STATE, "the graph's parameters changed; create the optimizer again");
+    opt->steps++;
+    for (int k = 0; k < g->n_params; k++) {
+        const nf_param *p = &g->params[k];
+        nf_update u = {
+            .value = g->values + p->offset,
+            .grad = g->grads + p->offset,
+            .state = opt->state + p->offset * opt->type->state_per_float,
+            .n = p->size,
+            .h = opt->h,
+            .step = opt->steps,
+        };
+        opt->type->update(&u);
+    }
+    return NF_OK;
+}

@@ -1,0 +1,43 @@
+/* nodeflow — the optimizer interface. Each optimizer is one file in
+ * optim/ that defines an nf_optimizer_type and is listed in optimizer.c.
+ *
+ * A type declares its hyper-parameters (the first is always "lr"), how
+ * many state floats it keeps per parameter float, and an update that is
+ * called once per parameter tensor with contiguous value, gradient and
+ * state slices. */
+#ifndef NF_OPTIM_OPTIMIZER_H
+#define NF_OPTIM_OPTIMIZER_H
+
+#include <stdint.h>
+
+#include "engine/internal.h"
+
+#define NF_MAX_HPARAMS 8
+
+typedef struct nf_hparam {
+    const char *name;
+    double def, min, max;
+    const char *doc;
+} nf_hparam;
+
+/* One parameter tensor's slice of an update. */
+typedef struct nf_update {
+    float *value;
+    const float *grad;
+    float *state;       /* state_per_float * n floats, zero before step 1 */
+    int64_t n;
+    const double *h;    /* hyper-parameters, in the type's order */
+    int64_t step;       /* 1 for the first step */
+} nf_update;
+
+typedef struct nf_optimizer_type {
+    const char *name;
+    const nf_hparam *hparams;
+    int n_hparams;
+    int state_per_float;
+    void (*update)(const nf_update *u);
+} nf_optimizer_type;
+
+extern const nf_optimizer_type nf_optimizer_sgd;
+
+#endif
