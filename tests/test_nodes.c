@@ -1,0 +1,243 @@
+/* Every differentiable node type, checked by central differences
+ * (nf_gradcheck), with the attribute variants that change the code path,
+ * plus a fan-out graph and a shared-weight graph. Inputs ask for their
+ * gradients too, so input gradients are checked as well. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+
+#define TOL 2e-2
+
+static nf_node *grad_input(nf_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    nf_node *x = nf_input(g, name, rank, dims);
+    nf_input_requires_grad(g, x);
+    return x;
+}
+
+/* loss = mse(node, target) so that any node can be checked */
+static void finish_with_mse(nf_graph *g, nf_node *y, int rank, const int64_t *dims)
+{
+    nf_node *t = nf_input(g, "target", rank, dims);
+    nf_mse_loss(g, "loss", y, t);
+}
+
+typedef nf_node *(*unary_builder)(nf_graph *, const char *, nf_node *);
+
+static void check_unary(unary_builder build)
+{
+    nf_graph *g = nf_graph_new();
+    int64_t dims[] = {3, 4};
+    nf_node *x = grad_input(g, "x", 2, dims);
+    finish_with_mse(g, build(g, "y", x), 2, dims);
+    assert_gradients(g, 3, TOL);
+    nf_graph_free(g);
+}
+
+static void test_relu(void **state) { (void)state; check_unary(nf_relu); }
+static void test_sigmoid(void **state) { (void)state; check_unary(nf_sigmoid); }
+static void test_tanh(void **state) { (void)state; check_unary(nf_tanh); }
+static void test_softmax(void **state) { (void)state; check_unary(nf_softmax); }
+static void test_log_softmax(void **state) { (void)state; check_unary(nf_log_softmax); }
+static void test_output(void **state) { (void)state; check_unary(nf_output); }
+
+static nf_node *leaky(nf_graph *g, const char *name, nf_node *x) { return nf_leaky_relu(g, name, x, 0.2); }
+static nf_node *scale(nf_graph *g, const char *name, nf_node *x) { return nf_scale(g, name, x, -1.5); }
+static void test_leaky_relu(void **state) { (void)state; check_unary(leaky); }
+static void test_scale(void **state) { (void)state; check_unary(scale); }
+
+static void check_linear(int rank, int bias)
+{
+    nf_graph *g = nf_graph_new();
+    int64_t dims[] = {2, 5}, out_dims[] = {2, 4};
+    nf_node *x = grad_input(g, "x", rank, rank == 1 ? dims + 1 : dims);
+    nf_node *y = nf_linear(g, "fc", x, 4);
+    if (!bias)
+        nf_node_set_attr(g, y, "bias", "false");
+    finish_with_mse(g, y, rank, rank == 1 ? out_dims + 1 : out_dims);
+    assert_gradients(g, 3, TOL);
+    assert_int_equal(nf_graph_param_count(g), bias ? 2 : 1);
+    nf_graph_free(g);
+}
+
+static void test_linear(void **state)
+{
+    (void)state;
+    check_linear(1, 1);
+    check_linear(1, 0);
+    check_linear(2, 1); /* rows over the leading axis too */
+}
+
+static void test_matmul(void **state)
+{
+    (void)state;
+    nf_graph *g = nf_graph_new();
+    nf_node *a = grad_input(g, "a", 2, (int64_t[]){3, 4});
+    nf_node *b = grad_input(g, "b", 2, (int64_t[]){4, 2});
+    finish_with_mse(g, nf_matmul(g, "c", a, b), 2, (int64_t[]){3, 2});
+    assert_gradients(g, 2, TOL);
+    nf_graph_free(g);
+}
+
+typedef nf_node *(*binary_builder)(nf_graph *, const char *, nf_node *, nf_node *);
+
+/* a is [2, 3, 4]; b is the same shape, [3, 4] or [4] (repeated) */
+static void check_binary(binary_builder build)
+{
+    int64_t dims[] = {2, 3, 4};
+    for (int b_rank = 3; b_rank >= 1; b_rank--) {
+        nf_graph *g = nf_graph_new();
+        nf_node *a = grad_input(g, "a", 3, dims);
+        nf_node *b = grad_input(g, "b", b_rank, dims + 3 - b_rank);
+        finish_with_mse(g, build(g, "c", a, b), 3, dims);
+        assert_gradients(g, 2, TOL);
+        nf_graph_free(g);
+    }
+}
+
+static void test_add(void **state) { (void)state; check_binary(nf_add); }
+static void test_sub(void **state) { (void)state; check_binary(nf_sub); }
+static void test_mul(void **state) { (void)state; check_binary(nf_mul); }
+
+static void test_mse(void **state)
+{
+    (void)state;
+    for (int sum = 0; sum <= 1; sum++) {
+        nf_graph *g = nf_graph_new();
+        nf_node *p = grad_input(g, "p", 1, (int64_t[]){6});
+        nf_node *t = grad_input(g, "t", 1, (int64_t[]){6});
+        nf_node *loss = nf_mse_loss(g, "loss", p, t);
+        if (sum)
+            nf_node_set_attr(g, loss, "reduction", "sum");
+        assert_gradients(g, 4, TOL);
+        nf_graph_free(g);
+    }
+}
+
+static void test_cross_entropy_indices(void **state)
+{
+    (void)state;
+    /* logits [5] with a scalar label, and a sequence [3, 5] with labels [3] */
+    for (int rank = 1; rank <= 2; rank++) {
+        nf_graph *g = nf_graph_new();
+        int64_t dims[] = {3, 5};
+        nf_node *x = grad_input(g, "x", rank, rank == 1 ? dims + 1 : dims);
+        nf_node *y = nf_input(g, "label", rank - 1, dims);
+        nf_cross_entropy_loss(g, "loss", x, y);
+        assert_gradients(g, 4, TOL);
+        nf_graph_free(g);
+    }
+}
+
+static void test_cross_entropy_probabilities(void **state)
+{
+    (void)state;
+    nf_graph *g = nf_graph_new();
+    nf_node *x = grad_input(g, "x", 1, (int64_t[]){5});
+    nf_node *t = grad_input(g, "prob", 1, (int64_t[]){5});
+    nf_cross_entropy_loss(g, "loss", x, t);
+    assert_gradients(g, 4, TOL);
+    nf_graph_free(g);
+}
+
+static void test_bce_with_logits(void **state)
+{
+    (void)state;
+    nf_graph *g = nf_graph_new();
+    nf_node *x = grad_input(g, "x", 1, (int64_t[]){5});
+    nf_node *t = grad_input(g, "unit", 1, (int64_t[]){5});
+    nf_bce_with_logits_loss(g, "loss", x, t);
+    assert_gradients(g, 4, TOL);
+    nf_graph_free(g);
+}
+
+/* h feeds three consumers; its gradient is the sum of theirs. */
+static void test_fan_out(void **state)
+{
+    (void)state;
+    nf_graph *g = nf_graph_new();
+    nf_node *x = grad_input(g, "x", 1, (int64_t[]){6});
+    nf_node *h = nf_linear(g, "fc", x, 5);
+    nf_node *a = nf_sigmoid(g, "a", h);
+    nf_node *b = nf_tanh(g, "b", h);
+    nf_node *c = nf_mul(g, "c", nf_add(g, "s", a, b), h);
+    finish_with_mse(g, c, 1, (int64_t[]){5});
+    assert_gradients(g, 3, TOL);
+    nf_graph_free(g);
+}
+
+/* Two linear nodes share one weight and bias: gradients add up. */
+static void test_shared_weights(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *x1 = grad_input(g, "x1", 1, (int64_t[]){4});
+    nf_node *x2 = grad_input(g, "x2", 1, (int64_t[]){4});
+    nf_node *f1 = nf_linear(g, "enc", x1, 4);
+    nf_node *f2 = nf_linear(g, "enc2", nf_tanh(g, "t", f1), 4);
+    nf_node *f3 = nf_linear(g, "enc3", x2, 4);
+    assert_int_equal(nf_node_share_params(g, f2, f1), NF_OK);
+    assert_int_equal(nf_node_share_params(g, f3, f1), NF_OK);
+    finish_with_mse(g, nf_add(g, "sum", f2, f3), 1, (int64_t[]){4});
+    assert_ok(nf_graph_validate(g, &err), &err);
+    assert_int_equal(nf_graph_param_count(g), 2); /* enc.weight, enc.bias only */
+    assert_gradients(g, 3, TOL);
+    nf_graph_free(g);
+}
+
+/* Forward values that are easy to state exactly. */
+static void test_forward_values(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){3});
+    nf_node *r = nf_output(g, "r", nf_relu(g, NULL, x));
+    nf_node *s = nf_output(g, "s", nf_softmax(g, NULL, x));
+    nf_node *l = nf_output(g, "l", nf_leaky_relu(g, NULL, x, 0.5));
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 1, NF_PLAN_INFERENCE, &plan, &err), &err);
+    assert_ok(nf_plan_set_input(plan, x, (float[]){-2.0f, 0.0f, 3.0f}, &err), &err);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    nf_tensor v;
+    nf_plan_value(plan, r, &v, NULL);
+    assert_close("relu", v.data, (float[]){0, 0, 3}, 3, 1e-7);
+    nf_plan_value(plan, l, &v, NULL);
+    assert_close("leaky_relu", v.data, (float[]){-1, 0, 3}, 3, 1e-7);
+    nf_plan_value(plan, s, &v, NULL);
+    double z = exp(-2.0) + 1.0 + exp(3.0);
+    assert_close("softmax", v.data, (float[]){(float)(exp(-2.0) / z), (float)(1 / z), (float)(exp(3.0) / z)}, 3,
+                 1e-6);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_leaky_relu),
+        cmocka_unit_test(test_sigmoid),
+        cmocka_unit_test(test_tanh),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_log_softmax),
+        cmocka_unit_test(test_output),
+        cmocka_unit_test(test_scale),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_add),
+        cmocka_unit_test(test_sub),
+        cmocka_unit_test(test_mul),
+        cmocka_unit_test(test_mse),
+        cmocka_unit_test(test_cross_entropy_indices),
+        cmocka_unit_test(test_cross_entropy_probabilities),
+        cmocka_unit_test(test_bce_with_logits),
+        cmocka_unit_test(test_fan_out),
+        cmocka_unit_test(test_shared_weights),
+        cmocka_unit_test(test_forward_values),
+    };
+    return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
+}
