@@ -89,13 +89,13 @@ static int node_intervals(nf_plan *p, int k, interval *iv)
             if (consumer->inputs[i] != node)
                 continue;
             has_consumers = 1;
-            int reads_in_backward = p->steps[c].run_backward;
+            int reads_in_backward = p->steps[c].run_backward && !(consumer->op->flags & NF_OP_GRAD_NO_INPUTS);
             value_end = max64(value_end, reads_in_backward ? backward_time(p, c) : c);
-            if (reads_in_backward && input_differentiable(consumer, i))
+            if (p->steps[c].run_backward && input_differentiable(consumer, i))
                 grad_start = min64(grad_start, backward_time(p, c));
         }
     }
-    if (s->run_backward)
+    if (s->run_backward && !(node->op->flags & NF_OP_GRAD_NO_OUTPUT))
         value_end = max64(value_end, backward_time(p, k));
     if (pinned(p, node, has_consumers))
         value_end = forever;

@@ -92,22 +92,26 @@ static const nf_attr_spec leaky_relu_attrs[] = {
 
 const nf_op nf_op_relu = {
     .name = "relu", .summary = "max(x, 0)", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = nf_infer_same_shape, .forward = relu_forward, .backward = relu_backward,
 };
 
 const nf_op nf_op_leaky_relu = {
     .name = "leaky_relu", .summary = "x if x > 0 else slope * x", .min_inputs = 1, .max_inputs = 1,
     .attrs = leaky_relu_attrs, .n_attrs = NF_COUNT(leaky_relu_attrs),
+    .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = nf_infer_same_shape, .forward = leaky_relu_forward, .backward = leaky_relu_backward,
 };
 
 const nf_op nf_op_sigmoid = {
     .name = "sigmoid", .summary = "1 / (1 + exp(-x))", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = nf_infer_same_shape, .forward = sigmoid_forward, .backward = sigmoid_backward,
 };
 
 const nf_op nf_op_tanh = {
     .name = "tanh", .summary = "hyperbolic tangent", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = nf_infer_same_shape, .forward = tanh_forward, .backward = tanh_backward,
 };
 
@@ -205,10 +209,12 @@ static void softmax_backward(const nf_exec *e)
 
 const nf_op nf_op_softmax = {
     .name = "softmax", .summary = "exp(x) / sum(exp(x)) over the last axis", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = last_axis_infer, .forward = softmax_forward, .backward = softmax_backward,
 };
 
 const nf_op nf_op_log_softmax = {
     .name = "log_softmax", .summary = "x - logsumexp(x) over the last axis", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = last_axis_infer, .forward = log_softmax_forward, .backward = log_softmax_backward,
 };

@@ -89,18 +89,21 @@ static void mul_backward(const nf_exec *e) { binary_backward(e, OP_MUL); }
 const nf_op nf_op_add = {
     .name = "add", .summary = "a + b, b repeated over a's leading axes",
     .min_inputs = 2, .max_inputs = 2,
+    .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
     .infer = binary_infer, .forward = add_forward, .backward = add_backward,
 };
 
 const nf_op nf_op_sub = {
     .name = "sub", .summary = "a - b, b repeated over a's leading axes",
     .min_inputs = 2, .max_inputs = 2,
+    .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
     .infer = binary_infer, .forward = sub_forward, .backward = sub_backward,
 };
 
 const nf_op nf_op_mul = {
     .name = "mul", .summary = "element-wise a * b, b repeated over a's leading axes",
     .min_inputs = 2, .max_inputs = 2,
+    .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = binary_infer, .forward = mul_forward, .backward = mul_backward,
 };
 
@@ -135,5 +138,6 @@ const nf_op nf_op_scale = {
     .name = "scale", .summary = "y = factor * x",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = scale_attrs, .n_attrs = NF_COUNT(scale_attrs),
+    .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
     .infer = nf_infer_same_shape, .forward = scale_forward, .backward = scale_backward,
 };

@@ -47,6 +47,6 @@ static void output_backward(const nf_exec *e)
 const nf_op nf_op_output = {
     .name = "output", .summary = "marks its input as a graph output (identity)",
     .min_inputs = 1, .max_inputs = 1,
-    .flags = NF_OP_OUTPUT, .infer = output_infer,
+    .flags = NF_OP_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT, .infer = output_infer,
     .forward = output_forward, .backward = output_backward,
 };

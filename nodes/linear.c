@@ -86,6 +86,7 @@ const nf_op nf_op_linear = {
     .name = "linear", .summary = "fully connected layer over the last axis: y = x W^T + b",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = linear_attrs, .n_attrs = NF_COUNT(linear_attrs),
+    .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = linear_infer, .forward = linear_forward, .backward = linear_backward,
 };
 
@@ -131,5 +132,6 @@ static void matmul_backward(const nf_exec *e)
 const nf_op nf_op_matmul = {
     .name = "matmul", .summary = "per-sample matrix product [M, K] x [K, N] -> [M, N]",
     .min_inputs = 2, .max_inputs = 2,
+    .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = matmul_infer, .forward = matmul_forward, .backward = matmul_backward,
 };

@@ -59,7 +59,8 @@ static void mse_backward(const nf_exec *e)
 const nf_op nf_op_mse = {
     .name = "mse", .summary = "mean squared error between a prediction and a target",
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
-    .flags = NF_OP_LOSS, .infer = same_shapes_infer, .forward = mse_forward, .backward = mse_backward,
+    .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT,
+    .infer = same_shapes_infer, .forward = mse_forward, .backward = mse_backward,
 };
 
 /* ---- softmax cross-entropy ------------------------------------------- */
@@ -176,7 +177,7 @@ static void cross_entropy_backward(const nf_exec *e)
 const nf_op nf_op_cross_entropy = {
     .name = "cross_entropy", .summary = "softmax cross-entropy of logits against class indices or probabilities",
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
-    .flags = NF_OP_LOSS, .infer = cross_entropy_infer,
+    .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT, .infer = cross_entropy_infer,
     .forward = cross_entropy_forward, .backward = cross_entropy_backward,
 };
 
@@ -211,5 +212,6 @@ static void bce_backward(const nf_exec *e)
 const nf_op nf_op_bce_with_logits = {
     .name = "bce_with_logits", .summary = "binary cross-entropy of sigmoid(logits) against targets in [0, 1]",
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
-    .flags = NF_OP_LOSS, .infer = same_shapes_infer, .forward = bce_forward, .backward = bce_backward,
+    .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT,
+    .infer = same_shapes_infer, .forward = bce_forward, .backward = bce_backward,
 };

@@ -97,7 +97,11 @@ typedef struct nf_exec {
 enum nf_op_flags {
     NF_OP_INPUT = 1u << 0,   /* value supplied by the caller */
     NF_OP_LOSS = 1u << 1,    /* one number for the batch; seeds backward */
-    NF_OP_OUTPUT = 1u << 2   /* a graph output */
+    NF_OP_OUTPUT = 1u << 2,  /* a graph output */
+    /* What backward does not read, so that the plan can reuse that
+     * memory as soon as forward is done with it: */
+    NF_OP_GRAD_NO_INPUTS = 1u << 3, /* backward reads no input value */
+    NF_OP_GRAD_NO_OUTPUT = 1u << 4  /* backward does not read the output */
 };
 
 typedef struct nf_op {

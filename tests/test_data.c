@@ -1,0 +1,208 @@
+/* Datasets: IDX files (plain and gzip) read and validated, every kind of
+ * malformed file refused with a message naming the file, and batches that
+ * cover each sample once per epoch, reshuffled from a seed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "helpers.h"
+
+static char dir[256];
+
+static int make_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/nodeflow-test-data-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static char *path_of(const char *name)
+{
+    static char path[2][512];
+    static int which;
+    which ^= 1;
+    snprintf(path[which], sizeof path[which], "%s/%s", dir, name);
+    return path[which];
+}
+
+static void write_file(const char *name, const void *data, size_t n, int gzip)
+{
+    if (gzip) {
+        gzFile f = gzopen(path_of(name), "wb");
+        assert_non_null(f);
+        assert_int_equal(gzwrite(f, data, (unsigned)n), (int)n);
+        gzclose(f);
+    } else {
+        FILE *f = fopen(path_of(name), "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(data, 1, n, f), n);
+        fclose(f);
+    }
+}
+
+/* 3 images of 2x2 and their labels */
+static const unsigned char images[] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2,
+                                       0, 51, 102, 255, 1, 2, 3, 4, 255, 255, 0, 0};
+static const unsigned char labels[] = {0, 0, 8, 1, 0, 0, 0, 3, 2, 0, 1};
+
+static void test_load_plain_and_gzip(void **state)
+{
+    (void)state;
+    nf_error err;
+    for (int gz = 0; gz <= 1; gz++) {
+        write_file("img", images, sizeof images, gz);
+        write_file("lbl", labels, sizeof labels, gz);
+        nf_dataset *ds;
+        assert_ok(nf_dataset_load_idx(path_of("img"), path_of("lbl"), &ds, &err), &err);
+        assert_int_equal(ds->count, 3);
+        assert_int_equal(ds->x_shape.rank, 2);
+        assert_int_equal(ds->x_shape.dim[0], 2);
+        assert_int_equal(ds->y_shape.rank, 0);
+        assert_int_equal(ds->classes, 3);
+        assert_true(ds->x[1] == 51.0f / 255.0f && ds->x[3] == 1.0f);
+        assert_true(ds->y[0] == 2.0f && ds->y[2] == 1.0f);
+        nf_dataset_free(ds);
+    }
+}
+
+static void expect_refused(const unsigned char *img, size_t img_n, const unsigned char *lbl, size_t lbl_n,
+                           const char *message)
+{
+    nf_error err;
+    write_file("bad_img", img, img_n, 0);
+    write_file("bad_lbl", lbl, lbl_n, 0);
+    nf_dataset *ds = (nf_dataset *)1;
+    nf_status st = nf_dataset_load_idx(path_of("bad_img"), path_of("bad_lbl"), &ds, &err);
+    assert_int_not_equal(st, NF_OK);
+    assert_null(ds);
+    if (!strstr(err.message, message) || !strstr(err.message, dir))
+        fail_msg("message \"%s\" lacks \"%s\" or the file name", err.message, message);
+}
+
+static void test_malformed_idx(void **state)
+{
+    (void)state;
+    unsigned char buf[64];
+    memcpy(buf, images, sizeof images);
+    buf[2] = 0x07; /* no such element type */
+    expect_refused(buf, sizeof images, labels, sizeof labels, "not an IDX file");
+    memcpy(buf, images, sizeof images);
+    buf[3] = 0; /* rank 0 */
+    expect_refused(buf, sizeof images, labels, sizeof labels, "IDX rank 0");
+    expect_refused(images, 10, labels, sizeof labels, "header ends inside dimension");
+    expect_refused(images, 3, labels, sizeof labels, "too short for an IDX header");
+    expect_refused(images, sizeof images - 1, labels, sizeof labels, "truncated");
+    memcpy(buf, images, sizeof images);
+    buf[sizeof images] = 9; /* one byte too many */
+    expect_refused(buf, sizeof images + 1, labels, sizeof labels, "data continues past");
+    memcpy(buf, images, sizeof images);
+    buf[11] = 0; /* a zero dimension */
+    expect_refused(buf, sizeof images, labels, sizeof labels, "dimension 2 is 0");
+    memcpy(buf, images, 16);
+    buf[8] = buf[12] = 0xff; /* 3 x 2^31-ish x 2^31-ish elements */
+    expect_refused(buf, 16, labels, sizeof labels, "more than 2^31 elements");
+    unsigned char two_labels[] = {0, 0, 8, 1, 0, 0, 0, 2, 1, 1};
+    expect_refused(images, sizeof images, two_labels, sizeof two_labels, "has 3 images but");
+    unsigned char bad_label[] = {0, 0, 0x0D, 1, 0, 0, 0, 3, 0x3f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    expect_refused(images, sizeof images, bad_label, sizeof bad_label, "labels must be class indices");
+}
+
+static void test_missing_and_corrupt_files(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *ds;
+    assert_int_equal(nf_dataset_load_idx("/nonexistent/img", "/nonexistent/lbl", &ds, &err), NF_ERR_IO);
+    assert_non_null(strstr(err.message, "/nonexistent/img: cannot open"));
+    /* a gzip stream cut in the middle */
+    unsigned char big[4096 + 16] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 64, 0, 0, 0, 64};
+    for (int i = 16; i < (int)sizeof big; i++)
+        big[i] = (unsigned char)(i * 7);
+    write_file("gz_img", big, sizeof big, 1);
+    FILE *f = fopen(path_of("gz_img"), "rb");
+    unsigned char packed[8192];
+    size_t n = fread(packed, 1, sizeof packed, f);
+    fclose(f);
+    write_file("cut_img", packed, n / 2, 0);
+    write_file("lbl", labels, sizeof labels, 0);
+    assert_int_equal(nf_dataset_load_idx(path_of("cut_img"), path_of("lbl"), &ds, &err), NF_ERR_FORMAT);
+}
+
+static void test_batches(void **state)
+{
+    (void)state;
+    nf_error err;
+    float xs[10], ys[10];
+    for (int i = 0; i < 10; i++)
+        xs[i] = ys[i] = (float)i;
+    nf_dataset ds = {.count = 10, .x_shape = {0, {0}}, .y_shape = {0, {0}}, .x = xs, .y = ys};
+    nf_batcher *b, *same;
+    assert_ok(nf_batcher_new(&ds, 4, 1, 77, &b, &err), &err);
+    assert_ok(nf_batcher_new(&ds, 4, 1, 77, &same, &err), &err);
+    assert_int_equal(nf_batcher_batches(b), 3);
+    float order[2][10];
+    for (int epoch = 0; epoch < 2; epoch++) {
+        float x[4], y[4], x2[4], y2[4];
+        int seen[10] = {0}, at = 0;
+        int64_t sizes[3], rows;
+        int k = 0;
+        nf_batcher_rewind(b);
+        nf_batcher_rewind(same);
+        while ((rows = nf_batcher_next(b, x, y)) > 0) {
+            assert_int_equal(nf_batcher_next(same, x2, y2), rows);
+            assert_memory_equal(x, x2, (size_t)rows * sizeof(float));
+            sizes[k++] = rows;
+            for (int64_t r = 0; r < rows; r++) {
+                assert_true(x[r] == y[r]);
+                seen[(int)x[r]]++;
+                order[epoch][at++] = x[r];
+            }
+        }
+        assert_int_equal(k, 3);
+        assert_int_equal(sizes[2], 2); /* the last partial batch is kept */
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(seen[i], 1);
+    }
+    assert_memory_not_equal(order[0], order[1], sizeof order[0]);
+    nf_batcher_free(b);
+    nf_batcher_free(same);
+    assert_int_equal(nf_batcher_new(&ds, 0, 1, 1, &b, &err), NF_ERR_INVALID_ARGUMENT);
+}
+
+static void test_fashion_mnist_files(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *test;
+    assert_ok(nf_dataset_load_fashion_mnist(NULL, 0, &test, &err), &err);
+    assert_int_equal(test->count, 10000);
+    assert_int_equal(test->x_shape.rank, 2);
+    assert_int_equal(test->x_shape.dim[0], 28);
+    assert_int_equal(test->classes, 10);
+    nf_dataset_free(test);
+    assert_int_equal(nf_dataset_load_fashion_mnist("/nonexistent", 1, &test, &err), NF_ERR_IO);
+}
+
+static int remove_dir(void **state)
+{
+    (void)state;
+    const char *names[] = {"img", "lbl", "bad_img", "bad_lbl", "gz_img", "cut_img"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unlink(path_of(names[i]));
+    return rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_plain_and_gzip),
+        cmocka_unit_test(test_malformed_idx),
+        cmocka_unit_test(test_missing_and_corrupt_files),
+        cmocka_unit_test(test_batches),
+        cmocka_unit_test(test_fashion_mnist_files),
+    };
+    return cmocka_run_group_tests_name("data", tests, make_dir, remove_dir);
+}

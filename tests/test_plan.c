@@ -1,0 +1,187 @@
+/* Plans: buffer reuse by liveness, batch changes, inference and training
+ * plans agreeing, and no heap allocation while a plan runs (the test is
+ * linked with -Wl,--wrap for the allocator, which counts the calls made
+ * by nodeflow's statically linked code). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static long allocations;
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *ptr, size_t size);
+int __real_posix_memalign(void **ptr, size_t align, size_t size);
+
+void *__wrap_malloc(size_t size) { allocations++; return __real_malloc(size); }
+void *__wrap_calloc(size_t n, size_t size) { allocations++; return __real_calloc(n, size); }
+void *__wrap_realloc(void *ptr, size_t size) { allocations++; return __real_realloc(ptr, size); }
+int __wrap_posix_memalign(void **ptr, size_t align, size_t size)
+{
+    allocations++;
+    return __real_posix_memalign(ptr, align, size);
+}
+
+/* x [32] -> 6 x (linear 32 -> relu) -> linear 4 = out; mse against t */
+static nf_graph *deep_chain(nf_node **x, nf_node **t, nf_node **out)
+{
+    nf_graph *g = nf_graph_new();
+    *x = nf_input(g, "x", 1, (int64_t[]){32});
+    *t = nf_input(g, "t", 1, (int64_t[]){4});
+    nf_node *h = *x;
+    for (int i = 0; i < 6; i++)
+        h = nf_relu(g, NULL, nf_linear(g, NULL, h, 32));
+    *out = nf_output(g, "out", nf_linear(g, "head", h, 4));
+    nf_mse_loss(g, "loss", *out, *t);
+    return g;
+}
+
+static void test_buffer_reuse(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_node *x, *t, *out;
+    nf_graph *g = deep_chain(&x, &t, &out);
+    nf_plan *keep, *infer, *train, *train_keep;
+    assert_ok(nf_plan_compile(g, 16, NF_PLAN_INFERENCE | NF_PLAN_KEEP_VALUES, &keep, &err), &err);
+    assert_ok(nf_plan_compile(g, 16, NF_PLAN_INFERENCE, &infer, &err), &err);
+    assert_ok(nf_plan_compile(g, 16, NF_PLAN_TRAINING, &train, &err), &err);
+    assert_ok(nf_plan_compile(g, 16, NF_PLAN_TRAINING | NF_PLAN_KEEP_VALUES, &train_keep, &err), &err);
+    /* 15 values of 16 x 32 floats, kept, against a few live at once */
+    assert_true(nf_plan_arena_bytes(infer) * 3 < nf_plan_arena_bytes(keep));
+    /* gradients reuse one another's memory too */
+    assert_true(nf_plan_arena_bytes(train) < nf_plan_arena_bytes(train_keep));
+    /* an intermediate value of the inference plan is not readable */
+    nf_tensor v;
+    assert_int_equal(nf_plan_value(infer, nf_graph_find(g, "relu_3"), &v, &err), NF_ERR_STATE);
+    assert_non_null(strstr(err.message, "relu 'relu_3': its memory is reused"));
+    assert_int_equal(nf_plan_value(keep, nf_graph_find(g, "relu_3"), &v, &err), NF_OK);
+    /* all four give the same outputs */
+    const nf_plan *plans[] = {keep, infer, train, train_keep};
+    float first[16 * 4];
+    for (int p = 0; p < 4; p++) {
+        fill_inputs((nf_plan *)plans[p], g, 0, 21);
+        assert_ok(nf_plan_forward((nf_plan *)plans[p], &err), &err);
+        assert_ok(nf_plan_value(plans[p], out, &v, &err), &err);
+        if (p == 0)
+            memcpy(first, v.data, sizeof first);
+        else
+            assert_memory_equal(first, v.data, sizeof first);
+    }
+    nf_plan_free(keep);
+    nf_plan_free(infer);
+    nf_plan_free(train);
+    nf_plan_free(train_keep);
+    nf_graph_free(g);
+}
+
+static void copy_grads(nf_graph *g, float *to)
+{
+    nf_tensor grad;
+    nf_graph_param(g, 0, NULL, NULL, &grad);
+    memcpy(to, grad.data, (size_t)nf_graph_param_floats(g) * sizeof(float));
+}
+
+/* A plan compiled for 8 and run at 3 gives the gradients of a plan
+ * compiled for 3; growing past the capacity works too. */
+static void test_batch_changes(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_node *x, *t, *out;
+    nf_graph *g = deep_chain(&x, &t, &out);
+    nf_plan *big, *small;
+    assert_ok(nf_plan_compile(g, 8, NF_PLAN_TRAINING, &big, &err), &err);
+    assert_ok(nf_plan_compile(g, 3, NF_PLAN_TRAINING, &small, &err), &err);
+    size_t floats = (size_t)nf_graph_param_floats(g);
+    float *a = malloc(floats * sizeof(float)), *b = malloc(floats * sizeof(float));
+    size_t bytes = nf_plan_arena_bytes(big);
+    assert_ok(nf_plan_set_batch(big, 3, &err), &err);
+    assert_int_equal(nf_plan_arena_bytes(big), bytes);
+    fill_inputs(big, g, 0, 4);
+    fill_inputs(small, g, 0, 4);
+    assert_ok(nf_plan_forward(big, &err), &err);
+    assert_ok(nf_plan_backward(big, &err), &err);
+    copy_grads(g, a);
+    assert_ok(nf_plan_forward(small, &err), &err);
+    assert_ok(nf_plan_backward(small, &err), &err);
+    copy_grads(g, b);
+    assert_memory_equal(a, b, floats * sizeof(float));
+    assert_true(nf_plan_loss(big) == nf_plan_loss(small));
+    /* grow */
+    assert_ok(nf_plan_set_batch(small, 40, &err), &err);
+    assert_int_equal(nf_plan_batch(small), 40);
+    assert_true(nf_plan_arena_bytes(small) > bytes);
+    fill_inputs(small, g, 0, 5);
+    assert_ok(nf_plan_forward(small, &err), &err);
+    assert_ok(nf_plan_backward(small, &err), &err);
+    assert_int_equal(nf_plan_set_batch(small, 0, &err), NF_ERR_INVALID_ARGUMENT);
+    free(a);
+    free(b);
+    nf_plan_free(big);
+    nf_plan_free(small);
+    nf_graph_free(g);
+}
+
+static void test_no_allocation_while_running(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_node *x, *t, *out;
+    nf_graph *g = deep_chain(&x, &t, &out);
+    nf_plan *plan;
+    nf_optimizer *opt;
+    assert_ok(nf_plan_compile(g, 8, NF_PLAN_TRAINING, &plan, &err), &err);
+    assert_ok(nf_optimizer_new(g, "sgd", &opt, &err), &err);
+    assert_ok(nf_optimizer_set(opt, "momentum", 0.9, &err), &err);
+    fill_inputs(plan, g, 0, 8);
+    long before = allocations;
+    assert_true(before > 0); /* the wrap is in place: compiling allocated */
+    for (int step = 0; step < 3; step++) {
+        assert_ok(nf_plan_set_batch(plan, step == 1 ? 5 : 8, &err), &err);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        assert_ok(nf_plan_backward(plan, &err), &err);
+        assert_ok(nf_optimizer_step(opt, &err), &err);
+    }
+    assert_int_equal(allocations, before);
+    nf_optimizer_free(opt);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
+static void test_misuse(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_node *x, *t, *out;
+    nf_graph *g = deep_chain(&x, &t, &out);
+    nf_plan *infer, *train;
+    assert_int_equal(nf_plan_compile(g, 0, NF_PLAN_TRAINING, &train, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_ok(nf_plan_compile(g, 4, NF_PLAN_INFERENCE, &infer, &err), &err);
+    assert_ok(nf_plan_compile(g, 4, NF_PLAN_TRAINING, &train, &err), &err);
+    assert_int_equal(nf_plan_backward(train, &err), NF_ERR_STATE); /* before forward */
+    assert_ok(nf_plan_forward(infer, &err), &err);
+    assert_int_equal(nf_plan_backward(infer, &err), NF_ERR_STATE);
+    nf_tensor v;
+    assert_int_equal(nf_plan_input(infer, out, &v, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_int_equal(nf_plan_grad(train, x, &v, &err), NF_ERR_STATE); /* x did not ask */
+    nf_graph *other = nf_graph_new();
+    nf_node *y = nf_input(other, "y", 1, (int64_t[]){32});
+    assert_int_equal(nf_plan_input(infer, y, &v, &err), NF_ERR_INVALID_ARGUMENT);
+    nf_graph_free(other);
+    nf_plan_free(infer);
+    nf_plan_free(train);
+    nf_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buffer_reuse),
+        cmocka_unit_test(test_batch_changes),
+        cmocka_unit_test(test_no_allocation_while_running),
+        cmocka_unit_test(test_misuse),
+    };
+    return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
+}
