@@ -6,85 +6,105 @@
 
 static int64_t elements(const nf_exec *e) { return e->batch * nf_shape_size(e->out_shape); }
 
-/* One loop shape for every element-wise activation: y = f(x) forward and
- * dx += g * f'(x, y) backward. */
-#define ELEMENTWISE_LOOP(n, body)                                         \
-    do {                                                                  \
-        _Pragma("omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)") \
-        for (int64_t i = 0; i < (n); i++) { body; }                       \
-    } while (0)
+/* Kernels over n contiguous elements; the op functions below split the
+ * elements across threads (nf_thread_range) and call them per chunk. */
 
 /* relu: y = max(x, 0); dx += g [y > 0] */
-static void relu_forward(const nf_exec *e)
+static void relu_kernel(int64_t n, const float *restrict x, float *restrict y)
 {
-    const float *x = e->in[0];
-    float *y = e->out;
-    int64_t n = elements(e);
-    ELEMENTWISE_LOOP(n, y[i] = x[i] > 0.0f ? x[i] : 0.0f);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-static void relu_backward(const nf_exec *e)
+static void relu_grad_kernel(int64_t n, const float *restrict y, const float *restrict g, float *restrict dx)
 {
-    const float *y = e->out, *g = e->out_grad;
-    float *dx = e->in_grad[0];
-    int64_t n = elements(e);
-    if (dx)
-        ELEMENTWISE_LOOP(n, dx[i] += y[i] > 0.0f ? g[i] : 0.0f);
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i]; /* loaded unconditionally, so the select vectorizes */
+        dx[i] += y[i] > 0.0f ? gi : 0.0f;
+    }
 }
 
 /* leaky_relu: y = x if x > 0 else slope x */
-static void leaky_relu_forward(const nf_exec *e)
+static void leaky_kernel(int64_t n, const float *restrict x, float *restrict y, float slope)
 {
-    const float *x = e->in[0];
-    float *y = e->out, slope = (float)e->attr[0];
-    int64_t n = elements(e);
-    ELEMENTWISE_LOOP(n, y[i] = x[i] > 0.0f ? x[i] : slope * x[i]);
+    for (int64_t i = 0; i < n; i++) { /* max(x, 0) + slope min(x, 0): selects, so it vectorizes */
+        float xi = x[i], pos = xi > 0.0f ? xi : 0.0f, neg = xi > 0.0f ? 0.0f : xi;
+        y[i] = pos + slope * neg;
+    }
 }
 
-static void leaky_relu_backward(const nf_exec *e)
+static void leaky_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx,
+                              float slope)
 {
-    const float *x = e->in[0], *g = e->out_grad;
-    float *dx = e->in_grad[0], slope = (float)e->attr[0];
-    int64_t n = elements(e);
-    if (dx)
-        ELEMENTWISE_LOOP(n, dx[i] += x[i] > 0.0f ? g[i] : slope * g[i]);
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i], pos = x[i] > 0.0f ? gi : 0.0f, neg = x[i] > 0.0f ? 0.0f : gi;
+        dx[i] += pos + slope * neg;
+    }
 }
 
 /* sigmoid: y = 1 / (1 + exp(-x)); dy/dx = y (1 - y) */
-static void sigmoid_forward(const nf_exec *e)
+static void sigmoid_kernel(int64_t n, const float *restrict x, float *restrict y)
 {
-    const float *x = e->in[0];
-    float *y = e->out;
-    int64_t n = elements(e);
-    ELEMENTWISE_LOOP(n, y[i] = 1.0f / (1.0f + expf(-x[i])));
+    for (int64_t i = 0; i < n; i++)
+        y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
-static void sigmoid_backward(const nf_exec *e)
+static void sigmoid_grad_kernel(int64_t n, const float *restrict y, const float *restrict g, float *restrict dx)
 {
-    const float *y = e->out, *g = e->out_grad;
-    float *dx = e->in_grad[0];
-    int64_t n = elements(e);
-    if (dx)
-        ELEMENTWISE_LOOP(n, dx[i] += g[i] * y[i] * (1.0f - y[i]));
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += g[i] * y[i] * (1.0f - y[i]);
 }
 
 /* tanh: dy/dx = 1 - y^2 */
-static void tanh_forward(const nf_exec *e)
+static void tanh_kernel(int64_t n, const float *restrict x, float *restrict y)
 {
-    const float *x = e->in[0];
-    float *y = e->out;
-    int64_t n = elements(e);
-    ELEMENTWISE_LOOP(n, y[i] = tanhf(x[i]));
+    for (int64_t i = 0; i < n; i++)
+        y[i] = tanhf(x[i]);
 }
 
-static void tanh_backward(const nf_exec *e)
+static void tanh_grad_kernel(int64_t n, const float *restrict y, const float *restrict g, float *restrict dx)
 {
-    const float *y = e->out, *g = e->out_grad;
-    float *dx = e->in_grad[0];
-    int64_t n = elements(e);
-    if (dx)
-        ELEMENTWISE_LOOP(n, dx[i] += g[i] * (1.0f - y[i] * y[i]));
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += g[i] * (1.0f - y[i] * y[i]);
 }
+
+/* Forward: y = f(x) over this thread's chunk. */
+#define FORWARD_OP(name, kernel, ...)                                     \
+    static void name(const nf_exec *e)                                    \
+    {                                                                     \
+        int64_t n = elements(e);                                          \
+        _Pragma("omp parallel if (n > NF_PARALLEL_MIN)")                  \
+        {                                                                 \
+            int64_t a, b;                                                 \
+            nf_thread_range(n, &a, &b);                                   \
+            kernel(b - a, e->in[0] + a, e->out + a, ##__VA_ARGS__);       \
+        }                                                                 \
+    }
+
+/* Backward: dx += g * f'(.), where f' is computed from `from` (the
+ * node's output or its input). */
+#define BACKWARD_OP(name, kernel, from, ...)                              \
+    static void name(const nf_exec *e)                                    \
+    {                                                                     \
+        int64_t n = elements(e);                                          \
+        if (!e->in_grad[0])                                               \
+            return;                                                       \
+        _Pragma("omp parallel if (n > NF_PARALLEL_MIN)")                  \
+        {                                                                 \
+            int64_t a, b;                                                 \
+            nf_thread_range(n, &a, &b);                                   \
+            kernel(b - a, (from) + a, e->out_grad + a, e->in_grad[0] + a, ##__VA_ARGS__); \
+        }                                                                 \
+    }
+
+FORWARD_OP(relu_forward, relu_kernel)
+BACKWARD_OP(relu_backward, relu_grad_kernel, e->out)
+FORWARD_OP(leaky_relu_forward, leaky_kernel, (float)e->attr[0])
+BACKWARD_OP(leaky_relu_backward, leaky_grad_kernel, e->in[0], (float)e->attr[0])
+FORWARD_OP(sigmoid_forward, sigmoid_kernel)
+BACKWARD_OP(sigmoid_backward, sigmoid_grad_kernel, e->out)
+FORWARD_OP(tanh_forward, tanh_kernel)
+BACKWARD_OP(tanh_backward, tanh_grad_kernel, e->out)
 
 static const nf_attr_spec leaky_relu_attrs[] = {
     NF_ATTR_FLOAT_DEF("slope", 0.01, -1e6, 1e6, "slope for x < 0"),

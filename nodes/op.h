@@ -12,6 +12,7 @@
 #ifndef NF_NODES_OP_H
 #define NF_NODES_OP_H
 
+#include <omp.h>
 #include <stdint.h>
 
 #include "nodeflow/graph.h"
@@ -133,6 +134,16 @@ nf_status nf_infer_same_shape(nf_infer *ctx);
 int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols);
 /* Threshold above which element-wise loops use OpenMP threads. */
 #define NF_PARALLEL_MIN 32768
+
+/* The one threading idiom of element-wise kernels: inside
+ * `#pragma omp parallel`, each thread takes the contiguous chunk
+ * [start, end) of n elements. Outside a parallel region it is all of them. */
+static inline void nf_thread_range(int64_t n, int64_t *start, int64_t *end)
+{
+    int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    *start = n * t / threads;
+    *end = n * (t + 1) / threads;
+}
 
 /* Shorthands for attribute tables. */
 #define NF_ATTR_REQUIRED_INT(nm, lo, hi, d) {nm, NF_ATTR_INT, NAN, lo, hi, NULL, d}

@@ -20,21 +20,33 @@ static const nf_hparam sgd_hparams[] = {
     [NESTEROV] = {"nesterov", 0, 0, 1, "1: Nesterov momentum"},
 };
 
+/* The update of n contiguous floats. */
+static void sgd_kernel(int64_t n, float *restrict w, const float *restrict grad, float *restrict buf,
+                       const double *h, int first)
+{
+    const float lr = (float)h[LR], mu = (float)h[MOMENTUM], damp = (float)h[DAMPENING];
+    const float wd = (float)h[WEIGHT_DECAY];
+    if (mu == 0.0f) {
+        for (int64_t i = 0; i < n; i++)
+            w[i] -= lr * (grad[i] + wd * w[i]);
+        return;
+    }
+    const int nesterov = h[NESTEROV] != 0;
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad[i] + wd * w[i];
+        float b = first ? g : mu * buf[i] + (1.0f - damp) * g;
+        buf[i] = b;
+        w[i] -= lr * (nesterov ? g + mu * b : b);
+    }
+}
+
 static void sgd_update(const nf_update *u)
 {
-    const float lr = (float)u->h[LR], mu = (float)u->h[MOMENTUM], damp = (float)u->h[DAMPENING];
-    const float wd = (float)u->h[WEIGHT_DECAY];
-    const int nesterov = u->h[NESTEROV] != 0, first = u->step == 1;
-    float *w = u->value, *buf = u->state;
-    const float *grad = u->grad;
-    #pragma omp parallel for if (u->n > 65536) schedule(static)
-    for (int64_t i = 0; i < u->n; i++) {
-        float g = grad[i] + wd * w[i];
-        if (mu != 0.0f) {
-            buf[i] = first ? g : mu * buf[i] + (1.0f - damp) * g;
-            g = nesterov ? g + mu * buf[i] : buf[i];
-        }
-        w[i] -= lr * g;
+    #pragma omp parallel if (u->n > 65536)
+    {
+        int64_t a, b;
+        nf_thread_range(u->n, &a, &b);
+        sgd_kernel(b - a, u->value + a, u->grad + a, u->state + a, u->h, u->step == 1);
     }
 }
 

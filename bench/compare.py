@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Runs a workload in nodeflow and in PyTorch, one after the other in the
+same invocation and at the same thread counts, and prints the ratios.
+
+    /usr/bin/python3 bench/compare.py W1 [--threads 1 2] [--epochs 5] [--build build]
+
+PyTorch runs twice per thread count: with its default settings and with
+OMP_WAIT_POLICY=passive (its best setting on 2 cores, where its OpenMP
+pool and the BLAS threads otherwise spin against each other). Ratios are
+against the better of the two: speed-ups above 1 favour nodeflow."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(cmd, env=None):
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, env=env, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("workload", choices=["W1"])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    args = p.parse_args()
+    bench = os.path.join(args.build, "nodeflow-bench")
+    rows = []
+    for n in args.threads:
+        nf = run([bench, args.workload, "--threads", str(n), "--epochs", str(args.epochs)])
+        torch_cmd = [sys.executable, os.path.join(HERE, "torch_workloads.py"), args.workload,
+                     "--threads", str(n), "--epochs", str(args.epochs)]
+        default = run(torch_cmd)
+        passive = run(torch_cmd, dict(os.environ, OMP_WAIT_POLICY="passive"))
+        best = min((default, passive), key=lambda r: r["epoch_s"])
+        rows.append((n, nf, default, passive, best))
+        print(json.dumps({"threads": n, "nodeflow": nf, "torch": default, "torch_passive": passive}))
+    print("\n%-8s %-9s %10s %12s %12s %14s %12s %12s" % (
+        "workload", "threads", "epoch_s", "torch_s", "train_x", "latency_x", "infer_x", "test_acc"))
+    for n, nf, default, passive, best in rows:
+        print("%-8s %-9d %10.3f %12.3f %12.2f %14.2f %12.2f %6.4f/%.4f" % (
+            args.workload, n, nf["epoch_s"], best["epoch_s"], best["epoch_s"] / nf["epoch_s"],
+            min(default["latency_ms"], passive["latency_ms"]) / nf["latency_ms"],
+            nf["infer_img_s"] / max(default["infer_img_s"], passive["infer_img_s"]),
+            nf["test_acc"], best["test_acc"]))
+    print("\ntrain_x, latency_x, infer_x: nodeflow's speed-up over PyTorch's better setting "
+          "(default or OMP_WAIT_POLICY=passive); test_acc: nodeflow/PyTorch after %d epochs" % args.epochs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The reference workloads of shared/bench/WORKLOADS.md in PyTorch, timed
+the way nodeflow-bench times them, printing the same JSON line.
+
+    /usr/bin/python3 bench/torch_workloads.py W1 --threads N [--epochs N]
+
+Data is read from Debian's dataset-fashion-mnist files with gzip + numpy;
+batches are drawn by indexing tensors with a permutation (faster than a
+DataLoader, so PyTorch is not handicapped by its data pipeline)."""
+import argparse
+import gzip
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+DATA = os.environ.get("NODEFLOW_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    rank = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(rank)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def fashion(split):
+    x = idx(os.path.join(DATA, "%s-images-idx3-ubyte.gz" % split)).reshape(-1, 784)
+    y = idx(os.path.join(DATA, "%s-labels-idx1-ubyte.gz" % split))
+    return torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y.astype(np.int64))
+
+
+def w1(args):
+    torch.manual_seed(1)
+    xtr, ytr = fashion("train")
+    xte, yte = fashion("t10k")
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 256), torch.nn.ReLU(),
+        torch.nn.Linear(256, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    epoch_s = []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        perm = torch.randperm(xtr.shape[0])
+        for i in range(0, xtr.shape[0], 64):
+            rows = perm[i:i + 64]
+            opt.zero_grad()
+            loss = loss_fn(model(xtr[rows]), ytr[rows])
+            loss.backward()
+            opt.step()
+        epoch_s.append(time.perf_counter() - start)
+    infer_s = []
+    with torch.no_grad():
+        for _ in range(3):
+            start = time.perf_counter()
+            correct = 0
+            for i in range(0, xte.shape[0], 256):
+                correct += int((model(xte[i:i + 256]).argmax(1) == yte[i:i + 256]).sum())
+            infer_s.append(time.perf_counter() - start)
+        lat = []
+        for i in range(1000):
+            start = time.perf_counter()
+            model(xte[i:i + 1])
+            lat.append(time.perf_counter() - start)
+    return {"workload": "W1", "threads": torch.get_num_threads(),
+            "epoch_s": round(statistics.median(epoch_s), 4),
+            "test_acc": round(correct / xte.shape[0], 4),
+            "infer_img_s": round(xte.shape[0] / statistics.median(infer_s)),
+            "latency_ms": round(1e3 * statistics.median(lat), 4)}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("workload", choices=["W1"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(json.dumps({"W1": w1}[args.workload](args)))
+
+
+if __name__ == "__main__":
+    main()
