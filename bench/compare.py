@@ -7,10 +7,16 @@ same invocation and at the same thread counts, and prints the ratios.
 PyTorch runs twice per thread count: with its default settings and with
 OMP_WAIT_POLICY=passive (its best setting on 2 cores, where its OpenMP
 pool and the BLAS threads otherwise spin against each other). Ratios are
-against the better of the two: speed-ups above 1 favour nodeflow."""
+against the better of the two: speed-ups above 1 favour nodeflow.
+
+The three programs run interleaved --repeat times (default 3) and each
+figure is the median over the repeats, so that a slow phase of the
+machine (seen here: whole runs at 2 threads taking twice as long) hits
+both sides alike."""
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -22,21 +28,34 @@ def run(cmd, env=None):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def medians(results):
+    """One result whose every number is the median over the repeats."""
+    merged = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, (int, float)) and key != "threads":
+            merged[key] = statistics.median(r[key] for r in results)
+    return merged
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("workload", choices=["W1"])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     args = p.parse_args()
     bench = os.path.join(args.build, "nodeflow-bench")
     rows = []
     for n in args.threads:
-        nf = run([bench, args.workload, "--threads", str(n), "--epochs", str(args.epochs)])
         torch_cmd = [sys.executable, os.path.join(HERE, "torch_workloads.py"), args.workload,
                      "--threads", str(n), "--epochs", str(args.epochs)]
-        default = run(torch_cmd)
-        passive = run(torch_cmd, dict(os.environ, OMP_WAIT_POLICY="passive"))
+        runs = {"nf": [], "default": [], "passive": []}
+        for _ in range(args.repeat):
+            runs["nf"].append(run([bench, args.workload, "--threads", str(n), "--epochs", str(args.epochs)]))
+            runs["default"].append(run(torch_cmd))
+            runs["passive"].append(run(torch_cmd, dict(os.environ, OMP_WAIT_POLICY="passive")))
+        nf, default, passive = (medians(runs[k]) for k in ("nf", "default", "passive"))
         best = min((default, passive), key=lambda r: r["epoch_s"])
         rows.append((n, nf, default, passive, best))
         print(json.dumps({"threads": n, "nodeflow": nf, "torch": default, "torch_passive": passive}))

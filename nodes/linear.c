@@ -58,8 +58,12 @@ static void linear_forward(const nf_exec *e)
         for (int64_t r = 0; r < rows; r++)
             memcpy(e->out + r * out, bias, (size_t)out * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, e->in[0],
-                (int)in, e->param[0], (int)in, bias ? 1.0f : 0.0f, e->out, (int)out);
+    if (rows == 1) /* one sample: a matrix-vector product is faster than sgemm */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)out, (int)in, 1.0f, e->param[0], (int)in, e->in[0], 1,
+                    bias ? 1.0f : 0.0f, e->out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, e->in[0],
+                    (int)in, e->param[0], (int)in, bias ? 1.0f : 0.0f, e->out, (int)out);
 }
 
 /* dx += dy W, dW += dy^T x, db += column sums of dy */
