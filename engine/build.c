@@ -48,6 +48,40 @@ nf_status nf_input_requires_grad(nf_graph *g, nf_node *input)
     return nf_node_set_attr_number(g, input, "grad", 1);
 }
 
+nf_node *nf_memory(nf_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    nf_node *node = nf_graph_add(g, "memory", name, 0, NULL);
+    if (!node)
+        return NULL;
+    nf_error err;
+    if (nf_shape_make(&node->dims, rank, dims, &err) != NF_OK) {
+        nf_graph_fail(g, err.code, "memory '%s': %s", node->name, err.message);
+        return NULL;
+    }
+    node->attr_set |= 1u << nf_op_attr_index(node->op, "shape");
+    return node;
+}
+
+nf_status nf_memory_connect(nf_graph *g, nf_node *memory, nf_node *source)
+{
+    if (!g || !memory || !source)
+        return NF_ERR_INVALID_ARGUMENT;
+    if (g->error.code != NF_OK)
+        return g->error.code;
+    if (!(memory->op->flags & NF_OP_MEMORY)) {
+        nf_graph_fail(g, NF_ERR_GRAPH, "%s '%s': only a memory node takes a source", memory->op->name,
+                      memory->name);
+        return NF_ERR_GRAPH;
+    }
+    if (source->op->flags & NF_OP_LOSS) {
+        nf_graph_fail(g, NF_ERR_GRAPH, "memory '%s': its source '%s' is a loss", memory->name, source->name);
+        return NF_ERR_GRAPH;
+    }
+    memory->memory_source = source;
+    g->version++;
+    return NF_OK;
+}
+
 nf_node *nf_output(nf_graph *g, const char *name, nf_node *x) { return add1(g, "output", name, x); }
 
 nf_node *nf_linear(nf_graph *g, const char *name, nf_node *x, int64_t out_features)

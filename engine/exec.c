@@ -46,6 +46,19 @@ static void fill_exec(const nf_plan *p, int k, nf_exec *e)
         e->saved = p->arena + s->saved_off;
 }
 
+/* After a step, each memory node keeps its source's value for the next. */
+static void carry_memory(nf_plan *p)
+{
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        if (!(node->op->flags & NF_OP_MEMORY))
+            continue;
+        const nf_node *src = node->memory_source;
+        memcpy(p->arena + p->steps[k].saved_off, p->arena + p->steps[src->index].value_off,
+               (size_t)(p->batch * nf_shape_size(&node->shape)) * sizeof(float));
+    }
+}
+
 nf_status nf_plan_forward(nf_plan *p, nf_error *err)
 {
     nf_status st = check_current(p, err);
@@ -59,6 +72,7 @@ nf_status nf_plan_forward(nf_plan *p, nf_error *err)
         fill_exec(p, k, &e);
         op->forward(&e);
     }
+    carry_memory(p);
     p->forward_done = 1;
     return NF_OK;
 }

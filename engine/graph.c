@@ -12,8 +12,10 @@
 nf_graph *nf_graph_new(void)
 {
     nf_graph *g = calloc(1, sizeof *g);
-    if (g)
+    if (g) {
         g->version = 1;
+        g->error_node = -1;
+    }
     return g;
 }
 
@@ -349,6 +351,8 @@ nf_node *nf_graph_node(const nf_graph *g, int index)
 const char *nf_node_name(const nf_node *node) { return node ? node->name : NULL; }
 const char *nf_node_op(const nf_node *node) { return node ? node->op->name : NULL; }
 int nf_node_input_count(const nf_node *node) { return node ? node->n_inputs : 0; }
+
+nf_node *nf_memory_source(const nf_node *memory) { return memory ? memory->memory_source : NULL; }
 
 nf_node *nf_node_input(const nf_node *node, int index)
 {

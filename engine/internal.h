@@ -23,6 +23,7 @@ struct nf_node {
     nf_shape dims;                   /* value of an NF_ATTR_DIMS attribute */
     int requires_grad;               /* inputs: the caller wants dL/dx */
     nf_node *share_from;             /* parameters come from this node */
+    nf_node *memory_source;          /* memory nodes: the node whose value they carry */
 
     /* Filled by validation. */
     nf_shape shape;                  /* per-sample output shape */
@@ -52,6 +53,7 @@ struct nf_graph {
     int64_t param_floats;
     float *values;                   /* all parameters, one block */
     float *grads;                    /* their gradients, same layout */
+    int error_node;                  /* index of the node the last validation failed on, or -1 */
 };
 
 /* Records `code` and a printf-style message into err (if non-NULL) and

@@ -60,11 +60,21 @@ static int64_t backward_time(const nf_plan *p, int k) { return 2 * (int64_t)p->n
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+static int is_memory_source(const nf_graph *g, const nf_node *node)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->memory_source == node)
+            return 1;
+    return 0;
+}
+
+/* Values that stay readable: inputs, outputs, losses, sinks, and the
+ * sources that memory nodes copy from after forward. */
 static int pinned(const nf_plan *p, const nf_node *node, int has_consumers)
 {
     unsigned f = node->op->flags;
     return (p->flags & NF_PLAN_KEEP_VALUES) || (f & (NF_OP_INPUT | NF_OP_OUTPUT | NF_OP_LOSS)) ||
-           !has_consumers;
+           !has_consumers || is_memory_source(p->graph, node);
 }
 
 static int64_t value_floats(const nf_plan *p, const nf_node *node)
@@ -108,8 +118,9 @@ static int node_intervals(nf_plan *p, int k, interval *iv)
         iv[count++] = (interval){grad_start, grad_end, value_floats(p, node), &s->grad_off};
     }
     if (node->saved_per_sample > 0) {
-        int64_t end = s->run_backward ? backward_time(p, k) : k;
-        iv[count++] = (interval){k, end, nf_align_floats(p->capacity * node->saved_per_sample),
+        int64_t end = (node->op->flags & NF_OP_MEMORY) ? forever : s->run_backward ? backward_time(p, k) : k;
+        int64_t start = (node->op->flags & NF_OP_MEMORY) ? 0 : k;
+        iv[count++] = (interval){start, end, nf_align_floats(p->capacity * node->saved_per_sample),
                                  &s->saved_off};
     }
     return count;
@@ -199,6 +210,7 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     nf_aligned_free(p->arena);
     p->arena = arena;
     p->arena_floats = total;
+    nf_plan_reset_state(p);
 done:
     free(iv);
     free(slots);
@@ -279,6 +291,17 @@ nf_status nf_plan_set_batch(nf_plan *p, int64_t batch, nf_error *err)
     p->batch = batch;
     p->forward_done = 0;
     return NF_OK;
+}
+
+void nf_plan_reset_state(nf_plan *p)
+{
+    if (!p)
+        return;
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        if (node->op->flags & NF_OP_MEMORY)
+            nf_memory_reset(node, p->arena + p->steps[k].saved_off, p->capacity);
+    }
 }
 
 int64_t nf_plan_batch(const nf_plan *p) { return p ? p->batch : 0; }

@@ -50,6 +50,31 @@ static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
     return NF_OK;
 }
 
+/* Every memory node has a source of its own shape. */
+static nf_status check_memory_sources(nf_graph *g, nf_error *err)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nf_node *m = g->nodes[i];
+        if (!(m->op->flags & NF_OP_MEMORY))
+            continue;
+        g->error_node = i;
+        if (!m->memory_source)
+            return nf_fail(err, NF_ERR_GRAPH, "memory '%s': no source node; connect one (nf_memory_connect)",
+                           m->name);
+        const nf_node *src = m->memory_source;
+        if (src->index >= g->n_nodes || g->nodes[src->index] != src)
+            return nf_fail(err, NF_ERR_GRAPH, "memory '%s': its source is not a node of this graph", m->name);
+        if (!nf_shape_equal(&m->shape, &src->shape)) {
+            char a[64], b[64];
+            return nf_fail(err, NF_ERR_SHAPE, "memory '%s': shape %s but its source '%s' is %s", m->name,
+                           nf_shape_format(&m->shape, a, sizeof a), src->name,
+                           nf_shape_format(&src->shape, b, sizeof b));
+        }
+    }
+    g->error_node = -1;
+    return NF_OK;
+}
+
 static uint64_t name_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -177,8 +202,12 @@ nf_status nf_graph_validate(nf_graph *g, nf_error *err)
     nf_status st = NF_OK;
     /* Nodes are stored in insertion order and inputs must exist before a
      * node is added, so that order is topological. */
+    g->error_node = -1;
     for (int i = 0; i < g->n_nodes && st == NF_OK; i++)
-        st = infer_node(g->nodes[i], specs[i], err);
+        if ((st = infer_node(g->nodes[i], specs[i], err)) != NF_OK)
+            g->error_node = i;
+    if (st == NF_OK)
+        st = check_memory_sources(g, err);
     nf_param *params = NULL;
     int n = 0;
     int64_t floats = 0;

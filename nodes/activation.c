@@ -114,6 +114,7 @@ const nf_op nf_op_relu = {
     .name = "relu", .summary = "max(x, 0)", .min_inputs = 1, .max_inputs = 1,
     .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = nf_infer_same_shape, .forward = relu_forward, .backward = relu_backward,
+    .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_leaky_relu = {
@@ -121,18 +122,21 @@ const nf_op nf_op_leaky_relu = {
     .attrs = leaky_relu_attrs, .n_attrs = NF_COUNT(leaky_relu_attrs),
     .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = nf_infer_same_shape, .forward = leaky_relu_forward, .backward = leaky_relu_backward,
+    .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_sigmoid = {
     .name = "sigmoid", .summary = "1 / (1 + exp(-x))", .min_inputs = 1, .max_inputs = 1,
     .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = nf_infer_same_shape, .forward = sigmoid_forward, .backward = sigmoid_backward,
+    .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_tanh = {
     .name = "tanh", .summary = "hyperbolic tangent", .min_inputs = 1, .max_inputs = 1,
     .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = nf_infer_same_shape, .forward = tanh_forward, .backward = tanh_backward,
+    .flops = nf_flops_per_element,
 };
 
 /* ---- softmax and log_softmax over the last axis ----------------------- */
@@ -231,10 +235,12 @@ const nf_op nf_op_softmax = {
     .name = "softmax", .summary = "exp(x) / sum(exp(x)) over the last axis", .min_inputs = 1, .max_inputs = 1,
     .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = last_axis_infer, .forward = softmax_forward, .backward = softmax_backward,
+    .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_log_softmax = {
     .name = "log_softmax", .summary = "x - logsumexp(x) over the last axis", .min_inputs = 1, .max_inputs = 1,
     .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = last_axis_infer, .forward = log_softmax_forward, .backward = log_softmax_backward,
+    .flops = nf_flops_per_element,
 };

@@ -36,3 +36,13 @@ nf_status nf_infer_same_shape(nf_infer *ctx)
     ctx->out = *ctx->in[0];
     return NF_OK;
 }
+
+double nf_flops_per_element(const nf_node *node)
+{
+    return (double)nf_shape_size(&node->shape);
+}
+
+double nf_flops_per_input_element(const nf_node *node)
+{
+    return (double)nf_shape_size(&node->inputs[0]->shape);
+}

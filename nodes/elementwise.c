@@ -91,6 +91,7 @@ const nf_op nf_op_add = {
     .min_inputs = 2, .max_inputs = 2,
     .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
     .infer = binary_infer, .forward = add_forward, .backward = add_backward,
+    .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_sub = {
@@ -98,6 +99,7 @@ const nf_op nf_op_sub = {
     .min_inputs = 2, .max_inputs = 2,
     .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
     .infer = binary_infer, .forward = sub_forward, .backward = sub_backward,
+    .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_mul = {
@@ -105,6 +107,7 @@ const nf_op nf_op_mul = {
     .min_inputs = 2, .max_inputs = 2,
     .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = binary_infer, .forward = mul_forward, .backward = mul_backward,
+    .flops = nf_flops_per_element,
 };
 
 /* ---- scale ------------------------------------------------------------ */
@@ -140,4 +143,5 @@ const nf_op nf_op_scale = {
     .attrs = scale_attrs, .n_attrs = NF_COUNT(scale_attrs),
     .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
     .infer = nf_infer_same_shape, .forward = scale_forward, .backward = scale_backward,
+    .flops = nf_flops_per_element,
 };

@@ -86,12 +86,22 @@ static void linear_backward(const nf_exec *e)
     }
 }
 
+/* 2 in out multiply-adds per row, plus the bias */
+static double linear_flops(const nf_node *node)
+{
+    const nf_shape *x = &node->inputs[0]->shape;
+    double rows = (double)(nf_shape_size(x) / x->dim[x->rank - 1]);
+    double in = (double)x->dim[x->rank - 1], out = node->attr[LIN_OUT];
+    return rows * (2.0 * in * out + (node->attr[LIN_BIAS] != 0 ? out : 0.0));
+}
+
 const nf_op nf_op_linear = {
     .name = "linear", .summary = "fully connected layer over the last axis: y = x W^T + b",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = linear_attrs, .n_attrs = NF_COUNT(linear_attrs),
     .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = linear_infer, .forward = linear_forward, .backward = linear_backward,
+    .flops = linear_flops,
 };
 
 /* ---- matmul ----------------------------------------------------------- */
@@ -133,9 +143,16 @@ static void matmul_backward(const nf_exec *e)
     }
 }
 
+static double matmul_flops(const nf_node *node)
+{
+    const nf_shape *a = &node->inputs[0]->shape, *b = &node->inputs[1]->shape;
+    return 2.0 * (double)a->dim[0] * (double)a->dim[1] * (double)b->dim[1];
+}
+
 const nf_op nf_op_matmul = {
     .name = "matmul", .summary = "per-sample matrix product [M, K] x [K, N] -> [M, N]",
     .min_inputs = 2, .max_inputs = 2,
     .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = matmul_infer, .forward = matmul_forward, .backward = matmul_backward,
+    .flops = matmul_flops,
 };

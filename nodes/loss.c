@@ -61,6 +61,7 @@ const nf_op nf_op_mse = {
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
     .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT,
     .infer = same_shapes_infer, .forward = mse_forward, .backward = mse_backward,
+    .flops = nf_flops_per_input_element,
 };
 
 /* ---- softmax cross-entropy ------------------------------------------- */
@@ -179,6 +180,7 @@ const nf_op nf_op_cross_entropy = {
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
     .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT, .infer = cross_entropy_infer,
     .forward = cross_entropy_forward, .backward = cross_entropy_backward,
+    .flops = nf_flops_per_input_element,
 };
 
 /* ---- binary cross-entropy with logits --------------------------------- */
@@ -214,4 +216,5 @@ const nf_op nf_op_bce_with_logits = {
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
     .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT,
     .infer = same_shapes_infer, .forward = bce_forward, .backward = bce_backward,
+    .flops = nf_flops_per_input_element,
 };

@@ -99,6 +99,7 @@ enum nf_op_flags {
     NF_OP_INPUT = 1u << 0,   /* value supplied by the caller */
     NF_OP_LOSS = 1u << 1,    /* one number for the batch; seeds backward */
     NF_OP_OUTPUT = 1u << 2,  /* a graph output */
+    NF_OP_MEMORY = 1u << 5,  /* state from the previous step (node->memory_source) */
     /* What backward does not read, so that the plan can reuse that
      * memory as soon as forward is done with it: */
     NF_OP_GRAD_NO_INPUTS = 1u << 3, /* backward reads no input value */
@@ -115,7 +116,13 @@ typedef struct nf_op {
     nf_status (*infer)(nf_infer *ctx);
     void (*forward)(const nf_exec *e);
     void (*backward)(const nf_exec *e);
+    /* Forward floating-point operations per sample (NULL: 0). */
+    double (*flops)(const nf_node *node);
 } nf_op;
+
+/* Sets a memory node's state (rows x its size floats) to its initial
+ * value (nodes/memory.c). */
+void nf_memory_reset(const nf_node *node, float *state, int64_t rows);
 
 /* The registry (nodes/registry.c). */
 const nf_op *nf_op_find(const char *name);
@@ -130,6 +137,10 @@ nf_status nf_infer_fail(nf_infer *ctx, nf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Shape rule of nodes whose output has their first input's shape. */
 nf_status nf_infer_same_shape(nf_infer *ctx);
+/* FLOP counts of element-wise nodes: one per output element, or one per
+ * element of the first input (losses). */
+double nf_flops_per_element(const nf_node *node);
+double nf_flops_per_input_element(const nf_node *node);
 /* Rows of a tensor whose last axis is `cols` long: batch * (size / cols). */
 int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols);
 /* Threshold above which element-wise loops use OpenMP threads. */

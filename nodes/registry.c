@@ -4,7 +4,7 @@
 
 #include "engine/internal.h"
 
-extern const nf_op nf_op_input, nf_op_output;
+extern const nf_op nf_op_input, nf_op_output, nf_op_memory;
 extern const nf_op nf_op_linear, nf_op_matmul;
 extern const nf_op nf_op_add, nf_op_sub, nf_op_mul, nf_op_scale;
 extern const nf_op nf_op_relu, nf_op_leaky_relu, nf_op_sigmoid, nf_op_tanh;
@@ -12,7 +12,7 @@ extern const nf_op nf_op_softmax, nf_op_log_softmax;
 extern const nf_op nf_op_mse, nf_op_cross_entropy, nf_op_bce_with_logits;
 
 static const nf_op *const registry[] = {
-    &nf_op_input, &nf_op_output,
+    &nf_op_input, &nf_op_output, &nf_op_memory,
     &nf_op_linear, &nf_op_matmul,
     &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_scale,
     &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,

@@ -175,6 +175,55 @@ static void test_misuse(void **state)
     nf_graph_free(g);
 }
 
+/* s_t = x_t + s_{t-1}: a running sum carried by a memory node whose
+ * source is added after it (the back edge). */
+static void test_memory_steps(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){2});
+    nf_node *prev = nf_memory(g, "prev", 1, (int64_t[]){2});
+    nf_node_set_attr(g, prev, "init", "constant");
+    nf_node_set_attr(g, prev, "value", "10");
+    nf_node *sum = nf_output(g, "sum", nf_add(g, "s", x, prev));
+    assert_ok(nf_memory_connect(g, prev, nf_graph_find(g, "s")), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 3, NF_PLAN_INFERENCE, &plan, &err), &err);
+    float ones[6] = {1, 1, 1, 1, 1, 1};
+    nf_tensor v;
+    for (int step = 1; step <= 3; step++) {
+        assert_ok(nf_plan_set_input(plan, x, ones, &err), &err);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        assert_ok(nf_plan_value(plan, sum, &v, &err), &err);
+        for (int i = 0; i < 6; i++)
+            assert_true(v.data[i] == 10.0f + (float)step);
+    }
+    nf_plan_reset_state(plan);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    assert_ok(nf_plan_value(plan, sum, &v, &err), &err);
+    assert_true(v.data[0] == 11.0f);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
+static void test_memory_errors(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *m = nf_memory(g, "m", 1, (int64_t[]){4});
+    nf_relu(g, "r", m);
+    assert_int_equal(nf_graph_validate(g, &err), NF_ERR_GRAPH);
+    assert_non_null(strstr(err.message, "memory 'm': no source node"));
+    nf_node *wide = nf_linear(g, "wide", m, 5);
+    assert_ok(nf_memory_connect(g, m, wide), &err);
+    assert_int_equal(nf_graph_validate(g, &err), NF_ERR_SHAPE);
+    assert_non_null(strstr(err.message, "memory 'm': shape [4] but its source 'wide' is [5]"));
+    assert_int_equal(nf_memory_connect(g, wide, m), NF_ERR_GRAPH);
+    nf_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +231,8 @@ int main(void)
         cmocka_unit_test(test_batch_changes),
         cmocka_unit_test(test_no_allocation_while_running),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_memory_steps),
+        cmocka_unit_test(test_memory_errors),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }

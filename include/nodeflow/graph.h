@@ -95,6 +95,15 @@ nf_node *nf_input(nf_graph *g, const char *name, int rank, const int64_t *dims);
 /* Asks for the gradient of the loss with respect to an input node;
  * read it with nf_plan_grad after a backward pass. */
 nf_status nf_input_requires_grad(nf_graph *g, nf_node *input);
+/* A memory node: at each run of a plan (a time step) it outputs the value
+ * its source had at the previous run, and zeros at the first (attribute
+ * "init" = "constant" with "value" for another start). Connect the source,
+ * which may be added later (a recurrent back edge), with
+ * nf_memory_connect; its shape must equal `dims`. */
+nf_node *nf_memory(nf_graph *g, const char *name, int rank, const int64_t *dims);
+nf_status nf_memory_connect(nf_graph *g, nf_node *memory, nf_node *source);
+/* The source of a memory node (NULL if none or not a memory node). */
+nf_node *nf_memory_source(const nf_node *memory);
 /* Marks a node's value as a graph output (identity). */
 nf_node *nf_output(nf_graph *g, const char *name, nf_node *x);
 

@@ -34,6 +34,9 @@ void nf_plan_free(nf_plan *plan);
  * capacity this allocates nothing; above it the arena is re-sized. */
 nf_status nf_plan_set_batch(nf_plan *plan, int64_t batch, nf_error *err);
 int64_t nf_plan_batch(const nf_plan *plan);
+/* Puts every memory node back to its initial state (also done when the
+ * plan is compiled or its arena re-sized). */
+void nf_plan_reset_state(nf_plan *plan);
 /* Bytes of activation and gradient memory held by the plan. */
 size_t nf_plan_arena_bytes(const nf_plan *plan);
 
