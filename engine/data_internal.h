@@ -13,6 +13,15 @@ typedef struct nf_idx {
 
 nf_status nf_idx_read(const char *path, nf_idx *idx, nf_error *err);
 
+/* A .npy array converted to floats (malloc'ed; caller frees). */
+typedef struct nf_npy {
+    nf_shape shape;
+    int integral;  /* the file held integers */
+    float *data;
+} nf_npy;
+
+nf_status nf_npy_read(const char *path, nf_npy *out, nf_error *err);
+
 struct nf_batcher {
     const nf_dataset *ds;
     int64_t batch;

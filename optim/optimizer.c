@@ -11,26 +11,43 @@ static const char *const type_names[] = {"sgd", NULL};
 
 #define TYPE_COUNT ((int)(sizeof types / sizeof types[0]))
 
-struct nf_optimizer {
-    nf_graph *graph;
-    uint64_t version;               /* graph version of the parameter layout */
-    const nf_optimizer_type *type;
-    double h[NF_MAX_HPARAMS];
-    float *state;
-    int64_t steps;
-};
-
 const char *const *nf_optimizer_names(void) { return type_names; }
+
+const nf_optimizer_type *nf_optimizer_type_find(const char *name)
+{
+    for (int i = 0; name && i < TYPE_COUNT; i++)
+        if (strcmp(types[i]->name, name) == 0)
+            return types[i];
+    return NULL;
+}
+
+int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key)
+{
+    for (int i = 0; i < type->n_hparams; i++)
+        if (strcmp(type->hparams[i].name, key) == 0)
+            return i;
+    return -1;
+}
+
+nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err)
+{
+    int i = nf_optimizer_type_hparam(type, key);
+    if (i < 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer '%s' has no hyper-parameter '%s'", type->name,
+                       key);
+    const nf_hparam *hp = &type->hparams[i];
+    if (!isfinite(value) || value < hp->min || value > hp->max)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s %s = %g is outside [%g, %g]", type->name, key, value,
+                       hp->min, hp->max);
+    return NF_OK;
+}
 
 nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf_error *err)
 {
     if (!g || !name || !out)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_new: NULL argument");
     *out = NULL;
-    const nf_optimizer_type *type = NULL;
-    for (int i = 0; i < TYPE_COUNT; i++)
-        if (strcmp(types[i]->name, name) == 0)
-            type = types[i];
+    const nf_optimizer_type *type = nf_optimizer_type_find(name);
     if (!type)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "unknown optimizer '%s'", name);
     if (g->validated_version != g->version)
@@ -61,27 +78,14 @@ void nf_optimizer_free(nf_optimizer *opt)
     free(opt);
 }
 
-static int hparam_index(const nf_optimizer *opt, const char *key)
-{
-    for (int i = 0; i < opt->type->n_hparams; i++)
-        if (strcmp(opt->type->hparams[i].name, key) == 0)
-            return i;
-    return -1;
-}
-
 nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_error *err)
 {
     if (!opt || !key)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_set: NULL argument");
-    int i = hparam_index(opt, key);
-    if (i < 0)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer '%s' has no hyper-parameter '%s'",
-                       opt->type->name, key);
-    const nf_hparam *hp = &opt->type->hparams[i];
-    if (!isfinite(value) || value < hp->min || value > hp->max)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s %s = %g is outside [%g, %g]", opt->type->name, key,
-                       value, hp->min, hp->max);
-    opt->h[i] = value;
+    nf_status st = nf_optimizer_type_check(opt->type, key, value, err);
+    if (st != NF_OK)
+        return st;
+    opt->h[nf_optimizer_type_hparam(opt->type, key)] = value;
     return NF_OK;
 }
 
@@ -89,7 +93,7 @@ nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *val
 {
     if (!opt || !key || !value)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_get: NULL argument");
-    int i = hparam_index(opt, key);
+    int i = nf_optimizer_type_hparam(opt->type, key);
     if (i < 0)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer '%s' has no hyper-parameter '%s'",
                        opt->type->name, key);

@@ -40,4 +40,20 @@ typedef struct nf_optimizer_type {
 
 extern const nf_optimizer_type nf_optimizer_sgd;
 
+/* The type named `name`, or NULL. */
+const nf_optimizer_type *nf_optimizer_type_find(const char *name);
+/* Checks that `key` is a hyper-parameter of `type` and `value` in its range. */
+nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err);
+/* Index of hyper-parameter `key` of `type`, or -1. */
+int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key);
+
+struct nf_optimizer {
+    nf_graph *graph;
+    uint64_t version;               /* graph version of the parameter layout */
+    const nf_optimizer_type *type;
+    double h[NF_MAX_HPARAMS];
+    float *state;                   /* state_per_float floats per parameter float */
+    int64_t steps;
+};
+
 #endif

@@ -36,6 +36,23 @@ nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path,
 nf_status nf_dataset_load_fashion_mnist(const char *dir, int train,
                                         nf_dataset **out, nf_error *err);
 
+/* A numeric CSV file: every field a number, an optional header line
+ * (detected: a first line with a field that is not a number), `label` the
+ * label column by index ("4") or header name ("species"), or NULL for no
+ * labels (y is then all zeros). Errors name file:line:col. */
+nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **out, nf_error *err);
+
+/* NumPy .npy arrays (float32, float64, uint8, int32, int64; C order):
+ * features [N, ...] and labels [N] or [N, ...] (y_path NULL: no labels). */
+nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_dataset **out, nf_error *err);
+
+/* A dataset named by a spec: "fashion-mnist:train", "fashion-mnist:test",
+ * "idx:IMAGES,LABELS", "csv:FILE[,label=COLUMN]" or "npy:X.npy[,Y.npy]". */
+nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err);
+
+/* Writes a float32 array as a .npy file (atomically). */
+nf_status nf_npy_write(const char *path, const float *data, const nf_shape *shape, nf_error *err);
+
 /* Keeps only the first `count` samples (no-op if count >= ds->count). */
 void nf_dataset_truncate(nf_dataset *ds, int64_t count);
 void nf_dataset_free(nf_dataset *ds);

@@ -9,6 +9,7 @@
 #include "optim.h"
 #include "data.h"
 #include "train.h"
+#include "model.h"
 #include "gradcheck.h"
 #include "runtime.h"
 

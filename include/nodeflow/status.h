@@ -29,6 +29,7 @@ typedef enum nf_status {
 typedef struct nf_error {
     nf_status code;
     char message[NF_ERROR_MESSAGE_MAX];
+    int line, column;   /* where in a text file, 1-based; 0 when not a file error */
 } nf_error;
 
 /* A short, constant name for a status code ("shape error", ...). */

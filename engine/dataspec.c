@@ -1,0 +1,116 @@
+/* nodeflow — datasets named by a spec string, as the command line takes
+ * them:
+ *   fashion-mnist:train | fashion-mnist:test   Debian's dataset-fashion-mnist
+ *   idx:IMAGES,LABELS                          IDX files, plain or .gz
+ *   csv:FILE[,label=COLUMN]                    numeric CSV, label by index or name
+ *   npy:X.npy[,Y.npy]                          NumPy arrays, first axis = samples
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/data_internal.h"
+
+static nf_status dataset_from_arrays(const char *x_path, nf_npy *x, nf_npy *y, nf_dataset **out, nf_error *err)
+{
+    if (x->shape.rank < 1)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: features need a first axis of samples", x_path);
+    int64_t n = x->shape.dim[0];
+    if (y && (y->shape.rank < 1 || y->shape.dim[0] != n))
+        return nf_fail(err, NF_ERR_FORMAT, "%s has %lld samples but the labels have %lld", x_path, (long long)n,
+                       (long long)(y->shape.rank ? y->shape.dim[0] : 0));
+    nf_dataset *ds = calloc(1, sizeof *ds);
+    float *zeros = y ? NULL : calloc((size_t)n, sizeof(float));
+    if (!ds || (!y && !zeros)) {
+        free(ds);
+        free(zeros);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    }
+    ds->count = n;
+    ds->x_shape.rank = x->shape.rank - 1;
+    memcpy(ds->x_shape.dim, x->shape.dim + 1, (size_t)ds->x_shape.rank * sizeof(int64_t));
+    ds->x = x->data;
+    x->data = NULL;
+    if (y) {
+        ds->y_shape.rank = y->shape.rank - 1;
+        memcpy(ds->y_shape.dim, y->shape.dim + 1, (size_t)ds->y_shape.rank * sizeof(int64_t));
+        ds->y = y->data;
+        y->data = NULL;
+        int classes = ds->y_shape.rank == 0;
+        float top = 0.0f;
+        for (int64_t i = 0; classes && i < n; i++) {
+            classes = ds->y[i] >= 0.0f && ds->y[i] == (float)(int64_t)ds->y[i] && ds->y[i] <= 1e6f;
+            top = ds->y[i] > top ? ds->y[i] : top;
+        }
+        ds->classes = classes ? (int64_t)top + 1 : 0;
+    } else {
+        ds->y = zeros;
+    }
+    *out = ds;
+    return NF_OK;
+}
+
+nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_dataset **out, nf_error *err)
+{
+    if (!x_path || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_npy: NULL argument");
+    *out = NULL;
+    nf_npy x, y = {0};
+    nf_status st = nf_npy_read(x_path, &x, err);
+    if (st == NF_OK && y_path)
+        st = nf_npy_read(y_path, &y, err);
+    if (st == NF_OK)
+        st = dataset_from_arrays(x_path, &x, y_path ? &y : NULL, out, err);
+    free(x.data);
+    free(y.data);
+    return st;
+}
+
+/* Splits "a,b" at the first comma into two NUL-terminated strings of `buf`. */
+static char *split_pair(char *buf, char **second)
+{
+    char *comma = strchr(buf, ',');
+    *second = NULL;
+    if (comma) {
+        *comma = '\0';
+        *second = comma + 1;
+    }
+    return buf;
+}
+
+static nf_status spec_error(const char *spec, nf_error *err)
+{
+    return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
+                   "data spec '%.200s' is not one of fashion-mnist:train, fashion-mnist:test, idx:IMAGES,LABELS, "
+                   "csv:FILE[,label=COLUMN], npy:X.npy[,Y.npy]",
+                   spec);
+}
+
+nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err)
+{
+    if (!spec || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_spec: NULL argument");
+    *out = NULL;
+    const char *colon = strchr(spec, ':');
+    if (!colon || !colon[1])
+        return spec_error(spec, err);
+    char *rest = strdup(colon + 1), *second;
+    if (!rest)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    size_t kind = (size_t)(colon - spec);
+    nf_status st;
+    char *first = split_pair(rest, &second);
+    if (kind == 13 && strncmp(spec, "fashion-mnist", kind) == 0 && !second &&
+        (!strcmp(first, "train") || !strcmp(first, "test")))
+        st = nf_dataset_load_fashion_mnist(NULL, strcmp(first, "train") == 0, out, err);
+    else if (kind == 3 && strncmp(spec, "idx", 3) == 0 && second && *first && *second)
+        st = nf_dataset_load_idx(first, second, out, err);
+    else if (kind == 3 && strncmp(spec, "npy", 3) == 0 && *first && (!second || *second))
+        st = nf_dataset_load_npy(first, second, out, err);
+    else if (kind == 3 && strncmp(spec, "csv", 3) == 0 && *first &&
+             (!second || (strncmp(second, "label=", 6) == 0 && second[6])))
+        st = nf_dataset_load_csv(first, second ? second + 6 : NULL, out, err);
+    else
+        st = spec_error(spec, err);
+    free(rest);
+    return st;
+}

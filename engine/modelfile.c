@@ -1,0 +1,683 @@
+/* nodeflow — parsing model description files (.nfg).
+ *
+ * Grammar (docs/model-format.md):
+ *   file      = header { line }
+ *   header    = "nodeflow" "1"
+ *   line      = [ statement | section | setting ] [ "#" comment ]
+ *   statement = NAME "=" OP { INPUT } { KEY "=" VALUE }
+ *   section   = "[train]"
+ *   setting   = KEY "=" VALUE                      (inside [train])
+ *
+ * Parsing runs in two passes over the statements: the first records every
+ * name (so that an undefined name and a forward reference can be told
+ * apart), the second builds the nodes in order through the generic graph
+ * API, so that the parser knows nothing of particular node types: the node
+ * tables say which attributes exist. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/util.h"
+#include "optim/optimizer.h"
+
+#define MAX_TOKENS (NF_MAX_INPUTS + NF_MAX_ATTRS + 2)
+#define MAX_MODEL_BYTES ((size_t)64 << 20)
+
+typedef struct token {
+    const char *text;   /* into the parser's copy of the line */
+    const char *value;  /* after '=' for key=value tokens, else NULL */
+    int column;
+} token;
+
+typedef struct statement {
+    int line;
+    token name, op;
+    int n_tokens;
+    token tokens[MAX_TOKENS];
+    char *storage;      /* the line's text, split in place */
+} statement;
+
+typedef struct parser {
+    const char *filename;
+    const char *text;
+    size_t len;
+    nf_error *err;
+    statement *stmts;
+    int n_stmts, cap_stmts;
+    nf_graph *g;
+    nf_train_config *train;
+} parser;
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Returns the text of line `line` (1-based) and its length. */
+static const char *line_text(const parser *p, int line, int *length)
+{
+    const char *s = p->text, *end = p->text + p->len;
+    for (int l = 1; l < line && s < end; l++) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        s = nl ? nl + 1 : end;
+    }
+    const char *nl = memchr(s, '\n', (size_t)(end - s));
+    int n = (int)((nl ? nl : end) - s);
+    if (n > 0 && s[n - 1] == '\r')
+        n--;
+    *length = n;
+    return s;
+}
+
+/* "file:line:col: error: ...", the line, and a caret under column. */
+static nf_status parse_error(const parser *p, nf_status code, int line, int column, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static nf_status parse_error(const parser *p, nf_status code, int line, int column, const char *fmt, ...)
+{
+    if (!p->err)
+        return code;
+    char what[NF_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int length;
+    const char *text = line_text(p, line, &length);
+    int shown = length > 120 ? 120 : length;
+    int caret = column - 1 < 120 ? column - 1 : 120;
+    char pad[128];
+    for (int i = 0; i < caret; i++)
+        pad[i] = (i < length && text[i] == '\t') ? '\t' : ' ';
+    pad[caret > 0 ? caret : 0] = '\0';
+    nf_fail(p->err, code, "%s:%d:%d: error: %s\n  %.*s\n  %s^", p->filename, line, column, what, shown,
+            text, pad);
+    p->err->line = line;
+    p->err->column = column;
+    return code;
+}
+
+/* ", did you mean 'x'?" or "" */
+static const char *hint(char *buf, size_t size, const char *word, const char *const *candidates)
+{
+    const char *best = nf_suggest(word, candidates);
+    if (best)
+        snprintf(buf, size, "; did you mean '%s'?", best);
+    else
+        buf[0] = '\0';
+    return buf;
+}
+
+/* ---- lexing ------------------------------------------------------------- */
+
+static int is_name(const char *s)
+{
+    if (!(isalpha((unsigned char)*s) || *s == '_'))
+        return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Copies a line without its comment and '\r', or NULL on no memory. */
+static char *clean_line(const char *s, size_t n)
+{
+    char *line = malloc(n + 1);
+    if (!line)
+        return NULL;
+    memcpy(line, s, n);
+    line[n] = '\0';
+    char *hash = strchr(line, '#');
+    if (hash)
+        *hash = '\0';
+    for (char *c = line; *c; c++)
+        if (*c == '\r')
+            *c = ' ';
+    return line;
+}
+
+/* Splits `s` at white space into tokens with 1-based columns. */
+static int split_tokens(char *s, const char *line_start, token *out, int max, int *count)
+{
+    *count = 0;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            return 1;
+        if (*count == max)
+            return 0;
+        token *t = &out[(*count)++];
+        t->text = s;
+        t->column = (int)(s - line_start) + 1;
+        t->value = NULL;
+        while (*s && *s != ' ' && *s != '\t')
+            s++;
+        if (*s)
+            *s++ = '\0';
+        char *eq = strchr(t->text, '=');
+        if (eq) {
+            *eq = '\0';
+            t->value = eq + 1;
+        }
+    }
+}
+
+static int is_blank(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return *s == '\0';
+}
+
+/* ---- the [train] section ------------------------------------------------ */
+
+void nf_train_config_init(nf_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->lr = NAN;
+    c->seed = -1;
+    c->clip_norm = NAN;
+}
+
+static const char *const train_keys[] = {"optimizer", "lr", "batch", "epochs", "seed", "clip_norm", NULL};
+
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return end != s && *end == '\0' && errno == 0 && isfinite(*out);
+}
+
+static nf_status train_count(const parser *p, int line, const token *t, double v, double max, int64_t *out)
+{
+    if (v != floor(v) || v < 1 || v > max)
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t->column,
+                           "'%s' must be a whole number from 1 to %.0f", t->text, max);
+    *out = (int64_t)v;
+    return NF_OK;
+}
+
+static nf_status train_setting(parser *p, int line, const token *key, const token *value)
+{
+    nf_train_config *c = p->train;
+    double v = 0;
+    if (strcmp(key->text, "optimizer") == 0) {
+        char buf[96];
+        if (!nf_optimizer_type_find(value->text))
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "unknown optimizer '%s'%s",
+                               value->text, hint(buf, sizeof buf, value->text, nf_optimizer_names()));
+        snprintf(c->optimizer, sizeof c->optimizer, "%s", value->text);
+        return NF_OK;
+    }
+    if (!parse_number(value->text, &v))
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "'%s' must be a number, not '%s'",
+                           key->text, value->text);
+    if (strcmp(key->text, "lr") == 0) {
+        if (v < 0)
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "lr must not be negative");
+        c->lr = v;
+    } else if (strcmp(key->text, "batch") == 0) {
+        return train_count(p, line, value, v, 1 << 30, &c->batch);
+    } else if (strcmp(key->text, "epochs") == 0) {
+        return train_count(p, line, value, v, 1e6, &c->epochs);
+    } else if (strcmp(key->text, "seed") == 0) {
+        if (v != floor(v) || v < 0 || v > 9007199254740992.0)
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column,
+                               "seed must be a whole number from 0 to 2^53");
+        c->seed = (int64_t)v;
+    } else if (strcmp(key->text, "clip_norm") == 0) {
+        if (v <= 0)
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "clip_norm must be positive");
+        c->clip_norm = v;
+    } else {
+        if (c->n_hparams == NF_TRAIN_MAX_HPARAMS || strlen(key->text) >= sizeof c->hparam_key[0])
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, key->column, "too many or too long settings");
+        snprintf(c->hparam_key[c->n_hparams], sizeof c->hparam_key[0], "%s", key->text);
+        c->hparam_value[c->n_hparams++] = v;
+    }
+    return NF_OK;
+}
+
+/* Hyper-parameters are checked against the optimizer once the whole
+ * section is read (the optimizer line may come last). */
+static nf_status check_hparams(parser *p, const int *lines, const int *columns)
+{
+    nf_train_config *c = p->train;
+    const char *name = c->optimizer[0] ? c->optimizer : "sgd";
+    const nf_optimizer_type *type = nf_optimizer_type_find(name);
+    for (int i = 0; i < c->n_hparams; i++) {
+        nf_error check;
+        if (nf_optimizer_type_check(type, c->hparam_key[i], c->hparam_value[i], &check) == NF_OK)
+            continue;
+        const char *names[NF_MAX_HPARAMS + 8];
+        int n = 0;
+        for (int k = 0; train_keys[k]; k++)
+            names[n++] = train_keys[k];
+        for (int k = 0; k < type->n_hparams; k++)
+            names[n++] = type->hparams[k].name;
+        names[n] = NULL;
+        char buf[96];
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, lines[i], columns[i], "%s%s", check.message,
+                           hint(buf, sizeof buf, c->hparam_key[i], names));
+    }
+    return NF_OK;
+}
+
+static nf_status parse_train_line(parser *p, int line, char *s, int *hp_lines, int *hp_columns,
+                                  unsigned *seen)
+{
+    /* "key = value", with or without spaces around '=' */
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        token t[2];
+        int n = 0;
+        split_tokens(s, s, t, 2, &n);
+        return parse_error(p, NF_ERR_FORMAT, line, n ? t[0].column : 1, "expected 'key = value' in [train]");
+    }
+    *eq = ' ';
+    token t[3];
+    int n = 0;
+    if (!split_tokens(s, s, t, 3, &n) || n != 2)
+        return parse_error(p, NF_ERR_FORMAT, line, n > 2 ? t[2].column : (int)(eq - s) + 1,
+                           "expected one key and one value: 'key = value'");
+    for (int k = 0; train_keys[k]; k++)
+        if (strcmp(t[0].text, train_keys[k]) == 0) {
+            if (*seen & (1u << k))
+                return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t[0].column, "'%s' is set twice", t[0].text);
+            *seen |= 1u << k;
+        }
+    for (int i = 0; i < p->train->n_hparams; i++)
+        if (strcmp(p->train->hparam_key[i], t[0].text) == 0)
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t[0].column, "'%s' is set twice", t[0].text);
+    int before = p->train->n_hparams;
+    nf_status st = train_setting(p, line, &t[0], &t[1]);
+    if (st == NF_OK && p->train->n_hparams > before) {
+        hp_lines[before] = line;
+        hp_columns[before] = t[0].column;
+    }
+    return st;
+}
+
+/* ---- statements ------------------------------------------------------- */
+
+static nf_status parse_statement(parser *p, int line, char *s, statement *st)
+{
+    memset(st, 0, sizeof *st);
+    st->line = line;
+    st->storage = s;
+    char *eq = strchr(s, '=');
+    token head[2];
+    int n = 0;
+    if (!eq) {
+        split_tokens(s, s, head, 1, &n);
+        return parse_error(p, NF_ERR_FORMAT, line, head[0].column, "expected 'name = op inputs... key=value...'");
+    }
+    *eq = '\0';
+    if (!split_tokens(s, s, head, 1, &n) || n != 1)
+        return parse_error(p, NF_ERR_FORMAT, line, n ? head[1 - 1].column : 1,
+                           n ? "expected one name before '='" : "expected a node name before '='");
+    st->name = head[0];
+    if (st->name.value || !is_name(st->name.text))
+        return parse_error(p, NF_ERR_FORMAT, line, st->name.column,
+                           "'%s' is not a name (a letter or '_', then letters, digits or '_')", st->name.text);
+    if (strlen(st->name.text) >= NF_NAME_MAX)
+        return parse_error(p, NF_ERR_FORMAT, line, st->name.column, "names are at most %d characters",
+                           NF_NAME_MAX - 1);
+    token rest[MAX_TOKENS + 1];
+    if (!split_tokens(eq + 1, s, rest, MAX_TOKENS + 1, &n) || n > MAX_TOKENS)
+        return parse_error(p, NF_ERR_FORMAT, line, rest[MAX_TOKENS].column, "too many inputs and attributes");
+    if (n == 0 || rest[0].value)
+        return parse_error(p, NF_ERR_FORMAT, line, n ? rest[0].column : (int)(eq - s) + 2,
+                           "expected an operation after '='");
+    st->op = rest[0];
+    st->n_tokens = n - 1;
+    memcpy(st->tokens, rest + 1, (size_t)(n - 1) * sizeof(token));
+    return NF_OK;
+}
+
+static int find_statement(const parser *p, const char *name)
+{
+    for (int i = 0; i < p->n_stmts; i++)
+        if (strcmp(p->stmts[i].name.text, name) == 0)
+            return i;
+    return -1;
+}
+
+static nf_status add_statement(parser *p, int line, char *s)
+{
+    if (p->n_stmts == p->cap_stmts) {
+        int cap = p->cap_stmts ? 2 * p->cap_stmts : 32;
+        statement *grown = realloc(p->stmts, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            free(s);
+            return nf_fail(p->err, NF_ERR_NO_MEMORY, "%s: out of memory", p->filename);
+        }
+        p->stmts = grown;
+        p->cap_stmts = cap;
+    }
+    statement *st = &p->stmts[p->n_stmts];
+    nf_status rc = parse_statement(p, line, s, st);
+    if (rc != NF_OK) {
+        free(s);
+        return rc;
+    }
+    p->n_stmts++;
+    int first = find_statement(p, st->name.text);
+    if (first < p->n_stmts - 1)
+        return parse_error(p, NF_ERR_GRAPH, line, st->name.column, "'%s' is already defined on line %d",
+                           st->name.text, p->stmts[first].line);
+    return NF_OK;
+}
+
+/* ---- pass 1: lines ------------------------------------------------------ */
+
+static nf_status check_header(parser *p, const char *first, int line)
+{
+    token t[3];
+    int n = 0;
+    char *copy = strdup(first);
+    if (!copy)
+        return nf_fail(p->err, NF_ERR_NO_MEMORY, "out of memory");
+    split_tokens(copy, copy, t, 3, &n);
+    nf_status st = NF_OK;
+    if (n < 1 || strcmp(t[0].text, "nodeflow") != 0)
+        st = parse_error(p, NF_ERR_FORMAT, line, n ? t[0].column : 1,
+                         "a model file starts with the line 'nodeflow 1'");
+    else if (n != 2 || strcmp(t[1].text, "1") != 0 || t[1].value)
+        st = parse_error(p, NF_ERR_FORMAT, line, n > 1 ? t[1].column : (int)strlen(first) + 1,
+                         "this reader knows format version 1 ('nodeflow 1')");
+    free(copy);
+    return st;
+}
+
+static nf_status read_lines(parser *p)
+{
+    const char *s = p->text, *end = p->text + p->len;
+    int line = 0, in_train = 0, seen_header = 0;
+    int hp_lines[NF_TRAIN_MAX_HPARAMS], hp_columns[NF_TRAIN_MAX_HPARAMS];
+    unsigned seen = 0;
+    nf_status st = NF_OK;
+    while (st == NF_OK && s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = (size_t)((nl ? nl : end) - s);
+        line++;
+        if (memchr(s, '\0', n))
+            return parse_error(p, NF_ERR_FORMAT, line, (int)((const char *)memchr(s, '\0', n) - s) + 1,
+                               "a NUL byte; model files are text");
+        char *text = clean_line(s, n);
+        s = nl ? nl + 1 : end;
+        if (!text)
+            return nf_fail(p->err, NF_ERR_NO_MEMORY, "%s: out of memory", p->filename);
+        if (is_blank(text)) {
+            free(text);
+            continue;
+        }
+        if (!seen_header) {
+            st = line == 1 ? check_header(p, text, line)
+                           : parse_error(p, NF_ERR_FORMAT, line, 1,
+                                         "a model file starts with the line 'nodeflow 1' (line 1)");
+            seen_header = 1;
+            free(text);
+            continue;
+        }
+        char *first = text + strspn(text, " \t");
+        if (*first == '[') {
+            char *close = strchr(first, ']');
+            if (close && (close[1] == '\0' || is_blank(close + 1)) && strncmp(first, "[train]", 7) == 0 &&
+                close == first + 6 && !in_train)
+                in_train = 1;
+            else
+                st = parse_error(p, NF_ERR_FORMAT, line, (int)(first - text) + 1,
+                                 in_train ? "only one [train] section is allowed"
+                                          : "unknown section; the only section is [train]");
+            free(text);
+        } else if (in_train) {
+            st = parse_train_line(p, line, text, hp_lines, hp_columns, &seen);
+            free(text);
+        } else {
+            st = add_statement(p, line, text);
+        }
+    }
+    if (st == NF_OK && !seen_header)
+        return parse_error(p, NF_ERR_FORMAT, 1, 1, "empty file; a model file starts with the line 'nodeflow 1'");
+    if (st == NF_OK && p->n_stmts == 0)
+        return parse_error(p, NF_ERR_FORMAT, line, 1, "no nodes; add lines such as 'x = input shape=784'");
+    if (st == NF_OK)
+        st = check_hparams(p, hp_lines, hp_columns);
+    return st;
+}
+
+/* ---- pass 2: nodes -------------------------------------------------- */
+
+/* A non-memory statement that uses a later name: report the cycle it is
+ * on, if any, else the forward reference. */
+static int on_cycle(const parser *p, int from, int target, int depth, int *path)
+{
+    if (depth > p->n_stmts)
+        return 0;
+    const statement *st = &p->stmts[from];
+    if (strcmp(st->op.text, "memory") == 0)
+        return 0;
+    for (int t = 0; t < st->n_tokens; t++) {
+        if (st->tokens[t].value)
+            continue;
+        int next = find_statement(p, st->tokens[t].text);
+        if (next < 0)
+            continue;
+        path[depth] = next;
+        if (next == target || (next > from && on_cycle(p, next, target, depth + 1, path)))
+            return depth + 1;
+    }
+    return 0;
+}
+
+static nf_status forward_reference(const parser *p, int index, const token *t, int later)
+{
+    int path[1024];
+    int length = p->n_stmts < 1000 ? on_cycle(p, later, index, 0, path) : 0;
+    if (length) {
+        char names[NF_ERROR_MESSAGE_MAX] = "";
+        size_t used = 0;
+        used += (size_t)snprintf(names, sizeof names, "%s -> %s", p->stmts[index].name.text, t->text);
+        for (int i = 0; i < length && used < sizeof names; i++)
+            used += (size_t)snprintf(names + used, sizeof names - used, " -> %s", p->stmts[path[i]].name.text);
+        return parse_error(p, NF_ERR_GRAPH, p->stmts[index].line, t->column,
+                           "cycle %s; a cycle must pass through a memory node", names);
+    }
+    return parse_error(p, NF_ERR_GRAPH, p->stmts[index].line, t->column,
+                       "'%s' is defined later (line %d); only a memory node may refer to a later node",
+                       t->text, p->stmts[later].line);
+}
+
+static nf_status undefined_name(const parser *p, const statement *st, const token *t)
+{
+    const char **names = malloc(((size_t)p->n_stmts + 1) * sizeof *names);
+    char buf[96] = "";
+    if (names) {
+        for (int i = 0; i < p->n_stmts; i++)
+            names[i] = p->stmts[i].name.text;
+        names[p->n_stmts] = NULL;
+        hint(buf, sizeof buf, t->text, names);
+        free(names);
+    }
+    return parse_error(p, NF_ERR_GRAPH, st->line, t->column, "undefined name '%s'%s", t->text, buf);
+}
+
+/* Takes the graph's sticky error (left by the generic API) and reports
+ * it at a token. */
+static nf_status graph_error_at(parser *p, const statement *st, int column)
+{
+    nf_error ge = p->g->error;
+    memset(&p->g->error, 0, sizeof p->g->error);
+    return parse_error(p, ge.code, st->line, column, "%s", ge.message);
+}
+
+static nf_status resolve_inputs(parser *p, int index, nf_node **inputs, int *n_inputs, int *memory_source)
+{
+    const statement *st = &p->stmts[index];
+    int is_memory = strcmp(st->op.text, "memory") == 0, attrs_started = 0;
+    *n_inputs = 0;
+    *memory_source = -1;
+    for (int t = 0; t < st->n_tokens; t++) {
+        const token *tok = &st->tokens[t];
+        if (tok->value) {
+            attrs_started = 1;
+            continue;
+        }
+        if (attrs_started)
+            return parse_error(p, NF_ERR_FORMAT, st->line, tok->column,
+                               "input '%s' after attributes; inputs come first", tok->text);
+        int at = find_statement(p, tok->text);
+        if (at < 0)
+            return undefined_name(p, st, tok);
+        if (is_memory) {
+            if (*memory_source >= 0)
+                return parse_error(p, NF_ERR_GRAPH, st->line, tok->column, "a memory node has one source");
+            *memory_source = at;
+            continue;
+        }
+        if (at >= index)
+            return forward_reference(p, index, tok, at);
+        if (*n_inputs == NF_MAX_INPUTS)
+            return parse_error(p, NF_ERR_GRAPH, st->line, tok->column, "more than %d inputs", NF_MAX_INPUTS);
+        inputs[(*n_inputs)++] = nf_graph_find(p->g, tok->text);
+    }
+    if (is_memory && *memory_source < 0)
+        return parse_error(p, NF_ERR_GRAPH, st->line, st->op.column,
+                           "a memory node needs its source: 'name = memory SOURCE shape=...'");
+    return NF_OK;
+}
+
+static nf_status apply_attributes(parser *p, const statement *st, nf_node *node)
+{
+    for (int t = 0; t < st->n_tokens; t++) {
+        const token *tok = &st->tokens[t];
+        if (!tok->value)
+            continue;
+        for (int u = 0; u < t; u++)
+            if (st->tokens[u].value && strcmp(st->tokens[u].text, tok->text) == 0)
+                return parse_error(p, NF_ERR_INVALID_ARGUMENT, st->line, tok->column,
+                                   "attribute '%s' is given twice", tok->text);
+        if (strcmp(tok->text, "share") == 0) {
+            int src = find_statement(p, tok->value);
+            int column = tok->column + (int)strlen(tok->text) + 1;
+            if (src < 0)
+                return undefined_name(p, st, &(token){tok->value, NULL, column});
+            if (src >= st - p->stmts)
+                return parse_error(p, NF_ERR_GRAPH, st->line, column, "share a node defined before this one");
+            if (nf_node_share_params(p->g, node, nf_graph_find(p->g, tok->value)) != NF_OK)
+                return graph_error_at(p, st, column);
+            continue;
+        }
+        if (nf_op_attr_index(node->op, tok->text) < 0) {
+            const char *names[NF_MAX_ATTRS + 2];
+            int n = 0;
+            for (int a = 0; a < node->op->n_attrs; a++)
+                names[n++] = node->op->attrs[a].name;
+            names[n++] = "share";
+            names[n] = NULL;
+            char buf[96];
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, st->line, tok->column,
+                               "%s '%s' has no attribute '%s'%s", node->op->name, node->name, tok->text,
+                               hint(buf, sizeof buf, tok->text, names));
+        }
+        if (!*tok->value)
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, st->line, tok->column + (int)strlen(tok->text) + 1,
+                               "attribute '%s' has no value", tok->text);
+        if (nf_node_set_attr(p->g, node, tok->text, tok->value) != NF_OK)
+            return graph_error_at(p, st, tok->column + (int)strlen(tok->text) + 1);
+    }
+    return NF_OK;
+}
+
+static nf_status build_node(parser *p, int index, int *memory_source)
+{
+    const statement *st = &p->stmts[index];
+    if (!nf_op_find(st->op.text)) {
+        char buf[96];
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, st->line, st->op.column, "unknown operation '%s'%s",
+                           st->op.text, hint(buf, sizeof buf, st->op.text, nf_op_names()));
+    }
+    nf_node *inputs[NF_MAX_INPUTS];
+    int n_inputs;
+    nf_status rc = resolve_inputs(p, index, inputs, &n_inputs, memory_source);
+    if (rc != NF_OK)
+        return rc;
+    nf_node *node = nf_graph_add(p->g, st->op.text, st->name.text, n_inputs, inputs);
+    if (!node)
+        return graph_error_at(p, st, st->op.column);
+    return apply_attributes(p, st, node);
+}
+
+static nf_status build_graph(parser *p)
+{
+    int *sources = malloc((size_t)p->n_stmts * sizeof *sources);
+    if (!sources)
+        return nf_fail(p->err, NF_ERR_NO_MEMORY, "%s: out of memory", p->filename);
+    nf_status st = NF_OK;
+    for (int i = 0; i < p->n_stmts && st == NF_OK; i++)
+        st = build_node(p, i, &sources[i]);
+    for (int i = 0; i < p->n_stmts && st == NF_OK; i++)
+        if (sources[i] >= 0 &&
+            nf_memory_connect(p->g, p->g->nodes[i], nf_graph_find(p->g, p->stmts[sources[i]].name.text)) != NF_OK)
+            st = graph_error_at(p, &p->stmts[i], p->stmts[i].op.column);
+    free(sources);
+    if (st != NF_OK)
+        return st;
+    nf_error verr;
+    st = nf_graph_validate(p->g, &verr);
+    if (st != NF_OK) {
+        int at = p->g->error_node >= 0 ? p->g->error_node : 0;
+        return parse_error(p, st, p->stmts[at].line, p->stmts[at].name.column, "%s", verr.message);
+    }
+    return NF_OK;
+}
+
+nf_status nf_model_parse(const char *text, size_t len, const char *filename, nf_graph **out,
+                         nf_train_config *train, nf_error *err)
+{
+    if (!text || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_model_parse: NULL argument");
+    *out = NULL;
+    nf_train_config local;
+    parser p = {.filename = filename ? filename : "<model>", .text = text, .len = len, .err = err,
+                .train = train ? train : &local};
+    nf_train_config_init(p.train);
+    if (err)
+        err->line = err->column = 0;
+    nf_status st = read_lines(&p);
+    if (st == NF_OK) {
+        p.g = nf_graph_new();
+        st = p.g ? build_graph(&p) : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < p.n_stmts; i++)
+        free(p.stmts[i].storage);
+    free(p.stmts);
+    if (st != NF_OK) {
+        nf_graph_free(p.g);
+        if (train)
+            nf_train_config_init(train);
+        return st;
+    }
+    *out = p.g;
+    return NF_OK;
+}
+
+nf_status nf_model_load(const char *path, nf_graph **out, nf_train_config *train, nf_error *err)
+{
+    if (!path || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_model_load: NULL argument");
+    *out = NULL;
+    char *text;
+    size_t len;
+    nf_status st = nf_read_file(path, MAX_MODEL_BYTES, &text, &len, err);
+    if (st != NF_OK)
+        return st;
+    st = nf_model_parse(text, len, path, out, train, err);
+    free(text);
+    return st;
+}

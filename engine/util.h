@@ -1,0 +1,39 @@
+/* nodeflow — small helpers shared by the file formats: a growing text
+ * buffer, spelling suggestions, whole-file reads and atomic writes. */
+#ifndef NF_ENGINE_UTIL_H
+#define NF_ENGINE_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "engine/internal.h"
+
+typedef struct nf_text {
+    char *data;
+    size_t len, cap;
+    int failed;       /* an allocation failed; data is then incomplete */
+} nf_text;
+
+/* Appends printf-style text; on allocation failure sets `failed`. */
+void nf_text_printf(nf_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nf_text_free(nf_text *t);
+
+/* The candidate closest to `word` by edit distance, if close enough to be
+ * a likely misspelling (distance <= 2 and less than half the length);
+ * NULL otherwise. `candidates` is NULL-terminated. */
+const char *nf_suggest(const char *word, const char *const *candidates);
+
+/* Reads a whole file (at most max_bytes) into a malloc'ed buffer with a
+ * NUL after the last byte. */
+nf_status nf_read_file(const char *path, size_t max_bytes, char **data, size_t *len, nf_error *err);
+
+/* Writes `len` bytes to `path` through a temporary file in the same
+ * directory: write, flush, fsync, rename. On any failure the temporary
+ * file is removed and `path` is left as it was. */
+nf_status nf_write_file_atomic(const char *path, const void *data, size_t len, nf_error *err);
+
+/* The same, with the content produced by `write` into an open FILE. */
+nf_status nf_write_atomic_with(const char *path, nf_status (*write)(FILE *f, void *ctx, nf_error *err),
+                               void *ctx, nf_error *err);
+
+#endif
