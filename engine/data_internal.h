@@ -27,9 +27,13 @@ struct nf_batcher {
     int64_t batch;
     int shuffle;
     nf_rng rng;
+    nf_rng epoch_rng; /* rng as it was before this epoch's shuffle */
     int64_t *order;   /* sample indices of this epoch */
     int64_t next;     /* position in order */
 };
+
+/* Puts a batcher at `next` of the epoch that `epoch_rng` shuffles. */
+void nf_batcher_restore(nf_batcher *b, const nf_rng *epoch_rng, int64_t next);
 
 
 #endif

@@ -134,6 +134,7 @@ void nf_batcher_free(nf_batcher *b)
 void nf_batcher_rewind(nf_batcher *b)
 {
     int64_t n = b->ds->count;
+    b->epoch_rng = b->rng;
     for (int64_t i = 0; i < n; i++)
         b->order[i] = i;
     if (b->shuffle) /* Fisher-Yates */
@@ -158,6 +159,13 @@ int64_t nf_batcher_next(nf_batcher *b, float *x, float *y)
     }
     b->next += rows;
     return rows;
+}
+
+void nf_batcher_restore(nf_batcher *b, const nf_rng *epoch_rng, int64_t next)
+{
+    b->rng = *epoch_rng;
+    nf_batcher_rewind(b);
+    b->next = next < 0 ? 0 : next > b->ds->count ? b->ds->count : next;
 }
 
 int64_t nf_batcher_batches(const nf_batcher *b)

@@ -70,22 +70,22 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
     return st == NF_OK ? nf_optimizer_step(opt, err) : st;
 }
 
-static void finish_stats(nf_epoch_stats *stats, double loss_sum, int64_t correct, int64_t samples,
-                         int64_t batches, int scored)
+static void finish_stats(nf_epoch_stats *s, int scored)
 {
-    if (!stats)
-        return;
-    stats->loss = samples ? loss_sum / (double)samples : 0.0;
-    stats->accuracy = scored && samples ? (double)correct / (double)samples : -1.0;
-    stats->samples = samples;
-    stats->batches = batches;
+    s->loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
+    s->accuracy = scored && s->samples ? (double)s->correct / (double)s->samples : -1.0;
 }
 
-nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
-                         nf_epoch_stats *stats, nf_error *err)
+nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
+                           int64_t max_batches, nf_epoch_stats *stats, int *epoch_done, nf_error *err)
 {
+    nf_epoch_stats local = {0};
+    if (!stats)
+        stats = &local;
+    if (epoch_done)
+        *epoch_done = 0;
     if (!plan || !opt || !b)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_train_epoch: NULL argument");
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_train_batches: NULL argument");
     if (b->batch > plan->capacity)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "batches of %lld do not fit a plan compiled for %lld",
                        (long long)b->batch, (long long)plan->capacity);
@@ -94,24 +94,39 @@ nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const 
         return st;
     float *x = plan->arena + plan->steps[bind->x->index].value_off;
     float *y = plan->arena + plan->steps[bind->y->index].value_off;
-    double loss_sum = 0.0;
-    int64_t correct = 0, samples = 0, batches = 0, rows;
-    nf_batcher_rewind(b);
-    while (st == NF_OK && (rows = nf_batcher_next(b, x, y)) > 0) {
+    for (int64_t done = 0; max_batches <= 0 || done < max_batches; done++) {
+        int64_t rows = nf_batcher_next(b, x, y);
+        if (rows == 0) { /* the epoch is over: shuffle for the next one */
+            nf_batcher_rewind(b);
+            if (epoch_done)
+                *epoch_done = 1;
+            break;
+        }
         double loss;
         st = nf_plan_set_batch(plan, rows, err);
         if (st == NF_OK)
-            st = run_batch(plan, opt, batches, &loss, err);
+            st = run_batch(plan, opt, stats->batches, &loss, err);
         if (st != NF_OK)
             break;
         if (bind->scores)
-            correct += count_correct(plan, bind);
-        loss_sum += loss * (double)rows;
-        samples += rows;
-        batches++;
+            stats->correct += count_correct(plan, bind);
+        stats->loss_sum += loss * (double)rows;
+        stats->samples += rows;
+        stats->batches++;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
-    finish_stats(stats, loss_sum, correct, samples, batches, bind->scores != NULL);
+    finish_stats(stats, bind->scores != NULL);
+    return st;
+}
+
+nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
+                         nf_epoch_stats *stats, nf_error *err)
+{
+    nf_epoch_stats local;
+    memset(&local, 0, sizeof local);
+    nf_status st = nf_train_batches(plan, opt, b, bind, 0, &local, NULL, err);
+    if (stats)
+        *stats = local;
     return st;
 }
 
@@ -141,6 +156,13 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
         loss_sum += loss * (double)rows;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
-    finish_stats(stats, loss_sum, correct, st == NF_OK ? ds->count : start, batches, bind->scores != NULL);
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->loss_sum = loss_sum;
+        stats->correct = correct;
+        stats->samples = st == NF_OK ? ds->count : start;
+        stats->batches = batches;
+        finish_stats(stats, bind->scores != NULL);
+    }
     return st;
 }

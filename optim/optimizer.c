@@ -108,6 +108,19 @@ void nf_optimizer_set_lr(nf_optimizer *opt, double lr)
         opt->h[0] = lr;
 }
 
+nf_status nf_optimizer_set_clipping(nf_optimizer *opt, double max_norm, double limit, nf_error *err)
+{
+    if (!opt)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer is NULL");
+    if (!(max_norm >= 0) || !(limit >= 0) || isinf(max_norm) || isinf(limit))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "clipping thresholds must be finite and >= 0");
+    opt->clip_norm = max_norm;
+    opt->clip_value = limit;
+    return NF_OK;
+}
+
+double nf_optimizer_grad_norm(const nf_optimizer *opt) { return opt ? opt->last_norm : 0.0; }
+
 double nf_optimizer_lr(const nf_optimizer *opt) { return opt ? opt->h[0] : 0.0; }
 int64_t nf_optimizer_steps(const nf_optimizer *opt) { return opt ? opt->steps : 0; }
 
@@ -118,6 +131,10 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
     nf_graph *g = opt->graph;
     if (g->version != opt->version)
         return nf_fail(err, NF_ERR_STATE, "the graph's parameters changed; create the optimizer again");
+    if (opt->clip_norm > 0)
+        opt->last_norm = nf_clip_grad_norm(g, opt->clip_norm);
+    if (opt->clip_value > 0)
+        nf_clip_grad_value(g, opt->clip_value);
     opt->steps++;
     for (int k = 0; k < g->n_params; k++) {
         const nf_param *p = &g->params[k];

@@ -54,6 +54,8 @@ struct nf_optimizer {
     double h[NF_MAX_HPARAMS];
     float *state;                   /* state_per_float floats per parameter float */
     int64_t steps;
+    double clip_norm, clip_value;   /* 0: off */
+    double last_norm;               /* gradient norm at the last step, if clipping by norm */
 };
 
 #endif

@@ -10,6 +10,7 @@
 #include "data.h"
 #include "train.h"
 #include "model.h"
+#include "weights.h"
 #include "gradcheck.h"
 #include "runtime.h"
 

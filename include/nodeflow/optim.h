@@ -38,6 +38,19 @@ nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *val
 void nf_optimizer_set_lr(nf_optimizer *opt, double lr);
 double nf_optimizer_lr(const nf_optimizer *opt);
 
+/* Gradient clipping applied by every nf_optimizer_step before the
+ * update: by global norm (PyTorch's clip_grad_norm_: gradients scaled by
+ * max_norm / (norm + 1e-6) when that is below 1) and by value (each
+ * gradient element clamped to [-limit, limit]). 0 turns either off. */
+nf_status nf_optimizer_set_clipping(nf_optimizer *opt, double max_norm, double limit, nf_error *err);
+/* The global gradient norm seen by the last step (before clipping). */
+double nf_optimizer_grad_norm(const nf_optimizer *opt);
+
+/* Clip the gradients of a graph directly; nf_clip_grad_norm returns the
+ * norm before clipping. */
+double nf_clip_grad_norm(nf_graph *g, double max_norm);
+void nf_clip_grad_value(nf_graph *g, double limit);
+
 /* One update of every parameter from its current gradient. */
 nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err);
 /* Number of steps taken so far. */

@@ -15,6 +15,8 @@ typedef struct nf_epoch_stats {
     double accuracy;  /* fraction of samples whose arg-max matched, or -1 */
     int64_t samples;
     int64_t batches;
+    double loss_sum;  /* running sums behind loss and accuracy */
+    int64_t correct;
 } nf_epoch_stats;
 
 /* Which nodes a dataset feeds and which node is scored. */
@@ -27,9 +29,18 @@ typedef struct nf_binding {
 /* One epoch: for each batch of `b`, forward, backward and an optimizer
  * step. `plan` must be a NF_PLAN_TRAINING plan with capacity for the
  * batcher's batch size. Stops with NF_ERR_NUMERIC if the loss is not
- * finite. `stats` may be NULL. */
+ * finite. `stats` may be NULL. At the end of the epoch the batcher
+ * reshuffles for the next one. A batcher left in the middle of an epoch
+ * (by nf_train_batches, or restored from a checkpoint) finishes that
+ * epoch. */
 nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b,
                          const nf_binding *bind, nf_epoch_stats *stats, nf_error *err);
+
+/* The same for at most `max_batches` batches (0: to the end of the
+ * epoch), adding to `stats` (zero it at the start of an epoch).
+ * *epoch_done (may be NULL) tells whether the epoch ended. */
+nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
+                           int64_t max_batches, nf_epoch_stats *stats, int *epoch_done, nf_error *err);
 
 /* Mean loss and accuracy of the graph on every sample of `ds`, in batches
  * of the plan's capacity. Works with inference and training plans. */

@@ -1,0 +1,57 @@
+/* nodeflow — weights and checkpoints in the safetensors format.
+ *
+ * Tensor names are "<node>.<param>" ("fc1.weight") and layouts are
+ * PyTorch's (Linear weight [out, in]), so weights move between PyTorch and
+ * nodeflow unchanged (tools/torch_to_safetensors.py exports a state_dict).
+ * Every save goes to a temporary file in the same directory, is flushed,
+ * synced and renamed into place: a crash or a full disk never leaves a
+ * truncated file under the final name. */
+#ifndef NODEFLOW_WEIGHTS_H
+#define NODEFLOW_WEIGHTS_H
+
+#include <stdint.h>
+
+#include "data.h"
+#include "graph.h"
+#include "optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Saves every parameter of a validated graph. */
+nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err);
+
+enum nf_weights_flags {
+    NF_WEIGHTS_STRICT = 0,
+    NF_WEIGHTS_ALLOW_EXTRA = 1u << 0   /* ignore tensors the graph does not have */
+};
+
+/* Loads parameters by name into a graph (validated here if needed). The
+ * file is checked completely before anything is copied: on any error
+ * (truncated file, bad header, unknown dtype, bad offsets, a missing or an
+ * extra tensor, a shape mismatch naming both shapes) the graph keeps its
+ * values. */
+nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_error *err);
+
+/* Where training stands, kept in a checkpoint besides the weights. */
+typedef struct nf_progress {
+    int64_t epoch;     /* epochs completed */
+    int64_t step;      /* optimizer steps taken in all */
+} nf_progress;
+
+/* A checkpoint: the parameters, the optimizer's state and hyper-
+ * parameters, the batcher's shuffle state and position, and `progress`.
+ * Resuming from it continues training exactly as if it had not stopped
+ * (the same losses, bit for bit, at the same thread count). */
+nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_optimizer *opt,
+                             const nf_batcher *batches, const nf_progress *progress, nf_error *err);
+/* Restores all of that into objects built the same way (same graph, same
+ * optimizer type, a batcher over the same dataset and batch size). */
+nf_status nf_checkpoint_load(const char *path, nf_graph *g, nf_optimizer *opt, nf_batcher *batches,
+                             nf_progress *progress, nf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
