@@ -196,34 +196,42 @@ static void classify_labels(nf_dataset *ds)
     ds->classes = (int64_t)top + 1;
 }
 
-nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **out, nf_error *err)
+nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, const char *label,
+                               nf_dataset **out, nf_error *err)
 {
-    if (!path || !out)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_csv: NULL argument");
+    if (!text || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_parse_csv: NULL argument");
     *out = NULL;
-    csv_reader r = {.path = path, .err = err};
-    nf_status st = nf_read_file(path, CSV_MAX_BYTES, &r.text, &r.len, err);
-    if (st != NF_OK)
-        return st;
+    csv_reader r = {.path = name ? name : "<csv>", .err = err, .len = len};
+    r.text = malloc(len + 1);
+    if (!r.text)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    memcpy(r.text, text, len);
+    r.text[len] = '\0';
+    if (memchr(r.text, '\0', len)) {
+        free(r.text);
+        return nf_fail(err, NF_ERR_FORMAT, "%s: a NUL byte; CSV files are text", r.path);
+    }
+    nf_status st = NF_OK;
     nf_dataset *ds = calloc(1, sizeof *ds);
     char *first = next_line(&r), *header = NULL;
     if (!ds)
         st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
     else if (!first)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: no rows", path);
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: no rows", r.path);
     else if (is_header(first)) {
         header = first;
         if (!(first = next_line(&r)))
-            st = nf_fail(err, NF_ERR_FORMAT, "%s: a header line but no rows", path);
+            st = nf_fail(err, NF_ERR_FORMAT, "%s: a header line but no rows", r.path);
     }
     int64_t columns = first ? count_fields(first) : 0, label_at = -1;
     if (st == NF_OK && columns > CSV_MAX_COLUMNS)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s:%d: %lld columns; at most %d", path, r.line, (long long)columns,
+        st = nf_fail(err, NF_ERR_FORMAT, "%s:%d: %lld columns; at most %d", r.path, r.line, (long long)columns,
                      CSV_MAX_COLUMNS);
     if (st == NF_OK && label)
         st = label_column(&r, label, header, columns, &label_at);
     if (st == NF_OK && label_at >= 0 && columns < 2)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: a label column needs at least one feature column beside it", path);
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: a label column needs at least one feature column beside it", r.path);
     if (st == NF_OK)
         st = read_rows(&r, first, columns, label_at, ds);
     free(r.text);
@@ -233,11 +241,25 @@ nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **
     }
     ds->x_shape = (nf_shape){1, {columns - (label_at >= 0)}};
     ds->y_shape = (nf_shape){0, {0}};
-    if (label_at < 0) { /* no labels: zeros, so that inference can bind them */
+    if (label_at < 0) /* no labels: zeros, so that inference can bind them */
         memset(ds->y, 0, (size_t)ds->count * sizeof(float));
-    } else {
+    else
         classify_labels(ds);
-    }
     *out = ds;
     return NF_OK;
+}
+
+nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **out, nf_error *err)
+{
+    if (!path || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_csv: NULL argument");
+    *out = NULL;
+    char *text;
+    size_t len;
+    nf_status st = nf_read_file(path, CSV_MAX_BYTES, &text, &len, err);
+    if (st != NF_OK)
+        return st;
+    st = nf_dataset_parse_csv(text, len, path, label, out, err);
+    free(text);
+    return st;
 }

@@ -166,3 +166,40 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     }
     return st;
 }
+
+static int is_loss_target(const nf_graph *g, const nf_node *node)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if ((g->nodes[i]->op->flags & NF_OP_LOSS) && g->nodes[i]->inputs[1] == node)
+            return 1;
+    return 0;
+}
+
+nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err)
+{
+    if (!g || !bind)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_binding_find: NULL argument");
+    memset(bind, 0, sizeof *bind);
+    const nf_node *first_loss = NULL;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nf_node *node = g->nodes[i];
+        if ((node->op->flags & NF_OP_LOSS) && !first_loss)
+            first_loss = node;
+        if ((node->op->flags & NF_OP_OUTPUT) && !bind->scores)
+            bind->scores = node;
+        if (!(node->op->flags & NF_OP_INPUT))
+            continue;
+        const nf_node **slot = is_loss_target(g, node) ? &bind->y : &bind->x;
+        if (*slot)
+            return nf_fail(err, NF_ERR_GRAPH, "inputs '%s' and '%s' are both %s; nodeflow feeds one of each",
+                           (*slot)->name, node->name, slot == &bind->y ? "loss targets (labels)" : "features");
+        *slot = node;
+    }
+    if (!bind->scores && first_loss)
+        bind->scores = first_loss->inputs[0];
+    if (!bind->x)
+        return nf_fail(err, NF_ERR_GRAPH, "the model has no feature input (an input that is not a loss target)");
+    if (!bind->y)
+        return nf_fail(err, NF_ERR_GRAPH, "the model has no label input: no loss takes an input as its target");
+    return NF_OK;
+}

@@ -274,3 +274,24 @@ int nf_graph_find_param(const nf_graph *g, const char *name)
             return k;
     return -1;
 }
+
+double nf_node_flops(const nf_node *node)
+{
+    return node && node->op->flops ? node->op->flops(node) : 0.0;
+}
+
+int64_t nf_node_param_floats(const nf_graph *g, const nf_node *node)
+{
+    if (!g || !node || node->share_from || g->validated_version != g->version)
+        return 0;
+    int64_t total = 0;
+    for (int j = 0; j < node->n_params; j++)
+        total += g->params[node->param[j]].size;
+    return total;
+}
+
+nf_node *nf_node_share_source(const nf_node *node) { return node ? node->share_from : NULL; }
+int nf_node_is_input(const nf_node *node) { return node && (node->op->flags & NF_OP_INPUT); }
+int nf_node_is_output(const nf_node *node) { return node && (node->op->flags & NF_OP_OUTPUT); }
+int nf_node_is_loss(const nf_node *node) { return node && (node->op->flags & NF_OP_LOSS); }
+int nf_node_is_memory(const nf_node *node) { return node && (node->op->flags & NF_OP_MEMORY); }

@@ -41,6 +41,9 @@ nf_status nf_dataset_load_fashion_mnist(const char *dir, int train,
  * label column by index ("4") or header name ("species"), or NULL for no
  * labels (y is then all zeros). Errors name file:line:col. */
 nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **out, nf_error *err);
+/* The same from text in memory (`len` bytes); `name` is for messages. */
+nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, const char *label,
+                               nf_dataset **out, nf_error *err);
 
 /* NumPy .npy arrays (float32, float64, uint8, int32, int64; C order):
  * features [N, ...] and labels [N] or [N, ...] (y_path NULL: no labels). */

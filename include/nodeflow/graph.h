@@ -84,6 +84,19 @@ nf_node *nf_node_input(const nf_node *node, int index);
  * successful nf_graph_validate. */
 nf_status nf_node_shape(const nf_node *node, nf_shape *shape, nf_error *err);
 
+/* Forward floating-point operations per sample of a validated node (an
+ * estimate for element-wise nodes: one per element). */
+double nf_node_flops(const nf_node *node);
+/* Parameter floats a node owns (0 when it shares another node's). */
+int64_t nf_node_param_floats(const nf_graph *g, const nf_node *node);
+/* The node whose parameters this one uses (nf_node_share_params), or NULL. */
+nf_node *nf_node_share_source(const nf_node *node);
+/* 1 for inputs, outputs, losses and memory nodes respectively. */
+int nf_node_is_input(const nf_node *node);
+int nf_node_is_output(const nf_node *node);
+int nf_node_is_loss(const nf_node *node);
+int nf_node_is_memory(const nf_node *node);
+
 /* Names of all operations, NULL-terminated; owned by the library. */
 const char *const *nf_op_names(void);
 

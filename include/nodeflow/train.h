@@ -26,6 +26,12 @@ typedef struct nf_binding {
     const nf_node *scores;  /* node whose arg-max is the prediction, or NULL */
 } nf_binding;
 
+/* Finds the binding of a validated graph by convention: y is the input
+ * that a loss takes as its target, x the one other input, scores the
+ * first output node (else the first loss's first input). Fails naming
+ * what is missing or ambiguous. */
+nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err);
+
 /* One epoch: for each batch of `b`, forward, backward and an optimizer
  * step. `plan` must be a NF_PLAN_TRAINING plan with capacity for the
  * batcher's batch size. Stops with NF_ERR_NUMERIC if the loss is not

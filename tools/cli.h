@@ -1,0 +1,47 @@
+/* nodeflow command line — helpers shared by the subcommands. Only this
+ * program prints; the library returns errors. */
+#ifndef NF_TOOLS_CLI_H
+#define NF_TOOLS_CLI_H
+
+#include <stdio.h>
+
+#include <nodeflow/nodeflow.h>
+
+/* Exit codes */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Prints "nodeflow: <message>" and returns the exit code for `err`:
+ * input errors (bad files, arguments, shapes) 2, others 1. */
+int cli_fail(const nf_error *err);
+/* Prints "nodeflow <command>: <message>" and a hint to --help; returns 2. */
+int cli_usage(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Options: "--name value" or "--name=value". */
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int at;             /* next argument to read */
+    const char *command;
+} cli_args;
+
+/* The next argument: sets *flag to "--name" (or NULL for a positional
+ * argument) and *value to its value (NULL for a flag with no value).
+ * Returns 0 at the end. `takes_value(name)` tells which flags take one. */
+int cli_next(cli_args *a, const char **flag, const char **value, int (*takes_value)(const char *name));
+
+int cli_parse_int(const char *text, long long min, long long max, long long *out);
+int cli_parse_double(const char *text, double *out);
+
+/* Loads a model file; prints errors. */
+int cli_load_model(const char *path, nf_graph **g, nf_train_config *train);
+
+/* A monotonic clock in seconds. */
+double cli_now(void);
+
+int cmd_check(int argc, char **argv);
+int cmd_dot(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
+
+#endif

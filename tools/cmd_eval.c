@@ -1,0 +1,377 @@
+/* nodeflow eval and nodeflow infer: metrics of trained weights on a
+ * dataset, and raw outputs for new inputs. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct eval_options {
+    const char *model, *weights, *data, *input, *output;
+    long long batch, threads;
+    int json, allow_extra;
+} eval_options;
+
+static int takes_value(const char *name)
+{
+    static const char *const flags[] = {"--weights", "--data", "--input", "--output", "--batch", "--threads", NULL};
+    for (int i = 0; flags[i]; i++)
+        if (!strcmp(name, flags[i]))
+            return 1;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, const char *command, const char *help, eval_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->batch = 256;
+    cli_args a = {argc, argv, 1, command};
+    const char *flag, *v;
+    while (cli_next(&a, &flag, &v, takes_value)) {
+        if (!flag) {
+            if (o->model)
+                return cli_usage(command, "one model file, please");
+            o->model = v;
+        } else if (!strcmp(flag, "--help")) {
+            fputs(help, stdout);
+            return -1;
+        } else if (!strcmp(flag, "--weights") && v) {
+            o->weights = v;
+        } else if (!strcmp(flag, "--data") && v && !strcmp(command, "eval")) {
+            o->data = v;
+        } else if (!strcmp(flag, "--input") && v && !strcmp(command, "infer")) {
+            o->input = v;
+        } else if (!strcmp(flag, "--output") && v && !strcmp(command, "infer")) {
+            o->output = v;
+        } else if (!strcmp(flag, "--json") && !v && !strcmp(command, "eval")) {
+            o->json = 1;
+        } else if (!strcmp(flag, "--allow-extra") && !v) {
+            o->allow_extra = 1;
+        } else if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch)) {
+        } else if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads)) {
+        } else {
+            return cli_usage(command, takes_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
+        }
+    }
+    if (!o->model)
+        return cli_usage(command, "which model? 'nodeflow %s MODEL.nfg ...'", command);
+    if (!o->weights)
+        return cli_usage(command, "--weights FILE is required");
+    if (!strcmp(command, "eval") && !o->data)
+        return cli_usage(command, "--data SPEC is required");
+    if (!strcmp(command, "infer") && !o->input)
+        return cli_usage(command, "--input FILE is required ('-' reads CSV from standard input)");
+    return EXIT_OK;
+}
+
+/* A model with its weights, bound and compiled for inference. */
+typedef struct session {
+    nf_graph *g;
+    nf_binding bind;
+    nf_plan *plan;
+} session;
+
+static int open_session(const eval_options *o, session *s)
+{
+    nf_error err;
+    memset(s, 0, sizeof *s);
+    nf_set_threads(o->threads > 0 ? (int)o->threads : 0);
+    int rc = cli_load_model(o->model, &s->g, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    if (nf_weights_load(s->g, o->weights, o->allow_extra ? NF_WEIGHTS_ALLOW_EXTRA : NF_WEIGHTS_STRICT, &err) !=
+            NF_OK ||
+        nf_binding_find(s->g, &s->bind, &err) != NF_OK ||
+        nf_plan_compile(s->g, o->batch, NF_PLAN_INFERENCE | NF_PLAN_KEEP_VALUES, &s->plan, &err) != NF_OK)
+        return cli_fail(&err);
+    return EXIT_OK;
+}
+
+static void close_session(session *s)
+{
+    nf_plan_free(s->plan);
+    nf_graph_free(s->g);
+}
+
+/* Runs every sample of ds; collects the scores (count x score_size) and
+ * the mean loss. */
+static int run_all(session *s, const nf_dataset *ds, float **scores, int64_t *score_size, double *loss)
+{
+    nf_error err;
+    nf_shape shape;
+    nf_node_shape(s->bind.scores, &shape, NULL);
+    *score_size = nf_shape_size(&shape);
+    int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
+    nf_shape want;
+    nf_node_shape(s->bind.x, &want, NULL);
+    if (nf_shape_size(&want) != xs) {
+        char a[64], b[64];
+        fprintf(stderr, "nodeflow: input '%s' takes %s per sample but the data has %s\n", nf_node_name(s->bind.x),
+                nf_shape_format(&want, a, sizeof a), nf_shape_format(&ds->x_shape, b, sizeof b));
+        return EXIT_USAGE;
+    }
+    *scores = malloc((size_t)(ds->count * *score_size) * sizeof(float));
+    if (!*scores) {
+        fprintf(stderr, "nodeflow: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    int64_t capacity = nf_plan_batch(s->plan);
+    double total = 0;
+    for (int64_t start = 0; start < ds->count; start += capacity) {
+        int64_t rows = ds->count - start < capacity ? ds->count - start : capacity;
+        nf_tensor x, y, out;
+        if (nf_plan_set_batch(s->plan, rows, &err) != NF_OK || nf_plan_input(s->plan, s->bind.x, &x, &err) != NF_OK ||
+            nf_plan_input(s->plan, s->bind.y, &y, &err) != NF_OK)
+            return cli_fail(&err);
+        memcpy(x.data, ds->x + start * xs, (size_t)(rows * xs) * sizeof(float));
+        if (nf_shape_size(&y.shape) == rows * ys)
+            memcpy(y.data, ds->y + start * ys, (size_t)(rows * ys) * sizeof(float));
+        else
+            memset(y.data, 0, (size_t)nf_shape_size(&y.shape) * sizeof(float));
+        if (nf_plan_forward(s->plan, &err) != NF_OK || nf_plan_value(s->plan, s->bind.scores, &out, &err) != NF_OK)
+            return cli_fail(&err);
+        memcpy(*scores + start * *score_size, out.data, (size_t)(rows * *score_size) * sizeof(float));
+        total += nf_plan_loss(s->plan) * (double)rows;
+    }
+    *loss = total / (double)ds->count;
+    return EXIT_OK;
+}
+
+/* ---- eval --------------------------------------------------------------- */
+
+static void classification_report(const nf_dataset *ds, const float *scores, int64_t classes, double loss, int json)
+{
+    int64_t *confusion = calloc((size_t)(classes * classes), sizeof *confusion), correct = 0;
+    if (!confusion)
+        return;
+    for (int64_t i = 0; i < ds->count; i++) {
+        const float *s = scores + i * classes;
+        int64_t best = 0, label = (int64_t)ds->y[i];
+        for (int64_t c = 1; c < classes; c++)
+            best = s[c] > s[best] ? c : best;
+        if (label >= 0 && label < classes)
+            confusion[label * classes + best]++;
+        correct += best == label;
+    }
+    double accuracy = (double)correct / (double)ds->count, macro_f1 = 0;
+    if (json)
+        printf("{\"samples\": %lld, \"loss\": %.6f, \"accuracy\": %.6f, \"classes\": [", (long long)ds->count, loss,
+               accuracy);
+    else
+        printf("samples %lld  loss %.4f  accuracy %.2f%%\n\nclass  precision  recall      f1  support\n",
+               (long long)ds->count, loss, 100 * accuracy);
+    for (int64_t c = 0; c < classes; c++) {
+        int64_t tp = confusion[c * classes + c], predicted = 0, actual = 0;
+        for (int64_t k = 0; k < classes; k++) {
+            predicted += confusion[k * classes + c];
+            actual += confusion[c * classes + k];
+        }
+        double p = predicted ? (double)tp / (double)predicted : 0, r = actual ? (double)tp / (double)actual : 0;
+        double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0;
+        macro_f1 += f1 / (double)classes;
+        if (json)
+            printf("%s{\"class\": %lld, \"precision\": %.6f, \"recall\": %.6f, \"f1\": %.6f, \"support\": %lld}",
+                   c ? ", " : "", (long long)c, p, r, f1, (long long)actual);
+        else
+            printf("%5lld  %9.4f  %6.4f  %6.4f  %7lld\n", (long long)c, p, r, f1, (long long)actual);
+    }
+    if (json) {
+        printf("], \"macro_f1\": %.6f, \"confusion\": [", macro_f1);
+        for (int64_t a = 0; a < classes; a++) {
+            printf("%s[", a ? ", " : "");
+            for (int64_t b = 0; b < classes; b++)
+                printf("%s%lld", b ? ", " : "", (long long)confusion[a * classes + b]);
+            printf("]");
+        }
+        printf("]}\n");
+    } else {
+        printf("macro F1 %.4f\n\nconfusion matrix (rows: true class, columns: predicted)\n      ", macro_f1);
+        for (int64_t b = 0; b < classes; b++)
+            printf("%6lld", (long long)b);
+        printf("\n");
+        for (int64_t a = 0; a < classes; a++) {
+            printf("%6lld", (long long)a);
+            for (int64_t b = 0; b < classes; b++)
+                printf("%6lld", (long long)confusion[a * classes + b]);
+            printf("\n");
+        }
+    }
+    free(confusion);
+}
+
+/* MSE, MAE and R^2 = 1 - SS_res / SS_tot over every output element. */
+static void regression_report(const nf_dataset *ds, const float *pred, int64_t n, double loss, int json)
+{
+    double mean = 0, se = 0, ae = 0, tot = 0;
+    for (int64_t i = 0; i < n; i++)
+        mean += ds->y[i] / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)pred[i] - ds->y[i];
+        se += d * d;
+        ae += fabs(d);
+        tot += (ds->y[i] - mean) * (ds->y[i] - mean);
+    }
+    double r2 = tot > 0 ? 1 - se / tot : 0;
+    if (json)
+        printf("{\"samples\": %lld, \"loss\": %.6f, \"mse\": %.6g, \"mae\": %.6g, \"r2\": %.6f}\n", (long long)ds->count,
+               loss, se / (double)n, ae / (double)n, r2);
+    else
+        printf("samples %lld  loss %.4f  MSE %.6g  MAE %.6g  R^2 %.4f\n", (long long)ds->count, loss, se / (double)n,
+               ae / (double)n, r2);
+}
+
+/* One output per sample against 0/1 labels: a binary classifier. Its
+ * output is a logit (threshold 0) when a bce_with_logits loss reads it,
+ * else a probability (threshold 0.5). Rewrites the scores as two columns. */
+static int binary_scores(const session *s, int64_t count, float **scores)
+{
+    double threshold = 0.5;
+    for (int i = 0; i < nf_graph_node_count(s->g); i++) {
+        const nf_node *node = nf_graph_node(s->g, i);
+        if (!strcmp(nf_node_op(node), "bce_with_logits"))
+            threshold = 0.0;
+    }
+    float *two = malloc((size_t)(2 * count) * sizeof(float));
+    if (!two)
+        return 0;
+    for (int64_t i = 0; i < count; i++) {
+        two[2 * i] = (float)(threshold - (*scores)[i]);
+        two[2 * i + 1] = (float)((*scores)[i] - threshold);
+    }
+    free(*scores);
+    *scores = two;
+    return 1;
+}
+
+static const char eval_help[] =
+    "usage: nodeflow eval MODEL.nfg --weights W --data SPEC [--json] [--batch N] [--threads N] [--allow-extra]\n\n"
+    "Loss and, for classifiers (one score per class and class-index labels, or one\n"
+    "logit or probability per sample and 0/1 labels), accuracy,\n"
+    "per-class precision, recall and F1 and the confusion matrix; for other\n"
+    "outputs MSE, MAE and R^2. --json prints one JSON object instead.\n";
+
+int cmd_eval(int argc, char **argv)
+{
+    eval_options o;
+    int rc = parse_options(argc, argv, "eval", eval_help, &o);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    session s;
+    nf_dataset *ds = NULL;
+    nf_error err;
+    float *scores = NULL;
+    int64_t size = 0;
+    double loss = 0;
+    rc = open_session(&o, &s);
+    if (rc == EXIT_OK && nf_dataset_load_spec(o.data, &ds, &err) != NF_OK)
+        rc = cli_fail(&err);
+    if (rc == EXIT_OK)
+        rc = run_all(&s, ds, &scores, &size, &loss);
+    if (rc == EXIT_OK) {
+        nf_shape shape;
+        nf_node_shape(s.bind.scores, &shape, NULL);
+        if (shape.rank == 1 && ds->y_shape.rank == 0 && ds->classes > 0 && ds->classes <= shape.dim[0] && size > 1)
+            classification_report(ds, scores, size, loss, o.json);
+        else if (size == 1 && ds->classes == 2 && binary_scores(&s, ds->count, &scores))
+            classification_report(ds, scores, 2, loss, o.json);
+        else if (size == nf_shape_size(&ds->y_shape))
+            regression_report(ds, scores, ds->count * size, loss, o.json);
+        else
+            rc = cli_usage("eval", "the outputs (%lld per sample) match neither class labels nor targets",
+                           (long long)size);
+    }
+    free(scores);
+    nf_dataset_free(ds);
+    close_session(&s);
+    return rc;
+}
+
+/* ---- infer ------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int read_input(const char *path, nf_dataset **ds)
+{
+    nf_error err;
+    nf_status st;
+    if (!strcmp(path, "-")) {
+        size_t cap = 1 << 16, len = 0;
+        char *text = malloc(cap);
+        size_t got;
+        while (text && (got = fread(text + len, 1, cap - len, stdin)) > 0) {
+            len += got;
+            if (len == cap) {
+                char *grown = cap < ((size_t)1 << 32) ? realloc(text, cap *= 2) : NULL;
+                if (!grown)
+                    free(text);
+                text = grown;
+            }
+        }
+        if (!text) {
+            fprintf(stderr, "nodeflow: out of memory reading standard input\n");
+            return EXIT_RUNTIME;
+        }
+        st = nf_dataset_parse_csv(text, len, "<stdin>", NULL, ds, &err);
+        free(text);
+    } else if (ends_with(path, ".npy")) {
+        st = nf_dataset_load_npy(path, NULL, ds, &err);
+    } else {
+        st = nf_dataset_load_csv(path, NULL, ds, &err);
+    }
+    return st == NF_OK ? EXIT_OK : cli_fail(&err);
+}
+
+static int write_csv(FILE *f, const float *data, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            fprintf(f, "%.9g%c", data[r * cols + c], c + 1 < cols ? ',' : '\n');
+    return ferror(f) ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static const char infer_help[] =
+    "usage: nodeflow infer MODEL.nfg --weights W --input FILE [--output FILE] [--batch N] [--threads N]\n\n"
+    "Runs the model on every row of FILE (.npy, or CSV of features; '-' reads CSV\n"
+    "from standard input) and writes the model's output (its first output node)\n"
+    "per row: CSV on standard output, or to --output (.npy or .csv by name).\n";
+
+int cmd_infer(int argc, char **argv)
+{
+    eval_options o;
+    int rc = parse_options(argc, argv, "infer", infer_help, &o);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    session s;
+    nf_dataset *ds = NULL;
+    float *scores = NULL;
+    int64_t size = 0;
+    double loss;
+    nf_error err;
+    rc = open_session(&o, &s);
+    if (rc == EXIT_OK)
+        rc = read_input(o.input, &ds);
+    if (rc == EXIT_OK)
+        rc = run_all(&s, ds, &scores, &size, &loss);
+    if (rc == EXIT_OK && o.output && ends_with(o.output, ".npy")) {
+        nf_shape shape = {2, {ds->count, size}};
+        if (nf_npy_write(o.output, scores, &shape, &err) != NF_OK)
+            rc = cli_fail(&err);
+    } else if (rc == EXIT_OK && o.output) {
+        FILE *f = fopen(o.output, "w");
+        rc = f ? write_csv(f, scores, ds->count, size) : EXIT_RUNTIME;
+        if (!f || fclose(f) != 0 || rc != EXIT_OK) {
+            fprintf(stderr, "nodeflow: %s: cannot write the output\n", o.output);
+            rc = EXIT_RUNTIME;
+        }
+    } else if (rc == EXIT_OK) {
+        rc = write_csv(stdout, scores, ds->count, size);
+    }
+    free(scores);
+    nf_dataset_free(ds);
+    close_session(&s);
+    return rc;
+}

@@ -1,0 +1,385 @@
+/* nodeflow train: trains a model file on a dataset, with validation,
+ * progress, a CSV log, checkpoints, resuming and clean interruption. */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char train_help[] =
+    "usage: nodeflow train MODEL.nfg --data SPEC [options]\n\n"
+    "Trains the model's parameters. Settings come from the model's [train]\n"
+    "section; these options override them:\n"
+    "  --data SPEC             training data (required), e.g. fashion-mnist:train\n"
+    "  --val SPEC              validation data, evaluated after every epoch\n"
+    "  --epochs N              epochs to train (default 1)\n"
+    "  --batch N               mini-batch size (default 32)\n"
+    "  --optimizer NAME        optimizer (default sgd)\n"
+    "  --lr X                  learning rate\n"
+    "  --set KEY=VALUE         an optimizer hyper-parameter, e.g. --set momentum=0.9 (repeatable)\n"
+    "  --clip-norm X           clip gradients to global norm X\n"
+    "  --seed N                seed of initialisation and shuffling (default 0)\n"
+    "  --threads N             threads for OpenMP and OpenBLAS together (default: all cores)\n"
+    "  --out FILE              write the trained weights (safetensors)\n"
+    "  --checkpoint FILE       write a checkpoint after every epoch (and on interrupt)\n"
+    "  --checkpoint-every N    ... and every N batches\n"
+    "  --resume FILE           continue from a checkpoint exactly where it stopped\n"
+    "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
+    "  --quiet                 print nothing but errors\n\n"
+    "SIGINT or SIGTERM stop after the current batch and write a checkpoint.\n"
+    "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
+    "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy]\n";
+
+typedef struct train_options {
+    const char *model, *data, *val, *out, *checkpoint, *resume, *log;
+    long long epochs, batch, seed, threads, checkpoint_every;
+    const char *optimizer;
+    double lr, clip_norm;
+    int quiet, n_set;
+    const char *set[NF_TRAIN_MAX_HPARAMS];
+} train_options;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int takes_value(const char *name)
+{
+    static const char *const flags[] = {"--data", "--val", "--epochs", "--batch", "--optimizer", "--lr", "--set",
+                                        "--clip-norm", "--seed", "--threads", "--out", "--checkpoint",
+                                        "--checkpoint-every", "--resume", "--log", NULL};
+    for (int i = 0; flags[i]; i++)
+        if (!strcmp(name, flags[i]))
+            return 1;
+    return 0;
+}
+
+static int parse_option(train_options *o, const char *flag, const char *v)
+{
+    const char *const text[] = {"--data", "--val", "--out", "--checkpoint", "--resume", "--log", "--optimizer"};
+    const char **slot[] = {&o->data, &o->val, &o->out, &o->checkpoint, &o->resume, &o->log, &o->optimizer};
+    for (int i = 0; i < 7; i++)
+        if (!strcmp(flag, text[i])) {
+            if (!v || !*v)
+                return cli_usage("train", "%s needs a value", flag);
+            *slot[i] = v;
+            return EXIT_OK;
+        }
+    if (!strcmp(flag, "--epochs") && cli_parse_int(v, 1, 1000000, &o->epochs))
+        return EXIT_OK;
+    if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch))
+        return EXIT_OK;
+    if (!strcmp(flag, "--seed") && cli_parse_int(v, 0, 1LL << 53, &o->seed))
+        return EXIT_OK;
+    if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads))
+        return EXIT_OK;
+    if (!strcmp(flag, "--checkpoint-every") && cli_parse_int(v, 1, 1LL << 40, &o->checkpoint_every))
+        return EXIT_OK;
+    if (!strcmp(flag, "--lr") && cli_parse_double(v, &o->lr) && o->lr >= 0)
+        return EXIT_OK;
+    if (!strcmp(flag, "--clip-norm") && cli_parse_double(v, &o->clip_norm) && o->clip_norm > 0)
+        return EXIT_OK;
+    if (!strcmp(flag, "--set") && v && strchr(v, '=') && o->n_set < NF_TRAIN_MAX_HPARAMS) {
+        o->set[o->n_set++] = v;
+        return EXIT_OK;
+    }
+    if (!strcmp(flag, "--quiet") && !v) {
+        o->quiet = 1;
+        return EXIT_OK;
+    }
+    if (takes_value(flag) || !strcmp(flag, "--quiet"))
+        return cli_usage("train", "bad value for %s: '%s'", flag, v ? v : "(none)");
+    return cli_usage("train", "unknown option '%s'", flag);
+}
+
+static int parse_options(int argc, char **argv, train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->epochs = o->batch = o->seed = o->threads = -1;
+    o->lr = o->clip_norm = NAN;
+    cli_args a = {argc, argv, 1, "train"};
+    const char *flag, *value;
+    while (cli_next(&a, &flag, &value, takes_value)) {
+        if (flag && !strcmp(flag, "--help")) {
+            fputs(train_help, stdout);
+            return -1;
+        }
+        int rc = flag ? parse_option(o, flag, value) : EXIT_OK;
+        if (!flag && o->model)
+            return cli_usage("train", "one model file, please ('%s' and '%s')", o->model, value);
+        if (!flag)
+            o->model = value;
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    if (!o->model)
+        return cli_usage("train", "which model? 'nodeflow train MODEL.nfg --data SPEC'");
+    if (!o->data)
+        return cli_usage("train", "--data SPEC is required");
+    if (o->checkpoint_every > 0 && !o->checkpoint)
+        return cli_usage("train", "--checkpoint-every needs --checkpoint FILE");
+    return EXIT_OK;
+}
+
+/* Command-line values override the model's [train] section. */
+static void merge(train_options *o, const nf_train_config *c)
+{
+    if (!o->optimizer)
+        o->optimizer = c->optimizer[0] ? c->optimizer : "sgd";
+    if (isnan(o->lr))
+        o->lr = c->lr;
+    if (o->batch < 0)
+        o->batch = c->batch ? c->batch : 32;
+    if (o->epochs < 0)
+        o->epochs = c->epochs ? c->epochs : 1;
+    if (o->seed < 0)
+        o->seed = c->seed >= 0 ? c->seed : 0;
+    if (isnan(o->clip_norm))
+        o->clip_norm = c->clip_norm;
+}
+
+static int make_optimizer(nf_graph *g, const train_options *o, const nf_train_config *c, nf_optimizer **opt)
+{
+    nf_error err;
+    if (nf_optimizer_new(g, o->optimizer, opt, &err) != NF_OK)
+        return cli_fail(&err);
+    int file_optimizer = !c->optimizer[0] || !strcmp(c->optimizer, o->optimizer);
+    for (int i = 0; file_optimizer && i < c->n_hparams; i++)
+        if (nf_optimizer_set(*opt, c->hparam_key[i], c->hparam_value[i], &err) != NF_OK)
+            return cli_fail(&err);
+    for (int i = 0; i < o->n_set; i++) {
+        char key[64];
+        const char *eq = strchr(o->set[i], '=');
+        double v;
+        snprintf(key, sizeof key, "%.*s", (int)(eq - o->set[i]), o->set[i]);
+        if (!cli_parse_double(eq + 1, &v))
+            return cli_usage("train", "--set %s: '%s' is not a number", key, eq + 1);
+        if (nf_optimizer_set(*opt, key, v, &err) != NF_OK)
+            return cli_fail(&err);
+    }
+    if (!isnan(o->lr) && nf_optimizer_set(*opt, "lr", o->lr, &err) != NF_OK)
+        return cli_fail(&err);
+    if (!isnan(o->clip_norm) && nf_optimizer_set_clipping(*opt, o->clip_norm, 0, &err) != NF_OK)
+        return cli_fail(&err);
+    return EXIT_OK;
+}
+
+/* ---- progress -------------------------------------------------------- */
+
+typedef struct progress_view {
+    int tty, quiet;
+    double start, last;
+    int64_t total, shown_tenth;
+} progress_view;
+
+static void show_progress(progress_view *v, int64_t epoch, int64_t epochs, const nf_epoch_stats *s)
+{
+    if (v->quiet)
+        return;
+    double now = cli_now(), elapsed = now - v->start;
+    double rate = elapsed > 0 ? (double)s->samples / elapsed : 0;
+    double eta = s->batches ? elapsed * (double)(v->total - s->batches) / (double)s->batches : 0;
+    if (v->tty) {
+        if (now - v->last < 0.1 && s->batches < v->total)
+            return;
+        v->last = now;
+        int width = 30, done = v->total ? (int)(width * s->batches / v->total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < done ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\repoch %lld/%lld [%s] %lld/%lld loss %.4f %.0f samples/s ETA %d:%02d ", (long long)epoch,
+                (long long)epochs, bar, (long long)s->batches, (long long)v->total, s->loss, rate, (int)eta / 60,
+                (int)eta % 60);
+        fflush(stderr);
+    } else if (v->total && s->batches * 10 / v->total > v->shown_tenth) {
+        v->shown_tenth = s->batches * 10 / v->total;
+        fprintf(stderr, "epoch %lld/%lld: %lld/%lld batches, loss %.4f, %.0f samples/s, ETA %.0f s\n",
+                (long long)epoch, (long long)epochs, (long long)s->batches, (long long)v->total, s->loss, rate, eta);
+    }
+}
+
+/* ---- the run ------------------------------------------------------- */
+
+typedef struct run {
+    train_options o;
+    nf_graph *g;
+    nf_train_config config;
+    nf_dataset *train, *val;
+    nf_plan *plan, *eval_plan;
+    nf_optimizer *opt;
+    nf_batcher *batches;
+    nf_binding bind;
+    nf_progress at;
+    FILE *log;
+} run;
+
+static void run_free(run *r)
+{
+    if (r->log)
+        fclose(r->log);
+    nf_batcher_free(r->batches);
+    nf_optimizer_free(r->opt);
+    nf_plan_free(r->plan);
+    nf_plan_free(r->eval_plan);
+    nf_graph_free(r->g);
+    nf_dataset_free(r->train);
+    nf_dataset_free(r->val);
+}
+
+static int set_up(run *r)
+{
+    nf_error err;
+    int rc = cli_load_model(r->o.model, &r->g, &r->config);
+    if (rc != EXIT_OK)
+        return rc;
+    merge(&r->o, &r->config);
+    nf_set_threads(r->o.threads > 0 ? (int)r->o.threads : 0);
+    if (nf_graph_init_params(r->g, (uint64_t)r->o.seed, &err) != NF_OK ||
+        nf_binding_find(r->g, &r->bind, &err) != NF_OK ||
+        nf_dataset_load_spec(r->o.data, &r->train, &err) != NF_OK ||
+        (r->o.val && nf_dataset_load_spec(r->o.val, &r->val, &err) != NF_OK) ||
+        nf_plan_compile(r->g, r->o.batch, NF_PLAN_TRAINING, &r->plan, &err) != NF_OK ||
+        (r->val && nf_plan_compile(r->g, r->o.batch > 256 ? r->o.batch : 256, NF_PLAN_INFERENCE, &r->eval_plan,
+                                   &err) != NF_OK) ||
+        nf_batcher_new(r->train, r->o.batch, 1, (uint64_t)r->o.seed * 2654435761u + 1, &r->batches, &err) != NF_OK)
+        return cli_fail(&err);
+    if ((rc = make_optimizer(r->g, &r->o, &r->config, &r->opt)) != EXIT_OK)
+        return rc;
+    if (r->o.resume && nf_checkpoint_load(r->o.resume, r->g, r->opt, r->batches, &r->at, &err) != NF_OK)
+        return cli_fail(&err);
+    if (r->o.log) {
+        int fresh = !r->o.resume || access(r->o.log, F_OK) != 0;
+        r->log = fopen(r->o.log, fresh ? "w" : "a");
+        if (!r->log) {
+            fprintf(stderr, "nodeflow: %s: cannot open the log for writing\n", r->o.log);
+            return EXIT_USAGE;
+        }
+        if (fresh)
+            fprintf(r->log, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n");
+    }
+    return EXIT_OK;
+}
+
+static int save_checkpoint(run *r, const char *path)
+{
+    nf_error err;
+    if (nf_checkpoint_save(path, r->g, r->opt, r->batches, &r->at, &err) != NF_OK) {
+        fprintf(stderr, "nodeflow: %s\n", err.message);
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+static const char *interrupt_path(const run *r, char *buf, size_t size)
+{
+    if (r->o.checkpoint)
+        return r->o.checkpoint;
+    snprintf(buf, size, "%s.ckpt", r->o.out ? r->o.out : "nodeflow-interrupted");
+    return buf;
+}
+
+static void print_epoch(const run *r, const nf_epoch_stats *fit, const nf_epoch_stats *val, double seconds)
+{
+    if (r->o.quiet)
+        return;
+    printf("epoch %lld/%lld  train loss %.4f", (long long)r->at.epoch, (long long)r->o.epochs, fit->loss);
+    if (fit->accuracy >= 0)
+        printf(" acc %.2f%%", 100 * fit->accuracy);
+    if (val)
+        printf("  val loss %.4f", val->loss);
+    if (val && val->accuracy >= 0)
+        printf(" acc %.2f%%", 100 * val->accuracy);
+    printf("  %.1f s\n", seconds);
+    fflush(stdout);
+}
+
+static int end_epoch(run *r, const nf_epoch_stats *fit, double seconds)
+{
+    nf_error err;
+    nf_epoch_stats val = {0};
+    if (r->val && nf_evaluate(r->eval_plan, r->val, &r->bind, &val, &err) != NF_OK)
+        return cli_fail(&err);
+    r->at.epoch++;
+    print_epoch(r, fit, r->val ? &val : NULL, seconds);
+    if (r->log) {
+        fprintf(r->log, "%lld,%.6f,%.6f,", (long long)r->at.epoch, fit->loss, fit->accuracy);
+        if (r->val)
+            fprintf(r->log, "%.6f,%.6f,", val.loss, val.accuracy);
+        else
+            fprintf(r->log, ",,");
+        fprintf(r->log, "%.6g,%.3f\n", nf_optimizer_lr(r->opt), seconds);
+        fflush(r->log);
+    }
+    return r->o.checkpoint ? save_checkpoint(r, r->o.checkpoint) : EXIT_OK;
+}
+
+static int train_epoch(run *r)
+{
+    nf_error err;
+    nf_epoch_stats fit;
+    memset(&fit, 0, sizeof fit);
+    progress_view view = {isatty(STDERR_FILENO), r->o.quiet, cli_now(), 0, nf_batcher_batches(r->batches), 0};
+    int epoch_done = 0;
+    while (!epoch_done) {
+        if (nf_train_batches(r->plan, r->opt, r->batches, &r->bind, 1, &fit, &epoch_done, &err) != NF_OK)
+            return cli_fail(&err);
+        if (epoch_done)
+            break;
+        r->at.step++;
+        show_progress(&view, r->at.epoch + 1, r->o.epochs, &fit);
+        if (r->o.checkpoint_every > 0 && r->at.step % r->o.checkpoint_every == 0 &&
+            save_checkpoint(r, r->o.checkpoint) != EXIT_OK)
+            return EXIT_RUNTIME;
+        if (interrupted) {
+            char buf[4096];
+            const char *path = interrupt_path(r, buf, sizeof buf);
+            if (view.tty && !view.quiet)
+                fprintf(stderr, "\n");
+            if (save_checkpoint(r, path) != EXIT_OK)
+                return EXIT_RUNTIME;
+            fprintf(stderr, "nodeflow: interrupted after %lld batches; checkpoint written to %s (continue with --resume %s)\n",
+                    (long long)r->at.step, path, path);
+            return EXIT_RUNTIME;
+        }
+    }
+    if (view.tty && !view.quiet)
+        fprintf(stderr, "\r%*s\r", 110, "");
+    return end_epoch(r, &fit, cli_now() - view.start);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    int rc = parse_options(argc, argv, &r.o);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    rc = set_up(&r);
+    if (rc == EXIT_OK && !r.o.quiet) {
+        double lr = nf_optimizer_lr(r.opt);
+        printf("training %s: %s lr %g, batch %lld, %lld epochs, seed %lld, %d threads, %lld samples%s\n", r.o.model,
+               r.o.optimizer, lr, r.o.batch, r.o.epochs, r.o.seed, nf_threads(), (long long)r.train->count,
+               r.o.resume ? " (resumed)" : "");
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (rc == EXIT_OK && r.at.epoch < r.o.epochs)
+        rc = train_epoch(&r);
+    nf_error err;
+    if (rc == EXIT_OK && r.o.out && nf_weights_save(r.g, r.o.out, &err) != NF_OK)
+        rc = cli_fail(&err);
+    if (rc == EXIT_OK && r.o.out && !r.o.quiet)
+        printf("weights written to %s\n", r.o.out);
+    run_free(&r);
+    return rc;
+}

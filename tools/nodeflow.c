@@ -1,0 +1,157 @@
+/* nodeflow — the command line: check, dot, train, eval, infer and ops
+ * over model description files. Exit codes: 0 success, 1 runtime failure,
+ * 2 usage or input error. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+int cli_fail(const nf_error *err)
+{
+    fprintf(stderr, "nodeflow: %s\n", err->message);
+    switch (err->code) {
+    case NF_ERR_NO_MEMORY:
+    case NF_ERR_NUMERIC:
+    case NF_ERR_STATE:
+        return EXIT_RUNTIME;
+    default:
+        return EXIT_USAGE;
+    }
+}
+
+int cli_usage(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nodeflow %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see 'nodeflow %s --help')\n", command);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+int cli_next(cli_args *a, const char **flag, const char **value, int (*takes_value)(const char *name))
+{
+    static char name[64];
+    if (a->at >= a->argc)
+        return 0;
+    const char *arg = a->argv[a->at++];
+    *value = NULL;
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+        *flag = NULL;
+        *value = arg;
+        return 1;
+    }
+    const char *eq = strchr(arg, '=');
+    size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (n >= sizeof name)
+        n = sizeof name - 1;
+    memcpy(name, arg, n);
+    name[n] = '\0';
+    *flag = name;
+    if (eq)
+        *value = eq + 1;
+    else if (takes_value(name) && a->at < a->argc)
+        *value = a->argv[a->at++];
+    return 1;
+}
+
+int cli_parse_int(const char *text, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = text ? strtoll(text, &end, 10) : 0;
+    if (!text || end == text || *end || errno || v < min || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_double(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = text ? strtod(text, &end) : 0;
+    if (!text || end == text || *end || errno || !isfinite(v))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_load_model(const char *path, nf_graph **g, nf_train_config *train)
+{
+    nf_error err;
+    if (nf_model_load(path, g, train, &err) != NF_OK)
+        return cli_fail(&err);
+    return EXIT_OK;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmd_ops(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: nodeflow ops\n\nPrints every node type with its inputs and attributes (Markdown,\n"
+               "the reference part of docs/model-format.md).\n");
+        return EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage("ops", "takes no arguments");
+    nf_error err;
+    char *text;
+    if (nf_model_reference(&text, &err) != NF_OK)
+        return cli_fail(&err);
+    fputs(text, stdout);
+    free(text);
+    return EXIT_OK;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: nodeflow COMMAND [ARGS...]\n\n"
+            "commands:\n"
+            "  check MODEL.nfg             validate a model and print a summary table\n"
+            "  dot MODEL.nfg               print the graph in Graphviz DOT\n"
+            "  train MODEL.nfg --data SPEC train, with options; see 'nodeflow train --help'\n"
+            "  eval MODEL.nfg --weights W --data SPEC    loss, accuracy and per-class metrics\n"
+            "  infer MODEL.nfg --weights W --input FILE  run a batch and write the outputs\n"
+            "  ops                         the node types and their attributes\n\n"
+            "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
+            "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy]\n"
+            "exit codes: 0 success, 1 runtime failure, 2 usage or input error\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {
+        {"check", cmd_check}, {"dot", cmd_dot}, {"train", cmd_train},
+        {"eval", cmd_eval},   {"infer", cmd_infer}, {"ops", cmd_ops},
+    };
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("nodeflow %s\n", NF_VERSION);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "nodeflow: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
