@@ -210,7 +210,7 @@ static nf_status store_number(nf_graph *g, nf_node *node, int i, double value)
             return attr_fail(g, node, spec->name, "must be a whole number");
     }
     if (value < spec->min || value > spec->max) {
-        snprintf(range, sizeof range, "is %g; it must be in [%g, %g]", value, spec->min, spec->max);
+        snprintf(range, sizeof range, "is %.15g; it must be in [%.15g, %.15g]", value, spec->min, spec->max);
         return attr_fail(g, node, spec->name, range);
     }
     node->attr[i] = value;

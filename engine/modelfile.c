@@ -192,11 +192,12 @@ static int parse_number(const char *s, double *out)
     return end != s && *end == '\0' && errno == 0 && isfinite(*out);
 }
 
-static nf_status train_count(const parser *p, int line, const token *t, double v, double max, int64_t *out)
+static nf_status train_count(const parser *p, int line, const token *key, const token *value, double v, double max,
+                             int64_t *out)
 {
     if (v != floor(v) || v < 1 || v > max)
-        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t->column,
-                           "'%s' must be a whole number from 1 to %.0f", t->text, max);
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column,
+                           "'%s' must be a whole number from 1 to %.0f", key->text, max);
     *out = (int64_t)v;
     return NF_OK;
 }
@@ -221,9 +222,9 @@ static nf_status train_setting(parser *p, int line, const token *key, const toke
             return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "lr must not be negative");
         c->lr = v;
     } else if (strcmp(key->text, "batch") == 0) {
-        return train_count(p, line, value, v, 1 << 30, &c->batch);
+        return train_count(p, line, key, value, v, 1 << 30, &c->batch);
     } else if (strcmp(key->text, "epochs") == 0) {
-        return train_count(p, line, value, v, 1e6, &c->epochs);
+        return train_count(p, line, key, value, v, 1e6, &c->epochs);
     } else if (strcmp(key->text, "seed") == 0) {
         if (v != floor(v) || v < 0 || v > 9007199254740992.0)
             return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column,
@@ -454,14 +455,15 @@ static nf_status read_lines(parser *p)
 /* ---- pass 2: nodes -------------------------------------------------- */
 
 /* A non-memory statement that uses a later name: report the cycle it is
- * on, if any, else the forward reference. */
-static int on_cycle(const parser *p, int from, int target, int depth, int *path)
+ * on, if any, else the forward reference. on_cycle follows input edges
+ * (not memory back edges) depth-first from `from`; when it reaches
+ * `target` it leaves the path in path[0 .. return value - 1]. */
+static int on_cycle(const parser *p, int from, int target, int depth, int *path, unsigned char *seen)
 {
-    if (depth > p->n_stmts)
-        return 0;
     const statement *st = &p->stmts[from];
-    if (strcmp(st->op.text, "memory") == 0)
+    if (seen[from] || strcmp(st->op.text, "memory") == 0)
         return 0;
+    seen[from] = 1;
     for (int t = 0; t < st->n_tokens; t++) {
         if (st->tokens[t].value)
             continue;
@@ -469,28 +471,36 @@ static int on_cycle(const parser *p, int from, int target, int depth, int *path)
         if (next < 0)
             continue;
         path[depth] = next;
-        if (next == target || (next > from && on_cycle(p, next, target, depth + 1, path)))
+        if (next == target)
             return depth + 1;
+        int length = on_cycle(p, next, target, depth + 1, path, seen);
+        if (length)
+            return length;
     }
     return 0;
 }
 
 static nf_status forward_reference(const parser *p, int index, const token *t, int later)
 {
-    int path[1024];
-    int length = p->n_stmts < 1000 ? on_cycle(p, later, index, 0, path) : 0;
+    int *path = malloc((size_t)p->n_stmts * sizeof *path);
+    unsigned char *seen = calloc((size_t)p->n_stmts, 1);
+    int length = path && seen ? on_cycle(p, later, index, 0, path, seen) : 0;
+    nf_status st;
     if (length) {
-        char names[NF_ERROR_MESSAGE_MAX] = "";
-        size_t used = 0;
-        used += (size_t)snprintf(names, sizeof names, "%s -> %s", p->stmts[index].name.text, t->text);
+        char names[NF_ERROR_MESSAGE_MAX / 2];
+        size_t used = (size_t)snprintf(names, sizeof names, "%s -> %s", p->stmts[index].name.text, t->text);
         for (int i = 0; i < length && used < sizeof names; i++)
             used += (size_t)snprintf(names + used, sizeof names - used, " -> %s", p->stmts[path[i]].name.text);
-        return parse_error(p, NF_ERR_GRAPH, p->stmts[index].line, t->column,
-                           "cycle %s; a cycle must pass through a memory node", names);
+        st = parse_error(p, NF_ERR_GRAPH, p->stmts[index].line, t->column,
+                         "cycle %s; a cycle must pass through a memory node", names);
+    } else {
+        st = parse_error(p, NF_ERR_GRAPH, p->stmts[index].line, t->column,
+                         "'%s' is defined later (line %d); only a memory node may refer to a later node", t->text,
+                         p->stmts[later].line);
     }
-    return parse_error(p, NF_ERR_GRAPH, p->stmts[index].line, t->column,
-                       "'%s' is defined later (line %d); only a memory node may refer to a later node",
-                       t->text, p->stmts[later].line);
+    free(path);
+    free(seen);
+    return st;
 }
 
 static nf_status undefined_name(const parser *p, const statement *st, const token *t)

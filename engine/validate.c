@@ -142,6 +142,7 @@ static nf_status link_shared(nf_graph *g, nf_param *params, nf_param_spec (*spec
             const nf_param *p = &params[src->param[j]];
             if (!nf_shape_equal(&p->shape, &specs[i][j].shape)) {
                 char have[64], want[64];
+                g->error_node = i;
                 return nf_fail(err, NF_ERR_SHAPE, "%s '%s': shares '%s' of shape %s but needs %s",
                                node->op->name, node->name, p->name,
                                nf_shape_format(&p->shape, have, sizeof have),

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Writes the malformed weight files of tests/bad/weights/ (each loaded
+into tests/fixtures/torch_export.nfg by tests/test_weights.c, which
+expects the error in NAME.expected). Run: python3 tests/bad/make_bad_weights.py"""
+import json
+import os
+import struct
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+SHAPES = {"fc1.weight": [16, 20], "fc1.bias": [16], "fc2.weight": [5, 16], "fc2.bias": [5]}
+
+
+def count(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def layout(shapes, dtype="F32", size=4):
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size * count(shape)]}
+        offset += size * count(shape)
+    return header, offset
+
+
+def pack(header, data_len, raw_header=None):
+    text = raw_header if raw_header is not None else json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + b"\0" * data_len
+
+
+def write(name, blob):
+    with open(os.path.join(HERE, name + ".safetensors"), "wb") as f:
+        f.write(blob)
+
+
+header, n = layout(SHAPES)
+good = pack(header, n)
+write("truncated_size", good[:5])
+write("truncated_data", good[:len(good) - 10])
+write("header_too_large", struct.pack("<Q", 1 << 40) + b"{}")
+write("invalid_json", pack(None, 0, raw_header=b'{"fc1.weight": {"dtype": "F32",'))
+write("not_an_object", pack(None, 0, raw_header=b'[1, 2, 3]'))
+h = json.loads(json.dumps(header)); h["fc1.bias"]["dtype"] = "F33"
+write("unknown_dtype", pack(h, n))
+h = json.loads(json.dumps(header)); h["fc1.bias"]["dtype"] = "I8"
+write("unsupported_dtype", pack(h, n))
+h = json.loads(json.dumps(header)); h["fc2.bias"]["data_offsets"] = [0, 20]
+write("overlap", pack(h, n))
+h = json.loads(json.dumps(header)); h["fc2.bias"]["data_offsets"] = [n - 20, n + 4]
+write("out_of_range", pack(h, n))
+s = dict(SHAPES); del s["fc2.bias"]
+h, m = layout(s)
+write("missing_tensor", pack(h, m))
+s = dict(SHAPES); s["fc3.weight"] = [2, 2]
+h, m = layout(s)
+write("extra_tensor", pack(h, m))
+s = dict(SHAPES); s["fc1.weight"] = [16, 19]
+h, m = layout(s)
+write("shape_mismatch", pack(h, m))
+h = json.loads(json.dumps(header)); h["fc1.weight"]["shape"] = [16, -20]
+write("negative_dim", pack(h, n))
+h = json.loads(json.dumps(header)); h["fc1.weight"]["shape"] = [16, 21]
+write("size_disagrees", pack(h, n))
+h, m = layout(SHAPES)
+write("trailing_bytes", pack(h, m + 8))
+h = json.loads(json.dumps(header)); h["__metadata__"] = {"step": 3}
+write("metadata_not_string", pack(h, n))
+print("wrote", len(os.listdir(HERE)), "files to", HERE)
