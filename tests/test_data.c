@@ -186,6 +186,139 @@ static void test_fashion_mnist_files(void **state)
     assert_int_equal(nf_dataset_load_fashion_mnist("/nonexistent", 1, &test, &err), NF_ERR_IO);
 }
 
+static void write_text(const char *name, const char *text) { write_file(name, text, strlen(text), 0); }
+
+static void test_csv(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *ds;
+    write_text("a.csv", "w, h ,kind\r\n1.5,2,0\r\n-3,4e1,2\r\n\r\n0,0,1");
+    assert_ok(nf_dataset_load_csv(path_of("a.csv"), "kind", &ds, &err), &err);
+    assert_int_equal(ds->count, 3);
+    assert_int_equal(ds->x_shape.dim[0], 2);
+    assert_int_equal(ds->classes, 3);
+    assert_true(ds->x[0] == 1.5f && ds->x[3] == 40.0f && ds->y[1] == 2.0f && ds->y[2] == 1.0f);
+    nf_dataset_free(ds);
+    assert_ok(nf_dataset_load_csv(path_of("a.csv"), "0", &ds, &err), &err); /* by index; not classes */
+    assert_int_equal(ds->classes, 0);
+    assert_true(ds->y[0] == 1.5f && ds->x[0] == 2.0f);
+    nf_dataset_free(ds);
+    assert_ok(nf_dataset_load_csv(path_of("a.csv"), NULL, &ds, &err), &err); /* no labels */
+    assert_int_equal(ds->x_shape.dim[0], 3);
+    nf_dataset_free(ds);
+    struct {
+        const char *text, *label, *message;
+    } bad[] = {
+        {"1,2\n3,x4\n", "1", ":2:3: field 2 is 'x4', not a number"},
+        {"1,2\n3\n", "1", ":2: 1 fields, but the first row has 2"},
+        {"1,2\n", "7", "label column 7 does not exist"},
+        {"a,b\n1,2\n", "c", "no column named 'c'"},
+        {"a,b\n", "b", "a header line but no rows"},
+        {"", NULL, "no rows"},
+        {"5\n", "0", "a label column needs at least one feature column"},
+        {"1,2\n1,nan\n", NULL, ":2:3: field 2 is 'nan', not a number"},
+        {"1,2\n1,1e39\n", NULL, ":2:3: field 2 is '1e39', not a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text("bad.csv", bad[i].text);
+        assert_int_not_equal(nf_dataset_load_csv(path_of("bad.csv"), bad[i].label, &ds, &err), NF_OK);
+        if (!strstr(err.message, bad[i].message))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err.message, bad[i].message);
+    }
+    unlink(path_of("a.csv"));
+    unlink(path_of("bad.csv"));
+}
+
+/* A version 1.0 .npy file with the given descr, shape text and data. */
+static void write_npy(const char *name, const char *descr, const char *shape, const void *data, size_t n)
+{
+    char header[128];
+    int len = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
+    while ((10 + len + 1) % 64)
+        header[len++] = ' ';
+    header[len++] = '\n';
+    unsigned char buf[1024] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)len, 0};
+    memcpy(buf + 10, header, (size_t)len);
+    memcpy(buf + 10 + len, data, n);
+    write_file(name, buf, 10 + (size_t)len + n, 0);
+}
+
+static void test_npy(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *ds;
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    int64_t y[3] = {0, 1, 1};
+    write_npy("x.npy", "<f4", "(3, 2)", x, sizeof x);
+    write_npy("y.npy", "<i8", "(3,)", y, sizeof y);
+    assert_ok(nf_dataset_load_npy(path_of("x.npy"), path_of("y.npy"), &ds, &err), &err);
+    assert_int_equal(ds->count, 3);
+    assert_int_equal(ds->x_shape.dim[0], 2);
+    assert_int_equal(ds->classes, 2);
+    assert_true(ds->x[5] == 6.0f && ds->y[2] == 1.0f);
+    nf_dataset_free(ds);
+    /* our writer's files read back */
+    nf_shape shape = {2, {3, 2}};
+    assert_ok(nf_npy_write(path_of("w.npy"), x, &shape, &err), &err);
+    assert_ok(nf_dataset_load_npy(path_of("w.npy"), NULL, &ds, &err), &err);
+    assert_memory_equal(ds->x, x, sizeof x);
+    nf_dataset_free(ds);
+    unsigned char u8[3] = {7, 8, 9};
+    double f8[3] = {0.5, 1.5, 2.5};
+    struct {
+        const char *descr, *shape;
+        const void *data;
+        size_t n;
+        const char *message;
+    } bad[] = {
+        {"<f4", "(3, 3)", x, sizeof x, "the shape needs 36 bytes of data but the file has 24"},
+        {"<c8", "(3,)", x, 24, "unsupported .npy dtype"},
+        {"<f4", "(3, -2)", x, sizeof x, "malformed .npy shape"},
+        {"<f4", "(0,)", x, 0, "dimension 1 is 0"},
+        {"|u1", "(3,)", u8, 1, "needs 3 bytes of data but the file has 1"},
+        {"<f8", "(3,)", f8, sizeof f8 + 8, "needs 24 bytes"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_npy("bad.npy", bad[i].descr, bad[i].shape, bad[i].data, bad[i].n);
+        assert_int_not_equal(nf_dataset_load_npy(path_of("bad.npy"), NULL, &ds, &err), NF_OK);
+        if (!strstr(err.message, bad[i].message))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err.message, bad[i].message);
+    }
+    write_file("bad.npy", "\x93NUMPX", 8, 0);
+    assert_int_equal(nf_dataset_load_npy(path_of("bad.npy"), NULL, &ds, &err), NF_ERR_FORMAT);
+    write_npy("y2.npy", "<i8", "(2,)", y, 16);
+    assert_int_equal(nf_dataset_load_npy(path_of("x.npy"), path_of("y2.npy"), &ds, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "has 3 samples but the labels have 2"));
+    const char *names[] = {"x.npy", "y.npy", "w.npy", "bad.npy", "y2.npy"};
+    for (size_t i = 0; i < 5; i++)
+        unlink(path_of(names[i]));
+}
+
+static void test_specs(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *ds;
+    const char *bad[] = {"", "fashion-mnist", "fashion-mnist:validation", "idx:only-one", "csv:", "csv:f,lbl=2",
+                         "npy:", "zip:a", "csv:a,label="};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(nf_dataset_load_spec(bad[i], &ds, &err), NF_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(err.message, "is not one of"));
+    }
+    assert_ok(nf_dataset_load_spec("fashion-mnist:test", &ds, &err), &err);
+    assert_int_equal(ds->count, 10000);
+    nf_dataset_free(ds);
+    write_text("s.csv", "1,2,1\n3,4,0\n");
+    char spec[600];
+    snprintf(spec, sizeof spec, "csv:%s,label=2", path_of("s.csv"));
+    assert_ok(nf_dataset_load_spec(spec, &ds, &err), &err);
+    assert_int_equal(ds->count, 2);
+    nf_dataset_free(ds);
+    unlink(path_of("s.csv"));
+}
+
 static int remove_dir(void **state)
 {
     (void)state;
@@ -203,6 +336,9 @@ int main(void)
         cmocka_unit_test(test_missing_and_corrupt_files),
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_fashion_mnist_files),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_npy),
+        cmocka_unit_test(test_specs),
     };
     return cmocka_run_group_tests_name("data", tests, make_dir, remove_dir);
 }
