@@ -1,0 +1,110 @@
+#!/bin/sh
+# The nodeflow command line end to end: every subcommand's --help, usage
+# and input errors with their exit codes, both shipped models trained,
+# evaluated and run, checkpoints that resume to the same weights, and
+# SIGINT writing a checkpoint. Usage: tests/cli.sh PATH/TO/nodeflow SOURCE_DIR
+set -u
+nodeflow=$1
+src=$2
+work=$(mktemp -d /tmp/nodeflow-cli-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# expect CODE DESCRIPTION COMMAND...: the command exits with CODE
+expect() {
+    want=$1; what=$2; shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    got=$?
+    if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$work/err"; fi
+}
+
+# contains FILE TEXT DESCRIPTION
+contains() {
+    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in:"; cat "$1"; fi
+}
+
+for cmd in check dot train eval infer ops; do
+    expect 0 "$cmd --help" "$nodeflow" $cmd --help
+    contains "$work/out" "usage: nodeflow $cmd" "$cmd --help"
+done
+expect 2 "no command" "$nodeflow"
+expect 2 "unknown command" "$nodeflow" frobnicate
+expect 2 "check without a model" "$nodeflow" check
+expect 2 "unknown option" "$nodeflow" check "$src/models/xor.nfg" --bogus
+expect 2 "missing model file" "$nodeflow" check "$work/none.nfg"
+contains "$work/err" "cannot open" "missing model file"
+expect 2 "bad model" "$nodeflow" check "$src/tests/bad/models/typo_attr.nfg"
+contains "$work/err" "typo_attr.nfg:3:19: error: linear 'fc2' has no attribute 'outs'; did you mean 'out'?" "bad model"
+expect 2 "train without data" "$nodeflow" train "$src/models/xor.nfg"
+expect 2 "train with a bad spec" "$nodeflow" train "$src/models/xor.nfg" --data zip:x
+expect 2 "train with a bad epoch count" "$nodeflow" train "$src/models/xor.nfg" --data csv:x --epochs -1
+expect 2 "train with an unknown optimizer key" "$nodeflow" train "$src/models/xor.nfg" \
+    --data "csv:$src/tests/data/xor.csv,label=2" --set momentun=0.5
+contains "$work/err" "has no hyper-parameter 'momentun'" "unknown optimizer key"
+expect 2 "data that does not fit the model" "$nodeflow" train "$src/models/fashion_mlp.nfg" \
+    --data "csv:$src/tests/data/xor.csv,label=2"
+contains "$work/err" "input 'x' has shape [784] but the data's samples are [2]" "data shape"
+
+# check and dot
+expect 0 "check" "$nodeflow" check "$src/models/fashion_mlp.nfg"
+contains "$work/out" "235146 parameters" "check totals"
+expect 0 "dot" "$nodeflow" dot "$src/models/fashion_mlp.nfg"
+contains "$work/out" '"fc1" -> "h1" [label="[256]"];' "dot edges"
+
+# XOR: train, eval, infer (CSV from stdin and .npy out)
+xor="$src/models/xor.nfg"
+expect 0 "train xor" "$nodeflow" train "$xor" --data "csv:$src/tests/data/xor.csv,label=xor" --out "$work/xor.st" --quiet
+expect 0 "eval xor" "$nodeflow" eval "$xor" --weights "$work/xor.st" --data "csv:$src/tests/data/xor.csv,label=2" --json
+contains "$work/out" '"accuracy": 1.000000' "xor learned"
+printf '0,0\n0,1\n1,0\n1,1\n' | "$nodeflow" infer "$xor" --weights "$work/xor.st" --input - >"$work/xor.out" 2>"$work/err"
+if [ "$(awk '{print ($1 > 0)}' "$work/xor.out" | tr -d '\n')" = "0110" ]; then ok; else bad "xor infer: $(cat "$work/xor.out")"; fi
+printf 'a,b\n0,0\n1,1\n' >"$work/features.csv"
+expect 0 "infer to npy" "$nodeflow" infer "$xor" --weights "$work/xor.st" --input "$work/features.csv" --output "$work/o.npy"
+if head -c 6 "$work/o.npy" | grep -q NUMPY; then ok; else bad "infer .npy output"; fi
+expect 2 "infer with the wrong feature count" "$nodeflow" infer "$xor" --weights "$work/xor.st" --input "$src/tests/data/xor.csv"
+contains "$work/err" "input 'x' takes [2] per sample but the data has [3]" "infer feature count"
+expect 2 "eval with missing weights" "$nodeflow" eval "$xor" --weights "$work/none.st" --data "csv:$src/tests/data/xor.csv,label=2"
+expect 2 "eval with weights of another model" "$nodeflow" eval "$src/models/fashion_mlp.nfg" --weights "$work/xor.st" --data fashion-mnist:test
+contains "$work/err" "is missing" "weights of another model"
+
+# Fashion-MNIST: one epoch with validation and a log; eval's accuracy
+mlp="$src/models/fashion_mlp.nfg"
+expect 0 "train fashion_mlp" "$nodeflow" train "$mlp" --data fashion-mnist:train --val fashion-mnist:test \
+    --epochs 1 --out "$work/mlp.st" --log "$work/log.csv"
+contains "$work/out" "epoch 1/1" "epoch line"
+contains "$work/log.csv" "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds" "log header"
+expect 0 "eval fashion_mlp" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test --json
+acc=$(sed 's/.*"accuracy": \([0-9.]*\).*/\1/' "$work/out")
+if awk "BEGIN{exit !($acc > 0.80)}"; then ok; else bad "fashion_mlp accuracy after 1 epoch: $acc"; fi
+expect 0 "eval text report" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test
+contains "$work/out" "confusion matrix" "eval report"
+
+# resuming: 2 epochs straight == 1 epoch, checkpoint, resume for the 2nd
+small="csv:$work/small.csv,label=0"
+awk 'BEGIN{srand(3); for (i = 0; i < 300; i++) { a = rand(); b = rand(); printf "%d,%f,%f\n", (a > 0.5) != (b > 0.5), a, b } }' >"$work/small.csv"
+expect 0 "straight" "$nodeflow" train "$xor" --data "$small" --epochs 2 --batch 16 --out "$work/straight.st" --quiet
+expect 0 "first half" "$nodeflow" train "$xor" --data "$small" --epochs 1 --batch 16 --checkpoint "$work/c.ckpt" --quiet
+expect 0 "resumed" "$nodeflow" train "$xor" --data "$small" --epochs 2 --batch 16 --resume "$work/c.ckpt" --out "$work/resumed.st" --quiet
+if cmp -s "$work/straight.st" "$work/resumed.st"; then ok; else bad "resumed weights differ from straight ones"; fi
+expect 0 "checkpoint every 7 batches" "$nodeflow" train "$xor" --data "$small" --epochs 1 --batch 16 \
+    --checkpoint "$work/e.ckpt" --checkpoint-every 7 --quiet
+
+# SIGINT stops after the current batch and writes a checkpoint
+"$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" --quiet \
+    >"$work/int.out" 2>"$work/int.err" &
+pid=$!
+sleep 3
+kill -INT $pid
+wait $pid
+code=$?
+if [ "$code" = 1 ]; then ok; else bad "interrupted train exited $code"; cat "$work/int.err"; fi
+contains "$work/int.err" "interrupted after" "interrupt message"
+expect 0 "resume after interrupt" "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 1 --resume "$work/int.ckpt" --quiet
+
+echo "cli: $passed passed, $failed failed"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
