@@ -21,6 +21,8 @@ typedef struct nf_npy {
 } nf_npy;
 
 nf_status nf_npy_read(const char *path, nf_npy *out, nf_error *err);
+/* The same from `len` bytes in memory; `path` is used in messages. */
+nf_status nf_npy_parse(const char *path, const char *raw, size_t len, nf_npy *out, nf_error *err);
 
 struct nf_batcher {
     const nf_dataset *ds;

@@ -230,35 +230,35 @@ nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, d
     return store_number(g, node, i, value);
 }
 
-/* "1x28x28" or "784"; "scalar" for rank 0. */
-static nf_status parse_dims(const char *text, nf_shape *out)
+/* "1x28x28" or "784"; "scalar" for rank 0. Returns NULL, or what is
+ * wrong. */
+static const char *parse_dims(const char *text, nf_shape *out)
 {
+    const char *form = "must be positive sizes joined by 'x' (e.g. 1x28x28 or 784), or 'scalar'";
     memset(out, 0, sizeof *out);
     if (strcmp(text, "scalar") == 0)
-        return NF_OK;
-    const char *p = text;
-    while (*p) {
-        if (out->rank == NF_MAX_RANK || !isdigit((unsigned char)*p))
-            return NF_ERR_INVALID_ARGUMENT;
+        return NULL;
+    int64_t size = 1;
+    for (const char *p = text; *p;) {
+        if (!isdigit((unsigned char)*p))
+            return form;
+        if (out->rank == NF_MAX_RANK)
+            return "has more than 6 dimensions";
         errno = 0;
         char *end;
         long long d = strtoll(p, &end, 10);
-        if (errno || d <= 0 || d > ((int64_t)1 << 40))
-            return NF_ERR_INVALID_ARGUMENT;
+        if (d <= 0)
+            return form;
+        if (errno || (size = nf_mul_checked(size, d)) < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
+            return "asks for more than 2^31 elements per sample";
         out->dim[out->rank++] = d;
         p = end;
         if (*p == 'x' && p[1])
             p++;
         else if (*p)
-            return NF_ERR_INVALID_ARGUMENT;
+            return form;
     }
-    if (out->rank == 0)
-        return NF_ERR_INVALID_ARGUMENT;
-    int64_t size = 1;
-    for (int i = 0; i < out->rank; i++)
-        if ((size = nf_mul_checked(size, out->dim[i])) < 0 || size > ((int64_t)1 << 40))
-            return NF_ERR_INVALID_ARGUMENT;
-    return NF_OK;
+    return out->rank ? NULL : form;
 }
 
 static int parse_bool(const char *text, double *value)
@@ -280,12 +280,14 @@ nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const ch
     double value = 0;
     char *end;
     switch (spec->type) {
-    case NF_ATTR_DIMS:
-        if (parse_dims(text, &node->dims) != NF_OK)
-            return attr_fail(g, node, key, "must be positive sizes joined by 'x' (e.g. 1x28x28), at most 6");
+    case NF_ATTR_DIMS: {
+        const char *wrong = parse_dims(text, &node->dims);
+        if (wrong)
+            return attr_fail(g, node, key, wrong);
         node->attr_set |= 1u << i;
         g->version++;
         return NF_OK;
+    }
     case NF_ATTR_ENUM:
         for (int c = 0; spec->choices[c]; c++)
             if (strcmp(spec->choices[c], text) == 0)

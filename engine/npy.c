@@ -116,6 +116,15 @@ nf_status nf_npy_read(const char *path, nf_npy *out, nf_error *err)
     nf_status st = nf_read_file(path, NPY_MAX_BYTES, &raw, &len, err);
     if (st != NF_OK)
         return st;
+    st = nf_npy_parse(path, raw, len, out, err);
+    free(raw);
+    return st;
+}
+
+nf_status nf_npy_parse(const char *path, const char *raw, size_t len, nf_npy *out, nf_error *err)
+{
+    nf_status st = NF_OK;
+    memset(out, 0, sizeof *out);
     const unsigned char *u = (const unsigned char *)raw;
     size_t header_len = 0, start = 0;
     if (len < 10 || memcmp(raw, "\x93NUMPY", 6) != 0)
@@ -148,7 +157,6 @@ nf_status nf_npy_read(const char *path, nf_npy *out, nf_error *err)
     for (int64_t i = 0; st == NF_OK && i < count; i++)
         out->data[i] = decode(u + data_at + (size_t)i * (size_t)esize, type);
     out->integral = type == NPY_U1 || type == NPY_I8 || type == NPY_I4;
-    free(raw);
     if (st != NF_OK) {
         free(out->data);
         out->data = NULL;

@@ -195,8 +195,9 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     for (int k = 0; k < p->n; k++)
         n += node_intervals(p, k, iv + n);
     int64_t total = assign_slots(iv, n, slots, slot_of);
-    if (total > ((int64_t)1 << 37)) {
-        st = nf_fail(err, NF_ERR_NO_MEMORY, "the plan needs %lld floats of activations; lower the batch size",
+    if (total > NF_MAX_ARENA_FLOATS) {
+        st = nf_fail(err, NF_ERR_NO_MEMORY,
+                     "the plan needs %lld floats of activations, over the 2^31 (8 GiB) limit; lower the batch size",
                      (long long)total);
         goto done;
     }

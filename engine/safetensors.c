@@ -154,28 +154,37 @@ static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, 
     return st;
 }
 
-nf_status nf_st_open(const char *path, nf_st_file *f, nf_error *err)
+nf_status nf_st_parse(const char *name, char *buf, size_t len, nf_st_file *f, nf_error *err)
 {
     memset(f, 0, sizeof *f);
-    f->path = path;
-    nf_status st = nf_read_file(path, ST_MAX_FILE, &f->buf, &f->len, err);
-    if (st != NF_OK)
-        return st;
-    const unsigned char *u = (const unsigned char *)f->buf;
-    if (f->len < 8)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: truncated: %zu bytes, less than the 8-byte header size", path, f->len);
+    f->path = name;
+    f->buf = buf;
+    f->len = len;
+    const unsigned char *u = (const unsigned char *)buf;
+    nf_status st = NF_OK;
+    if (len < 8)
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: truncated: %zu bytes, less than the 8-byte header size", name, len);
     uint64_t n = st == NF_OK ? read_le64(u) : 0;
-    if (st == NF_OK && n > f->len - 8)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: header size %llu is larger than the file (%zu bytes)", path,
-                     (unsigned long long)n, f->len);
+    if (st == NF_OK && n > len - 8)
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: header size %llu is larger than the file (%zu bytes)", name,
+                     (unsigned long long)n, len);
     if (st == NF_OK && n > ST_MAX_HEADER)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: header size %llu is over the 100 MiB limit", path,
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: header size %llu is over the 100 MiB limit", name,
                      (unsigned long long)n);
     if (st == NF_OK)
-        st = parse_header(f, f->buf + 8, (size_t)n, f->len - 8 - (size_t)n, u + 8 + n, err);
+        st = parse_header(f, buf + 8, (size_t)n, len - 8 - (size_t)n, u + 8 + n, err);
     if (st != NF_OK)
         nf_st_close(f);
     return st;
+}
+
+nf_status nf_st_open(const char *path, nf_st_file *f, nf_error *err)
+{
+    char *buf;
+    size_t len;
+    memset(f, 0, sizeof *f);
+    nf_status st = nf_read_file(path, ST_MAX_FILE, &buf, &len, err);
+    return st == NF_OK ? nf_st_parse(path, buf, len, f, err) : st;
 }
 
 void nf_st_close(nf_st_file *f)

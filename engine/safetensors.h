@@ -30,6 +30,11 @@ typedef struct nf_st_file {
 /* Reads and validates a whole file: header size, JSON, dtypes, shapes,
  * offsets (in range, not overlapping, no holes). */
 nf_status nf_st_open(const char *path, nf_st_file *f, nf_error *err);
+/* The same over a malloc'ed buffer, which `f` takes over (freed by
+ * nf_st_close, also on failure). `name` is used in messages. */
+nf_status nf_st_parse(const char *name, char *buf, size_t len, nf_st_file *f, nf_error *err);
+/* Loads a graph's parameters from an opened file (see nf_weights_load). */
+nf_status nf_weights_from(nf_graph *g, const nf_st_file *f, unsigned flags, nf_error *err);
 void nf_st_close(nf_st_file *f);
 const nf_st_tensor *nf_st_find(const nf_st_file *f, const char *name);
 /* Converts a tensor's data to float32. */

@@ -40,6 +40,12 @@ static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
     st = node->op->infer(&ctx);
     if (st != NF_OK)
         return st;
+    int64_t size = 1;
+    for (int i = 0; i < ctx.out.rank && size >= 0; i++)
+        size = ctx.out.dim[i] > 0 ? nf_mul_checked(size, ctx.out.dim[i]) : -1;
+    if (size < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_fail(err, NF_ERR_SHAPE, "%s '%s': its output would have more than 2^31 elements per sample",
+                       node->op->name, node->name);
     node->shape = ctx.out;
     node->n_params = ctx.n_params;
     node->saved_per_sample = ctx.saved_per_sample;
@@ -116,9 +122,9 @@ static nf_status layout_params(nf_graph *g, nf_param_spec (*specs)[NF_MAX_PARAMS
             p->spec = specs[i][j];
             node->param[j] = k;
             offset += nf_align_floats(p->size);
-            if (offset > ((int64_t)1 << 36)) {
+            if (offset > NF_MAX_PARAM_FLOATS) {
                 free(params);
-                return nf_fail(err, NF_ERR_SHAPE, "%s '%s': parameters exceed 2^36 floats",
+                return nf_fail(err, NF_ERR_SHAPE, "%s '%s': the graph's parameters exceed 2^31 floats (8 GiB)",
                                node->op->name, node->name);
             }
         }

@@ -72,10 +72,16 @@ nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_erro
     nf_st_file f;
     if ((st = nf_st_open(path, &f, err)) != NF_OK)
         return st;
-    st = check_params(g, &f, flags, err);
-    if (st == NF_OK)
-        copy_params(g, &f);
+    st = nf_weights_from(g, &f, flags, err);
     nf_st_close(&f);
+    return st;
+}
+
+nf_status nf_weights_from(nf_graph *g, const nf_st_file *f, unsigned flags, nf_error *err)
+{
+    nf_status st = check_params(g, f, flags, err);
+    if (st == NF_OK)
+        copy_params(g, f);
     return st;
 }
 

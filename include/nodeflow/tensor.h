@@ -5,7 +5,9 @@
 #ifndef NODEFLOW_TENSOR_H
 #define NODEFLOW_TENSOR_H
 
+#include <stddef.h>
 #include <stdint.h>
+
 #include "status.h"
 
 #ifdef __cplusplus
