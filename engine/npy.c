@@ -86,9 +86,13 @@ static nf_status parse_header(const char *path, const char *h, npy_type *type, i
             *size = npy_types[i].size;
             found = 1;
         }
-    if (!found)
-        return nf_fail(err, NF_ERR_FORMAT, "%s: unsupported .npy dtype %.8s (float32, float64, uint8, int32, int64)",
-                       path, descr);
+    if (!found) {
+        const char *end = descr[0] == '\'' ? strchr(descr + 1, '\'') : NULL;
+        int n = end && end - descr < 16 ? (int)(end - descr) + 1 : 8;
+        return nf_fail(err, NF_ERR_FORMAT,
+                       "%s: unsupported .npy dtype %.*s (float32, float64, uint8, int32, int64 are read)", path, n,
+                       descr);
+    }
     return parse_shape(path, dict_value(h, "shape"), shape, err);
 }
 

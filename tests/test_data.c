@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -319,6 +320,43 @@ static void test_specs(void **state)
     unlink(path_of("s.csv"));
 }
 
+/* tests/bad/data: each NAME.expected holds a data spec (relative to that
+ * folder) and the exact error it must give. */
+static void test_bad_data_corpus(void **state)
+{
+    (void)state;
+    char folder[1024], cwd[1024];
+    snprintf(folder, sizeof folder, "%s/tests/bad/data", NF_SOURCE_DIR);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(folder), 0);
+    DIR *d = opendir(".");
+    struct dirent *e;
+    int checked = 0;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 10 || strcmp(e->d_name + n - 9, ".expected") != 0)
+            continue;
+        char spec[512] = "", expected[1024] = "";
+        FILE *f = fopen(e->d_name, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(spec, sizeof spec, f));
+        assert_non_null(fgets(expected, sizeof expected, f));
+        fclose(f);
+        spec[strcspn(spec, "\n")] = '\0';
+        expected[strcspn(expected, "\n")] = '\0';
+        nf_dataset *ds = NULL;
+        nf_error err;
+        assert_int_not_equal(nf_dataset_load_spec(spec, &ds, &err), NF_OK);
+        assert_null(ds);
+        if (strcmp(err.message, expected) != 0)
+            fail_msg("%s:\n  got      %s\n  expected %s", spec, err.message, expected);
+        checked++;
+    }
+    closedir(d);
+    assert_int_equal(chdir(cwd), 0);
+    assert_true(checked >= 12);
+}
+
 static int remove_dir(void **state)
 {
     (void)state;
@@ -339,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_npy),
         cmocka_unit_test(test_specs),
+        cmocka_unit_test(test_bad_data_corpus),
     };
     return cmocka_run_group_tests_name("data", tests, make_dir, remove_dir);
 }
