@@ -160,17 +160,10 @@ static rows_view rows_of(const nf_exec *e)
     return (rows_view){nf_rows(e, nf_shape_size(e->out_shape), cols), cols};
 }
 
-/* Writes x - logsumexp(x) for one row (the max is subtracted first for
- * stability). */
+/* Writes x - logsumexp(x) for one row. */
 static void row_log_softmax(const float *x, float *y, int64_t cols)
 {
-    float m = x[0];
-    for (int64_t j = 1; j < cols; j++)
-        m = x[j] > m ? x[j] : m;
-    double sum = 0.0;
-    for (int64_t j = 0; j < cols; j++)
-        sum += exp((double)(x[j] - m));
-    float lse = m + (float)log(sum);
+    float lse = (float)nf_logsumexp(x, cols);
     for (int64_t j = 0; j < cols; j++)
         y[j] = x[j] - lse;
 }

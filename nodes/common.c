@@ -1,4 +1,5 @@
 /* nodeflow — helpers shared by the node families. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,4 +46,15 @@ double nf_flops_per_element(const nf_node *node)
 double nf_flops_per_input_element(const nf_node *node)
 {
     return (double)nf_shape_size(&node->inputs[0]->shape);
+}
+
+double nf_logsumexp(const float *x, int64_t n)
+{
+    float m = x[0];
+    for (int64_t j = 1; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; j++)
+        sum += exp((double)(x[j] - m));
+    return m + log(sum);
 }

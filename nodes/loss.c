@@ -109,18 +109,6 @@ static int64_t class_of(float label, int64_t classes)
     return (int64_t)label;
 }
 
-/* logsumexp of one row, with the max subtracted for stability */
-static double row_lse(const float *x, int64_t cols)
-{
-    float m = x[0];
-    for (int64_t j = 1; j < cols; j++)
-        m = x[j] > m ? x[j] : m;
-    double sum = 0.0;
-    for (int64_t j = 0; j < cols; j++)
-        sum += exp((double)(x[j] - m));
-    return m + log(sum);
-}
-
 /* Class target c: L_r = lse(x_r) - x_rc.
  * Probabilities t: L_r = sum_j t_j (lse(x_r) - x_rj).
  * A label that is not a valid class makes the loss NaN (reported by the
@@ -131,7 +119,7 @@ static void cross_entropy_forward(const nf_exec *e)
     double total = 0.0;
     for (int64_t r = 0; r < v.rows; r++) {
         const float *x = e->in[0] + r * v.classes;
-        double lse = row_lse(x, v.classes);
+        double lse = nf_logsumexp(x, v.classes);
         if (v.indices) {
             int64_t c = class_of(e->in[1][r], v.classes);
             total += c < 0 ? NAN : lse - x[c];
@@ -151,7 +139,7 @@ static void cross_entropy_backward(const nf_exec *e)
     double k = reduce_factor(e, v.rows) * e->out_grad[0];
     for (int64_t r = 0; r < v.rows; r++) {
         const float *x = e->in[0] + r * v.classes;
-        double lse = row_lse(x, v.classes);
+        double lse = nf_logsumexp(x, v.classes);
         double tsum = 1.0;
         int64_t c = -1;
         const float *t = NULL;

@@ -141,6 +141,8 @@ nf_status nf_infer_same_shape(nf_infer *ctx);
  * element of the first input (losses). */
 double nf_flops_per_element(const nf_node *node);
 double nf_flops_per_input_element(const nf_node *node);
+/* log(sum(exp(x))) of n values, the max subtracted first for stability. */
+double nf_logsumexp(const float *x, int64_t n);
 /* Rows of a tensor whose last axis is `cols` long: batch * (size / cols). */
 int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols);
 /* Threshold above which element-wise loops use OpenMP threads. */
