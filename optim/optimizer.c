@@ -6,8 +6,9 @@
 
 #include "optim/optimizer.h"
 
-static const nf_optimizer_type *const types[] = {&nf_optimizer_sgd};
-static const char *const type_names[] = {"sgd", NULL};
+static const nf_optimizer_type *const types[] = {&nf_optimizer_sgd, &nf_optimizer_adagrad, &nf_optimizer_rmsprop,
+                                                 &nf_optimizer_adam, &nf_optimizer_adamw};
+static const char *const type_names[] = {"sgd", "adagrad", "rmsprop", "adam", "adamw", NULL};
 
 #define TYPE_COUNT ((int)(sizeof types / sizeof types[0]))
 
@@ -55,10 +56,16 @@ nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf
     nf_optimizer *opt = calloc(1, sizeof *opt);
     size_t floats = (size_t)(g->param_floats * type->state_per_float);
     float *state = opt ? nf_aligned_alloc((floats ? floats : 16) * sizeof(float)) : NULL;
-    if (!state) {
+    double *lr_mult = state ? malloc(((size_t)g->n_params + 1) * sizeof *lr_mult) : NULL;
+    if (!lr_mult) {
+        nf_aligned_free(state);
         free(opt);
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for the optimizer state");
     }
+    for (int k = 0; k < g->n_params; k++)
+        lr_mult[k] = 1.0;
+    opt->lr_mult = lr_mult;
+    opt->decay_1d = 1;
     memset(state, 0, (floats ? floats : 16) * sizeof(float));
     opt->graph = g;
     opt->version = g->version;
@@ -75,13 +82,40 @@ void nf_optimizer_free(nf_optimizer *opt)
     if (!opt)
         return;
     nf_aligned_free(opt->state);
+    free(opt->lr_mult);
     free(opt);
+}
+
+/* "lr_mult.NODE": the learning-rate multiplier of NODE's parameters. */
+static nf_status set_lr_mult(nf_optimizer *opt, const char *node, double value, nf_error *err)
+{
+    if (!isfinite(value) || value < 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "lr_mult.%s = %g must be >= 0", node, value);
+    size_t n = strlen(node);
+    int found = 0;
+    for (int k = 0; k < opt->graph->n_params; k++) {
+        const char *name = opt->graph->params[k].name;
+        if (strncmp(name, node, n) == 0 && name[n] == '.') {
+            opt->lr_mult[k] = value;
+            found = 1;
+        }
+    }
+    return found ? NF_OK
+                 : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "lr_mult.%s: node '%s' has no parameters", node, node);
 }
 
 nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_error *err)
 {
     if (!opt || !key)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_set: NULL argument");
+    if (strncmp(key, "lr_mult.", 8) == 0)
+        return set_lr_mult(opt, key + 8, value, err);
+    if (strcmp(key, "decay_1d") == 0) {
+        if (value != 0 && value != 1)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "decay_1d must be 0 or 1");
+        opt->decay_1d = (int)value;
+        return NF_OK;
+    }
     nf_status st = nf_optimizer_type_check(opt->type, key, value, err);
     if (st != NF_OK)
         return st;
@@ -93,6 +127,10 @@ nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *val
 {
     if (!opt || !key || !value)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_get: NULL argument");
+    if (strcmp(key, "decay_1d") == 0) {
+        *value = opt->decay_1d;
+        return NF_OK;
+    }
     int i = nf_optimizer_type_hparam(opt->type, key);
     if (i < 0)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer '%s' has no hyper-parameter '%s'",
@@ -136,14 +174,20 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
     if (opt->clip_value > 0)
         nf_clip_grad_value(g, opt->clip_value);
     opt->steps++;
+    int decay = nf_optimizer_type_hparam(opt->type, "weight_decay");
     for (int k = 0; k < g->n_params; k++) {
         const nf_param *p = &g->params[k];
+        double h[NF_MAX_HPARAMS];
+        memcpy(h, opt->h, sizeof h);
+        h[0] *= opt->lr_mult[k];
+        if (!opt->decay_1d && p->shape.rank == 1 && decay >= 0)
+            h[decay] = 0.0;
         nf_update u = {
             .value = g->values + p->offset,
             .grad = g->grads + p->offset,
             .state = opt->state + p->offset * opt->type->state_per_float,
             .n = p->size,
-            .h = opt->h,
+            .h = h,
             .step = opt->steps,
         };
         opt->type->update(&u);

@@ -38,7 +38,8 @@ typedef struct nf_optimizer_type {
     void (*update)(const nf_update *u);
 } nf_optimizer_type;
 
-extern const nf_optimizer_type nf_optimizer_sgd;
+extern const nf_optimizer_type nf_optimizer_sgd, nf_optimizer_adagrad, nf_optimizer_rmsprop, nf_optimizer_adam,
+    nf_optimizer_adamw;
 
 /* The type named `name`, or NULL. */
 const nf_optimizer_type *nf_optimizer_type_find(const char *name);
@@ -54,6 +55,8 @@ struct nf_optimizer {
     double h[NF_MAX_HPARAMS];
     float *state;                   /* state_per_float floats per parameter float */
     int64_t steps;
+    double *lr_mult;                /* per parameter tensor, default 1 */
+    int decay_1d;                   /* 0: no weight decay on 1-D parameters (biases, norms) */
     double clip_norm, clip_value;   /* 0: off */
     double last_norm;               /* gradient norm at the last step, if clipping by norm */
 };

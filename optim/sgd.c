@@ -24,7 +24,8 @@ static const nf_hparam sgd_hparams[] = {
 static void sgd_kernel(int64_t n, float *restrict w, const float *restrict grad, float *restrict buf,
                        const double *h, int first)
 {
-    const float lr = (float)h[LR], mu = (float)h[MOMENTUM], damp = (float)h[DAMPENING];
+    const float lr = (float)h[LR], mu = (float)h[MOMENTUM];
+    const float keep = (float)(1.0 - h[DAMPENING]); /* rounded as PyTorch rounds it */
     const float wd = (float)h[WEIGHT_DECAY];
     if (mu == 0.0f) {
         for (int64_t i = 0; i < n; i++)
@@ -34,7 +35,7 @@ static void sgd_kernel(int64_t n, float *restrict w, const float *restrict grad,
     const int nesterov = h[NESTEROV] != 0;
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i] + wd * w[i];
-        float b = first ? g : mu * buf[i] + (1.0f - damp) * g;
+        float b = first ? g : buf[i] * mu + keep * g;
         buf[i] = b;
         w[i] -= lr * (nesterov ? g + mu * b : b);
     }

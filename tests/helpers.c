@@ -42,8 +42,8 @@ void fixture_load(fixture *f, const char *file)
     if (!fgets(comment, sizeof comment, in) || comment[0] != '#')
         fail_msg("fixture %s has no header line", path);
     memset(f, 0, sizeof *f);
-    f->tensors = calloc(64, sizeof *f->tensors);
-    while (f->count < 64) {
+    f->tensors = calloc(256, sizeof *f->tensors);
+    while (f->count < 256) {
         fixture_tensor *t = &f->tensors[f->count];
         long at = ftell(in);
         if (!read_tensor(in, t)) {

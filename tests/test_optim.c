@@ -2,6 +2,7 @@
  * (momentum, dampening, Nesterov, weight decay) followed step by step,
  * learning rates changed between steps, and every misuse reported. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -118,12 +119,189 @@ static void test_misuse(void **state)
     nf_graph_free(g);
 }
 
+/* ---- against torch.optim (tests/fixtures/make_torch_optim.py) ---------- */
+
+typedef struct torch_case {
+    const char *name, *optimizer;
+    const char *keys[6];
+    double values[6];
+} torch_case;
+
+/* The same settings as OPTIMIZERS in make_torch_optim.py. */
+static const torch_case torch_cases[] = {
+    {"sgd_plain", "sgd", {"lr"}, {0.1}},
+    {"sgd_momentum", "sgd", {"lr", "momentum"}, {0.05, 0.9}},
+    {"sgd_dampening", "sgd", {"lr", "momentum", "dampening"}, {0.05, 0.9, 0.5}},
+    {"sgd_nesterov", "sgd", {"lr", "momentum", "nesterov", "weight_decay"}, {0.05, 0.9, 1, 0.01}},
+    {"sgd_decay", "sgd", {"lr", "weight_decay"}, {0.1, 0.1}},
+    {"adagrad", "adagrad", {"lr"}, {0.1}},
+    {"adagrad_all", "adagrad", {"lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"},
+     {0.1, 0.01, 0.05, 0.1, 1e-6}},
+    {"rmsprop", "rmsprop", {"lr"}, {0.01}},
+    {"rmsprop_centered", "rmsprop", {"lr", "centered"}, {0.01, 1}},
+    {"rmsprop_momentum", "rmsprop", {"lr", "momentum"}, {0.01, 0.9}},
+    {"rmsprop_all", "rmsprop", {"lr", "alpha", "eps", "weight_decay", "momentum", "centered"},
+     {0.01, 0.9, 1e-6, 0.1, 0.5, 1}},
+    {"adam", "adam", {"lr"}, {0.01}},
+    {"adam_amsgrad", "adam", {"lr", "amsgrad"}, {0.01, 1}},
+    {"adam_decay", "adam", {"lr", "weight_decay"}, {0.01, 0.1}},
+    {"adam_betas", "adam", {"lr", "beta1", "beta2", "eps"}, {0.02, 0.8, 0.99, 1e-6}},
+    {"adamw", "adamw", {"lr"}, {0.01}},
+    {"adamw_all", "adamw", {"lr", "weight_decay", "amsgrad"}, {0.01, 0.1, 1}},
+};
+
+/* max |a - b| <= 1e-6 max |b|: relative to the tensor's scale, because
+ * single elements pass near 0, where PyTorch's fused multiply-adds and
+ * our separate ones differ in the last bit of a tiny number. */
+static void assert_relative(const char *what, int step, const float *a, const float *b, int n)
+{
+    double scale = 0;
+    for (int i = 0; i < n; i++)
+        scale = fmax(scale, fabs(b[i]));
+    for (int i = 0; i < n; i++)
+        if (fabs((double)a[i] - b[i]) > 1e-6 * scale)
+            fail_msg("%s, step %d, element %d: %.9g, PyTorch %.9g (scale %.3g)", what, step + 1, i, a[i], b[i], scale);
+}
+
+static void test_torch_trajectories(void **state)
+{
+    (void)state;
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_optim.txt");
+    const float *aw = fixture_get(&f, "a_weight")->data, *ab = fixture_get(&f, "a_bias")->data;
+    const float *bw = fixture_get(&f, "b_weight")->data, *bb = fixture_get(&f, "b_bias")->data;
+    for (size_t c = 0; c < sizeof torch_cases / sizeof torch_cases[0]; c++) {
+        const torch_case *tc = &torch_cases[c];
+        nf_graph *g = nf_graph_new();
+        nf_linear(g, "fc", nf_input(g, "x", 1, (int64_t[]){4}), 3);
+        assert_ok(nf_graph_validate(g, &err), &err);
+        nf_tensor w, b, gw, gb;
+        nf_graph_param(g, nf_graph_find_param(g, "fc.weight"), NULL, &w, &gw);
+        nf_graph_param(g, nf_graph_find_param(g, "fc.bias"), NULL, &b, &gb);
+        memcpy(w.data, fixture_get(&f, "weight0")->data, 12 * sizeof(float));
+        memcpy(b.data, fixture_get(&f, "bias0")->data, 3 * sizeof(float));
+        nf_optimizer *opt;
+        assert_ok(nf_optimizer_new(g, tc->optimizer, &opt, &err), &err);
+        for (int k = 0; k < 6 && tc->keys[k]; k++)
+            assert_ok(nf_optimizer_set(opt, tc->keys[k], tc->values[k], &err), &err);
+        char name[96];
+        snprintf(name, sizeof name, "%s.weight", tc->name);
+        const float *want_w = fixture_get(&f, name)->data;
+        snprintf(name, sizeof name, "%s.bias", tc->name);
+        const float *want_b = fixture_get(&f, name)->data;
+        for (int step = 0; step < 20; step++) {
+            for (int i = 0; i < 12; i++) /* g = a * p + b, in float32 as in the script */
+                gw.data[i] = aw[i] * w.data[i] + bw[i];
+            for (int i = 0; i < 3; i++)
+                gb.data[i] = ab[i] * b.data[i] + bb[i];
+            assert_ok(nf_optimizer_step(opt, &err), &err);
+            assert_relative(tc->name, step, w.data, want_w + 12 * step, 12);
+            assert_relative(tc->name, step, b.data, want_b + 3 * step, 3);
+        }
+        nf_optimizer_free(opt);
+        nf_graph_free(g);
+    }
+    fixture_free(&f);
+}
+
+typedef struct schedule_case {
+    const char *name, *schedule;
+    const char *keys[4], *values[4];
+} schedule_case;
+
+/* The same settings as SCHEDULES in make_torch_optim.py. */
+static const schedule_case schedule_cases[] = {
+    {"step", "step", {"step_size", "gamma"}, {"7", "0.5"}},
+    {"multistep", "multistep", {"milestones", "gamma"}, {"5,12,20", "0.3"}},
+    {"exponential", "exponential", {"gamma"}, {"0.9"}},
+    {"cosine", "cosine", {"T_max", "eta_min"}, {"10", "0.001"}},
+    {"restarts", "restarts", {"T_0", "T_mult", "eta_min"}, {"5", "2", "0.001"}},
+    {"restarts_flat", "restarts", {"T_0"}, {"4"}},
+    {"warmup_cosine", "cosine", {"warmup", "warmup_start", "T_max", "eta_min"}, {"5", "0.1", "20", "0"}},
+    {"warmup_step", "step", {"warmup", "warmup_start", "step_size", "gamma"}, {"4", "0.25", "6", "0.5"}},
+    {"plateau", "plateau", {"factor", "patience", "cooldown", "min_lr"}, {"0.5", "2", "1", "0.002"}},
+};
+
+static void test_torch_schedules(void **state)
+{
+    (void)state;
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_optim.txt");
+    const float *metric = fixture_get(&f, "plateau.metric")->data;
+    for (size_t c = 0; c < sizeof schedule_cases / sizeof schedule_cases[0]; c++) {
+        const schedule_case *sc = &schedule_cases[c];
+        nf_schedule *s;
+        assert_ok(nf_schedule_new(sc->schedule, 0.1, &s, &err), &err);
+        for (int k = 0; k < 4 && sc->keys[k]; k++)
+            assert_ok(nf_schedule_set_text(s, sc->keys[k], sc->values[k], &err), &err);
+        char name[64];
+        snprintf(name, sizeof name, "%s.lr", sc->name);
+        const float *want = fixture_get(&f, name)->data;
+        for (int t = 0; t < 30; t++) {
+            double lr = nf_schedule_lr(s);
+            if (fabs(lr - want[t]) > 1e-6 * fmax(want[t], 1e-6))
+                fail_msg("%s, period %d: lr %.9g, PyTorch %.9g", sc->name, t, lr, want[t]);
+            nf_schedule_step(s, strcmp(sc->schedule, "plateau") == 0 ? metric[t] : NAN);
+        }
+        nf_schedule_free(s);
+    }
+    nf_schedule *s;
+    assert_int_equal(nf_schedule_new("linear", 0.1, &s, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_ok(nf_schedule_new("step", 0.1, &s, &err), &err);
+    assert_int_equal(nf_schedule_set(s, "gama", 0.5, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_int_equal(nf_schedule_set_text(s, "milestones", "5,3", &err), NF_ERR_INVALID_ARGUMENT);
+    assert_int_equal(nf_schedule_set(s, "step_size", 2.5, &err), NF_ERR_INVALID_ARGUMENT);
+    nf_schedule_free(s);
+    fixture_free(&f);
+}
+
+/* lr_mult.NODE scales one node's learning rate; decay_1d=0 spares biases. */
+static void test_per_parameter_options(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *a = nf_linear(g, "a", nf_input(g, "x", 1, (int64_t[]){2}), 2);
+    nf_linear(g, "b", a, 2);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    nf_optimizer *opt;
+    assert_ok(nf_optimizer_new(g, "sgd", &opt, &err), &err);
+    assert_ok(nf_optimizer_set(opt, "lr", 1, &err), &err);
+    assert_ok(nf_optimizer_set(opt, "weight_decay", 0.5, &err), &err);
+    assert_ok(nf_optimizer_set(opt, "lr_mult.b", 0.25, &err), &err);
+    assert_ok(nf_optimizer_set(opt, "decay_1d", 0, &err), &err);
+    assert_int_equal(nf_optimizer_set(opt, "lr_mult.x", 2, &err), NF_ERR_INVALID_ARGUMENT);
+    float before[4][4];
+    nf_tensor v[4], gr[4];
+    for (int k = 0; k < 4; k++) {
+        nf_graph_param(g, k, NULL, &v[k], &gr[k]);
+        memcpy(before[k], v[k].data, (size_t)nf_shape_size(&v[k].shape) * sizeof(float));
+        for (int64_t i = 0; i < nf_shape_size(&v[k].shape); i++)
+            gr[k].data[i] = 1.0f;
+    }
+    assert_ok(nf_optimizer_step(opt, &err), &err);
+    /* a.weight: w - 1 (1 + 0.5 w); a.bias: b - 1; b.weight: w - 0.25 (1 + 0.5 w); b.bias: b - 0.25 */
+    const double lr[4] = {1, 1, 0.25, 0.25}, wd[4] = {0.5, 0, 0.5, 0};
+    for (int k = 0; k < 4; k++)
+        for (int64_t i = 0; i < nf_shape_size(&v[k].shape); i++) {
+            double want = before[k][i] - lr[k] * (1 + wd[k] * before[k][i]);
+            assert_true(fabs(v[k].data[i] - want) < 1e-6);
+        }
+    nf_optimizer_free(opt);
+    nf_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd_rule),
         cmocka_unit_test(test_learning_rate_between_steps),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_torch_trajectories),
+        cmocka_unit_test(test_torch_schedules),
+        cmocka_unit_test(test_per_parameter_options),
     };
     return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }

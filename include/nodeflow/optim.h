@@ -59,6 +59,38 @@ int64_t nf_optimizer_steps(const nf_optimizer *opt);
 /* Names of all optimizers, NULL-terminated. */
 const char *const *nf_optimizer_names(void);
 
+/* Besides each optimizer's own hyper-parameters, nf_optimizer_set takes:
+ *   "lr_mult.NODE"  a learning-rate multiplier for NODE's parameters
+ *   "decay_1d"      0: no weight decay on 1-D parameters (biases and
+ *                   normalization scales), 1 (default): decay them too */
+
+/* ---- learning-rate schedules ------------------------------------------
+ * The learning rate of each period (an epoch or a step, as the caller
+ * steps it), as torch.optim.lr_scheduler computes it: "constant", "step"
+ * (step_size, gamma), "multistep" (milestones "5,12,20", gamma),
+ * "exponential" (gamma), "cosine" (T_max, eta_min), "restarts" (T_0,
+ * T_mult, eta_min: cosine annealing with warm restarts) and "plateau"
+ * (factor, patience, threshold, cooldown, min_lr: reduce when the metric
+ * passed to nf_schedule_step stops falling). Any of them may start with
+ * "warmup" periods of linear warm-up from warmup_start x lr0. */
+typedef struct nf_schedule nf_schedule;
+
+nf_status nf_schedule_new(const char *name, double lr0, nf_schedule **out, nf_error *err);
+void nf_schedule_free(nf_schedule *s);
+nf_status nf_schedule_set(nf_schedule *s, const char *key, double value, nf_error *err);
+/* The same from text; "milestones" takes a comma-separated list. */
+nf_status nf_schedule_set_text(nf_schedule *s, const char *key, const char *text, nf_error *err);
+/* The learning rate of the current period. */
+double nf_schedule_lr(const nf_schedule *s);
+/* Ends the current period; `metric` (the validation loss) drives
+ * "plateau" and is ignored (pass NAN) by the others. */
+void nf_schedule_step(nf_schedule *s, double metric);
+/* Periods completed; nf_schedule_seek jumps there (when resuming; not
+ * for "plateau", whose state depends on the metrics). */
+int64_t nf_schedule_periods(const nf_schedule *s);
+void nf_schedule_seek(nf_schedule *s, int64_t periods);
+const char *const *nf_schedule_names(void);
+
 #ifdef __cplusplus
 }
 #endif
