@@ -48,6 +48,10 @@ nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key
 /* Index of hyper-parameter `key` of `type`, or -1. */
 int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key);
 
+/* The averaged weights (graph layout) and update count, for checkpoints. */
+float *nf_average_values(nf_average *a, int64_t *count);
+void nf_average_restore(nf_average *a, int64_t count);
+
 struct nf_optimizer {
     nf_graph *graph;
     uint64_t version;               /* graph version of the parameter layout */

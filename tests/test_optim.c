@@ -257,6 +257,62 @@ static void test_torch_schedules(void **state)
     fixture_free(&f);
 }
 
+/* Polyak and EMA averages of the sgd_momentum run, against AveragedModel;
+ * swapping puts the average in the graph and back. */
+static void test_torch_averages(void **state)
+{
+    (void)state;
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_optim.txt");
+    nf_graph *g = nf_graph_new();
+    nf_linear(g, "fc", nf_input(g, "x", 1, (int64_t[]){4}), 3);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    nf_tensor w, b, gw, gb;
+    nf_graph_param(g, nf_graph_find_param(g, "fc.weight"), NULL, &w, &gw);
+    nf_graph_param(g, nf_graph_find_param(g, "fc.bias"), NULL, &b, &gb);
+    memcpy(w.data, fixture_get(&f, "weight0")->data, 12 * sizeof(float));
+    memcpy(b.data, fixture_get(&f, "bias0")->data, 3 * sizeof(float));
+    const float *aw = fixture_get(&f, "a_weight")->data, *ab = fixture_get(&f, "a_bias")->data;
+    const float *bw = fixture_get(&f, "b_weight")->data, *bb = fixture_get(&f, "b_bias")->data;
+    const float *want_polyak = fixture_get(&f, "average_polyak.weight")->data;
+    const float *want_ema = fixture_get(&f, "average_ema.weight")->data;
+    nf_optimizer *opt;
+    nf_average *polyak, *ema;
+    assert_ok(nf_optimizer_new(g, "sgd", &opt, &err), &err);
+    assert_ok(nf_optimizer_set(opt, "lr", 0.05, &err), &err);
+    assert_ok(nf_optimizer_set(opt, "momentum", 0.9, &err), &err);
+    assert_ok(nf_average_new(g, "polyak", 0, &polyak, &err), &err);
+    assert_ok(nf_average_new(g, "ema", 0.9, &ema, &err), &err);
+    for (int step = 0; step < 20; step++) {
+        for (int i = 0; i < 12; i++)
+            gw.data[i] = aw[i] * w.data[i] + bw[i];
+        for (int i = 0; i < 3; i++)
+            gb.data[i] = ab[i] * b.data[i] + bb[i];
+        assert_ok(nf_optimizer_step(opt, &err), &err);
+        assert_ok(nf_average_update(polyak, &err), &err);
+        assert_ok(nf_average_update(ema, &err), &err);
+        float live[12];
+        memcpy(live, w.data, sizeof live);
+        assert_ok(nf_average_swap(polyak, &err), &err);
+        assert_relative("polyak", step, w.data, want_polyak + 12 * step, 12);
+        assert_ok(nf_average_swap(polyak, &err), &err);
+        assert_ok(nf_average_swap(ema, &err), &err);
+        assert_relative("ema", step, w.data, want_ema + 12 * step, 12);
+        assert_ok(nf_average_swap(ema, &err), &err);
+        assert_memory_equal(live, w.data, sizeof live);
+    }
+    assert_int_equal(nf_average_count(ema), 20);
+    nf_average *bad;
+    assert_int_equal(nf_average_new(g, "swa", 0, &bad, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_int_equal(nf_average_new(g, "ema", 1.5, &bad, &err), NF_ERR_INVALID_ARGUMENT);
+    nf_average_free(polyak);
+    nf_average_free(ema);
+    nf_optimizer_free(opt);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
 /* lr_mult.NODE scales one node's learning rate; decay_1d=0 spares biases. */
 static void test_per_parameter_options(void **state)
 {
@@ -302,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_torch_trajectories),
         cmocka_unit_test(test_torch_schedules),
         cmocka_unit_test(test_per_parameter_options),
+        cmocka_unit_test(test_torch_averages),
     };
     return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }

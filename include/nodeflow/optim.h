@@ -64,6 +64,20 @@ const char *const *nf_optimizer_names(void);
  *   "decay_1d"      0: no weight decay on 1-D parameters (biases and
  *                   normalization scales), 1 (default): decay them too */
 
+/* ---- weight averaging --------------------------------------------------
+ * "polyak": the running mean of the weights after each step (as
+ * torch.optim.swa_utils.AveragedModel); "ema": avg = decay avg + (1 -
+ * decay) w. Call nf_average_update after each optimizer step; swap the
+ * averaged weights into the graph to evaluate or save them, and swap back
+ * to continue training. */
+typedef struct nf_average nf_average;
+
+nf_status nf_average_new(nf_graph *g, const char *kind, double decay, nf_average **out, nf_error *err);
+void nf_average_free(nf_average *a);
+nf_status nf_average_update(nf_average *a, nf_error *err);
+nf_status nf_average_swap(nf_average *a, nf_error *err);
+int64_t nf_average_count(const nf_average *a);
+
 /* ---- learning-rate schedules ------------------------------------------
  * The learning rate of each period (an epoch or a step, as the caller
  * steps it), as torch.optim.lr_scheduler computes it: "constant", "step"
