@@ -25,6 +25,7 @@ static void fill_exec(const nf_plan *p, int k, nf_exec *e)
     const nf_node *node = g->nodes[k];
     const nf_plan_step *s = &p->steps[k];
     memset(e, 0, sizeof *e);
+    e->graph = g;
     e->node = node;
     e->attr = node->attr;
     e->batch = p->batch;
@@ -91,7 +92,9 @@ static float *grad_for_writing(nf_plan *p, const nf_node *node)
     return grad;
 }
 
-nf_status nf_plan_backward(nf_plan *p, nf_error *err)
+nf_status nf_plan_backward(nf_plan *p, nf_error *err) { return nf_plan_backward_ex(p, 1.0, 0, err); }
+
+nf_status nf_plan_backward_ex(nf_plan *p, double loss_scale, int accumulate, nf_error *err)
 {
     nf_status st = check_current(p, err);
     if (st != NF_OK)
@@ -101,7 +104,8 @@ nf_status nf_plan_backward(nf_plan *p, nf_error *err)
     if (!p->forward_done)
         return nf_fail(err, NF_ERR_STATE, "backward needs a forward pass first");
     nf_graph *g = p->graph;
-    memset(g->grads, 0, (size_t)g->param_floats * sizeof(float));
+    if (!accumulate)
+        memset(g->grads, 0, (size_t)g->param_floats * sizeof(float));
     memset(p->grad_ready, 0, (size_t)p->n);
     nf_exec e;
     for (int k = p->n - 1; k >= 0; k--) {
@@ -110,7 +114,7 @@ nf_status nf_plan_backward(nf_plan *p, nf_error *err)
         if (!s->has_grad)
             continue;
         if (node->op->flags & NF_OP_LOSS) {
-            p->arena[s->grad_off] = 1.0f; /* d(sum of losses)/d(this loss) */
+            p->arena[s->grad_off] = (float)loss_scale; /* d(scale * sum of losses)/d(this loss) */
             p->grad_ready[k] = 1;
         }
         if (!s->run_backward)

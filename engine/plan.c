@@ -31,7 +31,7 @@ static void mark_gradients(nf_plan *p)
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = g->nodes[k];
         nf_plan_step *s = &p->steps[k];
-        s->needs_grad = node->n_params > 0 || node->requires_grad;
+        s->needs_grad = node->n_params > 0 || node->requires_grad || (node->op->flags & NF_OP_PARAM_PENALTY);
         for (int i = 0; i < node->n_inputs; i++)
             if (input_differentiable(node, i) && p->steps[node->inputs[i]->index].needs_grad)
                 s->needs_grad = 1;

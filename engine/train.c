@@ -5,6 +5,7 @@
 
 #include "engine/data_internal.h"
 #include "engine/plan_internal.h"
+#include "optim/optimizer.h"
 
 /* The dataset's per-sample sizes must match the bound input nodes. */
 static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
@@ -55,6 +56,8 @@ static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
     return correct;
 }
 
+/* Forward; when training, backward and (every `accumulate` batches) an
+ * optimizer step. */
 static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, double *loss, nf_error *err)
 {
     nf_status st = nf_plan_forward(plan, err);
@@ -66,8 +69,20 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
                        *loss, (long long)index + 1);
     if (!opt)
         return NF_OK;
-    st = nf_plan_backward(plan, err);
-    return st == NF_OK ? nf_optimizer_step(opt, err) : st;
+    st = nf_plan_backward_ex(plan, 1.0 / (double)opt->accumulate, opt->pending > 0, err);
+    if (st != NF_OK || ++opt->pending < opt->accumulate)
+        return st;
+    opt->pending = 0;
+    return nf_optimizer_step(opt, err);
+}
+
+/* The last group of an epoch may be short: step on what it gathered. */
+static nf_status flush_accumulated(nf_optimizer *opt, nf_error *err)
+{
+    if (opt->pending == 0)
+        return NF_OK;
+    opt->pending = 0;
+    return nf_optimizer_step(opt, err);
 }
 
 static void finish_stats(nf_epoch_stats *s, int scored)
@@ -100,6 +115,7 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
             nf_batcher_rewind(b);
             if (epoch_done)
                 *epoch_done = 1;
+            st = flush_accumulated(opt, err);
             break;
         }
         double loss;

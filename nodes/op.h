@@ -79,6 +79,7 @@ typedef struct nf_infer {
 
 /* What a kernel receives. Sizes are per sample; `batch` rows of each. */
 typedef struct nf_exec {
+    const nf_graph *graph;           /* for nodes that reach other nodes' parameters */
     const nf_node *node;
     const double *attr;
     int64_t batch;
@@ -100,6 +101,7 @@ enum nf_op_flags {
     NF_OP_LOSS = 1u << 1,    /* one number for the batch; seeds backward */
     NF_OP_OUTPUT = 1u << 2,  /* a graph output */
     NF_OP_MEMORY = 1u << 5,  /* state from the previous step (node->memory_source) */
+    NF_OP_PARAM_PENALTY = 1u << 6, /* reads and adds to its inputs' parameter gradients */
     /* What backward does not read, so that the plan can reuse that
      * memory as soon as forward is done with it: */
     NF_OP_GRAD_NO_INPUTS = 1u << 3, /* backward reads no input value */

@@ -10,6 +10,7 @@ extern const nf_op nf_op_add, nf_op_sub, nf_op_mul, nf_op_scale;
 extern const nf_op nf_op_relu, nf_op_leaky_relu, nf_op_sigmoid, nf_op_tanh;
 extern const nf_op nf_op_softmax, nf_op_log_softmax;
 extern const nf_op nf_op_mse, nf_op_cross_entropy, nf_op_bce_with_logits;
+extern const nf_op nf_op_l1_penalty, nf_op_l2_penalty;
 
 static const nf_op *const registry[] = {
     &nf_op_input, &nf_op_output, &nf_op_memory,
@@ -18,6 +19,7 @@ static const nf_op *const registry[] = {
     &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,
     &nf_op_softmax, &nf_op_log_softmax,
     &nf_op_mse, &nf_op_cross_entropy, &nf_op_bce_with_logits,
+    &nf_op_l1_penalty, &nf_op_l2_penalty,
 };
 
 #define REGISTRY_SIZE ((int)(sizeof registry / sizeof registry[0]))

@@ -66,6 +66,7 @@ nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf
         lr_mult[k] = 1.0;
     opt->lr_mult = lr_mult;
     opt->decay_1d = 1;
+    opt->accumulate = 1;
     memset(state, 0, (floats ? floats : 16) * sizeof(float));
     opt->graph = g;
     opt->version = g->version;
@@ -116,6 +117,12 @@ nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_
         opt->decay_1d = (int)value;
         return NF_OK;
     }
+    if (strcmp(key, "accumulate") == 0) {
+        if (value != floor(value) || value < 1 || value > 1e6)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "accumulate must be a whole number from 1 to 1e6");
+        opt->accumulate = (int64_t)value;
+        return NF_OK;
+    }
     nf_status st = nf_optimizer_type_check(opt->type, key, value, err);
     if (st != NF_OK)
         return st;
@@ -127,8 +134,8 @@ nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *val
 {
     if (!opt || !key || !value)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_get: NULL argument");
-    if (strcmp(key, "decay_1d") == 0) {
-        *value = opt->decay_1d;
+    if (strcmp(key, "decay_1d") == 0 || strcmp(key, "accumulate") == 0) {
+        *value = strcmp(key, "decay_1d") == 0 ? (double)opt->decay_1d : (double)opt->accumulate;
         return NF_OK;
     }
     int i = nf_optimizer_type_hparam(opt->type, key);

@@ -62,6 +62,8 @@ struct nf_optimizer {
     double *lr_mult;                /* per parameter tensor, default 1 */
     int decay_1d;                   /* 0: no weight decay on 1-D parameters (biases, norms) */
     double clip_norm, clip_value;   /* 0: off */
+    int64_t accumulate;             /* batches whose gradients make one step (default 1) */
+    int64_t pending;                /* batches accumulated since the last step */
     double last_norm;               /* gradient norm at the last step, if clipping by norm */
 };
 

@@ -188,6 +188,48 @@ static void test_shared_weights(void **state)
     nf_graph_free(g);
 }
 
+/* L1 and L2 penalties: their value by hand, and their gradients (with a
+ * shared parameter counted once) by central differences. */
+static void test_penalties(void **state)
+{
+    (void)state;
+    nf_error err;
+    for (int l2 = 0; l2 <= 1; l2++) {
+        nf_graph *g = nf_graph_new();
+        nf_node *x = grad_input(g, "x", 1, (int64_t[]){3});
+        nf_node *a = nf_linear(g, "a", x, 3);
+        nf_node *b = nf_linear(g, "b", a, 3);
+        nf_node_share_params(g, b, a);
+        finish_with_mse(g, b, 1, (int64_t[]){3});
+        nf_node *in[2] = {a, b};
+        nf_node *pen = nf_graph_add(g, l2 ? "l2_penalty" : "l1_penalty", "pen", 2, in);
+        nf_node_set_attr(g, pen, "lambda", "0.3");
+        assert_ok(nf_graph_validate(g, &err), &err);
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING, &plan, &err), &err);
+        fill_inputs(plan, g, 5, 3);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        nf_tensor w, v;
+        nf_graph_param(g, nf_graph_find_param(g, "a.weight"), NULL, &w, NULL);
+        double want = 0;
+        for (int i = 0; i < 9; i++) /* a.weight once; the bias is 1-D */
+            want += l2 ? (double)w.data[i] * w.data[i] : fabs(w.data[i]);
+        assert_ok(nf_plan_value(plan, pen, &v, &err), &err);
+        assert_true(fabs(v.data[0] - 0.3 * want) < 1e-5 * (1 + want));
+        nf_plan_free(plan);
+        assert_gradients(g, 2, TOL);
+        nf_graph_free(g);
+    }
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){3});
+    nf_node *r = nf_relu(g, "r", x);
+    nf_node *pen = nf_graph_add(g, "l2_penalty", "pen", 1, &r);
+    nf_node_set_attr(g, pen, "lambda", "0.1");
+    assert_int_equal(nf_graph_validate(g, &err), NF_ERR_GRAPH);
+    assert_non_null(strstr(err.message, "l2_penalty 'pen': input 'r' has no parameters to penalise"));
+    nf_graph_free(g);
+}
+
 /* Forward values that are easy to state exactly. */
 static void test_forward_values(void **state)
 {
@@ -238,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_fan_out),
         cmocka_unit_test(test_shared_weights),
         cmocka_unit_test(test_forward_values),
+        cmocka_unit_test(test_penalties),
     };
     return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
 }

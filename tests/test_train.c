@@ -145,12 +145,53 @@ static void test_reproducible(void **state)
     nf_dataset_free(test);
 }
 
+/* Accumulating the gradients of 2 batches of 8 makes the same step as
+ * one batch of 16 (mean losses, so each half is scaled by 1/2). */
+static void test_gradient_accumulation(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *ds;
+    assert_ok(nf_dataset_load_fashion_mnist(NULL, 0, &ds, &err), &err);
+    nf_dataset_truncate(ds, 16);
+    float *after[2];
+    size_t n = 0;
+    for (int run = 0; run < 2; run++) {
+        int64_t batch = run == 0 ? 16 : 8;
+        mlp m = build_w1(5);
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(m.g, batch, NF_PLAN_TRAINING, &plan, &err), &err);
+        nf_optimizer *opt = sgd(m.g, 0.1, 0.9);
+        assert_ok(nf_optimizer_set(opt, "accumulate", run == 0 ? 1 : 2, &err), &err);
+        nf_batcher *b;
+        assert_ok(nf_batcher_new(ds, batch, 0, 1, &b, &err), &err);
+        nf_binding bind = {.x = m.x, .y = m.y};
+        assert_ok(nf_train_epoch(plan, opt, b, &bind, NULL, &err), &err);
+        assert_int_equal(nf_optimizer_steps(opt), 1);
+        nf_tensor first;
+        nf_graph_param(m.g, 0, NULL, &first, NULL);
+        n = (size_t)nf_graph_param_floats(m.g);
+        after[run] = malloc(n * sizeof(float));
+        memcpy(after[run], first.data, n * sizeof(float));
+        nf_batcher_free(b);
+        nf_optimizer_free(opt);
+        nf_plan_free(plan);
+        nf_graph_free(m.g);
+    }
+    assert_close("accumulated step", after[1], after[0], (int64_t)n, 1e-5);
+    assert_memory_not_equal(after[0], after[1], n * sizeof(float)); /* different sums, same step */
+    free(after[0]);
+    free(after[1]);
+    nf_dataset_free(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xor),
         cmocka_unit_test(test_fashion_subset),
         cmocka_unit_test(test_reproducible),
+        cmocka_unit_test(test_gradient_accumulation),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

@@ -62,7 +62,10 @@ const char *const *nf_optimizer_names(void);
 /* Besides each optimizer's own hyper-parameters, nf_optimizer_set takes:
  *   "lr_mult.NODE"  a learning-rate multiplier for NODE's parameters
  *   "decay_1d"      0: no weight decay on 1-D parameters (biases and
- *                   normalization scales), 1 (default): decay them too */
+ *                   normalization scales), 1 (default): decay them too
+ *   "accumulate"    k: the training loop (nf_train_epoch) sums the
+ *                   gradients of k batches, each loss scaled by 1/k, per
+ *                   step: an effective batch of k x B */
 
 /* ---- weight averaging --------------------------------------------------
  * "polyak": the running mean of the weights after each step (as

@@ -52,6 +52,10 @@ nf_status nf_plan_forward(nf_plan *plan, nf_error *err);
  * overwritten (not accumulated across calls), input gradients are made
  * for inputs that asked for them. Needs NF_PLAN_TRAINING and a forward. */
 nf_status nf_plan_backward(nf_plan *plan, nf_error *err);
+/* The same, with the seed of every loss scaled by `loss_scale` and, when
+ * `accumulate` is set, parameter gradients added to those already there
+ * (gradient accumulation over several batches). */
+nf_status nf_plan_backward_ex(nf_plan *plan, double loss_scale, int accumulate, nf_error *err);
 
 /* The value of a node after forward. Inputs, outputs and losses are
  * always readable; other nodes only with NF_PLAN_KEEP_VALUES. */
