@@ -12,12 +12,11 @@
 
 #define NF_PARAM_NAME_MAX (2 * NF_NAME_MAX)
 
-/* Resource limits, checked before anything that large is allocated:
- * parameters and a plan's activations each at most 2^31 floats (8 GiB),
- * a per-sample shape at most 2^31 elements. */
-#define NF_MAX_PARAM_FLOATS ((int64_t)1 << 31)
-#define NF_MAX_ARENA_FLOATS ((int64_t)1 << 31)
+/* Resource limits, checked before anything that large is allocated: a
+ * per-sample shape at most 2^31 elements; parameters and a plan's
+ * activations each at most nf_memory_limit() bytes (nf_limit_floats). */
 #define NF_MAX_SAMPLE_ELEMENTS ((int64_t)1 << 31)
+int64_t nf_limit_floats(void);
 
 struct nf_node {
     int index;                       /* position in the graph */

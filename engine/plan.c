@@ -195,10 +195,10 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     for (int k = 0; k < p->n; k++)
         n += node_intervals(p, k, iv + n);
     int64_t total = assign_slots(iv, n, slots, slot_of);
-    if (total > NF_MAX_ARENA_FLOATS) {
+    if (total > nf_limit_floats()) {
         st = nf_fail(err, NF_ERR_NO_MEMORY,
-                     "the plan needs %lld floats of activations, over the 2^31 (8 GiB) limit; lower the batch size",
-                     (long long)total);
+                     "the plan needs %lld bytes of activations, over the memory limit of %zu; lower the batch size",
+                     (long long)total * 4, nf_memory_limit());
         goto done;
     }
     float *arena = nf_aligned_alloc((size_t)(total ? total : 16) * sizeof(float));

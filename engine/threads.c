@@ -1,10 +1,12 @@
-/* nodeflow — one thread budget for OpenMP loops and OpenBLAS.
+/* nodeflow — process-wide settings: one thread budget for OpenMP loops
+ * and OpenBLAS, and the memory limit.
  *
- * Debian's OpenMP build of OpenBLAS runs its threads in the same OpenMP
+ * Threads: Debian's OpenMP build of OpenBLAS runs its threads in the same OpenMP
  * runtime as our loops, so one count set in both places means the two
  * never oversubscribe the cores: our parallel loops and BLAS calls never
  * nest, and each uses the same pool. */
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <cblas.h>
@@ -45,3 +47,11 @@ void nf_threads_ensure(void)
     if (!threads_in_force)
         nf_set_threads(0);
 }
+
+/* ---- the memory limit -------------------------------------------------- */
+
+static _Atomic size_t memory_limit = (size_t)8 << 30;
+
+void nf_set_memory_limit(size_t bytes) { memory_limit = bytes >= 64 ? bytes : 64; }
+size_t nf_memory_limit(void) { return memory_limit; }
+int64_t nf_limit_floats(void) { return (int64_t)(memory_limit / sizeof(float)); }

@@ -122,10 +122,10 @@ static nf_status layout_params(nf_graph *g, nf_param_spec (*specs)[NF_MAX_PARAMS
             p->spec = specs[i][j];
             node->param[j] = k;
             offset += nf_align_floats(p->size);
-            if (offset > NF_MAX_PARAM_FLOATS) {
+            if (offset > nf_limit_floats()) {
                 free(params);
-                return nf_fail(err, NF_ERR_SHAPE, "%s '%s': the graph's parameters exceed 2^31 floats (8 GiB)",
-                               node->op->name, node->name);
+                return nf_fail(err, NF_ERR_SHAPE, "%s '%s': the graph's parameters exceed the memory limit of %zu bytes",
+                               node->op->name, node->name, nf_memory_limit());
             }
         }
     }

@@ -212,6 +212,31 @@ static void test_bad_input_shapes(void **state)
     nf_graph_free(g);
 }
 
+/* A model over the memory limit is refused before allocating; so is a
+ * plan whose activations would be. */
+static void test_memory_limit(void **state)
+{
+    (void)state;
+    nf_error err;
+    size_t before = nf_memory_limit();
+    nf_set_memory_limit((size_t)1 << 20);
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){784});
+    nf_linear(g, "big", x, 1000); /* 3 MB of weights */
+    assert_message(nf_graph_validate(g, &err), NF_ERR_SHAPE, &err,
+                   "linear 'big': the graph's parameters exceed the memory limit of 1048576 bytes");
+    nf_graph_free(g);
+    g = nf_graph_new();
+    nf_relu(g, "r", nf_input(g, "x", 1, (int64_t[]){1000}));
+    nf_plan *plan;
+    assert_message(nf_plan_compile(g, 1000, NF_PLAN_INFERENCE, &plan, &err), NF_ERR_NO_MEMORY, &err,
+                   "over the memory limit of 1048576; lower the batch size");
+    nf_set_memory_limit(before);
+    assert_ok(nf_plan_compile(g, 1000, NF_PLAN_INFERENCE, &plan, &err), &err);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
 /* Revalidating after adding nodes keeps existing parameter values, and a
  * plan compiled before the change refuses to run. */
 static void test_growing_graph(void **state)
@@ -321,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_share_errors),
         cmocka_unit_test(test_bad_input_shapes),
         cmocka_unit_test(test_growing_graph),
+        cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_init_schemes),
         cmocka_unit_test(test_seeds),
     };

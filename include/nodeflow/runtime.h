@@ -2,6 +2,8 @@
 #ifndef NODEFLOW_RUNTIME_H
 #define NODEFLOW_RUNTIME_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -15,6 +17,13 @@ extern "C" {
 int nf_set_threads(int n);
 /* The thread count in force. */
 int nf_threads(void);
+
+/* The largest block nodeflow allocates for a graph's parameters or for
+ * one plan's activations (default 8 GiB). A model or batch size that asks
+ * for more is refused with NF_ERR_SHAPE or NF_ERR_NO_MEMORY before
+ * anything is allocated. Process-wide; set it before building graphs. */
+void nf_set_memory_limit(size_t bytes);
+size_t nf_memory_limit(void);
 
 #ifdef __cplusplus
 }

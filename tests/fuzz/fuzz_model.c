@@ -8,6 +8,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    nf_set_memory_limit((size_t)256 << 20); /* refuse what would exceed the fuzzer's memory */
     nf_graph *g = NULL, *again = NULL;
     nf_train_config train;
     nf_error err;
