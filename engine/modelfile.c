@@ -180,9 +180,63 @@ void nf_train_config_init(nf_train_config *c)
     c->lr = NAN;
     c->seed = -1;
     c->clip_norm = NAN;
+    c->clip_value = NAN;
+    c->average_decay = NAN;
 }
 
-static const char *const train_keys[] = {"optimizer", "lr", "batch", "epochs", "seed", "clip_norm", NULL};
+static const char *const train_keys[] = {"optimizer", "lr", "batch", "epochs", "seed", "clip_norm", "clip_value",
+                                         "early_stop", "average", "average_decay", "schedule", NULL};
+
+/* Copies a name value into a fixed field; fails when it does not fit. */
+static nf_status name_value(const parser *p, int line, const token *value, char *field, size_t size)
+{
+    if (strlen(value->text) >= size)
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "'%s' is too long", value->text);
+    snprintf(field, size, "%s", value->text);
+    return NF_OK;
+}
+
+/* Settings whose values are names, or text for the schedule. */
+static int text_setting(parser *p, int line, const token *key, const token *value, nf_status *st)
+{
+    nf_train_config *c = p->train;
+    char buf[96];
+    if (strcmp(key->text, "average") == 0) {
+        const char *kinds[] = {"ema", "polyak", NULL};
+        *st = strcmp(value->text, "ema") && strcmp(value->text, "polyak")
+                  ? parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "average is ema or polyak, not '%s'%s",
+                                value->text, hint(buf, sizeof buf, value->text, kinds))
+                  : name_value(p, line, value, c->average, sizeof c->average);
+        return 1;
+    }
+    if (strcmp(key->text, "schedule") == 0) {
+        int known = 0;
+        for (int i = 0; nf_schedule_names()[i]; i++)
+            known |= strcmp(nf_schedule_names()[i], value->text) == 0;
+        *st = !known ? parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "unknown schedule '%s'%s",
+                                   value->text, hint(buf, sizeof buf, value->text, nf_schedule_names()))
+                     : name_value(p, line, value, c->schedule, sizeof c->schedule);
+        return 1;
+    }
+    if (strncmp(key->text, "schedule.", 9) == 0) {
+        nf_schedule *probe;
+        nf_error check;
+        nf_schedule_new("constant", 1.0, &probe, NULL);
+        if (c->n_schedule == NF_TRAIN_MAX_HPARAMS || strlen(key->text + 9) >= sizeof c->schedule_key[0] ||
+            strlen(value->text) >= sizeof c->schedule_value[0])
+            *st = parse_error(p, NF_ERR_INVALID_ARGUMENT, line, key->column, "too many or too long schedule settings");
+        else if (probe && nf_schedule_set_text(probe, key->text + 9, value->text, &check) != NF_OK)
+            *st = parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "%s", check.message);
+        else {
+            snprintf(c->schedule_key[c->n_schedule], sizeof c->schedule_key[0], "%s", key->text + 9);
+            snprintf(c->schedule_value[c->n_schedule++], sizeof c->schedule_value[0], "%s", value->text);
+            *st = probe ? NF_OK : nf_fail(p->err, NF_ERR_NO_MEMORY, "out of memory");
+        }
+        nf_schedule_free(probe);
+        return 1;
+    }
+    return 0;
+}
 
 static int parse_number(const char *s, double *out)
 {
@@ -206,6 +260,9 @@ static nf_status train_setting(parser *p, int line, const token *key, const toke
 {
     nf_train_config *c = p->train;
     double v = 0;
+    nf_status text_status;
+    if (text_setting(p, line, key, value, &text_status))
+        return text_status;
     if (strcmp(key->text, "optimizer") == 0) {
         char buf[96];
         if (!nf_optimizer_type_find(value->text))
@@ -230,10 +287,16 @@ static nf_status train_setting(parser *p, int line, const token *key, const toke
             return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column,
                                "seed must be a whole number from 0 to 2^53");
         c->seed = (int64_t)v;
-    } else if (strcmp(key->text, "clip_norm") == 0) {
+    } else if (strcmp(key->text, "clip_norm") == 0 || strcmp(key->text, "clip_value") == 0) {
         if (v <= 0)
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "clip_norm must be positive");
-        c->clip_norm = v;
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "%s must be positive", key->text);
+        *(strcmp(key->text, "clip_norm") == 0 ? &c->clip_norm : &c->clip_value) = v;
+    } else if (strcmp(key->text, "early_stop") == 0) {
+        return train_count(p, line, key, value, v, 1e6, &c->early_stop);
+    } else if (strcmp(key->text, "average_decay") == 0) {
+        if (!(v > 0 && v < 1))
+            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "average_decay must be in (0, 1)");
+        c->average_decay = v;
     } else {
         if (c->n_hparams == NF_TRAIN_MAX_HPARAMS || strlen(key->text) >= sizeof c->hparam_key[0])
             return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, key->column, "too many or too long settings");
@@ -252,9 +315,9 @@ static nf_status check_hparams(parser *p, const int *lines, const int *columns)
     const nf_optimizer_type *type = nf_optimizer_type_find(name);
     for (int i = 0; i < c->n_hparams; i++) {
         nf_error check;
-        if (nf_optimizer_type_check(type, c->hparam_key[i], c->hparam_value[i], &check) == NF_OK)
+        if (nf_optimizer_key_check(type, c->hparam_key[i], c->hparam_value[i], &check) == NF_OK)
             continue;
-        const char *names[NF_MAX_HPARAMS + 8];
+        const char *names[NF_MAX_HPARAMS + 16];
         int n = 0;
         for (int k = 0; train_keys[k]; k++)
             names[n++] = train_keys[k];

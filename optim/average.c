@@ -101,3 +101,5 @@ float *nf_average_values(nf_average *a, int64_t *count) /* checkpoints */
 }
 
 void nf_average_restore(nf_average *a, int64_t count) { a->count = count; }
+
+int nf_average_is_ema(const nf_average *a) { return a->ema; }

@@ -30,6 +30,20 @@ int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key)
     return -1;
 }
 
+nf_status nf_optimizer_key_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err)
+{
+    if (strncmp(key, "lr_mult.", 8) == 0)
+        return isfinite(value) && value >= 0 ? NF_OK
+                                             : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s must be >= 0", key);
+    if (strcmp(key, "decay_1d") == 0)
+        return value == 0 || value == 1 ? NF_OK : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "decay_1d must be 0 or 1");
+    if (strcmp(key, "accumulate") == 0)
+        return value == floor(value) && value >= 1 && value <= 1e6
+                   ? NF_OK
+                   : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "accumulate must be a whole number from 1 to 1e6");
+    return nf_optimizer_type_check(type, key, value, err);
+}
+
 nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err)
 {
     int i = nf_optimizer_type_hparam(type, key);

@@ -45,12 +45,24 @@ extern const nf_optimizer_type nf_optimizer_sgd, nf_optimizer_adagrad, nf_optimi
 const nf_optimizer_type *nf_optimizer_type_find(const char *name);
 /* Checks that `key` is a hyper-parameter of `type` and `value` in its range. */
 nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err);
+/* The same for every key nf_optimizer_set takes (lr_mult.NODE, decay_1d,
+ * accumulate besides the type's own). */
+nf_status nf_optimizer_key_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err);
 /* Index of hyper-parameter `key` of `type`, or -1. */
 int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key);
 
 /* The averaged weights (graph layout) and update count, for checkpoints. */
 float *nf_average_values(nf_average *a, int64_t *count);
 void nf_average_restore(nf_average *a, int64_t count);
+
+/* A schedule's position and plateau state, for checkpoints. */
+typedef struct nf_schedule_state {
+    int64_t t, bad, cooldown_left;
+    double plateau_lr, best;
+} nf_schedule_state;
+void nf_schedule_state_get(const nf_schedule *s, nf_schedule_state *st);
+void nf_schedule_state_set(nf_schedule *s, const nf_schedule_state *st);
+int nf_average_is_ema(const nf_average *a);
 
 struct nf_optimizer {
     nf_graph *graph;

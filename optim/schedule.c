@@ -226,3 +226,17 @@ void nf_schedule_seek(nf_schedule *s, int64_t periods)
     if (s && s->kind != S_PLATEAU && periods >= 0)
         s->t = periods;
 }
+
+void nf_schedule_state_get(const nf_schedule *s, nf_schedule_state *st)
+{
+    *st = (nf_schedule_state){s->t, s->bad, s->cooldown_left, s->plateau_lr, s->best};
+}
+
+void nf_schedule_state_set(nf_schedule *s, const nf_schedule_state *st)
+{
+    s->t = st->t;
+    s->bad = st->bad;
+    s->cooldown_left = st->cooldown_left;
+    s->plateau_lr = st->plateau_lr;
+    s->best = st->best;
+}

@@ -4,6 +4,7 @@
  * full disk, and a resumed training run that matches an uninterrupted
  * one bit for bit. */
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,52 +192,75 @@ static void test_atomic_save(void **state)
 typedef struct trainer {
     nf_graph *g;
     nf_plan *plan;
-    nf_optimizer *opt;
-    nf_batcher *b;
+    nf_training t;
     nf_binding bind;
 } trainer;
 
+/* A small classifier trained by Adam with gradients accumulated over 3
+ * batches, a step schedule per epoch and an EMA of the weights: every
+ * piece of state a checkpoint must carry. */
 static trainer make_trainer(const nf_dataset *ds, uint64_t seed)
 {
     nf_error err;
-    trainer t;
-    t.g = nf_graph_new();
-    nf_graph_set_seed(t.g, seed);
-    nf_node *x = nf_input(t.g, "x", 1, (int64_t[]){784});
-    nf_node *y = nf_input(t.g, "y", 0, NULL);
-    nf_node *h = nf_relu(t.g, NULL, nf_linear(t.g, "fc1", x, 32));
-    nf_cross_entropy_loss(t.g, "loss", nf_linear(t.g, "fc2", h, 10), y);
-    t.bind = (nf_binding){x, y, NULL};
-    assert_ok(nf_plan_compile(t.g, 64, NF_PLAN_TRAINING, &t.plan, &err), &err);
-    assert_ok(nf_optimizer_new(t.g, "sgd", &t.opt, &err), &err);
-    assert_ok(nf_optimizer_set(t.opt, "lr", 0.05, &err), &err);
-    assert_ok(nf_optimizer_set(t.opt, "momentum", 0.9, &err), &err);
-    assert_ok(nf_batcher_new(ds, 64, 1, 4242, &t.b, &err), &err);
-    return t;
+    trainer tr;
+    memset(&tr, 0, sizeof tr);
+    tr.g = nf_graph_new();
+    nf_graph_set_seed(tr.g, seed);
+    nf_node *x = nf_input(tr.g, "x", 1, (int64_t[]){784});
+    nf_node *y = nf_input(tr.g, "y", 0, NULL);
+    nf_node *h = nf_relu(tr.g, NULL, nf_linear(tr.g, "fc1", x, 32));
+    nf_cross_entropy_loss(tr.g, "loss", nf_linear(tr.g, "fc2", h, 10), y);
+    tr.bind = (nf_binding){x, y, NULL};
+    assert_ok(nf_plan_compile(tr.g, 64, NF_PLAN_TRAINING, &tr.plan, &err), &err);
+    assert_ok(nf_optimizer_new(tr.g, "adam", &tr.t.opt, &err), &err);
+    assert_ok(nf_optimizer_set(tr.t.opt, "accumulate", 3, &err), &err);
+    assert_ok(nf_schedule_new("step", 1e-3, &tr.t.schedule, &err), &err);
+    assert_ok(nf_schedule_set(tr.t.schedule, "step_size", 1, &err), &err);
+    assert_ok(nf_schedule_set(tr.t.schedule, "gamma", 0.5, &err), &err);
+    assert_ok(nf_average_new(tr.g, "ema", 0.9, &tr.t.average, &err), &err);
+    assert_ok(nf_batcher_new(ds, 64, 1, 4242, &tr.t.batches, &err), &err);
+    return tr;
 }
 
-static void free_trainer(trainer *t)
+static void free_trainer(trainer *tr)
 {
-    nf_batcher_free(t->b);
-    nf_optimizer_free(t->opt);
-    nf_plan_free(t->plan);
-    nf_graph_free(t->g);
+    nf_batcher_free(tr->t.batches);
+    nf_optimizer_free(tr->t.opt);
+    nf_schedule_free(tr->t.schedule);
+    nf_average_free(tr->t.average);
+    nf_plan_free(tr->plan);
+    nf_graph_free(tr->g);
 }
 
-/* Runs `steps` batches, recording each batch's loss. */
-static void run_steps(trainer *t, int steps, double *losses)
+/* Runs `steps` batches, recording each batch's loss; at each epoch's end
+ * the schedule moves on. */
+static void run_steps(trainer *tr, int steps, double *losses)
 {
     nf_error err;
     for (int i = 0; i < steps; i++) {
         int done = 0;
         nf_epoch_stats s = {0};
-        assert_ok(nf_train_batches(t->plan, t->opt, t->b, &t->bind, 1, &s, &done, &err), &err);
-        if (done) { /* an epoch boundary takes no step */
+        assert_ok(nf_train_batches(tr->plan, tr->t.opt, tr->t.batches, &tr->bind, 1, &s, &done, &err), &err);
+        if (done) { /* an epoch boundary takes no batch */
+            nf_schedule_step(tr->t.schedule, NAN);
+            nf_optimizer_set_lr(tr->t.opt, nf_schedule_lr(tr->t.schedule));
+            tr->t.progress.epoch++;
             i--;
             continue;
         }
-        losses[i] = nf_plan_loss(t->plan);
+        tr->t.progress.step++;
+        assert_ok(nf_average_update(tr->t.average, &err), &err);
+        losses[i] = nf_plan_loss(tr->plan);
     }
+}
+
+static float *averaged_params(trainer *tr)
+{
+    nf_error err;
+    assert_ok(nf_average_swap(tr->t.average, &err), &err);
+    float *copy = copy_params(tr->g);
+    assert_ok(nf_average_swap(tr->t.average, &err), &err);
+    return copy;
 }
 
 static void test_resume_bit_exact(void **state)
@@ -246,32 +270,44 @@ static void test_resume_bit_exact(void **state)
     nf_dataset *ds;
     assert_ok(nf_dataset_load_fashion_mnist(NULL, 0, &ds, &err), &err);
     nf_dataset_truncate(ds, 1000); /* 16 batches per epoch, the last of 40 */
-    enum { TOTAL = 40, STOP = 21 };
+    enum { TOTAL = 40, STOP = 20 };  /* 4 batches into epoch 2: one batch into a group of 3 */
     double straight[TOTAL], resumed[TOTAL];
     trainer a = make_trainer(ds, 1);
     run_steps(&a, TOTAL, straight);
-    float *final = copy_params(a.g);
+    float *final = copy_params(a.g), *final_avg = averaged_params(&a);
     free_trainer(&a);
 
     char path[512];
     snprintf(path, sizeof path, "%s/run.ckpt", tmp);
     trainer b = make_trainer(ds, 1);
     run_steps(&b, STOP, resumed);
-    nf_progress at = {1, STOP};
-    assert_ok(nf_checkpoint_save(path, b.g, b.opt, b.b, &at, &err), &err);
+    assert_ok(nf_checkpoint_save(path, b.g, &b.t, &err), &err);
     free_trainer(&b);
 
     trainer c = make_trainer(ds, 999); /* other initial weights: all come from the checkpoint */
-    nf_progress back;
-    assert_ok(nf_checkpoint_load(path, c.g, c.opt, c.b, &back, &err), &err);
-    assert_int_equal(back.epoch, 1);
-    assert_int_equal(back.step, STOP);
-    assert_int_equal(nf_optimizer_steps(c.opt), STOP);
+    assert_ok(nf_checkpoint_load(path, c.g, &c.t, &err), &err);
+    assert_int_equal(c.t.progress.epoch, 1);
+    assert_int_equal(c.t.progress.step, STOP);
+    assert_int_equal(nf_optimizer_steps(c.t.opt), 7); /* 5 groups + the short last of epoch 1, 1 in epoch 2 */
+    nf_optimizer_set_lr(c.t.opt, nf_schedule_lr(c.t.schedule));
     run_steps(&c, TOTAL - STOP, resumed + STOP);
     assert_memory_equal(straight, resumed, sizeof straight);
     assert_params(c.g, final);
+    float *avg = averaged_params(&c);
+    assert_memory_equal(avg, final_avg, (size_t)nf_graph_param_floats(c.g) * sizeof(float));
+    free(avg);
     free_trainer(&c);
+
+    /* a checkpoint is refused by a run set up differently */
+    trainer d = make_trainer(ds, 1);
+    nf_average *other_avg = d.t.average;
+    d.t.average = NULL;
+    assert_int_equal(nf_checkpoint_load(path, d.g, &d.t, &err), NF_ERR_STATE);
+    assert_non_null(strstr(err.message, "averages weights by 'ema', not 'none'"));
+    d.t.average = other_avg;
+    free_trainer(&d);
     free(final);
+    free(final_avg);
     nf_dataset_free(ds);
 }
 

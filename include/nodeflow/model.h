@@ -32,10 +32,10 @@
 extern "C" {
 #endif
 
-#define NF_TRAIN_MAX_HPARAMS 8
+#define NF_TRAIN_MAX_HPARAMS 16
 
 /* The [train] section. Fields not given in the file keep the values of
- * nf_train_config_init: empty optimizer, NAN numbers, 0 counts. */
+ * nf_train_config_init: empty names, NAN numbers, 0 or -1 counts. */
 typedef struct nf_train_config {
     char optimizer[32];
     double lr;
@@ -43,7 +43,15 @@ typedef struct nf_train_config {
     int64_t epochs;
     int64_t seed;          /* -1: not given */
     double clip_norm;      /* gradient clipping by global norm; NAN: none */
-    int n_hparams;         /* other optimizer hyper-parameters, by key */
+    double clip_value;     /* gradient clipping by value; NAN: none */
+    int64_t early_stop;    /* patience in epochs on the validation loss; 0: none */
+    char average[16];      /* "ema" or "polyak"; "": none */
+    double average_decay;  /* for ema; NAN: not given */
+    char schedule[32];     /* a schedule name (nf_schedule_names); "": none */
+    int n_schedule;        /* its settings, "schedule.KEY = VALUE", as text */
+    char schedule_key[NF_TRAIN_MAX_HPARAMS][32];
+    char schedule_value[NF_TRAIN_MAX_HPARAMS][64];
+    int n_hparams;         /* optimizer settings by key (momentum, lr_mult.fc1, accumulate, ...) */
     char hparam_key[NF_TRAIN_MAX_HPARAMS][32];
     double hparam_value[NF_TRAIN_MAX_HPARAMS];
 } nf_train_config;

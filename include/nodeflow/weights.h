@@ -40,16 +40,26 @@ typedef struct nf_progress {
     int64_t step;      /* optimizer steps taken in all */
 } nf_progress;
 
-/* A checkpoint: the parameters, the optimizer's state and hyper-
- * parameters, the batcher's shuffle state and position, and `progress`.
- * Resuming from it continues training exactly as if it had not stopped
- * (the same losses, bit for bit, at the same thread count). */
-nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_optimizer *opt,
-                             const nf_batcher *batches, const nf_progress *progress, nf_error *err);
+/* What a training run carries besides the weights. */
+typedef struct nf_training {
+    nf_optimizer *opt;        /* required */
+    nf_batcher *batches;      /* required */
+    nf_schedule *schedule;    /* or NULL */
+    nf_average *average;      /* or NULL */
+    nf_progress progress;
+} nf_training;
+
+/* A checkpoint: the parameters, the optimizer's state, hyper-parameters
+ * and gradients accumulated so far, the batcher's shuffle state and
+ * position, the schedule's position (and plateau state), the averaged
+ * weights, and `progress`. Resuming from it continues training exactly as
+ * if it had not stopped (the same losses, bit for bit, at the same thread
+ * count). */
+nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_training *t, nf_error *err);
 /* Restores all of that into objects built the same way (same graph, same
- * optimizer type, a batcher over the same dataset and batch size). */
-nf_status nf_checkpoint_load(const char *path, nf_graph *g, nf_optimizer *opt, nf_batcher *batches,
-                             nf_progress *progress, nf_error *err);
+ * optimizer type, a batcher over the same dataset and batch size, a
+ * schedule and averager of the same kinds, or none if none were saved). */
+nf_status nf_checkpoint_load(const char *path, nf_graph *g, nf_training *t, nf_error *err);
 
 #ifdef __cplusplus
 }
