@@ -93,6 +93,23 @@ if cmp -s "$work/straight.st" "$work/resumed.st"; then ok; else bad "resumed wei
 expect 0 "checkpoint every 7 batches" "$nodeflow" train "$xor" --data "$small" --epochs 1 --batch 16 \
     --checkpoint "$work/e.ckpt" --checkpoint-every 7 --quiet
 
+# schedules, averaging, accumulation, clipping and early stopping from the
+# command line and from a [train] section
+expect 0 "adam with a schedule and an ema" "$nodeflow" train "$xor" --data "$small" --epochs 6 --batch 16 \
+    --optimizer adam --lr 0.05 --schedule step --set schedule.step_size=2 --set schedule.gamma=0.5 \
+    --average ema --average-decay 0.9 --accumulate 2 --clip-norm 1 --clip-value 0.5 \
+    --val "$small" --log "$work/sched.csv" --out "$work/avg.st" --save-average
+lrs=$(cut -d, -f6 "$work/sched.csv" | tail -n +2 | tr '\n' ' ')
+if [ "$lrs" = "0.05 0.05 0.025 0.025 0.0125 0.0125 " ]; then ok; else bad "schedule learning rates: $lrs"; fi
+expect 2 "unknown schedule" "$nodeflow" train "$xor" --data "$small" --schedule linear
+expect 2 "plateau without validation" "$nodeflow" train "$xor" --data "$small" --schedule plateau
+expect 2 "unknown schedule key" "$nodeflow" train "$xor" --data "$small" --schedule step --set schedule.gama=0.5
+contains "$work/err" "schedules have no setting 'gama'" "schedule key"
+sed -e 's/epochs = 500/epochs = 40/' -e 's/^seed = 3$/seed = 3\nearly_stop = 2\nschedule = plateau\nschedule.patience = 0\nschedule.factor = 0.5/' \
+    "$xor" >"$work/xor_es.nfg"
+expect 0 "early stopping from [train]" "$nodeflow" train "$work/xor_es.nfg" --data "$small" --val "$small" --batch 16 --lr 2
+contains "$work/out" "early stop: no better validation loss for 2 epochs" "early stop message"
+
 # SIGINT stops after the current batch and writes a checkpoint
 "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" --quiet \
     >"$work/int.out" 2>"$work/int.err" &
