@@ -25,7 +25,7 @@ static void adagrad_kernel(int64_t n, float *restrict w, const float *restrict g
     const float clr = (float)(h[LR] / (1.0 + (double)(step - 1) * h[LR_DECAY]));
     const float wd = (float)h[WEIGHT_DECAY], eps = (float)h[EPS], initial = (float)h[INITIAL];
     for (int64_t i = 0; i < n; i++) {
-        float g = wd != 0.0f ? grad[i] + wd * w[i] : grad[i];
+        float g = grad[i] + wd * w[i];
         float s = (step == 1 ? initial : sum[i]) + g * g;
         sum[i] = s;
         w[i] -= clr * (g / (sqrtf(s) + eps));

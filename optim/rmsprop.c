@@ -31,22 +31,16 @@ static void rmsprop_kernel(int64_t n, float *restrict w, const float *restrict g
     const float wd = (float)h[WEIGHT_DECAY], mu = (float)h[MOMENTUM];
     const float c = (float)(1.0 - h[ALPHA]); /* rounded as PyTorch rounds it */
     const int centered = h[CENTERED] != 0;
+    /* selects instead of branches, so that the loop vectorizes; the
+     * centered average and the momentum buffer are kept either way */
     for (int64_t i = 0; i < n; i++) {
-        float g = wd != 0.0f ? grad[i] + wd * w[i] : grad[i];
+        float g = grad[i] + wd * w[i];
         v[i] = v[i] * alpha + (c * g) * g;
-        float d;
-        if (centered) {
-            avg[i] = avg[i] * alpha + c * g;
-            d = sqrtf(v[i] - avg[i] * avg[i]) + eps;
-        } else {
-            d = sqrtf(v[i]) + eps;
-        }
-        if (mu > 0.0f) {
-            buf[i] = buf[i] * mu + g / d;
-            w[i] -= lr * buf[i];
-        } else {
-            w[i] -= lr * (g / d);
-        }
+        avg[i] = avg[i] * alpha + c * g;
+        float d = sqrtf(centered ? v[i] - avg[i] * avg[i] : v[i]) + eps;
+        float ratio = g / d;
+        buf[i] = buf[i] * mu + ratio;
+        w[i] -= lr * (mu > 0.0f ? buf[i] : ratio);
     }
 }
 
