@@ -30,7 +30,12 @@ static void fill_exec(const nf_plan *p, int k, nf_exec *e)
     e->attr = node->attr;
     e->batch = p->batch;
     e->n_inputs = node->n_inputs;
-    e->training = (p->flags & NF_PLAN_TRAINING) != 0;
+    e->training = p->training;
+    e->threads = p->threads;
+    e->workspace = p->workspace_floats ? p->arena + p->workspace_off : NULL;
+    /* a key for this node in this run: masks differ between runs and
+     * nodes, and a seed and run count reproduce them */
+    e->random = nf_mix64(g->seed ^ nf_mix64(g->runs * 0x9e3779b97f4a7c15ull + (uint64_t)k));
     for (int i = 0; i < node->n_inputs; i++) {
         const nf_node *in = node->inputs[i];
         e->in[i] = p->arena + p->steps[in->index].value_off;
@@ -73,6 +78,8 @@ nf_status nf_plan_forward(nf_plan *p, nf_error *err)
         fill_exec(p, k, &e);
         op->forward(&e);
     }
+    if (p->training)
+        p->graph->runs++;
     carry_memory(p);
     p->forward_done = 1;
     return NF_OK;

@@ -36,6 +36,8 @@ struct nf_node {
     int n_params;
     int param[NF_MAX_PARAMS];        /* indices into graph->params */
     int64_t saved_per_sample;        /* floats kept from forward to backward */
+    int64_t saved_fixed;             /* ... per batch */
+    int64_t workspace;               /* scratch floats per thread */
     unsigned nondiff_inputs;         /* bit i: input i gets no gradient */
 };
 
@@ -60,6 +62,7 @@ struct nf_graph {
     float *values;                   /* all parameters, one block */
     float *grads;                    /* their gradients, same layout */
     int error_node;                  /* index of the node the last validation failed on, or -1 */
+    uint64_t runs;                   /* training-mode forward passes: the key of random masks */
 };
 
 /* Records `code` and a printf-style message into err (if non-NULL) and

@@ -117,10 +117,11 @@ static int node_intervals(nf_plan *p, int k, interval *iv)
         int64_t grad_end = node->requires_grad ? forever : backward_time(p, k);
         iv[count++] = (interval){grad_start, grad_end, value_floats(p, node), &s->grad_off};
     }
-    if (node->saved_per_sample > 0) {
+    if (node->saved_per_sample > 0 || node->saved_fixed > 0) {
         int64_t end = (node->op->flags & NF_OP_MEMORY) ? forever : s->run_backward ? backward_time(p, k) : k;
         int64_t start = (node->op->flags & NF_OP_MEMORY) ? 0 : k;
-        iv[count++] = (interval){start, end, nf_align_floats(p->capacity * node->saved_per_sample),
+        iv[count++] = (interval){start, end,
+                                 nf_align_floats(p->capacity * node->saved_per_sample + node->saved_fixed),
                                  &s->saved_off};
     }
     return count;
@@ -195,6 +196,14 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     for (int k = 0; k < p->n; k++)
         n += node_intervals(p, k, iv + n);
     int64_t total = assign_slots(iv, n, slots, slot_of);
+    /* one scratch area shared by all nodes (each uses it only while it
+     * runs), a slice per thread */
+    int64_t scratch = 0;
+    for (int k = 0; k < p->n; k++)
+        scratch = max64(scratch, nf_align_floats(p->graph->nodes[k]->workspace));
+    p->workspace_off = total;
+    p->workspace_floats = scratch;
+    total += scratch * p->threads;
     if (total > nf_limit_floats()) {
         st = nf_fail(err, NF_ERR_NO_MEMORY,
                      "the plan needs %lld bytes of activations, over the memory limit of %zu; lower the batch size",
@@ -244,6 +253,8 @@ nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **
     p->flags = flags;
     p->n = g->n_nodes;
     p->capacity = p->batch = batch;
+    p->training = (flags & NF_PLAN_TRAINING) != 0;
+    p->threads = nf_threads();
     mark_gradients(p);
     st = layout_arena(p, err);
     if (st != NF_OK) {
@@ -306,4 +317,12 @@ void nf_plan_reset_state(nf_plan *p)
 }
 
 int64_t nf_plan_batch(const nf_plan *p) { return p ? p->batch : 0; }
+
+void nf_plan_set_training(nf_plan *p, int training)
+{
+    if (p)
+        p->training = training != 0;
+}
+
+int nf_plan_training(const nf_plan *p) { return p ? p->training : 0; }
 size_t nf_plan_arena_bytes(const nf_plan *p) { return p ? (size_t)p->arena_floats * sizeof(float) : 0; }

@@ -27,6 +27,10 @@ struct nf_plan {
     int64_t arena_floats;
     unsigned char *grad_ready; /* per node: gradient zeroed this backward */
     int forward_done;
+    int training;              /* training mode: dropout active, batch statistics */
+    int threads;               /* threads the workspace is sized for */
+    int64_t workspace_off;     /* the shared scratch area in the arena */
+    int64_t workspace_floats;  /* per thread */
 };
 
 /* Applies the default thread count once, if nf_set_threads was never

@@ -155,6 +155,8 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     float *x = plan->arena + plan->steps[bind->x->index].value_off;
     float *y = plan->arena + plan->steps[bind->y->index].value_off;
     int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
+    int training = plan->training;
+    plan->training = 0; /* evaluation: no dropout, running statistics */
     double loss_sum = 0.0;
     int64_t correct = 0, batches = 0, start;
     for (start = 0; start < ds->count && st == NF_OK; start += plan->capacity, batches++) {
@@ -172,6 +174,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
         loss_sum += loss * (double)rows;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
+    plan->training = training;
     if (stats) {
         memset(stats, 0, sizeof *stats);
         stats->loss_sum = loss_sum;

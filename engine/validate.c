@@ -49,6 +49,8 @@ static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
     node->shape = ctx.out;
     node->n_params = ctx.n_params;
     node->saved_per_sample = ctx.saved_per_sample;
+    node->saved_fixed = ctx.saved_fixed;
+    node->workspace = ctx.workspace;
     node->nondiff_inputs = ctx.nondiff_inputs;
     int grad_attr = nf_op_attr_index(node->op, "grad");
     node->requires_grad = (node->op->flags & NF_OP_INPUT) && grad_attr >= 0 && node->attr[grad_attr] != 0;

@@ -128,7 +128,7 @@ static int schedule_meta(cJSON *meta, const nf_schedule *s)
                     st.cooldown_left, st.plateau_lr, st.best);
 }
 
-static cJSON *checkpoint_meta(const nf_training *t)
+static cJSON *checkpoint_meta(const nf_graph *g, const nf_training *t)
 {
     const nf_optimizer *opt = t->opt;
     const nf_batcher *b = t->batches;
@@ -139,6 +139,7 @@ static cJSON *checkpoint_meta(const nf_training *t)
              add_meta(meta, "optimizer_steps", "%" PRId64, opt->steps) &&
              add_meta(meta, "accumulated", "%" PRId64, opt->pending) &&
              add_meta(meta, "epoch", "%" PRId64, t->progress.epoch) &&
+             add_meta(meta, "graph_runs", "%" PRIu64, g->runs) &&
              add_meta(meta, "step", "%" PRId64, t->progress.step) &&
              add_meta(meta, "batch_size", "%" PRId64, b->batch) &&
              add_meta(meta, "batch_next", "%" PRId64, b->next) &&
@@ -207,7 +208,7 @@ nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_train
     if (t->opt->graph != g || t->opt->version != g->version)
         return nf_fail(err, NF_ERR_STATE, "the optimizer does not belong to this graph as it is now");
     entry_list l = {0};
-    cJSON *meta = checkpoint_meta(t);
+    cJSON *meta = checkpoint_meta(g, t);
     nf_status st = meta && checkpoint_entries(g, t, &l)
                        ? nf_st_write(path, l.entries, l.count, meta, err)
                        : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory writing a checkpoint");
@@ -251,7 +252,7 @@ static int meta_rng(const nf_st_file *f, nf_rng *rng)
  * caller's changes. */
 typedef struct saved {
     nf_progress progress;
-    int64_t steps, pending, next, avg_count;
+    int64_t steps, pending, next, avg_count, runs;
     nf_rng rng;
     double h[NF_MAX_HPARAMS];
     int has_schedule;
@@ -300,6 +301,7 @@ static nf_status read_checkpoint(const nf_st_file *f, const nf_graph *g, const n
                        name ? name : "?", opt->type->name);
     if (!meta_int(f, "optimizer_steps", &s->steps) || !meta_int(f, "accumulated", &s->pending) ||
         !meta_int(f, "epoch", &s->progress.epoch) || !meta_int(f, "step", &s->progress.step) ||
+        !meta_int(f, "graph_runs", &s->runs) ||
         !meta_int(f, "batch_size", &batch) || !meta_int(f, "batch_next", &s->next) ||
         !meta_int(f, "samples", &samples) || !meta_rng(f, &s->rng))
         return nf_fail(err, NF_ERR_FORMAT, "%s: incomplete or malformed checkpoint metadata", f->path);
@@ -365,6 +367,7 @@ static void restore(const nf_st_file *f, nf_graph *g, nf_training *t, const save
     if (t->average)
         nf_average_restore(t->average, s->avg_count);
     nf_batcher_restore(t->batches, &s->rng, s->next);
+    g->runs = (uint64_t)s->runs; /* dropout masks continue where they were */
     t->progress = s->progress;
 }
 

@@ -35,11 +35,11 @@ static nf_status linear_infer(nf_infer *ctx)
     ctx->out = *x;
     ctx->out.dim[x->rank - 1] = out;
     ctx->params[0] = (nf_param_spec){"weight", {2, {out, in}}, (nf_init)ctx->attr[LIN_WEIGHT_INIT],
-                                     ctx->attr[LIN_WEIGHT_VALUE], in, out};
+                                     ctx->attr[LIN_WEIGHT_VALUE], in, out, 0};
     ctx->n_params = 1;
     if (ctx->attr[LIN_BIAS] != 0) {
         ctx->params[1] = (nf_param_spec){"bias", {1, {out}}, (nf_init)ctx->attr[LIN_BIAS_INIT],
-                                         ctx->attr[LIN_BIAS_VALUE], in, out};
+                                         ctx->attr[LIN_BIAS_VALUE], in, out, 0};
         ctx->n_params = 2;
     }
     return NF_OK;

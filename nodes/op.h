@@ -58,6 +58,8 @@ typedef struct nf_param_spec {
     nf_init init;
     double init_value;      /* for NF_INIT_CONSTANT */
     int64_t fan_in, fan_out;
+    int buffer;             /* 1: state such as running statistics, saved with the
+                               weights but not trained (no gradient, no update) */
 } nf_param_spec;
 
 /* What a shape rule receives and fills. */
@@ -73,6 +75,8 @@ typedef struct nf_infer {
     int n_params;
     nf_param_spec params[NF_MAX_PARAMS];
     int64_t saved_per_sample;   /* floats per sample kept for backward */
+    int64_t saved_fixed;        /* ... and floats per batch (e.g. per-channel statistics) */
+    int64_t workspace;          /* scratch floats per thread, during forward and backward */
     unsigned nondiff_inputs;    /* bit i: input i receives no gradient */
     nf_error *err;
 } nf_infer;
@@ -92,8 +96,11 @@ typedef struct nf_exec {
     const float *out_grad;
     float *param[NF_MAX_PARAMS];
     float *param_grad[NF_MAX_PARAMS];
-    float *saved;                    /* batch * saved_per_sample floats */
-    int training;
+    float *saved;                    /* batch * saved_per_sample + saved_fixed floats */
+    float *workspace;                /* threads * workspace floats; thread t uses its slice */
+    int training;                    /* training mode (dropout active, batch statistics) */
+    uint64_t random;                 /* a fresh random key for this node and run */
+    int threads;                     /* at most this many threads may use the workspace */
 } nf_exec;
 
 enum nf_op_flags {

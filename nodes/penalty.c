@@ -38,7 +38,7 @@ static void each_param(const nf_exec *e, void (*visit)(const nf_exec *e, const n
             for (int b = 0; b < j && !seen; b++)
                 seen |= node->inputs[i]->param[b] == k;
             const nf_param *p = &e->graph->params[k];
-            if (!seen && (p->shape.rank >= 2 || e->attr[INCLUDE_1D] != 0))
+            if (!seen && !p->spec.buffer && (p->shape.rank >= 2 || e->attr[INCLUDE_1D] != 0))
                 visit(e, p, acc);
         }
 }

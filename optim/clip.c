@@ -12,13 +12,15 @@ double nf_clip_grad_norm(nf_graph *g, double max_norm)
 {
     double sum = 0.0;
     for (int k = 0; k < g->n_params; k++) {
+        if (g->params[k].spec.buffer)
+            continue;
         const float *grad = g->grads + g->params[k].offset;
         for (int64_t i = 0; i < g->params[k].size; i++)
             sum += (double)grad[i] * grad[i];
     }
     double norm = sqrt(sum), coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
-        for (int k = 0; k < g->n_params; k++) {
+        for (int k = 0; k < g->n_params; k++) { /* buffers' gradients are 0 */
             float *grad = g->grads + g->params[k].offset;
             for (int64_t i = 0; i < g->params[k].size; i++)
                 grad[i] = (float)(grad[i] * coef);

@@ -198,6 +198,8 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
     int decay = nf_optimizer_type_hparam(opt->type, "weight_decay");
     for (int k = 0; k < g->n_params; k++) {
         const nf_param *p = &g->params[k];
+        if (p->spec.buffer)
+            continue;
         double h[NF_MAX_HPARAMS];
         memcpy(h, opt->h, sizeof h);
         h[0] *= opt->lr_mult[k];

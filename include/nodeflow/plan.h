@@ -34,6 +34,12 @@ void nf_plan_free(nf_plan *plan);
  * capacity this allocates nothing; above it the arena is re-sized. */
 nf_status nf_plan_set_batch(nf_plan *plan, int64_t batch, nf_error *err);
 int64_t nf_plan_batch(const nf_plan *plan);
+/* Training mode (dropout active, batch normalization on batch statistics
+ * and updating its running ones) or inference mode. A plan starts in
+ * training mode when compiled with NF_PLAN_TRAINING. nf_evaluate switches
+ * to inference mode while it runs. */
+void nf_plan_set_training(nf_plan *plan, int training);
+int nf_plan_training(const nf_plan *plan);
 /* Puts every memory node back to its initial state (also done when the
  * plan is compiled or its arena re-sized). */
 void nf_plan_reset_state(nf_plan *plan);
