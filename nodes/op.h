@@ -17,7 +17,7 @@
 
 #include "nodeflow/graph.h"
 
-#define NF_MAX_ATTRS 8
+#define NF_MAX_ATTRS 16
 #define NF_MAX_PARAMS 4
 
 typedef enum nf_attr_type {

@@ -11,10 +11,13 @@ extern const nf_op nf_op_relu, nf_op_leaky_relu, nf_op_sigmoid, nf_op_tanh;
 extern const nf_op nf_op_softmax, nf_op_log_softmax;
 extern const nf_op nf_op_mse, nf_op_cross_entropy, nf_op_bce_with_logits;
 extern const nf_op nf_op_l1_penalty, nf_op_l2_penalty;
+extern const nf_op nf_op_conv2d, nf_op_conv1d;
+extern const nf_op nf_op_maxpool, nf_op_avgpool, nf_op_maxpool1d, nf_op_avgpool1d, nf_op_global_avgpool;
 
 static const nf_op *const registry[] = {
     &nf_op_input, &nf_op_output, &nf_op_memory,
-    &nf_op_linear, &nf_op_matmul,
+    &nf_op_linear, &nf_op_matmul, &nf_op_conv2d, &nf_op_conv1d,
+    &nf_op_maxpool, &nf_op_avgpool, &nf_op_maxpool1d, &nf_op_avgpool1d, &nf_op_global_avgpool,
     &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_scale,
     &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,
     &nf_op_softmax, &nf_op_log_softmax,

@@ -188,6 +188,64 @@ static void test_shared_weights(void **state)
     nf_graph_free(g);
 }
 
+/* A node of `op` on an input of `rank` dims, with text attributes, ending in
+ * an mse loss against a target of its output shape; gradient-checked. */
+static void check_op(const char *op, int rank, const int64_t *dims, const char *const *attrs, int64_t batch)
+{
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_graph_set_seed(g, 5);
+    nf_node *x = grad_input(g, "x", rank, dims);
+    nf_node *y = nf_graph_add(g, op, "y", 1, &x);
+    for (int i = 0; attrs && attrs[i]; i += 2)
+        nf_node_set_attr(g, y, attrs[i], attrs[i + 1]);
+    if (nf_graph_validate(g, &err) != NF_OK)
+        fail_msg("%s: %s", op, err.message);
+    nf_shape out;
+    nf_node_shape(y, &out, NULL);
+    finish_with_mse(g, y, out.rank, out.dim);
+    assert_gradients(g, batch, TOL);
+    nf_graph_free(g);
+}
+
+#define ATTRS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void test_conv2d(void **state)
+{
+    (void)state;
+    int64_t dims[] = {4, 7, 6};
+    check_op("conv2d", 3, dims, ATTRS("out", "3", "kernel", "3"), 2);
+    check_op("conv2d", 3, dims, ATTRS("out", "2", "kernel", "3x2", "stride", "2", "padding", "1"), 2);
+    check_op("conv2d", 3, dims, ATTRS("out", "4", "kernel", "3", "dilation", "2", "pad_top", "2", "pad_right", "1"), 2);
+    check_op("conv2d", 3, dims, ATTRS("out", "4", "kernel", "3", "groups", "2", "same", "true"), 2);
+    check_op("conv2d", 3, dims, ATTRS("out", "4", "kernel", "3", "groups", "4", "bias", "false"), 2); /* depthwise */
+    check_op("conv2d", 3, dims, ATTRS("out", "5", "kernel", "1"), 3);                      /* 1x1: no im2col */
+    check_op("conv2d", 3, dims, ATTRS("out", "3", "kernel", "2", "stride", "3"), 1);      /* batch below threads */
+}
+
+static void test_conv1d(void **state)
+{
+    (void)state;
+    int64_t dims[] = {3, 9};
+    check_op("conv1d", 2, dims, ATTRS("out", "4", "kernel", "3"), 2);
+    check_op("conv1d", 2, dims, ATTRS("out", "3", "kernel", "4", "stride", "2", "pad_left", "2", "dilation", "2",
+                                      "groups", "3"), 2);
+}
+
+static void test_pooling(void **state)
+{
+    (void)state;
+    int64_t d2[] = {2, 7, 6}, d1[] = {3, 9};
+    check_op("maxpool", 3, d2, ATTRS("kernel", "2"), 2);
+    check_op("maxpool", 3, d2, ATTRS("kernel", "3", "stride", "2", "padding", "1", "ceil_mode", "true"), 2);
+    check_op("avgpool", 3, d2, ATTRS("kernel", "2"), 2);
+    check_op("avgpool", 3, d2, ATTRS("kernel", "3x2", "stride", "2", "padding", "1", "ceil_mode", "true"), 2);
+    check_op("avgpool", 3, d2, ATTRS("kernel", "3", "stride", "2", "padding", "1", "include_pad", "true"), 2);
+    check_op("maxpool1d", 2, d1, ATTRS("kernel", "2"), 2);
+    check_op("avgpool1d", 2, d1, ATTRS("kernel", "4", "stride", "3", "padding", "2", "ceil_mode", "true"), 2);
+    check_op("global_avgpool", 3, d2, NULL, 2);
+}
+
 /* L1 and L2 penalties: their value by hand, and their gradients (with a
  * shared parameter counted once) by central differences. */
 static void test_penalties(void **state)
@@ -281,6 +339,9 @@ int main(void)
         cmocka_unit_test(test_shared_weights),
         cmocka_unit_test(test_forward_values),
         cmocka_unit_test(test_penalties),
+        cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_conv1d),
+        cmocka_unit_test(test_pooling),
     };
     return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
 }
