@@ -97,6 +97,99 @@ static void tanh_grad_kernel(int64_t n, const float *restrict y, const float *re
         }                                                                 \
     }
 
+/* elu: y = x if x > 0 else alpha (exp(x) - 1); dy/dx = 1 or alpha exp(x) */
+static void elu_kernel(int64_t n, const float *restrict x, float *restrict y, float alpha)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]);
+}
+
+static void elu_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx,
+                            float alpha)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += x[i] > 0.0f ? g[i] : g[i] * alpha * expf(x[i]);
+}
+
+/* gelu, exact: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
+ * dy/dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+ * gelu, tanh form: y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3);
+ * dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2). */
+#define SQRT_2_OVER_PI 0.7978845608028654f
+#define GELU_C 0.044715f
+
+static void gelu_kernel(int64_t n, const float *restrict x, float *restrict y, int tanh_form)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = tanh_form ? 0.5f * v * (1.0f + tanhf(SQRT_2_OVER_PI * (v + GELU_C * v * v * v)))
+                         : 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    }
+}
+
+static void gelu_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx,
+                             int tanh_form)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], d;
+        if (tanh_form) {
+            float t = tanhf(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
+            d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_C * v * v);
+        } else {
+            d = 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * expf(-0.5f * v * v) * 0.3989422804014327f;
+        }
+        dx[i] += g[i] * d;
+    }
+}
+
+/* silu (swish): y = x s(x); dy/dx = s(x) (1 + x (1 - s(x))) */
+static void silu_kernel(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+static void silu_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-x[i]));
+        dx[i] += g[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+/* softplus: y = log(1 + exp(beta x)) / beta, or x where beta x > threshold;
+ * dy/dx = s(beta x), or 1 */
+static void softplus_kernel(int64_t n, const float *restrict x, float *restrict y, float beta, float threshold)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * beta > threshold ? x[i] : log1pf(expf(beta * x[i])) / beta;
+}
+
+static void softplus_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx,
+                                 float beta, float threshold)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += x[i] * beta > threshold ? g[i] : g[i] / (1.0f + expf(-beta * x[i]));
+}
+
+/* hardtanh: y = min(max(x, lo), hi); dy/dx = 1 for lo < x < hi, else 0 */
+static void hardtanh_kernel(int64_t n, const float *restrict x, float *restrict y, float lo, float hi)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] < lo ? lo : x[i];
+        y[i] = v > hi ? hi : v;
+    }
+}
+
+static void hardtanh_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx,
+                                 float lo, float hi)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        dx[i] += x[i] > lo && x[i] < hi ? gi : 0.0f;
+    }
+}
+
 FORWARD_OP(relu_forward, relu_kernel)
 BACKWARD_OP(relu_backward, relu_grad_kernel, e->out)
 FORWARD_OP(leaky_relu_forward, leaky_kernel, (float)e->attr[0])
@@ -105,6 +198,18 @@ FORWARD_OP(sigmoid_forward, sigmoid_kernel)
 BACKWARD_OP(sigmoid_backward, sigmoid_grad_kernel, e->out)
 FORWARD_OP(tanh_forward, tanh_kernel)
 BACKWARD_OP(tanh_backward, tanh_grad_kernel, e->out)
+FORWARD_OP(elu_forward, elu_kernel, (float)e->attr[0])
+BACKWARD_OP(elu_backward, elu_grad_kernel, e->in[0], (float)e->attr[0])
+FORWARD_OP(gelu_forward, gelu_kernel, e->attr[0] != 0)
+BACKWARD_OP(gelu_backward, gelu_grad_kernel, e->in[0], e->attr[0] != 0)
+FORWARD_OP(silu_forward, silu_kernel)
+BACKWARD_OP(silu_backward, silu_grad_kernel, e->in[0])
+FORWARD_OP(softplus_forward, softplus_kernel, (float)e->attr[0], (float)e->attr[1])
+BACKWARD_OP(softplus_backward, softplus_grad_kernel, e->in[0], (float)e->attr[0], (float)e->attr[1])
+FORWARD_OP(hardtanh_forward, hardtanh_kernel, (float)e->attr[0], (float)e->attr[1])
+BACKWARD_OP(hardtanh_backward, hardtanh_grad_kernel, e->in[0], (float)e->attr[0], (float)e->attr[1])
+FORWARD_OP(relu6_forward, hardtanh_kernel, 0.0f, 6.0f)
+BACKWARD_OP(relu6_backward, hardtanh_grad_kernel, e->in[0], 0.0f, 6.0f)
 
 static const nf_attr_spec leaky_relu_attrs[] = {
     NF_ATTR_FLOAT_DEF("slope", 0.01, -1e6, 1e6, "slope for x < 0"),
@@ -137,6 +242,49 @@ const nf_op nf_op_tanh = {
     .flags = NF_OP_GRAD_NO_INPUTS,
     .infer = nf_infer_same_shape, .forward = tanh_forward, .backward = tanh_backward,
     .flops = nf_flops_per_element,
+};
+
+static const nf_attr_spec elu_attrs[] = {NF_ATTR_FLOAT_DEF("alpha", 1, -1e6, 1e6, "scale of the negative part")};
+static const char *const gelu_forms[] = {"none", "tanh", NULL};
+static const nf_attr_spec gelu_attrs[] = {
+    NF_ATTR_ENUM_DEF("approximate", 0, gelu_forms, "none (exact, with erf) or tanh"),
+};
+static const nf_attr_spec softplus_attrs[] = {
+    NF_ATTR_FLOAT_DEF("beta", 1, 1e-6, 1e6, "sharpness"),
+    NF_ATTR_FLOAT_DEF("threshold", 20, -1e6, 1e6, "above beta x > threshold the output is x"),
+};
+static const nf_attr_spec hardtanh_attrs[] = {
+    NF_ATTR_FLOAT_DEF("min_val", -1, -1e30, 1e30, "lower bound"),
+    NF_ATTR_FLOAT_DEF("max_val", 1, -1e30, 1e30, "upper bound"),
+};
+
+/* Element-wise activations that read their input in backward. */
+#define INPUT_ACTIVATION(var, nm, text, attr_table, fwd, bwd)                              \
+    const nf_op var = {                                                                  \
+        .name = nm, .summary = text, .min_inputs = 1, .max_inputs = 1,                   \
+        .attrs = attr_table, .n_attrs = NF_COUNT(attr_table),                            \
+        .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,                     \
+        .forward = fwd, .backward = bwd, .flops = nf_flops_per_element,                  \
+    }
+
+INPUT_ACTIVATION(nf_op_elu, "elu", "x if x > 0 else alpha (exp(x) - 1)", elu_attrs, elu_forward, elu_backward);
+INPUT_ACTIVATION(nf_op_gelu, "gelu", "x Phi(x), exactly or in the tanh form", gelu_attrs, gelu_forward,
+                 gelu_backward);
+INPUT_ACTIVATION(nf_op_softplus, "softplus", "log(1 + exp(beta x)) / beta", softplus_attrs, softplus_forward,
+                 softplus_backward);
+INPUT_ACTIVATION(nf_op_hardtanh, "hardtanh", "x clamped to [min_val, max_val]", hardtanh_attrs, hardtanh_forward,
+                 hardtanh_backward);
+
+const nf_op nf_op_silu = {
+    .name = "silu", .summary = "x sigmoid(x) (swish)", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,
+    .forward = silu_forward, .backward = silu_backward, .flops = nf_flops_per_element,
+};
+
+const nf_op nf_op_relu6 = {
+    .name = "relu6", .summary = "min(max(x, 0), 6)", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,
+    .forward = relu6_forward, .backward = relu6_backward, .flops = nf_flops_per_element,
 };
 
 /* ---- softmax and log_softmax over the last axis ----------------------- */

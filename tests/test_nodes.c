@@ -232,6 +232,19 @@ static void test_conv1d(void **state)
                                       "groups", "3"), 2);
 }
 
+static void test_more_activations(void **state)
+{
+    (void)state;
+    int64_t dims[] = {3, 5};
+    check_op("elu", 2, dims, ATTRS("alpha", "0.7"), 2);
+    check_op("gelu", 2, dims, NULL, 2);
+    check_op("gelu", 2, dims, ATTRS("approximate", "tanh"), 2);
+    check_op("silu", 2, dims, NULL, 2);
+    check_op("softplus", 2, dims, ATTRS("beta", "2", "threshold", "1"), 2);
+    check_op("hardtanh", 2, dims, ATTRS("min_val", "-0.5", "max_val", "0.8"), 2);
+    check_op("relu6", 2, dims, NULL, 2);
+}
+
 static void test_pooling(void **state)
 {
     (void)state;
@@ -342,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_more_activations),
     };
     return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
 }

@@ -2,9 +2,9 @@
  *
  * Compares the gradients computed by back-propagation with central
  * differences, (L(w + h) - L(w - h)) / 2h, for every parameter and every
- * input that asked for its gradient. Elements that sit on a kink (where
- * the one-sided differences disagree, e.g. a relu input near 0) are
- * skipped and counted. */
+ * input that asked for its gradient. Elements within h of a kink (a relu
+ * input near 0, a clamp's edge), where the differences with steps h and
+ * h/2 disagree, are skipped and counted. */
 #ifndef NODEFLOW_GRADCHECK_H
 #define NODEFLOW_GRADCHECK_H
 
