@@ -225,8 +225,8 @@ nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, d
     nf_status st = find_attr(g, node, key, &i);
     if (st != NF_OK)
         return st;
-    if (node->op->attrs[i].type == NF_ATTR_DIMS)
-        return attr_fail(g, node, key, "is a shape; set it from text such as 1x28x28");
+    if (node->op->attrs[i].type == NF_ATTR_DIMS || node->op->attrs[i].type == NF_ATTR_AXES)
+        return attr_fail(g, node, key, "is a list; set it from text such as 1x28x28 or 2,0,1");
     return store_number(g, node, i, value);
 }
 
@@ -261,6 +261,27 @@ static const char *parse_dims(const char *text, nf_shape *out)
     return out->rank ? NULL : form;
 }
 
+/* "2,0,1": distinct axes from 0, at most NF_MAX_RANK of them. */
+static const char *parse_axes(const char *text, nf_shape *out)
+{
+    memset(out, 0, sizeof *out);
+    unsigned seen = 0;
+    for (const char *p = text; *p;) {
+        if (!isdigit((unsigned char)*p) || out->rank == NF_MAX_RANK)
+            return "must be distinct axes from 0 separated by commas (e.g. 2,0,1)";
+        long v = strtol(p, (char **)&p, 10);
+        if (v >= NF_MAX_RANK || (seen & (1u << v)))
+            return "must be distinct axes from 0 separated by commas (e.g. 2,0,1)";
+        seen |= 1u << v;
+        out->dim[out->rank++] = v;
+        if (*p == ',' && p[1])
+            p++;
+        else if (*p)
+            return "must be distinct axes from 0 separated by commas (e.g. 2,0,1)";
+    }
+    return out->rank ? NULL : "must list at least one axis";
+}
+
 static int parse_bool(const char *text, double *value)
 {
     if (!strcmp(text, "1") || !strcmp(text, "true")) { *value = 1; return 1; }
@@ -280,8 +301,9 @@ nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const ch
     double value = 0;
     char *end;
     switch (spec->type) {
-    case NF_ATTR_DIMS: {
-        const char *wrong = parse_dims(text, &node->dims);
+    case NF_ATTR_DIMS:
+    case NF_ATTR_AXES: {
+        const char *wrong = spec->type == NF_ATTR_DIMS ? parse_dims(text, &node->dims) : parse_axes(text, &node->dims);
         if (wrong)
             return attr_fail(g, node, key, wrong);
         node->attr_set |= 1u << i;
@@ -314,7 +336,7 @@ nf_status nf_node_get_attr_number(const nf_node *node, const char *key, double *
     if (!node || !key || !value)
         return NF_ERR_INVALID_ARGUMENT;
     int i = nf_op_attr_index(node->op, key);
-    if (i < 0 || node->op->attrs[i].type == NF_ATTR_DIMS)
+    if (i < 0 || node->op->attrs[i].type == NF_ATTR_DIMS || node->op->attrs[i].type == NF_ATTR_AXES)
         return NF_ERR_INVALID_ARGUMENT;
     *value = node->attr[i];
     return NF_OK;

@@ -34,6 +34,10 @@ static void format_attr(char *buf, size_t size, const nf_node *node, int i)
     double v = node->attr[i];
     switch (spec->type) {
     case NF_ATTR_DIMS: format_dims(buf, size, &node->dims); break;
+    case NF_ATTR_AXES:
+        for (int a = 0, used = 0; a < node->dims.rank && used < (int)size; a++)
+            used += snprintf(buf + used, size - (size_t)used, "%s%lld", a ? "," : "", (long long)node->dims.dim[a]);
+        break;
     case NF_ATTR_ENUM: snprintf(buf, size, "%s", spec->choices[(int)v]); break;
     case NF_ATTR_BOOL: snprintf(buf, size, "%s", v != 0 ? "true" : "false"); break;
     case NF_ATTR_INT: snprintf(buf, size, "%lld", (long long)v); break;
@@ -147,6 +151,7 @@ static const char *type_name(const nf_attr_spec *spec)
     case NF_ATTR_BOOL: return "true/false";
     case NF_ATTR_ENUM: return "choice";
     case NF_ATTR_DIMS: return "shape";
+    case NF_ATTR_AXES: return "axes";
     }
     return "?";
 }
@@ -154,7 +159,7 @@ static const char *type_name(const nf_attr_spec *spec)
 static void reference_attr(nf_text *t, const nf_attr_spec *a)
 {
     char def[96];
-    if (a->type == NF_ATTR_DIMS || isnan(a->def))
+    if (a->type == NF_ATTR_DIMS || a->type == NF_ATTR_AXES || isnan(a->def))
         snprintf(def, sizeof def, "required");
     else if (a->type == NF_ATTR_ENUM)
         snprintf(def, sizeof def, "`%s`", a->choices[(int)a->def]);

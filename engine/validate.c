@@ -12,7 +12,7 @@ static nf_status check_required(const nf_node *node, nf_error *err)
 {
     for (int i = 0; i < node->op->n_attrs; i++) {
         const nf_attr_spec *spec = &node->op->attrs[i];
-        int required = spec->type == NF_ATTR_DIMS || isnan(spec->def);
+        int required = spec->type == NF_ATTR_DIMS || spec->type == NF_ATTR_AXES || isnan(spec->def);
         if (required && !(node->attr_set & (1u << i)))
             return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s '%s': attribute '%s' is required (%s)",
                            node->op->name, node->name, spec->name, spec->doc);

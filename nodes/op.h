@@ -25,7 +25,8 @@ typedef enum nf_attr_type {
     NF_ATTR_FLOAT,
     NF_ATTR_BOOL,
     NF_ATTR_ENUM,     /* stored as the index into `choices` */
-    NF_ATTR_DIMS      /* a shape such as 1x28x28, stored in node->dims */
+    NF_ATTR_DIMS,     /* a shape such as 1x28x28, stored in node->dims */
+    NF_ATTR_AXES      /* axes such as 2,0,1 (from 0), stored in node->dims */
 } nf_attr_type;
 
 typedef struct nf_attr_spec {

@@ -245,6 +245,74 @@ static void test_more_activations(void **state)
     check_op("relu6", 2, dims, NULL, 2);
 }
 
+static void test_shape_ops(void **state)
+{
+    (void)state;
+    int64_t d3[] = {2, 3, 4};
+    check_op("copy", 3, d3, NULL, 2);
+    check_op("flatten", 3, d3, NULL, 2);
+    check_op("flatten", 3, d3, ATTRS("start", "1"), 2);
+    check_op("reshape", 3, d3, ATTRS("shape", "4x6"), 2);
+    check_op("slice", 3, d3, ATTRS("axis", "1", "start", "1", "end", "3"), 2);
+    check_op("slice", 3, d3, ATTRS("axis", "-1", "start", "2"), 2);
+    check_op("transpose", 3, d3, ATTRS("dim0", "0", "dim1", "2"), 2);
+    check_op("permute", 3, d3, ATTRS("order", "2,0,1"), 2);
+    /* concat of two inputs along the middle axis */
+    nf_graph *g = nf_graph_new();
+    nf_node *in[2] = {grad_input(g, "a", 3, d3), grad_input(g, "b", 3, (int64_t[]){2, 5, 4})};
+    nf_node *c = nf_graph_add(g, "concat", "c", 2, in);
+    nf_node_set_attr(g, c, "axis", "1");
+    finish_with_mse(g, c, 3, (int64_t[]){2, 8, 4});
+    assert_gradients(g, 2, TOL);
+    nf_graph_free(g);
+}
+
+/* Where each value goes: permute, transpose, concat and slice by index. */
+static void test_shape_values(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 3, (int64_t[]){2, 3, 4});
+    nf_node *p = nf_graph_add(g, "permute", "p", 1, &x);
+    nf_node_set_attr(g, p, "order", "2,0,1");
+    nf_node *t = nf_graph_add(g, "transpose", "t", 1, &x);
+    nf_node_set_attr(g, t, "dim0", "-1");
+    nf_node_set_attr(g, t, "dim1", "1");
+    nf_node *pair[2] = {x, x};
+    nf_node *c = nf_graph_add(g, "concat", "c", 2, pair);
+    nf_node_set_attr(g, c, "axis", "2");
+    nf_node *s = nf_graph_add(g, "slice", "s", 1, &c);
+    nf_node_set_attr(g, s, "axis", "2");
+    nf_node_set_attr(g, s, "start", "3");
+    nf_node_set_attr(g, s, "end", "6");
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_INFERENCE | NF_PLAN_KEEP_VALUES, &plan, &err), &err);
+    nf_tensor vx, vp, vt, vs;
+    nf_plan_input(plan, x, &vx, NULL);
+    for (int i = 0; i < 48; i++)
+        vx.data[i] = (float)i;
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    nf_plan_value(plan, p, &vp, NULL);
+    nf_plan_value(plan, t, &vt, NULL);
+    nf_plan_value(plan, s, &vs, NULL);
+    for (int n = 0; n < 2; n++)
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 3; j++)
+                for (int k = 0; k < 4; k++) {
+                    float v = (float)(n * 24 + i * 12 + j * 4 + k);
+                    assert_true(vp.data[n * 24 + k * 6 + i * 3 + j] == v); /* p[k][i][j] = x[i][j][k] */
+                    assert_true(vt.data[n * 24 + i * 12 + k * 3 + j] == v); /* t[i][k][j] = x[i][j][k] */
+                    /* s = concat(x, x)[..., 3:6] = (x[..., 3], x[..., 0], x[..., 1]) */
+                    if (k == 3)
+                        assert_true(vs.data[n * 18 + i * 9 + j * 3] == v);
+                    if (k < 2)
+                        assert_true(vs.data[n * 18 + i * 9 + j * 3 + k + 1] == v);
+                }
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
 static void test_pooling(void **state)
 {
     (void)state;
@@ -356,6 +424,8 @@ int main(void)
         cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_more_activations),
+        cmocka_unit_test(test_shape_ops),
+        cmocka_unit_test(test_shape_values),
     };
     return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
 }
