@@ -9,11 +9,13 @@
 typedef struct checker {
     nf_plan *plan;
     double step, floor;
+    uint64_t runs;                 /* the run count of the analytic pass: same dropout masks */
     nf_gradcheck_result *result;
 } checker;
 
 static nf_status loss_at(checker *c, double *loss, nf_error *err)
 {
+    c->plan->graph->runs = c->runs;
     nf_status st = nf_plan_forward(c->plan, err);
     *loss = nf_plan_loss(c->plan);
     return st;
@@ -23,7 +25,7 @@ static nf_status loss_at(checker *c, double *loss, nf_error *err)
 static nf_status central(checker *c, float *x, int64_t i, double h, double *out, nf_error *err)
 {
     float orig = x[i];
-    double up, down;
+    double up = 0, down = 0;
     x[i] = (float)(orig + h);
     nf_status st = loss_at(c, &up, err);
     x[i] = (float)(orig - h);
@@ -122,6 +124,7 @@ nf_status nf_gradcheck(nf_plan *p, const nf_gradcheck_options *opts, nf_gradchec
     if (!p || !result)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_gradcheck: NULL argument");
     memset(result, 0, sizeof *result);
+    uint64_t runs = p->graph->runs;
     nf_status st = nf_plan_forward(p, err);
     if (st == NF_OK)
         st = nf_plan_backward(p, err);
@@ -135,11 +138,13 @@ nf_status nf_gradcheck(nf_plan *p, const nf_gradcheck_options *opts, nf_gradchec
         .plan = p,
         .step = opts && opts->step > 0 ? opts->step : 1e-2,
         .floor = opts && opts->abs_floor > 0 ? opts->abs_floor : 1e-2,
+        .runs = runs,
         .result = result,
     };
     st = check_all(&c, analytic, opts ? opts->max_per_tensor : 0, err);
     free(analytic);
     /* leave the plan as it was after the first backward */
+    p->graph->runs = runs;
     if (st == NF_OK)
         st = nf_plan_forward(p, err);
     if (st == NF_OK)

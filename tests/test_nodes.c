@@ -313,6 +313,61 @@ static void test_shape_values(void **state)
     nf_graph_free(g);
 }
 
+static void test_norms_and_dropout(void **state)
+{
+    (void)state;
+    int64_t d1[] = {5}, d3[] = {3, 4, 5};
+    check_op("batchnorm", 1, d1, NULL, 6);
+    check_op("batchnorm", 3, d3, NULL, 3);
+    check_op("batchnorm", 3, d3, ATTRS("affine", "false", "momentum", "0.3"), 3);
+    check_op("layernorm", 3, d3, NULL, 2);
+    check_op("layernorm", 3, d3, ATTRS("axes", "2"), 2);
+    check_op("layernorm", 3, d3, ATTRS("axes", "3", "affine", "false"), 2);
+    check_op("dropout", 3, d3, ATTRS("p", "0.3"), 2);
+}
+
+/* Dropout: about p of the elements zeroed and the rest scaled in
+ * training, none in inference, the same masks from the same seed. */
+static void test_dropout_values(void **state)
+{
+    (void)state;
+    nf_error err;
+    float first[4000];
+    for (int run = 0; run < 2; run++) {
+        nf_graph *g = nf_graph_new();
+        nf_graph_set_seed(g, 8);
+        nf_node *x = nf_input(g, "x", 1, (int64_t[]){1000});
+        nf_node *d = nf_output(g, "d", nf_graph_add(g, "dropout", "drop", 1, &x));
+        nf_node_set_attr(g, nf_graph_find(g, "drop"), "p", "0.25");
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 4, NF_PLAN_TRAINING, &plan, &err), &err);
+        nf_tensor vx, vd;
+        nf_plan_input(plan, x, &vx, NULL);
+        for (int i = 0; i < 4000; i++)
+            vx.data[i] = 1.0f;
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        nf_plan_value(plan, d, &vd, NULL);
+        int zeros = 0;
+        for (int i = 0; i < 4000; i++) {
+            assert_true(vd.data[i] == 0.0f || fabsf(vd.data[i] - 1.0f / 0.75f) < 1e-6f);
+            zeros += vd.data[i] == 0.0f;
+        }
+        assert_true(zeros > 850 && zeros < 1150); /* 1000 expected */
+        if (run == 0)
+            memcpy(first, vd.data, sizeof first);
+        else
+            assert_memory_equal(first, vd.data, sizeof first);
+        assert_ok(nf_plan_forward(plan, &err), &err); /* a new run draws new masks */
+        assert_memory_not_equal(first, vd.data, sizeof first);
+        nf_plan_set_training(plan, 0);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        for (int i = 0; i < 4000; i++)
+            assert_true(vd.data[i] == 1.0f);
+        nf_plan_free(plan);
+        nf_graph_free(g);
+    }
+}
+
 static void test_pooling(void **state)
 {
     (void)state;
@@ -426,6 +481,8 @@ int main(void)
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_shape_values),
+        cmocka_unit_test(test_norms_and_dropout),
+        cmocka_unit_test(test_dropout_values),
     };
     return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
 }
