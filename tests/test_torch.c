@@ -2,6 +2,7 @@
  * the graphs in tests/fixtures/make_torch.py, to 1e-5 relative (of each
  * tensor's largest magnitude). The fixtures are committed; this test does
  * not need Python. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -140,11 +141,103 @@ static void test_ops(void **state)
     fixture_free(&f);
 }
 
+/* Convolutions, batch norm, pooling, layer norm and their 1-D forms
+ * against PyTorch (torch_cnn.txt): every output, gradient and running
+ * statistic. The model is written in the model-file format. */
+static void test_cnn(void **state)
+{
+    (void)state;
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_cnn.txt");
+    const char *model =
+        "nodeflow 1\n"
+        "x = input shape=4x9x8 grad=true\ns = input shape=3x20 grad=true\n"
+        "y = input shape=scalar\nt = input shape=4x3\n"
+        "c1 = conv2d x out=6 kernel=3x2 stride=2 padding=1\n"
+        "b1 = batchnorm c1\nr1 = relu b1\n"
+        "p1 = maxpool r1 kernel=2 stride=2 ceil_mode=true\n"
+        "c2 = conv2d p1 out=6 kernel=3 padding=2 dilation=2 groups=3\n"
+        "p2 = avgpool c2 kernel=3 stride=1 padding=1\n"
+        "ln = layernorm p2 axes=2\nflat = flatten ln\nfc = linear flat out=5\n"
+        "logits = output fc\nce = cross_entropy logits y\n"
+        "d1 = conv1d s out=4 kernel=3 stride=2 padding=1\n"
+        "q1 = maxpool1d d1 kernel=2\nq2 = avgpool1d q1 kernel=2 ceil_mode=true\n"
+        "mse = mse q2 t\n";
+    nf_graph *g;
+    assert_ok(nf_model_parse(model, strlen(model), "cnn", &g, NULL, &err), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING | NF_PLAN_KEEP_VALUES, &plan, &err), &err);
+    const char *params[] = {"c1.weight", "c1.bias", "b1.weight", "b1.bias", "c2.weight", "c2.bias",
+                            "ln.weight", "ln.bias", "fc.weight", "fc.bias", "d1.weight", "d1.bias"};
+    for (int i = 0; i < 12; i++)
+        load_param(g, &f, params[i]);
+    const char *inputs[] = {"x", "s", "y", "t"};
+    for (int i = 0; i < 4; i++)
+        load_input(plan, nf_graph_find(g, inputs[i]), &f);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    assert_ok(nf_plan_backward(plan, &err), &err);
+    const char *values[] = {"c1", "b1", "p1", "c2", "p2", "ln", "logits", "d1", "q2"};
+    for (int i = 0; i < 9; i++)
+        expect_node_value(plan, nf_graph_find(g, values[i]), &f, values[i]);
+    float loss = (float)nf_plan_loss(plan);
+    assert_close("loss", &loss, fixture_get(&f, "loss")->data, 1, RTOL);
+    for (int i = 0; i < 12; i++) {
+        if (strcmp(params[i], "c1.bias") == 0 || strcmp(params[i], "c2.bias") == 0) {
+            /* batch norm (after c1) and layer norm per channel (after c2)
+             * remove a per-channel shift: these gradients are 0 up to
+             * rounding (PyTorch's, in double, about 1e-15) */
+            nf_tensor grad;
+            nf_graph_param(g, nf_graph_find_param(g, params[i]), NULL, NULL, &grad);
+            for (int j = 0; j < 6; j++)
+                assert_true(fabsf(grad.data[j]) < 1e-5f);
+            continue;
+        }
+        expect_param_grad(g, &f, params[i]);
+    }
+    expect_input_grad(plan, nf_graph_find(g, "x"), &f);
+    expect_input_grad(plan, nf_graph_find(g, "s"), &f);
+    const char *stats[] = {"b1.running_mean", "b1.running_var"};
+    for (int i = 0; i < 2; i++) {
+        nf_tensor v;
+        nf_graph_param(g, nf_graph_find_param(g, stats[i]), NULL, &v, NULL);
+        assert_close(stats[i], v.data, fixture_get(&f, stats[i])->data, 6, RTOL);
+    }
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
+/* A PyTorch LeNet-5's weights give PyTorch's logits in nodeflow. */
+static void test_lenet_weights(void **state)
+{
+    (void)state;
+    nf_error err;
+    char path[1024], weights[1024];
+    snprintf(path, sizeof path, "%s/models/fashion_lenet.nfg", NF_SOURCE_DIR);
+    snprintf(weights, sizeof weights, "%s/tests/fixtures/torch_lenet.safetensors", NF_SOURCE_DIR);
+    nf_graph *g;
+    assert_ok(nf_model_load(path, &g, NULL, &err), &err);
+    assert_ok(nf_weights_load(g, weights, NF_WEIGHTS_STRICT, &err), &err);
+    fixture f;
+    fixture_load(&f, "torch_lenet.txt");
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 4, NF_PLAN_INFERENCE, &plan, &err), &err);
+    assert_ok(nf_plan_set_input(plan, nf_graph_find(g, "x"), fixture_get(&f, "x")->data, &err), &err);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    expect_node_value(plan, nf_graph_find(g, "logits"), &f, "logits");
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_ops),
+        cmocka_unit_test(test_cnn),
+        cmocka_unit_test(test_lenet_weights),
     };
     return cmocka_run_group_tests_name("torch", tests, NULL, NULL);
 }
