@@ -133,6 +133,18 @@ static geom geom_of(const nf_exec *e)
     return g;
 }
 
+/* The output columns ox whose input column ox stride + ix0 lies in
+ * [0, w): [*lo, *hi). */
+static void valid_columns(const geom *g, int64_t ix0, int64_t *lo, int64_t *hi)
+{
+    *lo = ix0 >= 0 ? 0 : (-ix0 + g->stride - 1) / g->stride;
+    *hi = g->w - ix0 <= 0 ? 0 : (g->w - ix0 + g->stride - 1) / g->stride;
+    if (*hi > g->ow)
+        *hi = g->ow;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
 /* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW) */
 static void im2col(const geom *g, const float *x, float *cols)
 {
@@ -140,6 +152,8 @@ static void im2col(const geom *g, const float *x, float *cols)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
                 float *row = cols + ((c * g->kh + ki) * g->kw + kj) * g->hw;
+                int64_t ix0 = kj * g->dil - g->pl, lo, hi;
+                valid_columns(g, ix0, &lo, &hi);
                 for (int64_t oy = 0; oy < g->oh; oy++) {
                     int64_t iy = oy * g->stride - g->pt + ki * g->dil;
                     float *out = row + oy * g->ow;
@@ -148,11 +162,15 @@ static void im2col(const geom *g, const float *x, float *cols)
                         continue;
                     }
                     const float *in = x + (c * g->h + iy) * g->w;
-                    int64_t ix0 = kj * g->dil - g->pl;
-                    for (int64_t ox = 0; ox < g->ow; ox++) {
-                        int64_t ix = ox * g->stride + ix0;
-                        out[ox] = ix >= 0 && ix < g->w ? in[ix] : 0.0f;
-                    }
+                    for (int64_t ox = 0; ox < lo; ox++)
+                        out[ox] = 0.0f;
+                    if (g->stride == 1)
+                        memcpy(out + lo, in + lo + ix0, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            out[ox] = in[ox * g->stride + ix0];
+                    for (int64_t ox = hi; ox < g->ow; ox++)
+                        out[ox] = 0.0f;
                 }
             }
 }
@@ -164,18 +182,16 @@ static void col2im_add(const geom *g, const float *dcols, float *dx)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
                 const float *row = dcols + ((c * g->kh + ki) * g->kw + kj) * g->hw;
+                int64_t ix0 = kj * g->dil - g->pl, lo, hi;
+                valid_columns(g, ix0, &lo, &hi);
                 for (int64_t oy = 0; oy < g->oh; oy++) {
                     int64_t iy = oy * g->stride - g->pt + ki * g->dil;
                     if (iy < 0 || iy >= g->h)
                         continue;
                     float *out = dx + (c * g->h + iy) * g->w;
                     const float *in = row + oy * g->ow;
-                    int64_t ix0 = kj * g->dil - g->pl;
-                    for (int64_t ox = 0; ox < g->ow; ox++) {
-                        int64_t ix = ox * g->stride + ix0;
-                        if (ix >= 0 && ix < g->w)
-                            out[ix] += in[ox];
-                    }
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        out[ox * g->stride + ix0] += in[ox];
                 }
             }
 }
