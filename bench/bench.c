@@ -1,15 +1,23 @@
 /* nodeflow-bench — the reference workloads of shared/bench/WORKLOADS.md.
  *
- *   nodeflow-bench W1 [--threads N] [--epochs N] [--data DIR]
+ *   nodeflow-bench W1|W2 [--threads N] [--epochs N] [--data DIR]
+ *   nodeflow-bench W3 [--threads N]
+ *   nodeflow-bench W5 [--threads N]
  *
- * Prints one JSON line: workload, threads, epoch_s (median seconds per
- * training epoch), test_acc (after the last epoch), infer_img_s (10,000
- * test images at batch 256, median of 3), latency_ms (median of 1,000
- * single-image forwards). Only the loops are timed, not data loading. */
+ * Prints one JSON line. W1 (MLP) and W2 (LeNet-5): epoch_s (median
+ * seconds per training epoch), test_acc (after the last epoch),
+ * infer_img_s (10,000 test images at batch 256, median of 3), latency_ms
+ * (median of 1,000 single-image forwards). W3 (CNN): train_img_s over 100
+ * batches of 128 after 5 warm-up batches, and gflops (2 M N K per matrix
+ * product of forward and backward). W5: OpenBLAS sgemm GFLOP/s for
+ * 1024^3 and for W3's largest convolution (M=64, K=288, N=128*784).
+ * Only the loops are timed, not data loading. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cblas.h>
 
 #include <nodeflow/nodeflow.h>
 
@@ -46,7 +54,7 @@ static int fail(const char *what, const nf_error *err)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: nodeflow-bench W1 [--threads N] [--epochs N] [--data DIR]\n");
+    fprintf(stderr, "usage: nodeflow-bench W1|W2|W3|W5 [--threads N] [--epochs N] [--data DIR]\n");
     return 2;
 }
 
@@ -66,17 +74,19 @@ static int parse(int argc, char **argv, options *o)
         else
             return 0;
     }
-    return o->workload && !strcmp(o->workload, "W1") && o->epochs > 0 && o->threads >= 0;
+    return o->workload && o->epochs > 0 && o->threads >= 0 &&
+           (!strcmp(o->workload, "W1") || !strcmp(o->workload, "W2") || !strcmp(o->workload, "W3") ||
+            !strcmp(o->workload, "W5"));
 }
 
-typedef struct w1 {
+typedef struct model {
     nf_graph *g;
     nf_node *x, *y, *logits;
-} w1;
+} model;
 
-static w1 build_w1(void)
+static model build_w1(void)
 {
-    w1 m;
+    model m;
     m.g = nf_graph_new();
     nf_graph_set_seed(m.g, 1);
     m.x = nf_input(m.g, "x", 1, (int64_t[]){784});
@@ -88,8 +98,22 @@ static w1 build_w1(void)
     return m;
 }
 
+/* A model file of models/ (W2: fashion_lenet.nfg, W3: fashion_cnn.nfg). */
+static int load_model(const char *file, model *m, nf_error *err)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/%s", NF_SOURCE_DIR, file);
+    if (nf_model_load(path, &m->g, NULL, err) != NF_OK)
+        return 0;
+    nf_graph_init_params(m->g, 1, NULL);
+    m->x = nf_graph_find(m->g, "x");
+    m->y = nf_graph_find(m->g, "y");
+    m->logits = nf_graph_find(m->g, "logits");
+    return 1;
+}
+
 /* Median of 1,000 single-image forwards, in milliseconds. */
-static int latency_ms(w1 *m, const nf_dataset *test, double *out, nf_error *err)
+static int latency_ms(model *m, const nf_dataset *test, double *out, nf_error *err)
 {
     nf_plan *plan;
     if (nf_plan_compile(m->g, 1, NF_PLAN_INFERENCE, &plan, err) != NF_OK)
@@ -98,7 +122,7 @@ static int latency_ms(w1 *m, const nf_dataset *test, double *out, nf_error *err)
     static double t[RUNS];
     for (int i = 0; i < RUNS; i++) {
         double start = now();
-        nf_plan_set_input(plan, m->x, test->x + (int64_t)(i % test->count) * 784, err);
+        nf_plan_set_input(plan, m->x, test->x + (int64_t)(i % test->count) * 784, err); /* 28 x 28 */
         nf_plan_forward(plan, err);
         t[i] = now() - start;
     }
@@ -107,23 +131,30 @@ static int latency_ms(w1 *m, const nf_dataset *test, double *out, nf_error *err)
     return 1;
 }
 
-static int run_w1(const options *o)
+/* W1 and W2: epochs of training, then inference throughput and latency. */
+static int run_classifier(const options *o)
 {
     nf_error err = {0};
     nf_dataset *train, *test;
     if (nf_dataset_load_fashion_mnist(o->data, 1, &train, &err) != NF_OK ||
         nf_dataset_load_fashion_mnist(o->data, 0, &test, &err) != NF_OK)
         return fail("loading Fashion-MNIST", &err);
-    w1 m = build_w1();
+    int w1 = !strcmp(o->workload, "W1");
+    model m;
+    if (w1)
+        m = build_w1();
+    else if (!load_model("fashion_lenet.nfg", &m, &err))
+        return fail("loading the model", &err);
     nf_plan *plan, *eval_plan;
     nf_optimizer *opt;
     nf_batcher *batches;
     if (nf_plan_compile(m.g, 64, NF_PLAN_TRAINING, &plan, &err) != NF_OK ||
         nf_plan_compile(m.g, 256, NF_PLAN_INFERENCE, &eval_plan, &err) != NF_OK ||
-        nf_optimizer_new(m.g, "sgd", &opt, &err) != NF_OK || nf_optimizer_set(opt, "lr", 0.05, &err) != NF_OK ||
-        nf_optimizer_set(opt, "momentum", 0.9, &err) != NF_OK ||
+        nf_optimizer_new(m.g, w1 ? "sgd" : "adam", &opt, &err) != NF_OK ||
+        nf_optimizer_set(opt, "lr", w1 ? 0.05 : 1e-3, &err) != NF_OK ||
+        (w1 && nf_optimizer_set(opt, "momentum", 0.9, &err) != NF_OK) ||
         nf_batcher_new(train, 64, 1, 7, &batches, &err) != NF_OK)
-        return fail("setting up W1", &err);
+        return fail("setting up the workload", &err);
     nf_binding bind = {.x = m.x, .y = m.y, .scores = m.logits};
     double epoch_s[64], infer_s[3];
     nf_epoch_stats stats;
@@ -143,9 +174,9 @@ static int run_w1(const options *o)
     double latency;
     if (!latency_ms(&m, test, &latency, &err))
         return fail("latency", &err);
-    printf("{\"workload\": \"W1\", \"threads\": %d, \"epoch_s\": %.4f, \"test_acc\": %.4f, "
+    printf("{\"workload\": \"%s\", \"threads\": %d, \"epoch_s\": %.4f, \"test_acc\": %.4f, "
            "\"infer_img_s\": %.0f, \"latency_ms\": %.4f}\n",
-           nf_threads(), median(epoch_s, o->epochs < 64 ? o->epochs : 64), stats.accuracy,
+           o->workload, nf_threads(), median(epoch_s, o->epochs < 64 ? o->epochs : 64), stats.accuracy,
            (double)test->count / median(infer_s, 3), latency);
     nf_batcher_free(batches);
     nf_optimizer_free(opt);
@@ -157,11 +188,85 @@ static int run_w1(const options *o)
     return 0;
 }
 
+/* The matrix products of W3, forward and backward, per image: conv1 (no
+ * input gradient), conv2, fc1, fc2 as 2 M N K each. */
+static double w3_flops_per_image(void)
+{
+    double conv1 = 2.0 * 32 * 9 * 784, conv2 = 2.0 * 64 * 288 * 784, fc1 = 2.0 * 12544 * 128, fc2 = 2.0 * 128 * 10;
+    return 2 * conv1 + 3 * conv2 + 3 * fc1 + 3 * fc2;
+}
+
+/* W3: images per second over 100 training batches of 128 after 5. */
+static int run_w3(const options *o)
+{
+    nf_error err = {0};
+    nf_dataset *train;
+    model m;
+    if (nf_dataset_load_fashion_mnist(o->data, 1, &train, &err) != NF_OK || !load_model("fashion_cnn.nfg", &m, &err))
+        return fail("setting up W3", &err);
+    nf_plan *plan;
+    nf_optimizer *opt;
+    nf_batcher *batches;
+    if (nf_plan_compile(m.g, 128, NF_PLAN_TRAINING, &plan, &err) != NF_OK ||
+        nf_optimizer_new(m.g, "adam", &opt, &err) != NF_OK ||
+        nf_batcher_new(train, 128, 1, 7, &batches, &err) != NF_OK)
+        return fail("setting up W3", &err);
+    nf_binding bind = {.x = m.x, .y = m.y};
+    nf_epoch_stats stats = {0};
+    if (nf_train_batches(plan, opt, batches, &bind, 5, &stats, NULL, &err) != NF_OK)
+        return fail("training", &err);
+    double start = now();
+    if (nf_train_batches(plan, opt, batches, &bind, 100, &stats, NULL, &err) != NF_OK)
+        return fail("training", &err);
+    double seconds = now() - start, images = 100.0 * 128;
+    printf("{\"workload\": \"W3\", \"threads\": %d, \"train_img_s\": %.1f, \"gflops\": %.2f, \"loss\": %.4f}\n",
+           nf_threads(), images / seconds, images * w3_flops_per_image() / seconds / 1e9, stats.loss);
+    nf_batcher_free(batches);
+    nf_optimizer_free(opt);
+    nf_plan_free(plan);
+    nf_graph_free(m.g);
+    nf_dataset_free(train);
+    return 0;
+}
+
+/* GFLOP/s of C = A B for row-major A [m, k] and B [k, n], best of 5 runs. */
+static double sgemm_gflops(int m, int n, int k)
+{
+    float *a = nf_aligned_alloc((size_t)m * k * 4), *b = nf_aligned_alloc((size_t)k * n * 4);
+    float *c = nf_aligned_alloc((size_t)m * n * 4);
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < (size_t)k * n; i++)
+        b[i] = (float)(i % 7) * 0.01f;
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double start = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+        double t = now() - start;
+        best = t < best ? t : best;
+    }
+    nf_aligned_free(a);
+    nf_aligned_free(b);
+    nf_aligned_free(c);
+    return 2.0 * m * n * k / best / 1e9;
+}
+
+static int run_w5(void)
+{
+    printf("{\"workload\": \"W5\", \"threads\": %d, \"sgemm_1024_gflops\": %.2f, \"sgemm_w3_conv2_gflops\": %.2f}\n",
+           nf_threads(), sgemm_gflops(1024, 1024, 1024), sgemm_gflops(64, 128 * 784, 288));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options o;
     if (!parse(argc, argv, &o))
         return usage();
     nf_set_threads(o.threads);
-    return run_w1(&o);
+    if (!strcmp(o.workload, "W3"))
+        return run_w3(&o);
+    if (!strcmp(o.workload, "W5"))
+        return run_w5();
+    return run_classifier(&o);
 }

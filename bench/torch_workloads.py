@@ -2,7 +2,7 @@
 """The reference workloads of shared/bench/WORKLOADS.md in PyTorch, timed
 the way nodeflow-bench times them, printing the same JSON line.
 
-    /usr/bin/python3 bench/torch_workloads.py W1 --threads N [--epochs N]
+    /usr/bin/python3 bench/torch_workloads.py W1|W2|W3 --threads N [--epochs N]
 
 Data is read from Debian's dataset-fashion-mnist files with gzip + numpy;
 batches are drawn by indexing tensors with a permutation (faster than a
@@ -34,15 +34,64 @@ def fashion(split):
     return torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y.astype(np.int64))
 
 
+def lenet():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2, 2),
+        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2, 2), torch.nn.Flatten(),
+        torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(),
+        torch.nn.Linear(84, 10))
+
+
+def w3_model():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Dropout(0.25), torch.nn.Flatten(), torch.nn.Linear(12544, 128), torch.nn.ReLU(),
+        torch.nn.Dropout(0.5), torch.nn.Linear(128, 10))
+
+
+def w3(args):
+    """Training images/s over 100 batches of 128 after 5 warm-up batches."""
+    torch.manual_seed(1)
+    xtr, ytr = fashion("train")
+    xtr = xtr.reshape(-1, 1, 28, 28)
+    model = w3_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    perm = torch.randperm(xtr.shape[0])
+
+    def batch(i):
+        rows = perm[(i * 128) % 59904:(i * 128) % 59904 + 128]
+        opt.zero_grad()
+        loss = loss_fn(model(xtr[rows]), ytr[rows])
+        loss.backward()
+        opt.step()
+
+    for i in range(5):
+        batch(i)
+    start = time.perf_counter()
+    for i in range(5, 105):
+        batch(i)
+    seconds = time.perf_counter() - start
+    flops = 2 * (2 * 32 * 9 * 784) + 3 * (2 * 64 * 288 * 784) + 3 * (2 * 12544 * 128) + 3 * (2 * 128 * 10)
+    return {"workload": "W3", "threads": torch.get_num_threads(), "train_img_s": round(12800 / seconds, 1),
+            "gflops": round(12800 * flops / seconds / 1e9, 2)}
+
+
 def w1(args):
     torch.manual_seed(1)
     xtr, ytr = fashion("train")
     xte, yte = fashion("t10k")
-    model = torch.nn.Sequential(
-        torch.nn.Linear(784, 256), torch.nn.ReLU(),
-        torch.nn.Linear(256, 128), torch.nn.ReLU(),
-        torch.nn.Linear(128, 10))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    if args.workload == "W2":
+        xtr, xte = xtr.reshape(-1, 1, 28, 28), xte.reshape(-1, 1, 28, 28)
+        model = lenet()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    else:
+        model = torch.nn.Sequential(
+            torch.nn.Linear(784, 256), torch.nn.ReLU(),
+            torch.nn.Linear(256, 128), torch.nn.ReLU(),
+            torch.nn.Linear(128, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     epoch_s = []
     for _ in range(args.epochs):
@@ -68,7 +117,7 @@ def w1(args):
             start = time.perf_counter()
             model(xte[i:i + 1])
             lat.append(time.perf_counter() - start)
-    return {"workload": "W1", "threads": torch.get_num_threads(),
+    return {"workload": args.workload, "threads": torch.get_num_threads(),
             "epoch_s": round(statistics.median(epoch_s), 4),
             "test_acc": round(correct / xte.shape[0], 4),
             "infer_img_s": round(xte.shape[0] / statistics.median(infer_s)),
@@ -77,12 +126,12 @@ def w1(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("workload", choices=["W1"])
+    p.add_argument("workload", choices=["W1", "W2", "W3"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps({"W1": w1}[args.workload](args)))
+    print(json.dumps({"W1": w1, "W2": w1, "W3": w3}[args.workload](args)))
 
 
 if __name__ == "__main__":
