@@ -196,14 +196,13 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     for (int k = 0; k < p->n; k++)
         n += node_intervals(p, k, iv + n);
     int64_t total = assign_slots(iv, n, slots, slot_of);
-    /* one scratch area shared by all nodes (each uses it only while it
-     * runs), a slice per thread */
+    /* one scratch area shared by all nodes: each uses it only while it runs */
     int64_t scratch = 0;
     for (int k = 0; k < p->n; k++)
         scratch = max64(scratch, nf_align_floats(p->graph->nodes[k]->workspace));
     p->workspace_off = total;
     p->workspace_floats = scratch;
-    total += scratch * p->threads;
+    total += scratch;
     if (total > nf_limit_floats()) {
         st = nf_fail(err, NF_ERR_NO_MEMORY,
                      "the plan needs %lld bytes of activations, over the memory limit of %zu; lower the batch size",

@@ -28,9 +28,9 @@ struct nf_plan {
     unsigned char *grad_ready; /* per node: gradient zeroed this backward */
     int forward_done;
     int training;              /* training mode: dropout active, batch statistics */
-    int threads;               /* threads the workspace is sized for */
+    int threads;               /* nf_threads() when compiled */
     int64_t workspace_off;     /* the shared scratch area in the arena */
-    int64_t workspace_floats;  /* per thread */
+    int64_t workspace_floats;
 };
 
 /* Applies the default thread count once, if nf_set_threads was never

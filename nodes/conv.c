@@ -1,20 +1,24 @@
 /* nodeflow — convolutions: conv2d over NCHW and conv1d over NCW, lowered
- * to OpenBLAS sgemm through im2col, one sample per thread.
+ * to OpenBLAS sgemm through im2col over a chunk of samples at a time, so
+ * that each product is large (one GEMM per chunk and group, threaded
+ * inside OpenBLAS):
  *
- * For sample n and group g (weights W [O, C/G, kh, kw] as in PyTorch):
- *   cols = im2col(x_n)                     [C/G kh kw, OH OW]
- *   y_n  = W_g cols + b                    [O/G, OH OW]
- * backward:
- *   dW_g += dy_n cols^T                    (per-thread sums, then added in thread order)
- *   dx_n += col2im(W_g^T dy_n)
- * A 1x1 convolution with stride 1 and no padding uses x_n as cols. */
+ * For a chunk of S samples and group g (weights W [O, C/G, kh, kw] as in
+ * PyTorch), the columns of sample s sit side by side:
+ *   cols = [im2col(x_1) ... im2col(x_S)]   [C/G kh kw, S OH OW]
+ *   Y    = W_g cols                        [O/G, S OH OW], then + b into NCHW
+ * backward, with dY gathered the same way from NCHW:
+ *   dW_g += dY cols^T
+ *   dcols = W_g^T dY;  dx_s += col2im(dcols of sample s)
+ * A chunk holds as many samples as fit CHUNK_FLOATS floats of columns. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include <cblas.h>
 
 #include "engine/internal.h"
+
+#define CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MB of columns per chunk */
 
 enum { OUT, KERNEL, STRIDE, PADDING, PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT, SAME, DILATION, GROUPS, BIAS,
        WEIGHT_INIT, BIAS_INIT };
@@ -93,6 +97,13 @@ static int make_geom(const double *attr, const nf_shape *kernel, const nf_shape 
     return 1;
 }
 
+/* Samples per chunk: as many as fit CHUNK_FLOATS floats of columns. */
+static int64_t chunk_samples(const geom *g)
+{
+    int64_t per = g->ckk * g->hw;
+    return per >= CHUNK_FLOATS ? 1 : CHUNK_FLOATS / per;
+}
+
 static nf_status conv_infer_common(nf_infer *ctx, int is1d)
 {
     const nf_shape *in = ctx->in[0], *kernel = ctx->dims;
@@ -117,8 +128,9 @@ static nf_status conv_infer_common(nf_infer *ctx, int is1d)
         ctx->params[1] = (nf_param_spec){"bias", {1, {g.o}}, (nf_init)ctx->attr[BIAS_INIT], 0, fan_in, fan_out, 0};
         ctx->n_params = 2;
     }
-    /* per thread: cols and their gradient, and partial dW and db */
-    ctx->workspace = 2 * g.ckk * g.hw + g.o * g.ckk + g.o + 64;
+    /* a chunk's columns, their gradient and Y (or dY) */
+    int64_t chunk = chunk_samples(&g);
+    ctx->workspace = chunk * g.hw * (2 * g.ckk + g.o) + 64;
     return NF_OK;
 }
 
@@ -145,13 +157,14 @@ static void valid_columns(const geom *g, int64_t ix0, int64_t *lo, int64_t *hi)
         *lo = *hi;
 }
 
-/* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW) */
-static void im2col(const geom *g, const float *x, float *cols)
+/* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW),
+ * with rows `stride` floats apart */
+static void im2col_rows(const geom *g, const float *x, float *cols, int64_t stride)
 {
     for (int64_t c = 0; c < g->c / g->groups; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
-                float *row = cols + ((c * g->kh + ki) * g->kw + kj) * g->hw;
+                float *row = cols + ((c * g->kh + ki) * g->kw + kj) * stride;
                 int64_t ix0 = kj * g->dil - g->pl, lo, hi;
                 valid_columns(g, ix0, &lo, &hi);
                 for (int64_t oy = 0; oy < g->oh; oy++) {
@@ -164,8 +177,9 @@ static void im2col(const geom *g, const float *x, float *cols)
                     const float *in = x + (c * g->h + iy) * g->w;
                     for (int64_t ox = 0; ox < lo; ox++)
                         out[ox] = 0.0f;
-                    if (g->stride == 1)
-                        memcpy(out + lo, in + lo + ix0, (size_t)(hi - lo) * sizeof(float));
+                    if (g->stride == 1) /* rows are short: a loop beats a memcpy call */
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            out[ox] = in[ox + ix0];
                     else
                         for (int64_t ox = lo; ox < hi; ox++)
                             out[ox] = in[ox * g->stride + ix0];
@@ -175,13 +189,14 @@ static void im2col(const geom *g, const float *x, float *cols)
             }
 }
 
-/* dx += col2im(dcols): every column entry goes back to its input pixel */
-static void col2im_add(const geom *g, const float *dcols, float *dx)
+/* dx += col2im(dcols): every column entry goes back to its input pixel
+ * (rows of dcols `stride` floats apart) */
+static void col2im_rows_add(const geom *g, const float *dcols, int64_t stride, float *dx)
 {
     for (int64_t c = 0; c < g->c / g->groups; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
-                const float *row = dcols + ((c * g->kh + ki) * g->kw + kj) * g->hw;
+                const float *row = dcols + ((c * g->kh + ki) * g->kw + kj) * stride;
                 int64_t ix0 = kj * g->dil - g->pl, lo, hi;
                 valid_columns(g, ix0, &lo, &hi);
                 for (int64_t oy = 0; oy < g->oh; oy++) {
@@ -196,111 +211,91 @@ static void col2im_add(const geom *g, const float *dcols, float *dx)
             }
 }
 
-static void forward_sample(const nf_exec *e, const geom *g, int64_t n, float *cols)
+/* Chunk-wide matrices: row r of a [rows, S HW] matrix holds, for each
+ * sample s of the chunk, HW values at column s HW. */
+
+/* cols of group grp for samples [n0, n0 + count) */
+static void chunk_im2col(const nf_exec *e, const geom *g, int64_t grp, int64_t n0, int64_t count, float *cols)
 {
-    const float *x = e->in[0] + n * g->c * g->h * g->w;
-    float *y = e->out + n * g->o * g->hw;
-    const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
-    int64_t og = g->o / g->groups, cg = g->c / g->groups;
-    for (int64_t o = 0; o < g->o; o++)
-        for (int64_t i = 0; i < g->hw; i++)
-            y[o * g->hw + i] = bias ? bias[o] : 0.0f;
-    for (int64_t grp = 0; grp < g->groups; grp++) {
-        const float *xg = x + grp * cg * g->h * g->w;
-        const float *c = g->direct ? xg : cols;
-        if (!g->direct)
-            im2col(g, xg, cols);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)g->hw, (int)g->ckk, 1.0f,
-                    e->param[0] + grp * og * g->ckk, (int)g->ckk, c, (int)g->hw, 1.0f, y + grp * og * g->hw,
-                    (int)g->hw);
+    int64_t cg = g->c / g->groups, width = count * g->hw;
+    #pragma omp parallel for if (count > 1 && count * g->ckk * g->hw > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t s = 0; s < count; s++) {
+        const float *xg = e->in[0] + (n0 + s) * g->c * g->h * g->w + grp * cg * g->h * g->w;
+        float *base = cols + s * g->hw;
+        if (g->direct) /* 1x1, stride 1, no padding: the columns are x itself */
+            for (int64_t r = 0; r < g->ckk; r++)
+                memcpy(base + r * width, xg + r * g->hw, (size_t)g->hw * sizeof(float));
+        else
+            im2col_rows(g, xg, base, width);
     }
 }
-
-/* Samples are split over threads when there are enough of them (each
- * sgemm then runs on one thread); otherwise one sample at a time, with
- * OpenBLAS's threads inside each sgemm. */
-static int by_sample(const nf_exec *e) { return e->batch >= e->threads && e->threads > 1; }
 
 static void conv_forward(const nf_exec *e)
 {
     geom g = geom_of(e);
-    int64_t slice = e->node->workspace;
-    if (!by_sample(e)) {
-        for (int64_t n = 0; n < e->batch; n++)
-            forward_sample(e, &g, n, e->workspace);
-        return;
-    }
-    #pragma omp parallel num_threads(e->threads)
-    {
-        int64_t a, b;
-        nf_thread_range(e->batch, &a, &b);
-        float *cols = e->workspace + omp_get_thread_num() * slice;
-        for (int64_t n = a; n < b; n++)
-            forward_sample(e, &g, n, cols);
-    }
-}
-
-/* One sample's share of dW (into dw), db (into db) and dx. */
-static void backward_sample(const nf_exec *e, const geom *g, int64_t n, float *cols, float *dcols, float *dw,
-                            float *db)
-{
-    const float *x = e->in[0] + n * g->c * g->h * g->w;
-    const float *dy = e->out_grad + n * g->o * g->hw;
-    int64_t og = g->o / g->groups, cg = g->c / g->groups;
-    if (db)
-        for (int64_t o = 0; o < g->o; o++) {
-            float sum = 0.0f;
-            for (int64_t i = 0; i < g->hw; i++)
-                sum += dy[o * g->hw + i];
-            db[o] += sum;
+    int64_t chunk = chunk_samples(&g), og = g.o / g.groups;
+    const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
+    float *cols = e->workspace, *y = cols + 2 * chunk * g.ckk * g.hw;
+    for (int64_t n0 = 0; n0 < e->batch; n0 += chunk) {
+        int64_t count = e->batch - n0 < chunk ? e->batch - n0 : chunk, width = count * g.hw;
+        for (int64_t grp = 0; grp < g.groups; grp++) {
+            chunk_im2col(e, &g, grp, n0, count, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)width, (int)g.ckk, 1.0f,
+                        e->param[0] + grp * og * g.ckk, (int)g.ckk, cols, (int)width, 0.0f, y + grp * og * width,
+                        (int)width);
         }
-    for (int64_t grp = 0; grp < g->groups; grp++) {
-        const float *xg = x + grp * cg * g->h * g->w, *dyg = dy + grp * og * g->hw;
-        const float *c = g->direct ? xg : cols;
-        if (!g->direct)
-            im2col(g, xg, cols);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)og, (int)g->ckk, (int)g->hw, 1.0f, dyg,
-                    (int)g->hw, c, (int)g->hw, 1.0f, dw + grp * og * g->ckk, (int)g->ckk);
-        if (!e->in_grad[0])
-            continue;
-        float *dxg = e->in_grad[0] + n * g->c * g->h * g->w + grp * cg * g->h * g->w;
-        float *target = g->direct ? dxg : dcols;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->ckk, (int)g->hw, (int)og, 1.0f,
-                    e->param[0] + grp * og * g->ckk, (int)g->ckk, dyg, (int)g->hw, g->direct ? 1.0f : 0.0f, target,
-                    (int)g->hw);
-        if (!g->direct)
-            col2im_add(g, dcols, dxg);
+        /* Y [O, S HW] + b -> out [S, O, HW] */
+        #pragma omp parallel for collapse(2) if (width * g.o > NF_PARALLEL_MIN) schedule(static)
+        for (int64_t s = 0; s < count; s++)
+            for (int64_t o = 0; o < g.o; o++) {
+                float *out = e->out + ((n0 + s) * g.o + o) * g.hw, b = bias ? bias[o] : 0.0f;
+                const float *from = y + o * width + s * g.hw;
+                for (int64_t i = 0; i < g.hw; i++)
+                    out[i] = from[i] + b;
+            }
     }
 }
 
 static void conv_backward(const nf_exec *e)
 {
     geom g = geom_of(e);
-    int64_t slice = e->node->workspace, cols_n = g.ckk * g.hw, dw_n = g.o * g.ckk;
+    int64_t chunk = chunk_samples(&g), og = g.o / g.groups, cg = g.c / g.groups;
+    float *cols = e->workspace, *dcols = cols + chunk * g.ckk * g.hw, *dy = dcols + chunk * g.ckk * g.hw;
     float *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
-    if (!by_sample(e)) {
-        for (int64_t n = 0; n < e->batch; n++)
-            backward_sample(e, &g, n, e->workspace, e->workspace + cols_n, e->param_grad[0], db);
-        return;
-    }
-    int threads = e->threads;
-    #pragma omp parallel num_threads(threads)
-    {
-        int64_t a, b;
-        nf_thread_range(e->batch, &a, &b);
-        float *ws = e->workspace + omp_get_thread_num() * slice;
-        float *dw = ws + 2 * cols_n, *dbp = dw + dw_n;
-        memset(dw, 0, (size_t)(dw_n + g.o) * sizeof(float));
-        for (int64_t n = a; n < b; n++)
-            backward_sample(e, &g, n, ws, ws + cols_n, dw, db ? dbp : NULL);
-    }
-    /* add the per-thread sums in thread order: the same bits every run */
-    for (int t = 0; t < threads; t++) {
-        const float *dw = e->workspace + t * slice + 2 * cols_n;
-        for (int64_t i = 0; i < dw_n; i++)
-            e->param_grad[0][i] += dw[i];
-        for (int64_t o = 0; db && o < g.o; o++)
-            db[o] += dw[dw_n + o];
+    for (int64_t n0 = 0; n0 < e->batch; n0 += chunk) {
+        int64_t count = e->batch - n0 < chunk ? e->batch - n0 : chunk, width = count * g.hw;
+        /* out_grad [S, O, HW] -> dY [O, S HW] */
+        #pragma omp parallel for collapse(2) if (width * g.o > NF_PARALLEL_MIN) schedule(static)
+        for (int64_t s = 0; s < count; s++)
+            for (int64_t o = 0; o < g.o; o++)
+                memcpy(dy + o * width + s * g.hw, e->out_grad + ((n0 + s) * g.o + o) * g.hw,
+                       (size_t)g.hw * sizeof(float));
+        for (int64_t o = 0; db && o < g.o; o++) {
+            double sum = 0;
+            for (int64_t i = 0; i < width; i++)
+                sum += dy[o * width + i];
+            db[o] += (float)sum;
+        }
+        for (int64_t grp = 0; grp < g.groups; grp++) {
+            const float *dyg = dy + grp * og * width;
+            chunk_im2col(e, &g, grp, n0, count, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)og, (int)g.ckk, (int)width, 1.0f, dyg,
+                        (int)width, cols, (int)width, 1.0f, e->param_grad[0] + grp * og * g.ckk, (int)g.ckk);
+            if (!e->in_grad[0])
+                continue;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.ckk, (int)width, (int)og, 1.0f,
+                        e->param[0] + grp * og * g.ckk, (int)g.ckk, dyg, (int)width, 0.0f, dcols, (int)width);
+            #pragma omp parallel for if (count > 1 && width * g.ckk > NF_PARALLEL_MIN) schedule(static)
+            for (int64_t s = 0; s < count; s++) {
+                float *dxg = e->in_grad[0] + (n0 + s) * g.c * g.h * g.w + grp * cg * g.h * g.w;
+                if (g.direct)
+                    for (int64_t r = 0; r < g.ckk; r++)
+                        for (int64_t i = 0; i < g.hw; i++)
+                            dxg[r * g.hw + i] += dcols[r * width + s * g.hw + i];
+                else
+                    col2im_rows_add(&g, dcols + s * g.hw, width, dxg);
+            }
+        }
     }
 }
 

@@ -77,7 +77,7 @@ typedef struct nf_infer {
     nf_param_spec params[NF_MAX_PARAMS];
     int64_t saved_per_sample;   /* floats per sample kept for backward */
     int64_t saved_fixed;        /* ... and floats per batch (e.g. per-channel statistics) */
-    int64_t workspace;          /* scratch floats per thread, during forward and backward */
+    int64_t workspace;          /* scratch floats used while it runs (forward or backward) */
     unsigned nondiff_inputs;    /* bit i: input i receives no gradient */
     nf_error *err;
 } nf_infer;
@@ -98,10 +98,10 @@ typedef struct nf_exec {
     float *param[NF_MAX_PARAMS];
     float *param_grad[NF_MAX_PARAMS];
     float *saved;                    /* batch * saved_per_sample + saved_fixed floats */
-    float *workspace;                /* threads * workspace floats; thread t uses its slice */
+    float *workspace;                /* the node's scratch floats (shared by all nodes in turn) */
     int training;                    /* training mode (dropout active, batch statistics) */
     uint64_t random;                 /* a fresh random key for this node and run */
-    int threads;                     /* at most this many threads may use the workspace */
+    int threads;                     /* threads of the plan */
 } nf_exec;
 
 enum nf_op_flags {

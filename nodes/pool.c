@@ -90,6 +90,19 @@ static pgeom pgeom_of(const nf_exec *e)
     return g;
 }
 
+/* The first NaN of window (oy, ox) of a 2x2 stride-2 pool. */
+static void max_plane_window_nan(const pgeom *g, const float *x, int64_t oy, int64_t ox, float *y, float *at)
+{
+    for (int64_t i = 0; i < 4; i++) {
+        int64_t pos = (2 * oy + i / 2) * g->w + 2 * ox + i % 2;
+        if (isnan(x[pos])) {
+            *y = x[pos];
+            *at = (float)pos;
+            return;
+        }
+    }
+}
+
 /* x is one plane (H, W); y and argmax are (OH, OW) */
 static void max_plane(const pgeom *g, const float *x, float *y, float *argmax)
 {
@@ -110,13 +123,36 @@ static void max_plane(const pgeom *g, const float *x, float *y, float *argmax)
         }
 }
 
+/* The common 2x2 window, stride 2, no padding, whole windows only;
+ * selects rather than branches (the winner is data-dependent). */
+static void max_plane_2x2(const pgeom *g, const float *x, float *y, float *argmax)
+{
+    for (int64_t oy = 0; oy < g->oh; oy++) {
+        const float *r0 = x + 2 * oy * g->w, *r1 = r0 + g->w;
+        float *yo = y + oy * g->ow, *ao = argmax + oy * g->ow;
+        float base = (float)(2 * oy * g->w), below = (float)g->w;
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+            float top = b > a ? b : a, bottom = d > c ? d : c;
+            float top_at = b > a ? 1.0f : 0.0f, bottom_at = d > c ? below + 1.0f : below;
+            yo[ox] = bottom > top ? bottom : top;
+            ao[ox] = base + 2.0f * (float)ox + (bottom > top ? bottom_at : top_at);
+        }
+        for (int64_t ox = 0; ox < g->ow; ox++) /* NaN wins, as in PyTorch (rare: a branch is fine) */
+            if (isnan(r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]))
+                max_plane_window_nan(g, x, oy, ox, yo + ox, ao + ox);
+    }
+}
+
 static void maxpool_forward(const nf_exec *e)
 {
     pgeom g = pgeom_of(e);
     int64_t planes = e->batch * g.c, in = g.h * g.w, out = g.oh * g.ow;
+    int quick = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && !g.ph && !g.pw && 2 * g.oh <= g.h &&
+                2 * g.ow <= g.w;
     #pragma omp parallel for if (planes * in > NF_PARALLEL_MIN) schedule(static)
     for (int64_t p = 0; p < planes; p++)
-        max_plane(&g, e->in[0] + p * in, e->out + p * out, e->saved + p * out);
+        (quick ? max_plane_2x2 : max_plane)(&g, e->in[0] + p * in, e->out + p * out, e->saved + p * out);
 }
 
 static void maxpool_backward(const nf_exec *e)
