@@ -51,6 +51,8 @@ static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
         for (int64_t j = 1; j < classes; j++)
             if (s[j] > s[best])
                 best = j;
+        if (classes == 1) /* one logit: class 1 when it is positive */
+            best = s[0] > 0.0f;
         correct += (float)best == labels.data[r];
     }
     return correct;

@@ -23,7 +23,8 @@ typedef struct nf_epoch_stats {
 typedef struct nf_binding {
     const nf_node *x;       /* input fed with the features */
     const nf_node *y;       /* input fed with the labels */
-    const nf_node *scores;  /* node whose arg-max is the prediction, or NULL */
+    const nf_node *scores;  /* node whose arg-max is the prediction (one logit:
+                               class 1 when positive), or NULL */
 } nf_binding;
 
 /* Finds the binding of a validated graph by convention: y is the input
