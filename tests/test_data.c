@@ -267,7 +267,7 @@ static void test_npy(void **state)
     assert_memory_equal(ds->x, x, sizeof x);
     nf_dataset_free(ds);
     unsigned char u8[3] = {7, 8, 9};
-    double f8[3] = {0.5, 1.5, 2.5};
+    double f8[4] = {0.5, 1.5, 2.5, 3.5}; /* one more than the shape says */
     struct {
         const char *descr, *shape;
         const void *data;
@@ -279,7 +279,7 @@ static void test_npy(void **state)
         {"<f4", "(3, -2)", x, sizeof x, "malformed .npy shape"},
         {"<f4", "(0,)", x, 0, "dimension 1 is 0"},
         {"|u1", "(3,)", u8, 1, "needs 3 bytes of data but the file has 1"},
-        {"<f8", "(3,)", f8, sizeof f8 + 8, "needs 24 bytes"},
+        {"<f8", "(3,)", f8, sizeof f8, "needs 24 bytes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_npy("bad.npy", bad[i].descr, bad[i].shape, bad[i].data, bad[i].n);
@@ -287,7 +287,7 @@ static void test_npy(void **state)
         if (!strstr(err.message, bad[i].message))
             fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err.message, bad[i].message);
     }
-    write_file("bad.npy", "\x93NUMPX", 8, 0);
+    write_file("bad.npy", "\x93NUMPX\x01\x00", 8, 0);
     assert_int_equal(nf_dataset_load_npy(path_of("bad.npy"), NULL, &ds, &err), NF_ERR_FORMAT);
     write_npy("y2.npy", "<i8", "(2,)", y, 16);
     assert_int_equal(nf_dataset_load_npy(path_of("x.npy"), path_of("y2.npy"), &ds, &err), NF_ERR_FORMAT);
