@@ -1,5 +1,6 @@
 /* nodeflow — the one list of node types. Adding a node type: write its
  * nf_op in a file of nodes/ and add it here. */
+#include <pthread.h>
 #include <string.h>
 
 #include "engine/internal.h"
@@ -50,12 +51,17 @@ const nf_op *nf_op_at(int index)
     return index >= 0 && index < REGISTRY_SIZE ? registry[index] : NULL;
 }
 
-const char *const *nf_op_names(void)
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void fill_names(void)
 {
-    /* filled on every call: the same constant pointers, so concurrent
-     * callers write identical values */
     for (int i = 0; i < REGISTRY_SIZE; i++)
         names[i] = registry[i]->name;
     names[REGISTRY_SIZE] = NULL;
+}
+
+const char *const *nf_op_names(void)
+{
+    pthread_once(&names_once, fill_names); /* safe from several threads */
     return names;
 }
