@@ -225,6 +225,9 @@ nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, c
             st = nf_fail(err, NF_ERR_FORMAT, "%s: a header line but no rows", r.path);
     }
     int64_t columns = first ? count_fields(first) : 0, label_at = -1;
+    if (st == NF_OK && header && count_fields(header) != columns)
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: the header has %lld fields but the first row has %lld", r.path,
+                     (long long)count_fields(header), (long long)columns);
     if (st == NF_OK && columns > CSV_MAX_COLUMNS)
         st = nf_fail(err, NF_ERR_FORMAT, "%s:%d: %lld columns; at most %d", r.path, r.line, (long long)columns,
                      CSV_MAX_COLUMNS);

@@ -90,6 +90,9 @@ static nf_status read_body(gzFile f, const char *path, nf_idx *idx, int type, nf
 {
     int64_t count = nf_shape_size(&idx->shape);
     int esize = element_size(type);
+    if ((int64_t)((size_t)count * ((size_t)esize + sizeof(float))) > (int64_t)nf_memory_limit())
+        return nf_fail(err, NF_ERR_FORMAT, "%s: the header declares %lld elements, over the memory limit of %zu bytes",
+                       path, (long long)count, nf_memory_limit());
     unsigned char *raw = malloc((size_t)(count * esize));
     idx->data = malloc((size_t)count * sizeof(float));
     if (!raw || !idx->data) {

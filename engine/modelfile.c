@@ -50,6 +50,8 @@ typedef struct parser {
     int n_stmts, cap_stmts;
     nf_graph *g;
     nf_train_config *train;
+    int *slots;           /* hash table of statement indices by name, -1: empty */
+    int n_slots;          /* a power of two, more than twice the statements */
 } parser;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -403,12 +405,53 @@ static nf_status parse_statement(parser *p, int line, char *s, statement *st)
     return NF_OK;
 }
 
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The index of the statement named `name`, or -1 (open addressing). */
 static int find_statement(const parser *p, const char *name)
 {
-    for (int i = 0; i < p->n_stmts; i++)
-        if (strcmp(p->stmts[i].name.text, name) == 0)
-            return i;
-    return -1;
+    if (!p->n_slots)
+        return -1;
+    for (uint64_t i = name_hash(name) & (uint64_t)(p->n_slots - 1);; i = (i + 1) & (uint64_t)(p->n_slots - 1)) {
+        int at = p->slots[i];
+        if (at < 0 || strcmp(p->stmts[at].name.text, name) == 0)
+            return at;
+    }
+}
+
+static void insert_slot(parser *p, int index)
+{
+    uint64_t i = name_hash(p->stmts[index].name.text) & (uint64_t)(p->n_slots - 1);
+    while (p->slots[i] >= 0)
+        i = (i + 1) & (uint64_t)(p->n_slots - 1);
+    p->slots[i] = index;
+}
+
+/* Adds the last statement's name, growing the table as needed. */
+static int remember_name(parser *p)
+{
+    int index = p->n_stmts - 1;
+    if (2 * p->n_stmts >= p->n_slots) {
+        int n = p->n_slots ? 2 * p->n_slots : 64;
+        int *slots = malloc((size_t)n * sizeof *slots);
+        if (!slots)
+            return 0;
+        free(p->slots);
+        p->slots = slots;
+        p->n_slots = n;
+        for (int i = 0; i < n; i++)
+            slots[i] = -1;
+        for (int i = 0; i < index; i++)
+            insert_slot(p, i);
+    }
+    insert_slot(p, index);
+    return 1;
 }
 
 static nf_status add_statement(parser *p, int line, char *s)
@@ -429,11 +472,13 @@ static nf_status add_statement(parser *p, int line, char *s)
         free(s);
         return rc;
     }
-    p->n_stmts++;
     int first = find_statement(p, st->name.text);
-    if (first < p->n_stmts - 1)
+    p->n_stmts++;
+    if (first >= 0)
         return parse_error(p, NF_ERR_GRAPH, line, st->name.column, "'%s' is already defined on line %d",
                            st->name.text, p->stmts[first].line);
+    if (!remember_name(p))
+        return nf_fail(p->err, NF_ERR_NO_MEMORY, "%s: out of memory", p->filename);
     return NF_OK;
 }
 
@@ -518,42 +563,51 @@ static nf_status read_lines(parser *p)
 /* ---- pass 2: nodes -------------------------------------------------- */
 
 /* A non-memory statement that uses a later name: report the cycle it is
- * on, if any, else the forward reference. on_cycle follows input edges
- * (not memory back edges) depth-first from `from`; when it reaches
- * `target` it leaves the path in path[0 .. return value - 1]. */
-static int on_cycle(const parser *p, int from, int target, int depth, int *path, unsigned char *seen)
+ * on, if any, else the forward reference. on_cycle searches depth-first,
+ * without recursion, along input edges (not memory back edges) from
+ * `from`; when it reaches `target` it leaves the statements of the way in
+ * path[0 .. return value - 1]. */
+static int on_cycle(const parser *p, int from, int target, int *path, int *next_token, unsigned char *seen)
 {
-    const statement *st = &p->stmts[from];
-    if (seen[from] || strcmp(st->op.text, "memory") == 0)
-        return 0;
+    int depth = 0;
+    path[0] = from;
+    next_token[0] = 0;
     seen[from] = 1;
-    for (int t = 0; t < st->n_tokens; t++) {
+    while (depth >= 0) {
+        const statement *st = &p->stmts[path[depth]];
+        int t = next_token[depth]++;
+        if (t >= st->n_tokens || strcmp(st->op.text, "memory") == 0) {
+            depth--; /* done with this statement */
+            continue;
+        }
         if (st->tokens[t].value)
             continue;
         int next = find_statement(p, st->tokens[t].text);
-        if (next < 0)
-            continue;
-        path[depth] = next;
         if (next == target)
             return depth + 1;
-        int length = on_cycle(p, next, target, depth + 1, path, seen);
-        if (length)
-            return length;
+        if (next < 0 || seen[next])
+            continue;
+        seen[next] = 1;
+        path[++depth] = next;
+        next_token[depth] = 0;
     }
     return 0;
 }
 
 static nf_status forward_reference(const parser *p, int index, const token *t, int later)
 {
-    int *path = malloc((size_t)p->n_stmts * sizeof *path);
+    int *path = malloc(2 * (size_t)p->n_stmts * sizeof *path);
     unsigned char *seen = calloc((size_t)p->n_stmts, 1);
-    int length = path && seen ? on_cycle(p, later, index, 0, path, seen) : 0;
+    int length = path && seen ? on_cycle(p, later, index, path, path + p->n_stmts, seen) : 0;
     nf_status st;
     if (length) {
+        /* index -> t (= path[0]) -> ... -> path[length - 1] -> index */
         char names[NF_ERROR_MESSAGE_MAX / 2];
-        size_t used = (size_t)snprintf(names, sizeof names, "%s -> %s", p->stmts[index].name.text, t->text);
+        size_t used = (size_t)snprintf(names, sizeof names, "%s", p->stmts[index].name.text);
         for (int i = 0; i < length && used < sizeof names; i++)
             used += (size_t)snprintf(names + used, sizeof names - used, " -> %s", p->stmts[path[i]].name.text);
+        if (used < sizeof names)
+            snprintf(names + used, sizeof names - used, " -> %s", p->stmts[index].name.text);
         st = parse_error(p, NF_ERR_GRAPH, p->stmts[index].line, t->column,
                          "cycle %s; a cycle must pass through a memory node", names);
     } else {
@@ -730,6 +784,7 @@ nf_status nf_model_parse(const char *text, size_t len, const char *filename, nf_
     for (int i = 0; i < p.n_stmts; i++)
         free(p.stmts[i].storage);
     free(p.stmts);
+    free(p.slots);
     if (st != NF_OK) {
         nf_graph_free(p.g);
         if (train)

@@ -197,11 +197,9 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
         n += node_intervals(p, k, iv + n);
     int64_t total = assign_slots(iv, n, slots, slot_of);
     /* one scratch area shared by all nodes: each uses it only while it runs */
-    int64_t scratch = 0;
+    int64_t scratch = 0, scratch_off = total;
     for (int k = 0; k < p->n; k++)
         scratch = max64(scratch, nf_align_floats(p->graph->nodes[k]->workspace));
-    p->workspace_off = total;
-    p->workspace_floats = scratch;
     total += scratch;
     if (total > nf_limit_floats()) {
         st = nf_fail(err, NF_ERR_NO_MEMORY,
@@ -219,6 +217,8 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     nf_aligned_free(p->arena);
     p->arena = arena;
     p->arena_floats = total;
+    p->workspace_off = scratch_off; /* only now: a failure above keeps the old layout whole */
+    p->workspace_floats = scratch;
     nf_plan_reset_state(p);
 done:
     free(iv);

@@ -90,7 +90,24 @@ typedef struct span {
 static int by_begin(const void *a, const void *b)
 {
     const span *x = a, *y = b;
-    return (x->begin > y->begin) - (x->begin < y->begin);
+    if (x->begin != y->begin)
+        return (x->begin > y->begin) - (x->begin < y->begin);
+    return (x->end > y->end) - (x->end < y->end); /* an empty tensor first */
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const span *)a)->name, ((const span *)b)->name);
+}
+
+/* Each name once: sorted, duplicates are neighbours (no quadratic scan). */
+static nf_status check_names(const nf_st_file *f, span *spans, int n, nf_error *err)
+{
+    qsort(spans, (size_t)n, sizeof *spans, by_name);
+    for (int i = 1; i < n; i++)
+        if (strcmp(spans[i - 1].name, spans[i].name) == 0)
+            return nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' appears twice", f->path, spans[i].name);
+    return NF_OK;
 }
 
 /* Tensors may not overlap and must cover the data without holes. */
@@ -136,9 +153,6 @@ static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, 
             f->metadata = (cJSON *)item;
             continue;
         }
-        for (int i = 0; i < f->count && st == NF_OK; i++)
-            if (strcmp(f->tensors[i].name, item->string) == 0)
-                st = nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' appears twice", f->path, item->string);
         uint64_t range[2];
         if (st == NF_OK)
             st = parse_entry(f, item, data_len, &f->tensors[f->count], range, err);
@@ -148,6 +162,8 @@ static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, 
             f->count++;
         }
     }
+    if (st == NF_OK)
+        st = check_names(f, spans, f->count, err);
     if (st == NF_OK)
         st = check_layout(f, spans, f->count, data_len, err);
     free(spans);

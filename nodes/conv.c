@@ -112,7 +112,7 @@ static nf_status conv_infer_common(nf_infer *ctx, int is1d)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; %s needs %s per sample", ctx->in_name[0],
                              nf_shape_format(in, s, sizeof s), is1d ? "conv1d" : "conv2d",
                              is1d ? "[channels, length]" : "[channels, height, width]");
-    if (kernel->rank > (is1d ? 1 : 2))
+    if (kernel->rank < 1 || kernel->rank > (is1d ? 1 : 2))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "kernel must be %s", is1d ? "one size" : "3 or 3x5");
     geom g;
     const char *why = "";

@@ -63,7 +63,7 @@ static nf_status pool_infer_common(nf_infer *ctx, int is1d, int max)
 {
     const nf_shape *in = ctx->in[0];
     char s[64];
-    if (in->rank != (is1d ? 2 : 3) || ctx->dims->rank > (is1d ? 1 : 2))
+    if (in->rank != (is1d ? 2 : 3) || ctx->dims->rank < 1 || ctx->dims->rank > (is1d ? 1 : 2))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; it needs %s per sample and a %s kernel",
                              ctx->in_name[0], nf_shape_format(in, s, sizeof s),
                              is1d ? "[channels, length]" : "[channels, height, width]", is1d ? "1-D" : "1-D or 2-D");
@@ -72,8 +72,10 @@ static nf_status pool_infer_common(nf_infer *ctx, int is1d, int max)
     if (!make_pgeom(ctx->attr, ctx->dims, in, is1d, &g, &why))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "%s (input %s)", why, nf_shape_format(in, s, sizeof s));
     ctx->out = is1d ? (nf_shape){2, {g.c, g.ow}} : (nf_shape){3, {g.c, g.oh, g.ow}};
+    if (max && g.h * g.w > (1 << 24))
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "planes of more than 2^24 positions are not supported");
     if (max)
-        ctx->saved_per_sample = g.c * g.oh * g.ow; /* arg-max positions */
+        ctx->saved_per_sample = g.c * g.oh * g.ow; /* arg-max positions (floats: exact below 2^24) */
     return NF_OK;
 }
 

@@ -217,6 +217,23 @@ static void test_edge_text(void **state)
     assert_int_equal(nf_model_load("/nonexistent.nfg", &g, NULL, &err), NF_ERR_IO);
 }
 
+/* 100,000 statements in a cycle: found without recursion, quickly. */
+static void test_long_cycle(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g;
+    enum { N = 100000 };
+    size_t cap = (size_t)N * 32 + 64, len = 0;
+    char *text = malloc(cap);
+    len += (size_t)snprintf(text + len, cap - len, "nodeflow 1\ns0 = relu s%d\n", N - 1);
+    for (int i = 1; i < N; i++)
+        len += (size_t)snprintf(text + len, cap - len, "s%d = relu s%d\n", i, i - 1);
+    assert_int_equal(nf_model_parse(text, len, "long", &g, NULL, &err), NF_ERR_GRAPH);
+    assert_non_null(strstr(err.message, "long:2:11: error: cycle s0 -> s99999 -> s99998"));
+    free(text);
+}
+
 static void test_reference_matches_docs(void **state)
 {
     (void)state;
@@ -242,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_from_c),
         cmocka_unit_test(test_train_section),
         cmocka_unit_test(test_edge_text),
+        cmocka_unit_test(test_long_cycle),
         cmocka_unit_test(test_reference_matches_docs),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
