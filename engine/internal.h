@@ -77,6 +77,15 @@ void nf_graph_fail(nf_graph *g, nf_status code, const char *fmt, ...)
 /* Shape-checked multiply: a * b, or -1 on overflow past 2^62. */
 int64_t nf_mul_checked(int64_t a, int64_t b);
 
+/* FNV-1a hash of a name (parameter seeds, the parser's name table). */
+static inline uint64_t nf_name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
 /* Rounds a float count up to a 64-byte multiple. */
 static inline int64_t nf_align_floats(int64_t n) { return (n + 15) & ~(int64_t)15; }
 

@@ -405,20 +405,12 @@ static nf_status parse_statement(parser *p, int line, char *s, statement *st)
     return NF_OK;
 }
 
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* The index of the statement named `name`, or -1 (open addressing). */
 static int find_statement(const parser *p, const char *name)
 {
     if (!p->n_slots)
         return -1;
-    for (uint64_t i = name_hash(name) & (uint64_t)(p->n_slots - 1);; i = (i + 1) & (uint64_t)(p->n_slots - 1)) {
+    for (uint64_t i = nf_name_hash(name) & (uint64_t)(p->n_slots - 1);; i = (i + 1) & (uint64_t)(p->n_slots - 1)) {
         int at = p->slots[i];
         if (at < 0 || strcmp(p->stmts[at].name.text, name) == 0)
             return at;
@@ -427,7 +419,7 @@ static int find_statement(const parser *p, const char *name)
 
 static void insert_slot(parser *p, int index)
 {
-    uint64_t i = name_hash(p->stmts[index].name.text) & (uint64_t)(p->n_slots - 1);
+    uint64_t i = nf_name_hash(p->stmts[index].name.text) & (uint64_t)(p->n_slots - 1);
     while (p->slots[i] >= 0)
         i = (i + 1) & (uint64_t)(p->n_slots - 1);
     p->slots[i] = index;

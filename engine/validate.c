@@ -83,18 +83,10 @@ static nf_status check_memory_sources(nf_graph *g, nf_error *err)
     return NF_OK;
 }
 
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 void nf_param_init_seeded(float *data, const nf_param *p, uint64_t seed)
 {
     nf_rng rng;
-    nf_rng_seed(&rng, seed ^ name_hash(p->name));
+    nf_rng_seed(&rng, seed ^ nf_name_hash(p->name));
     nf_param_init(data, p, &rng);
 }
 
