@@ -163,26 +163,52 @@ static void assert_relative(const char *what, int step, const float *a, const fl
             fail_msg("%s, step %d, element %d: %.9g, PyTorch %.9g (scale %.3g)", what, step + 1, i, a[i], b[i], scale);
 }
 
+/* The problem of make_torch_optim.py: a 3 x 4 weight and a bias of 3,
+ * starting at weight0 and bias0, with the gradient g = a * p + b. */
+typedef struct torch_problem {
+    nf_graph *g;
+    nf_tensor w, b, gw, gb;
+    const float *aw, *ab, *bw, *bb;
+} torch_problem;
+
+static torch_problem torch_problem_new(const fixture *f)
+{
+    nf_error err;
+    torch_problem t;
+    t.g = nf_graph_new();
+    nf_linear(t.g, "fc", nf_input(t.g, "x", 1, (int64_t[]){4}), 3);
+    assert_ok(nf_graph_validate(t.g, &err), &err);
+    nf_graph_param(t.g, nf_graph_find_param(t.g, "fc.weight"), NULL, &t.w, &t.gw);
+    nf_graph_param(t.g, nf_graph_find_param(t.g, "fc.bias"), NULL, &t.b, &t.gb);
+    memcpy(t.w.data, fixture_get(f, "weight0")->data, 12 * sizeof(float));
+    memcpy(t.b.data, fixture_get(f, "bias0")->data, 3 * sizeof(float));
+    t.aw = fixture_get(f, "a_weight")->data;
+    t.ab = fixture_get(f, "a_bias")->data;
+    t.bw = fixture_get(f, "b_weight")->data;
+    t.bb = fixture_get(f, "b_bias")->data;
+    return t;
+}
+
+/* g = a * p + b, in float32 as in the script */
+static void torch_problem_gradients(torch_problem *t)
+{
+    for (int i = 0; i < 12; i++)
+        t->gw.data[i] = t->aw[i] * t->w.data[i] + t->bw[i];
+    for (int i = 0; i < 3; i++)
+        t->gb.data[i] = t->ab[i] * t->b.data[i] + t->bb[i];
+}
+
 static void test_torch_trajectories(void **state)
 {
     (void)state;
     nf_error err;
     fixture f;
     fixture_load(&f, "torch_optim.txt");
-    const float *aw = fixture_get(&f, "a_weight")->data, *ab = fixture_get(&f, "a_bias")->data;
-    const float *bw = fixture_get(&f, "b_weight")->data, *bb = fixture_get(&f, "b_bias")->data;
     for (size_t c = 0; c < sizeof torch_cases / sizeof torch_cases[0]; c++) {
         const torch_case *tc = &torch_cases[c];
-        nf_graph *g = nf_graph_new();
-        nf_linear(g, "fc", nf_input(g, "x", 1, (int64_t[]){4}), 3);
-        assert_ok(nf_graph_validate(g, &err), &err);
-        nf_tensor w, b, gw, gb;
-        nf_graph_param(g, nf_graph_find_param(g, "fc.weight"), NULL, &w, &gw);
-        nf_graph_param(g, nf_graph_find_param(g, "fc.bias"), NULL, &b, &gb);
-        memcpy(w.data, fixture_get(&f, "weight0")->data, 12 * sizeof(float));
-        memcpy(b.data, fixture_get(&f, "bias0")->data, 3 * sizeof(float));
+        torch_problem t = torch_problem_new(&f);
         nf_optimizer *opt;
-        assert_ok(nf_optimizer_new(g, tc->optimizer, &opt, &err), &err);
+        assert_ok(nf_optimizer_new(t.g, tc->optimizer, &opt, &err), &err);
         for (int k = 0; k < 6 && tc->keys[k]; k++)
             assert_ok(nf_optimizer_set(opt, tc->keys[k], tc->values[k], &err), &err);
         char name[96];
@@ -191,16 +217,13 @@ static void test_torch_trajectories(void **state)
         snprintf(name, sizeof name, "%s.bias", tc->name);
         const float *want_b = fixture_get(&f, name)->data;
         for (int step = 0; step < 20; step++) {
-            for (int i = 0; i < 12; i++) /* g = a * p + b, in float32 as in the script */
-                gw.data[i] = aw[i] * w.data[i] + bw[i];
-            for (int i = 0; i < 3; i++)
-                gb.data[i] = ab[i] * b.data[i] + bb[i];
+            torch_problem_gradients(&t);
             assert_ok(nf_optimizer_step(opt, &err), &err);
-            assert_relative(tc->name, step, w.data, want_w + 12 * step, 12);
-            assert_relative(tc->name, step, b.data, want_b + 3 * step, 3);
+            assert_relative(tc->name, step, t.w.data, want_w + 12 * step, 12);
+            assert_relative(tc->name, step, t.b.data, want_b + 3 * step, 3);
         }
         nf_optimizer_free(opt);
-        nf_graph_free(g);
+        nf_graph_free(t.g);
     }
     fixture_free(&f);
 }
@@ -265,16 +288,9 @@ static void test_torch_averages(void **state)
     nf_error err;
     fixture f;
     fixture_load(&f, "torch_optim.txt");
-    nf_graph *g = nf_graph_new();
-    nf_linear(g, "fc", nf_input(g, "x", 1, (int64_t[]){4}), 3);
-    assert_ok(nf_graph_validate(g, &err), &err);
-    nf_tensor w, b, gw, gb;
-    nf_graph_param(g, nf_graph_find_param(g, "fc.weight"), NULL, &w, &gw);
-    nf_graph_param(g, nf_graph_find_param(g, "fc.bias"), NULL, &b, &gb);
-    memcpy(w.data, fixture_get(&f, "weight0")->data, 12 * sizeof(float));
-    memcpy(b.data, fixture_get(&f, "bias0")->data, 3 * sizeof(float));
-    const float *aw = fixture_get(&f, "a_weight")->data, *ab = fixture_get(&f, "a_bias")->data;
-    const float *bw = fixture_get(&f, "b_weight")->data, *bb = fixture_get(&f, "b_bias")->data;
+    torch_problem t = torch_problem_new(&f);
+    nf_graph *g = t.g;
+    nf_tensor w = t.w;
     const float *want_polyak = fixture_get(&f, "average_polyak.weight")->data;
     const float *want_ema = fixture_get(&f, "average_ema.weight")->data;
     nf_optimizer *opt;
@@ -285,10 +301,7 @@ static void test_torch_averages(void **state)
     assert_ok(nf_average_new(g, "polyak", 0, &polyak, &err), &err);
     assert_ok(nf_average_new(g, "ema", 0.9, &ema, &err), &err);
     for (int step = 0; step < 20; step++) {
-        for (int i = 0; i < 12; i++)
-            gw.data[i] = aw[i] * w.data[i] + bw[i];
-        for (int i = 0; i < 3; i++)
-            gb.data[i] = ab[i] * b.data[i] + bb[i];
+        torch_problem_gradients(&t);
         assert_ok(nf_optimizer_step(opt, &err), &err);
         assert_ok(nf_average_update(polyak, &err), &err);
         assert_ok(nf_average_update(ema, &err), &err);
