@@ -117,7 +117,8 @@ static int node_intervals(nf_plan *p, int k, interval *iv)
         int64_t grad_end = node->requires_grad ? forever : backward_time(p, k);
         iv[count++] = (interval){grad_start, grad_end, value_floats(p, node), &s->grad_off};
     }
-    if (node->saved_per_sample > 0 || node->saved_fixed > 0) {
+    int saved_wanted = s->run_backward || !(node->op->flags & NF_OP_SAVED_FOR_BACKWARD);
+    if ((node->saved_per_sample > 0 || node->saved_fixed > 0) && saved_wanted) {
         int64_t end = (node->op->flags & NF_OP_MEMORY) ? forever : s->run_backward ? backward_time(p, k) : k;
         int64_t start = (node->op->flags & NF_OP_MEMORY) ? 0 : k;
         iv[count++] = (interval){start, end,

@@ -48,6 +48,22 @@ double nf_flops_per_input_element(const nf_node *node)
     return (double)nf_shape_size(&node->inputs[0]->shape);
 }
 
+double nf_sum_floats(const float *x, int64_t n)
+{
+    enum { LANES = 16 };
+    float lane[LANES] = {0};
+    int64_t whole = n / LANES * LANES;
+    for (int64_t i = 0; i < whole; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            lane[j] += x[i + j];
+    double sum = 0.0;
+    for (int j = 0; j < LANES; j++)
+        sum += lane[j];
+    for (int64_t i = whole; i < n; i++)
+        sum += x[i];
+    return sum;
+}
+
 double nf_logsumexp(const float *x, int64_t n)
 {
     float m = x[0];

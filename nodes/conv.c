@@ -10,7 +10,9 @@
  * backward, with dY gathered the same way from NCHW:
  *   dW_g += dY cols^T
  *   dcols = W_g^T dY;  dx_s += col2im(dcols of sample s)
- * A chunk holds as many samples as fit CHUNK_FLOATS floats of columns. */
+ * A chunk holds as many samples as fit its size in columns (below). In
+ * training the columns of the whole batch are kept from forward, so that
+ * backward neither rebuilds them nor reads x. */
 #include <math.h>
 #include <string.h>
 
@@ -18,7 +20,13 @@
 
 #include "engine/internal.h"
 
-#define CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MB of columns per chunk */
+/* Columns per chunk. A product with few output channels does little work
+ * per column float (2 O/G flops), so its columns should still be in the
+ * core's L2 cache when sgemm reads them: 256 KB. One with many does enough
+ * work per float that a large GEMM, threaded inside OpenBLAS, wins: 16 MB. */
+#define CACHED_CHUNK_FLOATS ((int64_t)1 << 16)
+#define LARGE_CHUNK_FLOATS ((int64_t)4 << 20)
+#define FEW_OUTPUTS 32
 
 enum { OUT, KERNEL, STRIDE, PADDING, PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT, SAME, DILATION, GROUPS, BIAS,
        WEIGHT_INIT, BIAS_INIT };
@@ -97,11 +105,11 @@ static int make_geom(const double *attr, const nf_shape *kernel, const nf_shape 
     return 1;
 }
 
-/* Samples per chunk: as many as fit CHUNK_FLOATS floats of columns. */
+/* Samples per chunk: as many as fit the chunk's floats of columns. */
 static int64_t chunk_samples(const geom *g)
 {
-    int64_t per = g->ckk * g->hw;
-    return per >= CHUNK_FLOATS ? 1 : CHUNK_FLOATS / per;
+    int64_t per = g->ckk * g->hw, limit = g->o / g->groups < FEW_OUTPUTS ? CACHED_CHUNK_FLOATS : LARGE_CHUNK_FLOATS;
+    return per >= limit ? 1 : limit / per;
 }
 
 static nf_status conv_infer_common(nf_infer *ctx, int is1d)
@@ -128,9 +136,11 @@ static nf_status conv_infer_common(nf_infer *ctx, int is1d)
         ctx->params[1] = (nf_param_spec){"bias", {1, {g.o}}, (nf_init)ctx->attr[BIAS_INIT], 0, fan_in, fan_out, 0};
         ctx->n_params = 2;
     }
-    /* a chunk's columns, their gradient and Y (or dY) */
+    /* a chunk's columns, their gradient and Y (or dY); in training, the
+     * columns of the whole batch are kept from forward for backward */
     int64_t chunk = chunk_samples(&g);
     ctx->workspace = chunk * g.hw * (2 * g.ckk + g.o) + 64;
+    ctx->saved_per_sample = g.groups * g.ckk * g.hw;
     return NF_OK;
 }
 
@@ -159,7 +169,7 @@ static void valid_columns(const geom *g, int64_t ix0, int64_t *lo, int64_t *hi)
 
 /* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW),
  * with rows `stride` floats apart */
-static void im2col_rows(const geom *g, const float *x, float *cols, int64_t stride)
+static void im2col_rows(const geom *g, const float *restrict x, float *restrict cols, int64_t stride)
 {
     for (int64_t c = 0; c < g->c / g->groups; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
@@ -169,12 +179,12 @@ static void im2col_rows(const geom *g, const float *x, float *cols, int64_t stri
                 valid_columns(g, ix0, &lo, &hi);
                 for (int64_t oy = 0; oy < g->oh; oy++) {
                     int64_t iy = oy * g->stride - g->pt + ki * g->dil;
-                    float *out = row + oy * g->ow;
+                    float *restrict out = row + oy * g->ow;
                     if (iy < 0 || iy >= g->h) {
                         memset(out, 0, (size_t)g->ow * sizeof(float));
                         continue;
                     }
-                    const float *in = x + (c * g->h + iy) * g->w;
+                    const float *restrict in = x + (c * g->h + iy) * g->w;
                     for (int64_t ox = 0; ox < lo; ox++)
                         out[ox] = 0.0f;
                     if (g->stride == 1) /* rows are short: a loop beats a memcpy call */
@@ -214,6 +224,15 @@ static void col2im_rows_add(const geom *g, const float *dcols, int64_t stride, f
 /* Chunk-wide matrices: row r of a [rows, S HW] matrix holds, for each
  * sample s of the chunk, HW values at column s HW. */
 
+/* Where the columns of group grp for the chunk at n0 go: the kept columns
+ * of the batch (training), or the scratch area. */
+static float *chunk_cols(const nf_exec *e, const geom *g, int64_t grp, int64_t n0, int64_t count)
+{
+    if (!e->saved)
+        return e->workspace;
+    return e->saved + n0 * g->groups * g->ckk * g->hw + grp * g->ckk * count * g->hw;
+}
+
 /* cols of group grp for samples [n0, n0 + count) */
 static void chunk_im2col(const nf_exec *e, const geom *g, int64_t grp, int64_t n0, int64_t count, float *cols)
 {
@@ -235,10 +254,11 @@ static void conv_forward(const nf_exec *e)
     geom g = geom_of(e);
     int64_t chunk = chunk_samples(&g), og = g.o / g.groups;
     const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
-    float *cols = e->workspace, *y = cols + 2 * chunk * g.ckk * g.hw;
+    float *y = e->workspace + 2 * chunk * g.ckk * g.hw;
     for (int64_t n0 = 0; n0 < e->batch; n0 += chunk) {
         int64_t count = e->batch - n0 < chunk ? e->batch - n0 : chunk, width = count * g.hw;
         for (int64_t grp = 0; grp < g.groups; grp++) {
+            float *cols = chunk_cols(e, &g, grp, n0, count);
             chunk_im2col(e, &g, grp, n0, count, cols);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)width, (int)g.ckk, 1.0f,
                         e->param[0] + grp * og * g.ckk, (int)g.ckk, cols, (int)width, 0.0f, y + grp * og * width,
@@ -260,7 +280,7 @@ static void conv_backward(const nf_exec *e)
 {
     geom g = geom_of(e);
     int64_t chunk = chunk_samples(&g), og = g.o / g.groups, cg = g.c / g.groups;
-    float *cols = e->workspace, *dcols = cols + chunk * g.ckk * g.hw, *dy = dcols + chunk * g.ckk * g.hw;
+    float *dcols = e->workspace + chunk * g.ckk * g.hw, *dy = dcols + chunk * g.ckk * g.hw;
     float *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
     for (int64_t n0 = 0; n0 < e->batch; n0 += chunk) {
         int64_t count = e->batch - n0 < chunk ? e->batch - n0 : chunk, width = count * g.hw;
@@ -270,15 +290,11 @@ static void conv_backward(const nf_exec *e)
             for (int64_t o = 0; o < g.o; o++)
                 memcpy(dy + o * width + s * g.hw, e->out_grad + ((n0 + s) * g.o + o) * g.hw,
                        (size_t)g.hw * sizeof(float));
-        for (int64_t o = 0; db && o < g.o; o++) {
-            double sum = 0;
-            for (int64_t i = 0; i < width; i++)
-                sum += dy[o * width + i];
-            db[o] += (float)sum;
-        }
+        for (int64_t o = 0; db && o < g.o; o++)
+            db[o] += (float)nf_sum_floats(dy + o * width, width);
         for (int64_t grp = 0; grp < g.groups; grp++) {
             const float *dyg = dy + grp * og * width;
-            chunk_im2col(e, &g, grp, n0, count, cols);
+            const float *cols = chunk_cols(e, &g, grp, n0, count); /* kept by forward */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)og, (int)g.ckk, (int)width, 1.0f, dyg,
                         (int)width, cols, (int)width, 1.0f, e->param_grad[0] + grp * og * g.ckk, (int)g.ckk);
             if (!e->in_grad[0])
@@ -313,7 +329,7 @@ const nf_op nf_op_conv2d = {
     .name = "conv2d", .summary = "2-D convolution over [channels, height, width] (PyTorch's Conv2d)",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = conv2d_attrs, .n_attrs = NF_COUNT(conv2d_attrs),
-    .flags = NF_OP_GRAD_NO_OUTPUT,
+    .flags = NF_OP_GRAD_NO_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_SAVED_FOR_BACKWARD,
     .infer = conv2d_infer, .forward = conv_forward, .backward = conv_backward, .flops = conv_flops,
 };
 
@@ -321,6 +337,6 @@ const nf_op nf_op_conv1d = {
     .name = "conv1d", .summary = "1-D convolution over [channels, length] (PyTorch's Conv1d; pad_left, pad_right)",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = conv2d_attrs, .n_attrs = NF_COUNT(conv2d_attrs),
-    .flags = NF_OP_GRAD_NO_OUTPUT,
+    .flags = NF_OP_GRAD_NO_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_SAVED_FOR_BACKWARD,
     .infer = conv1d_infer, .forward = conv_forward, .backward = conv_backward, .flops = conv_flops,
 };

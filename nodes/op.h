@@ -110,6 +110,9 @@ enum nf_op_flags {
     NF_OP_OUTPUT = 1u << 2,  /* a graph output */
     NF_OP_MEMORY = 1u << 5,  /* state from the previous step (node->memory_source) */
     NF_OP_PARAM_PENALTY = 1u << 6, /* reads and adds to its inputs' parameter gradients */
+    /* its saved floats are a cache for backward: a plan that runs no
+     * backward for the node gives it none (exec->saved is NULL) */
+    NF_OP_SAVED_FOR_BACKWARD = 1u << 7,
     /* What backward does not read, so that the plan can reuse that
      * memory as soon as forward is done with it: */
     NF_OP_GRAD_NO_INPUTS = 1u << 3, /* backward reads no input value */
@@ -153,6 +156,9 @@ double nf_flops_per_element(const nf_node *node);
 double nf_flops_per_input_element(const nf_node *node);
 /* log(sum(exp(x))) of n values, the max subtracted first for stability. */
 double nf_logsumexp(const float *x, int64_t n);
+/* The sum of n floats, in 16 float lanes (so that it vectorizes) added
+ * together in double. */
+double nf_sum_floats(const float *x, int64_t n);
 /* Rows of a tensor whose last axis is `cols` long: batch * (size / cols). */
 int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols);
 /* Threshold above which element-wise loops use OpenMP threads. */

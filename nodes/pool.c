@@ -126,21 +126,25 @@ static void max_plane(const pgeom *g, const float *x, float *y, float *argmax)
 }
 
 /* The common 2x2 window, stride 2, no padding, whole windows only;
- * selects rather than branches (the winner is data-dependent). */
+ * selects rather than branches (the winner is data-dependent), so that
+ * the row loop vectorizes. */
 static void max_plane_2x2(const pgeom *g, const float *x, float *y, float *argmax)
 {
     for (int64_t oy = 0; oy < g->oh; oy++) {
         const float *r0 = x + 2 * oy * g->w, *r1 = r0 + g->w;
         float *yo = y + oy * g->ow, *ao = argmax + oy * g->ow;
         float base = (float)(2 * oy * g->w), below = (float)g->w;
-        for (int64_t ox = 0; ox < g->ow; ox++) {
+        int nan_seen = 0;
+        for (int32_t ox = 0; ox < (int32_t)g->ow; ox++) {
             float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
             float top = b > a ? b : a, bottom = d > c ? d : c;
             float top_at = b > a ? 1.0f : 0.0f, bottom_at = d > c ? below + 1.0f : below;
+            float sum = a + b + c + d;
+            nan_seen |= sum != sum;
             yo[ox] = bottom > top ? bottom : top;
             ao[ox] = base + 2.0f * (float)ox + (bottom > top ? bottom_at : top_at);
         }
-        for (int64_t ox = 0; ox < g->ow; ox++) /* NaN wins, as in PyTorch (rare: a branch is fine) */
+        for (int64_t ox = 0; nan_seen && ox < g->ow; ox++) /* NaN wins, as in PyTorch */
             if (isnan(r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]))
                 max_plane_window_nan(g, x, oy, ox, yo + ox, ao + ox);
     }
