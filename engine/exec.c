@@ -32,6 +32,7 @@ static void fill_exec(const nf_plan *p, int k, nf_exec *e)
     e->n_inputs = node->n_inputs;
     e->training = p->training;
     e->threads = p->threads;
+    e->capacity = p->capacity;
     e->workspace = p->workspace_floats ? p->arena + p->workspace_off : NULL;
     /* a key for this node in this run: masks differ between runs and
      * nodes, and a seed and run count reproduce them */

@@ -5,7 +5,7 @@
 
 const char *const nf_init_names[] = {
     "default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
-    "zeros", "constant", NULL,
+    "zeros", "constant", "normal", NULL,
 };
 
 static void fill_uniform(float *data, int64_t n, double bound, nf_rng *rng)
@@ -55,6 +55,9 @@ void nf_param_init(float *data, const nf_param *p, nf_rng *rng)
         break;
     case NF_INIT_CONSTANT:
         fill_constant(data, p->size, s->init_value);
+        break;
+    case NF_INIT_NORMAL: /* N(0, value^2), value 0 meaning 1 (PyTorch's Embedding) */
+        fill_normal(data, p->size, s->init_value > 0 ? s->init_value : 1.0, rng);
         break;
     }
 }

@@ -119,8 +119,9 @@ static int node_intervals(nf_plan *p, int k, interval *iv)
     }
     int saved_wanted = s->run_backward || !(node->op->flags & NF_OP_SAVED_FOR_BACKWARD);
     if ((node->saved_per_sample > 0 || node->saved_fixed > 0) && saved_wanted) {
-        int64_t end = (node->op->flags & NF_OP_MEMORY) ? forever : s->run_backward ? backward_time(p, k) : k;
-        int64_t start = (node->op->flags & NF_OP_MEMORY) ? 0 : k;
+        int keeps_state = node->op->reset_state != NULL;
+        int64_t end = keeps_state ? forever : s->run_backward ? backward_time(p, k) : k;
+        int64_t start = keeps_state ? 0 : k;
         iv[count++] = (interval){start, end,
                                  nf_align_floats(p->capacity * node->saved_per_sample + node->saved_fixed),
                                  &s->saved_off};
@@ -311,8 +312,8 @@ void nf_plan_reset_state(nf_plan *p)
         return;
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
-        if (node->op->flags & NF_OP_MEMORY)
-            nf_memory_reset(node, p->arena + p->steps[k].saved_off, p->capacity);
+        if (node->op->reset_state && p->steps[k].saved_off >= 0)
+            node->op->reset_state(node, p->arena + p->steps[k].saved_off, p->capacity);
     }
 }
 

@@ -169,7 +169,7 @@ static void valid_columns(const geom *g, int64_t ix0, int64_t *lo, int64_t *hi)
 
 /* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW),
  * with rows `stride` floats apart */
-static void im2col_rows(const geom *g, const float *restrict x, float *restrict cols, int64_t stride)
+static void im2col_rows(const geom *g, const float *x, float *cols, int64_t stride)
 {
     for (int64_t c = 0; c < g->c / g->groups; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
@@ -179,12 +179,12 @@ static void im2col_rows(const geom *g, const float *restrict x, float *restrict 
                 valid_columns(g, ix0, &lo, &hi);
                 for (int64_t oy = 0; oy < g->oh; oy++) {
                     int64_t iy = oy * g->stride - g->pt + ki * g->dil;
-                    float *restrict out = row + oy * g->ow;
+                    float *out = row + oy * g->ow;
                     if (iy < 0 || iy >= g->h) {
                         memset(out, 0, (size_t)g->ow * sizeof(float));
                         continue;
                     }
-                    const float *restrict in = x + (c * g->h + iy) * g->w;
+                    const float *in = x + (c * g->h + iy) * g->w;
                     for (int64_t ox = 0; ox < lo; ox++)
                         out[ox] = 0.0f;
                     if (g->stride == 1) /* rows are short: a loop beats a memcpy call */

@@ -34,17 +34,18 @@ static void memory_forward(const nf_exec *e)
     memcpy(e->out, e->saved, (size_t)(e->batch * nf_shape_size(e->out_shape)) * sizeof(float));
 }
 
-const nf_op nf_op_memory = {
-    .name = "memory", .summary = "the value its source had at the previous step (a recurrent back edge)",
-    .min_inputs = 0, .max_inputs = 0,
-    .attrs = memory_attrs, .n_attrs = NF_COUNT(memory_attrs),
-    .flags = NF_OP_MEMORY, .infer = memory_infer, .forward = memory_forward,
-};
-
-void nf_memory_reset(const nf_node *node, float *state, int64_t rows)
+/* the initial state: zeros or the constant */
+static void memory_reset(const nf_node *node, float *state, int64_t rows)
 {
     int64_t n = rows * nf_shape_size(&node->shape);
     float value = node->attr[1] == 1 ? (float)node->attr[2] : 0.0f;
     for (int64_t i = 0; i < n; i++)
         state[i] = value;
 }
+
+const nf_op nf_op_memory = {
+    .name = "memory", .summary = "the value its source had at the previous step (a recurrent back edge)",
+    .min_inputs = 0, .max_inputs = 0,
+    .attrs = memory_attrs, .n_attrs = NF_COUNT(memory_attrs),
+    .flags = NF_OP_MEMORY, .infer = memory_infer, .forward = memory_forward, .reset_state = memory_reset,
+};

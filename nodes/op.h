@@ -47,7 +47,8 @@ typedef enum nf_init {
     NF_INIT_KAIMING_UNIFORM, /* gain sqrt(2), fan_in mode (for relu) */
     NF_INIT_KAIMING_NORMAL,
     NF_INIT_ZEROS,
-    NF_INIT_CONSTANT
+    NF_INIT_CONSTANT,
+    NF_INIT_NORMAL           /* N(0, value^2); value 0: N(0, 1) */
 } nf_init;
 
 /* Names of nf_init values, in order; used as enum attribute choices. */
@@ -102,6 +103,7 @@ typedef struct nf_exec {
     int training;                    /* training mode (dropout active, batch statistics) */
     uint64_t random;                 /* a fresh random key for this node and run */
     int threads;                     /* threads of the plan */
+    int64_t capacity;                /* rows the buffers have room for (>= batch) */
 } nf_exec;
 
 enum nf_op_flags {
@@ -131,11 +133,11 @@ typedef struct nf_op {
     void (*backward)(const nf_exec *e);
     /* Forward floating-point operations per sample (NULL: 0). */
     double (*flops)(const nf_node *node);
+    /* For nodes with state kept between runs (memory nodes, recurrent
+     * layers that carry their state): their saved buffer lives as long as
+     * the plan, and this sets it to the initial state for `capacity` rows. */
+    void (*reset_state)(const nf_node *node, float *saved, int64_t capacity);
 } nf_op;
-
-/* Sets a memory node's state (rows x its size floats) to its initial
- * value (nodes/memory.c). */
-void nf_memory_reset(const nf_node *node, float *state, int64_t rows);
 
 /* The registry (nodes/registry.c). */
 const nf_op *nf_op_find(const char *name);

@@ -232,6 +232,63 @@ static void test_conv1d(void **state)
                                       "groups", "3"), 2);
 }
 
+/* lstm and gru through time: several steps, with and without biases,
+ * input gradients included */
+static void test_recurrent(void **state)
+{
+    (void)state;
+    int64_t dims[] = {4, 3};
+    check_op("lstm", 2, dims, ATTRS("hidden", "5"), 2);
+    check_op("lstm", 2, dims, ATTRS("hidden", "2", "bias", "false"), 3);
+    check_op("gru", 2, dims, ATTRS("hidden", "5"), 2);
+    check_op("gru", 2, dims, ATTRS("hidden", "3", "bias", "false"), 3);
+    int64_t one_step[] = {1, 2};
+    check_op("lstm", 2, one_step, ATTRS("hidden", "3"), 2);
+    check_op("gru", 2, one_step, ATTRS("hidden", "3"), 2);
+}
+
+/* ids -> vectors: gradient of the table (ids get none), and the values */
+static void test_embedding(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_graph_set_seed(g, 3);
+    nf_node *ids = nf_input(g, "label_ids", 1, (int64_t[]){5});
+    nf_node *emb = nf_graph_add(g, "embedding", "emb", 1, &ids);
+    nf_node_set_attr(g, emb, "num", "4");
+    nf_node_set_attr(g, emb, "dim", "3");
+    finish_with_mse(g, emb, 2, (int64_t[]){5, 3});
+    assert_ok(nf_graph_validate(g, &err), &err);
+    assert_gradients(g, 2, TOL);
+
+    nf_node *hot = nf_graph_add(g, "one_hot", "hot", 1, &ids);
+    nf_node_set_attr(g, hot, "classes", "4");
+    nf_output(g, "hot_out", hot);
+    nf_node *emb_out = nf_output(g, "emb_out", emb);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 1, 0, &plan, &err), &err);
+    const float id_values[5] = {2, 0, 3, 7, 1.5f}; /* 7 and 1.5 are not ids: zeros */
+    assert_ok(nf_plan_set_input(plan, ids, id_values, &err), &err);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    nf_tensor v, t;
+    assert_ok(nf_plan_value(plan, nf_graph_find(g, "hot_out"), &v, &err), &err);
+    assert_ok(nf_plan_value(plan, emb_out, &t, &err), &err);
+    nf_tensor w;
+    assert_int_equal(nf_graph_param(g, nf_graph_find_param(g, "emb.weight"), NULL, &w, NULL), NF_OK);
+    const float *table = w.data;
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++) {
+            int hot_expected = (i < 3 && j == (int)id_values[i]);
+            assert_true(v.data[i * 4 + j] == (float)hot_expected);
+            if (j < 3)
+                assert_true(t.data[i * 3 + j] == (i < 3 ? table[(int)id_values[i] * 3 + j] : 0.0f));
+        }
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
 static void test_more_activations(void **state)
 {
     (void)state;
@@ -477,6 +534,8 @@ int main(void)
         cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_conv1d),
+        cmocka_unit_test(test_recurrent),
+        cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),

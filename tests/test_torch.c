@@ -209,6 +209,69 @@ static void test_cnn(void **state)
 }
 
 /* A PyTorch LeNet-5's weights give PyTorch's logits in nodeflow. */
+/* Copies fixture tensor `name` into a plan input. */
+static void set_input_from(nf_plan *plan, const nf_node *node, const fixture *f, const char *name)
+{
+    nf_error err;
+    assert_ok(nf_plan_set_input(plan, node, fixture_get(f, name)->data, &err), &err);
+}
+
+/* lstm and gru (carry=true) over two consecutive windows, as
+ * nn.LSTM / nn.GRU given the first window's final state, detached */
+static void check_recurrent(const char *kind)
+{
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_recurrent.txt");
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 2, (int64_t[]){5, 3});
+    nf_node *t = nf_input(g, "t", 2, (int64_t[]){5, 4});
+    nf_input_requires_grad(g, x);
+    nf_node *r = nf_graph_add(g, kind, kind, 1, &x);
+    nf_node_set_attr(g, r, "hidden", "4");
+    nf_node_set_attr(g, r, "carry", "true");
+    nf_node *y = nf_output(g, "y", r);
+    nf_mse_loss(g, "loss", y, t);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING, &plan, &err), &err);
+    const char *params[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
+    char name[96];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s.%s", kind, params[i]);
+        load_param(g, &f, name);
+    }
+    snprintf(name, sizeof name, "%s.t", kind);
+    set_input_from(plan, t, &f, name);
+    for (int window = 1; window <= 2; window++) {
+        snprintf(name, sizeof name, "%s.x%d", kind, window);
+        set_input_from(plan, x, &f, name);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        snprintf(name, sizeof name, "%s.y%d", kind, window);
+        expect_node_value(plan, y, &f, name);
+    }
+    assert_ok(nf_plan_backward(plan, &err), &err);
+    float loss = (float)nf_plan_loss(plan);
+    snprintf(name, sizeof name, "%s.loss", kind);
+    assert_close(name, &loss, fixture_get(&f, name)->data, 1, RTOL);
+    for (int i = 0; i < 4; i++) {
+        nf_tensor grad;
+        snprintf(name, sizeof name, "%s.%s", kind, params[i]);
+        nf_graph_param(g, nf_graph_find_param(g, name), NULL, NULL, &grad);
+        snprintf(name, sizeof name, "%s.grad.%s", kind, params[i]);
+        assert_close(name, grad.data, fixture_get(&f, name)->data, nf_shape_size(&grad.shape), RTOL);
+    }
+    nf_tensor dx;
+    assert_ok(nf_plan_grad(plan, x, &dx, &err), &err);
+    snprintf(name, sizeof name, "%s.grad.x2", kind);
+    assert_close(name, dx.data, fixture_get(&f, name)->data, nf_shape_size(&dx.shape), RTOL);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
+static void test_lstm(void **state) { (void)state; check_recurrent("lstm"); }
+static void test_gru(void **state) { (void)state; check_recurrent("gru"); }
+
 static void test_lenet_weights(void **state)
 {
     (void)state;
@@ -238,6 +301,8 @@ int main(void)
         cmocka_unit_test(test_ops),
         cmocka_unit_test(test_cnn),
         cmocka_unit_test(test_lenet_weights),
+        cmocka_unit_test(test_lstm),
+        cmocka_unit_test(test_gru),
     };
     return cmocka_run_group_tests_name("torch", tests, NULL, NULL);
 }
