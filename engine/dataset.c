@@ -18,7 +18,7 @@ void nf_dataset_free(nf_dataset *ds)
 void nf_dataset_truncate(nf_dataset *ds, int64_t count)
 {
     if (ds && count >= 0 && count < ds->count)
-        ds->count = count;
+        ds->count = ds->streams > 0 ? count / ds->streams * ds->streams : count;
 }
 
 /* Labels must be whole numbers >= 0; the class count is the largest + 1. */

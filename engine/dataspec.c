@@ -4,6 +4,8 @@
  *   idx:IMAGES,LABELS                          IDX files, plain or .gz
  *   csv:FILE[,label=COLUMN]                    numeric CSV, label by index or name
  *   npy:X.npy[,Y.npy]                          NumPy arrays, first axis = samples
+ *   text:PATH,window=T,streams=B               byte-level text (nodeflow train
+ *                                              adds window and streams itself)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +83,29 @@ static nf_status spec_error(const char *spec, nf_error *err)
 {
     return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
                    "data spec '%.200s' is not one of fashion-mnist:train, fashion-mnist:test, idx:IMAGES,LABELS, "
-                   "csv:FILE[,label=COLUMN], npy:X.npy[,Y.npy]",
+                   "csv:FILE[,label=COLUMN], npy:X.npy[,Y.npy], text:PATH,window=T,streams=B",
                    spec);
+}
+
+/* "window=T,streams=B" (either order) after text:PATH */
+static nf_status load_text_spec(const char *path, char *options, nf_dataset **out, nf_error *err)
+{
+    long long window = 0, streams = 0;
+    for (char *opt = options, *next; opt && *opt; opt = next) {
+        next = strchr(opt, ',');
+        if (next)
+            *next++ = '\0';
+        char *end;
+        long long *slot = strncmp(opt, "window=", 7) == 0 ? &window : strncmp(opt, "streams=", 8) == 0 ? &streams : NULL;
+        if (!slot)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text data: unknown option '%.100s' (window=T, streams=B)", opt);
+        *slot = strtoll(strchr(opt, '=') + 1, &end, 10);
+        if (*end || end == strchr(opt, '=') + 1)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text data: '%.100s' needs a whole number", opt);
+    }
+    if (window <= 0 || streams <= 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text:%.200s needs window=T and streams=B (positive)", path);
+    return nf_dataset_load_text(path, window, streams, out, err);
 }
 
 nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err)
@@ -109,6 +132,8 @@ nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err
     else if (kind == 3 && strncmp(spec, "csv", 3) == 0 && *first &&
              (!second || (strncmp(second, "label=", 6) == 0 && second[6])))
         st = nf_dataset_load_csv(first, second ? second + 6 : NULL, out, err);
+    else if (kind == 4 && strncmp(spec, "text", 4) == 0 && *first)
+        st = load_text_spec(first, second, out, err);
     else
         st = spec_error(spec, err);
     free(rest);

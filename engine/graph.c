@@ -41,6 +41,29 @@ nf_status nf_graph_status(const nf_graph *g, nf_error *err)
     return g->error.code;
 }
 
+nf_status nf_graph_set_vocab(nf_graph *g, const unsigned char *bytes, int n, nf_error *err)
+{
+    if (!g || (n > 0 && !bytes))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_graph_set_vocab: NULL argument");
+    if (n < 0 || n > 256)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "a vocabulary has 0 to 256 bytes, not %d", n);
+    int seen[256] = {0};
+    for (int i = 0; i < n; i++)
+        if (seen[bytes[i]]++)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "byte 0x%02x appears twice in the vocabulary", bytes[i]);
+    if (n > 0)
+        memcpy(g->vocab, bytes, (size_t)n);
+    g->vocab_size = n;
+    return NF_OK;
+}
+
+const unsigned char *nf_graph_vocab(const nf_graph *g, int *n)
+{
+    if (n)
+        *n = g ? g->vocab_size : 0;
+    return g ? g->vocab : NULL;
+}
+
 void nf_graph_set_seed(nf_graph *g, uint64_t seed)
 {
     if (g)

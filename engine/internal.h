@@ -63,6 +63,8 @@ struct nf_graph {
     float *grads;                    /* their gradients, same layout */
     int error_node;                  /* index of the node the last validation failed on, or -1 */
     uint64_t runs;                   /* training-mode forward passes: the key of random masks */
+    unsigned char vocab[256];        /* byte of each token id, for text models */
+    int vocab_size;                  /* 0: none */
 };
 
 /* Records `code` and a printf-style message into err (if non-NULL) and

@@ -32,20 +32,34 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
         nf_status st = nf_plan_value(plan, bind->scores, &view, err);
         if (st != NF_OK)
             return st;
-        if (bind->scores->shape.rank != 1 || ds->y_shape.rank != 0)
-            return nf_fail(err, NF_ERR_SHAPE, "accuracy needs [C] scores per sample and class-index labels");
+        nf_shape positions = bind->scores->shape;
+        positions.rank--;
+        if (bind->scores->shape.rank < 1 || !nf_shape_equal(&positions, &ds->y_shape))
+            return nf_fail(err, NF_ERR_SHAPE,
+                           "accuracy needs [..., C] scores per sample and class-index labels of the leading shape");
+        int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
+        if (ds->classes > c && c > 1)
+            return nf_fail(err, NF_ERR_SHAPE, "the data has %lld classes but '%s' scores %lld", (long long)ds->classes,
+                           bind->scores->name, (long long)c);
     }
     return NF_OK;
 }
 
-/* Number of rows whose arg-max score equals the label. */
+/* Class-index labels per sample (1, or T for a sequence of T positions). */
+static int64_t positions_of(const nf_binding *bind)
+{
+    return bind->scores ? nf_shape_size(&bind->scores->shape) / bind->scores->shape.dim[bind->scores->shape.rank - 1]
+                        : 1;
+}
+
+/* Number of positions whose arg-max score equals the label. */
 static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
 {
     nf_tensor scores, labels;
     nf_plan_value(plan, bind->scores, &scores, NULL);
     nf_plan_value(plan, bind->y, &labels, NULL);
-    int64_t classes = bind->scores->shape.dim[0], correct = 0;
-    for (int64_t r = 0; r < plan->batch; r++) {
+    int64_t classes = bind->scores->shape.dim[bind->scores->shape.rank - 1], correct = 0;
+    for (int64_t r = 0; r < plan->batch * positions_of(bind); r++) {
         const float *s = scores.data + r * classes;
         int64_t best = 0;
         for (int64_t j = 1; j < classes; j++)
@@ -87,10 +101,24 @@ static nf_status flush_accumulated(nf_optimizer *opt, nf_error *err)
     return nf_optimizer_step(opt, err);
 }
 
-static void finish_stats(nf_epoch_stats *s, int scored)
+static void finish_stats(nf_epoch_stats *s, const nf_binding *bind)
 {
+    double scored = (double)s->samples * (double)positions_of(bind);
     s->loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
-    s->accuracy = scored && s->samples ? (double)s->correct / (double)s->samples : -1.0;
+    s->accuracy = bind->scores && s->samples ? (double)s->correct / scored : -1.0;
+}
+
+/* Text windows continue a stream from batch to batch: they must come in
+ * order, `streams` at a time, and recurrent state starts from zeros at
+ * the first window. */
+static nf_status check_streams(const nf_dataset *ds, int64_t batch, int shuffle, nf_error *err)
+{
+    if (ds->streams > 0 && (batch != ds->streams || shuffle))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
+                       "the text data has %lld streams: it needs unshuffled batches of %lld, not %s batches of %lld",
+                       (long long)ds->streams, (long long)ds->streams, shuffle ? "shuffled" : "unshuffled",
+                       (long long)batch);
+    return NF_OK;
 }
 
 nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
@@ -107,11 +135,15 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "batches of %lld do not fit a plan compiled for %lld",
                        (long long)b->batch, (long long)plan->capacity);
     nf_status st = check_binding(plan, b->ds, bind, err);
+    if (st == NF_OK)
+        st = check_streams(b->ds, b->batch, b->shuffle, err);
     if (st != NF_OK)
         return st;
     float *x = plan->arena + plan->steps[bind->x->index].value_off;
     float *y = plan->arena + plan->steps[bind->y->index].value_off;
     for (int64_t done = 0; max_batches <= 0 || done < max_batches; done++) {
+        if (b->ds->streams > 0 && b->next == 0)
+            nf_plan_reset_state(plan);
         int64_t rows = nf_batcher_next(b, x, y);
         if (rows == 0) { /* the epoch is over: shuffle for the next one */
             nf_batcher_rewind(b);
@@ -133,7 +165,7 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         stats->batches++;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
-    finish_stats(stats, bind->scores != NULL);
+    finish_stats(stats, bind);
     return st;
 }
 
@@ -152,8 +184,11 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
                       nf_error *err)
 {
     nf_status st = check_binding(plan, ds, bind, err);
+    if (st == NF_OK)
+        st = check_streams(ds, plan->capacity, 0, err);
     if (st != NF_OK)
         return st;
+    nf_plan_reset_state(plan);
     float *x = plan->arena + plan->steps[bind->x->index].value_off;
     float *y = plan->arena + plan->steps[bind->y->index].value_off;
     int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
@@ -183,7 +218,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
         stats->correct = correct;
         stats->samples = st == NF_OK ? ds->count : start;
         stats->batches = batches;
-        finish_stats(stats, bind->scores != NULL);
+        finish_stats(stats, bind);
     }
     return st;
 }

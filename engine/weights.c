@@ -1,4 +1,5 @@
 /* nodeflow — graph weights and training checkpoints as safetensors. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -20,6 +21,49 @@ static nf_st_entry *param_entries(const nf_graph *g)
     return e;
 }
 
+#define VOCAB_KEY "nodeflow.vocab"
+
+/* Adds the graph's vocabulary (hex) to meta, made if NULL; NULL without a
+ * vocabulary or out of memory. */
+static cJSON *vocab_meta(const nf_graph *g, cJSON *meta)
+{
+    if (!g->vocab_size)
+        return meta;
+    char hex[2 * 256 + 1];
+    for (int i = 0; i < g->vocab_size; i++)
+        snprintf(hex + 2 * i, 3, "%02x", g->vocab[i]);
+    cJSON *m = meta ? meta : cJSON_CreateObject();
+    if (!m || !cJSON_AddStringToObject(m, VOCAB_KEY, hex)) {
+        if (!meta)
+            cJSON_Delete(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The vocabulary of a weights file's metadata, if it has one. */
+static nf_status vocab_from(nf_graph *g, const nf_st_file *f, nf_error *err)
+{
+    const char *hex = nf_st_meta(f, VOCAB_KEY);
+    if (!hex)
+        return NF_OK;
+    size_t len = strlen(hex);
+    unsigned char bytes[256];
+    if (len % 2 || len / 2 > 256 || len == 0)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s must hold 1 to 256 bytes in hex", f->path, VOCAB_KEY);
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
+            sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s is not hex", f->path, VOCAB_KEY);
+        bytes[i] = (unsigned char)v;
+    }
+    nf_status st = nf_graph_set_vocab(g, bytes, (int)(len / 2), err);
+    if (st != NF_OK)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s: %s", f->path, VOCAB_KEY, err ? err->message : "");
+    return NF_OK;
+}
+
 nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err)
 {
     if (!g || !path)
@@ -29,7 +73,10 @@ nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err)
     nf_st_entry *e = param_entries(g);
     if (!e)
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
-    nf_status st = nf_st_write(path, e, g->n_params, NULL, err);
+    cJSON *meta = vocab_meta(g, NULL);
+    nf_status st = g->vocab_size && !meta ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory")
+                                          : nf_st_write(path, e, g->n_params, meta, err);
+    cJSON_Delete(meta);
     free(e);
     return st;
 }
@@ -81,6 +128,8 @@ nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_erro
 nf_status nf_weights_from(nf_graph *g, const nf_st_file *f, unsigned flags, nf_error *err)
 {
     nf_status st = check_params(g, f, flags, err);
+    if (st == NF_OK)
+        st = vocab_from(g, f, err);
     if (st == NF_OK)
         copy_params(g, f);
     return st;
@@ -209,6 +258,10 @@ nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_train
         return nf_fail(err, NF_ERR_STATE, "the optimizer does not belong to this graph as it is now");
     entry_list l = {0};
     cJSON *meta = checkpoint_meta(g, t);
+    if (meta && g->vocab_size && !vocab_meta(g, meta)) {
+        cJSON_Delete(meta);
+        meta = NULL;
+    }
     nf_status st = meta && checkpoint_entries(g, t, &l)
                        ? nf_st_write(path, l.entries, l.count, meta, err)
                        : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory writing a checkpoint");

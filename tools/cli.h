@@ -43,5 +43,6 @@ int cmd_dot(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char train_help[] =
     "  --data SPEC             training data (required), e.g. fashion-mnist:train\n"
     "  --val SPEC              validation data, evaluated after every epoch\n"
     "  --epochs N              epochs to train (default 1)\n"
+    "  --steps N               stop after N batches in all (the last epoch may end early)\n"
     "  --batch N               mini-batch size (default 32)\n"
     "  --optimizer NAME        optimizer (default sgd)\n"
     "  --lr X                  learning rate\n"
@@ -40,11 +41,14 @@ static const char train_help[] =
     "  --quiet                 print nothing but errors\n\n"
     "SIGINT or SIGTERM stop after the current batch and write a checkpoint.\n"
     "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
-    "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy]\n";
+    "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy] | text:FILE-OR-DIRECTORY\n"
+    "text data is cut into windows of the model's input length, one stream per\n"
+    "batch row, taken in order so that carried recurrent state follows the text;\n"
+    "its vocabulary is saved with the weights (for nodeflow generate).\n";
 
 typedef struct train_options {
     const char *model, *data, *val, *out, *checkpoint, *resume, *log;
-    long long epochs, batch, seed, threads, checkpoint_every, accumulate, early_stop;
+    long long epochs, steps, batch, seed, threads, checkpoint_every, accumulate, early_stop;
     const char *optimizer, *schedule, *average;
     double lr, clip_norm, clip_value, average_decay;
     int quiet, save_average, n_set;
@@ -61,7 +65,7 @@ static void on_signal(int sig)
 
 static int takes_value(const char *name)
 {
-    static const char *const flags[] = {"--data", "--val", "--epochs", "--batch", "--optimizer", "--lr", "--set",
+    static const char *const flags[] = {"--data", "--val", "--epochs", "--steps", "--batch", "--optimizer", "--lr", "--set",
                                         "--clip-norm", "--clip-value", "--seed", "--threads", "--out", "--checkpoint",
                                         "--checkpoint-every", "--resume", "--log", "--schedule", "--accumulate",
                                         "--average", "--average-decay", "--early-stop", NULL};
@@ -85,6 +89,8 @@ static int parse_option(train_options *o, const char *flag, const char *v)
             return EXIT_OK;
         }
     if (!strcmp(flag, "--epochs") && cli_parse_int(v, 1, 1000000, &o->epochs))
+        return EXIT_OK;
+    if (!strcmp(flag, "--steps") && cli_parse_int(v, 1, 1LL << 40, &o->steps))
         return EXIT_OK;
     if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch))
         return EXIT_OK;
@@ -335,6 +341,31 @@ static int open_log(run *r)
     return EXIT_OK;
 }
 
+/* Loads a data spec; text gets windows of the model's input length and
+ * one stream per row of `batch`. */
+static nf_status load_data(const run *r, const char *spec, int64_t batch, nf_dataset **out, nf_error *err)
+{
+    if (strncmp(spec, "text:", 5) != 0 || strchr(spec, ','))
+        return nf_dataset_load_spec(spec, out, err);
+    nf_shape x;
+    nf_status st = nf_node_shape(r->bind.x, &x, err);
+    if (st == NF_OK && x.rank != 1) {
+        err->code = NF_ERR_SHAPE;
+        snprintf(err->message, sizeof err->message, "text data needs an input of [T] token ids; '%s' is not one",
+                 nf_node_name(r->bind.x));
+        return NF_ERR_SHAPE;
+    }
+    return st == NF_OK ? nf_dataset_load_text(spec + 5, x.dim[0], batch, out, err) : st;
+}
+
+/* Validation batches: at least 256 rows, or one per stream of text */
+static int64_t eval_batch(const run *r)
+{
+    if (r->val->streams)
+        return r->val->streams;
+    return r->o.batch > 256 ? r->o.batch : 256;
+}
+
 static int set_up(run *r)
 {
     nf_error err;
@@ -349,12 +380,13 @@ static int set_up(run *r)
     nf_set_threads(r->o.threads > 0 ? (int)r->o.threads : 0);
     if (nf_graph_init_params(r->g, (uint64_t)r->o.seed, &err) != NF_OK ||
         nf_binding_find(r->g, &r->bind, &err) != NF_OK ||
-        nf_dataset_load_spec(r->o.data, &r->train, &err) != NF_OK ||
-        (r->o.val && nf_dataset_load_spec(r->o.val, &r->val, &err) != NF_OK) ||
+        load_data(r, r->o.data, r->o.batch, &r->train, &err) != NF_OK ||
+        (r->o.val && load_data(r, r->o.val, r->o.batch, &r->val, &err) != NF_OK) ||
+        nf_graph_set_vocab(r->g, r->train->vocab, r->train->vocab_size, &err) != NF_OK ||
         nf_plan_compile(r->g, r->o.batch, NF_PLAN_TRAINING, &r->plan, &err) != NF_OK ||
-        (r->val && nf_plan_compile(r->g, r->o.batch > 256 ? r->o.batch : 256, NF_PLAN_INFERENCE, &r->eval_plan,
-                                   &err) != NF_OK) ||
-        nf_batcher_new(r->train, r->o.batch, 1, (uint64_t)r->o.seed * 2654435761u + 1, &r->t.batches, &err) != NF_OK)
+        (r->val && nf_plan_compile(r->g, eval_batch(r), NF_PLAN_INFERENCE, &r->eval_plan, &err) != NF_OK) ||
+        nf_batcher_new(r->train, r->o.batch, r->train->streams == 0, (uint64_t)r->o.seed * 2654435761u + 1,
+                       &r->t.batches, &err) != NF_OK)
         return cli_fail(&err);
     if ((rc = make_optimizer(r->g, &r->o, &r->config, &r->t.opt)) != EXIT_OK ||
         (rc = make_schedule(&r->o, &r->config, nf_optimizer_lr(r->t.opt), &r->t.schedule)) != EXIT_OK)
@@ -472,7 +504,7 @@ static int train_epoch(run *r)
     memset(&fit, 0, sizeof fit);
     progress_view view = {isatty(STDERR_FILENO), r->o.quiet, cli_now(), 0, nf_batcher_batches(r->t.batches), 0};
     int epoch_done = 0;
-    while (!epoch_done) {
+    while (!epoch_done && !(r->o.steps > 0 && r->t.progress.step >= r->o.steps)) {
         if (nf_train_batches(r->plan, r->t.opt, r->t.batches, &r->bind, 1, &fit, &epoch_done, &err) != NF_OK)
             return cli_fail(&err);
         if (epoch_done)
@@ -522,7 +554,8 @@ int cmd_train(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    while (rc == EXIT_OK && r.t.progress.epoch < r.o.epochs && !r.stop)
+    while (rc == EXIT_OK && r.t.progress.epoch < r.o.epochs && !r.stop &&
+           !(r.o.steps > 0 && r.t.progress.step >= r.o.steps))
         rc = train_epoch(&r);
     nf_error err;
     if (rc == EXIT_OK && r.o.save_average && r.t.average && nf_average_swap(r.t.average, &err) != NF_OK)

@@ -125,9 +125,10 @@ static void usage(FILE *out)
             "  train MODEL.nfg --data SPEC train, with options; see 'nodeflow train --help'\n"
             "  eval MODEL.nfg --weights W --data SPEC    loss, accuracy and per-class metrics\n"
             "  infer MODEL.nfg --weights W --input FILE  run a batch and write the outputs\n"
+            "  generate MODEL.nfg --weights W [--prime TEXT]   sample text from a text model\n"
             "  ops                         the node types and their attributes\n\n"
             "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
-            "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy]\n"
+            "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy] | text:FILE-OR-DIRECTORY\n"
             "exit codes: 0 success, 1 runtime failure, 2 usage or input error\n");
 }
 
@@ -138,7 +139,7 @@ int main(int argc, char **argv)
         int (*run)(int, char **);
     } commands[] = {
         {"check", cmd_check}, {"dot", cmd_dot}, {"train", cmd_train},
-        {"eval", cmd_eval},   {"infer", cmd_infer}, {"ops", cmd_ops},
+        {"eval", cmd_eval},   {"infer", cmd_infer}, {"generate", cmd_generate}, {"ops", cmd_ops},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

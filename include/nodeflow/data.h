@@ -20,7 +20,28 @@ typedef struct nf_dataset {
     float *x;             /* count * size(x_shape) floats */
     float *y;             /* count * size(y_shape) floats */
     int64_t classes;      /* number of classes for class labels, else 0 */
+    /* Text windows (nf_dataset_load_text): sample k * streams + s is window
+     * k of stream s, so that batches of `streams` in order continue each
+     * stream where the last batch left it; 0 for independent samples. */
+    int64_t streams;
+    unsigned char vocab[256]; /* byte of each token id (text) */
+    int vocab_size;           /* 0 if not text */
 } nf_dataset;
+
+/* A byte-level text corpus: a file, or a directory whose regular files
+ * (not symbolic links, not binary files holding a NUL byte) are read in
+ * name order and joined. Token ids are positions in the sorted list of
+ * the distinct bytes (ds->vocab). The text is cut into `streams` equal
+ * streams, each into windows of `window` tokens: x is a window's ids and
+ * y the ids that follow them (x shifted by one). Batches of `streams`
+ * taken in order (no shuffling) carry each stream on from window to
+ * window, so a recurrent state may be carried too. */
+nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out,
+                               nf_error *err);
+/* Ids of `len` bytes of text by a vocabulary (the byte of each id); a
+ * byte not in it is an error that names the byte and its position. */
+nf_status nf_text_to_ids(const unsigned char *vocab, int vocab_size, const char *text, size_t len, float *ids,
+                         nf_error *err);
 
 /* Loads an IDX image file and its IDX label file (plain or gzip, by
  * content). Pixels are scaled to [0, 1] (x / 255). Both headers are

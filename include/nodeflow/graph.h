@@ -45,6 +45,12 @@ nf_status nf_graph_status(const nf_graph *g, nf_error *err);
 /* Seed of the graph's random number generator, used to initialise
  * parameters (and, later, dropout masks). Default 0. */
 void nf_graph_set_seed(nf_graph *g, uint64_t seed);
+/* The vocabulary of a byte-level text model: the byte of each token id
+ * (1 to 256 distinct bytes). Saved with the weights (safetensors metadata
+ * "nodeflow.vocab", hex) and restored when they are loaded. */
+nf_status nf_graph_set_vocab(nf_graph *g, const unsigned char *bytes, int n, nf_error *err);
+/* The vocabulary's bytes and count (0 if none). */
+const unsigned char *nf_graph_vocab(const nf_graph *g, int *n);
 
 /* ---- Generic construction (used by the model-file parser) ---------- */
 

@@ -13,5 +13,6 @@
 #include "weights.h"
 #include "gradcheck.h"
 #include "runtime.h"
+#include "sequence.h"
 
 #endif

@@ -1,0 +1,154 @@
+/* nodeflow generate: samples text from a byte-level sequence model, one
+ * token per run of a batch-1 plan whose window is one step (the
+ * recurrent state carries between runs). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char generate_help[] =
+    "usage: nodeflow generate MODEL.nfg --weights FILE [options]\n\n"
+    "Samples text from a model trained on text data (its weights hold the\n"
+    "vocabulary). The prime is fed one byte at a time, then each sampled\n"
+    "byte is printed and fed back.\n"
+    "  --weights FILE      trained weights (safetensors, from nodeflow train --out)\n"
+    "  --prime TEXT        text to start from (default: a newline)\n"
+    "  --length N          bytes to generate (default 200)\n"
+    "  --temperature X     softmax temperature; 0 picks the most likely byte (default 0.8)\n"
+    "  --seed N            seed of the sampling (default 0)\n"
+    "  --threads N         threads (default: all cores)\n";
+
+typedef struct generate_options {
+    const char *model, *weights, *prime;
+    long long length, seed, threads;
+    double temperature;
+} generate_options;
+
+static int takes_value(const char *name)
+{
+    return strcmp(name, "--help") != 0;
+}
+
+static int parse_options(int argc, char **argv, generate_options *o)
+{
+    *o = (generate_options){NULL, NULL, "\n", 200, 0, 0, 0.8};
+    cli_args a = {argc, argv, 1, "generate"};
+    const char *flag, *v;
+    while (cli_next(&a, &flag, &v, takes_value)) {
+        if (!flag && !o->model)
+            o->model = v;
+        else if (flag && !strcmp(flag, "--help")) {
+            fputs(generate_help, stdout);
+            return -1;
+        } else if (flag && !strcmp(flag, "--weights") && v && *v)
+            o->weights = v;
+        else if (flag && !strcmp(flag, "--prime") && v)
+            o->prime = v;
+        else if (!(flag && !strcmp(flag, "--length") && cli_parse_int(v, 0, 1LL << 30, &o->length)) &&
+                 !(flag && !strcmp(flag, "--seed") && cli_parse_int(v, 0, 1LL << 53, &o->seed)) &&
+                 !(flag && !strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads)) &&
+                 !(flag && !strcmp(flag, "--temperature") && cli_parse_double(v, &o->temperature) &&
+                   o->temperature >= 0 && o->temperature <= 100))
+            return flag ? cli_usage("generate", "bad option %s%s%s", flag, v ? " " : "", v ? v : "")
+                        : cli_usage("generate", "unexpected argument '%s'", v);
+    }
+    if (!o->model)
+        return cli_usage("generate", "give a model file");
+    if (!o->weights)
+        return cli_usage("generate", "give --weights FILE");
+    return EXIT_OK;
+}
+
+typedef struct generator {
+    nf_graph *g;
+    nf_plan *plan;
+    nf_binding bind;
+    const unsigned char *vocab;
+    int vocab_size;
+} generator;
+
+static int set_up(const generate_options *o, generator *gen)
+{
+    nf_error err;
+    int rc = cli_load_model(o->model, &gen->g, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    nf_set_threads(o->threads > 0 ? (int)o->threads : 0);
+    if (nf_graph_set_window(gen->g, 1, &err) != NF_OK || nf_weights_load(gen->g, o->weights, 0, &err) != NF_OK ||
+        nf_binding_find(gen->g, &gen->bind, &err) != NF_OK)
+        return cli_fail(&err);
+    gen->vocab = nf_graph_vocab(gen->g, &gen->vocab_size);
+    if (gen->vocab_size == 0) {
+        fprintf(stderr, "nodeflow: %s holds no vocabulary: train the model on text data (--data text:...)\n",
+                o->weights);
+        return EXIT_USAGE;
+    }
+    nf_shape scores;
+    nf_node_shape(gen->bind.scores, &scores, NULL);
+    if (!gen->bind.x || !gen->bind.scores || scores.dim[scores.rank - 1] < gen->vocab_size) {
+        fprintf(stderr, "nodeflow: %s does not score the %d bytes of the vocabulary\n", o->model, gen->vocab_size);
+        return EXIT_USAGE;
+    }
+    if (nf_plan_compile(gen->g, 1, NF_PLAN_INFERENCE, &gen->plan, &err) != NF_OK)
+        return cli_fail(&err);
+    if (gen->bind.y) { /* the loss still runs: give it a valid label */
+        nf_tensor y;
+        nf_plan_input(gen->plan, gen->bind.y, &y, NULL);
+        memset(y.data, 0, (size_t)nf_shape_size(&y.shape) * sizeof(float));
+    }
+    return EXIT_OK;
+}
+
+/* One step: feed token `id`, leave the next scores in the plan. */
+static int step(generator *gen, float id)
+{
+    nf_error err;
+    if (nf_plan_set_input(gen->plan, gen->bind.x, &id, &err) != NF_OK || nf_plan_forward(gen->plan, &err) != NF_OK)
+        return cli_fail(&err);
+    return EXIT_OK;
+}
+
+static int generate(const generate_options *o, generator *gen)
+{
+    nf_error err;
+    size_t prime_len = strlen(o->prime);
+    float *ids = malloc((prime_len ? prime_len : 1) * sizeof(float));
+    if (!ids)
+        return EXIT_RUNTIME;
+    if (nf_text_to_ids(gen->vocab, gen->vocab_size, o->prime, prime_len, ids, &err) != NF_OK) {
+        free(ids);
+        fprintf(stderr, "nodeflow: --prime: %s\n", err.message);
+        return EXIT_USAGE;
+    }
+    int rc = EXIT_OK;
+    for (size_t i = 0; i < prime_len && rc == EXIT_OK; i++)
+        rc = step(gen, ids[i]);
+    free(ids);
+    fputs(o->prime, stdout);
+    uint64_t rng = (uint64_t)o->seed;
+    for (long long i = 0; i < o->length && rc == EXIT_OK; i++) {
+        nf_tensor scores;
+        if (nf_plan_value(gen->plan, gen->bind.scores, &scores, &err) != NF_OK)
+            return cli_fail(&err);
+        int64_t id = nf_sample(scores.data, gen->vocab_size, o->temperature, &rng);
+        putchar(gen->vocab[id]);
+        rc = step(gen, (float)id);
+    }
+    putchar('\n');
+    return rc;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    generate_options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    generator gen = {0};
+    rc = set_up(&o, &gen);
+    if (rc == EXIT_OK)
+        rc = generate(&o, &gen);
+    nf_plan_free(gen.plan);
+    nf_graph_free(gen.g);
+    return rc;
+}
