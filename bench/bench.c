@@ -2,6 +2,7 @@
  *
  *   nodeflow-bench W1|W2 [--threads N] [--epochs N] [--data DIR]
  *   nodeflow-bench W3 [--threads N]
+ *   nodeflow-bench W4 [--threads N] [--steps N] [--data DIR]
  *   nodeflow-bench W5 [--threads N]
  *
  * Prints one JSON line. W1 (MLP) and W2 (LeNet-5): epoch_s (median
@@ -11,6 +12,10 @@
  * batches of 128 after 5 warm-up batches, and gflops (2 M N K per matrix
  * product of forward and backward). W5: OpenBLAS sgemm GFLOP/s for
  * 1024^3 and for W3's largest convolution (M=64, K=288, N=128*784).
+ * W4 (character LSTM, models/char_lstm.nfg on the fortunes corpus):
+ * train_tok_s over steps 6-205, loss_1900_2000 (mean training loss of
+ * steps 1,901-2,000 when --steps reaches 2,000; default 205 steps) and
+ * gen_tok_s (500 bytes generated one at a time at batch 1).
  * Only the loops are timed, not data loading. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +28,7 @@
 
 typedef struct options {
     const char *workload;
-    int threads, epochs;
+    int threads, epochs, steps;
     const char *data;
 } options;
 
@@ -54,19 +59,21 @@ static int fail(const char *what, const nf_error *err)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: nodeflow-bench W1|W2|W3|W5 [--threads N] [--epochs N] [--data DIR]\n");
+    fprintf(stderr, "usage: nodeflow-bench W1|W2|W3|W4|W5 [--threads N] [--epochs N] [--steps N] [--data DIR]\n");
     return 2;
 }
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){NULL, 0, 5, NULL};
+    *o = (options){NULL, 0, 5, 0, NULL};
     for (int i = 1; i < argc; i++) {
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--threads") && next)
             o->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--epochs") && next)
             o->epochs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && next)
+            o->steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--data") && next)
             o->data = argv[++i];
         else if (argv[i][0] != '-' && !o->workload)
@@ -76,7 +83,7 @@ static int parse(int argc, char **argv, options *o)
     }
     return o->workload && o->epochs > 0 && o->threads >= 0 &&
            (!strcmp(o->workload, "W1") || !strcmp(o->workload, "W2") || !strcmp(o->workload, "W3") ||
-            !strcmp(o->workload, "W5"));
+            !strcmp(o->workload, "W4") || !strcmp(o->workload, "W5"));
 }
 
 typedef struct model {
@@ -229,6 +236,91 @@ static int run_w3(const options *o)
     return 0;
 }
 
+/* W4 generation: bytes per second sampling 500 bytes at batch 1. */
+static int w4_generate(const unsigned char *vocab, int vocab_size, const nf_graph *trained, double *tok_s,
+                       nf_error *err)
+{
+    model m;
+    if (!load_model("char_lstm.nfg", &m, err) || nf_graph_set_window(m.g, 1, err) != NF_OK)
+        return 0;
+    for (int k = 0; k < nf_graph_param_count(trained); k++) { /* the trained weights */
+        nf_tensor from, to;
+        nf_graph_param(trained, k, NULL, &from, NULL);
+        nf_graph_param(m.g, k, NULL, &to, NULL);
+        memcpy(to.data, from.data, (size_t)nf_shape_size(&from.shape) * sizeof(float));
+    }
+    nf_plan *plan;
+    if (nf_plan_compile(m.g, 1, NF_PLAN_INFERENCE, &plan, err) != NF_OK)
+        return 0;
+    nf_tensor y, scores;
+    nf_plan_input(plan, m.y, &y, NULL);
+    y.data[0] = 0;
+    float id = 0;
+    uint64_t rng = 1;
+    double start = now();
+    for (int i = 0; i < 500; i++) {
+        nf_plan_set_input(plan, m.x, &id, err);
+        nf_plan_forward(plan, err);
+        nf_plan_value(plan, m.logits, &scores, err);
+        id = (float)nf_sample(scores.data, vocab_size, 0.8, &rng);
+    }
+    *tok_s = 500 / (now() - start);
+    (void)vocab;
+    nf_plan_free(plan);
+    nf_graph_free(m.g);
+    return 1;
+}
+
+/* W4: the character LSTM, 32 streams of 64-byte windows; tokens per
+ * second over steps 6-205, the loss of steps 1,901-2,000. */
+static int run_w4(const options *o)
+{
+    nf_error err = {0};
+    model m;
+    nf_dataset *text;
+    const char *corpus = o->data ? o->data : "/usr/share/games/fortunes";
+    int steps = o->steps > 0 ? o->steps : 205;
+    if (!load_model("char_lstm.nfg", &m, &err) || nf_dataset_load_text(corpus, 64, 32, &text, &err) != NF_OK)
+        return fail("setting up W4", &err);
+    nf_plan *plan;
+    nf_optimizer *opt;
+    nf_batcher *batches;
+    if (nf_plan_compile(m.g, 32, NF_PLAN_TRAINING, &plan, &err) != NF_OK ||
+        nf_optimizer_new(m.g, "adam", &opt, &err) != NF_OK || nf_optimizer_set(opt, "lr", 2e-3, &err) != NF_OK ||
+        nf_optimizer_set_clipping(opt, 5.0, 0, &err) != NF_OK || nf_batcher_new(text, 32, 0, 1, &batches, &err) != NF_OK)
+        return fail("setting up W4", &err);
+    nf_binding bind = {.x = m.x, .y = m.y};
+    double start = 0, seconds = 0, late_loss = 0;
+    int late = 0;
+    for (int s = 1; s <= steps; s++) {
+        nf_epoch_stats stats = {0};
+        if (s == 6)
+            start = now();
+        if (nf_train_batches(plan, opt, batches, &bind, 1, &stats, NULL, &err) != NF_OK)
+            return fail("training", &err);
+        if (s == 205)
+            seconds = now() - start;
+        if (s > 1900 && s <= 2000) {
+            late_loss += stats.loss;
+            late++;
+        }
+    }
+    double gen_tok_s = 0;
+    if (!w4_generate(text->vocab, text->vocab_size, m.g, &gen_tok_s, &err))
+        return fail("generating", &err);
+    printf("{\"workload\": \"W4\", \"threads\": %d, \"train_tok_s\": %.0f, \"gen_tok_s\": %.0f", nf_threads(),
+           seconds > 0 ? 200.0 * 32 * 64 / seconds : 0.0, gen_tok_s);
+    if (late)
+        printf(", \"loss_1900_2000\": %.4f", late_loss / late);
+    printf("}\n");
+    nf_batcher_free(batches);
+    nf_optimizer_free(opt);
+    nf_plan_free(plan);
+    nf_graph_free(m.g);
+    nf_dataset_free(text);
+    return 0;
+}
+
 /* GFLOP/s of C = A B for row-major A [m, k] and B [k, n], best of 5 runs. */
 static double sgemm_gflops(int m, int n, int k)
 {
@@ -266,6 +358,8 @@ int main(int argc, char **argv)
     nf_set_threads(o.threads);
     if (!strcmp(o.workload, "W3"))
         return run_w3(&o);
+    if (!strcmp(o.workload, "W4"))
+        return run_w4(&o);
     if (!strcmp(o.workload, "W5"))
         return run_w5();
     return run_classifier(&o);

@@ -3,6 +3,7 @@
 the way nodeflow-bench times them, printing the same JSON line.
 
     /usr/bin/python3 bench/torch_workloads.py W1|W2|W3 --threads N [--epochs N]
+    /usr/bin/python3 bench/torch_workloads.py W4 --threads N [--steps N]
 
 Data is read from Debian's dataset-fashion-mnist files with gzip + numpy;
 batches are drawn by indexing tensors with a permutation (faster than a
@@ -124,14 +125,92 @@ def w1(args):
             "latency_ms": round(1e3 * statistics.median(lat), 4)}
 
 
+FORTUNES = os.environ.get("NODEFLOW_FORTUNES", "/usr/share/games/fortunes")
+
+
+def corpus(path):
+    """The bytes nodeflow's text loader reads: a file, or a directory's
+    regular files (no symbolic links, none holding a NUL) in name order."""
+    if not os.path.isdir(path):
+        with open(path, "rb") as f:
+            return f.read()
+    data = b""
+    for name in sorted(os.listdir(path)):
+        p = os.path.join(path, name)
+        if os.path.islink(p) or not os.path.isfile(p):
+            continue
+        with open(p, "rb") as f:
+            b = f.read()
+        if b"\0" not in b:
+            data += b
+    return data
+
+
+def w4(args):
+    """The character LSTM: 32 streams of 64-byte windows in order, state
+    carried (detached) between windows, as nodeflow-bench W4."""
+    torch.manual_seed(1)
+    text = corpus(FORTUNES)
+    vocab = sorted(set(text))
+    lookup = torch.full((256,), -1, dtype=torch.int64)
+    lookup[torch.tensor(vocab)] = torch.arange(len(vocab))
+    tokens = lookup[torch.frombuffer(bytearray(text), dtype=torch.uint8).long()]
+    streams, window, v = 32, 64, len(vocab)
+    windows = (len(tokens) - 1) // (streams * window)
+    per = windows * window
+    lstm = torch.nn.LSTM(v, 256, batch_first=True)
+    fc = torch.nn.Linear(256, v)
+    params = list(lstm.parameters()) + list(fc.parameters())
+    opt = torch.optim.Adam(params, lr=2e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    starts = torch.arange(streams) * per
+    state = None
+    late = []
+    t0 = seconds = 0
+    for s in range(1, args.steps + 1):
+        k = (s - 1) % windows
+        if k == 0:
+            state = None
+        idx = starts[:, None] + k * window + torch.arange(window)[None, :]
+        x = torch.nn.functional.one_hot(tokens[idx], v).float()
+        y = tokens[idx + 1]
+        if s == 6:
+            t0 = time.perf_counter()
+        out, state = lstm(x, state)
+        state = tuple(h.detach() for h in state)
+        loss = loss_fn(fc(out).reshape(-1, v), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        if s == 205:
+            seconds = time.perf_counter() - t0
+        if 1900 < s <= 2000:
+            late.append(float(loss))
+    with torch.no_grad():
+        state, token = None, torch.zeros(1, 1, dtype=torch.int64)
+        start = time.perf_counter()
+        for _ in range(500):
+            out, state = lstm(torch.nn.functional.one_hot(token, v).float(), state)
+            p = torch.softmax(fc(out[0, -1]) / 0.8, 0)
+            token = torch.multinomial(p, 1).reshape(1, 1)
+        gen = 500 / (time.perf_counter() - start)
+    result = {"workload": "W4", "threads": torch.get_num_threads(),
+              "train_tok_s": round(200 * streams * window / seconds) if seconds else 0, "gen_tok_s": round(gen)}
+    if late:
+        result["loss_1900_2000"] = round(sum(late) / len(late), 4)
+    return result
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("workload", choices=["W1", "W2", "W3"])
+    p.add_argument("workload", choices=["W1", "W2", "W3", "W4"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--steps", type=int, default=205)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps({"W1": w1, "W2": w1, "W3": w3}[args.workload](args)))
+    print(json.dumps({"W1": w1, "W2": w1, "W3": w3, "W4": w4}[args.workload](args)))
 
 
 if __name__ == "__main__":
