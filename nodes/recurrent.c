@@ -20,6 +20,7 @@
 #include <cblas.h>
 
 #include "engine/internal.h"
+#include "nodes/fastmath.h"
 
 enum { HIDDEN, BIAS, CARRY, WEIGHT_INIT, BIAS_INIT };
 
@@ -52,17 +53,24 @@ static dims dims_of(const nf_exec *e, int n_gates)
  *   h0, c0 [cap, H]         the initial state of this run
  *   sh, sc [cap, H]         the carried state
  *   dh, dc [cap, H]         gradients flowing to the previous step
+ *   hot    [cap, T]         the position of the 1 of each input row, when
+ *                           every row is one-hot (see project_inputs)
  *   ah     [cap, T, gates]  GRU only: W_hh h + b_hh of a step in forward,
- *                           the gradients of those in backward */
+ *                           the gradients of those in backward
+ * and after them one float: 1 if this run's input rows were one-hot. */
 typedef struct regions {
-    float *act, *aux, *hprev, *h0, *c0, *sh, *sc, *dh, *dc, *ah;
+    float *act, *aux, *hprev, *h0, *c0, *sh, *sc, *dh, *dc, *hot, *ah, *one_hot;
 } regions;
 
 static int64_t saved_per_sample(int64_t t, int64_t h, int64_t gates)
 {
     int64_t gru_extra = gates == 3 * h ? t * gates : 0;
-    return t * (gates + 2 * h) + 6 * h + gru_extra;
+    return t * (gates + 2 * h + 1) + 6 * h + gru_extra;
 }
+
+/* One-hot input rows are handled as a lookup of W_ih's columns, through a
+ * transposed copy in the workspace, when that copy is at most this big. */
+#define ONE_HOT_WORKSPACE_MAX ((int64_t)1 << 22)
 
 static regions regions_of(float *saved, int64_t cap, const dims *d)
 {
@@ -76,7 +84,9 @@ static regions regions_of(float *saved, int64_t cap, const dims *d)
     r.sc = r.sh + cap * d->h;
     r.dh = r.sc + cap * d->h;
     r.dc = r.dh + cap * d->h;
-    r.ah = r.dc + cap * d->h;
+    r.hot = r.dc + cap * d->h;
+    r.ah = r.hot + cap * d->t;
+    r.one_hot = saved + cap * saved_per_sample(d->t, d->h, d->gates);
     return r;
 }
 
@@ -104,6 +114,9 @@ static nf_status recurrent_infer(nf_infer *ctx, int n_gates)
         ctx->n_params = 4;
     }
     ctx->saved_per_sample = saved_per_sample(t, h, gates);
+    ctx->saved_fixed = 1;
+    if (in * gates <= ONE_HOT_WORKSPACE_MAX)
+        ctx->workspace = in * gates;
     return NF_OK;
 }
 
@@ -114,10 +127,8 @@ static void zero_state(const nf_node *node, float *saved, int64_t capacity)
 {
     const nf_shape *x = &node->inputs[0]->shape;
     int64_t h = (int64_t)node->attr[HIDDEN], gates = (strcmp(node->op->name, "lstm") == 0 ? 4 : 3) * h;
-    memset(saved, 0, (size_t)(capacity * saved_per_sample(x->dim[0], h, gates)) * sizeof(float));
+    memset(saved, 0, (size_t)(capacity * saved_per_sample(x->dim[0], h, gates) + 1) * sizeof(float));
 }
-
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* rows x n matrix (row stride ld) + the bias in every row, or zeros */
 static void fill_rows(float *m, int64_t rows, int64_t n, int64_t ld, const float *bias, const float *bias2)
@@ -168,13 +179,100 @@ static void add_recurrent_product(const nf_exec *e, const dims *d, const regions
                 (int)ld_hp, e->param[1], (int)d->h, 1.0f, acc + t * d->gates, (int)(d->t * d->gates));
 }
 
-/* The input projection of every step: act = X W_ih^T + biases */
-static void project_inputs(const nf_exec *e, const dims *d, float *act, const float *bias2)
+/* Whether every row of x [rows, in] is one-hot (a single 1, zeros
+ * elsewhere); the positions of the ones go to hot. */
+static int one_hot_rows(const float *x, int64_t rows, int64_t in, float *hot)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ones = 0, others = 0, at = 0;
+        for (int64_t i = 0; i < in; i++) {
+            ones += x[r * in + i] == 1.0f;
+            others += x[r * in + i] != 0.0f && x[r * in + i] != 1.0f;
+            at = x[r * in + i] == 1.0f ? i : at;
+        }
+        if (ones != 1 || others)
+            return 0;
+        hot[r] = (float)at;
+    }
+    return 1;
+}
+
+/* dst [cols, rows] += or = src [rows, cols] transposed */
+static void transpose(const float *src, int64_t rows, int64_t cols, float *dst, int add)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            dst[j * rows + i] = (add ? dst[j * rows + i] : 0.0f) + src[i * cols + j];
+}
+
+/* The input projection of every step: act = X W_ih^T + biases. When every
+ * input row is one-hot (a one_hot node feeding the layer), row r of
+ * X W_ih^T is column hot[r] of W_ih: a lookup instead of a GEMM. */
+static void project_inputs(const nf_exec *e, const dims *d, const regions *r, const float *bias2)
 {
     const float *bias = e->node->n_params > 2 ? e->param[2] : NULL;
-    fill_rows(act, e->batch * d->t, d->gates, d->gates, bias, bias ? bias2 : NULL);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(e->batch * d->t), (int)d->gates, (int)d->in, 1.0f,
-                e->in[0], (int)d->in, e->param[0], (int)d->in, 1.0f, act, (int)d->gates);
+    int64_t rows = e->batch * d->t;
+    fill_rows(r->act, rows, d->gates, d->gates, bias, bias ? bias2 : NULL);
+    *r->one_hot = e->workspace && d->in * d->gates <= ONE_HOT_WORKSPACE_MAX &&
+                  one_hot_rows(e->in[0], rows, d->in, r->hot);
+    if (!*r->one_hot) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)d->gates, (int)d->in, 1.0f, e->in[0],
+                    (int)d->in, e->param[0], (int)d->in, 1.0f, r->act, (int)d->gates);
+        return;
+    }
+    if (rows < d->in) { /* few rows (generation): read the columns in place */
+        for (int64_t row = 0; row < rows; row++)
+            for (int64_t j = 0; j < d->gates; j++)
+                r->act[row * d->gates + j] += e->param[0][j * d->in + (int64_t)r->hot[row]];
+        return;
+    }
+    float *wt = e->workspace; /* W_ih^T [in, gates] */
+    transpose(e->param[0], d->gates, d->in, wt, 0);
+    #pragma omp parallel for if (rows * d->gates > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        const float *w = wt + (int64_t)r->hot[row] * d->gates;
+        for (int64_t j = 0; j < d->gates; j++)
+            r->act[row * d->gates + j] += w[j];
+    }
+}
+
+/* dW_ih += dA^T X: for one-hot rows, row r of dA goes to column hot[r] */
+static void input_weight_grad(const nf_exec *e, const dims *d, const regions *r)
+{
+    int64_t rows = e->batch * d->t;
+    if (!*r->one_hot) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d->gates, (int)d->in, (int)rows, 1.0f, r->act,
+                    (int)d->gates, e->in[0], (int)d->in, 1.0f, e->param_grad[0], (int)d->in);
+        return;
+    }
+    if (rows < d->in) {
+        for (int64_t row = 0; row < rows; row++)
+            for (int64_t j = 0; j < d->gates; j++)
+                e->param_grad[0][j * d->in + (int64_t)r->hot[row]] += r->act[row * d->gates + j];
+        return;
+    }
+    float *dwt = e->workspace; /* dW_ih^T [in, gates] */
+    memset(dwt, 0, (size_t)(d->in * d->gates) * sizeof(float));
+    for (int64_t row = 0; row < rows; row++) {
+        float *to = dwt + (int64_t)r->hot[row] * d->gates;
+        for (int64_t j = 0; j < d->gates; j++)
+            to[j] += r->act[row * d->gates + j];
+    }
+    transpose(dwt, d->in, d->gates, e->param_grad[0], 1);
+}
+
+/* One row of an LSTM step: gate pre-activations in, activations out (in
+ * place), the cell state and the output. (Separate restrict pointers, so
+ * that the loop vectorizes.) */
+static void lstm_cell(int64_t h, float *restrict ai, float *restrict af, float *restrict ag, float *restrict ao,
+                      const float *restrict cp, float *restrict c, float *restrict y)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float i = nf_fast_sigmoid(ai[j]), f = nf_fast_sigmoid(af[j]), g = nf_fast_tanh(ag[j]), o = nf_fast_sigmoid(ao[j]);
+        ai[j] = i, af[j] = f, ag[j] = g, ao[j] = o;
+        c[j] = f * cp[j] + i * g;
+        y[j] = o * nf_fast_tanh(c[j]);
+    }
 }
 
 /* LSTM step (PyTorch's nn.LSTM):
@@ -186,21 +284,14 @@ static void lstm_forward(const nf_exec *e)
     regions r = regions_of(e->saved, e->capacity, &d);
     int64_t h = d.h;
     load_initial_state(e, &d, &r, 1);
-    project_inputs(e, &d, r.act, e->node->n_params > 3 ? e->param[3] : NULL);
+    project_inputs(e, &d, &r, e->node->n_params > 3 ? e->param[3] : NULL);
     for (int64_t t = 0; t < d.t; t++) {
         add_recurrent_product(e, &d, &r, t, r.act);
         #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = r.act + (b * d.t + t) * d.gates, *c = r.aux + (b * d.t + t) * h;
             const float *cp = t ? c - h : r.c0 + b * h;
-            float *y = e->out + (b * d.t + t) * h;
-            for (int64_t j = 0; j < h; j++) {
-                float i = sigmoidf(a[j]), f = sigmoidf(a[h + j]), g = tanhf(a[2 * h + j]),
-                      o = sigmoidf(a[3 * h + j]);
-                a[j] = i, a[h + j] = f, a[2 * h + j] = g, a[3 * h + j] = o;
-                c[j] = f * cp[j] + i * g;
-                y[j] = o * tanhf(c[j]);
-            }
+            lstm_cell(h, a, a + h, a + 2 * h, a + 3 * h, cp, c, e->out + (b * d.t + t) * h);
         }
     }
     if (e->attr[CARRY] != 0)
@@ -224,8 +315,7 @@ static void finish_backward(const nf_exec *e, const dims *d, const regions *r, c
 {
     int64_t rows = e->batch * d->t;
     gather_hprev(e, d, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d->gates, (int)d->in, (int)rows, 1.0f, r->act,
-                (int)d->gates, e->in[0], (int)d->in, 1.0f, e->param_grad[0], (int)d->in);
+    input_weight_grad(e, d, r);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d->gates, (int)d->h, (int)rows, 1.0f, dgh,
                 (int)d->gates, r->hprev, (int)d->h, 1.0f, e->param_grad[1], (int)d->h);
     if (e->node->n_params > 2) {
@@ -236,6 +326,24 @@ static void finish_backward(const nf_exec *e, const dims *d, const regions *r, c
     if (e->in_grad[0])
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d->in, (int)d->gates, 1.0f, r->act,
                     (int)d->gates, e->param[0], (int)d->in, 1.0f, e->in_grad[0], (int)d->in);
+}
+
+/* One row of an LSTM step backward: gate activations in, gate gradients
+ * out (in place); dh_next in, dc_next in and out. */
+static void lstm_cell_backward(int64_t h, float *restrict ai, float *restrict af, float *restrict ag,
+                               float *restrict ao, const float *restrict c, const float *restrict cp,
+                               const float *restrict dy, const float *restrict dhn, float *restrict dcn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float i = ai[j], f = af[j], g = ag[j], o = ao[j];
+        float tc = nf_fast_tanh(c[j]), dh = dy[j] + dhn[j];
+        float dc = dh * o * (1.0f - tc * tc) + dcn[j];
+        ai[j] = dc * g * i * (1.0f - i);
+        af[j] = dc * cp[j] * f * (1.0f - f);
+        ag[j] = dc * i * (1.0f - g * g);
+        ao[j] = dh * tc * o * (1.0f - o);
+        dcn[j] = dc * f;
+    }
 }
 
 /* dh = dy_t + dh_next, dc = dh o (1 - tanh^2 c_t) + dc_next;
@@ -251,25 +359,31 @@ static void lstm_backward(const nf_exec *e)
     for (int64_t t = d.t - 1; t >= 0; t--) {
         #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
         for (int64_t b = 0; b < e->batch; b++) {
-            float *a = r.act + (b * d.t + t) * d.gates, *dhn = r.dh + b * h, *dcn = r.dc + b * h;
+            float *a = r.act + (b * d.t + t) * d.gates;
             const float *c = r.aux + (b * d.t + t) * h, *cp = t ? c - h : r.c0 + b * h;
-            const float *dy = e->out_grad + (b * d.t + t) * h;
-            for (int64_t j = 0; j < h; j++) {
-                float i = a[j], f = a[h + j], g = a[2 * h + j], o = a[3 * h + j];
-                float tc = tanhf(c[j]), dh = dy[j] + dhn[j];
-                float dc = dh * o * (1.0f - tc * tc) + dcn[j];
-                a[j] = dc * g * i * (1.0f - i);
-                a[h + j] = dc * cp[j] * f * (1.0f - f);
-                a[2 * h + j] = dc * i * (1.0f - g * g);
-                a[3 * h + j] = dh * tc * o * (1.0f - o);
-                dcn[j] = dc * f;
-            }
+            lstm_cell_backward(h, a, a + h, a + 2 * h, a + 3 * h, c, cp, e->out_grad + (b * d.t + t) * h, r.dh + b * h,
+                               r.dc + b * h);
         }
         if (t > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)e->batch, (int)h, (int)d.gates, 1.0f,
                         r.act + t * d.gates, (int)(d.t * d.gates), e->param[1], (int)h, 0.0f, r.dh, (int)h);
     }
     finish_backward(e, &d, &r, r.act);
+}
+
+/* One row of a GRU step: r, z, n from the input part (ax, in place) and
+ * the hidden part (ah); keeps a_hn; the output. */
+static void gru_cell(int64_t h, float *restrict xr, float *restrict xz, float *restrict xn, const float *restrict hr,
+                     const float *restrict hz, const float *restrict hn_in, float *restrict hn,
+                     const float *restrict hp, float *restrict y)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float rg = nf_fast_sigmoid(xr[j] + hr[j]), z = nf_fast_sigmoid(xz[j] + hz[j]);
+        float n = nf_fast_tanh(xn[j] + rg * hn_in[j]);
+        xr[j] = rg, xz[j] = z, xn[j] = n;
+        hn[j] = hn_in[j];
+        y[j] = (1.0f - z) * n + z * hp[j];
+    }
 }
 
 /* GRU step (PyTorch's nn.GRU), with a_x = W_ih x + b_ih and
@@ -284,27 +398,40 @@ static void gru_forward(const nf_exec *e)
     int64_t h = d.h;
     const float *bias_hh = e->node->n_params > 3 ? e->param[3] : NULL;
     load_initial_state(e, &d, &r, 0);
-    project_inputs(e, &d, r.act, NULL);
+    project_inputs(e, &d, &r, NULL);
     for (int64_t t = 0; t < d.t; t++) {
         fill_rows(r.ah + t * d.gates, e->batch, d.gates, d.t * d.gates, bias_hh, NULL);
         add_recurrent_product(e, &d, &r, t, r.ah);
         #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
         for (int64_t b = 0; b < e->batch; b++) {
-            float *a = r.act + (b * d.t + t) * d.gates, *hn = r.aux + (b * d.t + t) * h;
-            const float *g = r.ah + (b * d.t + t) * d.gates, *hp = h_before(e, &d, &r, b, t);
-            float *y = e->out + (b * d.t + t) * h;
-            for (int64_t j = 0; j < h; j++) {
-                float rg = sigmoidf(a[j] + g[j]), z = sigmoidf(a[h + j] + g[h + j]);
-                float n = tanhf(a[2 * h + j] + rg * g[2 * h + j]);
-                a[j] = rg, a[h + j] = z, a[2 * h + j] = n;
-                hn[j] = g[2 * h + j];
-                y[j] = (1.0f - z) * n + z * hp[j];
-            }
+            float *a = r.act + (b * d.t + t) * d.gates;
+            const float *g = r.ah + (b * d.t + t) * d.gates;
+            gru_cell(h, a, a + h, a + 2 * h, g, g + h, g + 2 * h, r.aux + (b * d.t + t) * h, h_before(e, &d, &r, b, t),
+                     e->out + (b * d.t + t) * h);
         }
     }
     if (e->attr[CARRY] != 0)
         for (int64_t b = 0; b < e->batch; b++)
             memcpy(r.sh + b * h, e->out + (b * d.t + d.t - 1) * h, (size_t)h * sizeof(float));
+}
+
+/* One row of a GRU step backward: activations in, input-part gradients
+ * out (in place), hidden-part gradients to gr, gz, gn; dh_next in and out
+ * (its direct part, dh z). */
+static void gru_cell_backward(int64_t h, float *restrict ar, float *restrict az, float *restrict an,
+                              float *restrict gr, float *restrict gz, float *restrict gn, const float *restrict hn,
+                              const float *restrict hp, const float *restrict dy, float *restrict dhn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float rg = ar[j], z = az[j], n = an[j], dh = dy[j] + dhn[j];
+        float dan = dh * (1.0f - z) * (1.0f - n * n);
+        float dar = dan * hn[j] * rg * (1.0f - rg), daz = dh * (hp[j] - n) * z * (1.0f - z);
+        ar[j] = gr[j] = dar;
+        az[j] = gz[j] = daz;
+        an[j] = dan;
+        gn[j] = dan * rg;
+        dhn[j] = dh * z;
+    }
 }
 
 /* dh = dy_t + dh_next; dn = dh (1 - z), dz = dh (h_{t-1} - n);
@@ -321,19 +448,9 @@ static void gru_backward(const nf_exec *e)
     for (int64_t t = d.t - 1; t >= 0; t--) {
         #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
         for (int64_t b = 0; b < e->batch; b++) {
-            float *a = r.act + (b * d.t + t) * d.gates, *g = dah + (b * d.t + t) * d.gates, *dhn = r.dh + b * h;
-            const float *hn = r.aux + (b * d.t + t) * h, *hp = h_before(e, &d, &r, b, t);
-            const float *dy = e->out_grad + (b * d.t + t) * h;
-            for (int64_t j = 0; j < h; j++) {
-                float rg = a[j], z = a[h + j], n = a[2 * h + j], dh = dy[j] + dhn[j];
-                float dan = dh * (1.0f - z) * (1.0f - n * n);
-                float dar = dan * hn[j] * rg * (1.0f - rg), daz = dh * (hp[j] - n) * z * (1.0f - z);
-                a[j] = g[j] = dar;
-                a[h + j] = g[h + j] = daz;
-                a[2 * h + j] = dan;
-                g[2 * h + j] = dan * rg;
-                dhn[j] = dh * z;
-            }
+            float *a = r.act + (b * d.t + t) * d.gates, *g = dah + (b * d.t + t) * d.gates;
+            gru_cell_backward(h, a, a + h, a + 2 * h, g, g + h, g + 2 * h, r.aux + (b * d.t + t) * h,
+                              h_before(e, &d, &r, b, t), e->out_grad + (b * d.t + t) * h, r.dh + b * h);
         }
         if (t > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)e->batch, (int)h, (int)d.gates, 1.0f,

@@ -247,6 +247,57 @@ static void test_recurrent(void **state)
     check_op("gru", 2, one_step, ATTRS("hidden", "3"), 2);
 }
 
+/* One-hot rows into lstm / gru take a lookup path: gradient-checked (with
+ * few rows and with many), and its outputs equal those of the GEMM path,
+ * forced by a 1e-30 that makes one row not one-hot. */
+static void check_one_hot_recurrent(const char *kind, int64_t steps, int64_t classes)
+{
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_graph_set_seed(g, 9);
+    nf_node *ids = nf_input(g, "label_ids", 1, (int64_t[]){steps});
+    nf_node *hot = nf_graph_add(g, "one_hot", "hot", 1, &ids);
+    nf_node_set_attr_number(g, hot, "classes", (double)classes);
+    nf_node *rec = nf_graph_add(g, kind, "rec", 1, &hot);
+    nf_node_set_attr(g, rec, "hidden", "3");
+    finish_with_mse(g, rec, 2, (int64_t[]){steps, 3});
+    assert_ok(nf_graph_validate(g, &err), &err);
+    assert_gradients(g, 2, TOL);
+
+    nf_node *dense = nf_input(g, "dense", 2, (int64_t[]){steps, classes});
+    nf_node *rec2 = nf_graph_add(g, kind, "rec2", 1, &dense);
+    nf_node_set_attr(g, rec2, "hidden", "3");
+    assert_int_equal(nf_node_share_params(g, rec2, rec), NF_OK);
+    nf_node *out1 = nf_output(g, "out1", rec), *out2 = nf_output(g, "out2", rec2);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, 0, &plan, &err), &err);
+    float id_values[64], dense_values[64 * 8] = {0};
+    for (int64_t i = 0; i < 2 * steps; i++) {
+        id_values[i] = (float)((i * 5 + 1) % classes);
+        dense_values[i * classes + (int64_t)id_values[i]] = 1.0f;
+    }
+    dense_values[1] = dense_values[1] == 0.0f ? 1e-30f : dense_values[1] + 1e-30f;
+    assert_ok(nf_plan_set_input(plan, ids, id_values, &err), &err);
+    assert_ok(nf_plan_set_input(plan, dense, dense_values, &err), &err);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    nf_tensor a, b;
+    assert_ok(nf_plan_value(plan, out1, &a, &err), &err);
+    assert_ok(nf_plan_value(plan, out2, &b, &err), &err);
+    assert_close(kind, a.data, b.data, nf_shape_size(&a.shape), 1e-6);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
+static void test_recurrent_one_hot(void **state)
+{
+    (void)state;
+    check_one_hot_recurrent("lstm", 3, 8);  /* 6 rows < 8 columns: lookups in place */
+    check_one_hot_recurrent("lstm", 20, 4); /* 40 rows: through the transposed copy */
+    check_one_hot_recurrent("gru", 3, 8);
+    check_one_hot_recurrent("gru", 20, 4);
+}
+
 /* ids -> vectors: gradient of the table (ids get none), and the values */
 static void test_embedding(void **state)
 {
@@ -536,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_recurrent_one_hot),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),
