@@ -19,7 +19,11 @@ static int64_t rows_of(const nf_plan *p, const nf_node *node)
     return (node->op->flags & NF_OP_LOSS) ? 1 : p->batch;
 }
 
-static void fill_exec(const nf_plan *p, int k, nf_exec *e)
+/* The arena of time step t. */
+static float *frame_at(const nf_plan *p, int64_t t) { return p->arena + t * p->frame_floats; }
+
+/* Fills e for node k in the frame being run, step t. */
+static void fill_exec(const nf_plan *p, int k, int64_t t, nf_exec *e)
 {
     const nf_graph *g = p->graph;
     const nf_node *node = g->nodes[k];
@@ -33,16 +37,17 @@ static void fill_exec(const nf_plan *p, int k, nf_exec *e)
     e->training = p->training;
     e->threads = p->threads;
     e->capacity = p->capacity;
-    e->workspace = p->workspace_floats ? p->arena + p->workspace_off : NULL;
-    /* a key for this node in this run: masks differ between runs and
-     * nodes, and a seed and run count reproduce them */
-    e->random = nf_mix64(g->seed ^ nf_mix64(g->runs * 0x9e3779b97f4a7c15ull + (uint64_t)k));
+    e->workspace = p->workspace_floats ? p->frame + p->workspace_off : NULL;
+    /* a key for this node in this run and step: masks differ between runs,
+     * steps and nodes, and a seed and run count reproduce them */
+    uint64_t at = (uint64_t)k + (uint64_t)t * ((uint64_t)p->n + 1);
+    e->random = nf_mix64(g->seed ^ nf_mix64(g->runs * 0x9e3779b97f4a7c15ull + at));
     for (int i = 0; i < node->n_inputs; i++) {
         const nf_node *in = node->inputs[i];
-        e->in[i] = p->arena + p->steps[in->index].value_off;
+        e->in[i] = p->frame + p->steps[in->index].value_off;
         e->in_shape[i] = &in->shape;
     }
-    e->out = p->arena + s->value_off;
+    e->out = p->frame + s->value_off;
     e->out_shape = &node->shape;
     for (int j = 0; j < node->n_params; j++) {
         int64_t off = g->params[node->param[j]].offset;
@@ -50,19 +55,86 @@ static void fill_exec(const nf_plan *p, int k, nf_exec *e)
         e->param_grad[j] = g->grads + off;
     }
     if (s->saved_off >= 0)
-        e->saved = p->arena + s->saved_off;
+        e->saved = p->frame + s->saved_off;
 }
 
-/* After a step, each memory node keeps its source's value for the next. */
+static int64_t size_of(const nf_node *node) { return nf_shape_size(&node->shape); }
+
+/* Row b of a [batch, steps, size] sequence buffer at step t. */
+static float *seq_row(const nf_plan *p, float *seq, const nf_node *node, int64_t b, int64_t t)
+{
+    return seq + (b * p->time_steps + t) * size_of(node);
+}
+
+/* Start of a run: memory nodes that do not carry their state take their
+ * initial one (a learned one: its parameter in every row). */
+static void start_run(nf_plan *p)
+{
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        if (!(node->op->flags & NF_OP_MEMORY) || nf_memory_carries(node))
+            continue;
+        float *state = p->arena + p->steps[k].saved_off;
+        if (node->n_params == 0) {
+            node->op->reset_state(node, state, p->batch);
+            continue;
+        }
+        const float *init = p->graph->values + p->graph->params[node->param[0]].offset;
+        for (int64_t b = 0; b < p->batch; b++)
+            memcpy(state + b * size_of(node), init, (size_t)size_of(node) * sizeof(float));
+    }
+}
+
+/* Before step t of an unrolled run: sequence inputs get their slice t,
+ * other inputs the value given for the run, memory nodes the value their
+ * source had at step t - 1. */
+static void enter_step(nf_plan *p, int64_t t)
+{
+    const float *first = frame_at(p, 0), *before = t > 0 ? frame_at(p, t - 1) : NULL;
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        size_t row = (size_t)size_of(node) * sizeof(float);
+        float *value = p->frame + p->steps[k].value_off;
+        if (nf_input_is_sequence(node))
+            for (int64_t b = 0; b < p->batch; b++)
+                memcpy(value + b * size_of(node), seq_row(p, p->seq_value[k], node, b, t), row);
+        else if ((node->op->flags & NF_OP_INPUT) && t > 0)
+            memcpy(value, first + p->steps[k].value_off, row * (size_t)p->batch);
+        else if (node->memory_source && t > 0)
+            memcpy(p->frame + p->steps[k].saved_off, before + p->steps[node->memory_source->index].value_off,
+                   row * (size_t)p->batch);
+    }
+}
+
+/* After step t: outputs to their [batch, steps, size] buffers, and the
+ * step's loss. */
+static void leave_step(nf_plan *p, int64_t t)
+{
+    double loss = 0.0;
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        if (node->op->flags & NF_OP_LOSS)
+            loss += p->frame[p->steps[k].value_off];
+        if (!(node->op->flags & NF_OP_OUTPUT))
+            continue;
+        for (int64_t b = 0; b < p->batch; b++)
+            memcpy(seq_row(p, p->seq_value[k], node, b, t), p->frame + p->steps[k].value_off + b * size_of(node),
+                   (size_t)size_of(node) * sizeof(float));
+    }
+    p->frame_losses[t] = loss;
+}
+
+/* After a run, each memory node keeps its source's last value for the
+ * next run (in the first frame, where the state lives). */
 static void carry_memory(nf_plan *p)
 {
+    const float *last = frame_at(p, p->time_steps - 1);
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
         if (!(node->op->flags & NF_OP_MEMORY))
             continue;
-        const nf_node *src = node->memory_source;
-        memcpy(p->arena + p->steps[k].saved_off, p->arena + p->steps[src->index].value_off,
-               (size_t)(p->batch * nf_shape_size(&node->shape)) * sizeof(float));
+        memcpy(p->arena + p->steps[k].saved_off, last + p->steps[node->memory_source->index].value_off,
+               (size_t)(p->batch * size_of(node)) * sizeof(float));
     }
 }
 
@@ -72,12 +144,20 @@ nf_status nf_plan_forward(nf_plan *p, nf_error *err)
     if (st != NF_OK)
         return st;
     nf_exec e;
-    for (int k = 0; k < p->n; k++) {
-        const nf_op *op = p->graph->nodes[k]->op;
-        if (!op->forward)
-            continue;
-        fill_exec(p, k, &e);
-        op->forward(&e);
+    start_run(p);
+    for (int64_t t = 0; t < p->time_steps; t++) {
+        p->frame = frame_at(p, t);
+        if (p->time_steps > 1)
+            enter_step(p, t);
+        for (int k = 0; k < p->n; k++) {
+            const nf_op *op = p->graph->nodes[k]->op;
+            if (!op->forward)
+                continue;
+            fill_exec(p, k, t, &e);
+            op->forward(&e);
+        }
+        if (p->time_steps > 1)
+            leave_step(p, t);
     }
     if (p->training)
         p->graph->runs++;
@@ -91,13 +171,101 @@ nf_status nf_plan_forward(nf_plan *p, nf_error *err)
 static float *grad_for_writing(nf_plan *p, const nf_node *node)
 {
     const nf_plan_step *s = &p->steps[node->index];
-    float *grad = p->arena + s->grad_off;
+    float *grad = p->frame + s->grad_off;
     if (!p->grad_ready[node->index]) {
-        int64_t n = rows_of(p, node) * nf_shape_size(&node->shape);
+        int64_t n = rows_of(p, node) * size_of(node);
         memset(grad, 0, (size_t)n * sizeof(float));
         p->grad_ready[node->index] = 1;
     }
     return grad;
+}
+
+/* Unrolled backward, at node k of step t (before its own backward): a
+ * memory node's source takes the gradient the memory node had at step
+ * t + 1. Returns 1 for a memory node at t > 0, whose gradient goes on to
+ * the step before (its own backward, for a learned initial state, runs at
+ * step 0 only). */
+static int hand_over_time(nf_plan *p, int k, int64_t t)
+{
+    const nf_graph *g = p->graph;
+    const nf_node *node = g->nodes[k];
+    int64_t n = p->batch * size_of(node);
+    for (int m = 0; m < p->n && t + 1 < p->time_steps; m++) {
+        if (g->nodes[m]->memory_source != node || !p->carry_grad[m])
+            continue;
+        float *grad = grad_for_writing(p, node);
+        for (int64_t i = 0; i < n; i++)
+            grad[i] += p->carry_grad[m][i];
+    }
+    if (!node->memory_source || t == 0)
+        return 0;
+    if (p->grad_ready[k])
+        memcpy(p->carry_grad[k], p->frame + p->steps[k].grad_off, (size_t)n * sizeof(float));
+    else
+        memset(p->carry_grad[k], 0, (size_t)n * sizeof(float));
+    return 1;
+}
+
+/* After step t backward: gradients of inputs that keep one, per step for
+ * sequence inputs, summed over the steps for the others. */
+static void collect_input_grads(nf_plan *p, int64_t t)
+{
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        float *to = p->seq_grad[k];
+        if (!to)
+            continue;
+        const float *grad = p->grad_ready[k] ? p->frame + p->steps[k].grad_off : NULL;
+        int64_t size = size_of(node);
+        int per_step = nf_input_is_sequence(node), fresh = per_step || t == p->time_steps - 1;
+        for (int64_t b = 0; b < p->batch; b++) {
+            float *row = per_step ? seq_row(p, to, node, b, t) : to + b * size;
+            for (int64_t i = 0; i < size; i++)
+                row[i] = (fresh ? 0.0f : row[i]) + (grad ? grad[b * size + i] : 0.0f);
+        }
+    }
+}
+
+/* The gradient that seeds loss nodes at step t */
+static double loss_seed(const nf_plan *p, int64_t t, double loss_scale)
+{
+    if (p->time_steps == 1)
+        return loss_scale;
+    if (p->loss_last_step)
+        return t == p->time_steps - 1 ? loss_scale : 0.0;
+    return loss_scale / (double)p->time_steps;
+}
+
+static void backward_step(nf_plan *p, int64_t t, double loss_scale)
+{
+    nf_graph *g = p->graph;
+    nf_exec e;
+    memset(p->grad_ready, 0, (size_t)p->n);
+    for (int k = p->n - 1; k >= 0; k--) {
+        const nf_node *node = g->nodes[k];
+        const nf_plan_step *s = &p->steps[k];
+        if (!s->has_grad)
+            continue;
+        if (node->op->flags & NF_OP_LOSS) {
+            /* d(scale * loss)/d(this loss), the loss shared among the steps */
+            p->frame[s->grad_off] = (float)loss_seed(p, t, loss_scale);
+            p->grad_ready[k] = 1;
+        }
+        if (p->time_steps > 1 && hand_over_time(p, k, t))
+            continue;
+        if (!s->run_backward)
+            continue;
+        fill_exec(p, k, t, &e);
+        e.out_grad = grad_for_writing(p, node);
+        for (int i = 0; i < node->n_inputs; i++) {
+            const nf_node *in = node->inputs[i];
+            if (!(node->nondiff_inputs & (1u << i)) && p->steps[in->index].has_grad)
+                e.in_grad[i] = grad_for_writing(p, in);
+        }
+        node->op->backward(&e);
+    }
+    if (p->time_steps > 1)
+        collect_input_grads(p, t);
 }
 
 nf_status nf_plan_backward(nf_plan *p, nf_error *err) { return nf_plan_backward_ex(p, 1.0, 0, err); }
@@ -114,27 +282,9 @@ nf_status nf_plan_backward_ex(nf_plan *p, double loss_scale, int accumulate, nf_
     nf_graph *g = p->graph;
     if (!accumulate)
         memset(g->grads, 0, (size_t)g->param_floats * sizeof(float));
-    memset(p->grad_ready, 0, (size_t)p->n);
-    nf_exec e;
-    for (int k = p->n - 1; k >= 0; k--) {
-        const nf_node *node = g->nodes[k];
-        const nf_plan_step *s = &p->steps[k];
-        if (!s->has_grad)
-            continue;
-        if (node->op->flags & NF_OP_LOSS) {
-            p->arena[s->grad_off] = (float)loss_scale; /* d(scale * sum of losses)/d(this loss) */
-            p->grad_ready[k] = 1;
-        }
-        if (!s->run_backward)
-            continue;
-        fill_exec(p, k, &e);
-        e.out_grad = grad_for_writing(p, node);
-        for (int i = 0; i < node->n_inputs; i++) {
-            const nf_node *in = node->inputs[i];
-            if (!(node->nondiff_inputs & (1u << i)) && p->steps[in->index].has_grad)
-                e.in_grad[i] = grad_for_writing(p, in);
-        }
-        node->op->backward(&e);
+    for (int64_t t = p->time_steps - 1; t >= 0; t--) {
+        p->frame = frame_at(p, t);
+        backward_step(p, t, loss_scale);
     }
     return NF_OK;
 }
@@ -149,7 +299,8 @@ static nf_status node_of_plan(const nf_plan *p, const nf_node *node, nf_error *e
     return NF_OK;
 }
 
-static void make_view(const nf_plan *p, const nf_node *node, float *data, nf_tensor *view)
+/* [batch, shape], or [batch, steps, shape] for a sequence buffer */
+static void make_view(const nf_plan *p, const nf_node *node, float *data, int per_step, nf_tensor *view)
 {
     memset(view, 0, sizeof *view);
     view->data = data;
@@ -157,10 +308,12 @@ static void make_view(const nf_plan *p, const nf_node *node, float *data, nf_ten
         view->shape.rank = 0;
         return;
     }
-    view->shape.rank = node->shape.rank + 1;
+    int lead = per_step ? 2 : 1;
+    view->shape.rank = node->shape.rank + lead;
     view->shape.dim[0] = p->batch;
+    view->shape.dim[1] = p->time_steps;
     for (int i = 0; i < node->shape.rank; i++)
-        view->shape.dim[i + 1] = node->shape.dim[i];
+        view->shape.dim[i + lead] = node->shape.dim[i];
 }
 
 nf_status nf_plan_input(nf_plan *p, const nf_node *input, nf_tensor *view, nf_error *err)
@@ -170,7 +323,10 @@ nf_status nf_plan_input(nf_plan *p, const nf_node *input, nf_tensor *view, nf_er
         return st;
     if (!view || !(input->op->flags & NF_OP_INPUT))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s '%s' is not an input", input->op->name, input->name);
-    make_view(p, input, p->arena + p->steps[input->index].value_off, view);
+    if (p->time_steps > 1 && nf_input_is_sequence(input))
+        make_view(p, input, p->seq_value[input->index], 1, view);
+    else
+        make_view(p, input, p->arena + p->steps[input->index].value_off, 0, view);
     return NF_OK;
 }
 
@@ -208,7 +364,10 @@ nf_status nf_plan_value(const nf_plan *p, const nf_node *node, nf_tensor *view, 
         return nf_fail(err, NF_ERR_STATE,
                        "%s '%s': its memory is reused; mark it with nf_output or compile with NF_PLAN_KEEP_VALUES",
                        node->op->name, node->name);
-    make_view(p, node, p->arena + p->steps[node->index].value_off, view);
+    if (p->time_steps > 1 && p->seq_value[node->index])
+        make_view(p, node, p->seq_value[node->index], 1, view);
+    else /* the last step's */
+        make_view(p, node, frame_at(p, p->time_steps - 1) + p->steps[node->index].value_off, 0, view);
     return NF_OK;
 }
 
@@ -223,10 +382,14 @@ nf_status nf_plan_grad(const nf_plan *p, const nf_node *node, nf_tensor *view, n
         return nf_fail(err, NF_ERR_STATE,
                        "%s '%s': no gradient kept; call nf_input_requires_grad and use a training plan with a loss",
                        node->op->name, node->name);
+    if (p->time_steps > 1 && p->seq_grad[node->index]) { /* per step, or summed over the steps */
+        make_view(p, node, p->seq_grad[node->index], nf_input_is_sequence(node), view);
+        return NF_OK;
+    }
     if (!p->grad_ready[node->index]) /* no consumer wrote it: the gradient is 0 */
         memset(p->arena + p->steps[node->index].grad_off, 0,
                (size_t)(p->batch * nf_shape_size(&node->shape)) * sizeof(float));
-    make_view(p, node, p->arena + p->steps[node->index].grad_off, view);
+    make_view(p, node, p->arena + p->steps[node->index].grad_off, 0, view);
     return NF_OK;
 }
 
@@ -234,6 +397,14 @@ double nf_plan_loss(const nf_plan *p)
 {
     if (!p || !p->forward_done)
         return 0.0;
+    if (p->time_steps > 1) {
+        if (p->loss_last_step)
+            return p->frame_losses[p->time_steps - 1];
+        double sum = 0.0;
+        for (int64_t t = 0; t < p->time_steps; t++)
+            sum += p->frame_losses[t];
+        return sum / (double)p->time_steps;
+    }
     double total = 0.0;
     for (int k = 0; k < p->n; k++)
         if (p->graph->nodes[k]->op->flags & NF_OP_LOSS)

@@ -73,9 +73,11 @@ static float *analytic_gradients(nf_plan *p, int64_t *floats)
 {
     nf_graph *g = p->graph;
     int64_t n = g->param_floats;
-    for (int k = 0; k < p->n; k++)
-        if (g->nodes[k]->requires_grad && p->steps[k].has_grad)
-            n += p->batch * nf_shape_size(&g->nodes[k]->shape);
+    for (int k = 0; k < p->n; k++) {
+        nf_tensor grad; /* [batch, shape], or [batch, steps, shape] for a sequence */
+        if (g->nodes[k]->requires_grad && nf_plan_grad(p, g->nodes[k], &grad, NULL) == NF_OK)
+            n += nf_shape_size(&grad.shape);
+    }
     float *copy = malloc((size_t)(n ? n : 1) * sizeof(float));
     if (!copy)
         return NULL;

@@ -24,6 +24,51 @@ static int input_differentiable(const nf_node *node, int i)
     return !(node->nondiff_inputs & (1u << i));
 }
 
+/* Marks along the edges of a graph, forward (needs_grad) or backward
+ * (reaches_loss); returns whether anything changed. */
+static int propagate(nf_plan *p, int forward)
+{
+    const nf_graph *g = p->graph;
+    int changed = 0;
+    for (int j = 0; j < p->n; j++) {
+        int k = forward ? j : p->n - 1 - j;
+        const nf_node *node = g->nodes[k];
+        for (int i = 0; i < node->n_inputs; i++) {
+            nf_plan_step *in = &p->steps[node->inputs[i]->index], *s = &p->steps[k];
+            if (!input_differentiable(node, i))
+                continue;
+            if (forward && in->needs_grad && !s->needs_grad)
+                s->needs_grad = changed = 1;
+            if (!forward && s->reaches_loss && !in->reaches_loss)
+                in->reaches_loss = changed = 1;
+        }
+    }
+    return changed;
+}
+
+/* Unrolled in time, a memory node's value at step t is its source's at
+ * t - 1: gradients flow along that back edge too, so the marks run to a
+ * fixed point over the graph plus the back edges. */
+static void mark_through_time(nf_plan *p)
+{
+    const nf_graph *g = p->graph;
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int k = 0; k < p->n; k++) {
+            const nf_node *src = g->nodes[k]->memory_source;
+            if (!src)
+                continue;
+            nf_plan_step *m = &p->steps[k], *s = &p->steps[src->index];
+            if (s->needs_grad && !m->needs_grad)
+                m->needs_grad = changed = 1;
+            if (m->reaches_loss && !s->reaches_loss)
+                s->reaches_loss = changed = 1;
+        }
+        changed |= propagate(p, 1);
+        changed |= propagate(p, 0);
+    }
+}
+
 static void mark_gradients(nf_plan *p)
 {
     const nf_graph *g = p->graph;
@@ -47,6 +92,8 @@ static void mark_gradients(nf_plan *p)
             if (input_differentiable(node, i))
                 p->steps[node->inputs[i]->index].reaches_loss = 1;
     }
+    if (p->time_steps > 1)
+        mark_through_time(p);
     for (int k = 0; k < p->n; k++) {
         nf_plan_step *s = &p->steps[k];
         s->has_grad = training && s->reaches_loss && s->needs_grad;
@@ -112,8 +159,8 @@ static int node_intervals(nf_plan *p, int k, interval *iv)
     int64_t value_start = (node->op->flags & NF_OP_INPUT) ? 0 : k;
     iv[count++] = (interval){value_start, value_end, value_floats(p, node), &s->value_off};
     if (s->has_grad) {
-        if (node->op->flags & NF_OP_LOSS)
-            grad_start = backward_time(p, k);
+        if ((node->op->flags & NF_OP_LOSS) || (p->time_steps > 1 && is_memory_source(g, node)))
+            grad_start = min64(grad_start, backward_time(p, k)); /* seeded, or handed a later step's gradient */
         int64_t grad_end = node->requires_grad ? forever : backward_time(p, k);
         iv[count++] = (interval){grad_start, grad_end, value_floats(p, node), &s->grad_off};
     }
@@ -203,7 +250,9 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     for (int k = 0; k < p->n; k++)
         scratch = max64(scratch, nf_align_floats(p->graph->nodes[k]->workspace));
     total += scratch;
-    if (total > nf_limit_floats()) {
+    int64_t frame = total;
+    total = nf_mul_checked(frame, p->time_steps);
+    if (total < 0 || total > nf_limit_floats()) {
         st = nf_fail(err, NF_ERR_NO_MEMORY,
                      "the plan needs %lld bytes of activations, over the memory limit of %zu; lower the batch size",
                      (long long)total * 4, nf_memory_limit());
@@ -217,8 +266,9 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     }
     memset(arena, 0, (size_t)(total ? total : 16) * sizeof(float));
     nf_aligned_free(p->arena);
-    p->arena = arena;
+    p->arena = p->frame = arena;
     p->arena_floats = total;
+    p->frame_floats = frame;
     p->workspace_off = scratch_off; /* only now: a failure above keeps the old layout whole */
     p->workspace_floats = scratch;
     nf_plan_reset_state(p);
@@ -254,6 +304,7 @@ nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **
     p->flags = flags;
     p->n = g->n_nodes;
     p->capacity = p->batch = batch;
+    p->time_steps = 1;
     p->training = (flags & NF_PLAN_TRAINING) != 0;
     p->threads = nf_threads();
     mark_gradients(p);
@@ -271,6 +322,7 @@ void nf_plan_free(nf_plan *p)
     if (!p)
         return;
     nf_aligned_free(p->arena);
+    nf_plan_free_sequences(p);
     free(p->steps);
     free(p->grad_ready);
     free(p);
@@ -298,6 +350,10 @@ nf_status nf_plan_set_batch(nf_plan *p, int64_t batch, nf_error *err)
             p->capacity = old;
         }
         free(backup);
+        if (st == NF_OK)
+            st = nf_plan_layout_sequences(p, err); /* on failure: one step, as the buffers are gone */
+        if (st != NF_OK && p->time_steps > 1 && !p->seq_value)
+            p->time_steps = 1;
         if (st != NF_OK)
             return st;
     }
@@ -310,7 +366,7 @@ void nf_plan_reset_state(nf_plan *p)
 {
     if (!p)
         return;
-    for (int k = 0; k < p->n; k++) {
+    for (int k = 0; k < p->n; k++) { /* the state lives in the first frame */
         const nf_node *node = p->graph->nodes[k];
         if (node->op->reset_state && p->steps[k].saved_off >= 0)
             node->op->reset_state(node, p->arena + p->steps[k].saved_off, p->capacity);
@@ -327,3 +383,86 @@ void nf_plan_set_training(nf_plan *p, int training)
 
 int nf_plan_training(const nf_plan *p) { return p ? p->training : 0; }
 size_t nf_plan_arena_bytes(const nf_plan *p) { return p ? (size_t)p->arena_floats * sizeof(float) : 0; }
+
+/* ---- unrolled time ----------------------------------------------------- */
+
+int nf_input_is_sequence(const nf_node *node)
+{
+    return (node->op->flags & NF_OP_INPUT) && node->attr[2] != 0; /* input attribute "sequence" */
+}
+
+void nf_plan_free_sequences(nf_plan *p)
+{
+    for (int k = 0; k < p->n && p->seq_value; k++) {
+        free(p->seq_value[k]);
+        free(p->seq_grad[k]);
+        free(p->carry_grad[k]);
+    }
+    free(p->seq_value);
+    free(p->seq_grad);
+    free(p->carry_grad);
+    free(p->frame_losses);
+    p->seq_value = p->seq_grad = p->carry_grad = NULL;
+    p->frame_losses = NULL;
+}
+
+nf_status nf_plan_layout_sequences(nf_plan *p, nf_error *err)
+{
+    nf_plan_free_sequences(p);
+    if (p->time_steps == 1)
+        return NF_OK;
+    p->seq_value = calloc((size_t)p->n, sizeof *p->seq_value);
+    p->seq_grad = calloc((size_t)p->n, sizeof *p->seq_grad);
+    p->carry_grad = calloc((size_t)p->n, sizeof *p->carry_grad);
+    p->frame_losses = calloc((size_t)p->time_steps, sizeof *p->frame_losses);
+    int ok = p->seq_value && p->seq_grad && p->carry_grad && p->frame_losses;
+    for (int k = 0; ok && k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        size_t size = (size_t)(p->capacity * nf_shape_size(&node->shape)) * sizeof(float);
+        if (nf_input_is_sequence(node) || (node->op->flags & NF_OP_OUTPUT))
+            ok = (p->seq_value[k] = calloc(1, size * (size_t)p->time_steps)) != NULL;
+        if (ok && nf_input_is_sequence(node) && node->requires_grad && p->steps[k].has_grad)
+            ok = (p->seq_grad[k] = calloc(1, size * (size_t)p->time_steps)) != NULL;
+        if (ok && node->memory_source && p->steps[k].has_grad)
+            ok = (p->carry_grad[k] = calloc(1, size)) != NULL;
+    }
+    if (!ok) {
+        nf_plan_free_sequences(p);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for %lld time steps", (long long)p->time_steps);
+    }
+    return NF_OK;
+}
+
+nf_status nf_plan_set_steps(nf_plan *p, int64_t steps, nf_error *err)
+{
+    if (!p)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "plan is NULL");
+    if (steps < 1 || steps > (1 << 20))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%lld time steps: must be 1 .. 2^20", (long long)steps);
+    int64_t old = p->time_steps;
+    p->time_steps = steps;
+    for (int k = 0; k < p->n; k++)
+        p->steps[k].needs_grad = p->steps[k].reaches_loss = 0;
+    mark_gradients(p);
+    nf_status st = layout_arena(p, err);
+    if (st == NF_OK)
+        st = nf_plan_layout_sequences(p, err);
+    if (st != NF_OK) { /* back to the old number of steps, laid out again */
+        p->time_steps = old;
+        for (int k = 0; k < p->n; k++)
+            p->steps[k].needs_grad = p->steps[k].reaches_loss = 0;
+        mark_gradients(p);
+        if (layout_arena(p, NULL) == NF_OK)
+            nf_plan_layout_sequences(p, NULL);
+    }
+    p->forward_done = 0;
+    return st;
+}
+
+int64_t nf_plan_steps(const nf_plan *p) { return p ? p->time_steps : 0; }
+
+void nf_plan_set_loss_last_step(nf_plan *p, int last_only)
+{
+    if (p)
+        p->loss_last_step = last_only != 0;
+}

@@ -31,7 +31,26 @@ struct nf_plan {
     int threads;               /* nf_threads() when compiled */
     int64_t workspace_off;     /* the shared scratch area in the arena */
     int64_t workspace_floats;
+    /* Unrolled time (nf_plan_set_steps): the arena holds one frame of
+     * frame_floats per time step, every frame laid out alike. */
+    int64_t time_steps;        /* 1: no unrolling */
+    int64_t frame_floats;
+    float *frame;              /* the frame being run (arena + t frame_floats) */
+    int loss_last_step;        /* the loss is the last step's, else the mean over steps */
+    float **seq_value;         /* per node, when time_steps > 1: [capacity, steps, size] of a
+                                  sequence input or an output */
+    float **seq_grad;          /* ... and of the gradient of a sequence input that keeps one */
+    float **carry_grad;        /* per memory node: d loss / d its value at the step being
+                                  run backward, handed to its source one step earlier */
+    float *frame_losses;       /* per step: the sum of its losses */
 };
+
+/* The sequence and step-handoff buffers of a plan with several time
+ * steps, for its capacity (plan.c); freed by nf_plan_free. */
+nf_status nf_plan_layout_sequences(nf_plan *p, nf_error *err);
+void nf_plan_free_sequences(nf_plan *p);
+/* Whether input node `node` takes one value per time step. */
+int nf_input_is_sequence(const nf_node *node);
 
 /* Applies the default thread count once, if nf_set_threads was never
  * called (threads.c). */

@@ -20,10 +20,13 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
         nf_status st = nf_plan_input((nf_plan *)plan, pairs[i], &view, err);
         if (st != NF_OK)
             return st;
-        if (nf_shape_size(&pairs[i]->shape) != nf_shape_size(data[i])) {
+        nf_shape per_sample = view.shape; /* [steps, shape] for a sequence input of an unrolled plan */
+        per_sample.rank--;
+        memmove(per_sample.dim, per_sample.dim + 1, (size_t)per_sample.rank * sizeof(int64_t));
+        if (nf_shape_size(&per_sample) != nf_shape_size(data[i])) {
             char a[64], b[64];
-            return nf_fail(err, NF_ERR_SHAPE, "input '%s' has shape %s but the data's samples are %s",
-                           pairs[i]->name, nf_shape_format(&pairs[i]->shape, a, sizeof a),
+            return nf_fail(err, NF_ERR_SHAPE, "input '%s' takes %s per sample but the data's samples are %s",
+                           pairs[i]->name, nf_shape_format(&per_sample, a, sizeof a),
                            nf_shape_format(data[i], b, sizeof b));
         }
     }
@@ -139,8 +142,10 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         st = check_streams(b->ds, b->batch, b->shuffle, err);
     if (st != NF_OK)
         return st;
-    float *x = plan->arena + plan->steps[bind->x->index].value_off;
-    float *y = plan->arena + plan->steps[bind->y->index].value_off;
+    nf_tensor xv, yv;
+    nf_plan_input(plan, bind->x, &xv, NULL);
+    nf_plan_input(plan, bind->y, &yv, NULL);
+    float *x = xv.data, *y = yv.data;
     for (int64_t done = 0; max_batches <= 0 || done < max_batches; done++) {
         if (b->ds->streams > 0 && b->next == 0)
             nf_plan_reset_state(plan);
@@ -189,8 +194,10 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     if (st != NF_OK)
         return st;
     nf_plan_reset_state(plan);
-    float *x = plan->arena + plan->steps[bind->x->index].value_off;
-    float *y = plan->arena + plan->steps[bind->y->index].value_off;
+    nf_tensor xv, yv;
+    nf_plan_input(plan, bind->x, &xv, NULL);
+    nf_plan_input(plan, bind->y, &yv, NULL);
+    float *x = xv.data, *y = yv.data;
     int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
     int training = plan->training;
     plan->training = 0; /* evaluation: no dropout, running statistics */

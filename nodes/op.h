@@ -139,6 +139,10 @@ typedef struct nf_op {
     void (*reset_state)(const nf_node *node, float *saved, int64_t capacity);
 } nf_op;
 
+/* Whether a memory node keeps its state from one run to the next
+ * (nodes/memory.c). */
+int nf_memory_carries(const nf_node *node);
+
 /* The registry (nodes/registry.c). */
 const nf_op *nf_op_find(const char *name);
 int nf_op_count(void);

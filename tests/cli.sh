@@ -47,7 +47,7 @@ expect 2 "train with an unknown optimizer key" "$nodeflow" train "$src/models/xo
 contains "$work/err" "has no hyper-parameter 'momentun'" "unknown optimizer key"
 expect 2 "data that does not fit the model" "$nodeflow" train "$src/models/fashion_mlp.nfg" \
     --data "csv:$src/tests/data/xor.csv,label=2"
-contains "$work/err" "input 'x' has shape [784] but the data's samples are [2]" "data shape"
+contains "$work/err" "input 'x' takes [784] per sample but the data's samples are [2]" "data shape"
 
 # check and dot
 expect 0 "check" "$nodeflow" check "$src/models/fashion_mlp.nfg"

@@ -72,6 +72,22 @@ nf_status nf_plan_grad(const nf_plan *plan, const nf_node *node, nf_tensor *view
 /* Sum of the loss nodes' values after forward (0 if there are none). */
 double nf_plan_loss(const nf_plan *plan);
 
+/* Unrolling in time (backpropagation through time). With steps T > 1 a
+ * run executes the graph T times, one frame of activations per step,
+ * without copying the graph: a memory node's value at step t is its
+ * source's at t - 1 (at t = 0, its state: carried from the previous run,
+ * reset, or a learned vector), and backward runs the steps in reverse,
+ * handing each memory node's gradient to its source one step earlier and
+ * summing the gradients of the shared weights over the steps. State
+ * carries across runs (truncated BPTT); gradients do not.
+ * Inputs with sequence=true take [batch, T, shape] through nf_plan_input
+ * and nf_plan_set_input (others hold for every step); outputs read back as
+ * [batch, T, shape]; nf_plan_loss is the mean of the steps' losses, or the
+ * last step's (nf_plan_set_loss_last_step). Lays the plan out again. */
+nf_status nf_plan_set_steps(nf_plan *plan, int64_t steps, nf_error *err);
+int64_t nf_plan_steps(const nf_plan *plan);
+void nf_plan_set_loss_last_step(nf_plan *plan, int last_only);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,246 @@
+/* Plans unrolled in time: gradient checks through memory nodes (state
+ * from zeros and from a learned vector), the LSTM of primitives against
+ * the fused lstm node (outputs and every gradient), state carried across
+ * windows, the loss of the last step, and an iteration over the graph's
+ * own output with tied weights. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+
+#define TOL 2e-2
+
+static nf_graph *load(const char *file)
+{
+    char path[1024];
+    nf_error err;
+    nf_graph *g;
+    snprintf(path, sizeof path, "%s/models/%s", NF_SOURCE_DIR, file);
+    assert_ok(nf_model_load(path, &g, NULL, &err), &err);
+    return g;
+}
+
+/* h_t = tanh(W x_t + U h_{t-1}), a loss at every step (or the last) */
+static nf_graph *simple_rnn(const char *init)
+{
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_graph_set_seed(g, 4);
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){3});
+    nf_node_set_attr(g, x, "sequence", "true");
+    nf_input_requires_grad(g, x);
+    nf_node *target = nf_input(g, "target", 1, (int64_t[]){2});
+    nf_node_set_attr(g, target, "sequence", "true");
+    nf_node *h = nf_memory(g, "h", 1, (int64_t[]){2});
+    nf_node_set_attr(g, h, "init", init);
+    nf_node_set_attr(g, h, "carry", "false");
+    nf_node *sum = nf_add(g, "sum", nf_linear(g, "wx", x, 2), nf_linear(g, "uh", h, 2));
+    nf_node *hnew = nf_tanh(g, "hnew", sum);
+    assert_int_equal(nf_memory_connect(g, h, hnew), NF_OK);
+    nf_mse_loss(g, "loss", nf_output(g, "y", hnew), target);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    return g;
+}
+
+static void gradcheck_steps(nf_graph *g, int64_t steps, int last_only)
+{
+    nf_error err;
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING, &plan, &err), &err);
+    assert_ok(nf_plan_set_steps(plan, steps, &err), &err);
+    nf_plan_set_loss_last_step(plan, last_only);
+    fill_inputs(plan, g, 5, 17);
+    nf_gradcheck_result r;
+    assert_ok(nf_gradcheck(plan, NULL, &r, &err), &err);
+    if (r.checked == 0 || !(r.max_rel_error < TOL))
+        fail_msg("%lld steps: relative error %.3g at %s (%lld checked)", (long long)steps, r.max_rel_error, r.worst,
+                 (long long)r.checked);
+    nf_plan_free(plan);
+}
+
+static void test_gradients_through_time(void **state)
+{
+    (void)state;
+    nf_graph *g = simple_rnn("zeros");
+    gradcheck_steps(g, 4, 0);
+    gradcheck_steps(g, 4, 1);
+    gradcheck_steps(g, 1, 0);
+    nf_graph_free(g);
+    g = simple_rnn("param"); /* the learned initial state h.init gets its gradient */
+    assert_true(nf_graph_find_param(g, "h.init") >= 0);
+    gradcheck_steps(g, 5, 0);
+    nf_graph_free(g);
+    g = load("lstm_primitives.nfg");
+    gradcheck_steps(g, 4, 0);
+    nf_graph_free(g);
+}
+
+/* Copies parameter `from` of graph a into `to` of graph b. */
+static void copy_param(nf_graph *a, const char *from, nf_graph *b, const char *to)
+{
+    nf_tensor src, dst;
+    assert_int_equal(nf_graph_param(a, nf_graph_find_param(a, from), NULL, &src, NULL), NF_OK);
+    assert_int_equal(nf_graph_param(b, nf_graph_find_param(b, to), NULL, &dst, NULL), NF_OK);
+    assert_int_equal(nf_shape_size(&src.shape), nf_shape_size(&dst.shape));
+    memcpy(dst.data, src.data, (size_t)nf_shape_size(&src.shape) * sizeof(float));
+}
+
+static void expect_same_grad(nf_graph *a, const char *pa, nf_graph *b, const char *pb)
+{
+    nf_tensor ga, gb;
+    nf_graph_param(a, nf_graph_find_param(a, pa), NULL, NULL, &ga);
+    nf_graph_param(b, nf_graph_find_param(b, pb), NULL, NULL, &gb);
+    assert_close(pa, ga.data, gb.data, nf_shape_size(&ga.shape), 1e-5);
+}
+
+/* The primitive LSTM unrolled over 5 steps and the fused node over a
+ * window of 5 give the same outputs, loss and gradients. */
+static void test_primitives_equal_fused(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *prim = load("lstm_primitives.nfg"), *fused = load("lstm_fused.nfg");
+    nf_graph_init_params(fused, 3, NULL);
+    const char *pairs[][2] = {{"lstm.weight_ih_l0", "ih.weight"}, {"lstm.weight_hh_l0", "hh.weight"},
+                              {"lstm.bias_ih_l0", "ih.bias"},     {"lstm.bias_hh_l0", "hh.bias"}};
+    for (int i = 0; i < 4; i++)
+        copy_param(fused, pairs[i][0], prim, pairs[i][1]);
+    nf_plan *pp, *fp;
+    assert_ok(nf_plan_compile(prim, 3, NF_PLAN_TRAINING, &pp, &err), &err);
+    assert_ok(nf_plan_set_steps(pp, 5, &err), &err);
+    assert_ok(nf_plan_compile(fused, 3, NF_PLAN_TRAINING, &fp, &err), &err);
+    fill_inputs(fp, fused, 5, 23);
+    /* the same numbers: [batch, 5, 3] and [batch, 5, 4] either way */
+    const char *inputs[] = {"x", "target"};
+    for (int i = 0; i < 2; i++) {
+        nf_tensor from, to;
+        assert_ok(nf_plan_input(fp, nf_graph_find(fused, inputs[i]), &from, &err), &err);
+        assert_ok(nf_plan_input(pp, nf_graph_find(prim, inputs[i]), &to, &err), &err);
+        assert_int_equal(nf_shape_size(&from.shape), nf_shape_size(&to.shape));
+        assert_int_equal(to.shape.rank, 3);
+        memcpy(to.data, from.data, (size_t)nf_shape_size(&from.shape) * sizeof(float));
+    }
+    assert_ok(nf_plan_forward(pp, &err), &err);
+    assert_ok(nf_plan_backward(pp, &err), &err);
+    assert_ok(nf_plan_forward(fp, &err), &err);
+    assert_ok(nf_plan_backward(fp, &err), &err);
+    nf_tensor yp, yf;
+    assert_ok(nf_plan_value(pp, nf_graph_find(prim, "y"), &yp, &err), &err);
+    assert_ok(nf_plan_value(fp, nf_graph_find(fused, "y"), &yf, &err), &err);
+    assert_int_equal(nf_shape_size(&yp.shape), 3 * 5 * 4);
+    assert_close("y", yp.data, yf.data, 3 * 5 * 4, 1e-5);
+    float lp = (float)nf_plan_loss(pp), lf = (float)nf_plan_loss(fp);
+    assert_close("loss", &lp, &lf, 1, 1e-5);
+    for (int i = 0; i < 4; i++)
+        expect_same_grad(fused, pairs[i][0], prim, pairs[i][1]);
+    nf_plan_free(pp);
+    nf_plan_free(fp);
+    nf_graph_free(prim);
+    nf_graph_free(fused);
+}
+
+/* Two runs of 3 steps with carry=true continue one another: their outputs
+ * are those of one run of 6 steps. */
+static void test_state_carried_across_windows(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = load("lstm_primitives.nfg");
+    nf_node_set_attr(g, nf_graph_find(g, "h"), "carry", "true");
+    nf_node_set_attr(g, nf_graph_find(g, "c"), "carry", "true");
+    nf_graph_init_params(g, 8, NULL);
+    nf_plan *whole, *part;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_INFERENCE, &whole, &err), &err);
+    assert_ok(nf_plan_set_steps(whole, 6, &err), &err);
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_INFERENCE, &part, &err), &err);
+    assert_ok(nf_plan_set_steps(part, 3, &err), &err);
+    nf_node *x = nf_graph_find(g, "x"), *y = nf_graph_find(g, "y");
+    float xs[2 * 6 * 3];
+    uint64_t seed = 5;
+    fill_normal(xs, 2 * 6 * 3, &seed);
+    assert_ok(nf_plan_set_input(whole, x, xs, &err), &err);
+    assert_ok(nf_plan_forward(whole, &err), &err);
+    nf_tensor all;
+    assert_ok(nf_plan_value(whole, y, &all, &err), &err);
+    for (int window = 0; window < 2; window++) {
+        float xw[2 * 3 * 3];
+        for (int b = 0; b < 2; b++)
+            memcpy(xw + b * 9, xs + b * 18 + window * 9, 9 * sizeof(float));
+        assert_ok(nf_plan_set_input(part, x, xw, &err), &err);
+        assert_ok(nf_plan_forward(part, &err), &err);
+        nf_tensor yw;
+        assert_ok(nf_plan_value(part, y, &yw, &err), &err);
+        for (int b = 0; b < 2; b++)
+            assert_close("window", yw.data + b * 12, all.data + b * 24 + window * 12, 12, 1e-6);
+    }
+    nf_plan_reset_state(part); /* back to zeros: the first window again */
+    float xw[2 * 3 * 3];
+    for (int b = 0; b < 2; b++)
+        memcpy(xw + b * 9, xs + b * 18, 9 * sizeof(float));
+    assert_ok(nf_plan_set_input(part, x, xw, &err), &err);
+    assert_ok(nf_plan_forward(part, &err), &err);
+    nf_tensor again;
+    assert_ok(nf_plan_value(part, y, &again, &err), &err);
+    assert_close("after reset", again.data, all.data, 12, 1e-6);
+    nf_plan_free(whole);
+    nf_plan_free(part);
+    nf_graph_free(g);
+}
+
+/* A loop over the graph's own output: z_{t} = tanh(W z_{t-1} + b) from a
+ * learned start, 6 times with the same W (no sequence input), loss on the
+ * last step only; the value after 6 steps is computed by hand. */
+static void test_iterate_own_output(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *z = nf_memory(g, "z", 1, (int64_t[]){2});
+    nf_node_set_attr(g, z, "init", "param");
+    nf_node *next = nf_tanh(g, "next", nf_linear(g, "w", z, 2));
+    assert_int_equal(nf_memory_connect(g, z, next), NF_OK);
+    nf_node *target = nf_input(g, "target", 1, (int64_t[]){2});
+    nf_mse_loss(g, "loss", nf_output(g, "out", next), target);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    nf_graph_init_params(g, 2, NULL);
+    nf_tensor w, b, init;
+    nf_graph_param(g, nf_graph_find_param(g, "w.weight"), NULL, &w, NULL);
+    nf_graph_param(g, nf_graph_find_param(g, "w.bias"), NULL, &b, NULL);
+    nf_graph_param(g, nf_graph_find_param(g, "z.init"), NULL, &init, NULL);
+    init.data[0] = 0.5f, init.data[1] = -1.0f;
+    double v[2] = {0.5, -1.0};
+    for (int t = 0; t < 6; t++) {
+        double n0 = tanh(w.data[0] * v[0] + w.data[1] * v[1] + b.data[0]);
+        double n1 = tanh(w.data[2] * v[0] + w.data[3] * v[1] + b.data[1]);
+        v[0] = n0, v[1] = n1;
+    }
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 1, NF_PLAN_TRAINING, &plan, &err), &err);
+    assert_ok(nf_plan_set_steps(plan, 6, &err), &err);
+    nf_plan_set_loss_last_step(plan, 1);
+    fill_inputs(plan, g, 5, 3);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    nf_tensor out;
+    assert_ok(nf_plan_value(plan, nf_graph_find(g, "out"), &out, &err), &err);
+    assert_int_equal(out.shape.rank, 3); /* [batch, steps, 2] */
+    float expected[2] = {(float)v[0], (float)v[1]};
+    assert_close("z after 6 steps", out.data + 5 * 2, expected, 2, 1e-5);
+    nf_gradcheck_result r;
+    assert_ok(nf_gradcheck(plan, NULL, &r, &err), &err);
+    if (!(r.max_rel_error < TOL))
+        fail_msg("relative error %.3g at %s", r.max_rel_error, r.worst);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradients_through_time),
+        cmocka_unit_test(test_primitives_equal_fused),
+        cmocka_unit_test(test_state_carried_across_windows),
+        cmocka_unit_test(test_iterate_own_output),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
