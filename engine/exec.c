@@ -56,6 +56,8 @@ static void fill_exec(const nf_plan *p, int k, int64_t t, nf_exec *e)
     }
     if (s->saved_off >= 0)
         e->saved = p->frame + s->saved_off;
+    if (p->masked && (node->op->flags & NF_OP_LOSS))
+        e->row_weight = p->row_weight + t * p->capacity;
 }
 
 static int64_t size_of(const nf_node *node) { return nf_shape_size(&node->shape); }
@@ -66,10 +68,28 @@ static float *seq_row(const nf_plan *p, float *seq, const nf_node *node, int64_t
     return seq + (b * p->time_steps + t) * size_of(node);
 }
 
+/* With sequence lengths: the weight of each (step, row) in the loss (1
+ * while the row's sequence lasts, or only at its last step), and the
+ * factor batch / (sum of the weights) that makes the steps' losses (each
+ * a mean over the batch rows) a mean over the weighted pairs. */
+static void weigh_rows(nf_plan *p)
+{
+    double total = 0.0;
+    for (int64_t t = 0; t < p->time_steps; t++)
+        for (int64_t b = 0; b < p->batch; b++) {
+            int counts = p->loss_last_step ? t == p->lengths[b] - 1 : t < p->lengths[b];
+            p->row_weight[t * p->capacity + b] = (float)counts;
+            total += counts;
+        }
+    p->loss_factor = total > 0 ? (double)p->batch / total : 0.0;
+}
+
 /* Start of a run: memory nodes that do not carry their state take their
  * initial one (a learned one: its parameter in every row). */
 static void start_run(nf_plan *p)
 {
+    if (p->masked)
+        weigh_rows(p);
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
         if (!(node->op->flags & NF_OP_MEMORY) || nf_memory_carries(node))
@@ -83,6 +103,22 @@ static void start_run(nf_plan *p)
         for (int64_t b = 0; b < p->batch; b++)
             memcpy(state + b * size_of(node), init, (size_t)size_of(node) * sizeof(float));
     }
+}
+
+/* A memory node's value after step t (frame `at`): its source's value,
+ * or for a row whose sequence ended before t, the value it already had
+ * (frozen). Written to `state`. */
+static void take_state(const nf_plan *p, int k, const float *at, int64_t t, float *state)
+{
+    const nf_node *node = p->graph->nodes[k];
+    const float *source = at + p->steps[node->memory_source->index].value_off, *kept = at + p->steps[k].saved_off;
+    int64_t size = size_of(node);
+    if (!p->masked) {
+        memcpy(state, source, (size_t)(p->batch * size) * sizeof(float));
+        return;
+    }
+    for (int64_t b = 0; b < p->batch; b++)
+        memmove(state + b * size, (t < p->lengths[b] ? source : kept) + b * size, (size_t)size * sizeof(float));
 }
 
 /* Before step t of an unrolled run: sequence inputs get their slice t,
@@ -101,8 +137,7 @@ static void enter_step(nf_plan *p, int64_t t)
         else if ((node->op->flags & NF_OP_INPUT) && t > 0)
             memcpy(value, first + p->steps[k].value_off, row * (size_t)p->batch);
         else if (node->memory_source && t > 0)
-            memcpy(p->frame + p->steps[k].saved_off, before + p->steps[node->memory_source->index].value_off,
-                   row * (size_t)p->batch);
+            take_state(p, k, before, t - 1, p->frame + p->steps[k].saved_off);
     }
 }
 
@@ -129,13 +164,9 @@ static void leave_step(nf_plan *p, int64_t t)
 static void carry_memory(nf_plan *p)
 {
     const float *last = frame_at(p, p->time_steps - 1);
-    for (int k = 0; k < p->n; k++) {
-        const nf_node *node = p->graph->nodes[k];
-        if (!(node->op->flags & NF_OP_MEMORY))
-            continue;
-        memcpy(p->arena + p->steps[k].saved_off, last + p->steps[node->memory_source->index].value_off,
-               (size_t)(p->batch * size_of(node)) * sizeof(float));
-    }
+    for (int k = 0; k < p->n; k++)
+        if (p->graph->nodes[k]->op->flags & NF_OP_MEMORY)
+            take_state(p, k, last, p->time_steps - 1, p->arena + p->steps[k].saved_off);
 }
 
 nf_status nf_plan_forward(nf_plan *p, nf_error *err)
@@ -231,6 +262,8 @@ static double loss_seed(const nf_plan *p, int64_t t, double loss_scale)
 {
     if (p->time_steps == 1)
         return loss_scale;
+    if (p->masked)
+        return loss_scale * p->loss_factor;
     if (p->loss_last_step)
         return t == p->time_steps - 1 ? loss_scale : 0.0;
     return loss_scale / (double)p->time_steps;
@@ -398,12 +431,12 @@ double nf_plan_loss(const nf_plan *p)
     if (!p || !p->forward_done)
         return 0.0;
     if (p->time_steps > 1) {
-        if (p->loss_last_step)
+        if (p->loss_last_step && !p->masked)
             return p->frame_losses[p->time_steps - 1];
         double sum = 0.0;
         for (int64_t t = 0; t < p->time_steps; t++)
             sum += p->frame_losses[t];
-        return sum / (double)p->time_steps;
+        return p->masked ? sum * p->loss_factor : sum / (double)p->time_steps;
     }
     double total = 0.0;
     for (int k = 0; k < p->n; k++)

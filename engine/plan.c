@@ -402,8 +402,12 @@ void nf_plan_free_sequences(nf_plan *p)
     free(p->seq_grad);
     free(p->carry_grad);
     free(p->frame_losses);
+    free(p->lengths);
+    free(p->row_weight);
     p->seq_value = p->seq_grad = p->carry_grad = NULL;
-    p->frame_losses = NULL;
+    p->frame_losses = p->row_weight = NULL;
+    p->lengths = NULL;
+    p->masked = 0;
 }
 
 nf_status nf_plan_layout_sequences(nf_plan *p, nf_error *err)
@@ -415,7 +419,9 @@ nf_status nf_plan_layout_sequences(nf_plan *p, nf_error *err)
     p->seq_grad = calloc((size_t)p->n, sizeof *p->seq_grad);
     p->carry_grad = calloc((size_t)p->n, sizeof *p->carry_grad);
     p->frame_losses = calloc((size_t)p->time_steps, sizeof *p->frame_losses);
-    int ok = p->seq_value && p->seq_grad && p->carry_grad && p->frame_losses;
+    p->lengths = calloc((size_t)p->capacity, sizeof *p->lengths);
+    p->row_weight = calloc((size_t)(p->capacity * p->time_steps), sizeof *p->row_weight);
+    int ok = p->seq_value && p->seq_grad && p->carry_grad && p->frame_losses && p->lengths && p->row_weight;
     for (int k = 0; ok && k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
         size_t size = (size_t)(p->capacity * nf_shape_size(&node->shape)) * sizeof(float);
@@ -460,6 +466,25 @@ nf_status nf_plan_set_steps(nf_plan *p, int64_t steps, nf_error *err)
 }
 
 int64_t nf_plan_steps(const nf_plan *p) { return p ? p->time_steps : 0; }
+
+nf_status nf_plan_set_lengths(nf_plan *p, const int64_t *lengths, nf_error *err)
+{
+    if (!p)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "plan is NULL");
+    if (!lengths) {
+        p->masked = 0;
+        return NF_OK;
+    }
+    if (p->time_steps == 1)
+        return nf_fail(err, NF_ERR_STATE, "sequence lengths need a plan of several steps (nf_plan_set_steps)");
+    for (int64_t b = 0; b < p->batch; b++)
+        if (lengths[b] < 0 || lengths[b] > p->time_steps)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "row %lld: length %lld is not in 0 .. %lld steps",
+                           (long long)b, (long long)lengths[b], (long long)p->time_steps);
+    memcpy(p->lengths, lengths, (size_t)p->batch * sizeof *lengths);
+    p->masked = 1;
+    return NF_OK;
+}
 
 void nf_plan_set_loss_last_step(nf_plan *p, int last_only)
 {

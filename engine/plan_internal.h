@@ -43,6 +43,10 @@ struct nf_plan {
     float **carry_grad;        /* per memory node: d loss / d its value at the step being
                                   run backward, handed to its source one step earlier */
     float *frame_losses;       /* per step: the sum of its losses */
+    int64_t *lengths;          /* per row: steps before its sequence ends (nf_plan_set_lengths) */
+    int masked;                /* lengths apply */
+    float *row_weight;         /* [steps, capacity]: each row's share of the loss at each step */
+    double loss_factor;        /* batch / sum of the weights: scales the steps' losses */
 };
 
 /* The sequence and step-handoff buffers of a plan with several time

@@ -18,6 +18,12 @@ static double reduce_factor(const nf_exec *e, int64_t n)
     return e->attr[0] == REDUCE_SUM ? 1.0 : 1.0 / (double)n;
 }
 
+/* The weight of element i (of n in the batch): its row's, or 1. */
+static double weight_of(const nf_exec *e, int64_t i, int64_t n)
+{
+    return e->row_weight ? e->row_weight[i / (n / e->batch)] : 1.0;
+}
+
 static nf_status same_shapes_infer(nf_infer *ctx)
 {
     if (!nf_shape_equal(ctx->in[0], ctx->in[1])) {
@@ -38,7 +44,7 @@ static void mse_forward(const nf_exec *e)
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double d = (double)e->in[0][i] - e->in[1][i];
-        sum += d * d;
+        sum += weight_of(e, i, n) * d * d;
     }
     e->out[0] = (float)(sum * reduce_factor(e, n));
 }
@@ -48,7 +54,7 @@ static void mse_backward(const nf_exec *e)
     int64_t n = e->batch * nf_shape_size(e->in_shape[0]);
     float k = (float)(2.0 * reduce_factor(e, n) * e->out_grad[0]);
     for (int64_t i = 0; i < n; i++) {
-        float d = k * (e->in[0][i] - e->in[1][i]);
+        float d = (float)weight_of(e, i, n) * k * (e->in[0][i] - e->in[1][i]);
         if (e->in_grad[0])
             e->in_grad[0][i] += d;
         if (e->in_grad[1])
@@ -119,15 +125,17 @@ static void cross_entropy_forward(const nf_exec *e)
     double total = 0.0;
     for (int64_t r = 0; r < v.rows; r++) {
         const float *x = e->in[0] + r * v.classes;
-        double lse = nf_logsumexp(x, v.classes);
+        double lse = nf_logsumexp(x, v.classes), row = 0.0;
         if (v.indices) {
             int64_t c = class_of(e->in[1][r], v.classes);
-            total += c < 0 ? NAN : lse - x[c];
+            row = c < 0 ? NAN : lse - x[c];
         } else {
             const float *t = e->in[1] + r * v.classes;
             for (int64_t j = 0; j < v.classes; j++)
-                total += t[j] * (lse - x[j]);
+                row += t[j] * (lse - x[j]);
         }
+        double w = weight_of(e, r, v.rows);
+        total += w == 0.0 ? 0.0 : w * row; /* past a sequence's end even a bad label counts for nothing */
     }
     e->out[0] = (float)(total * reduce_factor(e, v.rows));
 }
@@ -136,8 +144,8 @@ static void cross_entropy_forward(const nf_exec *e)
 static void cross_entropy_backward(const nf_exec *e)
 {
     ce_view v = ce_view_of(e);
-    double k = reduce_factor(e, v.rows) * e->out_grad[0];
     for (int64_t r = 0; r < v.rows; r++) {
+        double k = reduce_factor(e, v.rows) * e->out_grad[0] * weight_of(e, r, v.rows);
         const float *x = e->in[0] + r * v.classes;
         double lse = nf_logsumexp(x, v.classes);
         double tsum = 1.0;
@@ -181,7 +189,7 @@ static void bce_forward(const nf_exec *e)
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double x = e->in[0][i], t = e->in[1][i];
-        sum += fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
+        sum += weight_of(e, i, n) * (fmax(x, 0.0) - x * t + log1p(exp(-fabs(x))));
     }
     e->out[0] = (float)(sum * reduce_factor(e, n));
 }
@@ -189,9 +197,8 @@ static void bce_forward(const nf_exec *e)
 static void bce_backward(const nf_exec *e)
 {
     int64_t n = e->batch * nf_shape_size(e->in_shape[0]);
-    double k = reduce_factor(e, n) * e->out_grad[0];
     for (int64_t i = 0; i < n; i++) {
-        double x = e->in[0][i], t = e->in[1][i];
+        double x = e->in[0][i], t = e->in[1][i], k = reduce_factor(e, n) * e->out_grad[0] * weight_of(e, i, n);
         if (e->in_grad[0])
             e->in_grad[0][i] += (float)(k * (1.0 / (1.0 + exp(-x)) - t));
         if (e->in_grad[1])

@@ -104,6 +104,8 @@ typedef struct nf_exec {
     uint64_t random;                 /* a fresh random key for this node and run */
     int threads;                     /* threads of the plan */
     int64_t capacity;                /* rows the buffers have room for (>= batch) */
+    const float *row_weight;         /* losses: each row's weight (0 past the end of its
+                                        sequence); NULL: 1 for every row */
 } nf_exec;
 
 enum nf_op_flags {

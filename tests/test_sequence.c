@@ -234,6 +234,84 @@ static void test_iterate_own_output(void **state)
     nf_graph_free(g);
 }
 
+/* Runs `plan` (steps T, given batch) on rows [row0, row0 + batch) of
+ * x [2, 5, 3] and target [2, 5, 4] (the first T steps of each) */
+static void feed_rows(nf_plan *plan, nf_graph *g, const float *x, const float *target, int row0, int64_t steps)
+{
+    nf_error err;
+    nf_tensor xv, tv;
+    assert_ok(nf_plan_input(plan, nf_graph_find(g, "x"), &xv, &err), &err);
+    assert_ok(nf_plan_input(plan, nf_graph_find(g, "target"), &tv, &err), &err);
+    for (int64_t b = 0; b < xv.shape.dim[0]; b++) {
+        memcpy(xv.data + b * steps * 3, x + (row0 + b) * 15, (size_t)steps * 3 * sizeof(float));
+        memcpy(tv.data + b * steps * 4, target + (row0 + b) * 20, (size_t)steps * 4 * sizeof(float));
+    }
+}
+
+static nf_plan *unrolled(nf_graph *g, int64_t batch, int64_t steps)
+{
+    nf_error err;
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, batch, NF_PLAN_TRAINING, &plan, &err), &err);
+    assert_ok(nf_plan_set_steps(plan, steps, &err), &err);
+    return plan;
+}
+
+/* Rows of 5 and 3 steps in one batch: the loss is the mean over the 8
+ * valid (row, step) pairs, gradients likewise, as two separate runs of
+ * 5 and 3 steps weighted 5/8 and 3/8; and the state carried from the
+ * shorter row is the one after its third step. */
+static void test_variable_lengths(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = load("lstm_primitives.nfg");
+    nf_node_set_attr(g, nf_graph_find(g, "h"), "carry", "true");
+    nf_node_set_attr(g, nf_graph_find(g, "c"), "carry", "true");
+    nf_graph_init_params(g, 6, NULL);
+    float x[2 * 15], target[2 * 20], x2[2 * 15];
+    uint64_t seed = 11;
+    fill_normal(x, 30, &seed);
+    fill_normal(target, 40, &seed);
+    fill_normal(x2, 30, &seed);
+    int64_t floats = nf_graph_param_floats(g);
+    float grads[3][200];
+    assert_true(floats <= 200);
+    nf_tensor all;
+    nf_graph_param(g, 0, NULL, NULL, &all); /* the gradients are one block from parameter 0 */
+
+    nf_plan *masked = unrolled(g, 2, 5), *five = unrolled(g, 1, 5), *three = unrolled(g, 1, 3);
+    assert_ok(nf_plan_set_lengths(masked, (int64_t[]){5, 3}, &err), &err);
+    assert_int_equal(nf_plan_set_lengths(masked, (int64_t[]){6, 3}, &err), NF_ERR_INVALID_ARGUMENT);
+    nf_plan *plans[3] = {masked, five, three};
+    double loss[3];
+    for (int i = 0; i < 3; i++) {
+        feed_rows(plans[i], g, x, target, i == 2 ? 1 : 0, i == 2 ? 3 : 5);
+        assert_ok(nf_plan_forward(plans[i], &err), &err);
+        assert_ok(nf_plan_backward(plans[i], &err), &err);
+        loss[i] = nf_plan_loss(plans[i]);
+        memcpy(grads[i], all.data, (size_t)floats * sizeof(float));
+    }
+    float got = (float)loss[0], want = (float)((5 * loss[1] + 3 * loss[2]) / 8);
+    assert_close("masked loss", &got, &want, 1, 1e-5);
+    for (int64_t j = 0; j < floats; j++)
+        grads[1][j] = (5 * grads[1][j] + 3 * grads[2][j]) / 8;
+    assert_close("masked gradients", grads[0], grads[1], floats, 1e-5);
+
+    /* the next window: row 1 continues from its state after 3 steps */
+    feed_rows(masked, g, x2, target, 0, 5);
+    feed_rows(three, g, x2, target, 1, 3);
+    assert_ok(nf_plan_forward(masked, &err), &err);
+    assert_ok(nf_plan_forward(three, &err), &err);
+    nf_tensor ym, y3;
+    assert_ok(nf_plan_value(masked, nf_graph_find(g, "y"), &ym, &err), &err);
+    assert_ok(nf_plan_value(three, nf_graph_find(g, "y"), &y3, &err), &err);
+    assert_close("state frozen past the end", ym.data + 20, y3.data, 12, 1e-6);
+    for (int i = 0; i < 3; i++)
+        nf_plan_free(plans[i]);
+    nf_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_primitives_equal_fused),
         cmocka_unit_test(test_state_carried_across_windows),
         cmocka_unit_test(test_iterate_own_output),
+        cmocka_unit_test(test_variable_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

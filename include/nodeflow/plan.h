@@ -87,6 +87,13 @@ double nf_plan_loss(const nf_plan *plan);
 nf_status nf_plan_set_steps(nf_plan *plan, int64_t steps, nf_error *err);
 int64_t nf_plan_steps(const nf_plan *plan);
 void nf_plan_set_loss_last_step(nf_plan *plan, int last_only);
+/* Variable-length sequences: row b holds lengths[b] valid steps (0 .. T)
+ * of the next runs (one per row of the current batch; NULL: all T). Past
+ * its end a row's state is frozen (memory nodes keep the value they had,
+ * and that is the state carried to the next run) and its losses count for
+ * nothing: the loss is the mean over the valid (row, step) pairs, or with
+ * nf_plan_set_loss_last_step each row's loss at its own last step. */
+nf_status nf_plan_set_lengths(nf_plan *plan, const int64_t *lengths, nf_error *err);
 
 #ifdef __cplusplus
 }
