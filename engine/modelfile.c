@@ -187,7 +187,7 @@ void nf_train_config_init(nf_train_config *c)
 }
 
 static const char *const train_keys[] = {"optimizer", "lr", "batch", "epochs", "seed", "clip_norm", "clip_value",
-                                         "early_stop", "average", "average_decay", "schedule", NULL};
+                                         "early_stop", "average", "average_decay", "schedule", "unroll", NULL};
 
 /* Copies a name value into a fixed field; fails when it does not fit. */
 static nf_status name_value(const parser *p, int line, const token *value, char *field, size_t size)
@@ -295,6 +295,8 @@ static nf_status train_setting(parser *p, int line, const token *key, const toke
         *(strcmp(key->text, "clip_norm") == 0 ? &c->clip_norm : &c->clip_value) = v;
     } else if (strcmp(key->text, "early_stop") == 0) {
         return train_count(p, line, key, value, v, 1e6, &c->early_stop);
+    } else if (strcmp(key->text, "unroll") == 0) {
+        return train_count(p, line, key, value, v, 1 << 20, &c->unroll);
     } else if (strcmp(key->text, "average_decay") == 0) {
         if (!(v > 0 && v < 1))
             return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "average_decay must be in (0, 1)");

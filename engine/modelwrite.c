@@ -75,7 +75,7 @@ static void write_train(nf_text *t, const nf_train_config *c)
 {
     int any = c->optimizer[0] || !isnan(c->lr) || c->batch || c->epochs || c->seed >= 0 || !isnan(c->clip_norm) ||
               !isnan(c->clip_value) || c->early_stop || c->average[0] || !isnan(c->average_decay) ||
-              c->schedule[0] || c->n_schedule || c->n_hparams;
+              c->schedule[0] || c->n_schedule || c->n_hparams || c->unroll;
     if (!any)
         return;
     nf_text_printf(t, "\n[train]\n");
@@ -101,6 +101,8 @@ static void write_train(nf_text *t, const nf_train_config *c)
         write_number(t, "clip_value", c->clip_value);
     if (c->early_stop)
         nf_text_printf(t, "early_stop = %lld\n", (long long)c->early_stop);
+    if (c->unroll)
+        nf_text_printf(t, "unroll = %lld\n", (long long)c->unroll);
     if (c->average[0])
         nf_text_printf(t, "average = %s\n", c->average);
     if (!isnan(c->average_decay))

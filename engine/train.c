@@ -7,6 +7,16 @@
 #include "engine/plan_internal.h"
 #include "optim/optimizer.h"
 
+/* Class-index labels per sample: 1, or T for a sequence of T positions
+ * (times the steps of an unrolled plan). */
+static int64_t positions_of(const nf_plan *plan, const nf_binding *bind)
+{
+    if (!bind->scores)
+        return 1;
+    const nf_shape *s = &bind->scores->shape;
+    return nf_shape_size(s) / s->dim[s->rank - 1] * nf_plan_steps(plan);
+}
+
 /* The dataset's per-sample sizes must match the bound input nodes. */
 static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
                                nf_error *err)
@@ -35,9 +45,9 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
         nf_status st = nf_plan_value(plan, bind->scores, &view, err);
         if (st != NF_OK)
             return st;
-        nf_shape positions = bind->scores->shape;
-        positions.rank--;
-        if (bind->scores->shape.rank < 1 || !nf_shape_equal(&positions, &ds->y_shape))
+        /* per sample: [..., C] scores (times the steps of an unrolled plan) and one label per position */
+        if (bind->scores->shape.rank < 1 ||
+            positions_of(plan, bind) != nf_shape_size(&ds->y_shape))
             return nf_fail(err, NF_ERR_SHAPE,
                            "accuracy needs [..., C] scores per sample and class-index labels of the leading shape");
         int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
@@ -48,12 +58,6 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
     return NF_OK;
 }
 
-/* Class-index labels per sample (1, or T for a sequence of T positions). */
-static int64_t positions_of(const nf_binding *bind)
-{
-    return bind->scores ? nf_shape_size(&bind->scores->shape) / bind->scores->shape.dim[bind->scores->shape.rank - 1]
-                        : 1;
-}
 
 /* Number of positions whose arg-max score equals the label. */
 static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
@@ -62,7 +66,7 @@ static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
     nf_plan_value(plan, bind->scores, &scores, NULL);
     nf_plan_value(plan, bind->y, &labels, NULL);
     int64_t classes = bind->scores->shape.dim[bind->scores->shape.rank - 1], correct = 0;
-    for (int64_t r = 0; r < plan->batch * positions_of(bind); r++) {
+    for (int64_t r = 0; r < plan->batch * positions_of(plan, bind); r++) {
         const float *s = scores.data + r * classes;
         int64_t best = 0;
         for (int64_t j = 1; j < classes; j++)
@@ -104,9 +108,9 @@ static nf_status flush_accumulated(nf_optimizer *opt, nf_error *err)
     return nf_optimizer_step(opt, err);
 }
 
-static void finish_stats(nf_epoch_stats *s, const nf_binding *bind)
+static void finish_stats(nf_epoch_stats *s, const nf_plan *plan, const nf_binding *bind)
 {
-    double scored = (double)s->samples * (double)positions_of(bind);
+    double scored = (double)s->samples * (double)positions_of(plan, bind);
     s->loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
     s->accuracy = bind->scores && s->samples ? (double)s->correct / scored : -1.0;
 }
@@ -170,7 +174,7 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         stats->batches++;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
-    finish_stats(stats, bind);
+    finish_stats(stats, plan, bind);
     return st;
 }
 
@@ -225,7 +229,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
         stats->correct = correct;
         stats->samples = st == NF_OK ? ds->count : start;
         stats->batches = batches;
-        finish_stats(stats, bind);
+        finish_stats(stats, plan, bind);
     }
     return st;
 }

@@ -27,7 +27,7 @@ contains() {
     if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in:"; cat "$1"; fi
 }
 
-for cmd in check dot train eval infer ops; do
+for cmd in check dot train eval infer generate ops; do
     expect 0 "$cmd --help" "$nodeflow" $cmd --help
     contains "$work/out" "usage: nodeflow $cmd" "$cmd --help"
 done
@@ -109,6 +109,43 @@ sed -e 's/epochs = 500/epochs = 40/' -e 's/^seed = 3$/seed = 3\nearly_stop = 2\n
     "$xor" >"$work/xor_es.nfg"
 expect 0 "early stopping from [train]" "$nodeflow" train "$work/xor_es.nfg" --data "$small" --val "$small" --batch 16 --lr 2
 contains "$work/out" "early stop: no better validation loss for 2 epochs" "early stop message"
+
+# Text: the fused LSTM (windows of the input's length) and the primitive
+# RNN (unrolled by [train] unroll), trained a few steps on a directory of
+# text files, then generation from the vocabulary saved with the weights
+mkdir -p "$work/corpus"
+for i in 1 2 3 4 5 6; do
+    echo "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs $i" >>"$work/corpus/a.txt"
+    echo "sphinx of black quartz, judge my vow. how vexingly quick daft zebras jump! $i" >>"$work/corpus/b.txt"
+done
+printf 'binary\0file' >"$work/corpus/c.dat"
+ln -s a.txt "$work/corpus/link.txt"
+sed -e 's/shape=64/shape=16/' -e 's/classes=114/classes=48/' -e 's/out=114/out=48/' "$src/models/char_lstm.nfg" \
+    >"$work/lstm.nfg"
+expect 0 "train an lstm on text" "$nodeflow" train "$work/lstm.nfg" --data "text:$work/corpus" --batch 4 --steps 12 \
+    --out "$work/lstm.st"
+contains "$work/out" "train loss" "lstm epoch line"
+expect 0 "generate" "$nodeflow" generate "$work/lstm.nfg" --weights "$work/lstm.st" --prime "the " --length 40 --seed 2
+head -c 4 "$work/out" >"$work/gen_start"
+contains "$work/gen_start" "the " "generated text starts with the prime"
+if [ "$(wc -c <"$work/out")" -ge 45 ]; then ok; else bad "generate wrote $(wc -c <"$work/out") bytes"; fi
+"$nodeflow" generate "$work/lstm.nfg" --weights "$work/lstm.st" --prime "the " --length 40 --seed 2 >"$work/out2"
+if cmp -s "$work/out" "$work/out2"; then ok; else bad "generate with the same seed differs"; fi
+expect 2 "prime outside the vocabulary" "$nodeflow" generate "$work/lstm.nfg" --weights "$work/lstm.st" --prime "THE"
+contains "$work/err" "byte 0x54 at position 0 is not in the vocabulary" "prime error"
+expect 2 "generate without a vocabulary" "$nodeflow" generate "$xor" --weights "$work/avg.st"
+expect 2 "text shorter than one window per stream" "$nodeflow" train "$work/lstm.nfg" --data "text:$work/corpus/b.txt" \
+    --batch 400
+contains "$work/err" "too few for 400 streams" "short text"
+sed -e 's/classes=48/classes=20/' -e 's/out=48/out=20/' "$work/lstm.nfg" >"$work/lstm20.nfg"
+expect 2 "model scores fewer classes than the text has" "$nodeflow" train "$work/lstm20.nfg" \
+    --data "text:$work/corpus" --batch 2 --steps 1
+contains "$work/err" "the data has 38 classes but 'logits' scores 20" "class count"
+sed -e 's/classes=114/classes=48/' -e 's/out=114/out=48/' -e 's/^unroll = 64/unroll = 8/' \
+    "$src/models/char_rnn_primitives.nfg" >"$work/rnn.nfg"
+expect 0 "train an rnn of primitives through time" "$nodeflow" train "$work/rnn.nfg" --data "text:$work/corpus" \
+    --batch 4 --steps 20 --out "$work/rnn.st"
+expect 0 "generate from the rnn" "$nodeflow" generate "$work/rnn.nfg" --weights "$work/rnn.st" --length 20
 
 # SIGINT stops after the current batch and writes a checkpoint
 "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" --quiet \

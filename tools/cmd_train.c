@@ -16,6 +16,8 @@ static const char train_help[] =
     "  --val SPEC              validation data, evaluated after every epoch\n"
     "  --epochs N              epochs to train (default 1)\n"
     "  --steps N               stop after N batches in all (the last epoch may end early)\n"
+    "  --unroll T              run the graph over T time steps per sample (inputs with\n"
+    "                          sequence=true take T values; backpropagation through time)\n"
     "  --batch N               mini-batch size (default 32)\n"
     "  --optimizer NAME        optimizer (default sgd)\n"
     "  --lr X                  learning rate\n"
@@ -48,7 +50,7 @@ static const char train_help[] =
 
 typedef struct train_options {
     const char *model, *data, *val, *out, *checkpoint, *resume, *log;
-    long long epochs, steps, batch, seed, threads, checkpoint_every, accumulate, early_stop;
+    long long epochs, steps, unroll, batch, seed, threads, checkpoint_every, accumulate, early_stop;
     const char *optimizer, *schedule, *average;
     double lr, clip_norm, clip_value, average_decay;
     int quiet, save_average, n_set;
@@ -65,7 +67,7 @@ static void on_signal(int sig)
 
 static int takes_value(const char *name)
 {
-    static const char *const flags[] = {"--data", "--val", "--epochs", "--steps", "--batch", "--optimizer", "--lr", "--set",
+    static const char *const flags[] = {"--data", "--val", "--epochs", "--steps", "--unroll", "--batch", "--optimizer", "--lr", "--set",
                                         "--clip-norm", "--clip-value", "--seed", "--threads", "--out", "--checkpoint",
                                         "--checkpoint-every", "--resume", "--log", "--schedule", "--accumulate",
                                         "--average", "--average-decay", "--early-stop", NULL};
@@ -91,6 +93,8 @@ static int parse_option(train_options *o, const char *flag, const char *v)
     if (!strcmp(flag, "--epochs") && cli_parse_int(v, 1, 1000000, &o->epochs))
         return EXIT_OK;
     if (!strcmp(flag, "--steps") && cli_parse_int(v, 1, 1LL << 40, &o->steps))
+        return EXIT_OK;
+    if (!strcmp(flag, "--unroll") && cli_parse_int(v, 1, 1 << 20, &o->unroll))
         return EXIT_OK;
     if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch))
         return EXIT_OK;
@@ -180,6 +184,8 @@ static void merge(train_options *o, const nf_train_config *c)
         o->clip_value = c->clip_value;
     if (o->early_stop < 0)
         o->early_stop = c->early_stop;
+    if (o->unroll == 0)
+        o->unroll = c->unroll ? c->unroll : 1;
     if (!o->average && c->average[0])
         o->average = c->average;
     if (isnan(o->average_decay))
@@ -349,13 +355,15 @@ static nf_status load_data(const run *r, const char *spec, int64_t batch, nf_dat
         return nf_dataset_load_spec(spec, out, err);
     nf_shape x;
     nf_status st = nf_node_shape(r->bind.x, &x, err);
-    if (st == NF_OK && x.rank != 1) {
+    int unrolled = r->o.unroll > 1;
+    if (st == NF_OK && x.rank != (unrolled ? 0 : 1)) {
         err->code = NF_ERR_SHAPE;
-        snprintf(err->message, sizeof err->message, "text data needs an input of [T] token ids; '%s' is not one",
+        snprintf(err->message, sizeof err->message, "text data needs an input of %s; '%s' is not one",
+                 unrolled ? "one token id per step (shape=scalar sequence=true)" : "[T] token ids",
                  nf_node_name(r->bind.x));
         return NF_ERR_SHAPE;
     }
-    return st == NF_OK ? nf_dataset_load_text(spec + 5, x.dim[0], batch, out, err) : st;
+    return st == NF_OK ? nf_dataset_load_text(spec + 5, unrolled ? r->o.unroll : x.dim[0], batch, out, err) : st;
 }
 
 /* Validation batches: at least 256 rows, or one per stream of text */
@@ -384,7 +392,9 @@ static int set_up(run *r)
         (r->o.val && load_data(r, r->o.val, r->o.batch, &r->val, &err) != NF_OK) ||
         nf_graph_set_vocab(r->g, r->train->vocab, r->train->vocab_size, &err) != NF_OK ||
         nf_plan_compile(r->g, r->o.batch, NF_PLAN_TRAINING, &r->plan, &err) != NF_OK ||
+        nf_plan_set_steps(r->plan, r->o.unroll, &err) != NF_OK ||
         (r->val && nf_plan_compile(r->g, eval_batch(r), NF_PLAN_INFERENCE, &r->eval_plan, &err) != NF_OK) ||
+        (r->val && nf_plan_set_steps(r->eval_plan, r->o.unroll, &err) != NF_OK) ||
         nf_batcher_new(r->train, r->o.batch, r->train->streams == 0, (uint64_t)r->o.seed * 2654435761u + 1,
                        &r->t.batches, &err) != NF_OK)
         return cli_fail(&err);

@@ -45,6 +45,7 @@ typedef struct nf_train_config {
     double clip_norm;      /* gradient clipping by global norm; NAN: none */
     double clip_value;     /* gradient clipping by value; NAN: none */
     int64_t early_stop;    /* patience in epochs on the validation loss; 0: none */
+    int64_t unroll;        /* time steps of the training plan (nf_plan_set_steps); 0: not given */
     char average[16];      /* "ema" or "polyak"; "": none */
     double average_decay;  /* for ema; NAN: not given */
     char schedule[32];     /* a schedule name (nf_schedule_names); "": none */
