@@ -2,7 +2,7 @@
 """Runs a workload in nodeflow and in PyTorch, one after the other in the
 same invocation and at the same thread counts, and prints the ratios.
 
-    /usr/bin/python3 bench/compare.py W1|W2|W3 [--threads 1 2] [--epochs 5] [--build build]
+    /usr/bin/python3 bench/compare.py W1|W2|W3|W4 [--threads 1 2] [--epochs 5] [--steps 205] [--build build]
 
 PyTorch runs twice per thread count: with its default settings and with
 OMP_WAIT_POLICY=passive (its best setting on 2 cores, where its OpenMP
@@ -39,26 +39,40 @@ def medians(results):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("workload", choices=["W1", "W2", "W3"])
+    p.add_argument("workload", choices=["W1", "W2", "W3", "W4"])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--steps", type=int, default=205, help="W4: training steps (2000 adds the loss of 1,901-2,000)")
     p.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     args = p.parse_args()
     bench = os.path.join(args.build, "nodeflow-bench")
     rows = []
     for n in args.threads:
         torch_cmd = [sys.executable, os.path.join(HERE, "torch_workloads.py"), args.workload,
-                     "--threads", str(n), "--epochs", str(args.epochs)]
+                     "--threads", str(n), "--epochs", str(args.epochs), "--steps", str(args.steps)]
         runs = {"nf": [], "default": [], "passive": []}
         for _ in range(args.repeat):
-            runs["nf"].append(run([bench, args.workload, "--threads", str(n), "--epochs", str(args.epochs)]))
+            runs["nf"].append(run([bench, args.workload, "--threads", str(n), "--epochs", str(args.epochs),
+                                   "--steps", str(args.steps)]))
             runs["default"].append(run(torch_cmd))
             runs["passive"].append(run(torch_cmd, dict(os.environ, OMP_WAIT_POLICY="passive")))
         nf, default, passive = (medians(runs[k]) for k in ("nf", "default", "passive"))
         best = min((default, passive), key=lambda r: r.get("epoch_s", -r.get("train_img_s", 0)))
         rows.append((n, nf, default, passive, best))
         print(json.dumps({"threads": n, "nodeflow": nf, "torch": default, "torch_passive": passive}))
+    if args.workload == "W4":
+        print("\n%-8s %-9s %12s %12s %9s %10s %10s %8s %16s" % ("workload", "threads", "tok_s", "torch_tok_s",
+              "train_x", "gen_tok_s", "torch_gen", "gen_x", "loss 1900-2000"))
+        for n, nf, default, passive, best in rows:
+            train = max((default, passive), key=lambda r: r["train_tok_s"])
+            gen = max((default, passive), key=lambda r: r["gen_tok_s"])
+            loss = "%.4f/%.4f" % (nf["loss_1900_2000"], train["loss_1900_2000"]) if "loss_1900_2000" in nf else "-"
+            print("%-8s %-9d %12.0f %12.0f %9.2f %10.0f %10.0f %8.2f %16s" % (
+                args.workload, n, nf["train_tok_s"], train["train_tok_s"], nf["train_tok_s"] / train["train_tok_s"],
+                nf["gen_tok_s"], gen["gen_tok_s"], nf["gen_tok_s"] / gen["gen_tok_s"], loss))
+        print("\ntrain_x, gen_x: nodeflow's speed-up over PyTorch's better setting; loss: nodeflow/PyTorch")
+        return
     if args.workload == "W3":
         print("\n%-8s %-9s %14s %14s %10s %14s" % ("workload", "threads", "img_s", "torch_img_s", "train_x",
                                                  "gflops"))
