@@ -1,6 +1,7 @@
 /* nodeflow — running a plan: forward in topological order, backward in
  * reverse, with no heap allocation. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/plan_internal.h"
@@ -169,6 +170,31 @@ static void carry_memory(nf_plan *p)
             take_state(p, k, last, p->time_steps - 1, p->arena + p->steps[k].saved_off);
 }
 
+/* The first non-finite of n floats, or -1. */
+static int64_t first_nonfinite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
+
+/* With check_finite: an error naming the node whose output (or the
+ * gradient of its output) holds a NaN or an Inf. */
+static nf_status check_finite(const nf_plan *p, const nf_node *node, const float *x, int64_t t, const char *what,
+                              nf_error *err)
+{
+    int64_t n = rows_of(p, node) * size_of(node), at = first_nonfinite(x, n);
+    if (at < 0)
+        return NF_OK;
+    char when[48] = "";
+    if (p->time_steps > 1)
+        snprintf(when, sizeof when, " at time step %lld", (long long)t);
+    return nf_fail(err, NF_ERR_NUMERIC, "%s of %s '%s' is %s%s (row %lld, element %lld)", what, node->op->name,
+                   node->name, isnan(x[at]) ? "NaN" : "infinite", when, (long long)(at / (n / rows_of(p, node))),
+                   (long long)(at % (n / rows_of(p, node))));
+}
+
 nf_status nf_plan_forward(nf_plan *p, nf_error *err)
 {
     nf_status st = check_current(p, err);
@@ -186,6 +212,10 @@ nf_status nf_plan_forward(nf_plan *p, nf_error *err)
                 continue;
             fill_exec(p, k, t, &e);
             op->forward(&e);
+            if (p->check_finite && (st = check_finite(p, e.node, e.out, t, "the output", err)) != NF_OK) {
+                p->forward_done = 0;
+                return st;
+            }
         }
         if (p->time_steps > 1)
             leave_step(p, t);
@@ -269,7 +299,7 @@ static double loss_seed(const nf_plan *p, int64_t t, double loss_scale)
     return loss_scale / (double)p->time_steps;
 }
 
-static void backward_step(nf_plan *p, int64_t t, double loss_scale)
+static nf_status backward_step(nf_plan *p, int64_t t, double loss_scale, nf_error *err)
 {
     nf_graph *g = p->graph;
     nf_exec e;
@@ -290,6 +320,9 @@ static void backward_step(nf_plan *p, int64_t t, double loss_scale)
             continue;
         fill_exec(p, k, t, &e);
         e.out_grad = grad_for_writing(p, node);
+        nf_status st = p->check_finite ? check_finite(p, node, e.out_grad, t, "the gradient of the output", err) : NF_OK;
+        if (st != NF_OK)
+            return st;
         for (int i = 0; i < node->n_inputs; i++) {
             const nf_node *in = node->inputs[i];
             if (!(node->nondiff_inputs & (1u << i)) && p->steps[in->index].has_grad)
@@ -299,6 +332,21 @@ static void backward_step(nf_plan *p, int64_t t, double loss_scale)
     }
     if (p->time_steps > 1)
         collect_input_grads(p, t);
+    return NF_OK;
+}
+
+/* With check_finite, after backward: the first parameter whose gradient
+ * is not finite. */
+static nf_status check_param_grads(const nf_plan *p, nf_error *err)
+{
+    const nf_graph *g = p->graph;
+    for (int k = 0; k < g->n_params; k++) {
+        int64_t at = first_nonfinite(g->grads + g->params[k].offset, g->params[k].size);
+        if (at >= 0)
+            return nf_fail(err, NF_ERR_NUMERIC, "the gradient of parameter %s is %s (element %lld)", g->params[k].name,
+                           isnan(g->grads[g->params[k].offset + at]) ? "NaN" : "infinite", (long long)at);
+    }
+    return NF_OK;
 }
 
 nf_status nf_plan_backward(nf_plan *p, nf_error *err) { return nf_plan_backward_ex(p, 1.0, 0, err); }
@@ -315,11 +363,13 @@ nf_status nf_plan_backward_ex(nf_plan *p, double loss_scale, int accumulate, nf_
     nf_graph *g = p->graph;
     if (!accumulate)
         memset(g->grads, 0, (size_t)g->param_floats * sizeof(float));
-    for (int64_t t = p->time_steps - 1; t >= 0; t--) {
+    for (int64_t t = p->time_steps - 1; t >= 0 && st == NF_OK; t--) {
         p->frame = frame_at(p, t);
-        backward_step(p, t, loss_scale);
+        st = backward_step(p, t, loss_scale, err);
     }
-    return NF_OK;
+    if (st == NF_OK && p->check_finite)
+        st = check_param_grads(p, err);
+    return st;
 }
 
 static nf_status node_of_plan(const nf_plan *p, const nf_node *node, nf_error *err)
@@ -443,4 +493,16 @@ double nf_plan_loss(const nf_plan *p)
         if (p->graph->nodes[k]->op->flags & NF_OP_LOSS)
             total += p->arena[p->steps[k].value_off];
     return total;
+}
+
+void nf_plan_set_check_finite(nf_plan *p, int on)
+{
+    if (p)
+        p->check_finite = on != 0;
+}
+
+void nf_plan_set_skip_nonfinite(nf_plan *p, int skip)
+{
+    if (p)
+        p->skip_nonfinite = skip != 0;
 }

@@ -393,10 +393,13 @@ int nf_input_is_sequence(const nf_node *node)
 
 void nf_plan_free_sequences(nf_plan *p)
 {
-    for (int k = 0; k < p->n && p->seq_value; k++) {
-        free(p->seq_value[k]);
-        free(p->seq_grad[k]);
-        free(p->carry_grad[k]);
+    for (int k = 0; k < p->n; k++) { /* any of the three may be missing after a failure */
+        if (p->seq_value)
+            free(p->seq_value[k]);
+        if (p->seq_grad)
+            free(p->seq_grad[k]);
+        if (p->carry_grad)
+            free(p->carry_grad[k]);
     }
     free(p->seq_value);
     free(p->seq_grad);

@@ -47,6 +47,8 @@ struct nf_plan {
     int masked;                /* lengths apply */
     float *row_weight;         /* [steps, capacity]: each row's share of the loss at each step */
     double loss_factor;        /* batch / sum of the weights: scales the steps' losses */
+    int check_finite;          /* stop at the first non-finite output or gradient */
+    int skip_nonfinite;        /* training skips a batch whose loss or gradients are not finite */
 };
 
 /* The sequence and step-handoff buffers of a plan with several time

@@ -267,6 +267,26 @@ static nf_status write_st(FILE *out, void *ctx, nf_error *err)
     return NF_OK;
 }
 
+/* Attaches `item` to `to` under `key`; an item that could not be
+ * attached is deleted. */
+static int attach(cJSON *to, const char *key, cJSON *item)
+{
+    if (item && cJSON_AddItemToObject(to, key, item))
+        return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+/* "NAME": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]} */
+static int add_tensor(cJSON *root, const char *name, const double *dims, int rank, const double *range)
+{
+    cJSON *t = cJSON_CreateObject();
+    if (!attach(root, name, t))
+        return 0;
+    return attach(t, "dtype", cJSON_CreateString("F32")) && attach(t, "shape", cJSON_CreateDoubleArray(dims, rank)) &&
+           attach(t, "data_offsets", cJSON_CreateDoubleArray(range, 2));
+}
+
 static cJSON *header_json(const nf_st_entry *entries, int count, const cJSON *metadata)
 {
     cJSON *root = cJSON_CreateObject();
@@ -287,10 +307,7 @@ static cJSON *header_json(const nf_st_entry *entries, int count, const cJSON *me
         double dims[NF_MAX_RANK], range[2] = {(double)offset, (double)(offset + bytes)};
         for (int d = 0; d < e->shape.rank; d++)
             dims[d] = (double)e->shape.dim[d];
-        cJSON *t = cJSON_CreateObject();
-        if (!t || !cJSON_AddItemToObject(root, e->name, t) || !cJSON_AddStringToObject(t, "dtype", "F32") ||
-            !cJSON_AddItemToObject(t, "shape", cJSON_CreateDoubleArray(dims, e->shape.rank)) ||
-            !cJSON_AddItemToObject(t, "data_offsets", cJSON_CreateDoubleArray(range, 2))) {
+        if (!add_tensor(root, e->name, dims, e->shape.rank, range)) {
             cJSON_Delete(root);
             return NULL;
         }
@@ -310,6 +327,6 @@ nf_status nf_st_write(const char *path, const nf_st_entry *entries, int count, c
     size_t len = strlen(json);
     st_write w = {entries, count, json, (len + 7) & ~(size_t)7};
     nf_status st = nf_write_atomic_with(path, write_st, &w, err);
-    free(json);
+    cJSON_free(json);
     return st;
 }

@@ -79,22 +79,63 @@ static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
     return correct;
 }
 
-/* Forward; when training, backward and (every `accumulate` batches) an
- * optimizer step. */
-static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, double *loss, nf_error *err)
+static int grads_finite(const nf_graph *g)
 {
+    double sum = 0.0; /* NaN and Inf survive a sum */
+    for (int64_t i = 0; i < g->param_floats; i++)
+        sum += g->grads[i];
+    return isfinite(sum);
+}
+
+/* The batch went non-finite: run it again (same dropout masks) checking
+ * every node, so that the error names where it started. */
+static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, uint64_t runs, int64_t index, double loss,
+                          nf_error *err)
+{
+    nf_error where = {0};
+    plan->graph->runs = runs;
+    plan->check_finite = 1;
+    nf_status st = nf_plan_forward(plan, &where);
+    if (st == NF_OK && opt)
+        st = nf_plan_backward_ex(plan, 1.0 / (double)opt->accumulate, 0, &where);
+    plan->check_finite = 0;
+    if (st == NF_ERR_NUMERIC)
+        return nf_fail(err, NF_ERR_NUMERIC, "batch %lld: %s", (long long)index + 1, where.message);
+    return nf_fail(err, NF_ERR_NUMERIC, "batch %lld: the loss is %g (are labels valid class indices?)",
+                   (long long)index + 1, loss);
+}
+
+/* Forward; when training, backward and (every `accumulate` batches) an
+ * optimizer step. A non-finite loss or gradient stops with an error that
+ * says where, or skips the batch (*skipped). */
+static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, double *loss, int *skipped,
+                           nf_error *err)
+{
+    uint64_t runs = plan->graph->runs;
+    *skipped = 0;
     nf_status st = nf_plan_forward(plan, err);
     if (st != NF_OK)
         return st;
     *loss = nf_plan_loss(plan);
-    if (!isfinite(*loss))
-        return nf_fail(err, NF_ERR_NUMERIC, "the loss is %g at batch %lld (are labels valid class indices?)",
-                       *loss, (long long)index + 1);
-    if (!opt)
+    int finite = isfinite(*loss);
+    if (finite && opt) {
+        st = nf_plan_backward_ex(plan, 1.0 / (double)opt->accumulate, opt->pending > 0, err);
+        if (st != NF_OK)
+            return st;
+        finite = grads_finite(plan->graph);
+    }
+    if (!finite && plan->skip_nonfinite) {
+        *skipped = 1;
+        if (opt) { /* drop this batch's gradients and those accumulated with them */
+            memset(plan->graph->grads, 0, (size_t)plan->graph->param_floats * sizeof(float));
+            opt->pending = 0;
+        }
         return NF_OK;
-    st = nf_plan_backward_ex(plan, 1.0 / (double)opt->accumulate, opt->pending > 0, err);
-    if (st != NF_OK || ++opt->pending < opt->accumulate)
-        return st;
+    }
+    if (!finite)
+        return diagnose(plan, opt, runs, index, *loss, err);
+    if (!opt || ++opt->pending < opt->accumulate)
+        return NF_OK;
     opt->pending = 0;
     return nf_optimizer_step(opt, err);
 }
@@ -162,11 +203,16 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
             break;
         }
         double loss;
+        int skipped = 0;
         st = nf_plan_set_batch(plan, rows, err);
         if (st == NF_OK)
-            st = run_batch(plan, opt, stats->batches, &loss, err);
+            st = run_batch(plan, opt, stats->batches + stats->skipped, &loss, &skipped, err);
         if (st != NF_OK)
             break;
+        if (skipped) {
+            stats->skipped++;
+            continue;
+        }
         if (bind->scores)
             stats->correct += count_correct(plan, bind);
         stats->loss_sum += loss * (double)rows;
@@ -210,11 +256,12 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     for (start = 0; start < ds->count && st == NF_OK; start += plan->capacity, batches++) {
         int64_t rows = ds->count - start < plan->capacity ? ds->count - start : plan->capacity;
         double loss;
+        int skipped;
         memcpy(x, ds->x + start * xs, (size_t)(rows * xs) * sizeof(float));
         memcpy(y, ds->y + start * ys, (size_t)(rows * ys) * sizeof(float));
         st = nf_plan_set_batch(plan, rows, err);
         if (st == NF_OK)
-            st = run_batch(plan, NULL, batches, &loss, err);
+            st = run_batch(plan, NULL, batches, &loss, &skipped, err);
         if (st != NF_OK)
             break;
         if (bind->scores)

@@ -155,7 +155,8 @@ static nf_status link_shared(nf_graph *g, nf_param *params, nf_param_spec (*spec
 }
 
 /* Moves to a new parameter block, keeping the values of parameters whose
- * name and shape are unchanged and initialising the others. */
+ * name and shape are unchanged and initialising the others. Takes params
+ * (freed on failure). */
 static nf_status install_params(nf_graph *g, nf_param *params, int n, int64_t floats, nf_error *err)
 {
     size_t bytes = (size_t)(floats ? floats : 16) * sizeof(float);
@@ -164,6 +165,7 @@ static nf_status install_params(nf_graph *g, nf_param *params, int n, int64_t fl
     if (!values || !grads) {
         nf_aligned_free(values);
         nf_aligned_free(grads);
+        free(params);
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for %lld parameter floats", (long long)floats);
     }
     memset(values, 0, bytes);

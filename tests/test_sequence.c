@@ -22,7 +22,7 @@ static nf_graph *load(const char *file)
 }
 
 /* h_t = tanh(W x_t + U h_{t-1}), a loss at every step (or the last) */
-static nf_graph *simple_rnn(const char *init)
+static nf_graph *simple_rnn(const char *init, const char *carry)
 {
     nf_error err;
     nf_graph *g = nf_graph_new();
@@ -34,7 +34,7 @@ static nf_graph *simple_rnn(const char *init)
     nf_node_set_attr(g, target, "sequence", "true");
     nf_node *h = nf_memory(g, "h", 1, (int64_t[]){2});
     nf_node_set_attr(g, h, "init", init);
-    nf_node_set_attr(g, h, "carry", "false");
+    nf_node_set_attr(g, h, "carry", carry);
     nf_node *sum = nf_add(g, "sum", nf_linear(g, "wx", x, 2), nf_linear(g, "uh", h, 2));
     nf_node *hnew = nf_tanh(g, "hnew", sum);
     assert_int_equal(nf_memory_connect(g, h, hnew), NF_OK);
@@ -43,13 +43,19 @@ static nf_graph *simple_rnn(const char *init)
     return g;
 }
 
-static void gradcheck_steps(nf_graph *g, int64_t steps, int last_only)
+/* With `warm`, a first run leaves a carried state that the check starts
+ * from (its runs all start from it: nf_gradcheck puts it back). */
+static void gradcheck_steps(nf_graph *g, int64_t steps, int last_only, int warm)
 {
     nf_error err;
     nf_plan *plan;
     assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING, &plan, &err), &err);
     assert_ok(nf_plan_set_steps(plan, steps, &err), &err);
     nf_plan_set_loss_last_step(plan, last_only);
+    if (warm) {
+        fill_inputs(plan, g, 5, 31);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+    }
     fill_inputs(plan, g, 5, 17);
     nf_gradcheck_result r;
     assert_ok(nf_gradcheck(plan, NULL, &r, &err), &err);
@@ -62,17 +68,27 @@ static void gradcheck_steps(nf_graph *g, int64_t steps, int last_only)
 static void test_gradients_through_time(void **state)
 {
     (void)state;
-    nf_graph *g = simple_rnn("zeros");
-    gradcheck_steps(g, 4, 0);
-    gradcheck_steps(g, 4, 1);
-    gradcheck_steps(g, 1, 0);
+    nf_graph *g = simple_rnn("zeros", "false");
+    gradcheck_steps(g, 4, 0, 0);
+    gradcheck_steps(g, 4, 1, 0);
+    gradcheck_steps(g, 1, 0, 0);
     nf_graph_free(g);
-    g = simple_rnn("param"); /* the learned initial state h.init gets its gradient */
+    g = simple_rnn("zeros", "true"); /* from a state carried from the run before */
+    gradcheck_steps(g, 4, 0, 1);
+    nf_graph_free(g);
+    g = simple_rnn("param", "false"); /* the learned initial state h.init gets its gradient */
     assert_true(nf_graph_find_param(g, "h.init") >= 0);
-    gradcheck_steps(g, 5, 0);
+    gradcheck_steps(g, 5, 0, 0);
     nf_graph_free(g);
     g = load("lstm_primitives.nfg");
-    gradcheck_steps(g, 4, 0);
+    gradcheck_steps(g, 4, 0, 0);
+    nf_node_set_attr(g, nf_graph_find(g, "h"), "carry", "true");
+    nf_node_set_attr(g, nf_graph_find(g, "c"), "carry", "true");
+    gradcheck_steps(g, 3, 0, 1);
+    nf_graph_free(g);
+    g = load("lstm_fused.nfg"); /* the fused layer from a carried state */
+    nf_node_set_attr(g, nf_graph_find(g, "lstm"), "carry", "true");
+    gradcheck_steps(g, 1, 0, 1);
     nf_graph_free(g);
 }
 

@@ -40,6 +40,8 @@ static const char train_help[] =
     "  --checkpoint-every N    ... and every N batches\n"
     "  --resume FILE           continue from a checkpoint exactly where it stopped\n"
     "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
+    "  --skip-nonfinite        skip a batch whose loss or gradients are NaN or Inf (counted)\n"
+    "                          instead of stopping with an error that names the node\n"
     "  --quiet                 print nothing but errors\n\n"
     "SIGINT or SIGTERM stop after the current batch and write a checkpoint.\n"
     "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
@@ -53,7 +55,7 @@ typedef struct train_options {
     long long epochs, steps, unroll, batch, seed, threads, checkpoint_every, accumulate, early_stop;
     const char *optimizer, *schedule, *average;
     double lr, clip_norm, clip_value, average_decay;
-    int quiet, save_average, n_set;
+    int quiet, save_average, skip_nonfinite, n_set;
     const char *set[NF_TRAIN_MAX_HPARAMS];
 } train_options;
 
@@ -121,6 +123,10 @@ static int parse_option(train_options *o, const char *flag, const char *v)
         o->save_average = 1;
         return EXIT_OK;
     }
+    if (!strcmp(flag, "--skip-nonfinite") && !v) {
+        o->skip_nonfinite = 1;
+        return EXIT_OK;
+    }
     if (!strcmp(flag, "--set") && v && strchr(v, '=') && o->n_set < NF_TRAIN_MAX_HPARAMS) {
         o->set[o->n_set++] = v;
         return EXIT_OK;
@@ -129,7 +135,8 @@ static int parse_option(train_options *o, const char *flag, const char *v)
         o->quiet = 1;
         return EXIT_OK;
     }
-    if (takes_value(flag) || !strcmp(flag, "--quiet") || !strcmp(flag, "--save-average"))
+    if (takes_value(flag) || !strcmp(flag, "--quiet") || !strcmp(flag, "--save-average") ||
+        !strcmp(flag, "--skip-nonfinite"))
         return cli_usage("train", "bad value for %s: '%s'", flag, v ? v : "(none)");
     return cli_usage("train", "unknown option '%s'", flag);
 }
@@ -398,6 +405,7 @@ static int set_up(run *r)
         nf_batcher_new(r->train, r->o.batch, r->train->streams == 0, (uint64_t)r->o.seed * 2654435761u + 1,
                        &r->t.batches, &err) != NF_OK)
         return cli_fail(&err);
+    nf_plan_set_skip_nonfinite(r->plan, r->o.skip_nonfinite);
     if ((rc = make_optimizer(r->g, &r->o, &r->config, &r->t.opt)) != EXIT_OK ||
         (rc = make_schedule(&r->o, &r->config, nf_optimizer_lr(r->t.opt), &r->t.schedule)) != EXIT_OK)
         return rc;
@@ -442,6 +450,8 @@ static void print_epoch(const run *r, const nf_epoch_stats *fit, const nf_epoch_
         printf("  val loss %.4f", val->loss);
     if (val && val->accuracy >= 0)
         printf(" acc %.2f%%", 100 * val->accuracy);
+    if (fit->skipped)
+        printf("  (%lld non-finite batches skipped)", (long long)fit->skipped);
     printf("  %.1f s\n", seconds);
     fflush(stdout);
 }
@@ -515,8 +525,13 @@ static int train_epoch(run *r)
     progress_view view = {isatty(STDERR_FILENO), r->o.quiet, cli_now(), 0, nf_batcher_batches(r->t.batches), 0};
     int epoch_done = 0;
     while (!epoch_done && !(r->o.steps > 0 && r->t.progress.step >= r->o.steps)) {
-        if (nf_train_batches(r->plan, r->t.opt, r->t.batches, &r->bind, 1, &fit, &epoch_done, &err) != NF_OK)
-            return cli_fail(&err);
+        if (nf_train_batches(r->plan, r->t.opt, r->t.batches, &r->bind, 1, &fit, &epoch_done, &err) != NF_OK) {
+            if (err.code != NF_ERR_NUMERIC)
+                return cli_fail(&err);
+            fprintf(stderr, "nodeflow: epoch %lld, %s%s\n", (long long)r->t.progress.epoch + 1, err.message,
+                    r->o.checkpoint ? "; the last checkpoint is kept" : "");
+            return EXIT_RUNTIME;
+        }
         if (epoch_done)
             break;
         r->t.progress.step++;

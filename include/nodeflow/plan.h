@@ -72,6 +72,13 @@ nf_status nf_plan_grad(const nf_plan *plan, const nf_node *node, nf_tensor *view
 /* Sum of the loss nodes' values after forward (0 if there are none). */
 double nf_plan_loss(const nf_plan *plan);
 
+/* Checks every node's output after its forward, and the gradient of its
+ * output before its backward (and the parameters' gradients at the end),
+ * for NaN and Inf: the first one found stops the run with NF_ERR_NUMERIC
+ * and a message naming the node (and the time step). Off by default: the
+ * training loop turns it on for a batch that went wrong, to say where. */
+void nf_plan_set_check_finite(nf_plan *plan, int on);
+
 /* Unrolling in time (backpropagation through time). With steps T > 1 a
  * run executes the graph T times, one frame of activations per step,
  * without copying the graph: a memory node's value at step t is its

@@ -17,7 +17,15 @@ typedef struct nf_epoch_stats {
     int64_t batches;
     double loss_sum;  /* running sums behind loss and accuracy */
     int64_t correct;
+    int64_t skipped;  /* batches skipped for a non-finite loss or gradient */
 } nf_epoch_stats;
+
+/* When a batch's loss or gradients are NaN or Inf, training stops with an
+ * error that names the batch and the first node whose output or gradient
+ * went non-finite (the default), or, with skip, leaves the weights as they
+ * were (the batch's gradients, and any accumulated with them, are
+ * dropped) and counts the batch in nf_epoch_stats.skipped. */
+void nf_plan_set_skip_nonfinite(nf_plan *plan, int skip);
 
 /* Which nodes a dataset feeds and which node is scored. */
 typedef struct nf_binding {
