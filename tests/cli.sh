@@ -147,6 +147,21 @@ expect 0 "train an rnn of primitives through time" "$nodeflow" train "$work/rnn.
     --batch 4 --steps 20 --out "$work/rnn.st"
 expect 0 "generate from the rnn" "$nodeflow" generate "$work/rnn.nfg" --weights "$work/rnn.st" --length 20
 
+# Non-finite numbers: row 41 of the data (the 3rd batch once shuffled)
+# overflows a scaled layer; training
+# stops naming the node and the batch and keeps the last checkpoint, or
+# skips that batch
+awk 'BEGIN{srand(5); for (i = 0; i < 80; i++) printf "%d,%f,%f\n", i % 2, (i == 40 ? 1e30 : rand()), rand() }' \
+    >"$work/nan.csv"
+sed -e 's/^h      = tanh hidden$/big    = scale hidden factor=1e30\nh      = scale big factor=1e-30/' "$xor" >"$work/nan.nfg"
+expect 1 "non-finite training stops" "$nodeflow" train "$work/nan.nfg" --data "csv:$work/nan.csv,label=0" --batch 1 \
+    --epochs 1 --checkpoint "$work/nan.ckpt" --checkpoint-every 1 --quiet
+contains "$work/err" "epoch 1, batch 3: the output of scale 'big' is infinite (row 0, element 0)" "non-finite message"
+contains "$work/err" "the last checkpoint is kept" "non-finite checkpoint"
+expect 0 "the kept checkpoint resumes" "$nodeflow" train "$work/nan.nfg" --data "csv:$work/nan.csv,label=0" --batch 1 \
+    --epochs 1 --resume "$work/nan.ckpt" --skip-nonfinite
+contains "$work/out" "(1 non-finite batches skipped)" "skipped batch counted"
+
 # SIGINT stops after the current batch and writes a checkpoint
 "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" --quiet \
     >"$work/int.out" 2>"$work/int.err" &

@@ -71,6 +71,56 @@ static void test_xor(void **state)
     nf_graph_free(g);
 }
 
+/* A sample whose feature is 1e30 makes a scaled layer's output
+ * infinite (1e30 x 1e30 overflows a float; other samples stay finite): training stops with an error naming that node and the batch,
+ * or, skipping, leaves the weights as they were and counts the batch. */
+static void test_nonfinite(void **state)
+{
+    (void)state;
+    nf_error err;
+    float xs[] = {0.5f, -1, 1e30f, 2, 0.25f, 1}, ys[] = {0, 1, 1};
+    nf_dataset ds = {.count = 3, .x_shape = {1, {2}}, .y_shape = {1, {1}}, .x = xs, .y = ys};
+    nf_graph *g = nf_graph_new();
+    nf_graph_set_seed(g, 3);
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){2});
+    nf_node *y = nf_input(g, "y", 1, (int64_t[]){1});
+    nf_node *hidden = nf_scale(g, "boost", nf_linear(g, "hidden", x, 4), 1e30);
+    nf_node *logit = nf_output(g, "logit", nf_linear(g, "out", nf_scale(g, NULL, hidden, 1e-30), 1));
+    nf_bce_with_logits_loss(g, "loss", logit, y);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 1, NF_PLAN_TRAINING, &plan, &err), &err);
+    nf_optimizer *opt = sgd(g, 0.1, 0.0);
+    nf_batcher *b;
+    assert_ok(nf_batcher_new(&ds, 1, 0, 5, &b, &err), &err);
+    nf_binding bind = {.x = x, .y = y};
+    nf_epoch_stats stats = {0};
+    assert_int_equal(nf_train_epoch(plan, opt, b, &bind, &stats, &err), NF_ERR_NUMERIC);
+    if (!strstr(err.message, "batch 2: the output of scale 'boost' is infinite"))
+        fail_msg("unexpected message: %s", err.message);
+
+    nf_batcher_rewind(b);
+    nf_plan_set_skip_nonfinite(plan, 1);
+    nf_tensor w;
+    nf_graph_param(g, 0, NULL, &w, NULL);
+    int64_t floats = nf_graph_param_floats(g);
+    float *before = malloc((size_t)floats * sizeof(float));
+    assert_non_null(before);
+    assert_ok(nf_train_batches(plan, opt, b, &bind, 1, &stats, NULL, &err), &err); /* the good first sample */
+    memcpy(before, w.data, (size_t)floats * sizeof(float));
+    memset(&stats, 0, sizeof stats);
+    assert_ok(nf_train_batches(plan, opt, b, &bind, 1, &stats, NULL, &err), &err); /* the bad one */
+    assert_int_equal(stats.skipped, 1);
+    assert_int_equal(stats.batches, 0);
+    assert_memory_equal(before, w.data, (size_t)floats * sizeof(float));
+    assert_ok(nf_train_batches(plan, opt, b, &bind, 1, &stats, NULL, &err), &err); /* and on */
+    assert_int_equal(stats.batches, 1);
+    free(before);
+    nf_batcher_free(b);
+    nf_optimizer_free(opt);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
 static void load_subset(nf_dataset **train, nf_dataset **test)
 {
     nf_error err;
@@ -189,6 +239,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xor),
+        cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_fashion_subset),
         cmocka_unit_test(test_reproducible),
         cmocka_unit_test(test_gradient_accumulation),

@@ -528,8 +528,9 @@ static int train_epoch(run *r)
         if (nf_train_batches(r->plan, r->t.opt, r->t.batches, &r->bind, 1, &fit, &epoch_done, &err) != NF_OK) {
             if (err.code != NF_ERR_NUMERIC)
                 return cli_fail(&err);
-            fprintf(stderr, "nodeflow: epoch %lld, %s%s\n", (long long)r->t.progress.epoch + 1, err.message,
-                    r->o.checkpoint ? "; the last checkpoint is kept" : "");
+            int kept = r->o.checkpoint && access(r->o.checkpoint, F_OK) == 0;
+            fprintf(stderr, "nodeflow: epoch %lld, %s%s%s\n", (long long)r->t.progress.epoch + 1, err.message,
+                    kept ? "; the last checkpoint is kept: " : "", kept ? r->o.checkpoint : "");
             return EXIT_RUNTIME;
         }
         if (epoch_done)
