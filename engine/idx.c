@@ -86,6 +86,32 @@ static nf_status read_header(gzFile f, const char *path, nf_idx *idx, int *type,
     return NF_OK;
 }
 
+/* The raw elements, read in growing chunks, so that a header that
+ * promises more than the file holds fails at the end of the data having
+ * taken only as much memory as the data. */
+static unsigned char *read_raw(gzFile f, int64_t bytes, int *truncated)
+{
+    enum { CHUNK = 1 << 24 };
+    unsigned char *raw = NULL;
+    int64_t have = 0;
+    *truncated = 0;
+    while (have < bytes) {
+        int64_t want = bytes - have < CHUNK ? bytes - have : CHUNK;
+        unsigned char *grown = realloc(raw, (size_t)(have + want));
+        if (!grown) {
+            free(raw);
+            return NULL;
+        }
+        raw = grown;
+        if (!read_exact(f, raw + have, want)) {
+            *truncated = 1;
+            return raw;
+        }
+        have += want;
+    }
+    return raw ? raw : malloc(1);
+}
+
 static nf_status read_body(gzFile f, const char *path, nf_idx *idx, int type, nf_error *err)
 {
     int64_t count = nf_shape_size(&idx->shape);
@@ -93,20 +119,20 @@ static nf_status read_body(gzFile f, const char *path, nf_idx *idx, int type, nf
     if ((int64_t)((size_t)count * ((size_t)esize + sizeof(float))) > (int64_t)nf_memory_limit())
         return nf_fail(err, NF_ERR_FORMAT, "%s: the header declares %lld elements, over the memory limit of %zu bytes",
                        path, (long long)count, nf_memory_limit());
-    unsigned char *raw = malloc((size_t)(count * esize));
-    idx->data = malloc((size_t)count * sizeof(float));
-    if (!raw || !idx->data) {
-        free(raw);
+    int truncated;
+    unsigned char *raw = read_raw(f, count * esize, &truncated);
+    if (!raw)
         return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory for %lld elements", path, (long long)count);
-    }
     nf_status st = NF_OK;
     unsigned char extra;
-    if (!read_exact(f, raw, count * esize))
+    if (truncated)
         st = nf_fail(err, NF_ERR_FORMAT, "%s: truncated: the header promises %lld elements", path,
                      (long long)count);
     else if (gzread(f, &extra, 1) > 0)
         st = nf_fail(err, NF_ERR_FORMAT, "%s: data continues past the %lld elements the header declares", path,
                      (long long)count);
+    else if (!(idx->data = malloc((size_t)count * sizeof(float))))
+        st = nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory for %lld elements", path, (long long)count);
     else
         for (int64_t i = 0; i < count; i++)
             idx->data[i] = decode(raw + i * esize, type);

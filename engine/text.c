@@ -73,7 +73,7 @@ static nf_status read_directory(corpus *c, const char *dir, size_t max_bytes, nf
         names[n++] = path;
     }
     closedir(d);
-    if (st == NF_OK)
+    if (st == NF_OK && n > 1)
         qsort(names, n, sizeof *names, by_name);
     for (size_t i = 0; i < n; i++) {
         if (st == NF_OK)

@@ -319,7 +319,7 @@ static nf_status read_extras_meta(const nf_st_file *f, const nf_training *t, sav
     if (!sched || !avg)
         return nf_fail(err, NF_ERR_FORMAT, "%s: no schedule or average entry in the checkpoint metadata", f->path);
     s->has_schedule = strcmp(sched, "none") != 0;
-    long long st_t, bad, cool;
+    long long st_t = 0, bad = 0, cool = 0;
     if (s->has_schedule && sscanf(sched, "%lld %lld %lld %lf %lf", &st_t, &bad, &cool, &s->schedule.plateau_lr,
                                   &s->schedule.best) != 5)
         return nf_fail(err, NF_ERR_FORMAT, "%s: malformed schedule state", f->path);
