@@ -174,6 +174,30 @@ if [ "$code" = 1 ]; then ok; else bad "interrupted train exited $code"; cat "$wo
 contains "$work/int.err" "interrupted after" "interrupt message"
 expect 0 "resume after interrupt" "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 1 --resume "$work/int.ckpt" --quiet
 
+# kill -9 at random moments of a training that saves a checkpoint after
+# every batch: whatever moment it hits (often inside a save), the file left
+# behind is a whole checkpoint that resumes
+rm -f "$work/k.ckpt"
+kills=0
+resumed=0
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    "$nodeflow" train "$mlp" --data fashion-mnist:test --epochs 50 --checkpoint "$work/k.ckpt" --checkpoint-every 1 \
+        --quiet >/dev/null 2>&1 &
+    pid=$!
+    sleep "$(awk -v i=$i 'BEGIN{srand(i); printf "%.2f", 0.3 + rand()}')"
+    kill -9 $pid 2>/dev/null && kills=$((kills + 1))
+    wait $pid 2>/dev/null
+    [ -f "$work/k.ckpt" ] || continue
+    if "$nodeflow" train "$mlp" --data fashion-mnist:test --epochs 1 --resume "$work/k.ckpt" --steps 1 --quiet \
+        >"$work/kill.out" 2>&1; then
+        resumed=$((resumed + 1))
+    else
+        bad "checkpoint after kill -9 number $i does not resume"
+        cat "$work/kill.out"
+    fi
+done
+if [ "$kills" -ge 10 ] && [ "$resumed" -ge 10 ]; then ok; else bad "kill -9 loop: $kills kills, $resumed resumed"; fi
+
 echo "cli: $passed passed, $failed failed"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

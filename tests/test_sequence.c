@@ -328,6 +328,42 @@ static void test_variable_lengths(void **state)
     nf_graph_free(g);
 }
 
+/* Streaming: the fused LSTM with its window set to 1 step, run 5 times
+ * (state kept between runs), gives the outputs of one run over 5 steps. */
+static void test_streaming_one_step_at_a_time(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *whole = load("lstm_fused.nfg"), *stream = load("lstm_fused.nfg");
+    nf_graph_init_params(whole, 12, NULL);
+    nf_graph_init_params(stream, 12, NULL);
+    assert_ok(nf_graph_set_window(stream, 1, &err), &err);
+    nf_plan *a, *b;
+    assert_ok(nf_plan_compile(whole, 2, NF_PLAN_INFERENCE, &a, &err), &err);
+    assert_ok(nf_plan_compile(stream, 2, NF_PLAN_INFERENCE, &b, &err), &err);
+    float xs[2 * 5 * 3];
+    uint64_t seed = 21;
+    fill_normal(xs, 30, &seed);
+    assert_ok(nf_plan_set_input(a, nf_graph_find(whole, "x"), xs, &err), &err);
+    assert_ok(nf_plan_forward(a, &err), &err);
+    nf_tensor all, one;
+    assert_ok(nf_plan_value(a, nf_graph_find(whole, "y"), &all, &err), &err);
+    for (int t = 0; t < 5; t++) {
+        float step[2 * 3];
+        for (int r = 0; r < 2; r++)
+            memcpy(step + r * 3, xs + r * 15 + t * 3, 3 * sizeof(float));
+        assert_ok(nf_plan_set_input(b, nf_graph_find(stream, "x"), step, &err), &err);
+        assert_ok(nf_plan_forward(b, &err), &err);
+        assert_ok(nf_plan_value(b, nf_graph_find(stream, "y"), &one, &err), &err);
+        for (int r = 0; r < 2; r++)
+            assert_close("step", one.data + r * 4, all.data + r * 20 + t * 4, 4, 1e-6);
+    }
+    nf_plan_free(a);
+    nf_plan_free(b);
+    nf_graph_free(whole);
+    nf_graph_free(stream);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_state_carried_across_windows),
         cmocka_unit_test(test_iterate_own_output),
         cmocka_unit_test(test_variable_lengths),
+        cmocka_unit_test(test_streaming_one_step_at_a_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
