@@ -162,17 +162,21 @@ expect 0 "the kept checkpoint resumes" "$nodeflow" train "$work/nan.nfg" --data 
     --epochs 1 --resume "$work/nan.ckpt" --skip-nonfinite
 contains "$work/out" "(1 non-finite batches skipped)" "skipped batch counted"
 
-# SIGINT stops after the current batch and writes a checkpoint
-"$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" --quiet \
-    >"$work/int.out" 2>"$work/int.err" &
-pid=$!
-sleep 3
-kill -INT $pid
-wait $pid
-code=$?
-if [ "$code" = 1 ]; then ok; else bad "interrupted train exited $code"; cat "$work/int.err"; fi
-contains "$work/int.err" "interrupted after" "interrupt message"
-expect 0 "resume after interrupt" "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 1 --resume "$work/int.ckpt" --quiet
+# SIGINT and SIGTERM stop after the current batch and write a checkpoint
+for sig in INT TERM; do
+    rm -f "$work/int.ckpt"
+    "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" --quiet \
+        >"$work/int.out" 2>"$work/int.err" &
+    pid=$!
+    sleep 3
+    kill -$sig $pid
+    wait $pid
+    code=$?
+    if [ "$code" = 1 ]; then ok; else bad "train interrupted by SIG$sig exited $code"; cat "$work/int.err"; fi
+    contains "$work/int.err" "interrupted after" "SIG$sig message"
+    expect 0 "resume after SIG$sig" "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 1 \
+        --resume "$work/int.ckpt" --quiet
+done
 
 # kill -9 at random moments of a training that saves a checkpoint after
 # every batch: whatever moment it hits (often inside a save), the file left
