@@ -58,7 +58,7 @@ static void fill_exec(const nf_plan *p, int k, int64_t t, nf_exec *e)
     if (s->saved_off >= 0)
         e->saved = p->frame + s->saved_off;
     if (p->masked && (node->op->flags & NF_OP_LOSS))
-        e->row_weight = p->row_weight + t * p->capacity;
+        e->row_weight = p->buf.row_weight + t * p->capacity;
 }
 
 static int64_t size_of(const nf_node *node) { return nf_shape_size(&node->shape); }
@@ -78,8 +78,8 @@ static void weigh_rows(nf_plan *p)
     double total = 0.0;
     for (int64_t t = 0; t < p->time_steps; t++)
         for (int64_t b = 0; b < p->batch; b++) {
-            int counts = p->loss_last_step ? t == p->lengths[b] - 1 : t < p->lengths[b];
-            p->row_weight[t * p->capacity + b] = (float)counts;
+            int counts = p->loss_last_step ? t == p->buf.lengths[b] - 1 : t < p->buf.lengths[b];
+            p->buf.row_weight[t * p->capacity + b] = (float)counts;
             total += counts;
         }
     p->loss_factor = total > 0 ? (double)p->batch / total : 0.0;
@@ -119,7 +119,7 @@ static void take_state(const nf_plan *p, int k, const float *at, int64_t t, floa
         return;
     }
     for (int64_t b = 0; b < p->batch; b++)
-        memmove(state + b * size, (t < p->lengths[b] ? source : kept) + b * size, (size_t)size * sizeof(float));
+        memmove(state + b * size, (t < p->buf.lengths[b] ? source : kept) + b * size, (size_t)size * sizeof(float));
 }
 
 /* Before step t of an unrolled run: sequence inputs get their slice t,
@@ -134,7 +134,7 @@ static void enter_step(nf_plan *p, int64_t t)
         float *value = p->frame + p->steps[k].value_off;
         if (nf_input_is_sequence(node))
             for (int64_t b = 0; b < p->batch; b++)
-                memcpy(value + b * size_of(node), seq_row(p, p->seq_value[k], node, b, t), row);
+                memcpy(value + b * size_of(node), seq_row(p, p->buf.seq_value[k], node, b, t), row);
         else if ((node->op->flags & NF_OP_INPUT) && t > 0)
             memcpy(value, first + p->steps[k].value_off, row * (size_t)p->batch);
         else if (node->memory_source && t > 0)
@@ -154,10 +154,10 @@ static void leave_step(nf_plan *p, int64_t t)
         if (!(node->op->flags & NF_OP_OUTPUT))
             continue;
         for (int64_t b = 0; b < p->batch; b++)
-            memcpy(seq_row(p, p->seq_value[k], node, b, t), p->frame + p->steps[k].value_off + b * size_of(node),
+            memcpy(seq_row(p, p->buf.seq_value[k], node, b, t), p->frame + p->steps[k].value_off + b * size_of(node),
                    (size_t)size_of(node) * sizeof(float));
     }
-    p->frame_losses[t] = loss;
+    p->buf.losses[t] = loss;
 }
 
 /* After a run, each memory node keeps its source's last value for the
@@ -243,27 +243,29 @@ static float *grad_for_writing(nf_plan *p, const nf_node *node)
 
 /* Unrolled backward, at node k of step t (before its own backward): a
  * memory node's source takes the gradient the memory node had at step
- * t + 1. Returns 1 for a memory node at t > 0, whose gradient goes on to
- * the step before (its own backward, for a learned initial state, runs at
- * step 0 only). */
+ * t + 1 (buf.carry). Returns 1 for a memory node at t > 0, whose gradient
+ * is kept for step t - 1 (buf.carry_next; the two swap after each step, so
+ * the order of a memory node and its source in the graph does not
+ * matter); its own backward, for a learned initial state, runs at step 0
+ * only. */
 static int hand_over_time(nf_plan *p, int k, int64_t t)
 {
     const nf_graph *g = p->graph;
     const nf_node *node = g->nodes[k];
     int64_t n = p->batch * size_of(node);
     for (int m = 0; m < p->n && t + 1 < p->time_steps; m++) {
-        if (g->nodes[m]->memory_source != node || !p->carry_grad[m])
+        if (g->nodes[m]->memory_source != node || !p->buf.carry[m])
             continue;
         float *grad = grad_for_writing(p, node);
         for (int64_t i = 0; i < n; i++)
-            grad[i] += p->carry_grad[m][i];
+            grad[i] += p->buf.carry[m][i];
     }
     if (!node->memory_source || t == 0)
         return 0;
     if (p->grad_ready[k])
-        memcpy(p->carry_grad[k], p->frame + p->steps[k].grad_off, (size_t)n * sizeof(float));
+        memcpy(p->buf.carry_next[k], p->frame + p->steps[k].grad_off, (size_t)n * sizeof(float));
     else
-        memset(p->carry_grad[k], 0, (size_t)n * sizeof(float));
+        memset(p->buf.carry_next[k], 0, (size_t)n * sizeof(float));
     return 1;
 }
 
@@ -273,7 +275,7 @@ static void collect_input_grads(nf_plan *p, int64_t t)
 {
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
-        float *to = p->seq_grad[k];
+        float *to = p->buf.seq_grad[k];
         if (!to)
             continue;
         const float *grad = p->grad_ready[k] ? p->frame + p->steps[k].grad_off : NULL;
@@ -366,6 +368,9 @@ nf_status nf_plan_backward_ex(nf_plan *p, double loss_scale, int accumulate, nf_
     for (int64_t t = p->time_steps - 1; t >= 0 && st == NF_OK; t--) {
         p->frame = frame_at(p, t);
         st = backward_step(p, t, loss_scale, err);
+        float **handed = p->buf.carry; /* step t's memory gradients are what step t - 1 takes */
+        p->buf.carry = p->buf.carry_next;
+        p->buf.carry_next = handed;
     }
     if (st == NF_OK && p->check_finite)
         st = check_param_grads(p, err);
@@ -407,7 +412,7 @@ nf_status nf_plan_input(nf_plan *p, const nf_node *input, nf_tensor *view, nf_er
     if (!view || !(input->op->flags & NF_OP_INPUT))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s '%s' is not an input", input->op->name, input->name);
     if (p->time_steps > 1 && nf_input_is_sequence(input))
-        make_view(p, input, p->seq_value[input->index], 1, view);
+        make_view(p, input, p->buf.seq_value[input->index], 1, view);
     else
         make_view(p, input, p->arena + p->steps[input->index].value_off, 0, view);
     return NF_OK;
@@ -447,8 +452,8 @@ nf_status nf_plan_value(const nf_plan *p, const nf_node *node, nf_tensor *view, 
         return nf_fail(err, NF_ERR_STATE,
                        "%s '%s': its memory is reused; mark it with nf_output or compile with NF_PLAN_KEEP_VALUES",
                        node->op->name, node->name);
-    if (p->time_steps > 1 && p->seq_value[node->index])
-        make_view(p, node, p->seq_value[node->index], 1, view);
+    if (p->time_steps > 1 && p->buf.seq_value[node->index])
+        make_view(p, node, p->buf.seq_value[node->index], 1, view);
     else /* the last step's */
         make_view(p, node, frame_at(p, p->time_steps - 1) + p->steps[node->index].value_off, 0, view);
     return NF_OK;
@@ -465,8 +470,8 @@ nf_status nf_plan_grad(const nf_plan *p, const nf_node *node, nf_tensor *view, n
         return nf_fail(err, NF_ERR_STATE,
                        "%s '%s': no gradient kept; call nf_input_requires_grad and use a training plan with a loss",
                        node->op->name, node->name);
-    if (p->time_steps > 1 && p->seq_grad[node->index]) { /* per step, or summed over the steps */
-        make_view(p, node, p->seq_grad[node->index], nf_input_is_sequence(node), view);
+    if (p->time_steps > 1 && p->buf.seq_grad[node->index]) { /* per step, or summed over the steps */
+        make_view(p, node, p->buf.seq_grad[node->index], nf_input_is_sequence(node), view);
         return NF_OK;
     }
     if (!p->grad_ready[node->index]) /* no consumer wrote it: the gradient is 0 */
@@ -482,10 +487,10 @@ double nf_plan_loss(const nf_plan *p)
         return 0.0;
     if (p->time_steps > 1) {
         if (p->loss_last_step && !p->masked)
-            return p->frame_losses[p->time_steps - 1];
+            return p->buf.losses[p->time_steps - 1];
         double sum = 0.0;
         for (int64_t t = 0; t < p->time_steps; t++)
-            sum += p->frame_losses[t];
+            sum += p->buf.losses[t];
         return p->masked ? sum * p->loss_factor : sum / (double)p->time_steps;
     }
     double total = 0.0;

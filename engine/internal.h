@@ -37,6 +37,7 @@ struct nf_node {
     int param[NF_MAX_PARAMS];        /* indices into graph->params */
     int64_t saved_per_sample;        /* floats kept from forward to backward */
     int64_t saved_fixed;             /* ... per batch */
+    int64_t state_per_sample;        /* floats per row, first in saved, carried between runs */
     int64_t workspace;               /* scratch floats while it runs */
     unsigned nondiff_inputs;         /* bit i: input i gets no gradient */
 };

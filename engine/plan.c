@@ -271,13 +271,16 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     p->frame_floats = frame;
     p->workspace_off = scratch_off; /* only now: a failure above keeps the old layout whole */
     p->workspace_floats = scratch;
-    nf_plan_reset_state(p);
 done:
     free(iv);
     free(slots);
     free(slot_of);
     return st;
 }
+
+static void free_buffers(int n, nf_plan_buffers *b);
+static nf_status make_buffers(const nf_plan *p, nf_plan_buffers *b, nf_error *err);
+static nf_status relayout(nf_plan *p, int64_t steps, int64_t capacity, nf_error *err);
 
 nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **out, nf_error *err)
 {
@@ -308,11 +311,14 @@ nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **
     p->training = (flags & NF_PLAN_TRAINING) != 0;
     p->threads = nf_threads();
     mark_gradients(p);
-    st = layout_arena(p, err);
+    st = make_buffers(p, &p->buf, err);
+    if (st == NF_OK)
+        st = layout_arena(p, err);
     if (st != NF_OK) {
         nf_plan_free(p);
         return st;
     }
+    nf_plan_reset_state(p);
     *out = p;
     return NF_OK;
 }
@@ -322,7 +328,7 @@ void nf_plan_free(nf_plan *p)
     if (!p)
         return;
     nf_aligned_free(p->arena);
-    nf_plan_free_sequences(p);
+    free_buffers(p->n, &p->buf);
     free(p->steps);
     free(p->grad_ready);
     free(p);
@@ -334,26 +340,8 @@ nf_status nf_plan_set_batch(nf_plan *p, int64_t batch, nf_error *err)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "plan is NULL");
     if (batch <= 0 || batch > ((int64_t)1 << 30))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "batch size %lld must be in 1..2^30", (long long)batch);
-    if (batch > p->capacity) {
-        /* Lay out for the larger batch; on failure keep the old layout
-         * (its arena is only released once the new one exists). */
-        size_t bytes = (size_t)p->n * sizeof *p->steps;
-        nf_plan_step *backup = malloc(bytes);
-        if (!backup)
-            return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory resizing the plan");
-        memcpy(backup, p->steps, bytes);
-        int64_t old = p->capacity;
-        p->capacity = batch;
-        nf_status st = layout_arena(p, err);
-        if (st != NF_OK) {
-            memcpy(p->steps, backup, bytes);
-            p->capacity = old;
-        }
-        free(backup);
-        if (st == NF_OK)
-            st = nf_plan_layout_sequences(p, err); /* on failure: one step, as the buffers are gone */
-        if (st != NF_OK && p->time_steps > 1 && !p->seq_value)
-            p->time_steps = 1;
+    if (batch > p->capacity) { /* lay out for the larger batch; on failure the plan is as it was */
+        nf_status st = relayout(p, p->time_steps, batch, err);
         if (st != NF_OK)
             return st;
     }
@@ -391,53 +379,129 @@ int nf_input_is_sequence(const nf_node *node)
     return (node->op->flags & NF_OP_INPUT) && node->attr[2] != 0; /* input attribute "sequence" */
 }
 
-void nf_plan_free_sequences(nf_plan *p)
+static void free_buffers(int n, nf_plan_buffers *b)
 {
-    for (int k = 0; k < p->n; k++) { /* any of the three may be missing after a failure */
-        if (p->seq_value)
-            free(p->seq_value[k]);
-        if (p->seq_grad)
-            free(p->seq_grad[k]);
-        if (p->carry_grad)
-            free(p->carry_grad[k]);
+    for (int k = 0; k < n; k++) { /* any of these may be missing after a failure */
+        if (b->seq_value)
+            free(b->seq_value[k]);
+        if (b->seq_grad)
+            free(b->seq_grad[k]);
+        if (b->carry)
+            free(b->carry[k]);
+        if (b->carry_next)
+            free(b->carry_next[k]);
     }
-    free(p->seq_value);
-    free(p->seq_grad);
-    free(p->carry_grad);
-    free(p->frame_losses);
-    free(p->lengths);
-    free(p->row_weight);
-    p->seq_value = p->seq_grad = p->carry_grad = NULL;
-    p->frame_losses = p->row_weight = NULL;
-    p->lengths = NULL;
-    p->masked = 0;
+    free(b->seq_value);
+    free(b->seq_grad);
+    free(b->carry);
+    free(b->carry_next);
+    free(b->losses);
+    free(b->lengths);
+    free(b->row_weight);
+    free(b->state_backup);
+    memset(b, 0, sizeof *b);
 }
 
-nf_status nf_plan_layout_sequences(nf_plan *p, nf_error *err)
+/* The buffers beside the arena for p's capacity, steps and gradient
+ * marks, made into b (all or nothing). */
+static nf_status make_buffers(const nf_plan *p, nf_plan_buffers *b, nf_error *err)
 {
-    nf_plan_free_sequences(p);
-    if (p->time_steps == 1)
-        return NF_OK;
-    p->seq_value = calloc((size_t)p->n, sizeof *p->seq_value);
-    p->seq_grad = calloc((size_t)p->n, sizeof *p->seq_grad);
-    p->carry_grad = calloc((size_t)p->n, sizeof *p->carry_grad);
-    p->frame_losses = calloc((size_t)p->time_steps, sizeof *p->frame_losses);
-    p->lengths = calloc((size_t)p->capacity, sizeof *p->lengths);
-    p->row_weight = calloc((size_t)(p->capacity * p->time_steps), sizeof *p->row_weight);
-    int ok = p->seq_value && p->seq_grad && p->carry_grad && p->frame_losses && p->lengths && p->row_weight;
-    for (int k = 0; ok && k < p->n; k++) {
+    memset(b, 0, sizeof *b);
+    for (int k = 0; k < p->n; k++) {
+        int64_t floats = nf_mul_checked(p->capacity, p->graph->nodes[k]->state_per_sample);
+        b->state_floats = floats < 0 || b->state_floats < 0 ? -1 : b->state_floats + floats;
+    }
+    if (b->state_floats < 0 || b->state_floats > nf_limit_floats())
+        return nf_fail(err, NF_ERR_NO_MEMORY, "the carried state is over the memory limit of %zu bytes",
+                       nf_memory_limit());
+    int ok = (b->state_backup = malloc((size_t)(b->state_floats ? b->state_floats : 1) * sizeof(float))) != NULL;
+    int64_t steps = p->time_steps;
+    if (ok && steps > 1) {
+        b->seq_value = calloc((size_t)p->n, sizeof *b->seq_value);
+        b->seq_grad = calloc((size_t)p->n, sizeof *b->seq_grad);
+        b->carry = calloc((size_t)p->n, sizeof *b->carry);
+        b->carry_next = calloc((size_t)p->n, sizeof *b->carry_next);
+        b->losses = calloc((size_t)steps, sizeof *b->losses);
+        b->lengths = calloc((size_t)p->capacity, sizeof *b->lengths);
+        b->row_weight = calloc((size_t)(p->capacity * steps), sizeof *b->row_weight);
+        ok = b->seq_value && b->seq_grad && b->carry && b->carry_next && b->losses && b->lengths && b->row_weight;
+    }
+    for (int k = 0; ok && steps > 1 && k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
         size_t size = (size_t)(p->capacity * nf_shape_size(&node->shape)) * sizeof(float);
         if (nf_input_is_sequence(node) || (node->op->flags & NF_OP_OUTPUT))
-            ok = (p->seq_value[k] = calloc(1, size * (size_t)p->time_steps)) != NULL;
-        if (ok && nf_input_is_sequence(node) && node->requires_grad && p->steps[k].has_grad)
-            ok = (p->seq_grad[k] = calloc(1, size * (size_t)p->time_steps)) != NULL;
+            ok = (b->seq_value[k] = calloc(1, size * (size_t)steps)) != NULL;
+        if (ok && (node->op->flags & NF_OP_INPUT) && node->requires_grad && p->steps[k].has_grad)
+            ok = (b->seq_grad[k] = calloc(1, size * (nf_input_is_sequence(node) ? (size_t)steps : 1))) != NULL;
         if (ok && node->memory_source && p->steps[k].has_grad)
-            ok = (p->carry_grad[k] = calloc(1, size)) != NULL;
+            ok = (b->carry[k] = calloc(1, size)) && (b->carry_next[k] = calloc(1, size));
     }
     if (!ok) {
-        nf_plan_free_sequences(p);
-        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for %lld time steps", (long long)p->time_steps);
+        free_buffers(p->n, b);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for a plan of %lld rows and %lld time steps",
+                       (long long)p->capacity, (long long)steps);
+    }
+    return NF_OK;
+}
+
+/* Lays the plan out again for `steps` and `capacity`: gradient marks,
+ * arena, buffers. All or nothing: on failure the plan is as it was. */
+static nf_status relayout(nf_plan *p, int64_t steps, int64_t capacity, nf_error *err)
+{
+    size_t bytes = (size_t)p->n * sizeof *p->steps;
+    nf_plan_step *backup = malloc(bytes ? bytes : 1);
+    if (!backup)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory laying out the plan");
+    memcpy(backup, p->steps, bytes);
+    int64_t old_steps = p->time_steps, old_capacity = p->capacity;
+    p->time_steps = steps;
+    p->capacity = capacity;
+    for (int k = 0; k < p->n; k++)
+        p->steps[k].needs_grad = p->steps[k].reaches_loss = 0;
+    mark_gradients(p);
+    nf_plan_buffers fresh;
+    nf_status st = make_buffers(p, &fresh, err);
+    if (st == NF_OK && (st = layout_arena(p, err)) != NF_OK)
+        free_buffers(p->n, &fresh);
+    if (st != NF_OK) { /* the arena is untouched by a failed layout; the step table is put back */
+        memcpy(p->steps, backup, bytes);
+        p->time_steps = old_steps;
+        p->capacity = old_capacity;
+    } else {
+        free_buffers(p->n, &p->buf);
+        p->buf = fresh;
+        p->masked = 0;
+        nf_plan_reset_state(p);
+    }
+    free(backup);
+    return st;
+}
+
+void nf_plan_keep_state(nf_plan *p, int save)
+{
+    float *copy = p->buf.state_backup;
+    for (int k = 0; k < p->n; k++) {
+        int64_t n = p->capacity * p->graph->nodes[k]->state_per_sample;
+        if (n == 0 || p->steps[k].saved_off < 0)
+            continue;
+        float *state = p->arena + p->steps[k].saved_off;
+        memcpy(save ? copy : state, save ? state : copy, (size_t)n * sizeof(float));
+        copy += n;
+    }
+}
+
+/* A recurrent layer that carries its own state would carry it per time
+ * step in an unrolled plan: refused; memory nodes do that job there. */
+static nf_status check_unrollable(const nf_plan *p, nf_error *err)
+{
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        int carry = nf_op_attr_index(node->op, "carry");
+        if (!(node->op->flags & NF_OP_MEMORY) && carry >= 0 && node->attr[carry] != 0)
+            return nf_fail(err, NF_ERR_GRAPH,
+                           "%s '%s' carries its state from run to run (carry=true): it cannot be unrolled over "
+                           "several time steps; give it carry=false, or a plan of one step",
+                           node->op->name, node->name);
     }
     return NF_OK;
 }
@@ -448,22 +512,9 @@ nf_status nf_plan_set_steps(nf_plan *p, int64_t steps, nf_error *err)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "plan is NULL");
     if (steps < 1 || steps > (1 << 20))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%lld time steps: must be 1 .. 2^20", (long long)steps);
-    int64_t old = p->time_steps;
-    p->time_steps = steps;
-    for (int k = 0; k < p->n; k++)
-        p->steps[k].needs_grad = p->steps[k].reaches_loss = 0;
-    mark_gradients(p);
-    nf_status st = layout_arena(p, err);
-    if (st == NF_OK)
-        st = nf_plan_layout_sequences(p, err);
-    if (st != NF_OK) { /* back to the old number of steps, laid out again */
-        p->time_steps = old;
-        for (int k = 0; k < p->n; k++)
-            p->steps[k].needs_grad = p->steps[k].reaches_loss = 0;
-        mark_gradients(p);
-        if (layout_arena(p, NULL) == NF_OK)
-            nf_plan_layout_sequences(p, NULL);
-    }
+    nf_status st = steps > 1 ? check_unrollable(p, err) : NF_OK;
+    if (st == NF_OK && steps != p->time_steps)
+        st = relayout(p, steps, p->capacity, err);
     p->forward_done = 0;
     return st;
 }
@@ -484,7 +535,7 @@ nf_status nf_plan_set_lengths(nf_plan *p, const int64_t *lengths, nf_error *err)
         if (lengths[b] < 0 || lengths[b] > p->time_steps)
             return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "row %lld: length %lld is not in 0 .. %lld steps",
                            (long long)b, (long long)lengths[b], (long long)p->time_steps);
-    memcpy(p->lengths, lengths, (size_t)p->batch * sizeof *lengths);
+    memcpy(p->buf.lengths, lengths, (size_t)p->batch * sizeof *lengths);
     p->masked = 1;
     return NF_OK;
 }

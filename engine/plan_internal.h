@@ -15,6 +15,20 @@ typedef struct nf_plan_step {
     unsigned char run_backward; /* its backward kernel runs */
 } nf_plan_step;
 
+/* What a plan keeps beside its arena, sized for its capacity and steps. */
+typedef struct nf_plan_buffers {
+    float *state_backup;       /* the carried state of frame 0 (nf_plan_keep_state) */
+    int64_t state_floats;
+    /* when time_steps > 1: */
+    float **seq_value;         /* per node: [capacity, steps, size] of a sequence input or an output */
+    float **seq_grad;          /* per input keeping a gradient: per step (sequence), or summed */
+    float **carry;             /* per memory node: d loss / d its value at step t + 1, for its source */
+    float **carry_next;        /* ... its gradient at step t, being made while step t runs backward */
+    float *losses;             /* per step: the sum of its losses */
+    int64_t *lengths;          /* per row: steps before its sequence ends (nf_plan_set_lengths) */
+    float *row_weight;         /* [steps, capacity]: each row's share of the loss at each step */
+} nf_plan_buffers;
+
 struct nf_plan {
     nf_graph *graph;
     uint64_t version;          /* graph version compiled */
@@ -37,24 +51,16 @@ struct nf_plan {
     int64_t frame_floats;
     float *frame;              /* the frame being run (arena + t frame_floats) */
     int loss_last_step;        /* the loss is the last step's, else the mean over steps */
-    float **seq_value;         /* per node, when time_steps > 1: [capacity, steps, size] of a
-                                  sequence input or an output */
-    float **seq_grad;          /* ... and of the gradient of a sequence input that keeps one */
-    float **carry_grad;        /* per memory node: d loss / d its value at the step being
-                                  run backward, handed to its source one step earlier */
-    float *frame_losses;       /* per step: the sum of its losses */
-    int64_t *lengths;          /* per row: steps before its sequence ends (nf_plan_set_lengths) */
+    nf_plan_buffers buf;       /* buffers beside the arena, laid out with it */
     int masked;                /* lengths apply */
-    float *row_weight;         /* [steps, capacity]: each row's share of the loss at each step */
     double loss_factor;        /* batch / sum of the weights: scales the steps' losses */
     int check_finite;          /* stop at the first non-finite output or gradient */
     int skip_nonfinite;        /* training skips a batch whose loss or gradients are not finite */
 };
 
-/* The sequence and step-handoff buffers of a plan with several time
- * steps, for its capacity (plan.c); freed by nf_plan_free. */
-nf_status nf_plan_layout_sequences(nf_plan *p, nf_error *err);
-void nf_plan_free_sequences(nf_plan *p);
+/* Saves (save = 1) or puts back the state that carries from run to run
+ * (memory nodes, recurrent layers with carry), in buf.state_backup. */
+void nf_plan_keep_state(nf_plan *p, int save);
 /* Whether input node `node` takes one value per time step. */
 int nf_input_is_sequence(const nf_node *node);
 

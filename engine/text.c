@@ -18,6 +18,9 @@ static nf_status append_file(corpus *c, const char *path, size_t max_bytes, int 
 {
     char *data;
     size_t len;
+    if (c->len >= max_bytes)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: the text passes %zu bytes, the memory limit's share for text", path,
+                       max_bytes);
     nf_status st = nf_read_file(path, max_bytes - c->len, &data, &len, err);
     if (st != NF_OK)
         return st;

@@ -45,6 +45,9 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
         nf_status st = nf_plan_value(plan, bind->scores, &view, err);
         if (st != NF_OK)
             return st;
+        if (plan->time_steps > 1 && !(bind->scores->op->flags & NF_OP_OUTPUT))
+            return nf_fail(err, NF_ERR_SHAPE, "with %lld time steps the scores must be an output node ('%s' is %s)",
+                           (long long)plan->time_steps, bind->scores->name, bind->scores->op->name);
         /* per sample: [..., C] scores (times the steps of an unrolled plan) and one label per position */
         if (bind->scores->shape.rank < 1 ||
             positions_of(plan, bind) != nf_shape_size(&ds->y_shape))
@@ -111,6 +114,8 @@ static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, uint64_t runs, int64
     if (st == NF_OK && opt)
         st = nf_plan_backward_ex(plan, 1.0 / (double)opt->accumulate, 0, &where);
     plan->check_finite = 0;
+    if (plan->buf.state_floats) /* as before the batch */
+        nf_plan_keep_state(plan, 0);
     if (st == NF_ERR_NUMERIC)
         return nf_fail(err, NF_ERR_NUMERIC, "batch %lld: %s", (long long)index + 1, where.message);
     return nf_fail(err, NF_ERR_NUMERIC, "batch %lld: the loss is %g (are labels valid class indices?)",
@@ -125,6 +130,8 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
 {
     uint64_t runs = plan->graph->runs;
     *skipped = 0;
+    if (plan->buf.state_floats) /* a bad batch must not leave NaN in the carried state */
+        nf_plan_keep_state(plan, 1);
     nf_status st = nf_plan_forward(plan, err);
     if (st != NF_OK)
         return st;
@@ -136,6 +143,8 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
             return st;
         finite = grads_finite(plan->graph);
     }
+    if (!finite && plan->buf.state_floats)
+        nf_plan_keep_state(plan, 0);
     if (!finite && plan->skip_nonfinite) {
         *skipped = 1;
         if (opt) { /* drop this batch's gradients and those accumulated with them */
@@ -276,6 +285,8 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
             st = run_batch(plan, NULL, batches, &loss, &skipped, err);
         if (st != NF_OK)
             break;
+        if (skipped) /* a plan that skips non-finite batches: this one counts for nothing */
+            continue;
         if (bind->scores)
             correct += count_correct(plan, bind);
         loss_sum += loss * (double)rows;

@@ -94,6 +94,10 @@ nf_status nf_read_file(const char *path, size_t max_bytes, char **data, size_t *
     nf_status st = NF_OK;
     while (buf) {
         n += fread(buf + n, 1, cap - n, f);
+        if (n > max_bytes) { /* only a small limit: the first buffer is 4096 bytes */
+            st = nf_fail(err, NF_ERR_FORMAT, "%s: larger than %zu bytes", path, max_bytes);
+            break;
+        }
         if (n < cap)
             break;
         if (cap >= max_bytes) {

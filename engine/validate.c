@@ -50,6 +50,7 @@ static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
     node->n_params = ctx.n_params;
     node->saved_per_sample = ctx.saved_per_sample;
     node->saved_fixed = ctx.saved_fixed;
+    node->state_per_sample = ctx.state_per_sample;
     node->workspace = ctx.workspace;
     node->nondiff_inputs = ctx.nondiff_inputs;
     int grad_attr = nf_op_attr_index(node->op, "grad");

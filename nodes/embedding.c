@@ -74,8 +74,10 @@ static void embedding_backward(const nf_exec *e)
     int64_t n = e->batch * nf_shape_size(e->in_shape[0]);
     for (int64_t i = 0; i < n; i++) {
         int64_t row = row_of(e->in[0][i], num);
+        if (row < 0)
+            continue;
         float *dw = e->param_grad[0] + row * dim;
-        for (int64_t j = 0; row >= 0 && j < dim; j++)
+        for (int64_t j = 0; j < dim; j++)
             dw[j] += e->out_grad[i * dim + j];
     }
 }

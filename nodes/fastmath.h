@@ -30,6 +30,7 @@ static inline float nf_fast_exp(float y)
 {
     y = y < -87.0f ? -87.0f : y > 88.0f ? 88.0f : y;
     float nf = y * 1.44269504f;
+    nf = nf == nf ? nf : 0.0f; /* NaN: keep it out of the integer conversion (the result stays NaN) */
     nf = (float)(int32_t)(nf + (nf >= 0 ? 0.5f : -0.5f));
     float r = y - nf * 0.693359375f;  /* ln 2, high part (exact in few bits) */
     r = r - nf * -2.12194440e-4f;     /* ln 2 - high part */

@@ -33,7 +33,7 @@ static const nf_attr_spec memory_attrs[] = {
 static nf_status memory_infer(nf_infer *ctx)
 {
     ctx->out = *ctx->dims;
-    ctx->saved_per_sample = nf_shape_size(ctx->dims);
+    ctx->saved_per_sample = ctx->state_per_sample = nf_shape_size(ctx->dims);
     if (ctx->attr[INIT] == INIT_PARAM) {
         ctx->params[0] = (nf_param_spec){"init", *ctx->dims, NF_INIT_ZEROS, 0, 1, 1, 0};
         ctx->n_params = 1;

@@ -79,6 +79,8 @@ typedef struct nf_infer {
     int64_t saved_per_sample;   /* floats per sample kept for backward */
     int64_t saved_fixed;        /* ... and floats per batch (e.g. per-channel statistics) */
     int64_t workspace;          /* scratch floats used while it runs (forward or backward) */
+    int64_t state_per_sample;   /* nodes with reset_state: floats per row, first in the saved
+                                   buffer (capacity rows of them), that carry from run to run */
     unsigned nondiff_inputs;    /* bit i: input i receives no gradient */
     nf_error *err;
 } nf_infer;

@@ -46,12 +46,13 @@ static dims dims_of(const nf_exec *e, int n_gates)
 }
 
 /* The saved buffer, for `cap` rows (regions are laid out by capacity so
- * that the carried state keeps its place when the batch changes):
+ * that the carried state keeps its place when the batch changes; it comes
+ * first, as state_per_sample declares):
+ *   sh, sc [cap, H]         the carried state
  *   act    [cap, T, gates]  gate activations, then their gradients
  *   aux    [cap, T, H]      LSTM: cell states; GRU: W_hn h + b_hn
  *   hprev  [cap, T, H]      h_{t-1} of every step (for dW_hh)
  *   h0, c0 [cap, H]         the initial state of this run
- *   sh, sc [cap, H]         the carried state
  *   dh, dc [cap, H]         gradients flowing to the previous step
  *   hot    [cap, T]         the position of the 1 of each input row, when
  *                           every row is one-hot (see project_inputs)
@@ -75,14 +76,14 @@ static int64_t saved_per_sample(int64_t t, int64_t h, int64_t gates)
 static regions regions_of(float *saved, int64_t cap, const dims *d)
 {
     regions r;
-    r.act = saved;
+    r.sh = saved;
+    r.sc = r.sh + cap * d->h;
+    r.act = r.sc + cap * d->h;
     r.aux = r.act + cap * d->t * d->gates;
     r.hprev = r.aux + cap * d->t * d->h;
     r.h0 = r.hprev + cap * d->t * d->h;
     r.c0 = r.h0 + cap * d->h;
-    r.sh = r.c0 + cap * d->h;
-    r.sc = r.sh + cap * d->h;
-    r.dh = r.sc + cap * d->h;
+    r.dh = r.c0 + cap * d->h;
     r.dc = r.dh + cap * d->h;
     r.hot = r.dc + cap * d->h;
     r.ah = r.hot + cap * d->t;
@@ -114,6 +115,7 @@ static nf_status recurrent_infer(nf_infer *ctx, int n_gates)
         ctx->n_params = 4;
     }
     ctx->saved_per_sample = saved_per_sample(t, h, gates);
+    ctx->state_per_sample = 2 * h; /* sh and sc */
     ctx->saved_fixed = 1;
     if (in * gates <= ONE_HOT_WORKSPACE_MAX)
         ctx->workspace = in * gates;

@@ -119,6 +119,10 @@ static nf_status compile(world *w, nf_error *err)
 {
     nf_status st = nf_plan_compile(w->g, 4, NF_PLAN_TRAINING, &w->plan, err);
     if (st == NF_OK)
+        st = nf_plan_set_steps(w->plan, 5, err);
+    if (st == NF_OK) /* grown, then unrolled again: each relayout is all or nothing */
+        st = nf_plan_set_batch(w->plan, 9, err);
+    if (st == NF_OK)
         st = nf_plan_set_steps(w->plan, 3, err);
     return st;
 }

@@ -35,7 +35,9 @@ static nf_graph *simple_rnn(const char *init, const char *carry)
     nf_node *h = nf_memory(g, "h", 1, (int64_t[]){2});
     nf_node_set_attr(g, h, "init", init);
     nf_node_set_attr(g, h, "carry", carry);
-    nf_node *sum = nf_add(g, "sum", nf_linear(g, "wx", x, 2), nf_linear(g, "uh", h, 2));
+    nf_node *shift = nf_input(g, "shift", 1, (int64_t[]){2}); /* the same at every step; its gradient sums them */
+    nf_input_requires_grad(g, shift);
+    nf_node *sum = nf_add(g, "sum", nf_add(g, "wx", nf_linear(g, "wxl", x, 2), shift), nf_linear(g, "uh", h, 2));
     nf_node *hnew = nf_tanh(g, "hnew", sum);
     assert_int_equal(nf_memory_connect(g, h, hnew), NF_OK);
     nf_mse_loss(g, "loss", nf_output(g, "y", hnew), target);
@@ -45,6 +47,28 @@ static nf_graph *simple_rnn(const char *init, const char *carry)
 
 /* With `warm`, a first run leaves a carried state that the check starts
  * from (its runs all start from it: nf_gradcheck puts it back). */
+/* h_t = tanh(W x_t) defined before the memory node d that reads it:
+ * d_t = h_{t-1}; y_t = h_t + U d_t. The order of a memory node and its
+ * source in the graph must not matter to backpropagation through time. */
+static nf_graph *source_first(void)
+{
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_graph_set_seed(g, 6);
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){3});
+    nf_node_set_attr(g, x, "sequence", "true");
+    nf_node *target = nf_input(g, "target", 1, (int64_t[]){2});
+    nf_node_set_attr(g, target, "sequence", "true");
+    nf_node *h = nf_tanh(g, "h", nf_linear(g, "w", x, 2));
+    nf_node *d = nf_memory(g, "d", 1, (int64_t[]){2});
+    assert_int_equal(nf_memory_connect(g, d, h), NF_OK);
+    nf_node_set_attr(g, d, "carry", "false");
+    nf_node *y = nf_add(g, "y", h, nf_linear(g, "u", d, 2));
+    nf_mse_loss(g, "loss", nf_output(g, "out", y), target);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    return g;
+}
+
 static void gradcheck_steps(nf_graph *g, int64_t steps, int last_only, int warm)
 {
     nf_error err;
@@ -89,6 +113,16 @@ static void test_gradients_through_time(void **state)
     g = load("lstm_fused.nfg"); /* the fused layer from a carried state */
     nf_node_set_attr(g, nf_graph_find(g, "lstm"), "carry", "true");
     gradcheck_steps(g, 1, 0, 1);
+    nf_error err;
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING, &plan, &err), &err);
+    assert_int_equal(nf_plan_set_steps(plan, 3, &err), NF_ERR_GRAPH); /* it would carry per step: refused */
+    assert_non_null(strstr(err.message, "lstm 'lstm' carries its state from run to run"));
+    assert_int_equal(nf_plan_steps(plan), 1);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    g = source_first();
+    gradcheck_steps(g, 4, 0, 0);
     nf_graph_free(g);
 }
 

@@ -83,9 +83,13 @@ static int set_up(const generate_options *o, generator *gen)
                 o->weights);
         return EXIT_USAGE;
     }
-    nf_shape scores;
-    nf_node_shape(gen->bind.scores, &scores, NULL);
-    if (!gen->bind.x || !gen->bind.scores || scores.dim[scores.rank - 1] < gen->vocab_size) {
+    nf_shape scores, x;
+    if (!gen->bind.x || !gen->bind.scores || nf_node_shape(gen->bind.scores, &scores, NULL) != NF_OK ||
+        nf_node_shape(gen->bind.x, &x, NULL) != NF_OK || nf_shape_size(&x) != 1) {
+        fprintf(stderr, "nodeflow: %s does not read one token id per step\n", o->model);
+        return EXIT_USAGE;
+    }
+    if (scores.rank < 1 || scores.dim[scores.rank - 1] < gen->vocab_size || nf_shape_size(&scores) != scores.dim[scores.rank - 1]) {
         fprintf(stderr, "nodeflow: %s does not score the %d bytes of the vocabulary\n", o->model, gen->vocab_size);
         return EXIT_USAGE;
     }
