@@ -46,6 +46,12 @@ static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
     if (size < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
         return nf_fail(err, NF_ERR_SHAPE, "%s '%s': its output would have more than 2^31 elements per sample",
                        node->op->name, node->name);
+    /* what it keeps per sample and its scratch obey the same bound, so
+     * that batch x size stays far from overflowing (batch <= 2^30) */
+    if (ctx.saved_per_sample < 0 || ctx.saved_per_sample > NF_MAX_SAMPLE_ELEMENTS || ctx.saved_fixed < 0 ||
+        ctx.saved_fixed > NF_MAX_SAMPLE_ELEMENTS || ctx.workspace < 0 || ctx.workspace > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_fail(err, NF_ERR_SHAPE, "%s '%s': it would keep more than 2^31 floats per sample",
+                       node->op->name, node->name);
     node->shape = ctx.out;
     node->n_params = ctx.n_params;
     node->saved_per_sample = ctx.saved_per_sample;
