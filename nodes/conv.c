@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "engine/internal.h"
 
@@ -249,9 +250,111 @@ static void chunk_im2col(const nf_exec *e, const geom *g, int64_t grp, int64_t n
     }
 }
 
+/* ---- few output channels, in training: one sample per thread ---------
+ * The products of such a convolution are small (LeNet's conv1 is 6 x 784
+ * x 25 per sample): threading each one, chunk by chunk, costs more in
+ * fork and join than it saves. Instead the threads take whole samples,
+ * each running its im2col and single-threaded products (OpenBLAS runs
+ * single-threaded inside a parallel region), writing straight into the
+ * sample's output; in backward each thread sums its samples' dW in its
+ * own slice of the scratch area. */
+
+/* The per-sample path applies: training (columns kept in `saved`), few
+ * outputs, several threads, and room in the scratch area for each
+ * thread's dW and dcols. */
+static int per_sample_threads(const nf_exec *e, const geom *g)
+{
+    int64_t threads = e->threads < e->batch ? e->threads : e->batch;
+    int64_t per_thread = g->o * g->ckk + g->ckk * g->hw, chunk = chunk_samples(g);
+    int64_t room = chunk * g->hw * (2 * g->ckk + g->o);
+    if (!e->saved || g->o / g->groups >= FEW_OUTPUTS || threads < 2 || threads * per_thread > room)
+        return 0;
+    return (int)threads;
+}
+
+/* The columns of sample s, group grp, and their row stride. */
+static float *sample_cols(const nf_exec *e, const geom *g, int64_t grp, int64_t s, int64_t *stride)
+{
+    int64_t chunk = chunk_samples(g), n0 = s / chunk * chunk;
+    int64_t count = e->batch - n0 < chunk ? e->batch - n0 : chunk;
+    *stride = count * g->hw;
+    return chunk_cols(e, g, grp, n0, count) + (s - n0) * g->hw;
+}
+
+static void forward_per_sample(const nf_exec *e, const geom *g, int threads)
+{
+    int64_t og = g->o / g->groups, cg = g->c / g->groups;
+    const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t s = 0; s < e->batch; s++) {
+        float *out = e->out + s * g->o * g->hw;
+        for (int64_t grp = 0; grp < g->groups; grp++) {
+            int64_t stride;
+            float *cols = sample_cols(e, g, grp, s, &stride);
+            const float *xg = e->in[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w;
+            if (g->direct)
+                for (int64_t r = 0; r < g->ckk; r++)
+                    memcpy(cols + r * stride, xg + r * g->hw, (size_t)g->hw * sizeof(float));
+            else
+                im2col_rows(g, xg, cols, stride);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)g->hw, (int)g->ckk, 1.0f,
+                        e->param[0] + grp * og * g->ckk, (int)g->ckk, cols, (int)stride, 0.0f,
+                        out + grp * og * g->hw, (int)g->hw);
+        }
+        for (int64_t o = 0; bias && o < g->o; o++)
+            for (int64_t i = 0; i < g->hw; i++)
+                out[o * g->hw + i] += bias[o];
+    }
+}
+
+/* dW_g += dY_s cols_s^T per sample into the thread's slice, then summed;
+ * dcols_s = W_g^T dY_s and dx_s += col2im(dcols_s). */
+static void backward_per_sample(const nf_exec *e, const geom *g, int threads)
+{
+    int64_t og = g->o / g->groups, cg = g->c / g->groups, wfloats = g->o * g->ckk;
+    float *dw_all = e->workspace, *dcols_all = e->workspace + threads * wfloats;
+    memset(dw_all, 0, (size_t)(threads * wfloats) * sizeof(float));
+    #pragma omp parallel num_threads(threads)
+    {
+        int id = omp_get_thread_num();
+        float *dw = dw_all + id * wfloats, *dcols = dcols_all + id * g->ckk * g->hw;
+        #pragma omp for schedule(static)
+        for (int64_t s = 0; s < e->batch; s++)
+            for (int64_t grp = 0; grp < g->groups; grp++) {
+                int64_t stride;
+                const float *cols = sample_cols(e, g, grp, s, &stride);
+                const float *dyg = e->out_grad + s * g->o * g->hw + grp * og * g->hw;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)og, (int)g->ckk, (int)g->hw, 1.0f, dyg,
+                            (int)g->hw, cols, (int)stride, 1.0f, dw + grp * og * g->ckk, (int)g->ckk);
+                if (!e->in_grad[0])
+                    continue;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->ckk, (int)g->hw, (int)og, 1.0f,
+                            e->param[0] + grp * og * g->ckk, (int)g->ckk, dyg, (int)g->hw, 0.0f, dcols, (int)g->hw);
+                float *dxg = e->in_grad[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w;
+                if (g->direct)
+                    for (int64_t i = 0; i < g->ckk * g->hw; i++)
+                        dxg[i] += dcols[i];
+                else
+                    col2im_rows_add(g, dcols, g->hw, dxg);
+            }
+    }
+    for (int t = 0; t < threads; t++)
+        for (int64_t i = 0; i < wfloats; i++)
+            e->param_grad[0][i] += dw_all[t * wfloats + i];
+    float *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
+    for (int64_t s = 0; db && s < e->batch; s++)
+        for (int64_t o = 0; o < g->o; o++)
+            db[o] += (float)nf_sum_floats(e->out_grad + (s * g->o + o) * g->hw, g->hw);
+}
+
 static void conv_forward(const nf_exec *e)
 {
     geom g = geom_of(e);
+    int threads = per_sample_threads(e, &g);
+    if (threads) {
+        forward_per_sample(e, &g, threads);
+        return;
+    }
     int64_t chunk = chunk_samples(&g), og = g.o / g.groups;
     const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
     float *y = e->workspace + 2 * chunk * g.ckk * g.hw;
@@ -279,6 +382,11 @@ static void conv_forward(const nf_exec *e)
 static void conv_backward(const nf_exec *e)
 {
     geom g = geom_of(e);
+    int threads = per_sample_threads(e, &g);
+    if (threads) {
+        backward_per_sample(e, &g, threads);
+        return;
+    }
     int64_t chunk = chunk_samples(&g), og = g.o / g.groups, cg = g.c / g.groups;
     float *dcols = e->workspace + chunk * g.ckk * g.hw, *dy = dcols + chunk * g.ckk * g.hw;
     float *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
