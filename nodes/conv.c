@@ -28,6 +28,9 @@
 #define CACHED_CHUNK_FLOATS ((int64_t)1 << 16)
 #define LARGE_CHUNK_FLOATS ((int64_t)4 << 20)
 #define FEW_OUTPUTS 32
+/* Columns this short (C/G kh kw) make a product whose every column float
+ * is used a few times only, however many outputs: small, as above. */
+#define SHORT_COLUMNS 32
 
 enum { OUT, KERNEL, STRIDE, PADDING, PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT, SAME, DILATION, GROUPS, BIAS,
        WEIGHT_INIT, BIAS_INIT };
@@ -260,14 +263,15 @@ static void chunk_im2col(const nf_exec *e, const geom *g, int64_t grp, int64_t n
  * own slice of the scratch area. */
 
 /* The per-sample path applies: training (columns kept in `saved`), few
- * outputs, several threads, and room in the scratch area for each
- * thread's dW and dcols. */
+ * outputs or short columns, several threads, and room in the scratch area
+ * for each thread's dW and dcols. */
 static int per_sample_threads(const nf_exec *e, const geom *g)
 {
     int64_t threads = e->threads < e->batch ? e->threads : e->batch;
     int64_t per_thread = g->o * g->ckk + g->ckk * g->hw, chunk = chunk_samples(g);
     int64_t room = chunk * g->hw * (2 * g->ckk + g->o);
-    if (!e->saved || g->o / g->groups >= FEW_OUTPUTS || threads < 2 || threads * per_thread > room)
+    int small = g->o / g->groups < FEW_OUTPUTS || g->ckk < SHORT_COLUMNS;
+    if (!e->saved || !small || threads < 2 || threads * per_thread > room)
         return 0;
     return (int)threads;
 }
