@@ -175,6 +175,11 @@ static void valid_columns(const geom *g, int64_t ix0, int64_t *lo, int64_t *hi)
  * with rows `stride` floats apart */
 static void im2col_rows(const geom *g, const float *x, float *cols, int64_t stride)
 {
+    if (g->direct) { /* 1x1, stride 1, no padding: the columns are x itself */
+        for (int64_t r = 0; r < g->ckk; r++)
+            memcpy(cols + r * stride, x + r * g->hw, (size_t)g->hw * sizeof(float));
+        return;
+    }
     for (int64_t c = 0; c < g->c / g->groups; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
@@ -207,6 +212,12 @@ static void im2col_rows(const geom *g, const float *x, float *cols, int64_t stri
  * (rows of dcols `stride` floats apart) */
 static void col2im_rows_add(const geom *g, const float *dcols, int64_t stride, float *dx)
 {
+    if (g->direct) {
+        for (int64_t r = 0; r < g->ckk; r++)
+            for (int64_t i = 0; i < g->hw; i++)
+                dx[r * g->hw + i] += dcols[r * stride + i];
+        return;
+    }
     for (int64_t c = 0; c < g->c / g->groups; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
@@ -244,12 +255,7 @@ static void chunk_im2col(const nf_exec *e, const geom *g, int64_t grp, int64_t n
     #pragma omp parallel for if (count > 1 && count * g->ckk * g->hw > NF_PARALLEL_MIN) schedule(static)
     for (int64_t s = 0; s < count; s++) {
         const float *xg = e->in[0] + (n0 + s) * g->c * g->h * g->w + grp * cg * g->h * g->w;
-        float *base = cols + s * g->hw;
-        if (g->direct) /* 1x1, stride 1, no padding: the columns are x itself */
-            for (int64_t r = 0; r < g->ckk; r++)
-                memcpy(base + r * width, xg + r * g->hw, (size_t)g->hw * sizeof(float));
-        else
-            im2col_rows(g, xg, base, width);
+        im2col_rows(g, xg, cols + s * g->hw, width);
     }
 }
 
@@ -296,11 +302,7 @@ static void forward_per_sample(const nf_exec *e, const geom *g, int threads)
             int64_t stride;
             float *cols = sample_cols(e, g, grp, s, &stride);
             const float *xg = e->in[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w;
-            if (g->direct)
-                for (int64_t r = 0; r < g->ckk; r++)
-                    memcpy(cols + r * stride, xg + r * g->hw, (size_t)g->hw * sizeof(float));
-            else
-                im2col_rows(g, xg, cols, stride);
+            im2col_rows(g, xg, cols, stride);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)g->hw, (int)g->ckk, 1.0f,
                         e->param[0] + grp * og * g->ckk, (int)g->ckk, cols, (int)stride, 0.0f,
                         out + grp * og * g->hw, (int)g->hw);
@@ -334,12 +336,7 @@ static void backward_per_sample(const nf_exec *e, const geom *g, int threads)
                     continue;
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->ckk, (int)g->hw, (int)og, 1.0f,
                             e->param[0] + grp * og * g->ckk, (int)g->ckk, dyg, (int)g->hw, 0.0f, dcols, (int)g->hw);
-                float *dxg = e->in_grad[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w;
-                if (g->direct)
-                    for (int64_t i = 0; i < g->ckk * g->hw; i++)
-                        dxg[i] += dcols[i];
-                else
-                    col2im_rows_add(g, dcols, g->hw, dxg);
+                col2im_rows_add(g, dcols, g->hw, e->in_grad[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w);
             }
     }
     for (int t = 0; t < threads; t++)
@@ -416,12 +413,7 @@ static void conv_backward(const nf_exec *e)
             #pragma omp parallel for if (count > 1 && width * g.ckk > NF_PARALLEL_MIN) schedule(static)
             for (int64_t s = 0; s < count; s++) {
                 float *dxg = e->in_grad[0] + (n0 + s) * g.c * g.h * g.w + grp * cg * g.h * g.w;
-                if (g.direct)
-                    for (int64_t r = 0; r < g.ckk; r++)
-                        for (int64_t i = 0; i < g.hw; i++)
-                            dxg[r * g.hw + i] += dcols[r * width + s * g.hw + i];
-                else
-                    col2im_rows_add(&g, dcols + s * g.hw, width, dxg);
+                col2im_rows_add(&g, dcols + s * g.hw, width, dxg);
             }
         }
     }
