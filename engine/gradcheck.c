@@ -13,46 +13,13 @@ typedef struct checker {
     nf_plan *plan;
     double step, floor;
     uint64_t runs;                 /* the run count of the analytic pass: same dropout masks */
-    float *state;                  /* the carried state before the first run */
     nf_gradcheck_result *result;
 } checker;
-
-/* Floats of node k's state buffer (a node whose state outlives a run). */
-static int64_t state_floats(const nf_plan *p, int k)
-{
-    const nf_node *node = p->graph->nodes[k];
-    if (!node->op->reset_state || p->steps[k].saved_off < 0)
-        return 0;
-    return p->capacity * node->saved_per_sample + node->saved_fixed;
-}
-
-/* Copies every state buffer to (save) or from `copy`. */
-static void swap_state(nf_plan *p, float *copy, int save)
-{
-    for (int k = 0; k < p->n; k++) {
-        int64_t n = state_floats(p, k);
-        float *state = p->arena + p->steps[k].saved_off;
-        if (n)
-            memcpy(save ? copy : state, save ? state : copy, (size_t)n * sizeof(float));
-        copy += n;
-    }
-}
-
-static float *save_state(nf_plan *p)
-{
-    int64_t n = 0;
-    for (int k = 0; k < p->n; k++)
-        n += state_floats(p, k);
-    float *copy = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (copy)
-        swap_state(p, copy, 1);
-    return copy;
-}
 
 static nf_status loss_at(checker *c, double *loss, nf_error *err)
 {
     c->plan->graph->runs = c->runs;
-    swap_state(c->plan, c->state, 0);
+    nf_plan_keep_state(c->plan, 0); /* the carried state as before the first run */
     nf_status st = nf_plan_forward(c->plan, err);
     *loss = nf_plan_loss(c->plan);
     return st;
@@ -164,9 +131,7 @@ nf_status nf_gradcheck(nf_plan *p, const nf_gradcheck_options *opts, nf_gradchec
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_gradcheck: NULL argument");
     memset(result, 0, sizeof *result);
     uint64_t runs = p->graph->runs;
-    float *state = save_state(p);
-    if (!state)
-        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for the gradient check");
+    nf_plan_keep_state(p, 1);
     nf_status st = nf_plan_forward(p, err);
     if (st == NF_OK)
         st = nf_plan_backward(p, err);
@@ -174,24 +139,20 @@ nf_status nf_gradcheck(nf_plan *p, const nf_gradcheck_options *opts, nf_gradchec
     float *analytic = st == NF_OK ? analytic_gradients(p, &floats) : NULL;
     if (st == NF_OK && !analytic)
         st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for the gradient check");
-    if (st != NF_OK) {
-        free(state);
+    if (st != NF_OK)
         return st;
-    }
     checker c = {
         .plan = p,
         .step = opts && opts->step > 0 ? opts->step : 1e-2,
         .floor = opts && opts->abs_floor > 0 ? opts->abs_floor : 1e-2,
         .runs = runs,
-        .state = state,
         .result = result,
     };
     st = check_all(&c, analytic, opts ? opts->max_per_tensor : 0, err);
     free(analytic);
     /* leave the plan as it was after the first backward */
     p->graph->runs = runs;
-    swap_state(p, state, 0);
-    free(state);
+    nf_plan_keep_state(p, 0);
     if (st == NF_OK)
         st = nf_plan_forward(p, err);
     if (st == NF_OK)
