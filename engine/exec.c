@@ -30,7 +30,9 @@ static void fill_exec(const nf_plan *p, int k, int64_t t, nf_exec *e)
     const nf_node *node = g->nodes[k];
     const nf_plan_step *s = &p->steps[k];
     memset(e, 0, sizeof *e);
-    e->graph = g;
+    e->params = g->params;
+    e->param_values = g->values;
+    e->param_grads = g->grads;
     e->node = node;
     e->attr = node->attr;
     e->batch = p->batch;
@@ -93,7 +95,7 @@ static void start_run(nf_plan *p)
         weigh_rows(p);
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
-        if (!(node->op->flags & NF_OP_MEMORY) || nf_memory_carries(node))
+        if (!(node->op->flags & NF_OP_MEMORY) || (node->op->carries_state && node->op->carries_state(node)))
             continue;
         float *state = p->arena + p->steps[k].saved_off;
         if (node->n_params == 0) {

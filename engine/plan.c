@@ -376,7 +376,7 @@ size_t nf_plan_arena_bytes(const nf_plan *p) { return p ? (size_t)p->arena_float
 
 int nf_input_is_sequence(const nf_node *node)
 {
-    return (node->op->flags & NF_OP_INPUT) && node->attr[2] != 0; /* input attribute "sequence" */
+    return node->op->per_step && node->op->per_step(node);
 }
 
 static void free_buffers(int n, nf_plan_buffers *b)

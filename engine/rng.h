@@ -5,21 +5,14 @@
 
 #include <stdint.h>
 
+#include "kernels/random.h"
+
 typedef struct nf_rng {
     uint64_t s[4];
 } nf_rng;
 
 void nf_rng_seed(nf_rng *rng, uint64_t seed);
 uint64_t nf_rng_next(nf_rng *rng);
-/* A 64-bit mixing function (splitmix64's finaliser): counter-based
- * random numbers, nf_mix64(key + i), are the same whatever the threads. */
-static inline uint64_t nf_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, 1) with 53 random bits. */
 double nf_rng_uniform(nf_rng *rng);
 /* Standard normal (Box-Muller). */

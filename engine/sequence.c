@@ -21,7 +21,7 @@ nf_status nf_graph_set_window(nf_graph *g, int64_t steps, nf_error *err)
                 at += snprintf(at, sizeof dims - (size_t)(at - dims), "%s%lld", d ? "x" : "",
                                (long long)(d ? node->dims.dim[d] : steps));
             st = nf_node_set_attr(g, node, "shape", dims);
-        } else if (!strcmp(node->op->name, "lstm") || !strcmp(node->op->name, "gru")) {
+        } else if (node->op->flags & NF_OP_CARRY_OPTION) {
             st = nf_node_set_attr(g, node, "carry", "true");
         }
         if (st != NF_OK)

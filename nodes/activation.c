@@ -2,7 +2,7 @@
  * and softmax, log_softmax (over the last axis). */
 #include <math.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 static int64_t elements(const nf_exec *e) { return e->batch * nf_shape_size(e->out_shape); }
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 nf_status nf_infer_fail(nf_infer *ctx, nf_status code, const char *fmt, ...)
 {

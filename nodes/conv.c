@@ -19,7 +19,7 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 /* Columns per chunk. A product with few output channels does little work
  * per column float (2 O/G flops), so its columns should still be in the

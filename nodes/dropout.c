@@ -5,7 +5,8 @@
  * the node: the same seed gives the same masks whatever the threads. */
 #include <string.h>
 
-#include "engine/internal.h"
+#include "kernels/random.h"
+#include "nodes/op.h"
 
 static const nf_attr_spec dropout_attrs[] = {
     NF_ATTR_FLOAT_DEF("p", 0.5, 0, 0.999999, "probability of zeroing an element in training"),

@@ -2,7 +2,7 @@
  * a's leading axes when b's shape is a trailing part of a's) and scale. */
 #include <math.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 static nf_status binary_infer(nf_infer *ctx)
 {

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 enum { EMB_NUM, EMB_DIM, EMB_INIT, EMB_VALUE };
 

@@ -2,13 +2,17 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 static const nf_attr_spec input_attrs[] = {
     {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL, "per-sample shape, e.g. 784 or 1x28x28; 'scalar' for class labels"},
     NF_ATTR_BOOL_DEF("grad", 0, "keep the gradient of the loss with respect to this input"),
     NF_ATTR_BOOL_DEF("sequence", 0, "one value per time step of an unrolled plan ([batch, steps, shape])"),
 };
+
+enum { INPUT_SHAPE, INPUT_GRAD, INPUT_SEQUENCE };
+
+static int input_per_step(const nf_node *node) { return node->attr[INPUT_SEQUENCE] != 0; }
 
 static nf_status input_infer(nf_infer *ctx)
 {
@@ -20,7 +24,7 @@ const nf_op nf_op_input = {
     .name = "input", .summary = "a value supplied by the caller, one sample per batch row",
     .min_inputs = 0, .max_inputs = 0,
     .attrs = input_attrs, .n_attrs = NF_COUNT(input_attrs),
-    .flags = NF_OP_INPUT, .infer = input_infer,
+    .flags = NF_OP_INPUT, .infer = input_infer, .per_step = input_per_step,
 };
 
 static nf_status output_infer(nf_infer *ctx)

@@ -5,7 +5,7 @@
 
 #include <cblas.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 enum { LIN_OUT, LIN_IN, LIN_BIAS, LIN_WEIGHT_INIT, LIN_WEIGHT_VALUE, LIN_BIAS_INIT, LIN_BIAS_VALUE };
 

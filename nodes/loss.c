@@ -3,7 +3,7 @@
  * as PyTorch's reduction='mean'); sums are taken in double. */
 #include <math.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 static const char *const reductions[] = {"mean", "sum", NULL};
 enum { REDUCE_MEAN, REDUCE_SUM };

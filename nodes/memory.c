@@ -16,7 +16,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 enum { SHAPE, INIT, VALUE, CARRY };
 enum { INIT_ZEROS, INIT_CONSTANT, INIT_PARAM };
@@ -67,12 +67,14 @@ static void memory_reset(const nf_node *node, float *state, int64_t rows)
         state[i] = value;
 }
 
+/* A learned initial state cannot carry: every run starts from it. */
+static int memory_carries(const nf_node *node) { return node->attr[CARRY] != 0 && node->attr[INIT] != INIT_PARAM; }
+
 const nf_op nf_op_memory = {
     .name = "memory", .summary = "the value its source had at the previous step (a recurrent back edge)",
     .min_inputs = 0, .max_inputs = 0,
     .attrs = memory_attrs, .n_attrs = NF_COUNT(memory_attrs),
     .flags = NF_OP_MEMORY, .infer = memory_infer, .forward = memory_forward, .backward = memory_backward,
-    .reset_state = memory_reset,
+    .reset_state = memory_reset, .carries_state = memory_carries,
 };
 
-int nf_memory_carries(const nf_node *node) { return node->attr[CARRY] != 0 && node->attr[INIT] != INIT_PARAM; }

@@ -17,7 +17,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 enum { BN_MOMENTUM, BN_EPS, BN_AFFINE, BN_TRACK };
 

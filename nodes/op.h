@@ -1,4 +1,6 @@
-/* nodeflow — the node-type table.
+/* nodeflow — the node-type table: the whole contract between the engine
+ * and a node type. A file in nodes/ includes this header (and kernels/)
+ * and nothing of the engine's.
  *
  * Each node type is one nf_op: its attributes (names, types, defaults and
  * ranges, which the model-file parser and writer also use), a shape rule
@@ -64,6 +66,8 @@ typedef struct nf_param_spec {
                                weights but not trained (no gradient, no update) */
 } nf_param_spec;
 
+typedef struct nf_param nf_param;
+
 /* What a shape rule receives and fills. */
 typedef struct nf_infer {
     const nf_node *node;
@@ -87,7 +91,9 @@ typedef struct nf_infer {
 
 /* What a kernel receives. Sizes are per sample; `batch` rows of each. */
 typedef struct nf_exec {
-    const nf_graph *graph;           /* for nodes that reach other nodes' parameters */
+    const nf_param *params;          /* the graph's parameters, for nodes that reach other */
+    const float *param_values;       /* nodes' parameters (penalties): values and gradients */
+    float *param_grads;              /* of params[k] at params[k].offset */
     const nf_node *node;
     const double *attr;
     int64_t batch;
@@ -122,7 +128,10 @@ enum nf_op_flags {
     /* What backward does not read, so that the plan can reuse that
      * memory as soon as forward is done with it: */
     NF_OP_GRAD_NO_INPUTS = 1u << 3, /* backward reads no input value */
-    NF_OP_GRAD_NO_OUTPUT = 1u << 4  /* backward does not read the output */
+    NF_OP_GRAD_NO_OUTPUT = 1u << 4, /* backward does not read the output */
+    /* a layer with a boolean "carry" attribute: a generation window
+     * (nf_graph_set_window) turns it on, so state flows between tokens */
+    NF_OP_CARRY_OPTION = 1u << 8
 };
 
 typedef struct nf_op {
@@ -141,11 +150,61 @@ typedef struct nf_op {
      * layers that carry their state): their saved buffer lives as long as
      * the plan, and this sets it to the initial state for `capacity` rows. */
     void (*reset_state)(const nf_node *node, float *saved, int64_t capacity);
+    /* Whether the node's state carries from run to run (NULL: it does not):
+     * a node that does not starts every run from its initial state. */
+    int (*carries_state)(const nf_node *node);
+    /* Inputs: whether the node takes one value per time step of an
+     * unrolled plan (NULL: no). */
+    int (*per_step)(const nf_node *node);
 } nf_op;
 
-/* Whether a memory node keeps its state from one run to the next
- * (nodes/memory.c). */
-int nf_memory_carries(const nf_node *node);
+#define NF_PARAM_NAME_MAX (2 * NF_NAME_MAX)
+
+/* Resource limits, checked before anything that large is allocated: a
+ * per-sample shape at most 2^31 elements; parameters and a plan's
+ * activations each at most nf_memory_limit() bytes (nf_limit_floats). */
+#define NF_MAX_SAMPLE_ELEMENTS ((int64_t)1 << 31)
+int64_t nf_limit_floats(void);
+
+struct nf_node {
+    int index;                       /* position in the graph */
+    const nf_op *op;
+    char name[NF_NAME_MAX];
+    int n_inputs;
+    nf_node *inputs[NF_MAX_INPUTS];
+    double attr[NF_MAX_ATTRS];       /* in the order of op->attrs */
+    unsigned attr_set;               /* bit i: attribute i given explicitly */
+    nf_shape dims;                   /* value of an NF_ATTR_DIMS attribute */
+    int requires_grad;               /* inputs: the caller wants dL/dx */
+    nf_node *share_from;             /* parameters come from this node */
+    nf_node *memory_source;          /* memory nodes: the node whose value they carry */
+
+    /* Filled by validation. */
+    nf_shape shape;                  /* per-sample output shape */
+    int n_params;
+    int param[NF_MAX_PARAMS];        /* indices into graph->params */
+    int64_t saved_per_sample;        /* floats kept from forward to backward */
+    int64_t saved_fixed;             /* ... per batch */
+    int64_t state_per_sample;        /* floats per row, first in saved, carried between runs */
+    int64_t workspace;               /* scratch floats while it runs */
+    unsigned nondiff_inputs;         /* bit i: input i gets no gradient */
+};
+
+struct nf_param {
+    char name[NF_PARAM_NAME_MAX];    /* "<node>.<suffix>" */
+    nf_shape shape;
+    int64_t size;
+    int64_t offset;                  /* into values and grads, 16-float aligned */
+    nf_param_spec spec;              /* how to initialise it */
+};
+
+/* Records `code` and a printf-style message into err (if non-NULL) and
+ * returns code. */
+nf_status nf_fail(nf_error *err, nf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Shape-checked multiply: a * b, or -1 on overflow past 2^62. */
+int64_t nf_mul_checked(int64_t a, int64_t b);
 
 /* The registry (nodes/registry.c). */
 const nf_op *nf_op_find(const char *name);

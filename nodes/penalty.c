@@ -6,7 +6,7 @@
  * gradients. Parameters shared by several inputs are counted once. */
 #include <math.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 enum { LAMBDA, INCLUDE_1D };
 
@@ -37,7 +37,7 @@ static void each_param(const nf_exec *e, void (*visit)(const nf_exec *e, const n
                     seen |= node->inputs[a]->param[b] == k;
             for (int b = 0; b < j && !seen; b++)
                 seen |= node->inputs[i]->param[b] == k;
-            const nf_param *p = &e->graph->params[k];
+            const nf_param *p = &e->params[k];
             if (!seen && !p->spec.buffer && (p->shape.rank >= 2 || e->attr[INCLUDE_1D] != 0))
                 visit(e, p, acc);
         }
@@ -45,14 +45,14 @@ static void each_param(const nf_exec *e, void (*visit)(const nf_exec *e, const n
 
 static void sum_abs(const nf_exec *e, const nf_param *p, void *acc)
 {
-    const float *w = e->graph->values + p->offset;
+    const float *w = e->param_values + p->offset;
     for (int64_t i = 0; i < p->size; i++)
         *(double *)acc += fabs(w[i]);
 }
 
 static void sum_squares(const nf_exec *e, const nf_param *p, void *acc)
 {
-    const float *w = e->graph->values + p->offset;
+    const float *w = e->param_values + p->offset;
     for (int64_t i = 0; i < p->size; i++)
         *(double *)acc += (double)w[i] * w[i];
 }
@@ -61,8 +61,8 @@ static void sum_squares(const nf_exec *e, const nf_param *p, void *acc)
 static void grad_abs(const nf_exec *e, const nf_param *p, void *acc)
 {
     float k = (float)*(double *)acc;
-    const float *w = e->graph->values + p->offset;
-    float *g = e->graph->grads + p->offset;
+    const float *w = e->param_values + p->offset;
+    float *g = e->param_grads + p->offset;
     for (int64_t i = 0; i < p->size; i++)
         g[i] += w[i] > 0.0f ? k : w[i] < 0.0f ? -k : 0.0f;
 }
@@ -70,8 +70,8 @@ static void grad_abs(const nf_exec *e, const nf_param *p, void *acc)
 static void grad_squares(const nf_exec *e, const nf_param *p, void *acc)
 {
     float k = (float)(2.0 * *(double *)acc);
-    const float *w = e->graph->values + p->offset;
-    float *g = e->graph->grads + p->offset;
+    const float *w = e->param_values + p->offset;
+    float *g = e->param_grads + p->offset;
     for (int64_t i = 0; i < p->size; i++)
         g[i] += k * w[i];
 }

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 enum { KERNEL, STRIDE, PADDING, CEIL, INCLUDE_PAD };
 

@@ -19,7 +19,7 @@
 
 #include <cblas.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 #include "nodes/fastmath.h"
 
 enum { HIDDEN, BIAS, CARRY, WEIGHT_INIT, BIAS_INIT };
@@ -474,6 +474,7 @@ const nf_op nf_op_lstm = {
     .name = "lstm", .summary = "one LSTM layer over [steps, features] (PyTorch's nn.LSTM, batch_first)",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = recurrent_attrs, .n_attrs = NF_COUNT(recurrent_attrs),
+    .flags = NF_OP_CARRY_OPTION,
     .infer = lstm_infer, .forward = lstm_forward, .backward = lstm_backward, .flops = recurrent_flops,
     .reset_state = zero_state,
 };
@@ -482,6 +483,7 @@ const nf_op nf_op_gru = {
     .name = "gru", .summary = "one GRU layer over [steps, features] (PyTorch's nn.GRU, batch_first)",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = recurrent_attrs, .n_attrs = NF_COUNT(recurrent_attrs),
+    .flags = NF_OP_CARRY_OPTION,
     .infer = gru_infer, .forward = gru_forward, .backward = gru_backward, .flops = recurrent_flops,
     .reset_state = zero_state,
 };

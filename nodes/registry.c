@@ -3,7 +3,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 extern const nf_op nf_op_input, nf_op_output, nf_op_memory;
 extern const nf_op nf_op_linear, nf_op_matmul;

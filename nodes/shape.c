@@ -4,7 +4,7 @@
  * the end. */
 #include <string.h>
 
-#include "engine/internal.h"
+#include "nodes/op.h"
 
 /* ---- copy, flatten, reshape: the same floats under another shape ------ */
 

@@ -8,7 +8,9 @@
  * The first update copies the weights. nf_average_swap exchanges the
  * averaged and the live weights, so that evaluation and saving use the
  * average, and a second swap puts the live weights back. */
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,12 +96,43 @@ nf_status nf_average_swap(nf_average *a, nf_error *err)
 
 int64_t nf_average_count(const nf_average *a) { return a ? a->count : 0; }
 
-float *nf_average_values(nf_average *a, int64_t *count) /* checkpoints */
+#define AVERAGE_KEY "average"
+
+static const char *average_kind(const nf_average *a) { return !a ? "none" : a->ema ? "ema" : "polyak"; }
+
+static void average_name(char *buf, size_t size, const nf_param *p) { snprintf(buf, size, "average.%s", p->name); }
+
+nf_status nf_average_save_state(const nf_average *a, nf_record *r, nf_error *err)
 {
-    *count = a->count;
-    return a->avg;
+    char text[64], name[NF_PARAM_NAME_MAX + 16];
+    snprintf(text, sizeof text, "%s %" PRId64, average_kind(a), a ? a->count : 0);
+    nf_record_put_text(r, AVERAGE_KEY, text);
+    for (int k = 0; a && k < a->graph->n_params; k++) {
+        const nf_param *p = &a->graph->params[k];
+        average_name(name, sizeof name, p);
+        nf_record_put_tensor(r, name, &p->shape, a->avg + p->offset);
+    }
+    return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the average") : NF_OK;
 }
 
-void nf_average_restore(nf_average *a, int64_t count) { a->count = count; }
-
-int nf_average_is_ema(const nf_average *a) { return a->ema; }
+nf_status nf_average_load_state(nf_average *a, const nf_record *r, int apply, nf_error *err)
+{
+    const char *text = nf_record_text(r, AVERAGE_KEY);
+    char kind[16], name[NF_PARAM_NAME_MAX + 16];
+    long long count;
+    char tail;
+    if (!text || sscanf(text, "%15s %lld %c", kind, &count, &tail) != 2 || count < 0 || count > NF_MAX_COUNT)
+        return nf_fail(err, NF_ERR_FORMAT, "malformed average entry '%s'", text ? text : "(missing)");
+    if (strcmp(kind, average_kind(a)) != 0)
+        return nf_fail(err, NF_ERR_STATE, "the checkpoint averages weights by '%s', not '%s'", kind, average_kind(a));
+    for (int k = 0; a && k < a->graph->n_params; k++) {
+        const nf_param *p = &a->graph->params[k];
+        average_name(name, sizeof name, p);
+        nf_status st = nf_record_tensor(r, name, &p->shape, apply ? a->avg + p->offset : NULL, err);
+        if (st != NF_OK)
+            return st;
+    }
+    if (a && apply)
+        a->count = count;
+    return NF_OK;
+}

@@ -1,6 +1,7 @@
 /* nodeflow — creating optimizers by name, setting hyper-parameters by key
  * and stepping over every parameter of a graph. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,5 +216,113 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
         };
         opt->type->update(&u);
     }
+    return NF_OK;
+}
+
+int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g)
+{
+    return opt->graph == g && opt->version == g->version;
+}
+
+/* ---- accumulation -------------------------------------------------------- */
+
+double nf_optimizer_batch_scale(const nf_optimizer *opt) { return 1.0 / (double)opt->accumulate; }
+
+int nf_optimizer_has_pending(const nf_optimizer *opt) { return opt->pending > 0; }
+
+nf_status nf_optimizer_add_batch(nf_optimizer *opt, nf_error *err)
+{
+    if (++opt->pending < opt->accumulate)
+        return NF_OK;
+    opt->pending = 0;
+    return nf_optimizer_step(opt, err);
+}
+
+nf_status nf_optimizer_flush(nf_optimizer *opt, nf_error *err)
+{
+    if (opt->pending == 0)
+        return NF_OK;
+    opt->pending = 0;
+    return nf_optimizer_step(opt, err);
+}
+
+void nf_optimizer_drop_pending(nf_optimizer *opt)
+{
+    memset(opt->graph->grads, 0, (size_t)opt->graph->param_floats * sizeof(float));
+    opt->pending = 0;
+}
+
+/* ---- checkpoints ------------------------------------------------------- */
+
+/* Tensor names: "optim.<param>.<slot>" for the state, "grad.<param>" for
+ * gradients accumulated before the checkpoint. */
+static void state_name(char *buf, size_t size, const nf_param *p, int slot)
+{
+    if (slot >= 0)
+        snprintf(buf, size, "optim.%s.%d", p->name, slot);
+    else
+        snprintf(buf, size, "grad.%s", p->name);
+}
+
+nf_status nf_optimizer_save_state(const nf_optimizer *opt, nf_record *r, nf_error *err)
+{
+    const nf_graph *g = opt->graph;
+    int slots = opt->type->state_per_float;
+    char key[NF_PARAM_NAME_MAX + 32];
+    nf_record_put_text(r, "optimizer", opt->type->name);
+    nf_record_put_int(r, "optimizer_steps", opt->steps);
+    nf_record_put_int(r, "accumulated", opt->pending);
+    for (int i = 0; i < opt->type->n_hparams; i++) {
+        snprintf(key, sizeof key, "hparam.%s", opt->type->hparams[i].name);
+        nf_record_put_double(r, key, opt->h[i]);
+    }
+    for (int k = 0; k < g->n_params; k++) {
+        const nf_param *p = &g->params[k];
+        for (int s = 0; s < slots; s++) {
+            state_name(key, sizeof key, p, s);
+            nf_record_put_tensor(r, key, &p->shape, opt->state + p->offset * slots + (int64_t)s * p->size);
+        }
+        state_name(key, sizeof key, p, -1);
+        if (opt->pending > 0)
+            nf_record_put_tensor(r, key, &p->shape, g->grads + p->offset);
+    }
+    return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the optimizer") : NF_OK;
+}
+
+nf_status nf_optimizer_load_state(nf_optimizer *opt, const nf_record *r, int apply, nf_error *err)
+{
+    const char *name = nf_record_text(r, "optimizer");
+    if (!name || strcmp(name, opt->type->name) != 0)
+        return nf_fail(err, NF_ERR_STATE, "the checkpoint is for optimizer '%s', not '%s'", name ? name : "?",
+                       opt->type->name);
+    int64_t steps, pending;
+    double h[NF_MAX_HPARAMS];
+    char key[NF_PARAM_NAME_MAX + 32];
+    nf_status st = nf_record_int(r, "optimizer_steps", 0, NF_MAX_COUNT, &steps, err);
+    if (st == NF_OK)
+        st = nf_record_int(r, "accumulated", 0, NF_MAX_COUNT, &pending, err);
+    for (int i = 0; st == NF_OK && i < opt->type->n_hparams; i++) {
+        snprintf(key, sizeof key, "hparam.%s", opt->type->hparams[i].name);
+        st = nf_record_double(r, key, &h[i], err);
+        if (st == NF_OK && nf_optimizer_type_check(opt->type, opt->type->hparams[i].name, h[i], NULL) != NF_OK)
+            st = nf_fail(err, NF_ERR_FORMAT, "%s = %g is out of range", key, h[i]);
+    }
+    const nf_graph *g = opt->graph;
+    int slots = opt->type->state_per_float;
+    for (int k = 0; st == NF_OK && k < g->n_params; k++) {
+        const nf_param *p = &g->params[k];
+        for (int s = -1; st == NF_OK && s < slots; s++) {
+            if (s < 0 && !pending)
+                continue;
+            state_name(key, sizeof key, p, s);
+            float *to = !apply ? NULL : s < 0 ? g->grads + p->offset : opt->state + p->offset * slots + (int64_t)s * p->size;
+            st = nf_record_tensor(r, key, &p->shape, to, err);
+        }
+    }
+    if (st != NF_OK || !apply)
+        return st;
+    memcpy(opt->h, h, (size_t)opt->type->n_hparams * sizeof(double));
+    opt->steps = steps;
+    opt->pending = pending;
     return NF_OK;
 }

@@ -14,7 +14,9 @@
  * Any of them can start with a linear warm-up of `warmup` periods from
  * warmup_start lr0 to lr0, after which the schedule starts at t = 0
  * (SequentialLR of LinearLR and the schedule). */
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,16 +229,43 @@ void nf_schedule_seek(nf_schedule *s, int64_t periods)
         s->t = periods;
 }
 
-void nf_schedule_state_get(const nf_schedule *s, nf_schedule_state *st)
+#define SCHEDULE_KEY "schedule"
+
+/* "t bad cooldown_left plateau_lr best", or "none" */
+nf_status nf_schedule_save_state(const nf_schedule *s, nf_record *r, nf_error *err)
 {
-    *st = (nf_schedule_state){s->t, s->bad, s->cooldown_left, s->plateau_lr, s->best};
+    char text[160] = "none";
+    if (s)
+        snprintf(text, sizeof text, "%" PRId64 " %" PRId64 " %" PRId64 " %.17g %.17g", s->t, s->bad, s->cooldown_left,
+                 s->plateau_lr, s->best);
+    return nf_record_put_text(r, SCHEDULE_KEY, text) ? NF_OK
+                                                     : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the schedule");
 }
 
-void nf_schedule_state_set(nf_schedule *s, const nf_schedule_state *st)
+nf_status nf_schedule_load_state(nf_schedule *s, const nf_record *r, int apply, nf_error *err)
 {
-    s->t = st->t;
-    s->bad = st->bad;
-    s->cooldown_left = st->cooldown_left;
-    s->plateau_lr = st->plateau_lr;
-    s->best = st->best;
+    const char *text = nf_record_text(r, SCHEDULE_KEY);
+    if (!text)
+        return nf_fail(err, NF_ERR_FORMAT, "no schedule entry in the checkpoint");
+    int saved = strcmp(text, "none") != 0;
+    if (saved != (s != NULL))
+        return nf_fail(err, NF_ERR_STATE, "the checkpoint was saved %s a schedule; resume it the same way",
+                       saved ? "with" : "without");
+    if (!s)
+        return NF_OK;
+    long long t, bad, cooldown;
+    double plateau_lr, best;
+    char tail;
+    if (sscanf(text, "%lld %lld %lld %lf %lf %c", &t, &bad, &cooldown, &plateau_lr, &best, &tail) != 5 || t < 0 ||
+        t > NF_MAX_COUNT || bad < 0 || bad > NF_MAX_COUNT || cooldown < 0 || cooldown > NF_MAX_COUNT ||
+        !(plateau_lr >= 0) || isnan(best))
+        return nf_fail(err, NF_ERR_FORMAT, "malformed schedule state '%s'", text);
+    if (apply) {
+        s->t = t;
+        s->bad = bad;
+        s->cooldown_left = cooldown;
+        s->plateau_lr = plateau_lr;
+        s->best = best;
+    }
+    return NF_OK;
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "engine/data_internal.h"
+#include "data/data_internal.h"
 #include "tempfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/safetensors.h"
+#include "io/safetensors.h"
 
 static const char model[] = "nodeflow 1\nx = input shape=20\ny = input shape=scalar\nfc1 = linear x out=16\n"
                             "h = relu fc1\nfc2 = linear h out=5\nloss = cross_entropy fc2 y\n";

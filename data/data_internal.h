@@ -1,8 +1,9 @@
 /* nodeflow — private helpers of the dataset loaders. */
-#ifndef NF_ENGINE_DATA_INTERNAL_H
-#define NF_ENGINE_DATA_INTERNAL_H
+#ifndef NF_DATA_INTERNAL_H
+#define NF_DATA_INTERNAL_H
 
 #include "engine/internal.h"
+#include "engine/record.h"
 
 /* An IDX file's content, converted to floats (malloc'ed; caller frees). */
 typedef struct nf_idx {
@@ -34,8 +35,10 @@ struct nf_batcher {
     int64_t next;     /* position in order */
 };
 
-/* Puts a batcher at `next` of the epoch that `epoch_rng` shuffles. */
-void nf_batcher_restore(nf_batcher *b, const nf_rng *epoch_rng, int64_t next);
+/* Checkpoints: the batch size, the data's size, the epoch's shuffle state
+ * and the position in it (see nf_optimizer_load_state for `apply`). */
+nf_status nf_batcher_save_state(const nf_batcher *b, nf_record *r, nf_error *err);
+nf_status nf_batcher_load_state(nf_batcher *b, const nf_record *r, int apply, nf_error *err);
 
 
 #endif

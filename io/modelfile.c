@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/util.h"
+#include "io/util.h"
 #include "optim/optimizer.h"
 
 #define MAX_TOKENS (NF_MAX_INPUTS + NF_MAX_ATTRS + 2)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/util.h"
+#include "io/util.h"
 
 /* The shortest "%g" text that reads back as exactly `v`. */
 static void format_number(char *buf, size_t size, double v)

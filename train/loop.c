@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/data_internal.h"
+#include "data/data_internal.h"
 #include "engine/plan_internal.h"
 #include "optim/optimizer.h"
 
@@ -109,11 +109,11 @@ static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, uint64_t runs, int64
 {
     nf_error where = {0};
     plan->graph->runs = runs;
-    plan->check_finite = 1;
+    nf_plan_set_check_finite(plan, 1);
     nf_status st = nf_plan_forward(plan, &where);
     if (st == NF_OK && opt)
-        st = nf_plan_backward_ex(plan, 1.0 / (double)opt->accumulate, 0, &where);
-    plan->check_finite = 0;
+        st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), 0, &where);
+    nf_plan_set_check_finite(plan, 0);
     if (plan->buf.state_floats) /* as before the batch */
         nf_plan_keep_state(plan, 0);
     if (st == NF_ERR_NUMERIC)
@@ -138,7 +138,7 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
     *loss = nf_plan_loss(plan);
     int finite = isfinite(*loss);
     if (finite && opt) {
-        st = nf_plan_backward_ex(plan, 1.0 / (double)opt->accumulate, opt->pending > 0, err);
+        st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), nf_optimizer_has_pending(opt), err);
         if (st != NF_OK)
             return st;
         finite = grads_finite(plan->graph);
@@ -147,27 +147,13 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
         nf_plan_keep_state(plan, 0);
     if (!finite && plan->skip_nonfinite) {
         *skipped = 1;
-        if (opt) { /* drop this batch's gradients and those accumulated with them */
-            memset(plan->graph->grads, 0, (size_t)plan->graph->param_floats * sizeof(float));
-            opt->pending = 0;
-        }
+        if (opt) /* drop this batch's gradients and those accumulated with them */
+            nf_optimizer_drop_pending(opt);
         return NF_OK;
     }
     if (!finite)
         return diagnose(plan, opt, runs, index, *loss, err);
-    if (!opt || ++opt->pending < opt->accumulate)
-        return NF_OK;
-    opt->pending = 0;
-    return nf_optimizer_step(opt, err);
-}
-
-/* The last group of an epoch may be short: step on what it gathered. */
-static nf_status flush_accumulated(nf_optimizer *opt, nf_error *err)
-{
-    if (opt->pending == 0)
-        return NF_OK;
-    opt->pending = 0;
-    return nf_optimizer_step(opt, err);
+    return opt ? nf_optimizer_add_batch(opt, err) : NF_OK;
 }
 
 static void finish_stats(nf_epoch_stats *s, const nf_plan *plan, const nf_binding *bind)
@@ -220,7 +206,7 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
             nf_batcher_rewind(b);
             if (epoch_done)
                 *epoch_done = 1;
-            st = flush_accumulated(opt, err);
+            st = nf_optimizer_flush(opt, err); /* a short last group steps on what it gathered */
             break;
         }
         double loss;
@@ -270,8 +256,8 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     nf_plan_input(plan, bind->y, &yv, NULL);
     float *x = xv.data, *y = yv.data;
     int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
-    int training = plan->training;
-    plan->training = 0; /* evaluation: no dropout, running statistics */
+    int training = nf_plan_training(plan);
+    nf_plan_set_training(plan, 0); /* evaluation: no dropout, running statistics */
     double loss_sum = 0.0;
     int64_t correct = 0, batches = 0, start;
     for (start = 0; start < ds->count && st == NF_OK; start += plan->capacity, batches++) {
@@ -292,7 +278,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
         loss_sum += loss * (double)rows;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
-    plan->training = training;
+    nf_plan_set_training(plan, training);
     if (stats) {
         memset(stats, 0, sizeof *stats);
         stats->loss_sum = loss_sum;

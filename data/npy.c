@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/data_internal.h"
-#include "engine/util.h"
+#include "data/data_internal.h"
+#include "io/util.h"
 
 #define NPY_MAX_BYTES ((size_t)8 << 30)
 

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/util.h"
+#include "io/util.h"
 
 void nf_text_printf(nf_text *t, const char *fmt, ...)
 {

@@ -9,7 +9,7 @@
 
 #include <zlib.h>
 
-#include "engine/data_internal.h"
+#include "data/data_internal.h"
 
 #define IDX_MAX_ELEMENTS ((int64_t)1 << 31)
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/data_internal.h"
+#include "data/data_internal.h"
 
 static nf_status dataset_from_arrays(const char *x_path, nf_npy *x, nf_npy *y, nf_dataset **out, nf_error *err)
 {

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/data_internal.h"
-#include "engine/util.h"
+#include "data/data_internal.h"
+#include "io/util.h"
 
 typedef struct corpus {
     char *bytes;

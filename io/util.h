@@ -1,7 +1,7 @@
 /* nodeflow — small helpers shared by the file formats: a growing text
  * buffer, spelling suggestions, whole-file reads and atomic writes. */
-#ifndef NF_ENGINE_UTIL_H
-#define NF_ENGINE_UTIL_H
+#ifndef NF_IO_UTIL_H
+#define NF_IO_UTIL_H
 
 #include <stddef.h>
 #include <stdio.h>

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/data_internal.h"
-#include "engine/util.h"
+#include "data/data_internal.h"
+#include "io/util.h"
 
 #define CSV_MAX_BYTES ((size_t)4 << 30)
 #define CSV_MAX_COLUMNS 1000000

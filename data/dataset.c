@@ -1,10 +1,11 @@
 /* nodeflow — in-memory datasets and shuffled mini-batches. */
 #include <math.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/data_internal.h"
+#include "data/data_internal.h"
 
 void nf_dataset_free(nf_dataset *ds)
 {
@@ -161,11 +162,58 @@ int64_t nf_batcher_next(nf_batcher *b, float *x, float *y)
     return rows;
 }
 
-void nf_batcher_restore(nf_batcher *b, const nf_rng *epoch_rng, int64_t next)
+nf_status nf_batcher_save_state(const nf_batcher *b, nf_record *r, nf_error *err)
 {
-    b->rng = *epoch_rng;
-    nf_batcher_rewind(b);
-    b->next = next < 0 ? 0 : next > b->ds->count ? b->ds->count : next;
+    char rng[4 * 16 + 1];
+    snprintf(rng, sizeof rng, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, b->epoch_rng.s[0],
+             b->epoch_rng.s[1], b->epoch_rng.s[2], b->epoch_rng.s[3]);
+    nf_record_put_int(r, "batch_size", b->batch);
+    nf_record_put_int(r, "batch_next", b->next);
+    nf_record_put_int(r, "samples", b->ds->count);
+    nf_record_put_text(r, "shuffle_state", rng);
+    return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the batcher") : NF_OK;
+}
+
+/* Four 16-digit hex words. */
+static int parse_rng(const char *text, nf_rng *rng)
+{
+    if (!text || strlen(text) != 64)
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        rng->s[i] = 0;
+        for (int j = 0; j < 16; j++) {
+            int c = (unsigned char)text[16 * i + j];
+            int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (v < 0)
+                return 0;
+            rng->s[i] = rng->s[i] << 4 | (uint64_t)v;
+        }
+    }
+    return 1;
+}
+
+nf_status nf_batcher_load_state(nf_batcher *b, const nf_record *r, int apply, nf_error *err)
+{
+    int64_t batch, next, samples;
+    nf_rng rng;
+    nf_status st = nf_record_int(r, "batch_size", 1, NF_MAX_COUNT, &batch, err);
+    if (st == NF_OK)
+        st = nf_record_int(r, "samples", 0, NF_MAX_COUNT, &samples, err);
+    if (st == NF_OK)
+        st = nf_record_int(r, "batch_next", 0, samples, &next, err);
+    if (st == NF_OK && !parse_rng(nf_record_text(r, "shuffle_state"), &rng))
+        st = nf_fail(err, NF_ERR_FORMAT, "malformed shuffle_state in the checkpoint");
+    if (st != NF_OK)
+        return st;
+    if (batch != b->batch || samples != b->ds->count)
+        return nf_fail(err, NF_ERR_STATE, "saved for batches of %lld over %lld samples, not %lld over %lld",
+                       (long long)batch, (long long)samples, (long long)b->batch, (long long)b->ds->count);
+    if (apply) { /* the epoch's order as it was shuffled, and the position in it */
+        b->rng = rng;
+        nf_batcher_rewind(b);
+        b->next = next;
+    }
+    return NF_OK;
 }
 
 int64_t nf_batcher_batches(const nf_batcher *b)

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/safetensors.h"
-#include "engine/util.h"
+#include "io/safetensors.h"
+#include "io/util.h"
 
 #define ST_MAX_FILE ((size_t)16 << 30)
 #define ST_MAX_HEADER ((size_t)100 << 20)

@@ -1,0 +1,193 @@
+/* nodeflow — a record of named values and tensors (see record.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/record.h"
+
+typedef struct entry {
+    char *key;
+    char *text;          /* a value, or NULL for a tensor */
+    nf_shape shape;
+    const float *data;
+    float *owned;        /* data, when the record owns it */
+} entry;
+
+struct nf_record {
+    entry *e;
+    int n, cap;
+    int failed;
+};
+
+nf_record *nf_record_new(void) { return calloc(1, sizeof(nf_record)); }
+
+void nf_record_free(nf_record *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n; i++) {
+        free(r->e[i].key);
+        free(r->e[i].text);
+        free(r->e[i].owned);
+    }
+    free(r->e);
+    free(r);
+}
+
+int nf_record_failed(const nf_record *r) { return r->failed; }
+
+static entry *add(nf_record *r, const char *key)
+{
+    if (r->failed)
+        return NULL;
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 32;
+        entry *grown = realloc(r->e, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            r->failed = 1;
+            return NULL;
+        }
+        r->e = grown;
+        r->cap = cap;
+    }
+    entry *e = &r->e[r->n];
+    memset(e, 0, sizeof *e);
+    if (!(e->key = strdup(key))) {
+        r->failed = 1;
+        return NULL;
+    }
+    r->n++;
+    return e;
+}
+
+int nf_record_put_text(nf_record *r, const char *key, const char *text)
+{
+    entry *e = add(r, key);
+    if (e && !(e->text = strdup(text))) {
+        r->failed = 1;
+        return 0;
+    }
+    return e != NULL;
+}
+
+int nf_record_put_int(nf_record *r, const char *key, int64_t value)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%" PRId64, value);
+    return nf_record_put_text(r, key, text);
+}
+
+int nf_record_put_double(nf_record *r, const char *key, double value)
+{
+    char text[40];
+    snprintf(text, sizeof text, "%.17g", value);
+    return nf_record_put_text(r, key, text);
+}
+
+int nf_record_put_tensor(nf_record *r, const char *name, const nf_shape *shape, const float *data)
+{
+    entry *e = add(r, name);
+    if (e) {
+        e->shape = *shape;
+        e->data = data;
+    }
+    return e != NULL;
+}
+
+int nf_record_take_tensor(nf_record *r, const char *name, const nf_shape *shape, float *data)
+{
+    if (!nf_record_put_tensor(r, name, shape, data)) {
+        free(data);
+        return 0;
+    }
+    r->e[r->n - 1].owned = data;
+    return 1;
+}
+
+static const entry *find(const nf_record *r, const char *key)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->e[i].key, key))
+            return &r->e[i];
+    return NULL;
+}
+
+const char *nf_record_text(const nf_record *r, const char *key)
+{
+    const entry *e = find(r, key);
+    return e ? e->text : NULL;
+}
+
+nf_status nf_record_int(const nf_record *r, const char *key, int64_t min, int64_t max, int64_t *out,
+                        nf_error *err)
+{
+    const char *text = nf_record_text(r, key);
+    char *end;
+    errno = 0;
+    long long v = text ? strtoll(text, &end, 10) : 0;
+    if (!text || end == text || *end || errno == ERANGE || v < min || v > max)
+        return nf_fail(err, NF_ERR_FORMAT, "'%s' is %s%s%s, not a whole number from %lld to %lld", key,
+                       text ? "'" : "missing", text ? text : "", text ? "'" : "", (long long)min, (long long)max);
+    *out = v;
+    return NF_OK;
+}
+
+nf_status nf_record_double(const nf_record *r, const char *key, double *out, nf_error *err)
+{
+    const char *text = nf_record_text(r, key);
+    char *end;
+    double v = text ? strtod(text, &end) : 0;
+    if (!text || end == text || *end)
+        return nf_fail(err, NF_ERR_FORMAT, "'%s' is %s, not a number", key, text ? text : "missing");
+    *out = v;
+    return NF_OK;
+}
+
+nf_status nf_record_tensor(const nf_record *r, const char *name, const nf_shape *shape, float *out,
+                           nf_error *err)
+{
+    const entry *e = find(r, name);
+    if (!e || e->text || !nf_shape_equal(&e->shape, shape))
+        return nf_fail(err, NF_ERR_FORMAT, "tensor '%s' is missing or misshapen", name);
+    if (out)
+        memcpy(out, e->data, (size_t)nf_shape_size(shape) * sizeof(float));
+    return NF_OK;
+}
+
+int nf_record_count(const nf_record *r) { return r->n; }
+
+const char *nf_record_key(const nf_record *r, int i, const char **text, const nf_shape **shape,
+                          const float **data)
+{
+    const entry *e = &r->e[i];
+    *text = e->text;
+    *shape = &e->shape;
+    *data = e->data;
+    return e->key;
+}
+
+/* ---- the graph's state ---------------------------------------------------- */
+
+nf_status nf_graph_save_state(const nf_graph *g, nf_record *r, nf_error *err)
+{
+    for (int k = 0; k < g->n_params; k++)
+        nf_record_put_tensor(r, g->params[k].name, &g->params[k].shape, g->values + g->params[k].offset);
+    char runs[32];
+    snprintf(runs, sizeof runs, "%" PRIu64, g->runs);
+    nf_record_put_text(r, "graph_runs", runs);
+    return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the parameters") : NF_OK;
+}
+
+nf_status nf_graph_load_state(nf_graph *g, const nf_record *r, int apply, nf_error *err)
+{
+    int64_t runs;
+    nf_status st = nf_record_int(r, "graph_runs", 0, INT64_MAX, &runs, err);
+    for (int k = 0; st == NF_OK && k < g->n_params; k++)
+        st = nf_record_tensor(r, g->params[k].name, &g->params[k].shape, apply ? g->values + g->params[k].offset : NULL,
+                              err);
+    if (st == NF_OK && apply)
+        g->runs = (uint64_t)runs; /* dropout masks continue where they were */
+    return st;
+}

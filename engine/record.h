@@ -1,0 +1,56 @@
+/* nodeflow — a record of named values and tensors: how each component
+ * (the graph, an optimizer, a schedule, an average, a batcher, the
+ * training session) hands its state to a checkpoint and takes it back,
+ * without the checkpoint knowing any component's fields.
+ *
+ * Values are text (numbers are written with full precision); tensors are
+ * float32 with a shape. A component writes its entries under its own
+ * keys; reading checks a value's range or a tensor's shape and names the
+ * key in the error. */
+#ifndef NF_ENGINE_RECORD_H
+#define NF_ENGINE_RECORD_H
+
+#include <stdint.h>
+
+#include "engine/internal.h"
+
+typedef struct nf_record nf_record;
+
+/* The largest counter (steps, epochs, positions) a record may hold: 2^53,
+ * so that every count is exact in a double and sums of a few cannot wrap. */
+#define NF_MAX_COUNT ((int64_t)1 << 53)
+
+nf_record *nf_record_new(void);
+void nf_record_free(nf_record *r);
+
+/* Writing. `data` of a tensor is borrowed (it must outlive the record);
+ * nf_record_take_tensor hands over a malloc'ed one. Each returns 0 when
+ * out of memory (the record is then marked failed: nf_record_failed). */
+int nf_record_put_text(nf_record *r, const char *key, const char *text);
+int nf_record_put_int(nf_record *r, const char *key, int64_t value);
+int nf_record_put_double(nf_record *r, const char *key, double value);
+int nf_record_put_tensor(nf_record *r, const char *name, const nf_shape *shape, const float *data);
+int nf_record_take_tensor(nf_record *r, const char *name, const nf_shape *shape, float *data);
+int nf_record_failed(const nf_record *r);
+
+/* Reading. Errors name the key; the caller adds where the record came from. */
+const char *nf_record_text(const nf_record *r, const char *key);
+nf_status nf_record_int(const nf_record *r, const char *key, int64_t min, int64_t max, int64_t *out,
+                        nf_error *err);
+nf_status nf_record_double(const nf_record *r, const char *key, double *out, nf_error *err);
+/* A tensor of exactly `shape`; copied to `out` when `out` is not NULL. */
+nf_status nf_record_tensor(const nf_record *r, const char *name, const nf_shape *shape, float *out,
+                           nf_error *err);
+
+/* Iteration, for the file formats that store a record. */
+int nf_record_count(const nf_record *r);
+/* Entry i: its key, and either its text or (text NULL) its tensor. */
+const char *nf_record_key(const nf_record *r, int i, const char **text, const nf_shape **shape,
+                          const float **data);
+
+/* A graph's own part of a checkpoint: its parameters, by name, and the
+ * count of training runs that keys its random masks. */
+nf_status nf_graph_save_state(const nf_graph *g, nf_record *r, nf_error *err);
+nf_status nf_graph_load_state(nf_graph *g, const nf_record *r, int apply, nf_error *err);
+
+#endif

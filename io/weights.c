@@ -1,0 +1,207 @@
+/* nodeflow — graph weights and checkpoint files as safetensors. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/checkpoint_file.h"
+#include "io/safetensors.h"
+
+/* ---- weights --------------------------------------------------------- */
+
+static nf_st_entry *param_entries(const nf_graph *g)
+{
+    nf_st_entry *e = calloc((size_t)g->n_params + 1, sizeof *e);
+    for (int k = 0; e && k < g->n_params; k++)
+        e[k] = (nf_st_entry){g->params[k].name, g->params[k].shape, g->values + g->params[k].offset};
+    return e;
+}
+
+#define VOCAB_KEY "nodeflow.vocab"
+
+/* Adds the graph's vocabulary (hex) to meta, made if NULL; NULL without a
+ * vocabulary or out of memory. */
+static cJSON *vocab_meta(const nf_graph *g, cJSON *meta)
+{
+    if (!g->vocab_size)
+        return meta;
+    char hex[2 * 256 + 1];
+    for (int i = 0; i < g->vocab_size; i++)
+        snprintf(hex + 2 * i, 3, "%02x", g->vocab[i]);
+    cJSON *m = meta ? meta : cJSON_CreateObject();
+    if (!m || !cJSON_AddStringToObject(m, VOCAB_KEY, hex)) {
+        if (!meta)
+            cJSON_Delete(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The vocabulary of a weights file's metadata, if it has one. */
+static nf_status vocab_from(nf_graph *g, const nf_st_file *f, nf_error *err)
+{
+    const char *hex = nf_st_meta(f, VOCAB_KEY);
+    if (!hex)
+        return NF_OK;
+    size_t len = strlen(hex);
+    unsigned char bytes[256];
+    if (len % 2 || len / 2 > 256 || len == 0)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s must hold 1 to 256 bytes in hex", f->path, VOCAB_KEY);
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
+            sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s is not hex", f->path, VOCAB_KEY);
+        bytes[i] = (unsigned char)v;
+    }
+    nf_status st = nf_graph_set_vocab(g, bytes, (int)(len / 2), err);
+    if (st != NF_OK)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s: %s", f->path, VOCAB_KEY, err ? err->message : "");
+    return NF_OK;
+}
+
+nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err)
+{
+    if (!g || !path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_weights_save: NULL argument");
+    if (g->validated_version != g->version)
+        return nf_fail(err, NF_ERR_STATE, "validate the graph before saving its weights");
+    nf_st_entry *e = param_entries(g);
+    if (!e)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    cJSON *meta = vocab_meta(g, NULL);
+    nf_status st = g->vocab_size && !meta ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory")
+                                          : nf_st_write(path, e, g->n_params, meta, err);
+    cJSON_Delete(meta);
+    free(e);
+    return st;
+}
+
+/* Every parameter present with its shape; extra tensors only if allowed. */
+static nf_status check_params(const nf_graph *g, const nf_st_file *f, unsigned flags, nf_error *err)
+{
+    for (int k = 0; k < g->n_params; k++) {
+        const nf_param *p = &g->params[k];
+        const nf_st_tensor *t = nf_st_find(f, p->name);
+        char want[64], have[64];
+        if (!t)
+            return nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' is missing", f->path, p->name);
+        if (!nf_shape_equal(&t->shape, &p->shape))
+            return nf_fail(err, NF_ERR_SHAPE, "%s: tensor '%s': expected shape %s, found %s", f->path, p->name,
+                           nf_shape_format(&p->shape, want, sizeof want), nf_shape_format(&t->shape, have, sizeof have));
+    }
+    for (int i = 0; i < f->count && !(flags & NF_WEIGHTS_ALLOW_EXTRA); i++)
+        if (nf_graph_find_param(g, f->tensors[i].name) < 0)
+            return nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' is not a parameter of the graph (allow extra tensors to ignore it)",
+                           f->path, f->tensors[i].name);
+    return NF_OK;
+}
+
+static void copy_params(nf_graph *g, const nf_st_file *f)
+{
+    for (int k = 0; k < g->n_params; k++)
+        nf_st_read(nf_st_find(f, g->params[k].name), g->values + g->params[k].offset);
+}
+
+nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_error *err)
+{
+    if (!g || !path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_weights_load: NULL argument");
+    nf_status st = nf_graph_validate(g, err);
+    if (st != NF_OK)
+        return st;
+    nf_st_file f;
+    if ((st = nf_st_open(path, &f, err)) != NF_OK)
+        return st;
+    st = nf_weights_from(g, &f, flags, err);
+    nf_st_close(&f);
+    return st;
+}
+
+nf_status nf_weights_from(nf_graph *g, const nf_st_file *f, unsigned flags, nf_error *err)
+{
+    nf_status st = check_params(g, f, flags, err);
+    if (st == NF_OK)
+        st = vocab_from(g, f, err);
+    if (st == NF_OK)
+        copy_params(g, f);
+    return st;
+}
+
+/* ---- checkpoint files ------------------------------------------------- */
+
+#define CHECKPOINT_FORMAT "nodeflow-checkpoint-1"
+
+nf_status nf_checkpoint_write(const char *path, const nf_graph *g, const nf_record *r, nf_error *err)
+{
+    int n = nf_record_count(r), count = 0;
+    nf_st_entry *entries = calloc((size_t)n + 1, sizeof *entries);
+    cJSON *meta = cJSON_CreateObject();
+    int ok = entries && meta && cJSON_AddStringToObject(meta, "format", CHECKPOINT_FORMAT) &&
+             (!g->vocab_size || vocab_meta(g, meta));
+    for (int i = 0; ok && i < n; i++) {
+        const char *text;
+        const nf_shape *shape;
+        const float *data;
+        const char *key = nf_record_key(r, i, &text, &shape, &data);
+        if (text)
+            ok = cJSON_AddStringToObject(meta, key, text) != NULL;
+        else
+            entries[count++] = (nf_st_entry){key, *shape, data};
+    }
+    nf_status st = ok ? nf_st_write(path, entries, count, meta, err)
+                      : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory writing a checkpoint");
+    free(entries);
+    cJSON_Delete(meta);
+    return st;
+}
+
+/* Every metadata string and every tensor (converted to float32) of an
+ * opened checkpoint file. */
+static nf_status record_from(const nf_st_file *f, nf_record *r, nf_error *err)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, f->metadata)
+        if (cJSON_IsString(item) && strcmp(item->string, "format") != 0)
+            nf_record_put_text(r, item->string, item->valuestring);
+    for (int i = 0; i < f->count && !nf_record_failed(r); i++) {
+        const nf_st_tensor *t = &f->tensors[i];
+        int64_t n = nf_shape_size(&t->shape);
+        float *data = malloc((size_t)(n ? n : 1) * sizeof(float));
+        if (data)
+            nf_st_read(t, data);
+        if (!data || !nf_record_take_tensor(r, t->name, &t->shape, data))
+            return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory reading the checkpoint", f->path);
+    }
+    return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory reading the checkpoint", f->path)
+                               : NF_OK;
+}
+
+nf_status nf_checkpoint_read(const char *path, const nf_graph *g, nf_record **out, nf_error *err)
+{
+    *out = NULL;
+    nf_st_file f;
+    nf_status st = nf_st_open(path, &f, err);
+    if (st != NF_OK)
+        return st;
+    const char *format = nf_st_meta(&f, "format");
+    nf_record *r = NULL;
+    if (!format || strcmp(format, CHECKPOINT_FORMAT) != 0)
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: not a nodeflow checkpoint (no format '%s' in __metadata__)", path,
+                     CHECKPOINT_FORMAT);
+    else
+        st = check_params(g, &f, NF_WEIGHTS_ALLOW_EXTRA, err);
+    if (st == NF_OK && !(r = nf_record_new()))
+        st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    if (st == NF_OK)
+        st = record_from(&f, r, err);
+    nf_st_close(&f);
+    if (st != NF_OK)
+        nf_record_free(r);
+    else
+        *out = r;
+    return st;
+}

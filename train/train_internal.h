@@ -1,0 +1,16 @@
+/* nodeflow — what the files of train/ share: the state of a training run
+ * in checkpoints, and the one definition of a metric. */
+#ifndef NF_TRAIN_INTERNAL_H
+#define NF_TRAIN_INTERNAL_H
+
+#include "engine/record.h"
+
+/* Checks that a run's objects are there and belong together. */
+nf_status nf_training_check(const nf_graph *g, const nf_training *t, const char *what, nf_error *err);
+/* Every component's state into `r`; back (apply = 0: only checked). */
+nf_status nf_training_save_state(const nf_graph *g, const nf_training *t, nf_record *r, nf_error *err);
+nf_status nf_training_load_state(nf_graph *g, nf_training *t, const nf_record *r, int apply, nf_error *err);
+/* Puts "path: " in front of err's message when st is an error. */
+nf_status nf_fail_in(const char *path, nf_status st, nf_error *err);
+
+#endif
