@@ -16,6 +16,7 @@ const char *nf_status_name(nf_status status)
     case NF_ERR_FORMAT: return "format error";
     case NF_ERR_STATE: return "state error";
     case NF_ERR_NUMERIC: return "numeric error";
+    case NF_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }

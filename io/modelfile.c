@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "io/util.h"
-#include "optim/optimizer.h"
+#include "io/settings.h"
 
 #define MAX_TOKENS (NF_MAX_INPUTS + NF_MAX_ATTRS + 2)
 #define MAX_MODEL_BYTES ((size_t)64 << 20)
@@ -176,167 +176,13 @@ static int is_blank(const char *s)
 
 /* ---- the [train] section ------------------------------------------------ */
 
-void nf_train_config_init(nf_train_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->lr = NAN;
-    c->seed = -1;
-    c->clip_norm = NAN;
-    c->clip_value = NAN;
-    c->average_decay = NAN;
-}
+/* Where each optimizer setting was written, for errors found once the
+ * whole section is read (the optimizer line may come last). */
+typedef struct train_lines {
+    int line[NF_TRAIN_MAX_HPARAMS], column[NF_TRAIN_MAX_HPARAMS];
+} train_lines;
 
-static const char *const train_keys[] = {"optimizer", "lr", "batch", "epochs", "seed", "clip_norm", "clip_value",
-                                         "early_stop", "average", "average_decay", "schedule", "unroll", NULL};
-
-/* Copies a name value into a fixed field; fails when it does not fit. */
-static nf_status name_value(const parser *p, int line, const token *value, char *field, size_t size)
-{
-    if (strlen(value->text) >= size)
-        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "'%s' is too long", value->text);
-    snprintf(field, size, "%s", value->text);
-    return NF_OK;
-}
-
-/* Settings whose values are names, or text for the schedule. */
-static int text_setting(parser *p, int line, const token *key, const token *value, nf_status *st)
-{
-    nf_train_config *c = p->train;
-    char buf[96];
-    if (strcmp(key->text, "average") == 0) {
-        const char *kinds[] = {"ema", "polyak", NULL};
-        *st = strcmp(value->text, "ema") && strcmp(value->text, "polyak")
-                  ? parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "average is ema or polyak, not '%s'%s",
-                                value->text, hint(buf, sizeof buf, value->text, kinds))
-                  : name_value(p, line, value, c->average, sizeof c->average);
-        return 1;
-    }
-    if (strcmp(key->text, "schedule") == 0) {
-        int known = 0;
-        for (int i = 0; nf_schedule_names()[i]; i++)
-            known |= strcmp(nf_schedule_names()[i], value->text) == 0;
-        *st = !known ? parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "unknown schedule '%s'%s",
-                                   value->text, hint(buf, sizeof buf, value->text, nf_schedule_names()))
-                     : name_value(p, line, value, c->schedule, sizeof c->schedule);
-        return 1;
-    }
-    if (strncmp(key->text, "schedule.", 9) == 0) {
-        nf_schedule *probe;
-        nf_error check;
-        nf_schedule_new("constant", 1.0, &probe, NULL);
-        if (c->n_schedule == NF_TRAIN_MAX_HPARAMS || strlen(key->text + 9) >= sizeof c->schedule_key[0] ||
-            strlen(value->text) >= sizeof c->schedule_value[0])
-            *st = parse_error(p, NF_ERR_INVALID_ARGUMENT, line, key->column, "too many or too long schedule settings");
-        else if (probe && nf_schedule_set_text(probe, key->text + 9, value->text, &check) != NF_OK)
-            *st = parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "%s", check.message);
-        else {
-            snprintf(c->schedule_key[c->n_schedule], sizeof c->schedule_key[0], "%s", key->text + 9);
-            snprintf(c->schedule_value[c->n_schedule++], sizeof c->schedule_value[0], "%s", value->text);
-            *st = probe ? NF_OK : nf_fail(p->err, NF_ERR_NO_MEMORY, "out of memory");
-        }
-        nf_schedule_free(probe);
-        return 1;
-    }
-    return 0;
-}
-
-static int parse_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return end != s && *end == '\0' && errno == 0 && isfinite(*out);
-}
-
-static nf_status train_count(const parser *p, int line, const token *key, const token *value, double v, double max,
-                             int64_t *out)
-{
-    if (v != floor(v) || v < 1 || v > max)
-        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column,
-                           "'%s' must be a whole number from 1 to %.0f", key->text, max);
-    *out = (int64_t)v;
-    return NF_OK;
-}
-
-static nf_status train_setting(parser *p, int line, const token *key, const token *value)
-{
-    nf_train_config *c = p->train;
-    double v = 0;
-    nf_status text_status;
-    if (text_setting(p, line, key, value, &text_status))
-        return text_status;
-    if (strcmp(key->text, "optimizer") == 0) {
-        char buf[96];
-        if (!nf_optimizer_type_find(value->text))
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "unknown optimizer '%s'%s",
-                               value->text, hint(buf, sizeof buf, value->text, nf_optimizer_names()));
-        snprintf(c->optimizer, sizeof c->optimizer, "%s", value->text);
-        return NF_OK;
-    }
-    if (!parse_number(value->text, &v))
-        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "'%s' must be a number, not '%s'",
-                           key->text, value->text);
-    if (strcmp(key->text, "lr") == 0) {
-        if (v < 0)
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "lr must not be negative");
-        c->lr = v;
-    } else if (strcmp(key->text, "batch") == 0) {
-        return train_count(p, line, key, value, v, 1 << 30, &c->batch);
-    } else if (strcmp(key->text, "epochs") == 0) {
-        return train_count(p, line, key, value, v, 1e6, &c->epochs);
-    } else if (strcmp(key->text, "seed") == 0) {
-        if (v != floor(v) || v < 0 || v > 9007199254740992.0)
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column,
-                               "seed must be a whole number from 0 to 2^53");
-        c->seed = (int64_t)v;
-    } else if (strcmp(key->text, "clip_norm") == 0 || strcmp(key->text, "clip_value") == 0) {
-        if (v <= 0)
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "%s must be positive", key->text);
-        *(strcmp(key->text, "clip_norm") == 0 ? &c->clip_norm : &c->clip_value) = v;
-    } else if (strcmp(key->text, "early_stop") == 0) {
-        return train_count(p, line, key, value, v, 1e6, &c->early_stop);
-    } else if (strcmp(key->text, "unroll") == 0) {
-        return train_count(p, line, key, value, v, 1 << 20, &c->unroll);
-    } else if (strcmp(key->text, "average_decay") == 0) {
-        if (!(v > 0 && v < 1))
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, value->column, "average_decay must be in (0, 1)");
-        c->average_decay = v;
-    } else {
-        if (c->n_hparams == NF_TRAIN_MAX_HPARAMS || strlen(key->text) >= sizeof c->hparam_key[0])
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, key->column, "too many or too long settings");
-        snprintf(c->hparam_key[c->n_hparams], sizeof c->hparam_key[0], "%s", key->text);
-        c->hparam_value[c->n_hparams++] = v;
-    }
-    return NF_OK;
-}
-
-/* Hyper-parameters are checked against the optimizer once the whole
- * section is read (the optimizer line may come last). */
-static nf_status check_hparams(parser *p, const int *lines, const int *columns)
-{
-    nf_train_config *c = p->train;
-    const char *name = c->optimizer[0] ? c->optimizer : "sgd";
-    const nf_optimizer_type *type = nf_optimizer_type_find(name);
-    for (int i = 0; i < c->n_hparams; i++) {
-        nf_error check;
-        if (nf_optimizer_key_check(type, c->hparam_key[i], c->hparam_value[i], &check) == NF_OK)
-            continue;
-        const char *names[NF_MAX_HPARAMS + 16];
-        int n = 0;
-        for (int k = 0; train_keys[k]; k++)
-            names[n++] = train_keys[k];
-        for (int k = 0; k < type->n_hparams; k++)
-            names[n++] = type->hparams[k].name;
-        names[n] = NULL;
-        char buf[96];
-        return parse_error(p, NF_ERR_INVALID_ARGUMENT, lines[i], columns[i], "%s%s", check.message,
-                           hint(buf, sizeof buf, c->hparam_key[i], names));
-    }
-    return NF_OK;
-}
-
-static nf_status parse_train_line(parser *p, int line, char *s, int *hp_lines, int *hp_columns,
-                                  unsigned *seen)
+static nf_status parse_train_line(parser *p, int line, char *s, train_lines *where)
 {
     /* "key = value", with or without spaces around '=' */
     char *eq = strchr(s, '=');
@@ -352,22 +198,28 @@ static nf_status parse_train_line(parser *p, int line, char *s, int *hp_lines, i
     if (!split_tokens(s, s, t, 3, &n) || n != 2)
         return parse_error(p, NF_ERR_FORMAT, line, n > 2 ? t[2].column : (int)(eq - s) + 1,
                            "expected one key and one value: 'key = value'");
-    for (int k = 0; train_keys[k]; k++)
-        if (strcmp(t[0].text, train_keys[k]) == 0) {
-            if (*seen & (1u << k))
-                return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t[0].column, "'%s' is set twice", t[0].text);
-            *seen |= 1u << k;
-        }
-    for (int i = 0; i < p->train->n_hparams; i++)
-        if (strcmp(p->train->hparam_key[i], t[0].text) == 0)
-            return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t[0].column, "'%s' is set twice", t[0].text);
-    int before = p->train->n_hparams;
-    nf_status st = train_setting(p, line, &t[0], &t[1]);
-    if (st == NF_OK && p->train->n_hparams > before) {
-        hp_lines[before] = line;
-        hp_columns[before] = t[0].column;
+    if (nf_train_config_has(p->train, t[0].text))
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t[0].column, "'%s' is set twice", t[0].text);
+    nf_error why;
+    int hparams = p->train->n_hparams;
+    if (nf_train_config_set(p->train, t[0].text, t[1].text, &why) != NF_OK) {
+        int at_key = strstr(why.message, "too many") != NULL;
+        return parse_error(p, why.code, line, at_key ? t[0].column : t[1].column, "%s", why.message);
     }
-    return st;
+    if (p->train->n_hparams > hparams) {
+        where->line[hparams] = line;
+        where->column[hparams] = t[0].column;
+    }
+    return NF_OK;
+}
+
+static nf_status check_train(parser *p, const train_lines *where)
+{
+    nf_error why;
+    int bad = 0;
+    if (nf_train_config_check(p->train, &bad, &why) == NF_OK)
+        return NF_OK;
+    return parse_error(p, why.code, where->line[bad], where->column[bad], "%s", why.message);
 }
 
 /* ---- statements ------------------------------------------------------- */
@@ -501,8 +353,7 @@ static nf_status read_lines(parser *p)
 {
     const char *s = p->text, *end = p->text + p->len;
     int line = 0, in_train = 0, seen_header = 0;
-    int hp_lines[NF_TRAIN_MAX_HPARAMS], hp_columns[NF_TRAIN_MAX_HPARAMS];
-    unsigned seen = 0;
+    train_lines where;
     nf_status st = NF_OK;
     while (st == NF_OK && s < end) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
@@ -539,7 +390,7 @@ static nf_status read_lines(parser *p)
                                           : "unknown section; the only section is [train]");
             free(text);
         } else if (in_train) {
-            st = parse_train_line(p, line, text, hp_lines, hp_columns, &seen);
+            st = parse_train_line(p, line, text, &where);
             free(text);
         } else {
             st = add_statement(p, line, text);
@@ -550,7 +401,7 @@ static nf_status read_lines(parser *p)
     if (st == NF_OK && p->n_stmts == 0)
         return parse_error(p, NF_ERR_FORMAT, line, 1, "no nodes; add lines such as 'x = input shape=784'");
     if (st == NF_OK)
-        st = check_hparams(p, hp_lines, hp_columns);
+        st = check_train(p, &where);
     return st;
 }
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/util.h"
+#include "io/settings.h"
 
 /* The shortest "%g" text that reads back as exactly `v`. */
 static void format_number(char *buf, size_t size, double v)
@@ -64,51 +64,6 @@ static void write_node(nf_text *t, const nf_node *node)
     nf_text_printf(t, "\n");
 }
 
-static void write_number(nf_text *t, const char *key, double v)
-{
-    char num[64];
-    format_number(num, sizeof num, v);
-    nf_text_printf(t, "%s = %s\n", key, num);
-}
-
-static void write_train(nf_text *t, const nf_train_config *c)
-{
-    int any = c->optimizer[0] || !isnan(c->lr) || c->batch || c->epochs || c->seed >= 0 || !isnan(c->clip_norm) ||
-              !isnan(c->clip_value) || c->early_stop || c->average[0] || !isnan(c->average_decay) ||
-              c->schedule[0] || c->n_schedule || c->n_hparams || c->unroll;
-    if (!any)
-        return;
-    nf_text_printf(t, "\n[train]\n");
-    if (c->optimizer[0])
-        nf_text_printf(t, "optimizer = %s\n", c->optimizer);
-    if (!isnan(c->lr))
-        write_number(t, "lr", c->lr);
-    for (int i = 0; i < c->n_hparams; i++)
-        write_number(t, c->hparam_key[i], c->hparam_value[i]);
-    if (c->schedule[0])
-        nf_text_printf(t, "schedule = %s\n", c->schedule);
-    for (int i = 0; i < c->n_schedule; i++)
-        nf_text_printf(t, "schedule.%s = %s\n", c->schedule_key[i], c->schedule_value[i]);
-    if (c->batch)
-        nf_text_printf(t, "batch = %lld\n", (long long)c->batch);
-    if (c->epochs)
-        nf_text_printf(t, "epochs = %lld\n", (long long)c->epochs);
-    if (c->seed >= 0)
-        nf_text_printf(t, "seed = %lld\n", (long long)c->seed);
-    if (!isnan(c->clip_norm))
-        write_number(t, "clip_norm", c->clip_norm);
-    if (!isnan(c->clip_value))
-        write_number(t, "clip_value", c->clip_value);
-    if (c->early_stop)
-        nf_text_printf(t, "early_stop = %lld\n", (long long)c->early_stop);
-    if (c->unroll)
-        nf_text_printf(t, "unroll = %lld\n", (long long)c->unroll);
-    if (c->average[0])
-        nf_text_printf(t, "average = %s\n", c->average);
-    if (!isnan(c->average_decay))
-        write_number(t, "average_decay", c->average_decay);
-}
-
 nf_status nf_model_format(const nf_graph *g, const nf_train_config *train, char **text, nf_error *err)
 {
     if (!g || !text)
@@ -121,7 +76,7 @@ nf_status nf_model_format(const nf_graph *g, const nf_train_config *train, char 
     for (int i = 0; i < g->n_nodes; i++)
         write_node(&t, g->nodes[i]);
     if (train)
-        write_train(&t, train);
+        nf_train_config_write(&t, train);
     if (t.failed) {
         nf_text_free(&t);
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory writing the model");

@@ -16,6 +16,7 @@ int cli_fail(const nf_error *err)
     switch (err->code) {
     case NF_ERR_NO_MEMORY:
     case NF_ERR_NUMERIC:
+    case NF_ERR_INTERRUPTED:
     case NF_ERR_STATE:
         return EXIT_RUNTIME;
     default:

@@ -34,30 +34,84 @@ extern "C" {
 
 #define NF_TRAIN_MAX_HPARAMS 16
 
-/* The [train] section. Fields not given in the file keep the values of
- * nf_train_config_init: empty names, NAN numbers, 0 or -1 counts. */
+/* The [train] section: every setting of a training run. nf_train_config_init
+ * leaves each one unset: empty names, NAN numbers, -1 counts. The table of
+ * settings (nf_train_settings) says what each one is; optimizer settings
+ * other than lr (momentum, beta2, lr_mult.fc1, decay_1d, accumulate, ...)
+ * and schedule settings ("schedule.KEY") are kept by key. */
 typedef struct nf_train_config {
     char optimizer[32];
     double lr;
     int64_t batch;
     int64_t epochs;
-    int64_t seed;          /* -1: not given */
-    double clip_norm;      /* gradient clipping by global norm; NAN: none */
-    double clip_value;     /* gradient clipping by value; NAN: none */
-    int64_t early_stop;    /* patience in epochs on the validation loss; 0: none */
-    int64_t unroll;        /* time steps of the training plan (nf_plan_set_steps); 0: not given */
-    char average[16];      /* "ema" or "polyak"; "": none */
-    double average_decay;  /* for ema; NAN: not given */
-    char schedule[32];     /* a schedule name (nf_schedule_names); "": none */
-    int n_schedule;        /* its settings, "schedule.KEY = VALUE", as text */
+    int64_t steps;         /* stop after this many batches in all */
+    int64_t seed;
+    double clip_norm;      /* gradient clipping by global norm */
+    double clip_value;     /* gradient clipping by value */
+    int64_t early_stop;    /* patience in epochs on the validation loss */
+    int64_t unroll;        /* time steps of the training plan (nf_plan_set_steps) */
+    char average[16];      /* "ema" or "polyak" */
+    double average_decay;  /* for ema */
+    char schedule[32];     /* a schedule name (nf_schedule_names) */
+    int64_t checkpoint_every; /* batches between checkpoints (besides one per epoch) */
+    int64_t skip_nonfinite;   /* 1: skip batches whose loss or gradients are not finite */
+    int n_schedule;        /* schedule settings, "schedule.KEY = VALUE", as text */
     char schedule_key[NF_TRAIN_MAX_HPARAMS][32];
     char schedule_value[NF_TRAIN_MAX_HPARAMS][64];
-    int n_hparams;         /* optimizer settings by key (momentum, lr_mult.fc1, accumulate, ...) */
+    int n_hparams;         /* optimizer settings by key */
     char hparam_key[NF_TRAIN_MAX_HPARAMS][32];
     double hparam_value[NF_TRAIN_MAX_HPARAMS];
 } nf_train_config;
 
 void nf_train_config_init(nf_train_config *config);
+
+/* Sets one setting from text, as a [train] line or `--set KEY=VALUE`
+ * does: a key of the table, "schedule.KEY", or an optimizer setting
+ * (checked against the optimizer by nf_train_config_check). A value out of
+ * range or of the wrong kind is NF_ERR_INVALID_ARGUMENT, naming the key
+ * and what it takes. Setting a key again replaces its value. */
+nf_status nf_train_config_set(nf_train_config *config, const char *key, const char *value, nf_error *err);
+
+/* Checks the optimizer settings against the optimizer (its default when
+ * none is named); *bad (may be NULL) receives the index of the failing
+ * one in hparam_key. */
+nf_status nf_train_config_check(const nf_train_config *config, int *bad, nf_error *err);
+
+/* Puts every setting given in `top` over `base`: `top` wins (the command
+ * line over the model file). When `top` names another optimizer or
+ * schedule than `base`, base's settings of the old one are dropped. */
+void nf_train_config_merge(nf_train_config *base, const nf_train_config *top);
+
+/* Whether setting `key` (a table key, or an optimizer or schedule key) is
+ * given in `config`. */
+int nf_train_config_has(const nf_train_config *config, const char *key);
+
+typedef enum nf_setting_type {
+    NF_SETTING_NAME,      /* one of `choices` */
+    NF_SETTING_INT,       /* a whole number in [min, max] */
+    NF_SETTING_NUMBER,    /* a number in its range (see range) */
+    NF_SETTING_BOOL       /* true, false, 1 or 0 */
+} nf_setting_type;
+
+/* One row of the settings table. */
+typedef struct nf_train_setting {
+    const char *key;          /* as in [train] and --set */
+    const char *flag;         /* the `nodeflow train` option, or NULL */
+    nf_setting_type type;
+    double min, max;          /* for numbers */
+    int open_min;             /* 1: min itself is excluded */
+    const char *value_doc;    /* what the option takes, e.g. "N" or "X" */
+    const char *def;          /* the default, as text */
+    const char *doc;
+    const char *applies_to;   /* "session", "optimizer", "schedule" or "average" */
+} nf_train_setting;
+
+/* The table, and its length. */
+const nf_train_setting *nf_train_settings(int *count);
+
+/* The settings reference as Markdown (a table of every setting), and as
+ * the `nodeflow train --help` list of options; malloc'ed. */
+nf_status nf_train_settings_reference(int markdown, char **text, nf_error *err);
 
 /* Parses a model description held in memory (`len` bytes, not necessarily
  * NUL-terminated). `filename` is used in error messages only. On success

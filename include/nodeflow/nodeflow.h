@@ -14,5 +14,6 @@
 #include "gradcheck.h"
 #include "runtime.h"
 #include "sequence.h"
+#include "session.h"
 
 #endif

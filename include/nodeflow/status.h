@@ -19,7 +19,8 @@ typedef enum nf_status {
     NF_ERR_IO,               /* a file could not be opened, read or written */
     NF_ERR_FORMAT,           /* a file's content is malformed */
     NF_ERR_STATE,            /* a call made at the wrong time (e.g. a stale plan) */
-    NF_ERR_NUMERIC           /* NaN or Inf where a number was expected */
+    NF_ERR_NUMERIC,          /* NaN or Inf where a number was expected */
+    NF_ERR_INTERRUPTED       /* stopped on request (nf_session_stop) */
 } nf_status;
 
 #define NF_ERROR_MESSAGE_MAX 512

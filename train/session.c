@@ -1,0 +1,472 @@
+/* nodeflow — the training session: a graph, its [train] settings and its
+ * data, run epoch by epoch with validation, a learning-rate schedule,
+ * weight averaging, early stopping, checkpoints and resuming. The command
+ * line (tools/cmd_train.c) is option parsing and a progress display over
+ * this. */
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/plan_internal.h"
+#include "io/checkpoint_file.h"
+#include "optim/optimizer.h"
+#include "train/train_internal.h"
+
+struct nf_session {
+    nf_graph *g;
+    nf_train_config cfg;
+    const nf_dataset *train, *val;
+    nf_dataset *owned_train, *owned_val;  /* loaded by nf_session_load_data */
+    nf_plan *plan, *eval_plan;
+    nf_training t;                        /* optimizer, batches, schedule, average, progress */
+    nf_binding bind;
+    double best_val;                      /* early stopping: the best validation loss, */
+    int64_t bad_epochs;                   /* epochs since it improved, */
+    float *best_weights;                  /* the weights that made it */
+    int stopped_early;
+    volatile sig_atomic_t stop;
+    char *checkpoint;
+    nf_session_events events;             /* all NULL: none */
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Settings not given take the table's defaults. */
+static void fill_defaults(nf_train_config *c)
+{
+    if (!c->optimizer[0])
+        snprintf(c->optimizer, sizeof c->optimizer, "sgd");
+    if (c->batch < 0)
+        c->batch = 32;
+    if (c->epochs < 0)
+        c->epochs = 1;
+    if (c->seed < 0)
+        c->seed = 0;
+    if (c->unroll < 0)
+        c->unroll = 1;
+    if (isnan(c->average_decay))
+        c->average_decay = 0.999;
+}
+
+nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session **out, nf_error *err)
+{
+    if (!g || !config || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_new: NULL argument");
+    *out = NULL;
+    nf_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    s->g = g;
+    s->cfg = *config;
+    s->best_val = INFINITY;
+    fill_defaults(&s->cfg);
+    nf_status st = nf_train_config_check(&s->cfg, NULL, err);
+    if (st == NF_OK)
+        st = nf_graph_init_params(g, (uint64_t)s->cfg.seed, err);
+    if (st == NF_OK)
+        st = nf_binding_find(g, &s->bind, err);
+    if (st != NF_OK) {
+        nf_session_free(s);
+        return st;
+    }
+    *out = s;
+    return NF_OK;
+}
+
+void nf_session_free(nf_session *s)
+{
+    if (!s)
+        return;
+    free(s->best_weights);
+    free(s->checkpoint);
+    nf_batcher_free(s->t.batches);
+    nf_optimizer_free(s->t.opt);
+    nf_schedule_free(s->t.schedule);
+    nf_average_free(s->t.average);
+    nf_plan_free(s->plan);
+    nf_plan_free(s->eval_plan);
+    nf_dataset_free(s->owned_train);
+    nf_dataset_free(s->owned_val);
+    free(s);
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+/* Text is cut into windows of the model's input length (one token id per
+ * step when unrolled), one stream per batch row. */
+static nf_status load_spec(const nf_session *s, const char *spec, nf_dataset **out, nf_error *err)
+{
+    if (strncmp(spec, "text:", 5) != 0 || strchr(spec, ','))
+        return nf_dataset_load_spec(spec, out, err);
+    const nf_shape *x = &s->bind.x->shape;
+    int unrolled = s->cfg.unroll > 1;
+    if (x->rank != (unrolled ? 0 : 1))
+        return nf_fail(err, NF_ERR_SHAPE, "text data needs an input of %s; '%s' is not one",
+                       unrolled ? "one token id per step (shape=scalar sequence=true)" : "[T] token ids", s->bind.x->name);
+    return nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], s->cfg.batch, out, err);
+}
+
+nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err)
+{
+    if (!s || !train_spec)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_load_data: NULL argument");
+    nf_status st = load_spec(s, train_spec, &s->owned_train, err);
+    if (st == NF_OK && val_spec)
+        st = load_spec(s, val_spec, &s->owned_val, err);
+    return st == NF_OK ? nf_session_set_data(s, s->owned_train, s->owned_val, err) : st;
+}
+
+/* Validation batches: at least 256 rows, or one per stream of text */
+static int64_t eval_batch(const nf_session *s)
+{
+    if (s->val->streams)
+        return s->val->streams;
+    return s->cfg.batch > 256 ? s->cfg.batch : 256;
+}
+
+static nf_status make_optimizer(nf_session *s, nf_error *err)
+{
+    const nf_train_config *c = &s->cfg;
+    nf_status st = nf_optimizer_new(s->g, c->optimizer, &s->t.opt, err);
+    for (int i = 0; st == NF_OK && i < c->n_hparams; i++)
+        st = nf_optimizer_set(s->t.opt, c->hparam_key[i], c->hparam_value[i], err);
+    if (st == NF_OK && !isnan(c->lr))
+        st = nf_optimizer_set(s->t.opt, "lr", c->lr, err);
+    if (st == NF_OK)
+        st = nf_optimizer_set_clipping(s->t.opt, isnan(c->clip_norm) ? 0 : c->clip_norm,
+                                       isnan(c->clip_value) ? 0 : c->clip_value, err);
+    return st;
+}
+
+/* The schedule starts from the optimizer's learning rate. */
+static nf_status make_schedule(nf_session *s, nf_error *err)
+{
+    const nf_train_config *c = &s->cfg;
+    if (!c->schedule[0])
+        return NF_OK;
+    nf_status st = nf_schedule_new(c->schedule, nf_optimizer_lr(s->t.opt), &s->t.schedule, err);
+    for (int i = 0; st == NF_OK && i < c->n_schedule; i++)
+        st = nf_schedule_set_text(s->t.schedule, c->schedule_key[i], c->schedule_value[i], err);
+    return st;
+}
+
+static nf_status check_watchers(const nf_session *s, nf_error *err)
+{
+    if (s->cfg.early_stop > 0 && !s->val)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "early stopping watches the validation loss: give validation data");
+    if (!strcmp(s->cfg.schedule, "plateau") && !s->val)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "the plateau schedule watches the validation loss: give validation data");
+    return NF_OK;
+}
+
+nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_dataset *val, nf_error *err)
+{
+    if (!s || !train)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_set_data: NULL argument");
+    if (s->plan)
+        return nf_fail(err, NF_ERR_STATE, "the session has its data already");
+    s->train = train;
+    s->val = val;
+    const nf_train_config *c = &s->cfg;
+    nf_status st = check_watchers(s, err);
+    if (st == NF_OK)
+        st = nf_graph_set_vocab(s->g, train->vocab, train->vocab_size, err);
+    if (st == NF_OK)
+        st = nf_plan_compile(s->g, c->batch, NF_PLAN_TRAINING, &s->plan, err);
+    if (st == NF_OK)
+        st = nf_plan_set_steps(s->plan, c->unroll, err);
+    if (st == NF_OK && val)
+        st = nf_plan_compile(s->g, eval_batch(s), NF_PLAN_INFERENCE, &s->eval_plan, err);
+    if (st == NF_OK && val)
+        st = nf_plan_set_steps(s->eval_plan, c->unroll, err);
+    if (st == NF_OK)
+        st = nf_batcher_new(train, c->batch, train->streams == 0, (uint64_t)c->seed * 2654435761u + 1, &s->t.batches,
+                            err);
+    if (st != NF_OK)
+        return st;
+    nf_plan_set_skip_nonfinite(s->plan, c->skip_nonfinite > 0);
+    if ((st = make_optimizer(s, err)) != NF_OK || (st = make_schedule(s, err)) != NF_OK)
+        return st;
+    if (c->average[0] && (st = nf_average_new(s->g, c->average, c->average_decay, &s->t.average, err)) != NF_OK)
+        return st;
+    if (c->early_stop > 0 && !(s->best_weights = malloc((size_t)s->g->param_floats * sizeof(float))))
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    return NF_OK;
+}
+
+/* ---- checkpoints ------------------------------------------------------------ */
+
+static nf_status save_early_stop(const nf_session *s, nf_record *r, nf_error *err)
+{
+    if (s->cfg.early_stop <= 0)
+        return NF_OK;
+    nf_record_put_double(r, "early_stop.best", s->best_val);
+    nf_record_put_int(r, "early_stop.bad", s->bad_epochs);
+    for (int k = 0; k < s->g->n_params && isfinite(s->best_val); k++) {
+        const nf_param *p = &s->g->params[k];
+        char name[NF_PARAM_NAME_MAX + 8];
+        snprintf(name, sizeof name, "best.%s", p->name);
+        nf_record_put_tensor(r, name, &p->shape, s->best_weights + p->offset);
+    }
+    return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory writing a checkpoint") : NF_OK;
+}
+
+/* A checkpoint written without early stopping (or by an older nodeflow)
+ * starts the patience afresh. */
+static nf_status load_early_stop(nf_session *s, const nf_record *r, int apply, nf_error *err)
+{
+    if (s->cfg.early_stop <= 0 || !nf_record_text(r, "early_stop.bad"))
+        return NF_OK;
+    double best;
+    int64_t bad;
+    nf_status st = nf_record_double(r, "early_stop.best", &best, err);
+    if (st == NF_OK)
+        st = nf_record_int(r, "early_stop.bad", 0, NF_MAX_COUNT, &bad, err);
+    for (int k = 0; st == NF_OK && isfinite(best) && k < s->g->n_params; k++) {
+        const nf_param *p = &s->g->params[k];
+        char name[NF_PARAM_NAME_MAX + 8];
+        snprintf(name, sizeof name, "best.%s", p->name);
+        st = nf_record_tensor(r, name, &p->shape, apply ? s->best_weights + p->offset : NULL, err);
+    }
+    if (st == NF_OK && apply) {
+        s->best_val = best;
+        s->bad_epochs = bad;
+    }
+    return st;
+}
+
+nf_status nf_session_save_checkpoint(const nf_session *s, const char *path, nf_error *err)
+{
+    if (!s || !path || !s->plan)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_save_checkpoint: no path or no data yet");
+    nf_record *r = nf_record_new();
+    if (!r)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory writing a checkpoint");
+    nf_status st = nf_training_save_state(s->g, &s->t, r, err);
+    if (st == NF_OK)
+        st = save_early_stop(s, r, err);
+    if (st == NF_OK)
+        st = nf_checkpoint_write(path, s->g, r, err);
+    nf_record_free(r);
+    return st;
+}
+
+static void notify(const nf_session_events *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void notify(const nf_session_events *ev, const char *fmt, ...)
+{
+    if (!ev || !ev->notice)
+        return;
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    ev->notice(ev->ctx, message);
+}
+
+/* Optimizer settings given over a checkpoint's: applied, each said. */
+static nf_status apply_overrides(nf_session *s, const nf_train_config *o, const nf_session_events *ev, nf_error *err)
+{
+    if (!o)
+        return NF_OK;
+    if (!isnan(o->lr) && s->t.schedule)
+        return nf_fail(err, NF_ERR_STATE, "lr %g cannot apply to a resumed run that follows a schedule (the schedule "
+                                          "sets the learning rate); resume without it",
+                       o->lr);
+    for (int i = -1; i < o->n_hparams; i++) {
+        const char *key = i < 0 ? "lr" : o->hparam_key[i];
+        double want = i < 0 ? o->lr : o->hparam_value[i], had;
+        if (isnan(want) || nf_optimizer_get(s->t.opt, key, &had, err) != NF_OK)
+            continue;
+        if (want == had)
+            continue;
+        nf_status st = nf_optimizer_set(s->t.opt, key, want, err);
+        if (st != NF_OK)
+            return st;
+        notify(ev, "%s = %g replaces the checkpoint's %g: the resumed run is not bit-exact", key, want, had);
+    }
+    if (o->seed >= 0)
+        notify(ev, "the seed does not apply to a resumed run: its shuffle and weights come from the checkpoint");
+    return NF_OK;
+}
+
+static nf_status resume(nf_session *s, const char *path, const nf_train_config *overrides,
+                        const nf_session_events *ev, nf_error *err)
+{
+    if (!s || !path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_resume: NULL argument");
+    if (!s->plan)
+        return nf_fail(err, NF_ERR_STATE, "give the session its data before resuming");
+    nf_record *r = NULL;
+    nf_status st = nf_checkpoint_read(path, s->g, &r, err);
+    if (st == NF_OK)
+        st = nf_training_load_state(s->g, &s->t, r, 0, err);
+    if (st == NF_OK)
+        st = load_early_stop(s, r, 0, err);
+    if (st == NF_OK) {
+        nf_training_load_state(s->g, &s->t, r, 1, NULL);
+        load_early_stop(s, r, 1, NULL);
+    }
+    nf_record_free(r);
+    st = nf_fail_in(path, st, err);
+    return st == NF_OK ? apply_overrides(s, overrides, ev, err) : st;
+}
+
+nf_status nf_session_resume(nf_session *s, const char *checkpoint, const nf_train_config *overrides, nf_error *err)
+{
+    return resume(s, checkpoint, overrides, s ? &s->events : NULL, err);
+}
+
+void nf_session_set_events(nf_session *s, const nf_session_events *events)
+{
+    memset(&s->events, 0, sizeof s->events);
+    if (events)
+        s->events = *events;
+}
+
+void nf_session_set_checkpoint(nf_session *s, const char *path)
+{
+    free(s->checkpoint);
+    s->checkpoint = path ? strdup(path) : NULL;
+}
+
+/* ---- running -------------------------------------------------------------- */
+
+static int steps_done(const nf_session *s) { return s->cfg.steps > 0 && s->t.progress.step >= s->cfg.steps; }
+
+/* The validation data's loss and accuracy, with the averaged weights when
+ * averaging. */
+static nf_status validate(nf_session *s, nf_epoch_stats *val, nf_error *err)
+{
+    if (s->t.average) {
+        nf_status st = nf_average_swap(s->t.average, err);
+        if (st != NF_OK)
+            return st;
+    }
+    nf_status st = nf_evaluate(s->eval_plan, s->val, &s->bind, val, err);
+    if (s->t.average)
+        nf_average_swap(s->t.average, NULL);
+    return st;
+}
+
+/* Keeps the best weights; stops after early_stop epochs without a better
+ * validation loss, restoring them. */
+static void early_stopping(nf_session *s, double val_loss, const nf_session_events *ev)
+{
+    size_t bytes = (size_t)s->g->param_floats * sizeof(float);
+    if (val_loss < s->best_val) {
+        s->best_val = val_loss;
+        s->bad_epochs = 0;
+        memcpy(s->best_weights, s->g->values, bytes);
+        return;
+    }
+    if (++s->bad_epochs < s->cfg.early_stop)
+        return;
+    memcpy(s->g->values, s->best_weights, bytes);
+    s->stopped_early = 1;
+    notify(ev, "early stop: no better validation loss for %lld epochs; keeping the best (%.4f)",
+           (long long)s->cfg.early_stop, s->best_val);
+}
+
+static void report(const nf_session *s, const nf_session_events *ev, int at_epoch_end, int64_t batches,
+                   const nf_epoch_stats *fit, const nf_epoch_stats *val, double start)
+{
+    void (*cb)(void *, const nf_session_progress *) = !ev ? NULL : at_epoch_end ? ev->epoch : ev->batch;
+    if (!cb)
+        return;
+    nf_session_progress p = {at_epoch_end ? s->t.progress.epoch : s->t.progress.epoch + 1, s->cfg.epochs, batches,
+                             nf_batcher_batches(s->t.batches), s->t.progress.step, fit, val,
+                             nf_optimizer_lr(s->t.opt), now_seconds() - start};
+    cb(ev->ctx, &p);
+}
+
+static nf_status end_epoch(nf_session *s, const nf_epoch_stats *fit, double start, const nf_session_events *ev,
+                           nf_error *err)
+{
+    nf_epoch_stats val = {0};
+    nf_status st = s->val ? validate(s, &val, err) : NF_OK;
+    if (st != NF_OK)
+        return st;
+    s->t.progress.epoch++;
+    report(s, ev, 1, fit->batches, fit, s->val ? &val : NULL, start);
+    if (s->t.schedule) {
+        nf_schedule_step(s->t.schedule, s->val ? val.loss : NAN);
+        nf_optimizer_set_lr(s->t.opt, nf_schedule_lr(s->t.schedule));
+    }
+    if (s->cfg.early_stop > 0)
+        early_stopping(s, val.loss, ev);
+    return s->checkpoint ? nf_session_save_checkpoint(s, s->checkpoint, err) : NF_OK;
+}
+
+static nf_status train_epoch(nf_session *s, const nf_session_events *ev, nf_error *err)
+{
+    nf_epoch_stats fit;
+    memset(&fit, 0, sizeof fit);
+    double start = now_seconds();
+    int epoch_done = 0;
+    while (!epoch_done && !steps_done(s)) {
+        nf_status st = nf_train_batches(s->plan, s->t.opt, s->t.batches, &s->bind, 1, &fit, &epoch_done, err);
+        if (st != NF_OK)
+            return st;
+        if (epoch_done)
+            break;
+        s->t.progress.step++;
+        if (s->t.average && (st = nf_average_update(s->t.average, err)) != NF_OK)
+            return st;
+        report(s, ev, 0, fit.batches, &fit, NULL, start);
+        if (s->checkpoint && s->cfg.checkpoint_every > 0 && s->t.progress.step % s->cfg.checkpoint_every == 0 &&
+            (st = nf_session_save_checkpoint(s, s->checkpoint, err)) != NF_OK)
+            return st;
+        if (s->stop)
+            return nf_fail(err, NF_ERR_INTERRUPTED, "interrupted after %lld batches", (long long)s->t.progress.step);
+    }
+    return end_epoch(s, &fit, start, ev, err);
+}
+
+nf_status nf_session_run(nf_session *s, nf_error *err)
+{
+    const nf_session_events *ev = s ? &s->events : NULL;
+    if (!s)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_run: NULL session");
+    if (!s->plan)
+        return nf_fail(err, NF_ERR_STATE, "give the session its data before running it");
+    if (s->t.schedule)
+        nf_optimizer_set_lr(s->t.opt, nf_schedule_lr(s->t.schedule));
+    nf_status st = NF_OK;
+    while (st == NF_OK && s->t.progress.epoch < s->cfg.epochs && !s->stopped_early && !steps_done(s))
+        st = train_epoch(s, ev, err);
+    return st;
+}
+
+void nf_session_stop(nf_session *s)
+{
+    if (s)
+        s->stop = 1;
+}
+
+nf_status nf_session_save_weights(nf_session *s, const char *path, int averaged, nf_error *err)
+{
+    if (!s || !path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_save_weights: NULL argument");
+    int swap = averaged && s->t.average;
+    nf_status st = swap ? nf_average_swap(s->t.average, err) : NF_OK;
+    if (st == NF_OK)
+        st = nf_weights_save(s->g, path, err);
+    if (swap)
+        nf_average_swap(s->t.average, NULL);
+    return st;
+}
+
+const nf_train_config *nf_session_config(const nf_session *s) { return &s->cfg; }
+const nf_training *nf_session_training(const nf_session *s) { return &s->t; }
+const nf_dataset *nf_session_train_data(const nf_session *s) { return s->train; }
