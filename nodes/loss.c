@@ -174,7 +174,7 @@ static void cross_entropy_backward(const nf_exec *e)
 const nf_op nf_op_cross_entropy = {
     .name = "cross_entropy", .summary = "softmax cross-entropy of logits against class indices or probabilities",
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
-    .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT, .infer = cross_entropy_infer,
+    .flags = NF_OP_LOSS | NF_OP_READS_LOGITS | NF_OP_GRAD_NO_OUTPUT, .infer = cross_entropy_infer,
     .forward = cross_entropy_forward, .backward = cross_entropy_backward,
     .flops = nf_flops_per_input_element,
 };
@@ -209,7 +209,7 @@ static void bce_backward(const nf_exec *e)
 const nf_op nf_op_bce_with_logits = {
     .name = "bce_with_logits", .summary = "binary cross-entropy of sigmoid(logits) against targets in [0, 1]",
     .min_inputs = 2, .max_inputs = 2, .attrs = loss_attrs, .n_attrs = NF_COUNT(loss_attrs),
-    .flags = NF_OP_LOSS | NF_OP_GRAD_NO_OUTPUT,
+    .flags = NF_OP_LOSS | NF_OP_READS_LOGITS | NF_OP_GRAD_NO_OUTPUT,
     .infer = same_shapes_infer, .forward = bce_forward, .backward = bce_backward,
     .flops = nf_flops_per_input_element,
 };

@@ -131,7 +131,10 @@ enum nf_op_flags {
     NF_OP_GRAD_NO_OUTPUT = 1u << 4, /* backward does not read the output */
     /* a layer with a boolean "carry" attribute: a generation window
      * (nf_graph_set_window) turns it on, so state flows between tokens */
-    NF_OP_CARRY_OPTION = 1u << 8
+    NF_OP_CARRY_OPTION = 1u << 8,
+    /* a loss whose first input is logits (a single one is a positive
+     * prediction above 0), not values (above 0.5) */
+    NF_OP_READS_LOGITS = 1u << 9
 };
 
 typedef struct nf_op {

@@ -165,10 +165,15 @@ contains "$work/out" "(1 non-finite batches skipped)" "skipped batch counted"
 # SIGINT and SIGTERM stop after the current batch and write a checkpoint
 for sig in INT TERM; do
     rm -f "$work/int.ckpt"
-    "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" --quiet \
-        >"$work/int.out" 2>"$work/int.err" &
+    "$nodeflow" train "$mlp" --data fashion-mnist:train --epochs 50 --checkpoint "$work/int.ckpt" \
+        --checkpoint-every 1 --quiet >"$work/int.out" 2>"$work/int.err" &
     pid=$!
-    sleep 3
+    # ready once the first batch's checkpoint is there (no guess at how long the set-up takes)
+    waited=0
+    while [ ! -f "$work/int.ckpt" ] && [ "$waited" -lt 600 ] && kill -0 $pid 2>/dev/null; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
     kill -$sig $pid
     wait $pid
     code=$?
@@ -201,6 +206,50 @@ for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
     fi
 done
 if [ "$kills" -ge 10 ] && [ "$resumed" -ge 10 ]; then ok; else bad "kill -9 loop: $kills kills, $resumed resumed"; fi
+
+# One precedence for every setting: an option over --set over the file
+# (--set lr once lost to the file's lr).
+xor_data="csv:$src/tests/data/xor.csv,label=2"
+expect 0 "xor with --lr" "$nodeflow" train "$xor" --data "$xor_data" --epochs 20 --lr 0.7 --out "$work/lr_flag.st" --quiet
+expect 0 "xor with --set lr" "$nodeflow" train "$xor" --data "$xor_data" --epochs 20 --set lr=0.7 --out "$work/lr_set.st" --quiet
+expect 0 "xor with the file's lr" "$nodeflow" train "$xor" --data "$xor_data" --epochs 20 --out "$work/lr_file.st" --quiet
+if cmp -s "$work/lr_flag.st" "$work/lr_set.st"; then ok; else bad "--set lr=0.7 and --lr 0.7 train different weights"; fi
+if cmp -s "$work/lr_file.st" "$work/lr_set.st"; then bad "--set lr=0.7 was ignored (the file's lr won)"; else ok; fi
+expect 0 "option over --set" "$nodeflow" train "$xor" --data "$xor_data" --epochs 20 --set lr=0.1 --lr 0.7 \
+    --out "$work/lr_both.st" --quiet
+if cmp -s "$work/lr_flag.st" "$work/lr_both.st"; then ok; else bad "--lr did not win over --set lr"; fi
+expect 0 "--set of a table setting" "$nodeflow" train "$xor" --data "$xor_data" --set epochs=3 --set batch=2
+contains "$work/out" "batch 2, 3 epochs" "--set batch and epochs"
+
+# A setting given on a resume is applied with a notice, never dropped
+expect 0 "checkpoint for a resume" "$nodeflow" train "$xor" --data "$xor_data" --epochs 5 --checkpoint "$work/x.ckpt" --quiet
+expect 0 "plain resume" "$nodeflow" train "$xor" --data "$xor_data" --epochs 10 --resume "$work/x.ckpt" \
+    --out "$work/resumed.st" --quiet
+expect 0 "resume with --lr" "$nodeflow" train "$xor" --data "$xor_data" --epochs 10 --resume "$work/x.ckpt" \
+    --lr 0.01 --out "$work/resumed_lr.st" --quiet
+contains "$work/err" "lr = 0.01 replaces the checkpoint's 0.5" "resume with --lr says so"
+if cmp -s "$work/resumed.st" "$work/resumed_lr.st"; then bad "--lr on --resume was ignored"; else ok; fi
+expect 0 "checkpoint with a schedule" "$nodeflow" train "$xor" --data "$xor_data" --epochs 5 --schedule step \
+    --checkpoint "$work/xs.ckpt" --quiet
+expect 1 "resume with --lr under a schedule" "$nodeflow" train "$xor" --data "$xor_data" --epochs 10 \
+    --schedule step --resume "$work/xs.ckpt" --lr 0.01
+contains "$work/err" "cannot apply to a resumed run that follows a schedule" "lr under a schedule refused"
+
+# One definition of accuracy: training's validation and eval agree on a
+# model whose single score is a probability (sigmoid + mse)
+expect 0 "train xor by mse" "$nodeflow" train "$src/tests/data/xor_mse.nfg" --data "$xor_data" --val "$xor_data" \
+    --out "$work/xor_mse.st"
+val_acc=$(tail -n 2 "$work/out" | head -n 1 | sed -n 's/.*val loss [0-9.]* acc \([0-9.]*\)%.*/\1/p')
+expect 0 "eval xor by mse" "$nodeflow" eval "$src/tests/data/xor_mse.nfg" --weights "$work/xor_mse.st" --data "$xor_data"
+eval_acc=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' "$work/out" | head -n 1)
+if [ -n "$val_acc" ] && [ "$val_acc" = "$eval_acc" ] && [ "$eval_acc" = "100.00" ]; then ok
+else bad "accuracy: train --val says '$val_acc', eval says '$eval_acc' (expected 100.00 from both)"; fi
+
+# The same failure, the same exit code: no temporary file for --out or --checkpoint
+expect 2 "--out in a missing directory" "$nodeflow" train "$xor" --data "$xor_data" --epochs 1 \
+    --out "$work/missing/w.st" --quiet
+expect 2 "--checkpoint in a missing directory" "$nodeflow" train "$xor" --data "$xor_data" --epochs 1 \
+    --checkpoint "$work/missing/w.ckpt" --quiet
 
 echo "cli: $passed passed, $failed failed"
 echo "$passed passed, $failed failed"

@@ -225,12 +225,7 @@ static void regression_report(const nf_dataset *ds, const float *pred, int64_t n
  * else a probability (threshold 0.5). Rewrites the scores as two columns. */
 static int binary_scores(const session *s, int64_t count, float **scores)
 {
-    double threshold = 0.5;
-    for (int i = 0; i < nf_graph_node_count(s->g); i++) {
-        const nf_node *node = nf_graph_node(s->g, i);
-        if (!strcmp(nf_node_op(node), "bce_with_logits"))
-            threshold = 0.0;
-    }
+    double threshold = s->bind.threshold;
     float *two = malloc((size_t)(2 * count) * sizeof(float));
     if (!two)
         return 0;

@@ -75,8 +75,8 @@ static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
         for (int64_t j = 1; j < classes; j++)
             if (s[j] > s[best])
                 best = j;
-        if (classes == 1) /* one logit: class 1 when it is positive */
-            best = s[0] > 0.0f;
+        if (classes == 1) /* one score: class 1 above the threshold */
+            best = s[0] > bind->threshold;
         correct += (float)best == labels.data[r];
     }
     return correct;
@@ -298,6 +298,14 @@ static int is_loss_target(const nf_graph *g, const nf_node *node)
     return 0;
 }
 
+/* The node an output node marks (itself for any other node). */
+static const nf_node *behind_outputs(const nf_node *node)
+{
+    while (node->op->flags & NF_OP_OUTPUT)
+        node = node->inputs[0];
+    return node;
+}
+
 nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err)
 {
     if (!g || !bind)
@@ -320,6 +328,12 @@ nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err)
     }
     if (!bind->scores && first_loss)
         bind->scores = first_loss->inputs[0];
+    bind->threshold = 0.5;
+    for (int i = 0; bind->scores && i < g->n_nodes; i++) { /* a loss that reads the scores as logits? */
+        const nf_node *node = g->nodes[i];
+        if ((node->op->flags & NF_OP_READS_LOGITS) && behind_outputs(node->inputs[0]) == behind_outputs(bind->scores))
+            bind->threshold = 0.0;
+    }
     if (!bind->x)
         return nf_fail(err, NF_ERR_GRAPH, "the model has no feature input (an input that is not a loss target)");
     if (!bind->y)

@@ -31,14 +31,17 @@ void nf_plan_set_skip_nonfinite(nf_plan *plan, int skip);
 typedef struct nf_binding {
     const nf_node *x;       /* input fed with the features */
     const nf_node *y;       /* input fed with the labels */
-    const nf_node *scores;  /* node whose arg-max is the prediction (one logit:
-                               class 1 when positive), or NULL */
+    const nf_node *scores;  /* node whose arg-max is the prediction, or NULL */
+    double threshold;       /* one score per sample predicts class 1 above this:
+                               0 for a logit (the loss reads logits), else 0.5 */
 } nf_binding;
 
 /* Finds the binding of a validated graph by convention: y is the input
  * that a loss takes as its target, x the one other input, scores the
  * first output node (else the first loss's first input). Fails naming
- * what is missing or ambiguous. */
+ * what is missing or ambiguous. Accuracy, in training, validation and
+ * nf_evaluate alike, counts the positions whose arg-max score (or, with
+ * one score, score > threshold) equals the label. */
 nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err);
 
 /* One epoch: for each batch of `b`, forward, backward and an optimizer
