@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/plan_internal.h"
+#include "kernels/kernels.h"
 
 typedef struct interval {
     int64_t start, end;   /* inclusive */
@@ -310,6 +311,9 @@ nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **
     p->time_steps = 1;
     p->training = (flags & NF_PLAN_TRAINING) != 0;
     p->threads = nf_threads();
+    const nf_kernels *kernels = nf_kernels_for_plan(); /* chosen once, here, for every node */
+    for (int k = 0; k < p->n; k++)
+        p->steps[k].kernels = kernels;
     mark_gradients(p);
     st = make_buffers(p, &p->buf, err);
     if (st == NF_OK)

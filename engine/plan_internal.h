@@ -13,6 +13,7 @@ typedef struct nf_plan_step {
     unsigned char reaches_loss; /* a loss depends on it, differentiably */
     unsigned char has_grad;     /* its output gradient is computed */
     unsigned char run_backward; /* its backward kernel runs */
+    const struct nf_kernels *kernels; /* the kernel variant chosen for the node at compile time */
 } nf_plan_step;
 
 /* What a plan keeps beside its arena, sized for its capacity and steps. */

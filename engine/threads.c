@@ -9,9 +9,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include <cblas.h>
 
 #include "engine/plan_internal.h"
+#include "kernels/kernels.h"
 
 static int threads_in_force;
 
@@ -32,7 +32,7 @@ int nf_set_threads(int n)
     if (n <= 0)
         n = default_threads();
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    nf_kernels_set_threads(n);
     threads_in_force = n;
     return n;
 }

@@ -16,9 +16,9 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
+#include "kernels/kernels.h"
 #include "nodes/op.h"
 
 /* Columns per chunk. A product with few output channels does little work
@@ -303,7 +303,7 @@ static void forward_per_sample(const nf_exec *e, const geom *g, int threads)
             float *cols = sample_cols(e, g, grp, s, &stride);
             const float *xg = e->in[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w;
             im2col_rows(g, xg, cols, stride);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)g->hw, (int)g->ckk, 1.0f,
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)og, (int)g->hw, (int)g->ckk, 1.0f,
                         e->param[0] + grp * og * g->ckk, (int)g->ckk, cols, (int)stride, 0.0f,
                         out + grp * og * g->hw, (int)g->hw);
         }
@@ -330,11 +330,11 @@ static void backward_per_sample(const nf_exec *e, const geom *g, int threads)
                 int64_t stride;
                 const float *cols = sample_cols(e, g, grp, s, &stride);
                 const float *dyg = e->out_grad + s * g->o * g->hw + grp * og * g->hw;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)og, (int)g->ckk, (int)g->hw, 1.0f, dyg,
+                e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)og, (int)g->ckk, (int)g->hw, 1.0f, dyg,
                             (int)g->hw, cols, (int)stride, 1.0f, dw + grp * og * g->ckk, (int)g->ckk);
                 if (!e->in_grad[0])
                     continue;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->ckk, (int)g->hw, (int)og, 1.0f,
+                e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)g->ckk, (int)g->hw, (int)og, 1.0f,
                             e->param[0] + grp * og * g->ckk, (int)g->ckk, dyg, (int)g->hw, 0.0f, dcols, (int)g->hw);
                 col2im_rows_add(g, dcols, g->hw, e->in_grad[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w);
             }
@@ -364,7 +364,7 @@ static void conv_forward(const nf_exec *e)
         for (int64_t grp = 0; grp < g.groups; grp++) {
             float *cols = chunk_cols(e, &g, grp, n0, count);
             chunk_im2col(e, &g, grp, n0, count, cols);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)width, (int)g.ckk, 1.0f,
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)og, (int)width, (int)g.ckk, 1.0f,
                         e->param[0] + grp * og * g.ckk, (int)g.ckk, cols, (int)width, 0.0f, y + grp * og * width,
                         (int)width);
         }
@@ -404,11 +404,11 @@ static void conv_backward(const nf_exec *e)
         for (int64_t grp = 0; grp < g.groups; grp++) {
             const float *dyg = dy + grp * og * width;
             const float *cols = chunk_cols(e, &g, grp, n0, count); /* kept by forward */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)og, (int)g.ckk, (int)width, 1.0f, dyg,
+            e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)og, (int)g.ckk, (int)width, 1.0f, dyg,
                         (int)width, cols, (int)width, 1.0f, e->param_grad[0] + grp * og * g.ckk, (int)g.ckk);
             if (!e->in_grad[0])
                 continue;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.ckk, (int)width, (int)og, 1.0f,
+            e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)g.ckk, (int)width, (int)og, 1.0f,
                         e->param[0] + grp * og * g.ckk, (int)g.ckk, dyg, (int)width, 0.0f, dcols, (int)width);
             #pragma omp parallel for if (count > 1 && width * g.ckk > NF_PARALLEL_MIN) schedule(static)
             for (int64_t s = 0; s < count; s++) {

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 
+#include "kernels/kernels.h"
 #include "nodes/op.h"
 
 enum { LIN_OUT, LIN_IN, LIN_BIAS, LIN_WEIGHT_INIT, LIN_WEIGHT_VALUE, LIN_BIAS_INIT, LIN_BIAS_VALUE };
@@ -59,10 +59,10 @@ static void linear_forward(const nf_exec *e)
             memcpy(e->out + r * out, bias, (size_t)out * sizeof(float));
     }
     if (rows == 1) /* one sample: a matrix-vector product is faster than sgemm */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)out, (int)in, 1.0f, e->param[0], (int)in, e->in[0], 1,
-                    bias ? 1.0f : 0.0f, e->out, 1);
+        e->kernels->sgemv(NF_NO_TRANS, (int)out, (int)in, 1.0f, e->param[0], (int)in, e->in[0],
+                          bias ? 1.0f : 0.0f, e->out);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, e->in[0],
+        e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)rows, (int)out, (int)in, 1.0f, e->in[0],
                     (int)in, e->param[0], (int)in, bias ? 1.0f : 0.0f, e->out, (int)out);
 }
 
@@ -74,9 +74,9 @@ static void linear_backward(const nf_exec *e)
     int64_t rows = nf_rows(e, nf_shape_size(e->out_shape), out);
     const float *dy = e->out_grad;
     if (e->in_grad[0])
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)in, (int)out, 1.0f, dy,
+        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)rows, (int)in, (int)out, 1.0f, dy,
                     (int)out, e->param[0], (int)in, 1.0f, e->in_grad[0], (int)in);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.0f, dy, (int)out,
+    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)out, (int)in, (int)rows, 1.0f, dy, (int)out,
                 e->in[0], (int)in, 1.0f, e->param_grad[0], (int)in);
     if (e->node->n_params > 1) {
         float *db = e->param_grad[1];
@@ -124,7 +124,7 @@ static void matmul_forward(const nf_exec *e)
 {
     int m = (int)e->in_shape[0]->dim[0], k = (int)e->in_shape[0]->dim[1], n = (int)e->in_shape[1]->dim[1];
     for (int64_t s = 0; s < e->batch; s++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, e->in[0] + s * m * k, k,
+        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, m, n, k, 1.0f, e->in[0] + s * m * k, k,
                     e->in[1] + s * k * n, n, 0.0f, e->out + s * m * n, n);
 }
 
@@ -135,10 +135,10 @@ static void matmul_backward(const nf_exec *e)
     for (int64_t s = 0; s < e->batch; s++) {
         const float *dc = e->out_grad + s * m * n;
         if (e->in_grad[0])
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, n, 1.0f, dc, n, e->in[1] + s * k * n,
+            e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, m, k, n, 1.0f, dc, n, e->in[1] + s * k * n,
                         n, 1.0f, e->in_grad[0] + s * m * k, k);
         if (e->in_grad[1])
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, m, 1.0f, e->in[0] + s * m * k, k, dc,
+            e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, k, n, m, 1.0f, e->in[0] + s * m * k, k, dc,
                         n, 1.0f, e->in_grad[1] + s * k * n, n);
     }
 }

@@ -90,7 +90,10 @@ typedef struct nf_infer {
 } nf_infer;
 
 /* What a kernel receives. Sizes are per sample; `batch` rows of each. */
+typedef struct nf_kernels nf_kernels;
+
 typedef struct nf_exec {
+    const nf_kernels *kernels;       /* the products' variant the plan chose (kernels/kernels.h) */
     const nf_param *params;          /* the graph's parameters, for nodes that reach other */
     const float *param_values;       /* nodes' parameters (penalties): values and gradients */
     float *param_grads;              /* of params[k] at params[k].offset */

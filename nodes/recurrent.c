@@ -17,8 +17,8 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 
+#include "kernels/kernels.h"
 #include "nodes/op.h"
 #include "nodes/fastmath.h"
 
@@ -177,7 +177,7 @@ static void add_recurrent_product(const nf_exec *e, const dims *d, const regions
 {
     const float *hp = t ? e->out + (t - 1) * d->h : r->h0;
     int64_t ld_hp = t ? d->t * d->h : d->h;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)e->batch, (int)d->gates, (int)d->h, 1.0f, hp,
+    e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)e->batch, (int)d->gates, (int)d->h, 1.0f, hp,
                 (int)ld_hp, e->param[1], (int)d->h, 1.0f, acc + t * d->gates, (int)(d->t * d->gates));
 }
 
@@ -218,7 +218,7 @@ static void project_inputs(const nf_exec *e, const dims *d, const regions *r, co
     *r->one_hot = e->workspace && d->in * d->gates <= ONE_HOT_WORKSPACE_MAX &&
                   one_hot_rows(e->in[0], rows, d->in, r->hot);
     if (!*r->one_hot) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)d->gates, (int)d->in, 1.0f, e->in[0],
+        e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)rows, (int)d->gates, (int)d->in, 1.0f, e->in[0],
                     (int)d->in, e->param[0], (int)d->in, 1.0f, r->act, (int)d->gates);
         return;
     }
@@ -243,7 +243,7 @@ static void input_weight_grad(const nf_exec *e, const dims *d, const regions *r)
 {
     int64_t rows = e->batch * d->t;
     if (!*r->one_hot) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d->gates, (int)d->in, (int)rows, 1.0f, r->act,
+        e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)d->gates, (int)d->in, (int)rows, 1.0f, r->act,
                     (int)d->gates, e->in[0], (int)d->in, 1.0f, e->param_grad[0], (int)d->in);
         return;
     }
@@ -318,7 +318,7 @@ static void finish_backward(const nf_exec *e, const dims *d, const regions *r, c
     int64_t rows = e->batch * d->t;
     gather_hprev(e, d, r);
     input_weight_grad(e, d, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d->gates, (int)d->h, (int)rows, 1.0f, dgh,
+    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)d->gates, (int)d->h, (int)rows, 1.0f, dgh,
                 (int)d->gates, r->hprev, (int)d->h, 1.0f, e->param_grad[1], (int)d->h);
     if (e->node->n_params > 2) {
         add_column_sums(r->act, rows, d->gates, e->param_grad[2], dgh == r->act ? e->param_grad[3] : NULL);
@@ -326,7 +326,7 @@ static void finish_backward(const nf_exec *e, const dims *d, const regions *r, c
             add_column_sums(dgh, rows, d->gates, e->param_grad[3], NULL);
     }
     if (e->in_grad[0])
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d->in, (int)d->gates, 1.0f, r->act,
+        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)rows, (int)d->in, (int)d->gates, 1.0f, r->act,
                     (int)d->gates, e->param[0], (int)d->in, 1.0f, e->in_grad[0], (int)d->in);
 }
 
@@ -367,7 +367,7 @@ static void lstm_backward(const nf_exec *e)
                                r.dc + b * h);
         }
         if (t > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)e->batch, (int)h, (int)d.gates, 1.0f,
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)e->batch, (int)h, (int)d.gates, 1.0f,
                         r.act + t * d.gates, (int)(d.t * d.gates), e->param[1], (int)h, 0.0f, r.dh, (int)h);
     }
     finish_backward(e, &d, &r, r.act);
@@ -455,7 +455,7 @@ static void gru_backward(const nf_exec *e)
                               h_before(e, &d, &r, b, t), e->out_grad + (b * d.t + t) * h, r.dh + b * h);
         }
         if (t > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)e->batch, (int)h, (int)d.gates, 1.0f,
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)e->batch, (int)h, (int)d.gates, 1.0f,
                         dah + t * d.gates, (int)(d.t * d.gates), e->param[1], (int)h, 1.0f, r.dh, (int)h);
     }
     finish_backward(e, &d, &r, dah);
