@@ -1,4 +1,4 @@
-/* nodeflow-bench — the reference workloads of shared/bench/WORKLOADS.md.
+/* nodeflow-bench — the reference workloads of bench/WORKLOADS.md.
  *
  *   nodeflow-bench W1|W2 [--threads N] [--epochs N] [--data DIR]
  *   nodeflow-bench W3 [--threads N]

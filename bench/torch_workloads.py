@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The reference workloads of shared/bench/WORKLOADS.md in PyTorch, timed
+"""The reference workloads of bench/WORKLOADS.md in PyTorch, timed
 the way nodeflow-bench times them, printing the same JSON line.
 
     /usr/bin/python3 bench/torch_workloads.py W1|W2|W3 --threads N [--epochs N]
