@@ -6,6 +6,7 @@
 set -u
 nodeflow=$1
 src=$2
+train_session=${3:-}
 work=$(mktemp -d /tmp/nodeflow-cli-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 passed=0
@@ -244,6 +245,15 @@ expect 0 "eval xor by mse" "$nodeflow" eval "$src/tests/data/xor_mse.nfg" --weig
 eval_acc=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' "$work/out" | head -n 1)
 if [ -n "$val_acc" ] && [ "$val_acc" = "$eval_acc" ] && [ "$eval_acc" = "100.00" ]; then ok
 else bad "accuracy: train --val says '$val_acc', eval says '$eval_acc' (expected 100.00 from both)"; fi
+
+# The session from C trains what nodeflow train trains, byte for byte
+if [ -n "$train_session" ]; then
+    expect 0 "a session from C" "$train_session" "$src/tests/data/xor_session.nfg" "$xor_data" "$xor_data" "$work/c.st"
+    expect 0 "the same from the command line" "$nodeflow" train "$src/tests/data/xor_session.nfg" --data "$xor_data" \
+        --val "$xor_data" --out "$work/cli.st"
+    contains "$work/out" "early stop" "the session stops early"
+    if cmp -s "$work/c.st" "$work/cli.st"; then ok; else bad "the C session and nodeflow train wrote different weights"; fi
+fi
 
 # The same failure, the same exit code: no temporary file for --out or --checkpoint
 expect 2 "--out in a missing directory" "$nodeflow" train "$xor" --data "$xor_data" --epochs 1 \
