@@ -1,13 +1,18 @@
-/* nodeflow — the kernels layer: every matrix product goes through here.
+/* nodeflow — the kernels layer: every matrix product and every hot loop
+ * that more than one node type (or more than one code path) needs.
  *
- * A kernel set (nf_kernels) is one variant of every kernel: "openblas"
- * (OpenBLAS's sgemm and sgemv) and "reference" (plain loops that are
- * obviously right, accumulating in double: the yardstick every other
- * variant is tested against, tests/test_kernels.c). A plan picks a set for
- * each node when it compiles (nf_kernels_for) and hands it to the node's
- * forward and backward in nf_exec.kernels; nodes never call a library.
+ * A kernel set (nf_kernels) holds one variant of every kernel. "openblas"
+ * (the default) has OpenBLAS's products and the engine's fast loops
+ * (im2col with its 1x1 and stride-1 paths, branch-free 2x2 max pooling,
+ * recurrent cells on fastmath.h's polynomial exp and tanh); "reference"
+ * has plain loops that are obviously right, summing in double: the
+ * yardstick every other variant is tested against (tests/test_kernels.c).
+ * A plan picks a set for each node when it compiles (nf_kernels_for_plan)
+ * and hands it to the node's forward and backward in nf_exec.kernels;
+ * nodes never call a library or choose a path of their own.
  *
- * Matrices are row-major; op(X) is X or its transpose. */
+ * Matrices are row-major; op(X) is X or its transpose. Kernels run on
+ * the calling thread (sgemm may use OpenBLAS's threads). */
 #ifndef NF_KERNELS_KERNELS_H
 #define NF_KERNELS_KERNELS_H
 
@@ -15,18 +20,68 @@
 
 enum { NF_NO_TRANS = 0, NF_TRANS = 1 };
 
-/* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, with leading
- * dimensions lda, ldb, ldc. */
-typedef void (*nf_sgemm_fn)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                            int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
-/* y[m] = alpha op(A)[m, n] x[n] + beta y (A is [rows, cols], lda). */
-typedef void (*nf_sgemv_fn)(int trans_a, int64_t rows, int64_t cols, float alpha, const float *a, int64_t lda,
-                            const float *x, float beta, float *y);
+/* A convolution's geometry per sample (conv2d; conv1d has h = kh = 1). */
+typedef struct nf_conv_geom {
+    int64_t c, h, w;          /* input per sample */
+    int64_t o, oh, ow;        /* output per sample */
+    int64_t kh, kw, stride, dil, groups;
+    int64_t pt, pb, pl, pr;   /* padding per side */
+    int64_t ckk, hw;          /* rows of cols per group (C/G kh kw), output positions */
+    int direct;               /* 1x1, stride 1, no padding: cols = x */
+} nf_conv_geom;
+
+/* A pooling window's geometry over one [h, w] plane. */
+typedef struct nf_pool_geom {
+    int64_t c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+} nf_pool_geom;
 
 typedef struct nf_kernels {
     const char *name;
-    nf_sgemm_fn sgemm;
-    nf_sgemv_fn sgemv;
+
+    /* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C (beta 0: C is not read) */
+    void (*sgemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+    /* y[rows] = alpha A[rows, cols] x + beta y (beta 0: y is not read) */
+    void (*sgemv)(int64_t rows, int64_t cols, float alpha, const float *a, int64_t lda, const float *x, float beta,
+                  float *y);
+
+    /* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW)
+     * with rows `stride` floats apart: cols[(c kh + i) kw + j][oy ow + ox] =
+     * x[c][oy s - pt + i d][ox s - pl + j d], 0 outside the input. */
+    void (*im2col)(const nf_conv_geom *g, const float *x, float *cols, int64_t stride);
+    /* dx += col2im(dcols): each column entry added back to its pixel. */
+    void (*col2im_add)(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);
+
+    /* One plane: y[oy, ox] = max of its window (NaN wins, as in PyTorch)
+     * and argmax = the position of the first maximum in x, as a float. */
+    void (*max_plane)(const nf_pool_geom *g, const float *x, float *y, float *argmax);
+    /* One plane: y = window mean (padding in the divisor when include_pad),
+     * and its backward dx += dy / divisor over each window. */
+    void (*avg_plane)(const nf_pool_geom *g, const float *x, float *y, int include_pad);
+    void (*avg_plane_backward)(const nf_pool_geom *g, const float *dy, float *dx, int include_pad);
+
+    /* y[i] = 1 / (1 + exp(-x[i])) and y[i] = tanh(x[i]), n values. */
+    void (*sigmoid)(int64_t n, const float *x, float *y);
+    void (*tanh)(int64_t n, const float *x, float *y);
+
+    /* One row of an LSTM step (PyTorch's gate order i, f, g, o):
+     * i = s(ai) f = s(af) g = tanh(ag) o = s(ao), written over the
+     * pre-activations; c = f cp + i g; y = o tanh(c). */
+    void (*lstm_cell)(int64_t h, float *ai, float *af, float *ag, float *ao, const float *cp, float *c, float *y);
+    /* Its backward: gate activations in, gate gradients out (in place);
+     * dh = dy + dhn; dc = dh o (1 - tanh^2 c) + dcn, dcn becomes dc f. */
+    void (*lstm_cell_backward)(int64_t h, float *ai, float *af, float *ag, float *ao, const float *c,
+                               const float *cp, const float *dy, const float *dhn, float *dcn);
+    /* One row of a GRU step (r, z, n): r = s(xr + hr), z = s(xz + hz),
+     * n = tanh(xn + r hn_in), written over xr, xz, xn; hn = hn_in;
+     * y = (1 - z) n + z hp. */
+    void (*gru_cell)(int64_t h, float *xr, float *xz, float *xn, const float *hr, const float *hz,
+                     const float *hn_in, float *hn, const float *hp, float *y);
+    /* Its backward: dh = dy + dhn; dan = dh (1 - z)(1 - n^2);
+     * dar = dan hn r(1-r); daz = dh (hp - n) z(1-z): the input part over
+     * ar, az, an, the hidden part to gr, gz, gn = dan r; dhn becomes dh z. */
+    void (*gru_cell_backward)(int64_t h, float *ar, float *az, float *an, float *gr, float *gz, float *gn,
+                              const float *hn, const float *hp, const float *dy, float *dhn);
 } nf_kernels;
 
 /* The registry: variants by index (0 is the default) and by name. */
@@ -34,7 +89,7 @@ int nf_kernels_count(void);
 const nf_kernels *nf_kernels_at(int index);
 const nf_kernels *nf_kernels_find(const char *name);
 
-/* The variant a plan gives a node: the default, or the one named by the
+/* The set a plan gives its nodes: the default, or the one named by the
  * environment variable NODEFLOW_KERNELS (e.g. "reference", to run a model
  * on the reference kernels). Read when a plan compiles, never per call. */
 const nf_kernels *nf_kernels_for_plan(void);

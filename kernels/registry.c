@@ -1,27 +1,61 @@
-/* nodeflow — the registry of kernel variants. */
+/* nodeflow — the registry of kernel sets: each set names one variant of
+ * every kernel. Adding a variant: its functions in the file of its family,
+ * declared in variants.h, and a set here (or a slot of an existing one). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/variants.h"
 
-extern const nf_kernels nf_kernels_openblas, nf_kernels_reference;
+static const nf_kernels openblas = {
+    .name = "openblas",
+    .sgemm = nf_openblas_sgemm,
+    .sgemv = nf_openblas_sgemv,
+    .im2col = nf_fast_im2col,
+    .col2im_add = nf_fast_col2im_add,
+    .max_plane = nf_fast_max_plane,
+    .avg_plane = nf_reference_avg_plane,
+    .avg_plane_backward = nf_reference_avg_plane_backward,
+    .sigmoid = nf_libm_sigmoid,
+    .tanh = nf_libm_tanh,
+    .lstm_cell = nf_fast_lstm_cell,
+    .lstm_cell_backward = nf_fast_lstm_cell_backward,
+    .gru_cell = nf_fast_gru_cell,
+    .gru_cell_backward = nf_fast_gru_cell_backward,
+};
 
-static const nf_kernels *const variants[] = {&nf_kernels_openblas, &nf_kernels_reference};
+static const nf_kernels reference = {
+    .name = "reference",
+    .sgemm = nf_reference_sgemm,
+    .sgemv = nf_reference_sgemv,
+    .im2col = nf_reference_im2col,
+    .col2im_add = nf_reference_col2im_add,
+    .max_plane = nf_reference_max_plane,
+    .avg_plane = nf_reference_avg_plane,
+    .avg_plane_backward = nf_reference_avg_plane_backward,
+    .sigmoid = nf_reference_sigmoid,
+    .tanh = nf_reference_tanh,
+    .lstm_cell = nf_reference_lstm_cell,
+    .lstm_cell_backward = nf_reference_lstm_cell_backward,
+    .gru_cell = nf_reference_gru_cell,
+    .gru_cell_backward = nf_reference_gru_cell_backward,
+};
 
-int nf_kernels_count(void) { return (int)(sizeof variants / sizeof variants[0]); }
+static const nf_kernels *const sets[] = {&openblas, &reference};
 
-const nf_kernels *nf_kernels_at(int index) { return index >= 0 && index < nf_kernels_count() ? variants[index] : NULL; }
+int nf_kernels_count(void) { return (int)(sizeof sets / sizeof sets[0]); }
+
+const nf_kernels *nf_kernels_at(int index) { return index >= 0 && index < nf_kernels_count() ? sets[index] : NULL; }
 
 const nf_kernels *nf_kernels_find(const char *name)
 {
     for (int i = 0; name && i < nf_kernels_count(); i++)
-        if (!strcmp(variants[i]->name, name))
-            return variants[i];
+        if (!strcmp(sets[i]->name, name))
+            return sets[i];
     return NULL;
 }
 
 const nf_kernels *nf_kernels_for_plan(void)
 {
     const nf_kernels *chosen = nf_kernels_find(getenv("NODEFLOW_KERNELS"));
-    return chosen ? chosen : variants[0];
+    return chosen ? chosen : sets[0];
 }

@@ -2,6 +2,7 @@
  * and softmax, log_softmax (over the last axis). */
 #include <math.h>
 
+#include "kernels/kernels.h"
 #include "nodes/op.h"
 
 static int64_t elements(const nf_exec *e) { return e->batch * nf_shape_size(e->out_shape); }
@@ -42,26 +43,14 @@ static void leaky_grad_kernel(int64_t n, const float *restrict x, const float *r
     }
 }
 
-/* sigmoid: y = 1 / (1 + exp(-x)); dy/dx = y (1 - y) */
-static void sigmoid_kernel(int64_t n, const float *restrict x, float *restrict y)
-{
-    for (int64_t i = 0; i < n; i++)
-        y[i] = 1.0f / (1.0f + expf(-x[i]));
-}
-
+/* sigmoid: y = 1 / (1 + exp(-x)) (kernels' sigmoid); dy/dx = y (1 - y) */
 static void sigmoid_grad_kernel(int64_t n, const float *restrict y, const float *restrict g, float *restrict dx)
 {
     for (int64_t i = 0; i < n; i++)
         dx[i] += g[i] * y[i] * (1.0f - y[i]);
 }
 
-/* tanh: dy/dx = 1 - y^2 */
-static void tanh_kernel(int64_t n, const float *restrict x, float *restrict y)
-{
-    for (int64_t i = 0; i < n; i++)
-        y[i] = tanhf(x[i]);
-}
-
+/* tanh (kernels' tanh): dy/dx = 1 - y^2 */
 static void tanh_grad_kernel(int64_t n, const float *restrict y, const float *restrict g, float *restrict dx)
 {
     for (int64_t i = 0; i < n; i++)
@@ -194,9 +183,9 @@ FORWARD_OP(relu_forward, relu_kernel)
 BACKWARD_OP(relu_backward, relu_grad_kernel, e->out)
 FORWARD_OP(leaky_relu_forward, leaky_kernel, (float)e->attr[0])
 BACKWARD_OP(leaky_relu_backward, leaky_grad_kernel, e->in[0], (float)e->attr[0])
-FORWARD_OP(sigmoid_forward, sigmoid_kernel)
+FORWARD_OP(sigmoid_forward, e->kernels->sigmoid)
 BACKWARD_OP(sigmoid_backward, sigmoid_grad_kernel, e->out)
-FORWARD_OP(tanh_forward, tanh_kernel)
+FORWARD_OP(tanh_forward, e->kernels->tanh)
 BACKWARD_OP(tanh_backward, tanh_grad_kernel, e->out)
 FORWARD_OP(elu_forward, elu_kernel, (float)e->attr[0])
 BACKWARD_OP(elu_backward, elu_grad_kernel, e->in[0], (float)e->attr[0])

@@ -52,14 +52,7 @@ static const nf_attr_spec conv2d_attrs[] = {
     [BIAS_INIT] = NF_ATTR_ENUM_DEF("bias_init", 0, nf_init_names, "initialisation of the bias"),
 };
 
-typedef struct geom {
-    int64_t c, h, w;          /* input per sample */
-    int64_t o, oh, ow;        /* output per sample */
-    int64_t kh, kw, stride, dil, groups;
-    int64_t pt, pb, pl, pr;   /* padding per side */
-    int64_t ckk, hw;          /* rows of cols per group (C/G kh kw), output positions */
-    int direct;               /* 1x1, stride 1, no padding: cols = x */
-} geom;
+typedef nf_conv_geom geom;
 
 static int64_t side(const double *attr, int which)
 {
@@ -159,83 +152,6 @@ static geom geom_of(const nf_exec *e)
     return g;
 }
 
-/* The output columns ox whose input column ox stride + ix0 lies in
- * [0, w): [*lo, *hi). */
-static void valid_columns(const geom *g, int64_t ix0, int64_t *lo, int64_t *hi)
-{
-    *lo = ix0 >= 0 ? 0 : (-ix0 + g->stride - 1) / g->stride;
-    *hi = g->w - ix0 <= 0 ? 0 : (g->w - ix0 + g->stride - 1) / g->stride;
-    if (*hi > g->ow)
-        *hi = g->ow;
-    if (*lo > *hi)
-        *lo = *hi;
-}
-
-/* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW),
- * with rows `stride` floats apart */
-static void im2col_rows(const geom *g, const float *x, float *cols, int64_t stride)
-{
-    if (g->direct) { /* 1x1, stride 1, no padding: the columns are x itself */
-        for (int64_t r = 0; r < g->ckk; r++)
-            memcpy(cols + r * stride, x + r * g->hw, (size_t)g->hw * sizeof(float));
-        return;
-    }
-    for (int64_t c = 0; c < g->c / g->groups; c++)
-        for (int64_t ki = 0; ki < g->kh; ki++)
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                float *row = cols + ((c * g->kh + ki) * g->kw + kj) * stride;
-                int64_t ix0 = kj * g->dil - g->pl, lo, hi;
-                valid_columns(g, ix0, &lo, &hi);
-                for (int64_t oy = 0; oy < g->oh; oy++) {
-                    int64_t iy = oy * g->stride - g->pt + ki * g->dil;
-                    float *out = row + oy * g->ow;
-                    if (iy < 0 || iy >= g->h) {
-                        memset(out, 0, (size_t)g->ow * sizeof(float));
-                        continue;
-                    }
-                    const float *in = x + (c * g->h + iy) * g->w;
-                    for (int64_t ox = 0; ox < lo; ox++)
-                        out[ox] = 0.0f;
-                    if (g->stride == 1) /* rows are short: a loop beats a memcpy call */
-                        for (int64_t ox = lo; ox < hi; ox++)
-                            out[ox] = in[ox + ix0];
-                    else
-                        for (int64_t ox = lo; ox < hi; ox++)
-                            out[ox] = in[ox * g->stride + ix0];
-                    for (int64_t ox = hi; ox < g->ow; ox++)
-                        out[ox] = 0.0f;
-                }
-            }
-}
-
-/* dx += col2im(dcols): every column entry goes back to its input pixel
- * (rows of dcols `stride` floats apart) */
-static void col2im_rows_add(const geom *g, const float *dcols, int64_t stride, float *dx)
-{
-    if (g->direct) {
-        for (int64_t r = 0; r < g->ckk; r++)
-            for (int64_t i = 0; i < g->hw; i++)
-                dx[r * g->hw + i] += dcols[r * stride + i];
-        return;
-    }
-    for (int64_t c = 0; c < g->c / g->groups; c++)
-        for (int64_t ki = 0; ki < g->kh; ki++)
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                const float *row = dcols + ((c * g->kh + ki) * g->kw + kj) * stride;
-                int64_t ix0 = kj * g->dil - g->pl, lo, hi;
-                valid_columns(g, ix0, &lo, &hi);
-                for (int64_t oy = 0; oy < g->oh; oy++) {
-                    int64_t iy = oy * g->stride - g->pt + ki * g->dil;
-                    if (iy < 0 || iy >= g->h)
-                        continue;
-                    float *out = dx + (c * g->h + iy) * g->w;
-                    const float *in = row + oy * g->ow;
-                    for (int64_t ox = lo; ox < hi; ox++)
-                        out[ox * g->stride + ix0] += in[ox];
-                }
-            }
-}
-
 /* Chunk-wide matrices: row r of a [rows, S HW] matrix holds, for each
  * sample s of the chunk, HW values at column s HW. */
 
@@ -255,7 +171,7 @@ static void chunk_im2col(const nf_exec *e, const geom *g, int64_t grp, int64_t n
     #pragma omp parallel for if (count > 1 && count * g->ckk * g->hw > NF_PARALLEL_MIN) schedule(static)
     for (int64_t s = 0; s < count; s++) {
         const float *xg = e->in[0] + (n0 + s) * g->c * g->h * g->w + grp * cg * g->h * g->w;
-        im2col_rows(g, xg, cols + s * g->hw, width);
+        e->kernels->im2col(g, xg, cols + s * g->hw, width);
     }
 }
 
@@ -302,7 +218,7 @@ static void forward_per_sample(const nf_exec *e, const geom *g, int threads)
             int64_t stride;
             float *cols = sample_cols(e, g, grp, s, &stride);
             const float *xg = e->in[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w;
-            im2col_rows(g, xg, cols, stride);
+            e->kernels->im2col(g, xg, cols, stride);
             e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)og, (int)g->hw, (int)g->ckk, 1.0f,
                         e->param[0] + grp * og * g->ckk, (int)g->ckk, cols, (int)stride, 0.0f,
                         out + grp * og * g->hw, (int)g->hw);
@@ -336,7 +252,7 @@ static void backward_per_sample(const nf_exec *e, const geom *g, int threads)
                     continue;
                 e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)g->ckk, (int)g->hw, (int)og, 1.0f,
                             e->param[0] + grp * og * g->ckk, (int)g->ckk, dyg, (int)g->hw, 0.0f, dcols, (int)g->hw);
-                col2im_rows_add(g, dcols, g->hw, e->in_grad[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w);
+                e->kernels->col2im_add(g, dcols, g->hw, e->in_grad[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w);
             }
     }
     for (int t = 0; t < threads; t++)
@@ -413,7 +329,7 @@ static void conv_backward(const nf_exec *e)
             #pragma omp parallel for if (count > 1 && width * g.ckk > NF_PARALLEL_MIN) schedule(static)
             for (int64_t s = 0; s < count; s++) {
                 float *dxg = e->in_grad[0] + (n0 + s) * g.c * g.h * g.w + grp * cg * g.h * g.w;
-                col2im_rows_add(&g, dcols + s * g.hw, width, dxg);
+                e->kernels->col2im_add(&g, dcols + s * g.hw, width, dxg);
             }
         }
     }

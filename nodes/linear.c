@@ -59,7 +59,7 @@ static void linear_forward(const nf_exec *e)
             memcpy(e->out + r * out, bias, (size_t)out * sizeof(float));
     }
     if (rows == 1) /* one sample: a matrix-vector product is faster than sgemm */
-        e->kernels->sgemv(NF_NO_TRANS, (int)out, (int)in, 1.0f, e->param[0], (int)in, e->in[0],
+        e->kernels->sgemv((int)out, (int)in, 1.0f, e->param[0], (int)in, e->in[0],
                           bias ? 1.0f : 0.0f, e->out);
     else
         e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)rows, (int)out, (int)in, 1.0f, e->in[0],

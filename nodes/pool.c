@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "nodes/op.h"
 
 enum { KERNEL, STRIDE, PADDING, CEIL, INCLUDE_PAD };
@@ -20,9 +21,7 @@ static const nf_attr_spec pool_attrs[] = {
     [INCLUDE_PAD] = NF_ATTR_BOOL_DEF("include_pad", 0, "avgpool: count padding in the divisor"),
 };
 
-typedef struct pgeom {
-    int64_t c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
-} pgeom;
+typedef nf_pool_geom pgeom;
 
 /* PyTorch's pooling_output_shape for one axis. */
 static int64_t pooled(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode)
@@ -92,73 +91,13 @@ static pgeom pgeom_of(const nf_exec *e)
     return g;
 }
 
-/* The first NaN of window (oy, ox) of a 2x2 stride-2 pool. */
-static void max_plane_window_nan(const pgeom *g, const float *x, int64_t oy, int64_t ox, float *y, float *at)
-{
-    for (int64_t i = 0; i < 4; i++) {
-        int64_t pos = (2 * oy + i / 2) * g->w + 2 * ox + i % 2;
-        if (isnan(x[pos])) {
-            *y = x[pos];
-            *at = (float)pos;
-            return;
-        }
-    }
-}
-
-/* x is one plane (H, W); y and argmax are (OH, OW) */
-static void max_plane(const pgeom *g, const float *x, float *y, float *argmax)
-{
-    for (int64_t oy = 0; oy < g->oh; oy++)
-        for (int64_t ox = 0; ox < g->ow; ox++) {
-            int64_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw, best_at = -1;
-            float best = -INFINITY;
-            for (int64_t iy = y0 < 0 ? 0 : y0; iy < y0 + g->kh && iy < g->h; iy++)
-                for (int64_t ix = x0 < 0 ? 0 : x0; ix < x0 + g->kw && ix < g->w; ix++) {
-                    float v = x[iy * g->w + ix];
-                    if (v > best || best_at < 0 || isnan(v)) { /* NaN propagates, as in PyTorch */
-                        best = v;
-                        best_at = iy * g->w + ix;
-                    }
-                }
-            y[oy * g->ow + ox] = best;
-            argmax[oy * g->ow + ox] = (float)best_at;
-        }
-}
-
-/* The common 2x2 window, stride 2, no padding, whole windows only;
- * selects rather than branches (the winner is data-dependent), so that
- * the row loop vectorizes. */
-static void max_plane_2x2(const pgeom *g, const float *x, float *y, float *argmax)
-{
-    for (int64_t oy = 0; oy < g->oh; oy++) {
-        const float *r0 = x + 2 * oy * g->w, *r1 = r0 + g->w;
-        float *yo = y + oy * g->ow, *ao = argmax + oy * g->ow;
-        float base = (float)(2 * oy * g->w), below = (float)g->w;
-        int nan_seen = 0;
-        for (int32_t ox = 0; ox < (int32_t)g->ow; ox++) {
-            float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-            float top = b > a ? b : a, bottom = d > c ? d : c;
-            float top_at = b > a ? 1.0f : 0.0f, bottom_at = d > c ? below + 1.0f : below;
-            float sum = a + b + c + d;
-            nan_seen |= sum != sum;
-            yo[ox] = bottom > top ? bottom : top;
-            ao[ox] = base + 2.0f * (float)ox + (bottom > top ? bottom_at : top_at);
-        }
-        for (int64_t ox = 0; nan_seen && ox < g->ow; ox++) /* NaN wins, as in PyTorch */
-            if (isnan(r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]))
-                max_plane_window_nan(g, x, oy, ox, yo + ox, ao + ox);
-    }
-}
-
 static void maxpool_forward(const nf_exec *e)
 {
     pgeom g = pgeom_of(e);
     int64_t planes = e->batch * g.c, in = g.h * g.w, out = g.oh * g.ow;
-    int quick = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && !g.ph && !g.pw && 2 * g.oh <= g.h &&
-                2 * g.ow <= g.w;
     #pragma omp parallel for if (planes * in > NF_PARALLEL_MIN) schedule(static)
     for (int64_t p = 0; p < planes; p++)
-        (quick ? max_plane_2x2 : max_plane)(&g, e->in[0] + p * in, e->out + p * out, e->saved + p * out);
+        e->kernels->max_plane(&g, e->in[0] + p * in, e->out + p * out, e->saved + p * out);
 }
 
 static void maxpool_backward(const nf_exec *e)
@@ -173,23 +112,6 @@ static void maxpool_backward(const nf_exec *e)
             e->in_grad[0][p * in + (int64_t)e->saved[p * out + i]] += e->out_grad[p * out + i];
 }
 
-/* The window of output (oy, ox), clipped to the input, and its divisor. */
-typedef struct window {
-    int64_t y0, y1, x0, x1;
-    float divisor;
-} window;
-
-static window window_at(const pgeom *g, int64_t oy, int64_t ox, int include_pad)
-{
-    int64_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw;
-    int64_t y1 = y0 + g->kh < g->h + g->ph ? y0 + g->kh : g->h + g->ph;
-    int64_t x1 = x0 + g->kw < g->w + g->pw ? x0 + g->kw : g->w + g->pw;
-    int64_t padded = (y1 - y0) * (x1 - x0);
-    window w = {y0 < 0 ? 0 : y0, y1 < g->h ? y1 : g->h, x0 < 0 ? 0 : x0, x1 < g->w ? x1 : g->w, 0};
-    w.divisor = (float)(include_pad ? padded : (w.y1 - w.y0) * (w.x1 - w.x0));
-    return w;
-}
-
 static void avgpool_forward(const nf_exec *e)
 {
     pgeom g = pgeom_of(e);
@@ -197,15 +119,7 @@ static void avgpool_forward(const nf_exec *e)
     int include_pad = e->attr[INCLUDE_PAD] != 0;
     #pragma omp parallel for if (planes * in > NF_PARALLEL_MIN) schedule(static)
     for (int64_t p = 0; p < planes; p++)
-        for (int64_t oy = 0; oy < g.oh; oy++)
-            for (int64_t ox = 0; ox < g.ow; ox++) {
-                window w = window_at(&g, oy, ox, include_pad);
-                float sum = 0.0f;
-                for (int64_t iy = w.y0; iy < w.y1; iy++)
-                    for (int64_t ix = w.x0; ix < w.x1; ix++)
-                        sum += e->in[0][p * in + iy * g.w + ix];
-                e->out[p * out + oy * g.ow + ox] = sum / w.divisor;
-            }
+        e->kernels->avg_plane(&g, e->in[0] + p * in, e->out + p * out, include_pad);
 }
 
 static void avgpool_backward(const nf_exec *e)
@@ -217,14 +131,7 @@ static void avgpool_backward(const nf_exec *e)
         return;
     #pragma omp parallel for if (planes * in > NF_PARALLEL_MIN) schedule(static)
     for (int64_t p = 0; p < planes; p++)
-        for (int64_t oy = 0; oy < g.oh; oy++)
-            for (int64_t ox = 0; ox < g.ow; ox++) {
-                window w = window_at(&g, oy, ox, include_pad);
-                float share = e->out_grad[p * out + oy * g.ow + ox] / w.divisor;
-                for (int64_t iy = w.y0; iy < w.y1; iy++)
-                    for (int64_t ix = w.x0; ix < w.x1; ix++)
-                        e->in_grad[0][p * in + iy * g.w + ix] += share;
-            }
+        e->kernels->avg_plane_backward(&g, e->out_grad + p * out, e->in_grad[0] + p * in, include_pad);
 }
 
 static double pool_flops(const nf_node *node)

@@ -20,7 +20,6 @@
 
 #include "kernels/kernels.h"
 #include "nodes/op.h"
-#include "nodes/fastmath.h"
 
 enum { HIDDEN, BIAS, CARRY, WEIGHT_INIT, BIAS_INIT };
 
@@ -263,20 +262,6 @@ static void input_weight_grad(const nf_exec *e, const dims *d, const regions *r)
     transpose(dwt, d->in, d->gates, e->param_grad[0], 1);
 }
 
-/* One row of an LSTM step: gate pre-activations in, activations out (in
- * place), the cell state and the output. (Separate restrict pointers, so
- * that the loop vectorizes.) */
-static void lstm_cell(int64_t h, float *restrict ai, float *restrict af, float *restrict ag, float *restrict ao,
-                      const float *restrict cp, float *restrict c, float *restrict y)
-{
-    for (int64_t j = 0; j < h; j++) {
-        float i = nf_fast_sigmoid(ai[j]), f = nf_fast_sigmoid(af[j]), g = nf_fast_tanh(ag[j]), o = nf_fast_sigmoid(ao[j]);
-        ai[j] = i, af[j] = f, ag[j] = g, ao[j] = o;
-        c[j] = f * cp[j] + i * g;
-        y[j] = o * nf_fast_tanh(c[j]);
-    }
-}
-
 /* LSTM step (PyTorch's nn.LSTM):
  *   i = s(a_i)  f = s(a_f)  g = tanh(a_g)  o = s(a_o)
  *   c_t = f c_{t-1} + i g      h_t = o tanh(c_t) */
@@ -293,7 +278,7 @@ static void lstm_forward(const nf_exec *e)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = r.act + (b * d.t + t) * d.gates, *c = r.aux + (b * d.t + t) * h;
             const float *cp = t ? c - h : r.c0 + b * h;
-            lstm_cell(h, a, a + h, a + 2 * h, a + 3 * h, cp, c, e->out + (b * d.t + t) * h);
+            e->kernels->lstm_cell(h, a, a + h, a + 2 * h, a + 3 * h, cp, c, e->out + (b * d.t + t) * h);
         }
     }
     if (e->attr[CARRY] != 0)
@@ -330,24 +315,6 @@ static void finish_backward(const nf_exec *e, const dims *d, const regions *r, c
                     (int)d->gates, e->param[0], (int)d->in, 1.0f, e->in_grad[0], (int)d->in);
 }
 
-/* One row of an LSTM step backward: gate activations in, gate gradients
- * out (in place); dh_next in, dc_next in and out. */
-static void lstm_cell_backward(int64_t h, float *restrict ai, float *restrict af, float *restrict ag,
-                               float *restrict ao, const float *restrict c, const float *restrict cp,
-                               const float *restrict dy, const float *restrict dhn, float *restrict dcn)
-{
-    for (int64_t j = 0; j < h; j++) {
-        float i = ai[j], f = af[j], g = ag[j], o = ao[j];
-        float tc = nf_fast_tanh(c[j]), dh = dy[j] + dhn[j];
-        float dc = dh * o * (1.0f - tc * tc) + dcn[j];
-        ai[j] = dc * g * i * (1.0f - i);
-        af[j] = dc * cp[j] * f * (1.0f - f);
-        ag[j] = dc * i * (1.0f - g * g);
-        ao[j] = dh * tc * o * (1.0f - o);
-        dcn[j] = dc * f;
-    }
-}
-
 /* dh = dy_t + dh_next, dc = dh o (1 - tanh^2 c_t) + dc_next;
  * dA_i = dc g i(1-i), dA_f = dc c_{t-1} f(1-f), dA_g = dc i (1-g^2),
  * dA_o = dh tanh(c_t) o(1-o); dc_next = dc f, dh_next = dA_t W_hh */
@@ -363,7 +330,7 @@ static void lstm_backward(const nf_exec *e)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = r.act + (b * d.t + t) * d.gates;
             const float *c = r.aux + (b * d.t + t) * h, *cp = t ? c - h : r.c0 + b * h;
-            lstm_cell_backward(h, a, a + h, a + 2 * h, a + 3 * h, c, cp, e->out_grad + (b * d.t + t) * h, r.dh + b * h,
+            e->kernels->lstm_cell_backward(h, a, a + h, a + 2 * h, a + 3 * h, c, cp, e->out_grad + (b * d.t + t) * h, r.dh + b * h,
                                r.dc + b * h);
         }
         if (t > 0)
@@ -371,21 +338,6 @@ static void lstm_backward(const nf_exec *e)
                         r.act + t * d.gates, (int)(d.t * d.gates), e->param[1], (int)h, 0.0f, r.dh, (int)h);
     }
     finish_backward(e, &d, &r, r.act);
-}
-
-/* One row of a GRU step: r, z, n from the input part (ax, in place) and
- * the hidden part (ah); keeps a_hn; the output. */
-static void gru_cell(int64_t h, float *restrict xr, float *restrict xz, float *restrict xn, const float *restrict hr,
-                     const float *restrict hz, const float *restrict hn_in, float *restrict hn,
-                     const float *restrict hp, float *restrict y)
-{
-    for (int64_t j = 0; j < h; j++) {
-        float rg = nf_fast_sigmoid(xr[j] + hr[j]), z = nf_fast_sigmoid(xz[j] + hz[j]);
-        float n = nf_fast_tanh(xn[j] + rg * hn_in[j]);
-        xr[j] = rg, xz[j] = z, xn[j] = n;
-        hn[j] = hn_in[j];
-        y[j] = (1.0f - z) * n + z * hp[j];
-    }
 }
 
 /* GRU step (PyTorch's nn.GRU), with a_x = W_ih x + b_ih and
@@ -408,32 +360,13 @@ static void gru_forward(const nf_exec *e)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = r.act + (b * d.t + t) * d.gates;
             const float *g = r.ah + (b * d.t + t) * d.gates;
-            gru_cell(h, a, a + h, a + 2 * h, g, g + h, g + 2 * h, r.aux + (b * d.t + t) * h, h_before(e, &d, &r, b, t),
+            e->kernels->gru_cell(h, a, a + h, a + 2 * h, g, g + h, g + 2 * h, r.aux + (b * d.t + t) * h, h_before(e, &d, &r, b, t),
                      e->out + (b * d.t + t) * h);
         }
     }
     if (e->attr[CARRY] != 0)
         for (int64_t b = 0; b < e->batch; b++)
             memcpy(r.sh + b * h, e->out + (b * d.t + d.t - 1) * h, (size_t)h * sizeof(float));
-}
-
-/* One row of a GRU step backward: activations in, input-part gradients
- * out (in place), hidden-part gradients to gr, gz, gn; dh_next in and out
- * (its direct part, dh z). */
-static void gru_cell_backward(int64_t h, float *restrict ar, float *restrict az, float *restrict an,
-                              float *restrict gr, float *restrict gz, float *restrict gn, const float *restrict hn,
-                              const float *restrict hp, const float *restrict dy, float *restrict dhn)
-{
-    for (int64_t j = 0; j < h; j++) {
-        float rg = ar[j], z = az[j], n = an[j], dh = dy[j] + dhn[j];
-        float dan = dh * (1.0f - z) * (1.0f - n * n);
-        float dar = dan * hn[j] * rg * (1.0f - rg), daz = dh * (hp[j] - n) * z * (1.0f - z);
-        ar[j] = gr[j] = dar;
-        az[j] = gz[j] = daz;
-        an[j] = dan;
-        gn[j] = dan * rg;
-        dhn[j] = dh * z;
-    }
 }
 
 /* dh = dy_t + dh_next; dn = dh (1 - z), dz = dh (h_{t-1} - n);
@@ -451,7 +384,7 @@ static void gru_backward(const nf_exec *e)
         #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = r.act + (b * d.t + t) * d.gates, *g = dah + (b * d.t + t) * d.gates;
-            gru_cell_backward(h, a, a + h, a + 2 * h, g, g + h, g + 2 * h, r.aux + (b * d.t + t) * h,
+            e->kernels->gru_cell_backward(h, a, a + h, a + 2 * h, g, g + h, g + 2 * h, r.aux + (b * d.t + t) * h,
                               h_before(e, &d, &r, b, t), e->out_grad + (b * d.t + t) * h, r.dh + b * h);
         }
         if (t > 0)

@@ -1,6 +1,10 @@
-/* Every registered kernel variant against the reference kernels, on
+/* Every registered kernel set against the reference kernels: products on
  * random matrices of edge shapes (1, odd, prime, large), both
- * transpositions, padded leading dimensions, and alpha and beta. */
+ * transpositions, padded leading dimensions, alpha and beta; im2col and
+ * col2im and pooling windows on geometries with stride, dilation, padding,
+ * ceil-mode overhang, 1x1 and 1-D, exactly (they move or compare values,
+ * in the same order); sigmoid, tanh and the recurrent cells within float
+ * rounding. */
 #include <math.h>
 #include <stdio.h>
 #include <setjmp.h>
@@ -80,8 +84,8 @@ static void test_gemv_variants(void **state)
                 float *a = random_floats(rows * lda, &seed), *x = random_floats(cols, &seed);
                 float *y = random_floats(rows, &seed), *want = malloc((size_t)rows * sizeof(float));
                 memcpy(want, y, (size_t)rows * sizeof(float));
-                nf_kernels_at(v)->sgemv(NF_NO_TRANS, rows, cols, 1.5f, a, lda, x, (float)beta, y);
-                ref->sgemv(NF_NO_TRANS, rows, cols, 1.5f, a, lda, x, (float)beta, want);
+                nf_kernels_at(v)->sgemv(rows, cols, 1.5f, a, lda, x, (float)beta, y);
+                ref->sgemv(rows, cols, 1.5f, a, lda, x, (float)beta, want);
                 assert_close(y, want, rows, cols, nf_kernels_at(v)->name);
                 free(a);
                 free(x);
@@ -102,12 +106,209 @@ static void test_beta_zero_ignores_c(void **state)
     }
 }
 
+/* A convolution geometry as nodes/conv.c makes it (whole windows). */
+static nf_conv_geom conv_geom(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t stride, int64_t dil,
+                              int64_t pt, int64_t pb, int64_t pl, int64_t pr)
+{
+    nf_conv_geom g = {0};
+    g.c = c, g.h = h, g.w = w, g.o = 1, g.kh = kh, g.kw = kw, g.stride = stride, g.dil = dil, g.groups = 1;
+    g.pt = pt, g.pb = pb, g.pl = pl, g.pr = pr;
+    g.oh = (h + pt + pb - dil * (kh - 1) - 1) / stride + 1;
+    g.ow = (w + pl + pr - dil * (kw - 1) - 1) / stride + 1;
+    g.ckk = c * kh * kw;
+    g.hw = g.oh * g.ow;
+    g.direct = kh == 1 && kw == 1 && stride == 1 && !pt && !pb && !pl && !pr;
+    return g;
+}
+
+static void test_im2col_variants(void **state)
+{
+    (void)state;
+    const nf_conv_geom geoms[] = {
+        conv_geom(1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),   conv_geom(3, 7, 5, 1, 1, 1, 1, 0, 0, 0, 0), /* 1x1 */
+        conv_geom(2, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1),  conv_geom(3, 13, 7, 5, 3, 2, 1, 2, 1, 0, 2),
+        conv_geom(1, 17, 19, 3, 3, 3, 2, 2, 2, 2, 2), conv_geom(4, 1, 29, 1, 5, 1, 3, 0, 0, 4, 4), /* 1-D */
+        conv_geom(2, 6, 6, 7, 7, 1, 1, 3, 3, 3, 3),   /* kernel wider than the input */
+    };
+    const nf_kernels *ref = nf_kernels_find("reference");
+    for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++) {
+        const nf_conv_geom *g = &geoms[i];
+        unsigned seed = (unsigned)i + 1;
+        int64_t stride = g->hw + 3, in = g->c * g->h * g->w, cols = g->ckk * stride;
+        float *x = random_floats(in, &seed), *want = calloc((size_t)cols, sizeof(float));
+        float *dx_want = random_floats(in, &seed), *dcols = random_floats(cols, &seed);
+        ref->im2col(g, x, want, stride);
+        ref->col2im_add(g, dcols, stride, dx_want);
+        for (int v = 0; v < nf_kernels_count(); v++) {
+            float *got = calloc((size_t)cols, sizeof(float)), *dx = malloc((size_t)in * sizeof(float));
+            unsigned again = (unsigned)i + 1;
+            float *x0 = random_floats(in, &again), *dx0 = random_floats(in, &again); /* same as x, dx_want's start */
+            memcpy(dx, dx0, (size_t)in * sizeof(float));
+            nf_kernels_at(v)->im2col(g, x0, got, stride);
+            nf_kernels_at(v)->col2im_add(g, dcols, stride, dx);
+            for (int64_t r = 0; r < g->ckk; r++)
+                for (int64_t q = 0; q < g->hw; q++)
+                    if (got[r * stride + q] != want[r * stride + q])
+                        fail_msg("%s im2col, geometry %zu: cols[%lld][%lld] = %g, not %g", nf_kernels_at(v)->name, i,
+                                 (long long)r, (long long)q, got[r * stride + q], want[r * stride + q]);
+            assert_memory_equal(dx, dx_want, (size_t)in * sizeof(float));
+            free(got);
+            free(dx);
+            free(x0);
+            free(dx0);
+        }
+        free(x);
+        free(want);
+        free(dx_want);
+        free(dcols);
+    }
+}
+
+static nf_pool_geom pool_geom(int64_t h, int64_t w, int64_t k, int64_t s, int64_t p, int ceil_mode)
+{
+    nf_pool_geom g = {1, h, w, 0, 0, k, k, s, s, p, p};
+    int64_t spans[2] = {h + 2 * p - k, w + 2 * p - k}, outs[2];
+    for (int a = 0; a < 2; a++) {
+        outs[a] = (ceil_mode ? (spans[a] + s - 1) / s : spans[a] / s) + 1;
+        if (ceil_mode && (outs[a] - 1) * s >= (a ? w : h) + p)
+            outs[a]--;
+    }
+    g.oh = outs[0];
+    g.ow = outs[1];
+    return g;
+}
+
+static void test_pool_variants(void **state)
+{
+    (void)state;
+    const nf_pool_geom geoms[] = {pool_geom(28, 28, 2, 2, 0, 0), pool_geom(7, 9, 2, 2, 0, 0), /* the 2x2 path */
+                                  pool_geom(7, 9, 2, 2, 0, 1),   pool_geom(10, 13, 3, 2, 1, 1),
+                                  pool_geom(1, 1, 1, 1, 0, 0),   pool_geom(5, 17, 3, 1, 1, 0)};
+    const nf_kernels *ref = nf_kernels_find("reference");
+    for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++) {
+        const nf_pool_geom *g = &geoms[i];
+        unsigned seed = (unsigned)i + 7;
+        int64_t in = g->h * g->w, out = g->oh * g->ow;
+        float *x = random_floats(in, &seed);
+        for (int64_t j = 0; j < in; j += 5) /* ties, and a NaN, to pick between */
+            x[j] = x[j / 2];
+        float *y = malloc((size_t)out * sizeof(float)), *at = malloc((size_t)out * sizeof(float));
+        float *y_ref = malloc((size_t)out * sizeof(float)), *at_ref = malloc((size_t)out * sizeof(float));
+        for (int v = 0; v < nf_kernels_count(); v++) {
+            if (in > 3)
+                x[3] = NAN;
+            ref->max_plane(g, x, y_ref, at_ref);
+            nf_kernels_at(v)->max_plane(g, x, y, at);
+            for (int64_t j = 0; j < out; j++)
+                if (at[j] != at_ref[j] || !(y[j] == y_ref[j] || (isnan(y[j]) && isnan(y_ref[j]))))
+                    fail_msg("%s max pooling, geometry %zu, output %lld: %g at %g, not %g at %g",
+                             nf_kernels_at(v)->name, i, (long long)j, y[j], at[j], y_ref[j], at_ref[j]);
+            for (int pad = 0; pad < 2; pad++) {
+                float *dx = calloc((size_t)in, sizeof(float)), *dx_ref = calloc((size_t)in, sizeof(float));
+                x[3 < in ? 3 : 0] = 0.5f;
+                nf_kernels_at(v)->avg_plane(g, x, y, pad);
+                ref->avg_plane(g, x, y_ref, pad);
+                assert_memory_equal(y, y_ref, (size_t)out * sizeof(float));
+                nf_kernels_at(v)->avg_plane_backward(g, y, dx, pad);
+                ref->avg_plane_backward(g, y, dx_ref, pad);
+                assert_memory_equal(dx, dx_ref, (size_t)in * sizeof(float));
+                free(dx);
+                free(dx_ref);
+            }
+        }
+        free(x);
+        free(y);
+        free(at);
+        free(y_ref);
+        free(at_ref);
+    }
+}
+
+static void test_vector_math_variants(void **state)
+{
+    (void)state;
+    const nf_kernels *ref = nf_kernels_find("reference");
+    enum { N = 4099 };
+    static float x[N], y[N], want[N];
+    for (int i = 0; i < N; i++) /* -100 .. 100, and the ends */
+        x[i] = -100.0f + 200.0f * (float)i / (N - 1);
+    for (int v = 0; v < nf_kernels_count(); v++) {
+        nf_kernels_at(v)->sigmoid(N, x, y);
+        ref->sigmoid(N, x, want);
+        assert_close(y, want, N, 0, "sigmoid");
+        nf_kernels_at(v)->tanh(N, x, y);
+        ref->tanh(N, x, want);
+        assert_close(y, want, N, 0, "tanh");
+    }
+}
+
+/* A copy of n floats, for kernels that work in place. */
+static float *copy_of(const float *x, int64_t n)
+{
+    float *c = malloc((size_t)n * sizeof(float));
+    memcpy(c, x, (size_t)n * sizeof(float));
+    return c;
+}
+
+static void test_cell_variants(void **state)
+{
+    (void)state;
+    const nf_kernels *ref = nf_kernels_find("reference");
+    const int64_t sizes[] = {1, 7, 64, 257};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int64_t h = sizes[s];
+        unsigned seed = (unsigned)s + 11;
+        float *a = random_floats(4 * h, &seed), *cp = random_floats(h, &seed), *dy = random_floats(h, &seed);
+        float *dhn = random_floats(h, &seed), *dcn = random_floats(h, &seed), *g = random_floats(3 * h, &seed);
+        for (int64_t i = 0; i < 4 * h; i++)
+            a[i] *= 6.0f; /* into the tails of sigmoid and tanh */
+        for (int v = 0; v < nf_kernels_count(); v++) {
+            const nf_kernels *k = nf_kernels_at(v);
+            float *a1 = copy_of(a, 4 * h), *a2 = copy_of(a, 4 * h), *c1 = malloc((size_t)h * 4), *c2 = malloc((size_t)h * 4);
+            float *y1 = malloc((size_t)h * 4), *y2 = malloc((size_t)h * 4);
+            k->lstm_cell(h, a1, a1 + h, a1 + 2 * h, a1 + 3 * h, cp, c1, y1);
+            ref->lstm_cell(h, a2, a2 + h, a2 + 2 * h, a2 + 3 * h, cp, c2, y2);
+            assert_close(a1, a2, 4 * h, 0, "lstm gates");
+            assert_close(c1, c2, h, 0, "lstm cell state");
+            assert_close(y1, y2, h, 0, "lstm output");
+            float *d1 = copy_of(dcn, h), *d2 = copy_of(dcn, h);
+            k->lstm_cell_backward(h, a1, a1 + h, a1 + 2 * h, a1 + 3 * h, c1, cp, dy, dhn, d1);
+            ref->lstm_cell_backward(h, a2, a2 + h, a2 + 2 * h, a2 + 3 * h, c1, cp, dy, dhn, d2);
+            assert_close(a1, a2, 4 * h, 4, "lstm gate gradients");
+            assert_close(d1, d2, h, 4, "lstm dc");
+            float *x1 = copy_of(a, 3 * h), *x2 = copy_of(a, 3 * h), *hn1 = malloc((size_t)h * 4), *hn2 = malloc((size_t)h * 4);
+            k->gru_cell(h, x1, x1 + h, x1 + 2 * h, g, g + h, g + 2 * h, hn1, cp, y1);
+            ref->gru_cell(h, x2, x2 + h, x2 + 2 * h, g, g + h, g + 2 * h, hn2, cp, y2);
+            assert_close(x1, x2, 3 * h, 0, "gru gates");
+            assert_close(y1, y2, h, 0, "gru output");
+            assert_memory_equal(hn1, hn2, (size_t)h * 4);
+            /* backward from the same activations */
+            float *b1 = copy_of(x1, 3 * h), *b2 = copy_of(x1, 3 * h);
+            float *g1 = malloc((size_t)(3 * h) * 4), *g2 = malloc((size_t)(3 * h) * 4);
+            float *e1 = copy_of(dhn, h), *e2 = copy_of(dhn, h);
+            k->gru_cell_backward(h, b1, b1 + h, b1 + 2 * h, g1, g1 + h, g1 + 2 * h, hn1, cp, dy, e1);
+            ref->gru_cell_backward(h, b2, b2 + h, b2 + 2 * h, g2, g2 + h, g2 + 2 * h, hn1, cp, dy, e2);
+            assert_close(b1, b2, 3 * h, 4, "gru input-part gradients");
+            assert_close(g1, g2, 3 * h, 4, "gru hidden-part gradients");
+            assert_close(e1, e2, h, 4, "gru dh");
+            free(b1), free(b2);
+            free(a1), free(a2), free(c1), free(c2), free(y1), free(y2), free(d1), free(d2);
+            free(x1), free(x2), free(hn1), free(hn2), free(g1), free(g2), free(e1), free(e2);
+        }
+        free(a), free(cp), free(dy), free(dhn), free(dcn), free(g);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_variants),
         cmocka_unit_test(test_gemv_variants),
         cmocka_unit_test(test_beta_zero_ignores_c),
+        cmocka_unit_test(test_im2col_variants),
+        cmocka_unit_test(test_pool_variants),
+        cmocka_unit_test(test_vector_math_variants),
+        cmocka_unit_test(test_cell_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,8 +7,8 @@
  * by its Taylor series to r^7 (truncation below 1.2e-7 relative), and 2^n
  * built in the exponent bits. expm1 uses the series directly where
  * e^y - 1 would cancel (|y| < ln2/2). */
-#ifndef NF_NODES_FASTMATH_H
-#define NF_NODES_FASTMATH_H
+#ifndef NF_KERNELS_FASTMATH_H
+#define NF_KERNELS_FASTMATH_H
 
 #include <stdint.h>
 #include <string.h>

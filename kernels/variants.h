@@ -1,0 +1,53 @@
+/* nodeflow — the kernel functions of every variant, which
+ * kernels/registry.c assembles into sets. Private to kernels/. */
+#ifndef NF_KERNELS_VARIANTS_H
+#define NF_KERNELS_VARIANTS_H
+
+#include "kernels/kernels.h"
+
+/* gemm.c */
+void nf_openblas_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+void nf_openblas_sgemv(int64_t rows, int64_t cols, float alpha, const float *a, int64_t lda, const float *x,
+                       float beta, float *y);
+void nf_reference_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+void nf_reference_sgemv(int64_t rows, int64_t cols, float alpha, const float *a, int64_t lda, const float *x,
+                        float beta, float *y);
+
+/* im2col.c */
+void nf_fast_im2col(const nf_conv_geom *g, const float *x, float *cols, int64_t stride);
+void nf_fast_col2im_add(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);
+void nf_reference_im2col(const nf_conv_geom *g, const float *x, float *cols, int64_t stride);
+void nf_reference_col2im_add(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);
+
+/* pool.c */
+void nf_fast_max_plane(const nf_pool_geom *g, const float *x, float *y, float *argmax);
+void nf_reference_max_plane(const nf_pool_geom *g, const float *x, float *y, float *argmax);
+void nf_reference_avg_plane(const nf_pool_geom *g, const float *x, float *y, int include_pad);
+void nf_reference_avg_plane_backward(const nf_pool_geom *g, const float *dy, float *dx, int include_pad);
+
+/* vecmath.c: libm in float (the default), and in double */
+void nf_libm_sigmoid(int64_t n, const float *x, float *y);
+void nf_libm_tanh(int64_t n, const float *x, float *y);
+void nf_reference_sigmoid(int64_t n, const float *x, float *y);
+void nf_reference_tanh(int64_t n, const float *x, float *y);
+
+/* cells.c */
+void nf_fast_lstm_cell(int64_t h, float *ai, float *af, float *ag, float *ao, const float *cp, float *c, float *y);
+void nf_fast_lstm_cell_backward(int64_t h, float *ai, float *af, float *ag, float *ao, const float *c,
+                                const float *cp, const float *dy, const float *dhn, float *dcn);
+void nf_fast_gru_cell(int64_t h, float *xr, float *xz, float *xn, const float *hr, const float *hz,
+                      const float *hn_in, float *hn, const float *hp, float *y);
+void nf_fast_gru_cell_backward(int64_t h, float *ar, float *az, float *an, float *gr, float *gz, float *gn,
+                               const float *hn, const float *hp, const float *dy, float *dhn);
+void nf_reference_lstm_cell(int64_t h, float *ai, float *af, float *ag, float *ao, const float *cp, float *c,
+                            float *y);
+void nf_reference_lstm_cell_backward(int64_t h, float *ai, float *af, float *ag, float *ao, const float *c,
+                                     const float *cp, const float *dy, const float *dhn, float *dcn);
+void nf_reference_gru_cell(int64_t h, float *xr, float *xz, float *xn, const float *hr, const float *hz,
+                           const float *hn_in, float *hn, const float *hp, float *y);
+void nf_reference_gru_cell_backward(int64_t h, float *ar, float *az, float *an, float *gr, float *gz, float *gn,
+                                    const float *hn, const float *hp, const float *dy, float *dhn);
+
+#endif
