@@ -6,6 +6,8 @@
 #ifndef NODEFLOW_DATA_H
 #define NODEFLOW_DATA_H
 
+#include "export.h"
+
 #include <stdint.h>
 #include "tensor.h"
 
@@ -36,66 +38,66 @@ typedef struct nf_dataset {
  * y the ids that follow them (x shifted by one). Batches of `streams`
  * taken in order (no shuffling) carry each stream on from window to
  * window, so a recurrent state may be carried too. */
-nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out,
+NF_API nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out,
                                nf_error *err);
 /* Ids of `len` bytes of text by a vocabulary (the byte of each id); a
  * byte not in it is an error that names the byte and its position. */
-nf_status nf_text_to_ids(const unsigned char *vocab, int vocab_size, const char *text, size_t len, float *ids,
+NF_API nf_status nf_text_to_ids(const unsigned char *vocab, int vocab_size, const char *text, size_t len, float *ids,
                          nf_error *err);
 
 /* Loads an IDX image file and its IDX label file (plain or gzip, by
  * content). Pixels are scaled to [0, 1] (x / 255). Both headers are
  * checked (magic, rank, dimensions, counts, file size). The caller owns
  * the dataset; release with nf_dataset_free. */
-nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path,
+NF_API nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path,
                               nf_dataset **out, nf_error *err);
 
 /* Fashion-MNIST from a directory holding the four *-ubyte.gz files; NULL
  * means Debian's /usr/share/datasets/fashion-mnist (or the directory named
  * by the environment variable NODEFLOW_FASHION_MNIST). `train` selects
  * the 60,000 training or the 10,000 test images. */
-nf_status nf_dataset_load_fashion_mnist(const char *dir, int train,
+NF_API nf_status nf_dataset_load_fashion_mnist(const char *dir, int train,
                                         nf_dataset **out, nf_error *err);
 
 /* A numeric CSV file: every field a number, an optional header line
  * (detected: a first line with a field that is not a number), `label` the
  * label column by index ("4") or header name ("species"), or NULL for no
  * labels (y is then all zeros). Errors name file:line:col. */
-nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **out, nf_error *err);
+NF_API nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **out, nf_error *err);
 /* The same from text in memory (`len` bytes); `name` is for messages. */
-nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, const char *label,
+NF_API nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, const char *label,
                                nf_dataset **out, nf_error *err);
 
 /* NumPy .npy arrays (float32, float64, uint8, int32, int64; C order):
  * features [N, ...] and labels [N] or [N, ...] (y_path NULL: no labels). */
-nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_dataset **out, nf_error *err);
+NF_API nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_dataset **out, nf_error *err);
 
 /* A dataset named by a spec: "fashion-mnist:train", "fashion-mnist:test",
  * "idx:IMAGES,LABELS", "csv:FILE[,label=COLUMN]" or "npy:X.npy[,Y.npy]". */
-nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err);
+NF_API nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err);
 
 /* Writes a float32 array as a .npy file (atomically). */
-nf_status nf_npy_write(const char *path, const float *data, const nf_shape *shape, nf_error *err);
+NF_API nf_status nf_npy_write(const char *path, const float *data, const nf_shape *shape, nf_error *err);
 
 /* Keeps only the first `count` samples (no-op if count >= ds->count). */
-void nf_dataset_truncate(nf_dataset *ds, int64_t count);
-void nf_dataset_free(nf_dataset *ds);
+NF_API void nf_dataset_truncate(nf_dataset *ds, int64_t count);
+NF_API void nf_dataset_free(nf_dataset *ds);
 
 typedef struct nf_batcher nf_batcher;
 
 /* Walks `ds` (which must outlive the batcher) in batches of `batch`
  * samples; the last partial batch is kept. With `shuffle`, each epoch
  * visits the samples in a new order drawn from `seed`. */
-nf_status nf_batcher_new(const nf_dataset *ds, int64_t batch, int shuffle,
+NF_API nf_status nf_batcher_new(const nf_dataset *ds, int64_t batch, int shuffle,
                          uint64_t seed, nf_batcher **out, nf_error *err);
-void nf_batcher_free(nf_batcher *b);
+NF_API void nf_batcher_free(nf_batcher *b);
 /* Starts a new epoch (reshuffling when asked to). */
-void nf_batcher_rewind(nf_batcher *b);
+NF_API void nf_batcher_rewind(nf_batcher *b);
 /* Copies the next batch into x and y (each sized for a full batch) and
  * returns its number of samples, 0 at the end of the epoch. */
-int64_t nf_batcher_next(nf_batcher *b, float *x, float *y);
+NF_API int64_t nf_batcher_next(nf_batcher *b, float *x, float *y);
 /* Number of batches per epoch. */
-int64_t nf_batcher_batches(const nf_batcher *b);
+NF_API int64_t nf_batcher_batches(const nf_batcher *b);
 
 #ifdef __cplusplus
 }

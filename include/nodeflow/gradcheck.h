@@ -8,6 +8,8 @@
 #ifndef NODEFLOW_GRADCHECK_H
 #define NODEFLOW_GRADCHECK_H
 
+#include "export.h"
+
 #include "plan.h"
 
 #ifdef __cplusplus
@@ -30,7 +32,7 @@ typedef struct nf_gradcheck_result {
 /* Runs the check on `plan` (a NF_PLAN_TRAINING plan whose inputs the
  * caller has filled). Parameters are restored afterwards. `opts` may be
  * NULL for the defaults. */
-nf_status nf_gradcheck(nf_plan *plan, const nf_gradcheck_options *opts,
+NF_API nf_status nf_gradcheck(nf_plan *plan, const nf_gradcheck_options *opts,
                        nf_gradcheck_result *result, nf_error *err);
 
 #ifdef __cplusplus

@@ -23,6 +23,8 @@
 #ifndef NODEFLOW_MODEL_H
 #define NODEFLOW_MODEL_H
 
+#include "export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,28 +65,28 @@ typedef struct nf_train_config {
     double hparam_value[NF_TRAIN_MAX_HPARAMS];
 } nf_train_config;
 
-void nf_train_config_init(nf_train_config *config);
+NF_API void nf_train_config_init(nf_train_config *config);
 
 /* Sets one setting from text, as a [train] line or `--set KEY=VALUE`
  * does: a key of the table, "schedule.KEY", or an optimizer setting
  * (checked against the optimizer by nf_train_config_check). A value out of
  * range or of the wrong kind is NF_ERR_INVALID_ARGUMENT, naming the key
  * and what it takes. Setting a key again replaces its value. */
-nf_status nf_train_config_set(nf_train_config *config, const char *key, const char *value, nf_error *err);
+NF_API nf_status nf_train_config_set(nf_train_config *config, const char *key, const char *value, nf_error *err);
 
 /* Checks the optimizer settings against the optimizer (its default when
  * none is named); *bad (may be NULL) receives the index of the failing
  * one in hparam_key. */
-nf_status nf_train_config_check(const nf_train_config *config, int *bad, nf_error *err);
+NF_API nf_status nf_train_config_check(const nf_train_config *config, int *bad, nf_error *err);
 
 /* Puts every setting given in `top` over `base`: `top` wins (the command
  * line over the model file). When `top` names another optimizer or
  * schedule than `base`, base's settings of the old one are dropped. */
-void nf_train_config_merge(nf_train_config *base, const nf_train_config *top);
+NF_API void nf_train_config_merge(nf_train_config *base, const nf_train_config *top);
 
 /* Whether setting `key` (a table key, or an optimizer or schedule key) is
  * given in `config`. */
-int nf_train_config_has(const nf_train_config *config, const char *key);
+NF_API int nf_train_config_has(const nf_train_config *config, const char *key);
 
 typedef enum nf_setting_type {
     NF_SETTING_NAME,      /* one of `choices` */
@@ -107,34 +109,34 @@ typedef struct nf_train_setting {
 } nf_train_setting;
 
 /* The table, and its length. */
-const nf_train_setting *nf_train_settings(int *count);
+NF_API const nf_train_setting *nf_train_settings(int *count);
 
 /* The settings reference as Markdown (a table of every setting), and as
  * the `nodeflow train --help` list of options; malloc'ed. */
-nf_status nf_train_settings_reference(int markdown, char **text, nf_error *err);
+NF_API nf_status nf_train_settings_reference(int markdown, char **text, nf_error *err);
 
 /* Parses a model description held in memory (`len` bytes, not necessarily
  * NUL-terminated). `filename` is used in error messages only. On success
  * *out is a validated graph the caller owns; `train` (may be NULL)
  * receives the [train] section. */
-nf_status nf_model_parse(const char *text, size_t len, const char *filename, nf_graph **out,
+NF_API nf_status nf_model_parse(const char *text, size_t len, const char *filename, nf_graph **out,
                          nf_train_config *train, nf_error *err);
 
 /* Reads and parses a model file (at most 64 MiB). */
-nf_status nf_model_load(const char *path, nf_graph **out, nf_train_config *train, nf_error *err);
+NF_API nf_status nf_model_load(const char *path, nf_graph **out, nf_train_config *train, nf_error *err);
 
 /* Writes a graph (and a [train] section, if `train` is non-NULL and has
  * settings) as model-file text; *text is malloc'ed and NUL-terminated, the
  * caller frees it. Parsing the text gives back an identical graph. */
-nf_status nf_model_format(const nf_graph *g, const nf_train_config *train, char **text, nf_error *err);
+NF_API nf_status nf_model_format(const nf_graph *g, const nf_train_config *train, char **text, nf_error *err);
 
 /* Writes the same text to `path` atomically: a temporary file in the same
  * directory is written, flushed, synced and renamed into place. */
-nf_status nf_model_save(const nf_graph *g, const nf_train_config *train, const char *path, nf_error *err);
+NF_API nf_status nf_model_save(const nf_graph *g, const nf_train_config *train, const char *path, nf_error *err);
 
 /* The node-type reference (every operation, its inputs, attributes, types
  * and defaults) as Markdown, generated from the node tables; malloc'ed. */
-nf_status nf_model_reference(char **text, nf_error *err);
+NF_API nf_status nf_model_reference(char **text, nf_error *err);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,8 @@
 #ifndef NODEFLOW_OPTIM_H
 #define NODEFLOW_OPTIM_H
 
+#include "export.h"
+
 #include "graph.h"
 
 #ifdef __cplusplus
@@ -26,38 +28,38 @@ typedef struct nf_optimizer nf_optimizer;
 /* Creates optimizer `name` ("sgd") over all parameters of `g`, which
  * must have been validated (nf_graph_validate or nf_plan_compile). The
  * caller owns it; release with nf_optimizer_free before the graph. */
-nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf_error *err);
-void nf_optimizer_free(nf_optimizer *opt);
+NF_API nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf_error *err);
+NF_API void nf_optimizer_free(nf_optimizer *opt);
 
 /* Sets hyper-parameter `key` ("lr", "momentum", ...). An unknown key or
  * an out-of-range value is NF_ERR_INVALID_ARGUMENT. */
-nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_error *err);
-nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *value, nf_error *err);
+NF_API nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_error *err);
+NF_API nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *value, nf_error *err);
 
 /* The learning rate, settable between steps (schedules use this). */
-void nf_optimizer_set_lr(nf_optimizer *opt, double lr);
-double nf_optimizer_lr(const nf_optimizer *opt);
+NF_API void nf_optimizer_set_lr(nf_optimizer *opt, double lr);
+NF_API double nf_optimizer_lr(const nf_optimizer *opt);
 
 /* Gradient clipping applied by every nf_optimizer_step before the
  * update: by global norm (PyTorch's clip_grad_norm_: gradients scaled by
  * max_norm / (norm + 1e-6) when that is below 1) and by value (each
  * gradient element clamped to [-limit, limit]). 0 turns either off. */
-nf_status nf_optimizer_set_clipping(nf_optimizer *opt, double max_norm, double limit, nf_error *err);
+NF_API nf_status nf_optimizer_set_clipping(nf_optimizer *opt, double max_norm, double limit, nf_error *err);
 /* The global gradient norm seen by the last step (before clipping). */
-double nf_optimizer_grad_norm(const nf_optimizer *opt);
+NF_API double nf_optimizer_grad_norm(const nf_optimizer *opt);
 
 /* Clip the gradients of a graph directly; nf_clip_grad_norm returns the
  * norm before clipping. */
-double nf_clip_grad_norm(nf_graph *g, double max_norm);
-void nf_clip_grad_value(nf_graph *g, double limit);
+NF_API double nf_clip_grad_norm(nf_graph *g, double max_norm);
+NF_API void nf_clip_grad_value(nf_graph *g, double limit);
 
 /* One update of every parameter from its current gradient. */
-nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err);
+NF_API nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err);
 /* Number of steps taken so far. */
-int64_t nf_optimizer_steps(const nf_optimizer *opt);
+NF_API int64_t nf_optimizer_steps(const nf_optimizer *opt);
 
 /* Names of all optimizers, NULL-terminated. */
-const char *const *nf_optimizer_names(void);
+NF_API const char *const *nf_optimizer_names(void);
 
 /* Besides each optimizer's own hyper-parameters, nf_optimizer_set takes:
  *   "lr_mult.NODE"  a learning-rate multiplier for NODE's parameters
@@ -75,11 +77,11 @@ const char *const *nf_optimizer_names(void);
  * to continue training. */
 typedef struct nf_average nf_average;
 
-nf_status nf_average_new(nf_graph *g, const char *kind, double decay, nf_average **out, nf_error *err);
-void nf_average_free(nf_average *a);
-nf_status nf_average_update(nf_average *a, nf_error *err);
-nf_status nf_average_swap(nf_average *a, nf_error *err);
-int64_t nf_average_count(const nf_average *a);
+NF_API nf_status nf_average_new(nf_graph *g, const char *kind, double decay, nf_average **out, nf_error *err);
+NF_API void nf_average_free(nf_average *a);
+NF_API nf_status nf_average_update(nf_average *a, nf_error *err);
+NF_API nf_status nf_average_swap(nf_average *a, nf_error *err);
+NF_API int64_t nf_average_count(const nf_average *a);
 
 /* ---- learning-rate schedules ------------------------------------------
  * The learning rate of each period (an epoch or a step, as the caller
@@ -92,21 +94,21 @@ int64_t nf_average_count(const nf_average *a);
  * "warmup" periods of linear warm-up from warmup_start x lr0. */
 typedef struct nf_schedule nf_schedule;
 
-nf_status nf_schedule_new(const char *name, double lr0, nf_schedule **out, nf_error *err);
-void nf_schedule_free(nf_schedule *s);
-nf_status nf_schedule_set(nf_schedule *s, const char *key, double value, nf_error *err);
+NF_API nf_status nf_schedule_new(const char *name, double lr0, nf_schedule **out, nf_error *err);
+NF_API void nf_schedule_free(nf_schedule *s);
+NF_API nf_status nf_schedule_set(nf_schedule *s, const char *key, double value, nf_error *err);
 /* The same from text; "milestones" takes a comma-separated list. */
-nf_status nf_schedule_set_text(nf_schedule *s, const char *key, const char *text, nf_error *err);
+NF_API nf_status nf_schedule_set_text(nf_schedule *s, const char *key, const char *text, nf_error *err);
 /* The learning rate of the current period. */
-double nf_schedule_lr(const nf_schedule *s);
+NF_API double nf_schedule_lr(const nf_schedule *s);
 /* Ends the current period; `metric` (the validation loss) drives
  * "plateau" and is ignored (pass NAN) by the others. */
-void nf_schedule_step(nf_schedule *s, double metric);
+NF_API void nf_schedule_step(nf_schedule *s, double metric);
 /* Periods completed; nf_schedule_seek jumps there (when resuming; not
  * for "plateau", whose state depends on the metrics). */
-int64_t nf_schedule_periods(const nf_schedule *s);
-void nf_schedule_seek(nf_schedule *s, int64_t periods);
-const char *const *nf_schedule_names(void);
+NF_API int64_t nf_schedule_periods(const nf_schedule *s);
+NF_API void nf_schedule_seek(nf_schedule *s, int64_t periods);
+NF_API const char *const *nf_schedule_names(void);
 
 #ifdef __cplusplus
 }

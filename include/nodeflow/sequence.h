@@ -7,6 +7,8 @@
 #ifndef NODEFLOW_SEQUENCE_H
 #define NODEFLOW_SEQUENCE_H
 
+#include "export.h"
+
 #include <stdint.h>
 #include "graph.h"
 
@@ -18,12 +20,12 @@ extern "C" {
  * `steps`, and turns on carry=true in every lstm and gru, so that each run
  * continues the sequence where the last one stopped. Parameters keep
  * their values; the graph is validated again. */
-nf_status nf_graph_set_window(nf_graph *g, int64_t steps, nf_error *err);
+NF_API nf_status nf_graph_set_window(nf_graph *g, int64_t steps, nf_error *err);
 
 /* Draws an index from softmax(scores / temperature) over n scores
  * (temperature 0: the arg-max), with the generator state *rng (any seed
  * value; advanced by the call). */
-int64_t nf_sample(const float *scores, int64_t n, double temperature, uint64_t *rng);
+NF_API int64_t nf_sample(const float *scores, int64_t n, double temperature, uint64_t *rng);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 #ifndef NODEFLOW_SESSION_H
 #define NODEFLOW_SESSION_H
 
+#include "export.h"
+
 #include "model.h"
 #include "train.h"
 #include "weights.h"
@@ -30,22 +32,22 @@ typedef struct nf_session nf_session;
 /* Creates a session over a validated graph: initialises its parameters
  * from the seed and builds the optimizer, the schedule and the average
  * from `config` (copied). The graph must outlive the session. */
-nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session **out, nf_error *err);
-void nf_session_free(nf_session *s);
+NF_API nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session **out, nf_error *err);
+NF_API void nf_session_free(nf_session *s);
 
 /* Training and (val may be NULL) validation data from specs
  * (nf_dataset_load_spec); text data is cut into windows of the model's
  * input length (or the unroll steps), one stream per batch row. */
-nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err);
+NF_API nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err);
 /* The same with datasets the caller owns (they must outlive the session). */
-nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_dataset *val, nf_error *err);
+NF_API nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_dataset *val, nf_error *err);
 
 /* Continues from a checkpoint exactly where it stopped. Optimizer settings
  * in `overrides` (may be NULL: the command line's, say) that differ from
  * the checkpoint's are applied after it, each with a notice; the run is
  * then no longer bit-exact. Settings that cannot change on a resume (the
  * batch, the seed, the optimizer, ...) are refused with NF_ERR_STATE. */
-nf_status nf_session_resume(nf_session *s, const char *checkpoint, const nf_train_config *overrides,
+NF_API nf_status nf_session_resume(nf_session *s, const char *checkpoint, const nf_train_config *overrides,
                             nf_error *err);
 
 /* What the session reports while it runs. */
@@ -73,28 +75,28 @@ typedef struct nf_session_events {
 } nf_session_events;
 
 /* Where the session reports (copied; NULL: nowhere). */
-void nf_session_set_events(nf_session *s, const nf_session_events *events);
+NF_API void nf_session_set_events(nf_session *s, const nf_session_events *events);
 
 /* Trains until the epochs or steps are done, early stopping ends it or
  * nf_session_stop is called (then NF_ERR_INTERRUPTED, after the current
  * batch). With a checkpoint path (nf_session_set_checkpoint), one is
  * written after every epoch and every checkpoint_every batches. */
-nf_status nf_session_run(nf_session *s, nf_error *err);
+NF_API nf_status nf_session_run(nf_session *s, nf_error *err);
 
 /* Asks a running session to stop after the current batch; safe to call
  * from a signal handler. */
-void nf_session_stop(nf_session *s);
+NF_API void nf_session_stop(nf_session *s);
 
-void nf_session_set_checkpoint(nf_session *s, const char *path);
-nf_status nf_session_save_checkpoint(const nf_session *s, const char *path, nf_error *err);
+NF_API void nf_session_set_checkpoint(nf_session *s, const char *path);
+NF_API nf_status nf_session_save_checkpoint(const nf_session *s, const char *path, nf_error *err);
 
 /* Writes the weights (averaged = 1: the averaged ones, when averaging). */
-nf_status nf_session_save_weights(nf_session *s, const char *path, int averaged, nf_error *err);
+NF_API nf_status nf_session_save_weights(nf_session *s, const char *path, int averaged, nf_error *err);
 
 /* The settings in force, the training state and the data. */
-const nf_train_config *nf_session_config(const nf_session *s);
-const nf_training *nf_session_training(const nf_session *s);
-const nf_dataset *nf_session_train_data(const nf_session *s);
+NF_API const nf_train_config *nf_session_config(const nf_session *s);
+NF_API const nf_training *nf_session_training(const nf_session *s);
+NF_API const nf_dataset *nf_session_train_data(const nf_session *s);
 
 #ifdef __cplusplus
 }

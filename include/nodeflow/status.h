@@ -6,6 +6,8 @@
 #ifndef NODEFLOW_STATUS_H
 #define NODEFLOW_STATUS_H
 
+#include "export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,7 +36,7 @@ typedef struct nf_error {
 } nf_error;
 
 /* A short, constant name for a status code ("shape error", ...). */
-const char *nf_status_name(nf_status status);
+NF_API const char *nf_status_name(nf_status status);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
 #ifndef NODEFLOW_TENSOR_H
 #define NODEFLOW_TENSOR_H
 
+#include "export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,28 +33,28 @@ typedef struct nf_tensor {
 
 /* Builds a shape from `rank` dimensions. Returns NF_ERR_SHAPE for a rank
  * above NF_MAX_RANK or a negative dimension. */
-nf_status nf_shape_make(nf_shape *out, int rank, const int64_t *dims, nf_error *err);
+NF_API nf_status nf_shape_make(nf_shape *out, int rank, const int64_t *dims, nf_error *err);
 
 /* Number of elements (1 for rank 0). */
-int64_t nf_shape_size(const nf_shape *shape);
+NF_API int64_t nf_shape_size(const nf_shape *shape);
 
 /* 1 when both shapes have the same rank and dimensions. */
-int nf_shape_equal(const nf_shape *a, const nf_shape *b);
+NF_API int nf_shape_equal(const nf_shape *a, const nf_shape *b);
 
 /* Writes "[2, 3, 4]" into buf (always NUL-terminated). Returns buf. */
-char *nf_shape_format(const nf_shape *shape, char *buf, int buf_size);
+NF_API char *nf_shape_format(const nf_shape *shape, char *buf, int buf_size);
 
 /* Allocates a zero-filled, 64-byte aligned tensor. The caller owns it and
  * releases it with nf_tensor_free. */
-nf_status nf_tensor_new(nf_tensor *out, const nf_shape *shape, nf_error *err);
+NF_API nf_status nf_tensor_new(nf_tensor *out, const nf_shape *shape, nf_error *err);
 
 /* Releases what nf_tensor_new allocated; safe on a zeroed struct. */
-void nf_tensor_free(nf_tensor *tensor);
+NF_API void nf_tensor_free(nf_tensor *tensor);
 
 /* 64-byte aligned allocation used for all tensor memory; NULL on failure.
  * Release with nf_aligned_free. */
-void *nf_aligned_alloc(size_t bytes);
-void nf_aligned_free(void *ptr);
+NF_API void *nf_aligned_alloc(size_t bytes);
+NF_API void nf_aligned_free(void *ptr);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,8 @@
 #ifndef NODEFLOW_TRAIN_H
 #define NODEFLOW_TRAIN_H
 
+#include "export.h"
+
 #include "data.h"
 #include "optim.h"
 #include "plan.h"
@@ -25,7 +27,7 @@ typedef struct nf_epoch_stats {
  * went non-finite (the default), or, with skip, leaves the weights as they
  * were (the batch's gradients, and any accumulated with them, are
  * dropped) and counts the batch in nf_epoch_stats.skipped. */
-void nf_plan_set_skip_nonfinite(nf_plan *plan, int skip);
+NF_API void nf_plan_set_skip_nonfinite(nf_plan *plan, int skip);
 
 /* Which nodes a dataset feeds and which node is scored. */
 typedef struct nf_binding {
@@ -42,7 +44,7 @@ typedef struct nf_binding {
  * what is missing or ambiguous. Accuracy, in training, validation and
  * nf_evaluate alike, counts the positions whose arg-max score (or, with
  * one score, score > threshold) equals the label. */
-nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err);
+NF_API nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err);
 
 /* One epoch: for each batch of `b`, forward, backward and an optimizer
  * step. `plan` must be a NF_PLAN_TRAINING plan with capacity for the
@@ -51,18 +53,18 @@ nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err);
  * reshuffles for the next one. A batcher left in the middle of an epoch
  * (by nf_train_batches, or restored from a checkpoint) finishes that
  * epoch. */
-nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b,
+NF_API nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b,
                          const nf_binding *bind, nf_epoch_stats *stats, nf_error *err);
 
 /* The same for at most `max_batches` batches (0: to the end of the
  * epoch), adding to `stats` (zero it at the start of an epoch).
  * *epoch_done (may be NULL) tells whether the epoch ended. */
-nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
+NF_API nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
                            int64_t max_batches, nf_epoch_stats *stats, int *epoch_done, nf_error *err);
 
 /* Mean loss and accuracy of the graph on every sample of `ds`, in batches
  * of the plan's capacity. Works with inference and training plans. */
-nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
+NF_API nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
                       nf_epoch_stats *stats, nf_error *err);
 
 #ifdef __cplusplus

@@ -9,6 +9,8 @@
 #ifndef NODEFLOW_WEIGHTS_H
 #define NODEFLOW_WEIGHTS_H
 
+#include "export.h"
+
 #include <stdint.h>
 
 #include "data.h"
@@ -20,7 +22,7 @@ extern "C" {
 #endif
 
 /* Saves every parameter of a validated graph. */
-nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err);
+NF_API nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err);
 
 enum nf_weights_flags {
     NF_WEIGHTS_STRICT = 0,
@@ -32,7 +34,7 @@ enum nf_weights_flags {
  * (truncated file, bad header, unknown dtype, bad offsets, a missing or an
  * extra tensor, a shape mismatch naming both shapes) the graph keeps its
  * values. */
-nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_error *err);
+NF_API nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_error *err);
 
 /* Where training stands, kept in a checkpoint besides the weights. */
 typedef struct nf_progress {
@@ -55,11 +57,11 @@ typedef struct nf_training {
  * weights, and `progress`. Resuming from it continues training exactly as
  * if it had not stopped (the same losses, bit for bit, at the same thread
  * count). */
-nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_training *t, nf_error *err);
+NF_API nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_training *t, nf_error *err);
 /* Restores all of that into objects built the same way (same graph, same
  * optimizer type, a batcher over the same dataset and batch size, a
  * schedule and averager of the same kinds, or none if none were saved). */
-nf_status nf_checkpoint_load(const char *path, nf_graph *g, nf_training *t, nf_error *err);
+NF_API nf_status nf_checkpoint_load(const char *path, nf_graph *g, nf_training *t, nf_error *err);
 
 #ifdef __cplusplus
 }
