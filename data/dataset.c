@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "data/data_internal.h"
+#include "io/util.h"
 
 void nf_dataset_free(nf_dataset *ds)
 {
@@ -174,20 +175,16 @@ nf_status nf_batcher_save_state(const nf_batcher *b, nf_record *r, nf_error *err
     return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the batcher") : NF_OK;
 }
 
-/* Four 16-digit hex words. */
+/* Four 16-digit hex words, most significant digit first. */
 static int parse_rng(const char *text, nf_rng *rng)
 {
-    if (!text || strlen(text) != 64)
+    unsigned char bytes[32];
+    if (!nf_hex_decode(text, bytes, sizeof bytes))
         return 0;
     for (int i = 0; i < 4; i++) {
         rng->s[i] = 0;
-        for (int j = 0; j < 16; j++) {
-            int c = (unsigned char)text[16 * i + j];
-            int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-            if (v < 0)
-                return 0;
-            rng->s[i] = rng->s[i] << 4 | (uint64_t)v;
-        }
+        for (int j = 0; j < 8; j++)
+            rng->s[i] = rng->s[i] << 8 | bytes[8 * i + j];
     }
     return 1;
 }

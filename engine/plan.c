@@ -312,6 +312,11 @@ nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **
     p->training = (flags & NF_PLAN_TRAINING) != 0;
     p->threads = nf_threads();
     const nf_kernels *kernels = nf_kernels_for_plan(); /* chosen once, here, for every node */
+    if (!kernels) {
+        nf_plan_free(p);
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "NODEFLOW_KERNELS='%s' names no kernel set (there are %s and %s)",
+                       getenv("NODEFLOW_KERNELS"), nf_kernels_at(0)->name, nf_kernels_at(1)->name);
+    }
     for (int k = 0; k < p->n; k++)
         p->steps[k].kernels = kernels;
     mark_gradients(p);

@@ -13,12 +13,17 @@ typedef struct entry {
     nf_shape shape;
     const float *data;
     float *owned;        /* data, when the record owns it */
+    const void *src;     /* or a source to read it from */
+    void (*read)(const void *src, float *out);
 } entry;
 
 struct nf_record {
     entry *e;
     int n, cap;
     int failed;
+    const struct entry **sorted; /* the entries by key, made at the first lookup */
+    void *owner;
+    void (*release)(void *owner);
 };
 
 nf_record *nf_record_new(void) { return calloc(1, sizeof(nf_record)); }
@@ -33,7 +38,16 @@ void nf_record_free(nf_record *r)
         free(r->e[i].owned);
     }
     free(r->e);
+    free(r->sorted);
+    if (r->release)
+        r->release(r->owner);
     free(r);
+}
+
+void nf_record_keep(nf_record *r, void *owner, void (*release)(void *owner))
+{
+    r->owner = owner;
+    r->release = release;
 }
 
 int nf_record_failed(const nf_record *r) { return r->failed; }
@@ -42,6 +56,8 @@ static entry *add(nf_record *r, const char *key)
 {
     if (r->failed)
         return NULL;
+    free(r->sorted); /* the index is made again at the next lookup */
+    r->sorted = NULL;
     if (r->n == r->cap) {
         int cap = r->cap ? 2 * r->cap : 32;
         entry *grown = realloc(r->e, (size_t)cap * sizeof *grown);
@@ -106,12 +122,52 @@ int nf_record_take_tensor(nf_record *r, const char *name, const nf_shape *shape,
     return 1;
 }
 
+int nf_record_put_source(nf_record *r, const char *name, const nf_shape *shape, const void *src,
+                         void (*read)(const void *src, float *out))
+{
+    entry *e = add(r, name);
+    if (e) {
+        e->shape = *shape;
+        e->src = src;
+        e->read = read;
+    }
+    return e != NULL;
+}
+
+/* By key; of equal keys, the one written first (entries are one array). */
+static int by_key(const void *a, const void *b)
+{
+    const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Binary search over the entries sorted by key (a checkpoint holds a few
+ * entries per parameter, and every component looks each of its own up);
+ * a linear search when there is no memory for the index. */
 static const entry *find(const nf_record *r, const char *key)
 {
-    for (int i = 0; i < r->n; i++)
-        if (!strcmp(r->e[i].key, key))
-            return &r->e[i];
-    return NULL;
+    nf_record *w = (nf_record *)r; /* the index is a cache */
+    if (!w->sorted && r->n > 0 && (w->sorted = malloc((size_t)r->n * sizeof *w->sorted))) {
+        for (int i = 0; i < r->n; i++)
+            w->sorted[i] = &r->e[i];
+        qsort(w->sorted, (size_t)r->n, sizeof *w->sorted, by_key);
+    }
+    if (!r->sorted) {
+        for (int i = 0; i < r->n; i++)
+            if (!strcmp(r->e[i].key, key))
+                return &r->e[i];
+        return NULL;
+    }
+    int lo = 0, hi = r->n;
+    while (lo < hi) { /* the first entry whose key is >= key */
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(r->sorted[mid]->key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->n && !strcmp(r->sorted[lo]->key, key) ? r->sorted[lo] : NULL;
 }
 
 const char *nf_record_text(const nf_record *r, const char *key)
@@ -151,7 +207,9 @@ nf_status nf_record_tensor(const nf_record *r, const char *name, const nf_shape 
     const entry *e = find(r, name);
     if (!e || e->text || !nf_shape_equal(&e->shape, shape))
         return nf_fail(err, NF_ERR_FORMAT, "tensor '%s' is missing or misshapen", name);
-    if (out)
+    if (out && e->read)
+        e->read(e->src, out);
+    else if (out)
         memcpy(out, e->data, (size_t)nf_shape_size(shape) * sizeof(float));
     return NF_OK;
 }

@@ -31,6 +31,13 @@ int nf_record_put_int(nf_record *r, const char *key, int64_t value);
 int nf_record_put_double(nf_record *r, const char *key, double value);
 int nf_record_put_tensor(nf_record *r, const char *name, const nf_shape *shape, const float *data);
 int nf_record_take_tensor(nf_record *r, const char *name, const nf_shape *shape, float *data);
+/* A tensor read on demand: read(src, out) writes its floats (a file's
+ * tensor, say); `src` must outlive the record. */
+int nf_record_put_source(nf_record *r, const char *name, const nf_shape *shape, const void *src,
+                         void (*read)(const void *src, float *out));
+/* Hands `owner` to the record, which calls release(owner) when freed
+ * (the file its sources read from). */
+void nf_record_keep(nf_record *r, void *owner, void (*release)(void *owner));
 int nf_record_failed(const nf_record *r);
 
 /* Reading. Errors name the key; the caller adds where the record came from. */
@@ -42,7 +49,8 @@ nf_status nf_record_double(const nf_record *r, const char *key, double *out, nf_
 nf_status nf_record_tensor(const nf_record *r, const char *name, const nf_shape *shape, float *out,
                            nf_error *err);
 
-/* Iteration, for the file formats that store a record. */
+/* Iteration, for the file formats that store a record (of values and
+ * tensors put with their data, not sources). */
 int nf_record_count(const nf_record *r);
 /* Entry i: its key, and either its text or (text NULL) its tensor. */
 const char *nf_record_key(const nf_record *r, int i, const char **text, const nf_shape **shape,

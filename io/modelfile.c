@@ -200,12 +200,19 @@ static nf_status parse_train_line(parser *p, int line, char *s, train_lines *whe
                            "expected one key and one value: 'key = value'");
     if (nf_train_config_has(p->train, t[0].text))
         return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t[0].column, "'%s' is set twice", t[0].text);
-    nf_error why;
+    /* the key's own faults: one more setting than there is room for, or too long */
+    int schedule = !strncmp(t[0].text, "schedule.", 9), table = 0;
+    for (int i = 0; i < nf_train_setting_count(); i++)
+        table |= !strcmp(nf_train_setting_at(i)->key, t[0].text);
+    if (!table && (strlen(t[0].text + (schedule ? 9 : 0)) >= sizeof p->train->hparam_key[0] ||
+                   (schedule ? p->train->n_schedule : p->train->n_hparams) == NF_TRAIN_MAX_HPARAMS))
+        return parse_error(p, NF_ERR_INVALID_ARGUMENT, line, t[0].column, "'%s': too many or too long settings (at most %d "
+                           "optimizer and %d schedule settings, keys under 32 characters)", t[0].text,
+                           NF_TRAIN_MAX_HPARAMS, NF_TRAIN_MAX_HPARAMS);
+    nf_error why; /* else the value is at fault */
     int hparams = p->train->n_hparams;
-    if (nf_train_config_set(p->train, t[0].text, t[1].text, &why) != NF_OK) {
-        int at_key = strstr(why.message, "too many") != NULL;
-        return parse_error(p, why.code, line, at_key ? t[0].column : t[1].column, "%s", why.message);
-    }
+    if (nf_train_config_set(p->train, t[0].text, t[1].text, &why) != NF_OK)
+        return parse_error(p, why.code, line, t[1].column, "%s", why.message);
     if (p->train->n_hparams > hparams) {
         where->line[hparams] = line;
         where->column[hparams] = t[0].column;

@@ -8,14 +8,7 @@
 #include "io/settings.h"
 
 /* The shortest "%g" text that reads back as exactly `v`. */
-static void format_number(char *buf, size_t size, double v)
-{
-    for (int digits = 6; digits <= 17; digits++) {
-        snprintf(buf, size, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
-}
+
 
 static void format_dims(char *buf, size_t size, const nf_shape *s)
 {
@@ -41,7 +34,7 @@ static void format_attr(char *buf, size_t size, const nf_node *node, int i)
     case NF_ATTR_ENUM: snprintf(buf, size, "%s", spec->choices[(int)v]); break;
     case NF_ATTR_BOOL: snprintf(buf, size, "%s", v != 0 ? "true" : "false"); break;
     case NF_ATTR_INT: snprintf(buf, size, "%lld", (long long)v); break;
-    case NF_ATTR_FLOAT: format_number(buf, size, v); break;
+    case NF_ATTR_FLOAT: nf_format_double(buf, size, v); break;
     }
 }
 
@@ -124,7 +117,7 @@ static void reference_attr(nf_text *t, const nf_attr_spec *a)
         snprintf(def, sizeof def, "`%s`", a->def != 0 ? "true" : "false");
     else {
         char num[64];
-        format_number(num, sizeof num, a->def);
+        nf_format_double(num, sizeof num, a->def);
         snprintf(def, sizeof def, "`%s`", num);
     }
     nf_text_printf(t, "| `%s` | %s | %s | %s", a->name, type_name(a), def, a->doc);

@@ -19,14 +19,15 @@ static const char *const *average_kinds(void)
 }
 
 #define NAME(k, fl, field, def, chosen, doc, to) \
-    {{k, fl, NF_SETTING_NAME, 0, 0, 0, "NAME", def, doc, to}, offsetof(nf_train_config, field), \
+    {{k, fl, NF_SETTING_NAME, 0, 0, 0, 0, "NAME", def, doc, to}, offsetof(nf_train_config, field), \
      sizeof(((nf_train_config *)0)->field), chosen}
 #define INT(k, fl, field, lo, hi, def, doc, to) \
-    {{k, fl, NF_SETTING_INT, lo, hi, 0, "N", def, doc, to}, offsetof(nf_train_config, field), 0, NULL}
-#define NUMBER(k, fl, field, lo, hi, open, def, doc, to) \
-    {{k, fl, NF_SETTING_NUMBER, lo, hi, open, "X", def, doc, to}, offsetof(nf_train_config, field), 0, NULL}
+    {{k, fl, NF_SETTING_INT, lo, hi, 0, 0, "N", def, doc, to}, offsetof(nf_train_config, field), 0, NULL}
+/* a number in [lo, hi], or with open_lo / open_hi (lo, hi] / [lo, hi) */
+#define NUMBER(k, fl, field, lo, hi, open_lo, open_hi, def, doc, to) \
+    {{k, fl, NF_SETTING_NUMBER, lo, hi, open_lo, open_hi, "X", def, doc, to}, offsetof(nf_train_config, field), 0, NULL}
 #define BOOL(k, fl, field, def, doc, to) \
-    {{k, fl, NF_SETTING_BOOL, 0, 1, 0, NULL, def, doc, to}, offsetof(nf_train_config, field), 0, NULL}
+    {{k, fl, NF_SETTING_BOOL, 0, 1, 0, 0, NULL, def, doc, to}, offsetof(nf_train_config, field), 0, NULL}
 
 typedef struct row {
     nf_train_setting pub;
@@ -39,27 +40,27 @@ typedef struct row {
 static const row table[] = {
     NAME("optimizer", "--optimizer", optimizer, "sgd", nf_optimizer_names,
          "the optimizer: sgd, adagrad, rmsprop, adam, adamw", "optimizer"),
-    NUMBER("lr", "--lr", lr, 0, 1e6, 0, "the optimizer's", "learning rate", "optimizer"),
-    NAME("schedule", "--schedule", schedule, "constant", nf_schedule_names,
+    NUMBER("lr", "--lr", lr, 0, 1e9, 0, 0, NULL, "learning rate (default: the optimizer's)", "optimizer"),
+    NAME("schedule", "--schedule", schedule, NULL, nf_schedule_names,
          "learning-rate schedule per epoch: constant, step, multistep, exponential, cosine, restarts, plateau (on the validation loss)",
          "schedule"),
     INT("batch", "--batch", batch, 1, 1 << 30, "32", "mini-batch size", "session"),
     INT("epochs", "--epochs", epochs, 1, 1e6, "1", "epochs to train", "session"),
-    INT("steps", "--steps", steps, 1, 1099511627776.0, "none", "stop after N batches in all (the last epoch may end early)",
+    INT("steps", "--steps", steps, 1, 1099511627776.0, NULL, "stop after N batches in all (the last epoch may end early)",
         "session"),
     INT("seed", "--seed", seed, 0, 9007199254740992.0, "0", "seed of initialisation and shuffling", "session"),
-    NUMBER("clip_norm", "--clip-norm", clip_norm, 0, 1e30, 1, "none", "clip gradients to this global norm", "optimizer"),
-    NUMBER("clip_value", "--clip-value", clip_value, 0, 1e30, 1, "none", "clip each gradient element to [-X, X]",
+    NUMBER("clip_norm", "--clip-norm", clip_norm, 0, 1e30, 1, 0, NULL, "clip gradients to this global norm", "optimizer"),
+    NUMBER("clip_value", "--clip-value", clip_value, 0, 1e30, 1, 0, NULL, "clip each gradient element to [-X, X]",
            "optimizer"),
-    INT("early_stop", "--early-stop", early_stop, 1, 1e6, "none",
+    INT("early_stop", "--early-stop", early_stop, 1, 1e6, NULL,
         "stop when the validation loss has not improved for N epochs, keeping the best weights", "session"),
     INT("unroll", "--unroll", unroll, 1, 1 << 20, "1",
         "run the graph over T time steps per sample (inputs with sequence=true take T values; backpropagation through time)",
         "session"),
-    NAME("average", "--average", average, "none", average_kinds,
+    NAME("average", "--average", average, NULL, average_kinds,
          "average the weights (ema or polyak) for validation and --save-average", "average"),
-    NUMBER("average_decay", "--average-decay", average_decay, 0, 1, 1, "0.999", "decay of the ema, in (0, 1)", "average"),
-    INT("checkpoint_every", "--checkpoint-every", checkpoint_every, 1, 1099511627776.0, "none",
+    NUMBER("average_decay", "--average-decay", average_decay, 0, 1, 1, 1, "0.999", "decay of the ema", "average"),
+    INT("checkpoint_every", "--checkpoint-every", checkpoint_every, 1, 1099511627776.0, NULL,
         "with --checkpoint: also write one every N batches", "session"),
     BOOL("skip_nonfinite", "--skip-nonfinite", skip_nonfinite, "false",
          "skip a batch whose loss or gradients are NaN or Inf (counted) instead of stopping with an error that names the node",
@@ -68,14 +69,11 @@ static const row table[] = {
 
 #define TABLE_SIZE ((int)(sizeof table / sizeof table[0]))
 
-const nf_train_setting *nf_train_settings(int *count)
+int nf_train_setting_count(void) { return TABLE_SIZE; }
+
+const nf_train_setting *nf_train_setting_at(int index)
 {
-    static nf_train_setting pub[TABLE_SIZE];
-    for (int i = 0; i < TABLE_SIZE; i++) /* the same constants every time: no race matters */
-        pub[i] = table[i].pub;
-    if (count)
-        *count = TABLE_SIZE;
-    return pub;
+    return index >= 0 && index < TABLE_SIZE ? &table[index].pub : NULL;
 }
 
 static const row *find_row(const char *key)
@@ -119,18 +117,19 @@ static int parse_number(const char *s, double *out)
     return end != s && *end == '\0' && errno == 0 && isfinite(*out);
 }
 
-/* What a number setting takes, for messages. */
+/* What a number setting takes, for messages and the reference. */
 static void range_text(const row *r, char *buf, size_t size)
 {
     const nf_train_setting *s = &r->pub;
     if (s->type == NF_SETTING_INT)
         snprintf(buf, size, "a whole number from %.0f to %.0f", s->min, s->max);
-    else if (s->max >= 1e6 && s->open_min)
-        snprintf(buf, size, "a number above %g", s->min);
-    else if (s->max >= 1e6)
-        snprintf(buf, size, "a number from %g", s->min);
     else
-        snprintf(buf, size, "a number in %s%g, %g)", s->open_min ? "(" : "[", s->min, s->max);
+        snprintf(buf, size, "a number in %s%g, %g%s", s->open_min ? "(" : "[", s->min, s->max, s->open_max ? ")" : "]");
+}
+
+static int in_range(const nf_train_setting *s, double v)
+{
+    return (s->open_min ? v > s->min : v >= s->min) && (s->open_max ? v < s->max : v <= s->max);
 }
 
 static nf_status set_name(nf_train_config *c, const row *r, const char *value, nf_error *err)
@@ -162,8 +161,7 @@ static nf_status set_table_value(nf_train_config *c, const row *r, const char *v
     range_text(r, range, sizeof range);
     if (!parse_number(value, &v))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' must be %s, not '%s'", r->pub.key, range, value);
-    int in_range = (r->pub.open_min ? v > r->pub.min : v >= r->pub.min) && (r->pub.open_min && r->pub.max <= 1 ? v < r->pub.max : v <= r->pub.max);
-    if (!in_range || (r->pub.type == NF_SETTING_INT && v != floor(v)))
+    if (!in_range(&r->pub, v) || (r->pub.type == NF_SETTING_INT && v != floor(v)))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' must be %s", r->pub.key, range);
     if (r->pub.type == NF_SETTING_INT)
         *(int64_t *)field_of(c, r) = (int64_t)v;
@@ -260,42 +258,44 @@ int nf_train_config_has(const nf_train_config *c, const char *key)
     return 0;
 }
 
-void nf_train_config_merge(nf_train_config *base, const nf_train_config *top)
+nf_status nf_train_config_merge(nf_train_config *base, const nf_train_config *top, nf_error *err)
 {
+    nf_train_config merged = *base;
     if (top->optimizer[0] && strcmp(top->optimizer, base->optimizer[0] ? base->optimizer : top->optimizer) != 0)
-        base->n_hparams = 0; /* the file's settings were for another optimizer */
+        merged.n_hparams = 0; /* the file's settings were for another optimizer */
     if (top->schedule[0] && strcmp(top->schedule, base->schedule[0] ? base->schedule : top->schedule) != 0)
-        base->n_schedule = 0;
+        merged.n_schedule = 0;
     for (int i = 0; i < TABLE_SIZE; i++) {
         const row *r = &table[i];
         if (!is_given(top, r))
             continue;
         size_t size = r->pub.type == NF_SETTING_NAME ? r->size : r->pub.type == NF_SETTING_NUMBER ? sizeof(double) : sizeof(int64_t);
-        memcpy(field_of(base, r), cfield_of(top, r), size);
+        memcpy(field_of(&merged, r), cfield_of(top, r), size);
     }
     for (int i = 0; i < top->n_hparams; i++) {
-        int k = list_slot(base->hparam_key, &base->n_hparams, top->hparam_key[i]);
-        if (k >= 0)
-            base->hparam_value[k] = top->hparam_value[i];
+        int k = list_slot(merged.hparam_key, &merged.n_hparams, top->hparam_key[i]);
+        if (k < 0)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "more than %d optimizer settings", NF_TRAIN_MAX_HPARAMS);
+        merged.hparam_value[k] = top->hparam_value[i];
     }
     for (int i = 0; i < top->n_schedule; i++) {
-        int k = list_slot(base->schedule_key, &base->n_schedule, top->schedule_key[i]);
-        if (k >= 0)
-            snprintf(base->schedule_value[k], sizeof base->schedule_value[0], "%s", top->schedule_value[i]);
+        int k = list_slot(merged.schedule_key, &merged.n_schedule, top->schedule_key[i]);
+        if (k < 0)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "more than %d schedule settings", NF_TRAIN_MAX_HPARAMS);
+        snprintf(merged.schedule_value[k], sizeof merged.schedule_value[0], "%s", top->schedule_value[i]);
     }
+    *base = merged;
+    return NF_OK;
+}
+
+void nf_train_config_defaults(nf_train_config *c)
+{
+    for (int i = 0; i < TABLE_SIZE; i++)
+        if (table[i].pub.def && !is_given(c, &table[i]))
+            set_table_value(c, &table[i], table[i].pub.def, NULL); /* the table's own values: valid */
 }
 
 /* ---- writing ------------------------------------------------------------ */
-
-/* The shortest text that reads back as the same double. */
-static void format_double(char *buf, size_t size, double v)
-{
-    for (int digits = 6; digits <= 17; digits++) {
-        snprintf(buf, size, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
-}
 
 static void write_row(nf_text *t, const nf_train_config *c, const row *r)
 {
@@ -304,7 +304,7 @@ static void write_row(nf_text *t, const nf_train_config *c, const row *r)
     switch (r->pub.type) {
     case NF_SETTING_NAME: nf_text_printf(t, "%s = %s\n", r->pub.key, (const char *)f); break;
     case NF_SETTING_NUMBER:
-        format_double(num, sizeof num, *(const double *)f);
+        nf_format_double(num, sizeof num, *(const double *)f);
         nf_text_printf(t, "%s = %s\n", r->pub.key, num);
         break;
     case NF_SETTING_BOOL: nf_text_printf(t, "%s = %s\n", r->pub.key, *(const int64_t *)f ? "true" : "false"); break;
@@ -326,7 +326,7 @@ void nf_train_config_write(nf_text *t, const nf_train_config *c)
         if (!strcmp(table[i].pub.key, "lr"))
             for (int k = 0; k < c->n_hparams; k++) {
                 char num[40];
-                format_double(num, sizeof num, c->hparam_value[k]);
+                nf_format_double(num, sizeof num, c->hparam_value[k]);
                 nf_text_printf(t, "%s = %s\n", c->hparam_key[k], num);
             }
         if (!strcmp(table[i].pub.key, "schedule"))
@@ -342,7 +342,7 @@ static void option_line(nf_text *t, const row *r)
     char head[64];
     snprintf(head, sizeof head, "%s%s%s", r->pub.flag, r->pub.value_doc ? " " : "", r->pub.value_doc ? r->pub.value_doc : "");
     nf_text_printf(t, "  %-22s  %s", head, r->pub.doc);
-    if (strcmp(r->pub.def, "none") != 0 && r->pub.type != NF_SETTING_BOOL)
+    if (r->pub.def && r->pub.type != NF_SETTING_BOOL)
         nf_text_printf(t, " (default %s)", r->pub.def);
     nf_text_printf(t, "\n");
 }
@@ -363,8 +363,8 @@ nf_status nf_train_settings_reference(int markdown, char **text, nf_error *err)
         else
             range_text(r, range, sizeof range);
         if (markdown)
-            nf_text_printf(&t, "| `%s` | `%s` | %s | %s | %s | %s |\n", r->pub.key, r->pub.flag, range, r->pub.def,
-                           r->pub.applies_to, r->pub.doc);
+            nf_text_printf(&t, "| `%s` | `%s` | %s | %s | %s | %s |\n", r->pub.key, r->pub.flag, range,
+                           r->pub.def ? r->pub.def : "none", r->pub.applies_to, r->pub.doc);
         else
             option_line(&t, r);
     }

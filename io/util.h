@@ -18,6 +18,13 @@ typedef struct nf_text {
 void nf_text_printf(nf_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nf_text_free(nf_text *t);
 
+/* The shortest "%g" text that reads back as the same double. */
+void nf_format_double(char *buf, size_t size, double v);
+
+/* Decodes 2 n hex digits (either case) into n bytes; 0 when `hex` is not
+ * exactly that. */
+int nf_hex_decode(const char *hex, unsigned char *out, size_t n);
+
 /* The candidate closest to `word` by edit distance, if close enough to be
  * a likely misspelling (distance <= 2 and less than half the length);
  * NULL otherwise. `candidates` is NULL-terminated. */

@@ -1,14 +1,11 @@
 /* nodeflow — graph weights and checkpoint files as safetensors. */
-#include <ctype.h>
-#include <inttypes.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/checkpoint_file.h"
 #include "io/safetensors.h"
+#include "io/util.h"
 
 /* ---- weights --------------------------------------------------------- */
 
@@ -50,13 +47,8 @@ static nf_status vocab_from(nf_graph *g, const nf_st_file *f, nf_error *err)
     unsigned char bytes[256];
     if (len % 2 || len / 2 > 256 || len == 0)
         return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s must hold 1 to 256 bytes in hex", f->path, VOCAB_KEY);
-    for (size_t i = 0; i < len / 2; i++) {
-        unsigned v;
-        if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
-            sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s is not hex", f->path, VOCAB_KEY);
-        bytes[i] = (unsigned char)v;
-    }
+    if (!nf_hex_decode(hex, bytes, len / 2))
+        return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s is not hex", f->path, VOCAB_KEY);
     nf_status st = nf_graph_set_vocab(g, bytes, (int)(len / 2), err);
     if (st != NF_OK)
         return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s: %s", f->path, VOCAB_KEY, err ? err->message : "");
@@ -80,7 +72,20 @@ nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err)
     return st;
 }
 
-/* Every parameter present with its shape; extra tensors only if allowed. */
+/* The tensors a checkpoint holds besides the parameters: optimizer state,
+ * accumulated gradients, averaged and best weights. A checkpoint loads as
+ * weights. */
+static int is_checkpoint_extra(const char *name)
+{
+    static const char *const prefixes[] = {"optim.", "grad.", "average.", "best.", NULL};
+    for (int i = 0; prefixes[i]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+            return 1;
+    return 0;
+}
+
+/* Every parameter present with its shape; extra tensors only if allowed
+ * (a checkpoint's own always are). */
 static nf_status check_params(const nf_graph *g, const nf_st_file *f, unsigned flags, nf_error *err)
 {
     for (int k = 0; k < g->n_params; k++) {
@@ -94,7 +99,7 @@ static nf_status check_params(const nf_graph *g, const nf_st_file *f, unsigned f
                            nf_shape_format(&p->shape, want, sizeof want), nf_shape_format(&t->shape, have, sizeof have));
     }
     for (int i = 0; i < f->count && !(flags & NF_WEIGHTS_ALLOW_EXTRA); i++)
-        if (nf_graph_find_param(g, f->tensors[i].name) < 0)
+        if (nf_graph_find_param(g, f->tensors[i].name) < 0 && !is_checkpoint_extra(f->tensors[i].name))
             return nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' is not a parameter of the graph (allow extra tensors to ignore it)",
                            f->path, f->tensors[i].name);
     return NF_OK;
@@ -159,23 +164,25 @@ nf_status nf_checkpoint_write(const char *path, const nf_graph *g, const nf_reco
     return st;
 }
 
-/* Every metadata string and every tensor (converted to float32) of an
- * opened checkpoint file. */
-static nf_status record_from(const nf_st_file *f, nf_record *r, nf_error *err)
+static void read_tensor(const void *tensor, float *out) { nf_st_read(tensor, out); }
+
+static void close_file(void *file)
+{
+    nf_st_close(file);
+    free(file);
+}
+
+/* Every metadata string and every tensor of an opened checkpoint file;
+ * tensors are converted to float32 when a component reads them, from the
+ * file, which the record keeps open until it is freed. */
+static nf_status record_from(nf_st_file *f, nf_record *r, nf_error *err)
 {
     const cJSON *item;
     cJSON_ArrayForEach(item, f->metadata)
         if (cJSON_IsString(item) && strcmp(item->string, "format") != 0)
             nf_record_put_text(r, item->string, item->valuestring);
-    for (int i = 0; i < f->count && !nf_record_failed(r); i++) {
-        const nf_st_tensor *t = &f->tensors[i];
-        int64_t n = nf_shape_size(&t->shape);
-        float *data = malloc((size_t)(n ? n : 1) * sizeof(float));
-        if (data)
-            nf_st_read(t, data);
-        if (!data || !nf_record_take_tensor(r, t->name, &t->shape, data))
-            return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory reading the checkpoint", f->path);
-    }
+    for (int i = 0; i < f->count; i++)
+        nf_record_put_source(r, f->tensors[i].name, &f->tensors[i].shape, &f->tensors[i], read_tensor);
     return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory reading the checkpoint", f->path)
                                : NF_OK;
 }
@@ -183,22 +190,27 @@ static nf_status record_from(const nf_st_file *f, nf_record *r, nf_error *err)
 nf_status nf_checkpoint_read(const char *path, const nf_graph *g, nf_record **out, nf_error *err)
 {
     *out = NULL;
-    nf_st_file f;
-    nf_status st = nf_st_open(path, &f, err);
-    if (st != NF_OK)
+    nf_st_file *f = malloc(sizeof *f);
+    nf_record *r = f ? nf_record_new() : NULL;
+    if (!r) {
+        free(f);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    }
+    nf_status st = nf_st_open(path, f, err);
+    if (st != NF_OK) {
+        free(f);
+        nf_record_free(r);
         return st;
-    const char *format = nf_st_meta(&f, "format");
-    nf_record *r = NULL;
+    }
+    nf_record_keep(r, f, close_file);
+    const char *format = nf_st_meta(f, "format");
     if (!format || strcmp(format, CHECKPOINT_FORMAT) != 0)
         st = nf_fail(err, NF_ERR_FORMAT, "%s: not a nodeflow checkpoint (no format '%s' in __metadata__)", path,
                      CHECKPOINT_FORMAT);
     else
-        st = check_params(g, &f, NF_WEIGHTS_ALLOW_EXTRA, err);
-    if (st == NF_OK && !(r = nf_record_new()))
-        st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+        st = check_params(g, f, NF_WEIGHTS_STRICT, err);
     if (st == NF_OK)
-        st = record_from(&f, r, err);
-    nf_st_close(&f);
+        st = record_from(f, r, err);
     if (st != NF_OK)
         nf_record_free(r);
     else

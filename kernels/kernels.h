@@ -7,7 +7,8 @@
  * recurrent cells on fastmath.h's polynomial exp and tanh); "reference"
  * has plain loops that are obviously right, summing in double: the
  * yardstick every other variant is tested against (tests/test_kernels.c).
- * A plan picks a set for each node when it compiles (nf_kernels_for_plan)
+ * A plan picks a set for each node when it compiles (today every node
+ * gets nf_kernels_for_plan's; a set chosen by shape fits the same slot)
  * and hands it to the node's forward and backward in nf_exec.kernels;
  * nodes never call a library or choose a path of their own.
  *
@@ -91,7 +92,8 @@ const nf_kernels *nf_kernels_find(const char *name);
 
 /* The set a plan gives its nodes: the default, or the one named by the
  * environment variable NODEFLOW_KERNELS (e.g. "reference", to run a model
- * on the reference kernels). Read when a plan compiles, never per call. */
+ * on the reference kernels); NULL when that names no set. Read when a
+ * plan compiles, never per call. */
 const nf_kernels *nf_kernels_for_plan(void);
 
 /* The threads the libraries behind the kernels may use (OpenBLAS's). */

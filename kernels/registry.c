@@ -56,6 +56,6 @@ const nf_kernels *nf_kernels_find(const char *name)
 
 const nf_kernels *nf_kernels_for_plan(void)
 {
-    const nf_kernels *chosen = nf_kernels_find(getenv("NODEFLOW_KERNELS"));
-    return chosen ? chosen : sets[0];
+    const char *name = getenv("NODEFLOW_KERNELS");
+    return name && *name ? nf_kernels_find(name) : sets[0];
 }

@@ -52,24 +52,25 @@ nf_status nf_optimizer_key_check(const nf_optimizer_type *type, const char *key,
 /* Index of hyper-parameter `key` of `type`, or -1. */
 int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key);
 
-/* Checkpoints: each object writes its own state into a record and reads
- * it back. A load with apply = 0 only checks the record (everything that
- * could fail); with apply = 1 it also restores, and then cannot fail, so a
- * checkpoint is restored all or nothing. A NULL schedule or average
- * writes "none" and checks that the record has none. */
+/* Whether the optimizer was made for `g` as it is now. */
+int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g);
+
 /* Gradient accumulation, for the training loop: the factor of each
  * batch's loss (1 / accumulate), whether gradients of earlier batches are
  * waiting, one batch's gradients added (a step when `accumulate` have
  * been), a step on what a short last group gathered, and dropping what
  * has been gathered (a skipped batch). */
-/* Whether the optimizer was made for `g` as it is now. */
-int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g);
 double nf_optimizer_batch_scale(const nf_optimizer *opt);
 int nf_optimizer_has_pending(const nf_optimizer *opt);
 nf_status nf_optimizer_add_batch(nf_optimizer *opt, nf_error *err);
 nf_status nf_optimizer_flush(nf_optimizer *opt, nf_error *err);
 void nf_optimizer_drop_pending(nf_optimizer *opt);
 
+/* Checkpoints: each object writes its own state into a record and reads
+ * it back. A load with apply = 0 only checks the record (everything that
+ * could fail); with apply = 1 it also restores, and then cannot fail, so a
+ * checkpoint is restored all or nothing. A NULL schedule or average
+ * writes "none" and checks that the record has none. */
 nf_status nf_optimizer_save_state(const nf_optimizer *opt, nf_record *r, nf_error *err);
 nf_status nf_optimizer_load_state(nf_optimizer *opt, const nf_record *r, int apply, nf_error *err);
 nf_status nf_schedule_save_state(const nf_schedule *s, nf_record *r, nf_error *err);

@@ -238,8 +238,10 @@ nf_status nf_schedule_save_state(const nf_schedule *s, nf_record *r, nf_error *e
     if (s)
         snprintf(text, sizeof text, "%" PRId64 " %" PRId64 " %" PRId64 " %.17g %.17g", s->t, s->bad, s->cooldown_left,
                  s->plateau_lr, s->best);
-    return nf_record_put_text(r, SCHEDULE_KEY, text) ? NF_OK
-                                                     : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the schedule");
+    nf_record_put_text(r, SCHEDULE_KEY, text);
+    if (s) /* the base rate too: a resumed run follows the schedule it started */
+        nf_record_put_double(r, "schedule_lr0", s->lr0);
+    return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the schedule") : NF_OK;
 }
 
 nf_status nf_schedule_load_state(nf_schedule *s, const nf_record *r, int apply, nf_error *err)
@@ -260,7 +262,12 @@ nf_status nf_schedule_load_state(nf_schedule *s, const nf_record *r, int apply, 
         t > NF_MAX_COUNT || bad < 0 || bad > NF_MAX_COUNT || cooldown < 0 || cooldown > NF_MAX_COUNT ||
         !(plateau_lr >= 0) || isnan(best))
         return nf_fail(err, NF_ERR_FORMAT, "malformed schedule state '%s'", text);
+    double lr0 = s->lr0; /* checkpoints before schedule_lr0 keep the base rate given */
+    if (nf_record_text(r, "schedule_lr0") &&
+        (nf_record_double(r, "schedule_lr0", &lr0, err) != NF_OK || !(lr0 >= 0 && lr0 <= 1e9)))
+        return nf_fail(err, NF_ERR_FORMAT, "malformed schedule_lr0 '%s'", nf_record_text(r, "schedule_lr0"));
     if (apply) {
+        s->lr0 = lr0;
         s->t = t;
         s->bad = bad;
         s->cooldown_left = cooldown;

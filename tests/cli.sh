@@ -236,6 +236,9 @@ expect 1 "resume with --lr under a schedule" "$nodeflow" train "$xor" --data "$x
     --schedule step --resume "$work/xs.ckpt" --lr 0.01
 contains "$work/err" "cannot apply to a resumed run that follows a schedule" "lr under a schedule refused"
 
+# A checkpoint is also a weights file (its extra tensors are its own)
+expect 0 "eval on a checkpoint's weights" "$nodeflow" eval "$xor" --weights "$work/x.ckpt" --data "$xor_data"
+
 # One definition of accuracy: training's validation and eval agree on a
 # model whose single score is a probability (sigmoid + mse)
 expect 0 "train xor by mse" "$nodeflow" train "$src/tests/data/xor_mse.nfg" --data "$xor_data" --val "$xor_data" \

@@ -220,9 +220,10 @@ static void regression_report(const nf_dataset *ds, const float *pred, int64_t n
                ae / (double)n, r2);
 }
 
-/* One output per sample against 0/1 labels: a binary classifier. Its
- * output is a logit (threshold 0) when a bce_with_logits loss reads it,
- * else a probability (threshold 0.5). Rewrites the scores as two columns. */
+/* One output per sample against 0/1 labels: a binary classifier, whose
+ * threshold is the binding's (0 for a logit that a loss reads as one,
+ * else 0.5: the same rule as training's). Rewrites the scores as two
+ * columns. */
 static int binary_scores(const session *s, int64_t count, float **scores)
 {
     double threshold = s->bind.threshold;

@@ -1,6 +1,5 @@
 /* nodeflow train: trains a model file on a dataset, with validation,
  * progress, a CSV log, checkpoints, resuming and clean interruption. */
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +23,12 @@ static const char train_outro[] =
     "  --out FILE              write the trained weights (safetensors)\n"
     "  --save-average          write the averaged weights to --out instead\n"
     "  --checkpoint FILE       write a checkpoint after every epoch (and on interrupt)\n"
-    "  --resume FILE           continue from a checkpoint exactly where it stopped; settings\n"
-    "                          given here that differ from it are applied with a notice\n"
+    "  --resume FILE           continue from a checkpoint exactly where it stopped; optimizer\n"
+    "                          settings given here replace the checkpoint's, with a notice\n"
     "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
     "  --quiet                 print nothing but errors and notices\n\n"
-    "SIGINT or SIGTERM stop after the current batch and write a checkpoint.\n"
+    "SIGINT or SIGTERM stop after the current batch and write a checkpoint (one\n"
+    "that comes during the set-up stops after the first batch).\n"
     "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
     "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy] | text:FILE-OR-DIRECTORY\n"
     "text data is cut into windows of the model's input length, one stream per\n"
@@ -70,11 +70,9 @@ static const char *const path_flags[] = {"--data", "--val", "--out", "--checkpoi
 /* The settings table's option for `flag`, or NULL. */
 static const nf_train_setting *setting_of(const char *flag)
 {
-    int n;
-    const nf_train_setting *table = nf_train_settings(&n);
-    for (int i = 0; i < n; i++)
-        if (table[i].flag && !strcmp(table[i].flag, flag))
-            return &table[i];
+    for (int i = 0; i < nf_train_setting_count(); i++)
+        if (nf_train_setting_at(i)->flag && !strcmp(nf_train_setting_at(i)->flag, flag))
+            return nf_train_setting_at(i);
     return NULL;
 }
 
@@ -160,8 +158,10 @@ static int parse_options(int argc, char **argv, train_options *o)
     }
     /* one precedence for every setting: options over --set over the file */
     nf_train_config options = o->given;
+    nf_error err;
     o->given = o->set;
-    nf_train_config_merge(&o->given, &options);
+    if (nf_train_config_merge(&o->given, &options, &err) != NF_OK)
+        return cli_usage("train", "%s", err.message);
     if (!o->model)
         return cli_usage("train", "which model? 'nodeflow train MODEL.nfg --data SPEC'");
     if (!o->data)
@@ -283,34 +283,39 @@ static void on_epoch(void *ctx, const nf_session_progress *p)
     }
 }
 
-static void on_notice(void *ctx, const char *message)
+/* Early stopping is part of the report; a setting that changes a resumed
+ * run is a warning. */
+static void on_notice(void *ctx, nf_notice kind, const char *message)
 {
     run *r = ctx;
-    if (!strncmp(message, "early stop", 10)) {
-        if (!r->o.quiet)
-            printf("%s\n", message);
-        return;
-    }
-    fprintf(stderr, "nodeflow: %s\n", message);
+    if (kind != NF_NOTICE_EARLY_STOP)
+        fprintf(stderr, "nodeflow: %s\n", message);
+    else if (!r->o.quiet)
+        printf("%s\n", message);
 }
 
 static int set_up(run *r)
 {
-    nf_error err;
     nf_train_config config;
     int rc = cli_load_model(r->o.model, &r->g, &config);
     if (rc != EXIT_OK)
         return rc;
-    nf_train_config_merge(&config, &r->o.given);
+    nf_error err;
+    if (nf_train_config_merge(&config, &r->o.given, &err) != NF_OK)
+        return cli_usage("train", "%s", err.message);
+    if (config.early_stop > 0 && !r->o.val)
+        return cli_usage("train", "early stopping watches the validation loss: give --val SPEC");
+    if (!strcmp(config.schedule, "plateau") && !r->o.val)
+        return cli_usage("train", "the plateau schedule watches the validation loss: give --val SPEC");
     nf_set_threads(r->o.threads > 0 ? (int)r->o.threads : 0);
     nf_session_events events = {r, on_batch, on_epoch, on_notice};
     if (nf_session_new(r->g, &config, &r->session, &err) != NF_OK)
         return cli_fail(&err);
     nf_session_set_events(r->session, &events);
     if (nf_session_load_data(r->session, r->o.data, r->o.val, &err) != NF_OK ||
-        (r->o.resume && nf_session_resume(r->session, r->o.resume, &r->o.given, &err) != NF_OK))
+        (r->o.resume && nf_session_resume(r->session, r->o.resume, &r->o.given, &err) != NF_OK) ||
+        nf_session_set_checkpoint(r->session, r->o.checkpoint, &err) != NF_OK)
         return cli_fail(&err);
-    nf_session_set_checkpoint(r->session, r->o.checkpoint);
     return open_log(r);
 }
 

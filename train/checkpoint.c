@@ -87,17 +87,28 @@ nf_status nf_checkpoint_save(const char *path, const nf_graph *g, const nf_train
     return st;
 }
 
-nf_status nf_checkpoint_load(const char *path, nf_graph *g, nf_training *t, nf_error *err)
+nf_status nf_training_resume(const char *path, nf_graph *g, nf_training *t, nf_record_loader extra, void *ctx,
+                             nf_error *err)
 {
-    nf_status st = path ? nf_training_check(g, t, "nf_checkpoint_load", err)
-                        : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_checkpoint_load: NULL argument");
+    nf_status st = path ? nf_training_check(g, t, "resuming", err)
+                        : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "resuming: no checkpoint path");
     nf_record *r = NULL;
     if (st == NF_OK)
         st = nf_checkpoint_read(path, g, &r, err);
     if (st == NF_OK)
         st = nf_training_load_state(g, t, r, 0, err);
-    if (st == NF_OK)
+    if (st == NF_OK && extra)
+        st = extra(ctx, r, 0, err);
+    if (st == NF_OK) { /* everything checked: restoring cannot fail */
         nf_training_load_state(g, t, r, 1, NULL);
+        if (extra)
+            extra(ctx, r, 1, NULL);
+    }
     nf_record_free(r);
     return nf_fail_in(path, st, err);
+}
+
+nf_status nf_checkpoint_load(const char *path, nf_graph *g, nf_training *t, nf_error *err)
+{
+    return nf_training_resume(path, g, t, NULL, NULL, err);
 }

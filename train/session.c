@@ -40,23 +40,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Settings not given take the table's defaults. */
-static void fill_defaults(nf_train_config *c)
-{
-    if (!c->optimizer[0])
-        snprintf(c->optimizer, sizeof c->optimizer, "sgd");
-    if (c->batch < 0)
-        c->batch = 32;
-    if (c->epochs < 0)
-        c->epochs = 1;
-    if (c->seed < 0)
-        c->seed = 0;
-    if (c->unroll < 0)
-        c->unroll = 1;
-    if (isnan(c->average_decay))
-        c->average_decay = 0.999;
-}
-
 nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session **out, nf_error *err)
 {
     if (!g || !config || !out)
@@ -68,7 +51,7 @@ nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session 
     s->g = g;
     s->cfg = *config;
     s->best_val = INFINITY;
-    fill_defaults(&s->cfg);
+    nf_train_config_defaults(&s->cfg);
     nf_status st = nf_train_config_check(&s->cfg, NULL, err);
     if (st == NF_OK)
         st = nf_graph_init_params(g, (uint64_t)s->cfg.seed, err);
@@ -82,18 +65,29 @@ nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session 
     return NF_OK;
 }
 
-void nf_session_free(nf_session *s)
+/* Frees what nf_session_set_data built, so that a failed set-up leaves
+ * the session as it was (without data). */
+static void drop_run(nf_session *s)
 {
-    if (!s)
-        return;
     free(s->best_weights);
-    free(s->checkpoint);
     nf_batcher_free(s->t.batches);
     nf_optimizer_free(s->t.opt);
     nf_schedule_free(s->t.schedule);
     nf_average_free(s->t.average);
     nf_plan_free(s->plan);
     nf_plan_free(s->eval_plan);
+    s->best_weights = NULL;
+    memset(&s->t, 0, sizeof s->t);
+    s->plan = s->eval_plan = NULL;
+    s->train = s->val = NULL;
+}
+
+void nf_session_free(nf_session *s)
+{
+    if (!s)
+        return;
+    drop_run(s);
+    free(s->checkpoint);
     nf_dataset_free(s->owned_train);
     nf_dataset_free(s->owned_val);
     free(s);
@@ -119,10 +113,22 @@ nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char
 {
     if (!s || !train_spec)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_load_data: NULL argument");
-    nf_status st = load_spec(s, train_spec, &s->owned_train, err);
+    if (s->plan)
+        return nf_fail(err, NF_ERR_STATE, "the session has its data already");
+    nf_dataset *train = NULL, *val = NULL;
+    nf_status st = load_spec(s, train_spec, &train, err);
     if (st == NF_OK && val_spec)
-        st = load_spec(s, val_spec, &s->owned_val, err);
-    return st == NF_OK ? nf_session_set_data(s, s->owned_train, s->owned_val, err) : st;
+        st = load_spec(s, val_spec, &val, err);
+    if (st == NF_OK)
+        st = nf_session_set_data(s, train, val, err);
+    if (st != NF_OK) {
+        nf_dataset_free(train);
+        nf_dataset_free(val);
+        return st;
+    }
+    s->owned_train = train;
+    s->owned_val = val;
+    return NF_OK;
 }
 
 /* Validation batches: at least 256 rows, or one per stream of text */
@@ -168,6 +174,42 @@ static nf_status check_watchers(const nf_session *s, nf_error *err)
     return NF_OK;
 }
 
+/* Plans, batcher, optimizer, schedule and average for the data. */
+static nf_status build_run(nf_session *s, nf_error *err)
+{
+    const nf_train_config *c = &s->cfg;
+    nf_status st = check_watchers(s, err);
+    if (st == NF_OK)
+        st = nf_graph_set_vocab(s->g, s->train->vocab, s->train->vocab_size, err);
+    if (st == NF_OK)
+        st = nf_plan_compile(s->g, c->batch, NF_PLAN_TRAINING, &s->plan, err);
+    if (st == NF_OK)
+        st = nf_plan_set_steps(s->plan, c->unroll, err);
+    if (st == NF_OK && s->val)
+        st = nf_plan_compile(s->g, eval_batch(s), NF_PLAN_INFERENCE, &s->eval_plan, err);
+    if (st == NF_OK && s->val)
+        st = nf_plan_set_steps(s->eval_plan, c->unroll, err);
+    if (st == NF_OK)
+        st = nf_batcher_new(s->train, c->batch, s->train->streams == 0, (uint64_t)c->seed * 2654435761u + 1,
+                            &s->t.batches, err);
+    if (st == NF_OK)
+        st = make_optimizer(s, err);
+    if (st == NF_OK)
+        st = make_schedule(s, err);
+    if (st == NF_OK && c->average[0])
+        st = nf_average_new(s->g, c->average, c->average_decay, &s->t.average, err);
+    if (st != NF_OK)
+        return st;
+    nf_plan_set_skip_nonfinite(s->plan, c->skip_nonfinite > 0);
+    if (c->early_stop > 0) { /* the best weights so far: the first ones until a validation says otherwise */
+        size_t bytes = (size_t)s->g->param_floats * sizeof(float);
+        if (!(s->best_weights = malloc(bytes ? bytes : 1)))
+            return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+        memcpy(s->best_weights, s->g->values, bytes);
+    }
+    return NF_OK;
+}
+
 nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_dataset *val, nf_error *err)
 {
     if (!s || !train)
@@ -176,31 +218,10 @@ nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_d
         return nf_fail(err, NF_ERR_STATE, "the session has its data already");
     s->train = train;
     s->val = val;
-    const nf_train_config *c = &s->cfg;
-    nf_status st = check_watchers(s, err);
-    if (st == NF_OK)
-        st = nf_graph_set_vocab(s->g, train->vocab, train->vocab_size, err);
-    if (st == NF_OK)
-        st = nf_plan_compile(s->g, c->batch, NF_PLAN_TRAINING, &s->plan, err);
-    if (st == NF_OK)
-        st = nf_plan_set_steps(s->plan, c->unroll, err);
-    if (st == NF_OK && val)
-        st = nf_plan_compile(s->g, eval_batch(s), NF_PLAN_INFERENCE, &s->eval_plan, err);
-    if (st == NF_OK && val)
-        st = nf_plan_set_steps(s->eval_plan, c->unroll, err);
-    if (st == NF_OK)
-        st = nf_batcher_new(train, c->batch, train->streams == 0, (uint64_t)c->seed * 2654435761u + 1, &s->t.batches,
-                            err);
+    nf_status st = build_run(s, err);
     if (st != NF_OK)
-        return st;
-    nf_plan_set_skip_nonfinite(s->plan, c->skip_nonfinite > 0);
-    if ((st = make_optimizer(s, err)) != NF_OK || (st = make_schedule(s, err)) != NF_OK)
-        return st;
-    if (c->average[0] && (st = nf_average_new(s->g, c->average, c->average_decay, &s->t.average, err)) != NF_OK)
-        return st;
-    if (c->early_stop > 0 && !(s->best_weights = malloc((size_t)s->g->param_floats * sizeof(float))))
-        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
-    return NF_OK;
+        drop_run(s);
+    return st;
 }
 
 /* ---- checkpoints ------------------------------------------------------------ */
@@ -229,6 +250,8 @@ static nf_status load_early_stop(nf_session *s, const nf_record *r, int apply, n
     double best;
     int64_t bad;
     nf_status st = nf_record_double(r, "early_stop.best", &best, err);
+    if (st == NF_OK && (isnan(best) || best == -INFINITY)) /* +inf: no validation yet */
+        st = nf_fail(err, NF_ERR_FORMAT, "early_stop.best is %g, not a validation loss", best);
     if (st == NF_OK)
         st = nf_record_int(r, "early_stop.bad", 0, NF_MAX_COUNT, &bad, err);
     for (int k = 0; st == NF_OK && isfinite(best) && k < s->g->n_params; k++) {
@@ -260,9 +283,10 @@ nf_status nf_session_save_checkpoint(const nf_session *s, const char *path, nf_e
     return st;
 }
 
-static void notify(const nf_session_events *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notify(const nf_session_events *ev, nf_notice kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void notify(const nf_session_events *ev, const char *fmt, ...)
+static void notify(const nf_session_events *ev, nf_notice kind, const char *fmt, ...)
 {
     if (!ev || !ev->notice)
         return;
@@ -271,60 +295,72 @@ static void notify(const nf_session_events *ev, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    ev->notice(ev->ctx, message);
+    ev->notice(ev->ctx, kind, message);
 }
 
-/* Optimizer settings given over a checkpoint's: applied, each said. */
-static nf_status apply_overrides(nf_session *s, const nf_train_config *o, const nf_session_events *ev, nf_error *err)
+/* What resuming needs beside the checkpoint: the settings given over it. */
+typedef struct resuming {
+    nf_session *s;
+    const nf_train_config *overrides;
+    const nf_session_events *ev;
+} resuming;
+
+/* Optimizer settings given over a checkpoint's replace them, each with a
+ * notice. Checked (apply = 0) before anything is restored: a new lr
+ * cannot apply under a schedule, which sets the learning rate itself. */
+static nf_status override_optimizer(const resuming *rs, const nf_record *r, int apply, nf_error *err)
 {
-    if (!o)
-        return NF_OK;
-    if (!isnan(o->lr) && s->t.schedule)
-        return nf_fail(err, NF_ERR_STATE, "lr %g cannot apply to a resumed run that follows a schedule (the schedule "
-                                          "sets the learning rate); resume without it",
-                       o->lr);
-    for (int i = -1; i < o->n_hparams; i++) {
+    const nf_train_config *o = rs->overrides;
+    nf_session *s = rs->s;
+    for (int i = -1; o && i < o->n_hparams; i++) {
         const char *key = i < 0 ? "lr" : o->hparam_key[i];
-        double want = i < 0 ? o->lr : o->hparam_value[i], had;
-        if (isnan(want) || nf_optimizer_get(s->t.opt, key, &had, err) != NF_OK)
+        double want = i < 0 ? o->lr : o->hparam_value[i], saved;
+        char name[64];
+        snprintf(name, sizeof name, "hparam.%s", key);
+        int known = nf_record_text(r, name) && nf_record_double(r, name, &saved, NULL) == NF_OK;
+        if (isnan(want) || (known && want == saved))
             continue;
-        if (want == had)
+        if (!apply && i < 0 && s->t.schedule)
+            return nf_fail(err, NF_ERR_STATE, "lr %g cannot apply to a resumed run that follows a schedule (the "
+                                              "schedule sets the learning rate); resume without it", want);
+        if (!apply)
             continue;
-        nf_status st = nf_optimizer_set(s->t.opt, key, want, err);
-        if (st != NF_OK)
-            return st;
-        notify(ev, "%s = %g replaces the checkpoint's %g: the resumed run is not bit-exact", key, want, had);
+        nf_optimizer_set(s->t.opt, key, want, NULL); /* checked with the settings (nf_train_config_check) */
+        if (known)
+            notify(rs->ev, NF_NOTICE_SETTING, "%s = %g replaces the checkpoint's %g: the resumed run is not bit-exact",
+                   key, want, saved);
     }
-    if (o->seed >= 0)
-        notify(ev, "the seed does not apply to a resumed run: its shuffle and weights come from the checkpoint");
+    if (apply && o && o->seed >= 0)
+        notify(rs->ev, NF_NOTICE_SETTING,
+               "the seed does not apply to a resumed run: its shuffle and weights come from the checkpoint");
     return NF_OK;
 }
 
-static nf_status resume(nf_session *s, const char *path, const nf_train_config *overrides,
-                        const nf_session_events *ev, nf_error *err)
+static nf_status load_session_part(void *ctx, const nf_record *r, int apply, nf_error *err)
 {
-    if (!s || !path)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_resume: NULL argument");
-    if (!s->plan)
-        return nf_fail(err, NF_ERR_STATE, "give the session its data before resuming");
-    nf_record *r = NULL;
-    nf_status st = nf_checkpoint_read(path, s->g, &r, err);
-    if (st == NF_OK)
-        st = nf_training_load_state(s->g, &s->t, r, 0, err);
-    if (st == NF_OK)
-        st = load_early_stop(s, r, 0, err);
-    if (st == NF_OK) {
-        nf_training_load_state(s->g, &s->t, r, 1, NULL);
-        load_early_stop(s, r, 1, NULL);
-    }
-    nf_record_free(r);
-    st = nf_fail_in(path, st, err);
-    return st == NF_OK ? apply_overrides(s, overrides, ev, err) : st;
+    const resuming *rs = ctx;
+    nf_status st = load_early_stop(rs->s, r, apply, err);
+    return st == NF_OK ? override_optimizer(rs, r, apply, err) : st;
 }
 
 nf_status nf_session_resume(nf_session *s, const char *checkpoint, const nf_train_config *overrides, nf_error *err)
 {
-    return resume(s, checkpoint, overrides, s ? &s->events : NULL, err);
+    if (!s || !checkpoint)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_resume: NULL argument");
+    if (!s->plan)
+        return nf_fail(err, NF_ERR_STATE, "give the session its data before resuming");
+    resuming rs = {s, overrides, &s->events};
+    return nf_training_resume(checkpoint, s->g, &s->t, load_session_part, &rs, err);
+}
+
+nf_status nf_session_set_checkpoint(nf_session *s, const char *path, nf_error *err)
+{
+    char *copy = NULL;
+    if (path && !(copy = strdup(path)))
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    free(s->checkpoint);
+    s->checkpoint = copy;
+    return NF_OK;
 }
 
 void nf_session_set_events(nf_session *s, const nf_session_events *events)
@@ -332,12 +368,6 @@ void nf_session_set_events(nf_session *s, const nf_session_events *events)
     memset(&s->events, 0, sizeof s->events);
     if (events)
         s->events = *events;
-}
-
-void nf_session_set_checkpoint(nf_session *s, const char *path)
-{
-    free(s->checkpoint);
-    s->checkpoint = path ? strdup(path) : NULL;
 }
 
 /* ---- running -------------------------------------------------------------- */
@@ -372,33 +402,35 @@ static void early_stopping(nf_session *s, double val_loss, const nf_session_even
     }
     if (++s->bad_epochs < s->cfg.early_stop)
         return;
-    memcpy(s->g->values, s->best_weights, bytes);
+    if (isfinite(s->best_val)) /* else no validation loss was ever a number: keep what there is */
+        memcpy(s->g->values, s->best_weights, bytes);
     s->stopped_early = 1;
-    notify(ev, "early stop: no better validation loss for %lld epochs; keeping the best (%.4f)",
+    notify(ev, NF_NOTICE_EARLY_STOP, "early stop: no better validation loss for %lld epochs; keeping the best (%.4f)",
            (long long)s->cfg.early_stop, s->best_val);
 }
 
 static void report(const nf_session *s, const nf_session_events *ev, int at_epoch_end, int64_t batches,
-                   const nf_epoch_stats *fit, const nf_epoch_stats *val, double start)
+                   const nf_epoch_stats *fit, const nf_epoch_stats *val, double seconds)
 {
     void (*cb)(void *, const nf_session_progress *) = !ev ? NULL : at_epoch_end ? ev->epoch : ev->batch;
     if (!cb)
         return;
     nf_session_progress p = {at_epoch_end ? s->t.progress.epoch : s->t.progress.epoch + 1, s->cfg.epochs, batches,
                              nf_batcher_batches(s->t.batches), s->t.progress.step, fit, val,
-                             nf_optimizer_lr(s->t.opt), now_seconds() - start};
+                             nf_optimizer_lr(s->t.opt), seconds};
     cb(ev->ctx, &p);
 }
 
 static nf_status end_epoch(nf_session *s, const nf_epoch_stats *fit, double start, const nf_session_events *ev,
                            nf_error *err)
 {
+    double seconds = now_seconds() - start; /* training only, not validation */
     nf_epoch_stats val = {0};
     nf_status st = s->val ? validate(s, &val, err) : NF_OK;
     if (st != NF_OK)
         return st;
     s->t.progress.epoch++;
-    report(s, ev, 1, fit->batches, fit, s->val ? &val : NULL, start);
+    report(s, ev, 1, fit->batches, fit, s->val ? &val : NULL, seconds);
     if (s->t.schedule) {
         nf_schedule_step(s->t.schedule, s->val ? val.loss : NAN);
         nf_optimizer_set_lr(s->t.opt, nf_schedule_lr(s->t.schedule));
@@ -423,7 +455,7 @@ static nf_status train_epoch(nf_session *s, const nf_session_events *ev, nf_erro
         s->t.progress.step++;
         if (s->t.average && (st = nf_average_update(s->t.average, err)) != NF_OK)
             return st;
-        report(s, ev, 0, fit.batches, &fit, NULL, start);
+        report(s, ev, 0, fit.batches, &fit, NULL, now_seconds() - start);
         if (s->checkpoint && s->cfg.checkpoint_every > 0 && s->t.progress.step % s->cfg.checkpoint_every == 0 &&
             (st = nf_session_save_checkpoint(s, s->checkpoint, err)) != NF_OK)
             return st;

@@ -1,5 +1,5 @@
 /* nodeflow — what the files of train/ share: the state of a training run
- * in checkpoints, and the one definition of a metric. */
+ * in checkpoints. */
 #ifndef NF_TRAIN_INTERNAL_H
 #define NF_TRAIN_INTERNAL_H
 
@@ -10,6 +10,13 @@ nf_status nf_training_check(const nf_graph *g, const nf_training *t, const char 
 /* Every component's state into `r`; back (apply = 0: only checked). */
 nf_status nf_training_save_state(const nf_graph *g, const nf_training *t, nf_record *r, nf_error *err);
 nf_status nf_training_load_state(nf_graph *g, nf_training *t, const nf_record *r, int apply, nf_error *err);
+/* A part of a checkpoint beyond nf_training's (the session's): checks
+ * (apply = 0) or restores (apply = 1, cannot fail) it. */
+typedef nf_status (*nf_record_loader)(void *ctx, const nf_record *r, int apply, nf_error *err);
+/* Reads checkpoint `path`, checks every part (the training's, then
+ * `extra`'s, may be NULL), and only then restores them all. */
+nf_status nf_training_resume(const char *path, nf_graph *g, nf_training *t, nf_record_loader extra, void *ctx,
+                             nf_error *err);
 /* Puts "path: " in front of err's message when st is an error. */
 nf_status nf_fail_in(const char *path, nf_status st, nf_error *err);
 

@@ -38,7 +38,7 @@ extern "C" {
 
 /* The [train] section: every setting of a training run. nf_train_config_init
  * leaves each one unset: empty names, NAN numbers, -1 counts. The table of
- * settings (nf_train_settings) says what each one is; optimizer settings
+ * settings (nf_train_setting_at) says what each one is; optimizer settings
  * other than lr (momentum, beta2, lr_mult.fc1, decay_1d, accumulate, ...)
  * and schedule settings ("schedule.KEY") are kept by key. */
 typedef struct nf_train_config {
@@ -81,8 +81,13 @@ NF_API nf_status nf_train_config_check(const nf_train_config *config, int *bad, 
 
 /* Puts every setting given in `top` over `base`: `top` wins (the command
  * line over the model file). When `top` names another optimizer or
- * schedule than `base`, base's settings of the old one are dropped. */
-NF_API void nf_train_config_merge(nf_train_config *base, const nf_train_config *top);
+ * schedule than `base`, base's settings of the old one are dropped.
+ * NF_ERR_INVALID_ARGUMENT (base unchanged) when the optimizer or schedule
+ * settings of both together are more than NF_TRAIN_MAX_HPARAMS. */
+NF_API nf_status nf_train_config_merge(nf_train_config *base, const nf_train_config *top, nf_error *err);
+
+/* Gives every setting that is not given its default (the table's). */
+NF_API void nf_train_config_defaults(nf_train_config *config);
 
 /* Whether setting `key` (a table key, or an optimizer or schedule key) is
  * given in `config`. */
@@ -101,15 +106,16 @@ typedef struct nf_train_setting {
     const char *flag;         /* the `nodeflow train` option, or NULL */
     nf_setting_type type;
     double min, max;          /* for numbers */
-    int open_min;             /* 1: min itself is excluded */
+    int open_min, open_max;   /* 1: min (max) itself is excluded */
     const char *value_doc;    /* what the option takes, e.g. "N" or "X" */
-    const char *def;          /* the default, as text */
+    const char *def;          /* the default, as a value; NULL: none (unset) */
     const char *doc;
     const char *applies_to;   /* "session", "optimizer", "schedule" or "average" */
 } nf_train_setting;
 
-/* The table, and its length. */
-NF_API const nf_train_setting *nf_train_settings(int *count);
+/* The table: its length, and row i (NULL past the end). */
+NF_API int nf_train_setting_count(void);
+NF_API const nf_train_setting *nf_train_setting_at(int index);
 
 /* The settings reference as Markdown (a table of every setting), and as
  * the `nodeflow train --help` list of options; malloc'ed. */

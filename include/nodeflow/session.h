@@ -8,12 +8,14 @@
  *     nf_session_new(g, &cfg, &s, &err);             // initialises the weights (seed)
  *     nf_session_load_data(s, "fashion-mnist:train", "fashion-mnist:test", &err);
  *     nf_session_run(s, &err);                        // every epoch, validation, ...
- *     nf_session_save_weights(s, "mlp.safetensors", &err);
+ *     nf_session_save_weights(s, "mlp.safetensors", 0, &err);
  *     nf_session_free(s);
  *
- * A session owns its plans, optimizer, batcher, schedule and average, not
- * the graph or datasets given to it. Settings (nf_train_config) are the
- * model file's with the caller's put over them (nf_train_config_merge). */
+ * A session owns its plans, optimizer, batcher, schedule and average, and
+ * the datasets it loaded, not the graph or datasets given to it. To put
+ * settings of your own over the model file's, merge them into the config
+ * first (nf_train_config_merge); settings not given take the table's
+ * defaults (nf_train_config_defaults). */
 #ifndef NODEFLOW_SESSION_H
 #define NODEFLOW_SESSION_H
 
@@ -29,24 +31,28 @@ extern "C" {
 
 typedef struct nf_session nf_session;
 
-/* Creates a session over a validated graph: initialises its parameters
- * from the seed and builds the optimizer, the schedule and the average
- * from `config` (copied). The graph must outlive the session. */
+/* Creates a session over a validated graph with `config` (copied; its
+ * settings checked) and initialises the graph's parameters from the seed.
+ * The graph must outlive the session. */
 NF_API nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session **out, nf_error *err);
 NF_API void nf_session_free(nf_session *s);
 
 /* Training and (val may be NULL) validation data from specs
  * (nf_dataset_load_spec); text data is cut into windows of the model's
- * input length (or the unroll steps), one stream per batch row. */
+ * input length (or the unroll steps), one stream per batch row. Builds
+ * the plans, the batcher, the optimizer, the schedule and the average; on
+ * failure the session is left without data, as before the call. */
 NF_API nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err);
 /* The same with datasets the caller owns (they must outlive the session). */
 NF_API nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_dataset *val, nf_error *err);
 
-/* Continues from a checkpoint exactly where it stopped. Optimizer settings
- * in `overrides` (may be NULL: the command line's, say) that differ from
- * the checkpoint's are applied after it, each with a notice; the run is
- * then no longer bit-exact. Settings that cannot change on a resume (the
- * batch, the seed, the optimizer, ...) are refused with NF_ERR_STATE. */
+/* Continues from a checkpoint exactly where it stopped; a checkpoint that
+ * does not fit (another optimizer, batch size, data size, schedule or
+ * average) is refused and changes nothing. The optimizer settings in
+ * `overrides` (may be NULL: the command line's, say) that differ from the
+ * checkpoint's replace them, each with an NF_NOTICE_SETTING notice (the
+ * run is then not bit-exact); a new lr under a schedule is refused
+ * (NF_ERR_STATE). A seed in `overrides` gets a notice: it cannot apply. */
 NF_API nf_status nf_session_resume(nf_session *s, const char *checkpoint, const nf_train_config *overrides,
                             nf_error *err);
 
@@ -63,6 +69,11 @@ typedef struct nf_session_progress {
     double seconds;             /* of this epoch so far */
 } nf_session_progress;
 
+typedef enum nf_notice {
+    NF_NOTICE_EARLY_STOP,   /* training ends early: the best weights are kept */
+    NF_NOTICE_SETTING       /* a setting applied over a checkpoint's, or one that cannot apply */
+} nf_notice;
+
 typedef struct nf_session_events {
     void *ctx;
     /* after every batch */
@@ -71,7 +82,7 @@ typedef struct nf_session_events {
     void (*epoch)(void *ctx, const nf_session_progress *p);
     /* something the caller should know, such as early stopping or a
      * setting applied over a checkpoint's */
-    void (*notice)(void *ctx, const char *message);
+    void (*notice)(void *ctx, nf_notice kind, const char *message);
 } nf_session_events;
 
 /* Where the session reports (copied; NULL: nowhere). */
@@ -87,7 +98,8 @@ NF_API nf_status nf_session_run(nf_session *s, nf_error *err);
  * from a signal handler. */
 NF_API void nf_session_stop(nf_session *s);
 
-NF_API void nf_session_set_checkpoint(nf_session *s, const char *path);
+/* Where checkpoints go (NULL: nowhere). */
+NF_API nf_status nf_session_set_checkpoint(nf_session *s, const char *path, nf_error *err);
 NF_API nf_status nf_session_save_checkpoint(const nf_session *s, const char *path, nf_error *err);
 
 /* Writes the weights (averaged = 1: the averaged ones, when averaging). */

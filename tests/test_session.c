@@ -1,0 +1,206 @@
+/* The training session from C: a set-up that fails leaves the session as
+ * it was; resuming is all or nothing (a refused override changes no
+ * weight); a checkpoint's early-stopping state is checked; settings take
+ * the table's defaults; an unknown kernel set is refused. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+
+/* XOR from the shipped CSV, with a model of a schedule and early stopping */
+static nf_graph *load_model(const char *train_section, nf_train_config *cfg)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "nodeflow 1\nx = input shape=2\ny = input shape=1\nhidden = linear x out=4\nh = tanh hidden\n"
+             "out = linear h out=1\nlogit = output out\nloss = bce_with_logits logit y\n[train]\n%s",
+             train_section);
+    nf_graph *g;
+    nf_error err;
+    assert_ok(nf_model_parse(text, strlen(text), "session.nfg", &g, cfg, &err), &err);
+    return g;
+}
+
+static const char *xor_spec(void)
+{
+    static char spec[1200];
+    snprintf(spec, sizeof spec, "csv:%s/tests/data/xor.csv,label=2", NF_SOURCE_DIR);
+    return spec;
+}
+
+static void copy_weights(nf_graph *g, float *out)
+{
+    nf_tensor w;
+    nf_graph_param(g, 0, NULL, &w, NULL);
+    memcpy(out, w.data, (size_t)nf_graph_param_floats(g) * sizeof(float));
+}
+
+static void test_failed_setup_leaves_no_half_run(void **state)
+{
+    (void)state;
+    nf_train_config cfg;
+    nf_graph *g = load_model("optimizer = sgd\nlr_mult.nosuch = 0.5\n", &cfg);
+    nf_session *s;
+    nf_error err;
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    assert_int_not_equal(nf_session_load_data(s, xor_spec(), NULL, &err), NF_OK);
+    assert_non_null(strstr(err.message, "nosuch"));
+    /* no data: running and checkpointing are refused, not crashes */
+    assert_int_equal(nf_session_run(s, &err), NF_ERR_STATE);
+    assert_int_not_equal(nf_session_save_checkpoint(s, "/tmp/never.ckpt", &err), NF_OK);
+    nf_session_free(s);
+    nf_graph_free(g);
+}
+
+static void test_defaults_from_the_table(void **state)
+{
+    (void)state;
+    nf_train_config cfg;
+    nf_train_config_init(&cfg);
+    nf_train_config_defaults(&cfg);
+    assert_string_equal(cfg.optimizer, "sgd");
+    assert_true(cfg.batch == 32 && cfg.epochs == 1 && cfg.seed == 0 && cfg.unroll == 1);
+    assert_true(cfg.average_decay == 0.999 && isnan(cfg.lr) && cfg.schedule[0] == '\0' && cfg.early_stop < 0);
+    for (int i = 0; i < nf_train_setting_count(); i++) { /* every default is a value its own setting takes */
+        const nf_train_setting *row = nf_train_setting_at(i);
+        nf_train_config c;
+        nf_train_config_init(&c);
+        nf_error err;
+        if (row->def)
+            assert_ok(nf_train_config_set(&c, row->key, row->def, &err), &err);
+    }
+    assert_null(nf_train_setting_at(nf_train_setting_count()));
+}
+
+/* Trains 3 epochs writing a checkpoint; returns the session's graph. */
+static nf_graph *checkpointed(const char *section, const char *path, nf_session **out)
+{
+    nf_train_config cfg;
+    nf_graph *g = load_model(section, &cfg);
+    nf_error err;
+    assert_ok(nf_session_new(g, &cfg, out, &err), &err);
+    assert_ok(nf_session_load_data(*out, xor_spec(), xor_spec(), &err), &err);
+    assert_ok(nf_session_set_checkpoint(*out, path, &err), &err);
+    assert_ok(nf_session_run(*out, &err), &err);
+    return g;
+}
+
+static void test_refused_resume_changes_nothing(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/nodeflow-session-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    const char *section = "optimizer = sgd\nlr = 0.5\nschedule = step\nbatch = 2\nepochs = 3\nseed = 4\n";
+    nf_session *s;
+    nf_graph *g = checkpointed(section, path, &s);
+    nf_session_free(s);
+    nf_graph_free(g);
+
+    nf_train_config cfg, overrides;
+    g = load_model(section, &cfg);
+    nf_error err;
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    assert_ok(nf_session_load_data(s, xor_spec(), xor_spec(), &err), &err);
+    int64_t n = nf_graph_param_floats(g);
+    float *before = malloc((size_t)n * sizeof(float)), *after = malloc((size_t)n * sizeof(float));
+    copy_weights(g, before);
+    nf_train_config_init(&overrides);
+    overrides.lr = 0.01; /* cannot apply under a schedule */
+    assert_int_equal(nf_session_resume(s, path, &overrides, &err), NF_ERR_STATE);
+    assert_non_null(strstr(err.message, "schedule"));
+    copy_weights(g, after);
+    assert_memory_equal(before, after, (size_t)n * sizeof(float));
+    assert_int_equal(nf_session_training(s)->progress.epoch, 0);
+    overrides.lr = 0.5; /* the checkpoint's own lr: nothing to refuse */
+    assert_ok(nf_session_resume(s, path, &overrides, &err), &err);
+    assert_int_equal(nf_session_training(s)->progress.epoch, 3);
+    free(before);
+    free(after);
+    nf_session_free(s);
+    nf_graph_free(g);
+    unlink(path);
+}
+
+static void test_early_stop_state_checked(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/nodeflow-session-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    const char *section = "optimizer = adam\nlr = 0.05\nbatch = 2\nepochs = 2\nearly_stop = 3\nseed = 2\n";
+    nf_session *s;
+    nf_graph *g = checkpointed(section, path, &s);
+    nf_session_free(s);
+    /* the same checkpoint resumes; with its best loss made NaN it is refused */
+    nf_train_config cfg;
+    nf_graph_free(g);
+    g = load_model(section, &cfg);
+    nf_error err;
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    assert_ok(nf_session_load_data(s, xor_spec(), xor_spec(), &err), &err);
+    assert_ok(nf_session_resume(s, path, NULL, &err), &err);
+    nf_session_free(s);
+    /* rewrite "early_stop.best" in the file's JSON header to a NaN of the same length */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    char header[65536];
+    size_t got = fread(header, 1, sizeof header - 1, f);
+    header[got] = '\0';
+    char *at = NULL;
+    for (size_t i = 0; !at && i + 19 <= got; i++)
+        if (!memcmp(header + i, "\"early_stop.best\":\"", 19))
+            at = header + i;
+    assert_non_null(at);
+    char *value = at + 19, *end = strchr(value, '"');
+    assert_true(end && end - value >= 3);
+    memset(value, ' ', (size_t)(end - value));
+    memcpy(value, "nan", 3);
+    for (char *p = value + 3; p < end; p++)
+        *p = '0'; /* "nan000": still not a number */
+    fseek(f, 0, SEEK_SET);
+    fwrite(header, 1, got, f);
+    fclose(f);
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    assert_ok(nf_session_load_data(s, xor_spec(), xor_spec(), &err), &err);
+    assert_int_equal(nf_session_resume(s, path, NULL, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "early_stop.best"));
+    nf_session_free(s);
+    nf_graph_free(g);
+    unlink(path);
+}
+
+static void test_unknown_kernel_set_refused(void **state)
+{
+    (void)state;
+    nf_train_config cfg;
+    nf_graph *g = load_model("", &cfg);
+    nf_plan *p;
+    nf_error err;
+    setenv("NODEFLOW_KERNELS", "refrence", 1);
+    assert_int_equal(nf_plan_compile(g, 4, NF_PLAN_INFERENCE, &p, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.message, "NODEFLOW_KERNELS='refrence'"));
+    setenv("NODEFLOW_KERNELS", "reference", 1);
+    assert_ok(nf_plan_compile(g, 4, NF_PLAN_INFERENCE, &p, &err), &err);
+    nf_plan_free(p);
+    unsetenv("NODEFLOW_KERNELS");
+    nf_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_failed_setup_leaves_no_half_run),
+        cmocka_unit_test(test_defaults_from_the_table),
+        cmocka_unit_test(test_refused_resume_changes_nothing),
+        cmocka_unit_test(test_early_stop_state_checked),
+        cmocka_unit_test(test_unknown_kernel_set_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
