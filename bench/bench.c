@@ -10,21 +10,23 @@
  * infer_img_s (10,000 test images at batch 256, median of 3), latency_ms
  * (median of 1,000 single-image forwards). W3 (CNN): train_img_s over 100
  * batches of 128 after 5 warm-up batches, and gflops (2 M N K per matrix
- * product of forward and backward). W5: OpenBLAS sgemm GFLOP/s for
- * 1024^3 and for W3's largest convolution (M=64, K=288, N=128*784).
+ * product of forward and backward). W5: sgemm GFLOP/s of every kernel set
+ * for 1024^3 and for W3's largest convolution (M=64, K=288, N=128*784).
  * W4 (character LSTM, models/char_lstm.nfg on the fortunes corpus):
  * train_tok_s over steps 6-205, loss_1900_2000 (mean training loss of
  * steps 1,901-2,000 when --steps reaches 2,000; default 205 steps) and
  * gen_tok_s (500 bytes generated one at a time at batch 1).
- * Only the loops are timed, not data loading. */
+ * Only the loops are timed, not data loading. Every workload trains its
+ * model file (models/) with its [train] settings, through the library's
+ * training session, as `nodeflow train` does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <cblas.h>
-
 #include <nodeflow/nodeflow.h>
+
+#include "kernels/kernels.h"
 
 typedef struct options {
     const char *workload;
@@ -86,50 +88,95 @@ static int parse(int argc, char **argv, options *o)
             !strcmp(o->workload, "W4") || !strcmp(o->workload, "W5"));
 }
 
-typedef struct model {
+/* A model file of models/ with its [train] settings, as a session with
+ * `epochs` and `steps` over them (0: the file's), data loaded. */
+typedef struct workload {
     nf_graph *g;
-    nf_node *x, *y, *logits;
-} model;
+    nf_session *session;
+} workload;
 
-static model build_w1(void)
-{
-    model m;
-    m.g = nf_graph_new();
-    nf_graph_set_seed(m.g, 1);
-    m.x = nf_input(m.g, "x", 1, (int64_t[]){784});
-    m.y = nf_input(m.g, "y", 0, NULL);
-    nf_node *h1 = nf_relu(m.g, "h1", nf_linear(m.g, "fc1", m.x, 256)); /* PyTorch's default init */
-    nf_node *h2 = nf_relu(m.g, "h2", nf_linear(m.g, "fc2", h1, 128));
-    m.logits = nf_output(m.g, "logits", nf_linear(m.g, "fc3", h2, 10));
-    nf_cross_entropy_loss(m.g, "loss", m.logits, m.y);
-    return m;
-}
-
-/* A model file of models/ (W2: fashion_lenet.nfg, W3: fashion_cnn.nfg). */
-static int load_model(const char *file, model *m, nf_error *err)
+static int open_workload(const char *file, int64_t epochs, int64_t steps, const char *train, const char *val,
+                         workload *w, nf_error *err)
 {
     char path[1024];
+    nf_train_config cfg;
     snprintf(path, sizeof path, "%s/models/%s", NF_SOURCE_DIR, file);
-    if (nf_model_load(path, &m->g, NULL, err) != NF_OK)
+    memset(w, 0, sizeof *w);
+    if (nf_model_load(path, &w->g, &cfg, err) != NF_OK)
         return 0;
-    nf_graph_init_params(m->g, 1, NULL);
-    m->x = nf_graph_find(m->g, "x");
-    m->y = nf_graph_find(m->g, "y");
-    m->logits = nf_graph_find(m->g, "logits");
-    return 1;
+    if (epochs > 0)
+        cfg.epochs = epochs;
+    if (steps > 0)
+        cfg.steps = steps;
+    return nf_session_new(w->g, &cfg, &w->session, err) == NF_OK &&
+           nf_session_load_data(w->session, train, val, err) == NF_OK;
+}
+
+static void close_workload(workload *w)
+{
+    nf_session_free(w->session);
+    nf_graph_free(w->g);
+}
+
+/* What the session's callbacks gather: seconds per epoch, the last
+ * validation accuracy, the time of batches [from, to] and the losses of
+ * single batches. */
+typedef struct timing {
+    double epoch_s[64];
+    int epochs;
+    double test_acc;
+    int64_t from, to;            /* batches (steps, from 1) timed */
+    double start, seconds;
+    double loss_sum, samples;    /* the epoch's running sums at the last batch */
+    double late_loss;            /* W4: the sum of the losses of steps 1,901-2,000 */
+    int late;
+} timing;
+
+static void on_batch(void *ctx, const nf_session_progress *p)
+{
+    timing *t = ctx;
+    if (p->step == t->from - 1)
+        t->start = now();
+    if (p->step == t->to)
+        t->seconds = now() - t->start;
+    if (p->batches == 1) /* a new epoch: its sums start afresh */
+        t->loss_sum = t->samples = 0;
+    double batch_loss = (p->train->loss_sum - t->loss_sum) / ((double)p->train->samples - t->samples);
+    t->loss_sum = p->train->loss_sum;
+    t->samples = (double)p->train->samples;
+    if (p->step > 1900 && p->step <= 2000) {
+        t->late_loss += batch_loss;
+        t->late++;
+    }
+}
+
+static void on_epoch(void *ctx, const nf_session_progress *p)
+{
+    timing *t = ctx;
+    t->epoch_s[t->epochs < 64 ? t->epochs++ : 63] = p->seconds;
+    t->test_acc = p->val ? p->val->accuracy : -1;
+    fprintf(stderr, "epoch %lld: %.3f s, loss %.4f\n", (long long)p->epoch, p->seconds, p->train->loss);
+}
+
+static nf_status train(workload *w, timing *t, nf_error *err)
+{
+    nf_session_events events = {t, on_batch, on_epoch, NULL};
+    nf_session_set_events(w->session, &events);
+    return nf_session_run(w->session, err);
 }
 
 /* Median of 1,000 single-image forwards, in milliseconds. */
-static int latency_ms(model *m, const nf_dataset *test, double *out, nf_error *err)
+static int latency_ms(nf_graph *g, const nf_binding *bind, const nf_dataset *test, double *out, nf_error *err)
 {
     nf_plan *plan;
-    if (nf_plan_compile(m->g, 1, NF_PLAN_INFERENCE, &plan, err) != NF_OK)
+    if (nf_plan_compile(g, 1, NF_PLAN_INFERENCE, &plan, err) != NF_OK)
         return 0;
     enum { RUNS = 1000 };
     static double t[RUNS];
+    int64_t size = test->x_shape.dim[0] * test->x_shape.dim[1] * test->x_shape.dim[2];
     for (int i = 0; i < RUNS; i++) {
         double start = now();
-        nf_plan_set_input(plan, m->x, test->x + (int64_t)(i % test->count) * 784, err); /* 28 x 28 */
+        nf_plan_set_input(plan, bind->x, test->x + (int64_t)(i % test->count) * size, err);
         nf_plan_forward(plan, err);
         t[i] = now() - start;
     }
@@ -138,60 +185,53 @@ static int latency_ms(model *m, const nf_dataset *test, double *out, nf_error *e
     return 1;
 }
 
-/* W1 and W2: epochs of training, then inference throughput and latency. */
+static void fashion_spec(const options *o, const char *part, char *buf, size_t size)
+{
+    if (o->data)
+        snprintf(buf, size, "idx:%s/%s-images-idx3-ubyte.gz,%s/%s-labels-idx1-ubyte.gz", o->data,
+                 !strcmp(part, "train") ? "train" : "t10k", o->data, !strcmp(part, "train") ? "train" : "t10k");
+    else
+        snprintf(buf, size, "fashion-mnist:%s", part);
+}
+
+/* W1 and W2: epochs of training (validated on the test images), then
+ * inference throughput and latency. */
 static int run_classifier(const options *o)
 {
     nf_error err = {0};
-    nf_dataset *train, *test;
-    if (nf_dataset_load_fashion_mnist(o->data, 1, &train, &err) != NF_OK ||
-        nf_dataset_load_fashion_mnist(o->data, 0, &test, &err) != NF_OK)
-        return fail("loading Fashion-MNIST", &err);
-    int w1 = !strcmp(o->workload, "W1");
-    model m;
-    if (w1)
-        m = build_w1();
-    else if (!load_model("fashion_lenet.nfg", &m, &err))
-        return fail("loading the model", &err);
-    nf_plan *plan, *eval_plan;
-    nf_optimizer *opt;
-    nf_batcher *batches;
-    if (nf_plan_compile(m.g, 64, NF_PLAN_TRAINING, &plan, &err) != NF_OK ||
-        nf_plan_compile(m.g, 256, NF_PLAN_INFERENCE, &eval_plan, &err) != NF_OK ||
-        nf_optimizer_new(m.g, w1 ? "sgd" : "adam", &opt, &err) != NF_OK ||
-        nf_optimizer_set(opt, "lr", w1 ? 0.05 : 1e-3, &err) != NF_OK ||
-        (w1 && nf_optimizer_set(opt, "momentum", 0.9, &err) != NF_OK) ||
-        nf_batcher_new(train, 64, 1, 7, &batches, &err) != NF_OK)
+    char train_spec[2048], test_spec[2048];
+    fashion_spec(o, "train", train_spec, sizeof train_spec);
+    fashion_spec(o, "test", test_spec, sizeof test_spec);
+    workload w;
+    timing t = {0};
+    const char *file = !strcmp(o->workload, "W1") ? "fashion_mlp.nfg" : "fashion_lenet.nfg";
+    if (!open_workload(file, o->epochs, 0, train_spec, test_spec, &w, &err))
         return fail("setting up the workload", &err);
-    nf_binding bind = {.x = m.x, .y = m.y, .scores = m.logits};
-    double epoch_s[64], infer_s[3];
+    if (train(&w, &t, &err) != NF_OK)
+        return fail("training", &err);
+    nf_dataset *test;
+    nf_plan *eval_plan;
+    nf_binding bind;
+    double infer_s[3], latency;
     nf_epoch_stats stats;
-    for (int e = 0; e < o->epochs; e++) {
-        double start = now();
-        if (nf_train_epoch(plan, opt, batches, &bind, &stats, &err) != NF_OK)
-            return fail("training", &err);
-        epoch_s[e < 64 ? e : 63] = now() - start;
-        fprintf(stderr, "epoch %d: %.3f s, loss %.4f\n", e + 1, epoch_s[e < 64 ? e : 63], stats.loss);
-    }
+    if (nf_dataset_load_spec(test_spec, &test, &err) != NF_OK || nf_binding_find(w.g, &bind, &err) != NF_OK ||
+        nf_plan_compile(w.g, 256, NF_PLAN_INFERENCE, &eval_plan, &err) != NF_OK)
+        return fail("setting up inference", &err);
     for (int r = 0; r < 3; r++) {
         double start = now();
         if (nf_evaluate(eval_plan, test, &bind, &stats, &err) != NF_OK)
             return fail("evaluating", &err);
         infer_s[r] = now() - start;
     }
-    double latency;
-    if (!latency_ms(&m, test, &latency, &err))
+    if (!latency_ms(w.g, &bind, test, &latency, &err))
         return fail("latency", &err);
     printf("{\"workload\": \"%s\", \"threads\": %d, \"epoch_s\": %.4f, \"test_acc\": %.4f, "
            "\"infer_img_s\": %.0f, \"latency_ms\": %.4f}\n",
-           o->workload, nf_threads(), median(epoch_s, o->epochs < 64 ? o->epochs : 64), stats.accuracy,
-           (double)test->count / median(infer_s, 3), latency);
-    nf_batcher_free(batches);
-    nf_optimizer_free(opt);
-    nf_plan_free(plan);
+           o->workload, nf_threads(), median(t.epoch_s, t.epochs), t.test_acc, (double)test->count / median(infer_s, 3),
+           latency);
     nf_plan_free(eval_plan);
-    nf_graph_free(m.g);
-    nf_dataset_free(train);
     nf_dataset_free(test);
+    close_workload(&w);
     return 0;
 }
 
@@ -207,67 +247,58 @@ static double w3_flops_per_image(void)
 static int run_w3(const options *o)
 {
     nf_error err = {0};
-    nf_dataset *train;
-    model m;
-    if (nf_dataset_load_fashion_mnist(o->data, 1, &train, &err) != NF_OK || !load_model("fashion_cnn.nfg", &m, &err))
+    char train_spec[2048];
+    fashion_spec(o, "train", train_spec, sizeof train_spec);
+    workload w;
+    timing t = {.from = 6, .to = 105};
+    if (!open_workload("fashion_cnn.nfg", 1, 105, train_spec, NULL, &w, &err))
         return fail("setting up W3", &err);
-    nf_plan *plan;
-    nf_optimizer *opt;
-    nf_batcher *batches;
-    if (nf_plan_compile(m.g, 128, NF_PLAN_TRAINING, &plan, &err) != NF_OK ||
-        nf_optimizer_new(m.g, "adam", &opt, &err) != NF_OK ||
-        nf_batcher_new(train, 128, 1, 7, &batches, &err) != NF_OK)
-        return fail("setting up W3", &err);
-    nf_binding bind = {.x = m.x, .y = m.y};
-    nf_epoch_stats stats = {0};
-    if (nf_train_batches(plan, opt, batches, &bind, 5, &stats, NULL, &err) != NF_OK)
+    if (train(&w, &t, &err) != NF_OK)
         return fail("training", &err);
-    double start = now();
-    if (nf_train_batches(plan, opt, batches, &bind, 100, &stats, NULL, &err) != NF_OK)
-        return fail("training", &err);
-    double seconds = now() - start, images = 100.0 * 128;
+    double images = 100.0 * nf_session_config(w.session)->batch;
     printf("{\"workload\": \"W3\", \"threads\": %d, \"train_img_s\": %.1f, \"gflops\": %.2f, \"loss\": %.4f}\n",
-           nf_threads(), images / seconds, images * w3_flops_per_image() / seconds / 1e9, stats.loss);
-    nf_batcher_free(batches);
-    nf_optimizer_free(opt);
-    nf_plan_free(plan);
-    nf_graph_free(m.g);
-    nf_dataset_free(train);
+           nf_threads(), images / t.seconds, images * w3_flops_per_image() / t.seconds / 1e9,
+           t.samples > 0 ? t.loss_sum / t.samples : 0.0);
+    close_workload(&w);
     return 0;
 }
 
-/* W4 generation: bytes per second sampling 500 bytes at batch 1. */
-static int w4_generate(const unsigned char *vocab, int vocab_size, const nf_graph *trained, double *tok_s,
-                       nf_error *err)
+/* W4 generation: bytes per second sampling 500 bytes at batch 1 with the
+ * trained weights. */
+static int w4_generate(const nf_graph *trained, double *tok_s, nf_error *err)
 {
-    model m;
-    if (!load_model("char_lstm.nfg", &m, err) || nf_graph_set_window(m.g, 1, err) != NF_OK)
+    char path[1024];
+    nf_graph *g;
+    snprintf(path, sizeof path, "%s/models/char_lstm.nfg", NF_SOURCE_DIR);
+    if (nf_model_load(path, &g, NULL, err) != NF_OK || nf_graph_set_window(g, 1, err) != NF_OK)
         return 0;
-    for (int k = 0; k < nf_graph_param_count(trained); k++) { /* the trained weights */
+    for (int k = 0; k < nf_graph_param_count(trained); k++) {
         nf_tensor from, to;
         nf_graph_param(trained, k, NULL, &from, NULL);
-        nf_graph_param(m.g, k, NULL, &to, NULL);
+        nf_graph_param(g, k, NULL, &to, NULL);
         memcpy(to.data, from.data, (size_t)nf_shape_size(&from.shape) * sizeof(float));
     }
     nf_plan *plan;
-    if (nf_plan_compile(m.g, 1, NF_PLAN_INFERENCE, &plan, err) != NF_OK)
+    nf_binding bind;
+    if (nf_binding_find(g, &bind, err) != NF_OK || nf_plan_compile(g, 1, NF_PLAN_INFERENCE, &plan, err) != NF_OK)
         return 0;
     nf_tensor y, scores;
-    nf_plan_input(plan, m.y, &y, NULL);
+    nf_plan_input(plan, bind.y, &y, NULL);
     y.data[0] = 0;
     float id = 0;
     uint64_t rng = 1;
+    int vocab;
     double start = now();
     for (int i = 0; i < 500; i++) {
-        nf_plan_set_input(plan, m.x, &id, err);
+        nf_plan_set_input(plan, bind.x, &id, err);
         nf_plan_forward(plan, err);
-        nf_plan_value(plan, m.logits, &scores, err);
-        id = (float)nf_sample(scores.data, vocab_size, 0.8, &rng);
+        nf_plan_value(plan, bind.scores, &scores, err);
+        vocab = (int)scores.shape.dim[scores.shape.rank - 1];
+        id = (float)nf_sample(scores.data, vocab, 0.8, &rng);
     }
     *tok_s = 500 / (now() - start);
-    (void)vocab;
     nf_plan_free(plan);
-    nf_graph_free(m.g);
+    nf_graph_free(g);
     return 1;
 }
 
@@ -276,77 +307,62 @@ static int w4_generate(const unsigned char *vocab, int vocab_size, const nf_grap
 static int run_w4(const options *o)
 {
     nf_error err = {0};
-    model m;
-    nf_dataset *text;
-    const char *corpus = o->data ? o->data : "/usr/share/games/fortunes";
+    char spec[2048];
+    snprintf(spec, sizeof spec, "text:%s", o->data ? o->data : "/usr/share/games/fortunes");
+    workload w;
+    timing t = {.from = 6, .to = 205};
     int steps = o->steps > 0 ? o->steps : 205;
-    if (!load_model("char_lstm.nfg", &m, &err) || nf_dataset_load_text(corpus, 64, 32, &text, &err) != NF_OK)
+    if (!open_workload("char_lstm.nfg", 1000000, steps, spec, NULL, &w, &err))
         return fail("setting up W4", &err);
-    nf_plan *plan;
-    nf_optimizer *opt;
-    nf_batcher *batches;
-    if (nf_plan_compile(m.g, 32, NF_PLAN_TRAINING, &plan, &err) != NF_OK ||
-        nf_optimizer_new(m.g, "adam", &opt, &err) != NF_OK || nf_optimizer_set(opt, "lr", 2e-3, &err) != NF_OK ||
-        nf_optimizer_set_clipping(opt, 5.0, 0, &err) != NF_OK || nf_batcher_new(text, 32, 0, 1, &batches, &err) != NF_OK)
-        return fail("setting up W4", &err);
-    nf_binding bind = {.x = m.x, .y = m.y};
-    double start = 0, seconds = 0, late_loss = 0;
-    int late = 0;
-    for (int s = 1; s <= steps; s++) {
-        nf_epoch_stats stats = {0};
-        if (s == 6)
-            start = now();
-        if (nf_train_batches(plan, opt, batches, &bind, 1, &stats, NULL, &err) != NF_OK)
-            return fail("training", &err);
-        if (s == 205)
-            seconds = now() - start;
-        if (s > 1900 && s <= 2000) {
-            late_loss += stats.loss;
-            late++;
-        }
-    }
+    if (train(&w, &t, &err) != NF_OK)
+        return fail("training", &err);
     double gen_tok_s = 0;
-    if (!w4_generate(text->vocab, text->vocab_size, m.g, &gen_tok_s, &err))
+    if (!w4_generate(w.g, &gen_tok_s, &err))
         return fail("generating", &err);
     printf("{\"workload\": \"W4\", \"threads\": %d, \"train_tok_s\": %.0f, \"gen_tok_s\": %.0f", nf_threads(),
-           seconds > 0 ? 200.0 * 32 * 64 / seconds : 0.0, gen_tok_s);
-    if (late)
-        printf(", \"loss_1900_2000\": %.4f", late_loss / late);
+           t.seconds > 0 ? 200.0 * 32 * 64 / t.seconds : 0.0, gen_tok_s);
+    if (t.late)
+        printf(", \"loss_1900_2000\": %.4f", t.late_loss / t.late);
     printf("}\n");
-    nf_batcher_free(batches);
-    nf_optimizer_free(opt);
-    nf_plan_free(plan);
-    nf_graph_free(m.g);
-    nf_dataset_free(text);
+    close_workload(&w);
     return 0;
 }
 
-/* GFLOP/s of C = A B for row-major A [m, k] and B [k, n], best of 5 runs. */
-static double sgemm_gflops(int m, int n, int k)
+/* GFLOP/s of C = A B for row-major A [m, k] and B [k, n] with a kernel
+ * set's sgemm, best of `runs`. */
+static double sgemm_gflops(const nf_kernels *k, int runs, int64_t m, int64_t n, int64_t kk)
 {
-    float *a = nf_aligned_alloc((size_t)m * k * 4), *b = nf_aligned_alloc((size_t)k * n * 4);
-    float *c = nf_aligned_alloc((size_t)m * n * 4);
-    for (size_t i = 0; i < (size_t)m * k; i++)
+    float *a = nf_aligned_alloc((size_t)(m * kk) * 4), *b = nf_aligned_alloc((size_t)(kk * n) * 4);
+    float *c = nf_aligned_alloc((size_t)(m * n) * 4);
+    for (int64_t i = 0; i < m * kk; i++)
         a[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)k * n; i++)
+    for (int64_t i = 0; i < kk * n; i++)
         b[i] = (float)(i % 7) * 0.01f;
     double best = 1e30;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < runs; r++) {
         double start = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+        k->sgemm(NF_NO_TRANS, NF_NO_TRANS, m, n, kk, 1.0f, a, kk, b, n, 0.0f, c, n);
         double t = now() - start;
         best = t < best ? t : best;
     }
     nf_aligned_free(a);
     nf_aligned_free(b);
     nf_aligned_free(c);
-    return 2.0 * m * n * k / best / 1e9;
+    return 2.0 * (double)m * (double)n * (double)kk / best / 1e9;
 }
 
+/* W5: every kernel set's sgemm (the reference once: it is slow). */
 static int run_w5(void)
 {
-    printf("{\"workload\": \"W5\", \"threads\": %d, \"sgemm_1024_gflops\": %.2f, \"sgemm_w3_conv2_gflops\": %.2f}\n",
-           nf_threads(), sgemm_gflops(1024, 1024, 1024), sgemm_gflops(64, 128 * 784, 288));
+    printf("{\"workload\": \"W5\", \"threads\": %d", nf_threads());
+    for (int i = 0; i < nf_kernels_count(); i++) {
+        const nf_kernels *k = nf_kernels_at(i);
+        int runs = strcmp(k->name, "reference") ? 5 : 1;
+        printf(", \"%s_sgemm_1024_gflops\": %.2f, \"%s_sgemm_w3_conv2_gflops\": %.2f", k->name,
+               sgemm_gflops(k, runs, 1024, 1024, 1024), k->name, sgemm_gflops(k, runs, 64, 128 * 784, 288));
+        fflush(stdout);
+    }
+    printf("}\n");
     return 0;
 }
 
