@@ -6,7 +6,9 @@
  *   npy:X.npy[,Y.npy]                          NumPy arrays, first axis = samples
  *   text:PATH,window=T,streams=B               byte-level text (nodeflow train
  *                                              adds window and streams itself)
+ * one row of the table `kinds` each, below.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,14 +81,6 @@ static char *split_pair(char *buf, char **second)
     return buf;
 }
 
-static nf_status spec_error(const char *spec, nf_error *err)
-{
-    return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
-                   "data spec '%.200s' is not one of fashion-mnist:train, fashion-mnist:test, idx:IMAGES,LABELS, "
-                   "csv:FILE[,label=COLUMN], npy:X.npy[,Y.npy], text:PATH,window=T,streams=B",
-                   spec);
-}
-
 /* "window=T,streams=B" (either order) after text:PATH */
 static nf_status load_text_spec(const char *path, char *options, nf_dataset **out, nf_error *err)
 {
@@ -108,6 +102,81 @@ static nf_status load_text_spec(const char *path, char *options, nf_dataset **ou
     return nf_dataset_load_text(path, window, streams, out, err);
 }
 
+/* Each kind of spec: its prefix, the forms it takes (the help text and
+ * errors are written from them) and its loader, which gets the text after
+ * the colon split at the first comma (second is NULL without one) and
+ * says 0 when that text has the wrong form. */
+typedef struct spec_kind {
+    const char *prefix;
+    const char *usage;
+    int (*load)(char *first, char *second, nf_dataset **out, nf_error *err, nf_status *st);
+} spec_kind;
+
+static int load_fashion(char *first, char *second, nf_dataset **out, nf_error *err, nf_status *st)
+{
+    if (second || (strcmp(first, "train") != 0 && strcmp(first, "test") != 0))
+        return 0;
+    *st = nf_dataset_load_fashion_mnist(NULL, strcmp(first, "train") == 0, out, err);
+    return 1;
+}
+
+static int load_idx(char *first, char *second, nf_dataset **out, nf_error *err, nf_status *st)
+{
+    if (!second || !*first || !*second)
+        return 0;
+    *st = nf_dataset_load_idx(first, second, out, err);
+    return 1;
+}
+
+static int load_csv(char *first, char *second, nf_dataset **out, nf_error *err, nf_status *st)
+{
+    if (!*first || (second && (strncmp(second, "label=", 6) != 0 || !second[6])))
+        return 0;
+    *st = nf_dataset_load_csv(first, second ? second + 6 : NULL, out, err);
+    return 1;
+}
+
+static int load_npy(char *first, char *second, nf_dataset **out, nf_error *err, nf_status *st)
+{
+    if (!*first || (second && !*second))
+        return 0;
+    *st = nf_dataset_load_npy(first, second, out, err);
+    return 1;
+}
+
+static int load_text(char *first, char *second, nf_dataset **out, nf_error *err, nf_status *st)
+{
+    if (!*first)
+        return 0;
+    *st = load_text_spec(first, second, out, err);
+    return 1;
+}
+
+static const spec_kind kinds[] = {
+    {"fashion-mnist", "fashion-mnist:train | fashion-mnist:test  (Debian's dataset-fashion-mnist)", load_fashion},
+    {"idx", "idx:IMAGES,LABELS  (IDX files, plain or .gz)", load_idx},
+    {"csv", "csv:FILE[,label=COLUMN]  (numeric CSV; the label column by index or header name, none without it)", load_csv},
+    {"npy", "npy:X.npy[,Y.npy]  (NumPy arrays, first axis = samples)", load_npy},
+    {"text", "text:FILE-OR-DIRECTORY[,window=T,streams=B]  (bytes; nodeflow train sets window and streams)",
+     load_text},
+};
+
+#define KIND_COUNT ((int)(sizeof kinds / sizeof kinds[0]))
+
+const char *nf_dataset_spec_usage(int index) { return index >= 0 && index < KIND_COUNT ? kinds[index].usage : NULL; }
+
+static nf_status spec_error(const char *spec, nf_error *err)
+{
+    char forms[512] = "";
+    for (int i = 0; i < KIND_COUNT; i++) { /* each usage up to its note */
+        size_t at = strlen(forms);
+        const char *note = strstr(kinds[i].usage, "  (");
+        snprintf(forms + at, sizeof forms - at, "%s%.*s", i ? "; " : "",
+                 (int)(note ? (size_t)(note - kinds[i].usage) : strlen(kinds[i].usage)), kinds[i].usage);
+    }
+    return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "data spec '%.200s' is not one of: %s", spec, forms);
+}
+
 nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err)
 {
     if (!spec || !out)
@@ -116,26 +185,18 @@ nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err
     const char *colon = strchr(spec, ':');
     if (!colon || !colon[1])
         return spec_error(spec, err);
-    char *rest = strdup(colon + 1), *second;
-    if (!rest)
-        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
-    size_t kind = (size_t)(colon - spec);
-    nf_status st;
-    char *first = split_pair(rest, &second);
-    if (kind == 13 && strncmp(spec, "fashion-mnist", kind) == 0 && !second &&
-        (!strcmp(first, "train") || !strcmp(first, "test")))
-        st = nf_dataset_load_fashion_mnist(NULL, strcmp(first, "train") == 0, out, err);
-    else if (kind == 3 && strncmp(spec, "idx", 3) == 0 && second && *first && *second)
-        st = nf_dataset_load_idx(first, second, out, err);
-    else if (kind == 3 && strncmp(spec, "npy", 3) == 0 && *first && (!second || *second))
-        st = nf_dataset_load_npy(first, second, out, err);
-    else if (kind == 3 && strncmp(spec, "csv", 3) == 0 && *first &&
-             (!second || (strncmp(second, "label=", 6) == 0 && second[6])))
-        st = nf_dataset_load_csv(first, second ? second + 6 : NULL, out, err);
-    else if (kind == 4 && strncmp(spec, "text", 4) == 0 && *first)
-        st = load_text_spec(first, second, out, err);
-    else
-        st = spec_error(spec, err);
-    free(rest);
-    return st;
+    size_t length = (size_t)(colon - spec);
+    for (int i = 0; i < KIND_COUNT; i++) {
+        if (strlen(kinds[i].prefix) != length || strncmp(spec, kinds[i].prefix, length) != 0)
+            continue;
+        char *rest = strdup(colon + 1), *second;
+        if (!rest)
+            return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+        nf_status st = NF_OK;
+        char *first = split_pair(rest, &second);
+        int matched = kinds[i].load(first, second, out, err, &st);
+        free(rest);
+        return matched ? st : spec_error(spec, err);
+    }
+    return spec_error(spec, err);
 }

@@ -35,6 +35,9 @@ int cli_parse_double(const char *text, double *out);
 /* Loads a model file; prints errors. */
 int cli_load_model(const char *path, nf_graph **g, nf_train_config *train);
 
+/* The forms of data spec (the library's table), for help texts. */
+void cli_print_specs(FILE *out);
+
 /* A monotonic clock in seconds. */
 double cli_now(void);
 

@@ -28,9 +28,7 @@ static const char train_outro[] =
     "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
     "  --quiet                 print nothing but errors and notices\n\n"
     "SIGINT or SIGTERM stop after the current batch and write a checkpoint (one\n"
-    "that comes during the set-up stops after the first batch).\n"
-    "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
-    "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy] | text:FILE-OR-DIRECTORY\n"
+    "that comes during the set-up stops after the first batch).\n\n"
     "text data is cut into windows of the model's input length, one stream per\n"
     "batch row, taken in order so that carried recurrent state follows the text;\n"
     "its vocabulary is saved with the weights (for nodeflow generate).\n";
@@ -44,6 +42,7 @@ static void print_help(void)
         fputs(options, stdout);
     free(options);
     fputs(train_outro, stdout);
+    cli_print_specs(stdout);
 }
 
 typedef struct train_options {

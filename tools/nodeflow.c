@@ -127,10 +127,16 @@ static void usage(FILE *out)
             "  eval MODEL.nfg --weights W --data SPEC    loss, accuracy and per-class metrics\n"
             "  infer MODEL.nfg --weights W --input FILE  run a batch and write the outputs\n"
             "  generate MODEL.nfg --weights W [--prime TEXT]   sample text from a text model\n"
-            "  ops                         the node types and their attributes\n\n"
-            "data SPEC: fashion-mnist:train | fashion-mnist:test | idx:IMAGES,LABELS |\n"
-            "           csv:FILE[,label=COLUMN] | npy:X.npy[,Y.npy] | text:FILE-OR-DIRECTORY\n"
-            "exit codes: 0 success, 1 runtime failure, 2 usage or input error\n");
+            "  ops                         the node types and their attributes\n\n");
+    cli_print_specs(out);
+    fprintf(out, "exit codes: 0 success, 1 runtime failure, 2 usage or input error\n");
+}
+
+void cli_print_specs(FILE *out)
+{
+    fprintf(out, "data SPEC, one of:\n");
+    for (int i = 0; nf_dataset_spec_usage(i); i++)
+        fprintf(out, "  %s\n", nf_dataset_spec_usage(i));
 }
 
 int main(int argc, char **argv)

@@ -73,8 +73,12 @@ NF_API nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *
 NF_API nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_dataset **out, nf_error *err);
 
 /* A dataset named by a spec: "fashion-mnist:train", "fashion-mnist:test",
- * "idx:IMAGES,LABELS", "csv:FILE[,label=COLUMN]" or "npy:X.npy[,Y.npy]". */
+ * "idx:IMAGES,LABELS", "csv:FILE[,label=COLUMN]", "npy:X.npy[,Y.npy]" or
+ * "text:PATH,window=T,streams=B" (nf_dataset_spec_usage lists them). */
 NF_API nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err);
+/* The forms of data spec, one line each, for help texts: line `index`, or
+ * NULL past the last. */
+NF_API const char *nf_dataset_spec_usage(int index);
 
 /* Writes a float32 array as a .npy file (atomically). */
 NF_API nf_status nf_npy_write(const char *path, const float *data, const nf_shape *shape, nf_error *err);
