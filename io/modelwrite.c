@@ -153,6 +153,13 @@ nf_status nf_model_reference(char **text, nf_error *err)
             nf_text_printf(&t, "\n");
         }
     }
+    char *settings = NULL;
+    if (nf_train_settings_reference(1, &settings, err) != NF_OK) {
+        nf_text_free(&t);
+        return NF_ERR_NO_MEMORY;
+    }
+    nf_text_printf(&t, "## The `[train]` settings\n\n%s", settings);
+    free(settings);
     if (t.failed) {
         nf_text_free(&t);
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");

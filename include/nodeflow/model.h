@@ -141,7 +141,8 @@ NF_API nf_status nf_model_format(const nf_graph *g, const nf_train_config *train
 NF_API nf_status nf_model_save(const nf_graph *g, const nf_train_config *train, const char *path, nf_error *err);
 
 /* The node-type reference (every operation, its inputs, attributes, types
- * and defaults) as Markdown, generated from the node tables; malloc'ed. */
+ * and defaults) and the [train] settings as Markdown, generated from the
+ * node tables and the settings table; malloc'ed. */
 NF_API nf_status nf_model_reference(char **text, nf_error *err);
 
 #ifdef __cplusplus
