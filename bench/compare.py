@@ -3,6 +3,7 @@
 same invocation and at the same thread counts, and prints the ratios.
 
     /usr/bin/python3 bench/compare.py W1|W2|W3|W4 [--threads 1 2] [--epochs 5] [--steps 205] [--build build]
+                                      [--baseline OTHER-BUILD] [--torch/--no-torch]
 
 PyTorch runs twice per thread count: with its default settings and with
 OMP_WAIT_POLICY=passive (its best setting on 2 cores, where its OpenMP
@@ -12,7 +13,12 @@ against the better of the two: speed-ups above 1 favour nodeflow.
 The three programs run interleaved --repeat times (default 3) and each
 figure is the median over the repeats, so that a slow phase of the
 machine (seen here: whole runs at 2 threads taking twice as long) hits
-both sides alike."""
+both sides alike.
+
+--baseline runs a second nodeflow build (an earlier commit's, say) in the
+same interleaving and prints nodeflow's speed against it: how a change
+moved the engine, apart from the machine's mood. --no-torch leaves
+PyTorch out (for that comparison alone)."""
 import argparse
 import json
 import os
@@ -37,6 +43,16 @@ def medians(results):
     return merged
 
 
+def speedup(workload, new, old):
+    """new's speed over old's on each timed figure (above 1: new is faster)."""
+    if workload == "W4":
+        return {"train": new["train_tok_s"] / old["train_tok_s"], "gen": new["gen_tok_s"] / old["gen_tok_s"]}
+    if workload == "W3":
+        return {"train": new["train_img_s"] / old["train_img_s"]}
+    return {"train": old["epoch_s"] / new["epoch_s"], "infer": new["infer_img_s"] / old["infer_img_s"],
+            "latency": old["latency_ms"] / new["latency_ms"]}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("workload", choices=["W1", "W2", "W3", "W4"])
@@ -45,22 +61,36 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--steps", type=int, default=205, help="W4: training steps (2000 adds the loss of 1,901-2,000)")
     p.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    p.add_argument("--baseline", help="another build directory whose nodeflow-bench runs interleaved")
+    p.add_argument("--torch", action=argparse.BooleanOptionalAction, default=True)
     args = p.parse_args()
     bench = os.path.join(args.build, "nodeflow-bench")
     rows = []
     for n in args.threads:
         torch_cmd = [sys.executable, os.path.join(HERE, "torch_workloads.py"), args.workload,
                      "--threads", str(n), "--epochs", str(args.epochs), "--steps", str(args.steps)]
-        runs = {"nf": [], "default": [], "passive": []}
+        nf_args = [args.workload, "--threads", str(n), "--epochs", str(args.epochs), "--steps", str(args.steps)]
+        runs = {"nf": [], "base": [], "default": [], "passive": []}
         for _ in range(args.repeat):
-            runs["nf"].append(run([bench, args.workload, "--threads", str(n), "--epochs", str(args.epochs),
-                                   "--steps", str(args.steps)]))
-            runs["default"].append(run(torch_cmd))
-            runs["passive"].append(run(torch_cmd, dict(os.environ, OMP_WAIT_POLICY="passive")))
-        nf, default, passive = (medians(runs[k]) for k in ("nf", "default", "passive"))
+            runs["nf"].append(run([bench] + nf_args))
+            if args.baseline:
+                runs["base"].append(run([os.path.join(args.baseline, "nodeflow-bench")] + nf_args))
+            if args.torch:
+                runs["default"].append(run(torch_cmd))
+                runs["passive"].append(run(torch_cmd, dict(os.environ, OMP_WAIT_POLICY="passive")))
+        nf = medians(runs["nf"])
+        if args.baseline:
+            base = medians(runs["base"])
+            print(json.dumps({"threads": n, "nodeflow": nf, "baseline": base, "speedup_over_baseline":
+                              speedup(args.workload, nf, base)}))
+        if not args.torch:
+            continue
+        default, passive = medians(runs["default"]), medians(runs["passive"])
         best = min((default, passive), key=lambda r: r.get("epoch_s", -r.get("train_img_s", 0)))
         rows.append((n, nf, default, passive, best))
         print(json.dumps({"threads": n, "nodeflow": nf, "torch": default, "torch_passive": passive}))
+    if not args.torch:
+        return
     if args.workload == "W4":
         print("\n%-8s %-9s %12s %12s %9s %10s %10s %8s %16s" % ("workload", "threads", "tok_s", "torch_tok_s",
               "train_x", "gen_tok_s", "torch_gen", "gen_x", "loss 1900-2000"))
