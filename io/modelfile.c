@@ -226,7 +226,8 @@ static nf_status check_train(parser *p, const train_lines *where)
     int bad = 0;
     if (nf_train_config_check(p->train, &bad, &why) == NF_OK)
         return NF_OK;
-    return parse_error(p, why.code, where->line[bad], where->column[bad], "%s", why.message);
+    return bad >= 0 ? parse_error(p, why.code, where->line[bad], where->column[bad], "%s", why.message)
+                    : parse_error(p, why.code, 1, 1, "%s", why.message); /* not an optimizer setting */
 }
 
 /* ---- statements ------------------------------------------------------- */

@@ -217,10 +217,53 @@ nf_status nf_train_config_set(nf_train_config *c, const char *key, const char *v
     return NF_OK;
 }
 
+/* A table setting as a C program may have filled it: a name within its
+ * field and among its choices, a number in its range. */
+static nf_status check_row(const nf_train_config *c, const row *r, nf_error *err)
+{
+    const void *f = cfield_of(c, r);
+    if (r->pub.type == NF_SETTING_NAME) {
+        if (!memchr(f, '\0', r->size))
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' is not a terminated name", r->pub.key);
+        nf_train_config probe;
+        return set_name(&probe, r, f, err);
+    }
+    double v = r->pub.type == NF_SETTING_NUMBER ? *(const double *)f : (double)*(const int64_t *)f;
+    char range[96];
+    range_text(r, range, sizeof range);
+    if (r->pub.type == NF_SETTING_BOOL ? v != 0 && v != 1 : !in_range(&r->pub, v))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' is %g; it must be %s", r->pub.key, v,
+                       r->pub.type == NF_SETTING_BOOL ? "0 or 1" : range);
+    return NF_OK;
+}
+
 nf_status nf_train_config_check(const nf_train_config *c, int *bad, nf_error *err)
 {
+    if (bad)
+        *bad = -1;
+    for (int i = 0; i < TABLE_SIZE; i++) {
+        nf_status st = is_given(c, &table[i]) ? check_row(c, &table[i], err) : NF_OK;
+        if (st != NF_OK)
+            return st;
+    }
+    if (c->n_hparams < 0 || c->n_hparams > NF_TRAIN_MAX_HPARAMS || c->n_schedule < 0 ||
+        c->n_schedule > NF_TRAIN_MAX_HPARAMS)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "the config holds %d optimizer and %d schedule settings (at most %d each)",
+                       c->n_hparams, c->n_schedule, NF_TRAIN_MAX_HPARAMS);
+    for (int i = 0; i < c->n_schedule; i++) {
+        nf_train_config probe;
+        nf_train_config_init(&probe);
+        if (!memchr(c->schedule_key[i], '\0', sizeof c->schedule_key[i]) ||
+            !memchr(c->schedule_value[i], '\0', sizeof c->schedule_value[i]))
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "schedule setting %d is not terminated text", i);
+        nf_status st = set_schedule_key(&probe, c->schedule_key[i], c->schedule_value[i], err);
+        if (st != NF_OK)
+            return st;
+    }
     const nf_optimizer_type *type = nf_optimizer_type_find(c->optimizer[0] ? c->optimizer : "sgd");
     for (int i = 0; type && i < c->n_hparams; i++) {
+        if (!memchr(c->hparam_key[i], '\0', sizeof c->hparam_key[i]))
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer setting %d is not terminated text", i);
         nf_status st = nf_optimizer_key_check(type, c->hparam_key[i], c->hparam_value[i], err);
         if (st == NF_OK)
             continue;

@@ -176,6 +176,39 @@ static void test_early_stop_state_checked(void **state)
     unlink(path);
 }
 
+/* A config filled by hand is checked like one read from a file. */
+static void test_config_from_c_checked(void **state)
+{
+    (void)state;
+    nf_train_config cfg;
+    nf_graph *g = load_model("", &cfg);
+    nf_session *s;
+    nf_error err;
+    nf_train_config bad = cfg;
+    bad.batch = 0; /* as a memset config would have it */
+    assert_int_equal(nf_session_new(g, &bad, &s, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.message, "'batch' is 0"));
+    bad = cfg;
+    snprintf(bad.optimizer, sizeof bad.optimizer, "adamax");
+    assert_int_equal(nf_session_new(g, &bad, &s, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.message, "unknown optimizer 'adamax'"));
+    bad = cfg;
+    bad.average_decay = 1.5;
+    assert_int_equal(nf_session_new(g, &bad, &s, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.message, "average_decay"));
+    bad = cfg;
+    bad.n_schedule = 1;
+    snprintf(bad.schedule_key[0], sizeof bad.schedule_key[0], "gama");
+    snprintf(bad.schedule_value[0], sizeof bad.schedule_value[0], "0.5");
+    assert_int_not_equal(nf_session_new(g, &bad, &s, &err), NF_OK);
+    bad = cfg;
+    bad.n_hparams = 99;
+    assert_int_equal(nf_session_new(g, &bad, &s, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err); /* the file's own is fine */
+    nf_session_free(s);
+    nf_graph_free(g);
+}
+
 static void test_unknown_kernel_set_refused(void **state)
 {
     (void)state;
@@ -200,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_defaults_from_the_table),
         cmocka_unit_test(test_refused_resume_changes_nothing),
         cmocka_unit_test(test_early_stop_state_checked),
+        cmocka_unit_test(test_config_from_c_checked),
         cmocka_unit_test(test_unknown_kernel_set_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

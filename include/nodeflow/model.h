@@ -74,9 +74,12 @@ NF_API void nf_train_config_init(nf_train_config *config);
  * and what it takes. Setting a key again replaces its value. */
 NF_API nf_status nf_train_config_set(nf_train_config *config, const char *key, const char *value, nf_error *err);
 
-/* Checks the optimizer settings against the optimizer (its default when
- * none is named); *bad (may be NULL) receives the index of the failing
- * one in hparam_key. */
+/* Checks a whole config, as a C program may have filled it: every table
+ * setting given is in its range or among its choices, the schedule
+ * settings are the schedule's, and the optimizer settings are the
+ * optimizer's (its default when none is named); *bad (may be NULL)
+ * receives the index of a failing optimizer setting in hparam_key, else
+ * -1. nf_session_new checks its config so. */
 NF_API nf_status nf_train_config_check(const nf_train_config *config, int *bad, nf_error *err);
 
 /* Puts every setting given in `top` over `base`: `top` wins (the command
