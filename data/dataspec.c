@@ -4,8 +4,9 @@
  *   idx:IMAGES,LABELS                          IDX files, plain or .gz
  *   csv:FILE[,label=COLUMN]                    numeric CSV, label by index or name
  *   npy:X.npy[,Y.npy]                          NumPy arrays, first axis = samples
- *   text:PATH,window=T,streams=B               byte-level text (nodeflow train
- *                                              adds window and streams itself)
+ *   text:PATH[,window=T,streams=B]             byte-level text (window and
+ *                                              streams are needed here; the
+ *                                              session adds them itself)
  * one row of the table `kinds` each, below.
  */
 #include <stdio.h>

@@ -6,6 +6,7 @@
  * node's value, its gradient, the state it saves for backward) lives over
  * an interval of that timeline; buffers whose intervals do not overlap
  * share memory. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,6 +284,18 @@ static void free_buffers(int n, nf_plan_buffers *b);
 static nf_status make_buffers(const nf_plan *p, nf_plan_buffers *b, nf_error *err);
 static nf_status relayout(nf_plan *p, int64_t steps, int64_t capacity, nf_error *err);
 
+/* NODEFLOW_KERNELS names a set that does not exist: say which do. */
+static nf_status no_kernel_set(nf_error *err)
+{
+    char names[256] = "";
+    for (int i = 0; nf_kernels_at(i); i++) {
+        size_t at = strlen(names);
+        snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "", nf_kernels_at(i)->name);
+    }
+    return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "NODEFLOW_KERNELS='%.64s' names no kernel set (there are: %s)",
+                   getenv("NODEFLOW_KERNELS"), names);
+}
+
 nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **out, nf_error *err)
 {
     if (!g || !out)
@@ -314,8 +327,7 @@ nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **
     const nf_kernels *kernels = nf_kernels_for_plan(); /* chosen once, here, for every node */
     if (!kernels) {
         nf_plan_free(p);
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "NODEFLOW_KERNELS='%s' names no kernel set (there are %s and %s)",
-                       getenv("NODEFLOW_KERNELS"), nf_kernels_at(0)->name, nf_kernels_at(1)->name);
+        return no_kernel_set(err);
     }
     for (int k = 0; k < p->n; k++)
         p->steps[k].kernels = kernels;

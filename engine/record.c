@@ -12,7 +12,6 @@ typedef struct entry {
     char *text;          /* a value, or NULL for a tensor */
     nf_shape shape;
     const float *data;
-    float *owned;        /* data, when the record owns it */
     const void *src;     /* or a source to read it from */
     void (*read)(const void *src, float *out);
 } entry;
@@ -35,7 +34,6 @@ void nf_record_free(nf_record *r)
     for (int i = 0; i < r->n; i++) {
         free(r->e[i].key);
         free(r->e[i].text);
-        free(r->e[i].owned);
     }
     free(r->e);
     free(r->sorted);
@@ -110,16 +108,6 @@ int nf_record_put_tensor(nf_record *r, const char *name, const nf_shape *shape, 
         e->data = data;
     }
     return e != NULL;
-}
-
-int nf_record_take_tensor(nf_record *r, const char *name, const nf_shape *shape, float *data)
-{
-    if (!nf_record_put_tensor(r, name, shape, data)) {
-        free(data);
-        return 0;
-    }
-    r->e[r->n - 1].owned = data;
-    return 1;
 }
 
 int nf_record_put_source(nf_record *r, const char *name, const nf_shape *shape, const void *src,

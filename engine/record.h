@@ -23,14 +23,13 @@ typedef struct nf_record nf_record;
 nf_record *nf_record_new(void);
 void nf_record_free(nf_record *r);
 
-/* Writing. `data` of a tensor is borrowed (it must outlive the record);
- * nf_record_take_tensor hands over a malloc'ed one. Each returns 0 when
- * out of memory (the record is then marked failed: nf_record_failed). */
+/* Writing. `data` of a tensor is borrowed (it must outlive the record).
+ * Each returns 0 when out of memory (the record is then marked failed:
+ * nf_record_failed). */
 int nf_record_put_text(nf_record *r, const char *key, const char *text);
 int nf_record_put_int(nf_record *r, const char *key, int64_t value);
 int nf_record_put_double(nf_record *r, const char *key, double value);
 int nf_record_put_tensor(nf_record *r, const char *name, const nf_shape *shape, const float *data);
-int nf_record_take_tensor(nf_record *r, const char *name, const nf_shape *shape, float *data);
 /* A tensor read on demand: read(src, out) writes its floats (a file's
  * tensor, say); `src` must outlive the record. */
 int nf_record_put_source(nf_record *r, const char *name, const nf_shape *shape, const void *src,

@@ -7,9 +7,6 @@
 
 #include "io/settings.h"
 
-/* The shortest "%g" text that reads back as exactly `v`. */
-
-
 static void format_dims(char *buf, size_t size, const nf_shape *s)
 {
     if (s->rank == 0) {
@@ -154,9 +151,10 @@ nf_status nf_model_reference(char **text, nf_error *err)
         }
     }
     char *settings = NULL;
-    if (nf_train_settings_reference(1, &settings, err) != NF_OK) {
+    nf_status st = nf_train_settings_reference(1, &settings, err);
+    if (st != NF_OK) {
         nf_text_free(&t);
-        return NF_ERR_NO_MEMORY;
+        return st;
     }
     nf_text_printf(&t, "## The `[train]` settings\n\n%s", settings);
     free(settings);

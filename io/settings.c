@@ -40,7 +40,7 @@ typedef struct row {
 static const row table[] = {
     NAME("optimizer", "--optimizer", optimizer, "sgd", nf_optimizer_names,
          "the optimizer: sgd, adagrad, rmsprop, adam, adamw", "optimizer"),
-    NUMBER("lr", "--lr", lr, 0, 1e9, 0, 0, NULL, "learning rate (default: the optimizer's)", "optimizer"),
+    NUMBER("lr", "--lr", lr, 0, 1e6, 0, 0, NULL, "learning rate (default: the optimizer's)", "optimizer"),
     NAME("schedule", "--schedule", schedule, NULL, nf_schedule_names,
          "learning-rate schedule per epoch: constant, step, multistep, exponential, cosine, restarts, plateau (on the validation loss)",
          "schedule"),

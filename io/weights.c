@@ -7,6 +7,8 @@
 #include "io/safetensors.h"
 #include "io/util.h"
 
+#define CHECKPOINT_FORMAT "nodeflow-checkpoint-1"
+
 /* ---- weights --------------------------------------------------------- */
 
 static nf_st_entry *param_entries(const nf_graph *g)
@@ -74,9 +76,12 @@ nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *err)
 
 /* The tensors a checkpoint holds besides the parameters: optimizer state,
  * accumulated gradients, averaged and best weights. A checkpoint loads as
- * weights. */
-static int is_checkpoint_extra(const char *name)
+ * weights; a weights file with such tensors is held to the usual rule. */
+static int is_checkpoint_extra(const nf_st_file *f, const char *name)
 {
+    const char *format = nf_st_meta(f, "format");
+    if (!format || strcmp(format, CHECKPOINT_FORMAT) != 0)
+        return 0;
     static const char *const prefixes[] = {"optim.", "grad.", "average.", "best.", NULL};
     for (int i = 0; prefixes[i]; i++)
         if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
@@ -99,7 +104,7 @@ static nf_status check_params(const nf_graph *g, const nf_st_file *f, unsigned f
                            nf_shape_format(&p->shape, want, sizeof want), nf_shape_format(&t->shape, have, sizeof have));
     }
     for (int i = 0; i < f->count && !(flags & NF_WEIGHTS_ALLOW_EXTRA); i++)
-        if (nf_graph_find_param(g, f->tensors[i].name) < 0 && !is_checkpoint_extra(f->tensors[i].name))
+        if (nf_graph_find_param(g, f->tensors[i].name) < 0 && !is_checkpoint_extra(f, f->tensors[i].name))
             return nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' is not a parameter of the graph (allow extra tensors to ignore it)",
                            f->path, f->tensors[i].name);
     return NF_OK;
@@ -137,8 +142,6 @@ nf_status nf_weights_from(nf_graph *g, const nf_st_file *f, unsigned flags, nf_e
 }
 
 /* ---- checkpoint files ------------------------------------------------- */
-
-#define CHECKPOINT_FORMAT "nodeflow-checkpoint-1"
 
 nf_status nf_checkpoint_write(const char *path, const nf_graph *g, const nf_record *r, nf_error *err)
 {
@@ -211,6 +214,7 @@ nf_status nf_checkpoint_read(const char *path, const nf_graph *g, nf_record **ou
         st = check_params(g, f, NF_WEIGHTS_STRICT, err);
     if (st == NF_OK)
         st = record_from(f, r, err);
+    f->path = NULL; /* the caller's string: the record may outlive it */
     if (st != NF_OK)
         nf_record_free(r);
     else

@@ -1,15 +1,17 @@
-/* nodeflow — pooling windows over one plane. Max pooling: the reference
- * scans each window (the first maximum wins, NaN wins over numbers, as in
- * PyTorch); the fast variant takes the common 2x2 stride-2 unpadded case
- * without branches. Average pooling has one, plain, variant. */
+/* nodeflow — pooling windows over one plane. Max pooling, as PyTorch's:
+ * the first maximum in raster order wins, and a NaN wins over numbers (the
+ * last NaN, as PyTorch's `val > max || isnan(val)` keeps it). The fast
+ * variant clips each window to the input once and takes the common 2x2
+ * stride-2 unpadded case without branches; the reference visits every
+ * kernel tap and checks it against the input, and averages in double. */
 #include <math.h>
 
 #include "kernels/variants.h"
 
-/* The first NaN of window (oy, ox) of a 2x2 stride-2 pool. */
+/* The last NaN of window (oy, ox) of a 2x2 stride-2 pool. */
 static void max_plane_window_nan(const nf_pool_geom *g, const float *x, int64_t oy, int64_t ox, float *y, float *at)
 {
-    for (int64_t i = 0; i < 4; i++) {
+    for (int64_t i = 3; i >= 0; i--) {
         int64_t pos = (2 * oy + i / 2) * g->w + 2 * ox + i % 2;
         if (isnan(x[pos])) {
             *y = x[pos];
@@ -19,8 +21,9 @@ static void max_plane_window_nan(const nf_pool_geom *g, const float *x, int64_t 
     }
 }
 
-/* x is one plane (H, W); y and argmax are (OH, OW) */
-void nf_reference_max_plane(const nf_pool_geom *g, const float *x, float *y, float *argmax)
+/* x is one plane (H, W); y and argmax are (OH, OW); each window clipped
+ * to the input once */
+static void max_plane_clipped(const nf_pool_geom *g, const float *x, float *y, float *argmax)
 {
     for (int64_t oy = 0; oy < g->oh; oy++)
         for (int64_t ox = 0; ox < g->ow; ox++) {
@@ -68,7 +71,32 @@ void nf_fast_max_plane(const nf_pool_geom *g, const float *x, float *y, float *a
 {
     int quick = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && !g->ph && !g->pw && 2 * g->oh <= g->h &&
                 2 * g->ow <= g->w;
-    (quick ? max_plane_2x2 : nf_reference_max_plane)(g, x, y, argmax);
+    (quick ? max_plane_2x2 : max_plane_clipped)(g, x, y, argmax);
+}
+
+/* The window of (oy, ox) tap by tap; a tap outside the input (padding, or
+ * past the edge in ceil mode) is never chosen. */
+void nf_reference_max_plane(const nf_pool_geom *g, const float *x, float *y, float *argmax)
+{
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            float best = 0.0f;
+            int64_t best_at = -1;
+            for (int64_t i = 0; i < g->kh; i++)
+                for (int64_t j = 0; j < g->kw; j++) {
+                    int64_t iy = oy * g->sh - g->ph + i, ix = ox * g->sw - g->pw + j;
+                    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                        continue;
+                    float v = x[iy * g->w + ix];
+                    int first = best_at < 0, nan_now = isnan(v), nan_before = !first && isnan(best);
+                    if (first || nan_now || (!nan_before && v > best)) {
+                        best = v;
+                        best_at = iy * g->w + ix;
+                    }
+                }
+            y[oy * g->ow + ox] = best;
+            argmax[oy * g->ow + ox] = (float)best_at;
+        }
 }
 
 /* The window of output (oy, ox), clipped to the input, and its divisor. */
@@ -88,7 +116,7 @@ static window window_at(const nf_pool_geom *g, int64_t oy, int64_t ox, int inclu
     return w;
 }
 
-void nf_reference_avg_plane(const nf_pool_geom *g, const float *x, float *y, int include_pad)
+void nf_fast_avg_plane(const nf_pool_geom *g, const float *x, float *y, int include_pad)
 {
     for (int64_t oy = 0; oy < g->oh; oy++)
         for (int64_t ox = 0; ox < g->ow; ox++) {
@@ -101,7 +129,7 @@ void nf_reference_avg_plane(const nf_pool_geom *g, const float *x, float *y, int
         }
 }
 
-void nf_reference_avg_plane_backward(const nf_pool_geom *g, const float *dy, float *dx, int include_pad)
+void nf_fast_avg_plane_backward(const nf_pool_geom *g, const float *dy, float *dx, int include_pad)
 {
     for (int64_t oy = 0; oy < g->oh; oy++)
         for (int64_t ox = 0; ox < g->ow; ox++) {
@@ -110,5 +138,58 @@ void nf_reference_avg_plane_backward(const nf_pool_geom *g, const float *dy, flo
             for (int64_t iy = w.y0; iy < w.y1; iy++)
                 for (int64_t ix = w.x0; ix < w.x1; ix++)
                     dx[iy * g->w + ix] += share;
+        }
+}
+
+/* Tap (oy, ox, i, j)'s input position, or -1 outside the input; *padded
+ * says whether it lies within the padding (counted when include_pad). */
+static int64_t avg_tap(const nf_pool_geom *g, int64_t oy, int64_t ox, int64_t i, int64_t j, int *padded)
+{
+    int64_t iy = oy * g->sh - g->ph + i, ix = ox * g->sw - g->pw + j;
+    *padded = iy < g->h + g->ph && ix < g->w + g->pw; /* ceil mode's overhang past the padding never counts */
+    return iy < 0 || iy >= g->h || ix < 0 || ix >= g->w ? -1 : iy * g->w + ix;
+}
+
+/* The divisor of window (oy, ox): its taps in the input, or in the input
+ * and its padding. */
+static double avg_divisor(const nf_pool_geom *g, int64_t oy, int64_t ox, int include_pad)
+{
+    double count = 0;
+    for (int64_t i = 0; i < g->kh; i++)
+        for (int64_t j = 0; j < g->kw; j++) {
+            int padded;
+            int64_t at = avg_tap(g, oy, ox, i, j, &padded);
+            count += include_pad ? padded : at >= 0;
+        }
+    return count;
+}
+
+void nf_reference_avg_plane(const nf_pool_geom *g, const float *x, float *y, int include_pad)
+{
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            double sum = 0;
+            for (int64_t i = 0; i < g->kh; i++)
+                for (int64_t j = 0; j < g->kw; j++) {
+                    int padded;
+                    int64_t at = avg_tap(g, oy, ox, i, j, &padded);
+                    sum += at >= 0 ? x[at] : 0.0;
+                }
+            y[oy * g->ow + ox] = (float)(sum / avg_divisor(g, oy, ox, include_pad));
+        }
+}
+
+void nf_reference_avg_plane_backward(const nf_pool_geom *g, const float *dy, float *dx, int include_pad)
+{
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            double share = dy[oy * g->ow + ox] / avg_divisor(g, oy, ox, include_pad);
+            for (int64_t i = 0; i < g->kh; i++)
+                for (int64_t j = 0; j < g->kw; j++) {
+                    int padded;
+                    int64_t at = avg_tap(g, oy, ox, i, j, &padded);
+                    if (at >= 0)
+                        dx[at] = (float)(dx[at] + share);
+                }
         }
 }

@@ -23,6 +23,8 @@ void nf_reference_col2im_add(const nf_conv_geom *g, const float *dcols, int64_t 
 
 /* pool.c */
 void nf_fast_max_plane(const nf_pool_geom *g, const float *x, float *y, float *argmax);
+void nf_fast_avg_plane(const nf_pool_geom *g, const float *x, float *y, int include_pad);
+void nf_fast_avg_plane_backward(const nf_pool_geom *g, const float *dy, float *dx, int include_pad);
 void nf_reference_max_plane(const nf_pool_geom *g, const float *x, float *y, float *argmax);
 void nf_reference_avg_plane(const nf_pool_geom *g, const float *x, float *y, int include_pad);
 void nf_reference_avg_plane_backward(const nf_pool_geom *g, const float *dy, float *dx, int include_pad);

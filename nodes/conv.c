@@ -219,9 +219,9 @@ static void forward_per_sample(const nf_exec *e, const geom *g, int threads)
             float *cols = sample_cols(e, g, grp, s, &stride);
             const float *xg = e->in[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w;
             e->kernels->im2col(g, xg, cols, stride);
-            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)og, (int)g->hw, (int)g->ckk, 1.0f,
-                        e->param[0] + grp * og * g->ckk, (int)g->ckk, cols, (int)stride, 0.0f,
-                        out + grp * og * g->hw, (int)g->hw);
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, og, g->hw, g->ckk, 1.0f,
+                        e->param[0] + grp * og * g->ckk, g->ckk, cols, stride, 0.0f,
+                        out + grp * og * g->hw, g->hw);
         }
         for (int64_t o = 0; bias && o < g->o; o++)
             for (int64_t i = 0; i < g->hw; i++)
@@ -246,12 +246,12 @@ static void backward_per_sample(const nf_exec *e, const geom *g, int threads)
                 int64_t stride;
                 const float *cols = sample_cols(e, g, grp, s, &stride);
                 const float *dyg = e->out_grad + s * g->o * g->hw + grp * og * g->hw;
-                e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)og, (int)g->ckk, (int)g->hw, 1.0f, dyg,
-                            (int)g->hw, cols, (int)stride, 1.0f, dw + grp * og * g->ckk, (int)g->ckk);
+                e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, og, g->ckk, g->hw, 1.0f, dyg,
+                            g->hw, cols, stride, 1.0f, dw + grp * og * g->ckk, g->ckk);
                 if (!e->in_grad[0])
                     continue;
-                e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)g->ckk, (int)g->hw, (int)og, 1.0f,
-                            e->param[0] + grp * og * g->ckk, (int)g->ckk, dyg, (int)g->hw, 0.0f, dcols, (int)g->hw);
+                e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, g->ckk, g->hw, og, 1.0f,
+                            e->param[0] + grp * og * g->ckk, g->ckk, dyg, g->hw, 0.0f, dcols, g->hw);
                 e->kernels->col2im_add(g, dcols, g->hw, e->in_grad[0] + s * g->c * g->h * g->w + grp * cg * g->h * g->w);
             }
     }
@@ -280,9 +280,9 @@ static void conv_forward(const nf_exec *e)
         for (int64_t grp = 0; grp < g.groups; grp++) {
             float *cols = chunk_cols(e, &g, grp, n0, count);
             chunk_im2col(e, &g, grp, n0, count, cols);
-            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)og, (int)width, (int)g.ckk, 1.0f,
-                        e->param[0] + grp * og * g.ckk, (int)g.ckk, cols, (int)width, 0.0f, y + grp * og * width,
-                        (int)width);
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, og, width, g.ckk, 1.0f,
+                        e->param[0] + grp * og * g.ckk, g.ckk, cols, width, 0.0f, y + grp * og * width,
+                        width);
         }
         /* Y [O, S HW] + b -> out [S, O, HW] */
         #pragma omp parallel for collapse(2) if (width * g.o > NF_PARALLEL_MIN) schedule(static)
@@ -320,12 +320,12 @@ static void conv_backward(const nf_exec *e)
         for (int64_t grp = 0; grp < g.groups; grp++) {
             const float *dyg = dy + grp * og * width;
             const float *cols = chunk_cols(e, &g, grp, n0, count); /* kept by forward */
-            e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)og, (int)g.ckk, (int)width, 1.0f, dyg,
-                        (int)width, cols, (int)width, 1.0f, e->param_grad[0] + grp * og * g.ckk, (int)g.ckk);
+            e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, og, g.ckk, width, 1.0f, dyg,
+                        width, cols, width, 1.0f, e->param_grad[0] + grp * og * g.ckk, g.ckk);
             if (!e->in_grad[0])
                 continue;
-            e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)g.ckk, (int)width, (int)og, 1.0f,
-                        e->param[0] + grp * og * g.ckk, (int)g.ckk, dyg, (int)width, 0.0f, dcols, (int)width);
+            e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, g.ckk, width, og, 1.0f,
+                        e->param[0] + grp * og * g.ckk, g.ckk, dyg, width, 0.0f, dcols, width);
             #pragma omp parallel for if (count > 1 && width * g.ckk > NF_PARALLEL_MIN) schedule(static)
             for (int64_t s = 0; s < count; s++) {
                 float *dxg = e->in_grad[0] + (n0 + s) * g.c * g.h * g.w + grp * cg * g.h * g.w;

@@ -59,11 +59,11 @@ static void linear_forward(const nf_exec *e)
             memcpy(e->out + r * out, bias, (size_t)out * sizeof(float));
     }
     if (rows == 1) /* one sample: a matrix-vector product is faster than sgemm */
-        e->kernels->sgemv((int)out, (int)in, 1.0f, e->param[0], (int)in, e->in[0],
+        e->kernels->sgemv(out, in, 1.0f, e->param[0], in, e->in[0],
                           bias ? 1.0f : 0.0f, e->out);
     else
-        e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)rows, (int)out, (int)in, 1.0f, e->in[0],
-                    (int)in, e->param[0], (int)in, bias ? 1.0f : 0.0f, e->out, (int)out);
+        e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, rows, out, in, 1.0f, e->in[0],
+                    in, e->param[0], in, bias ? 1.0f : 0.0f, e->out, out);
 }
 
 /* dx += dy W, dW += dy^T x, db += column sums of dy */
@@ -74,10 +74,10 @@ static void linear_backward(const nf_exec *e)
     int64_t rows = nf_rows(e, nf_shape_size(e->out_shape), out);
     const float *dy = e->out_grad;
     if (e->in_grad[0])
-        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)rows, (int)in, (int)out, 1.0f, dy,
-                    (int)out, e->param[0], (int)in, 1.0f, e->in_grad[0], (int)in);
-    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)out, (int)in, (int)rows, 1.0f, dy, (int)out,
-                e->in[0], (int)in, 1.0f, e->param_grad[0], (int)in);
+        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, rows, in, out, 1.0f, dy,
+                    out, e->param[0], in, 1.0f, e->in_grad[0], in);
+    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, out, in, rows, 1.0f, dy, out,
+                e->in[0], in, 1.0f, e->param_grad[0], in);
     if (e->node->n_params > 1) {
         float *db = e->param_grad[1];
         for (int64_t r = 0; r < rows; r++)

@@ -176,8 +176,8 @@ static void add_recurrent_product(const nf_exec *e, const dims *d, const regions
 {
     const float *hp = t ? e->out + (t - 1) * d->h : r->h0;
     int64_t ld_hp = t ? d->t * d->h : d->h;
-    e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)e->batch, (int)d->gates, (int)d->h, 1.0f, hp,
-                (int)ld_hp, e->param[1], (int)d->h, 1.0f, acc + t * d->gates, (int)(d->t * d->gates));
+    e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, e->batch, d->gates, d->h, 1.0f, hp,
+                ld_hp, e->param[1], d->h, 1.0f, acc + t * d->gates, (d->t * d->gates));
 }
 
 /* Whether every row of x [rows, in] is one-hot (a single 1, zeros
@@ -217,8 +217,8 @@ static void project_inputs(const nf_exec *e, const dims *d, const regions *r, co
     *r->one_hot = e->workspace && d->in * d->gates <= ONE_HOT_WORKSPACE_MAX &&
                   one_hot_rows(e->in[0], rows, d->in, r->hot);
     if (!*r->one_hot) {
-        e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, (int)rows, (int)d->gates, (int)d->in, 1.0f, e->in[0],
-                    (int)d->in, e->param[0], (int)d->in, 1.0f, r->act, (int)d->gates);
+        e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, rows, d->gates, d->in, 1.0f, e->in[0],
+                    d->in, e->param[0], d->in, 1.0f, r->act, d->gates);
         return;
     }
     if (rows < d->in) { /* few rows (generation): read the columns in place */
@@ -242,8 +242,8 @@ static void input_weight_grad(const nf_exec *e, const dims *d, const regions *r)
 {
     int64_t rows = e->batch * d->t;
     if (!*r->one_hot) {
-        e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)d->gates, (int)d->in, (int)rows, 1.0f, r->act,
-                    (int)d->gates, e->in[0], (int)d->in, 1.0f, e->param_grad[0], (int)d->in);
+        e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, d->gates, d->in, rows, 1.0f, r->act,
+                    d->gates, e->in[0], d->in, 1.0f, e->param_grad[0], d->in);
         return;
     }
     if (rows < d->in) {
@@ -303,16 +303,16 @@ static void finish_backward(const nf_exec *e, const dims *d, const regions *r, c
     int64_t rows = e->batch * d->t;
     gather_hprev(e, d, r);
     input_weight_grad(e, d, r);
-    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, (int)d->gates, (int)d->h, (int)rows, 1.0f, dgh,
-                (int)d->gates, r->hprev, (int)d->h, 1.0f, e->param_grad[1], (int)d->h);
+    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, d->gates, d->h, rows, 1.0f, dgh,
+                d->gates, r->hprev, d->h, 1.0f, e->param_grad[1], d->h);
     if (e->node->n_params > 2) {
         add_column_sums(r->act, rows, d->gates, e->param_grad[2], dgh == r->act ? e->param_grad[3] : NULL);
         if (dgh != r->act)
             add_column_sums(dgh, rows, d->gates, e->param_grad[3], NULL);
     }
     if (e->in_grad[0])
-        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)rows, (int)d->in, (int)d->gates, 1.0f, r->act,
-                    (int)d->gates, e->param[0], (int)d->in, 1.0f, e->in_grad[0], (int)d->in);
+        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, rows, d->in, d->gates, 1.0f, r->act,
+                    d->gates, e->param[0], d->in, 1.0f, e->in_grad[0], d->in);
 }
 
 /* dh = dy_t + dh_next, dc = dh o (1 - tanh^2 c_t) + dc_next;
@@ -334,8 +334,8 @@ static void lstm_backward(const nf_exec *e)
                                r.dc + b * h);
         }
         if (t > 0)
-            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)e->batch, (int)h, (int)d.gates, 1.0f,
-                        r.act + t * d.gates, (int)(d.t * d.gates), e->param[1], (int)h, 0.0f, r.dh, (int)h);
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, e->batch, h, d.gates, 1.0f,
+                        r.act + t * d.gates, (d.t * d.gates), e->param[1], h, 0.0f, r.dh, h);
     }
     finish_backward(e, &d, &r, r.act);
 }
@@ -388,8 +388,8 @@ static void gru_backward(const nf_exec *e)
                               h_before(e, &d, &r, b, t), e->out_grad + (b * d.t + t) * h, r.dh + b * h);
         }
         if (t > 0)
-            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, (int)e->batch, (int)h, (int)d.gates, 1.0f,
-                        dah + t * d.gates, (int)(d.t * d.gates), e->param[1], (int)h, 1.0f, r.dh, (int)h);
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, e->batch, h, d.gates, 1.0f,
+                        dah + t * d.gates, (d.t * d.gates), e->param[1], h, 1.0f, r.dh, h);
     }
     finish_backward(e, &d, &r, dah);
 }

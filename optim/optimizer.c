@@ -102,17 +102,19 @@ void nf_optimizer_free(nf_optimizer *opt)
     free(opt);
 }
 
-/* "lr_mult.NODE": the learning-rate multiplier of NODE's parameters. */
-static nf_status set_lr_mult(nf_optimizer *opt, const char *node, double value, nf_error *err)
+/* "lr_mult.NODE": the learning-rate multiplier of NODE's parameters
+ * (opt NULL: only checks that NODE has parameters). */
+static nf_status set_lr_mult(nf_optimizer *opt, const nf_graph *g, const char *node, double value, nf_error *err)
 {
     if (!isfinite(value) || value < 0)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "lr_mult.%s = %g must be >= 0", node, value);
     size_t n = strlen(node);
     int found = 0;
-    for (int k = 0; k < opt->graph->n_params; k++) {
-        const char *name = opt->graph->params[k].name;
+    for (int k = 0; k < g->n_params; k++) {
+        const char *name = g->params[k].name;
         if (strncmp(name, node, n) == 0 && name[n] == '.') {
-            opt->lr_mult[k] = value;
+            if (opt)
+                opt->lr_mult[k] = value;
             found = 1;
         }
     }
@@ -125,7 +127,7 @@ nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_
     if (!opt || !key)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_set: NULL argument");
     if (strncmp(key, "lr_mult.", 8) == 0)
-        return set_lr_mult(opt, key + 8, value, err);
+        return set_lr_mult(opt, opt->graph, key + 8, value, err);
     if (strcmp(key, "decay_1d") == 0) {
         if (value != 0 && value != 1)
             return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "decay_1d must be 0 or 1");
@@ -217,6 +219,13 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
         opt->type->update(&u);
     }
     return NF_OK;
+}
+
+nf_status nf_optimizer_check(const nf_optimizer *opt, const char *key, double value, nf_error *err)
+{
+    if (!strncmp(key, "lr_mult.", 8))
+        return set_lr_mult(NULL, opt->graph, key + 8, value, err);
+    return nf_optimizer_key_check(opt->type, key, value, err);
 }
 
 int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g)

@@ -52,6 +52,8 @@ nf_status nf_optimizer_key_check(const nf_optimizer_type *type, const char *key,
 /* Index of hyper-parameter `key` of `type`, or -1. */
 int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key);
 
+/* Checks that nf_optimizer_set(opt, key, value) would succeed. */
+nf_status nf_optimizer_check(const nf_optimizer *opt, const char *key, double value, nf_error *err);
 /* Whether the optimizer was made for `g` as it is now. */
 int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g);
 

@@ -264,7 +264,7 @@ nf_status nf_schedule_load_state(nf_schedule *s, const nf_record *r, int apply, 
         return nf_fail(err, NF_ERR_FORMAT, "malformed schedule state '%s'", text);
     double lr0 = s->lr0; /* checkpoints before schedule_lr0 keep the base rate given */
     if (nf_record_text(r, "schedule_lr0") &&
-        (nf_record_double(r, "schedule_lr0", &lr0, err) != NF_OK || !(lr0 >= 0 && lr0 <= 1e9)))
+        (nf_record_double(r, "schedule_lr0", &lr0, err) != NF_OK || !(lr0 >= 0 && lr0 <= 1e6)))
         return nf_fail(err, NF_ERR_FORMAT, "malformed schedule_lr0 '%s'", nf_record_text(r, "schedule_lr0"));
     if (apply) {
         s->lr0 = lr0;

@@ -96,7 +96,9 @@ static void test_refused_resume_changes_nothing(void **state)
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
-    const char *section = "optimizer = sgd\nlr = 0.5\nschedule = step\nbatch = 2\nepochs = 3\nseed = 4\n";
+    /* the schedule lowers the rate every epoch: the checkpoint's rate is 0.5 x 0.1^3, its base 0.5 */
+    const char *section = "optimizer = sgd\nlr = 0.5\nschedule = step\nschedule.step_size = 1\nbatch = 2\nepochs = 3\n"
+                          "seed = 4\n";
     nf_session *s;
     nf_graph *g = checkpointed(section, path, &s);
     nf_session_free(s);
@@ -117,7 +119,7 @@ static void test_refused_resume_changes_nothing(void **state)
     copy_weights(g, after);
     assert_memory_equal(before, after, (size_t)n * sizeof(float));
     assert_int_equal(nf_session_training(s)->progress.epoch, 0);
-    overrides.lr = 0.5; /* the checkpoint's own lr: nothing to refuse */
+    overrides.lr = 0.5; /* the schedule's own base rate: nothing to refuse */
     assert_ok(nf_session_resume(s, path, &overrides, &err), &err);
     assert_int_equal(nf_session_training(s)->progress.epoch, 3);
     free(before);
@@ -147,31 +149,35 @@ static void test_early_stop_state_checked(void **state)
     assert_ok(nf_session_load_data(s, xor_spec(), xor_spec(), &err), &err);
     assert_ok(nf_session_resume(s, path, NULL, &err), &err);
     nf_session_free(s);
-    /* rewrite "early_stop.best" in the file's JSON header to a NaN of the same length */
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    char header[65536];
-    size_t got = fread(header, 1, sizeof header - 1, f);
-    header[got] = '\0';
-    char *at = NULL;
-    for (size_t i = 0; !at && i + 19 <= got; i++)
-        if (!memcmp(header + i, "\"early_stop.best\":\"", 19))
-            at = header + i;
-    assert_non_null(at);
-    char *value = at + 19, *end = strchr(value, '"');
-    assert_true(end && end - value >= 3);
-    memset(value, ' ', (size_t)(end - value));
-    memcpy(value, "nan", 3);
-    for (char *p = value + 3; p < end; p++)
-        *p = '0'; /* "nan000": still not a number */
-    fseek(f, 0, SEEK_SET);
-    fwrite(header, 1, got, f);
-    fclose(f);
-    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
-    assert_ok(nf_session_load_data(s, xor_spec(), xor_spec(), &err), &err);
-    assert_int_equal(nf_session_resume(s, path, NULL, &err), NF_ERR_FORMAT);
-    assert_non_null(strstr(err.message, "early_stop.best"));
-    nf_session_free(s);
+    /* the best loss rewritten in the file's JSON header, in place (the same
+     * length, so that the file stays well formed): a NaN and -inf, which
+     * strtod reads whole (after leading blanks), are refused */
+    const char *spoiled[] = {"nan", "-inf"};
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        char header[65536];
+        size_t got = fread(header, 1, sizeof header - 1, f);
+        header[got] = '\0';
+        char *at = NULL;
+        for (size_t i = 0; !at && i + 19 <= got; i++)
+            if (!memcmp(header + i, "\"early_stop.best\":\"", 19))
+                at = header + i;
+        assert_non_null(at);
+        char *value = at + 19, *end = strchr(value, '"');
+        size_t len = strlen(spoiled[k]);
+        assert_true(end && (size_t)(end - value) >= len);
+        memset(value, ' ', (size_t)(end - value));
+        memcpy(end - len, spoiled[k], len);
+        fseek(f, 0, SEEK_SET);
+        fwrite(header, 1, got, f);
+        fclose(f);
+        assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+        assert_ok(nf_session_load_data(s, xor_spec(), xor_spec(), &err), &err);
+        assert_int_equal(nf_session_resume(s, path, NULL, &err), NF_ERR_FORMAT);
+        assert_non_null(strstr(err.message, "early_stop.best is"));
+        nf_session_free(s);
+    }
     nf_graph_free(g);
     unlink(path);
 }

@@ -201,12 +201,9 @@ static nf_status build_run(nf_session *s, nf_error *err)
     if (st != NF_OK)
         return st;
     nf_plan_set_skip_nonfinite(s->plan, c->skip_nonfinite > 0);
-    if (c->early_stop > 0) { /* the best weights so far: the first ones until a validation says otherwise */
-        size_t bytes = (size_t)s->g->param_floats * sizeof(float);
-        if (!(s->best_weights = malloc(bytes ? bytes : 1)))
-            return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
-        memcpy(s->best_weights, s->g->values, bytes);
-    }
+    /* the best weights so far, read only once a validation loss was a number */
+    if (c->early_stop > 0 && !(s->best_weights = malloc((size_t)s->g->param_floats * sizeof(float) + 1)))
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
     return NF_OK;
 }
 
@@ -305,9 +302,22 @@ typedef struct resuming {
     const nf_session_events *ev;
 } resuming;
 
+/* The checkpoint's value of optimizer setting `key`: for lr under a
+ * schedule, the schedule's base rate (the rate itself moves with it). */
+static int saved_setting(const nf_session *s, const nf_record *r, const char *key, double *saved)
+{
+    char name[64];
+    int schedule_lr = !strcmp(key, "lr") && s->t.schedule && nf_record_text(r, "schedule_lr0");
+    snprintf(name, sizeof name, "hparam.%s", key);
+    if (schedule_lr)
+        snprintf(name, sizeof name, "schedule_lr0");
+    return nf_record_text(r, name) && nf_record_double(r, name, saved, NULL) == NF_OK;
+}
+
 /* Optimizer settings given over a checkpoint's replace them, each with a
- * notice. Checked (apply = 0) before anything is restored: a new lr
- * cannot apply under a schedule, which sets the learning rate itself. */
+ * notice. Checked (apply = 0) before anything is restored: each must be a
+ * setting of the optimizer, in its range, and a new lr cannot apply under
+ * a schedule, which sets the learning rate itself. */
 static nf_status override_optimizer(const resuming *rs, const nf_record *r, int apply, nf_error *err)
 {
     const nf_train_config *o = rs->overrides;
@@ -315,18 +325,16 @@ static nf_status override_optimizer(const resuming *rs, const nf_record *r, int 
     for (int i = -1; o && i < o->n_hparams; i++) {
         const char *key = i < 0 ? "lr" : o->hparam_key[i];
         double want = i < 0 ? o->lr : o->hparam_value[i], saved;
-        char name[64];
-        snprintf(name, sizeof name, "hparam.%s", key);
-        int known = nf_record_text(r, name) && nf_record_double(r, name, &saved, NULL) == NF_OK;
+        int known = saved_setting(s, r, key, &saved);
         if (isnan(want) || (known && want == saved))
             continue;
         if (!apply && i < 0 && s->t.schedule)
             return nf_fail(err, NF_ERR_STATE, "lr %g cannot apply to a resumed run that follows a schedule (the "
                                               "schedule sets the learning rate); resume without it", want);
-        if (!apply)
-            continue;
-        nf_optimizer_set(s->t.opt, key, want, NULL); /* checked with the settings (nf_train_config_check) */
-        if (known)
+        nf_status st = apply ? nf_optimizer_set(s->t.opt, key, want, err) : nf_optimizer_check(s->t.opt, key, want, err);
+        if (st != NF_OK) /* (applying cannot fail: the same was checked) */
+            return st;
+        if (apply && known)
             notify(rs->ev, NF_NOTICE_SETTING, "%s = %g replaces the checkpoint's %g: the resumed run is not bit-exact",
                    key, want, saved);
     }
@@ -355,6 +363,8 @@ nf_status nf_session_resume(nf_session *s, const char *checkpoint, const nf_trai
 
 nf_status nf_session_set_checkpoint(nf_session *s, const char *path, nf_error *err)
 {
+    if (!s)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_set_checkpoint: NULL session");
     char *copy = NULL;
     if (path && !(copy = strdup(path)))
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");

@@ -74,7 +74,8 @@ NF_API nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_
 
 /* A dataset named by a spec: "fashion-mnist:train", "fashion-mnist:test",
  * "idx:IMAGES,LABELS", "csv:FILE[,label=COLUMN]", "npy:X.npy[,Y.npy]" or
- * "text:PATH,window=T,streams=B" (nf_dataset_spec_usage lists them). */
+ * "text:PATH,window=T,streams=B" (nf_dataset_spec_usage lists them;
+ * nf_session_load_data takes "text:PATH" and sets window and streams). */
 NF_API nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err);
 /* The forms of data spec, one line each, for help texts: line `index`, or
  * NULL past the last. */
