@@ -258,6 +258,22 @@ if [ -n "$train_session" ]; then
     if cmp -s "$work/c.st" "$work/cli.st"; then ok; else bad "the C session and nodeflow train wrote different weights"; fi
 fi
 
+# Early stopping's patience is in the checkpoint: stopped at epoch 8 (two
+# epochs past the best) and resumed, the run stops at epoch 10 with the
+# weights of the run that was never stopped
+patience="$src/tests/data/xor_patience.nfg"
+expect 0 "patience, uninterrupted" "$nodeflow" train "$patience" --data "$xor_data" --val "$xor_data" --out "$work/p_all.st"
+contains "$work/out" "early stop" "patience: the reference run stops early"
+last=$(grep -o 'epoch [0-9]*/80' "$work/out" | tail -n 1)
+expect 0 "patience, first part" "$nodeflow" train "$patience" --data "$xor_data" --val "$xor_data" --epochs 8 \
+    --checkpoint "$work/p.ckpt" --quiet
+expect 0 "patience, resumed" "$nodeflow" train "$patience" --data "$xor_data" --val "$xor_data" --resume "$work/p.ckpt" \
+    --out "$work/p_resumed.st"
+contains "$work/out" "early stop" "patience: the resumed run stops early"
+if [ "$(grep -o 'epoch [0-9]*/80' "$work/out" | tail -n 1)" = "$last" ]; then ok
+else bad "patience: the resumed run ended at another epoch than $last"; fi
+if cmp -s "$work/p_all.st" "$work/p_resumed.st"; then ok; else bad "patience: resumed weights differ from the uninterrupted run's"; fi
+
 # The same failure, the same exit code: no temporary file for --out or --checkpoint
 expect 2 "--out in a missing directory" "$nodeflow" train "$xor" --data "$xor_data" --epochs 1 \
     --out "$work/missing/w.st" --quiet
