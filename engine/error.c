@@ -21,10 +21,33 @@ const char *nf_status_name(nf_status status)
     return "unknown status";
 }
 
+/* Control characters other than newline and tab in a message (names and
+ * text from files end up there) become \xNN, so that no escape sequence
+ * reaches a terminal. The message is cut, not overrun, when the escapes
+ * make it longer. */
+static void escape_controls(char *message, size_t size)
+{
+    char copy[NF_ERROR_MESSAGE_MAX];
+    snprintf(copy, sizeof copy, "%s", message);
+    size_t at = 0;
+    for (const unsigned char *c = (const unsigned char *)copy; *c && at + 1 < size; c++) {
+        if ((*c >= 0x20 && *c != 0x7f) || *c == '\n' || *c == '\t') {
+            message[at++] = (char)*c;
+        } else if (at + 4 < size) {
+            snprintf(message + at, size - at, "\\x%02x", *c);
+            at += 4;
+        } else {
+            break;
+        }
+    }
+    message[at] = '\0';
+}
+
 static void record(nf_error *err, nf_status code, const char *fmt, va_list ap)
 {
     err->code = code;
     vsnprintf(err->message, sizeof err->message, fmt, ap);
+    escape_controls(err->message, sizeof err->message);
 }
 
 nf_status nf_fail(nf_error *err, nf_status code, const char *fmt, ...)
@@ -56,4 +79,17 @@ int64_t nf_mul_checked(int64_t a, int64_t b)
     if (a != 0 && b > limit / a)
         return -1;
     return a * b;
+}
+
+int64_t nf_add_checked(int64_t a, int64_t b)
+{
+    const int64_t limit = (int64_t)1 << 62;
+    if (a < 0 || b < 0 || a > limit - b)
+        return -1;
+    return a + b;
+}
+
+int64_t nf_mul3_checked(int64_t a, int64_t b, int64_t c)
+{
+    return nf_mul_checked(nf_mul_checked(a, b), c);
 }

@@ -9,12 +9,17 @@
 
 #include "engine/internal.h"
 
+static const char *node_name(const void *graph, int i) { return ((const nf_graph *)graph)->nodes[i]->name; }
+static const char *param_name(const void *graph, int i) { return ((const nf_graph *)graph)->params[i].name; }
+
 nf_graph *nf_graph_new(void)
 {
     nf_graph *g = calloc(1, sizeof *g);
     if (g) {
         g->version = 1;
         g->error_node = -1;
+        nf_name_index_init(&g->node_names, node_name, g);
+        nf_name_index_init(&g->param_names, param_name, g);
     }
     return g;
 }
@@ -27,6 +32,8 @@ void nf_graph_free(nf_graph *g)
         free(g->nodes[i]);
     free(g->nodes);
     free(g->params);
+    nf_name_index_free(&g->node_names);
+    nf_name_index_free(&g->param_names);
     nf_aligned_free(g->values);
     nf_aligned_free(g->grads);
     free(g);
@@ -86,18 +93,27 @@ nf_node *nf_graph_find(const nf_graph *g, const char *name)
 {
     if (!g || !name)
         return NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        if (strcmp(g->nodes[i]->name, name) == 0)
-            return g->nodes[i];
-    return NULL;
+    int i = nf_name_index_find(&g->node_names, name);
+    return i >= 0 ? g->nodes[i] : NULL;
 }
 
-static void auto_name(const nf_graph *g, const char *op, char *out)
+/* "<op>_<n>" with the first free n after the last one given to this op,
+ * so that naming k nodes costs O(k), not O(k^2). */
+static void auto_name(nf_graph *g, const nf_op *op, char *out)
 {
-    for (int n = 1;; n++) {
-        snprintf(out, NF_NAME_MAX, "%s_%d", op, n);
-        if (!nf_graph_find(g, out))
+    int which = -1;
+    for (int i = 0; i < nf_op_count() && which < 0; i++)
+        if (nf_op_at(i) == op)
+            which = i;
+    int *last = which >= 0 && which < (int)(sizeof g->auto_names / sizeof *g->auto_names) ? &g->auto_names[which]
+                                                                                           : NULL;
+    for (int n = last ? *last + 1 : 1;; n++) {
+        snprintf(out, NF_NAME_MAX, "%s_%d", op->name, n);
+        if (!nf_graph_find(g, out)) {
+            if (last)
+                *last = n;
             return;
+        }
     }
 }
 
@@ -178,7 +194,7 @@ nf_node *nf_graph_add(nf_graph *g, const char *op_name, const char *name, int n_
             return NULL;
         snprintf(chosen, sizeof chosen, "%s", name);
     } else {
-        auto_name(g, op->name, chosen);
+        auto_name(g, op, chosen);
     }
     if (!check_inputs(g, op, chosen, n_inputs, inputs))
         return NULL;
@@ -196,7 +212,13 @@ nf_node *nf_graph_add(nf_graph *g, const char *op_name, const char *name, int n_
     for (int i = 0; i < op->n_attrs; i++)
         node->attr[i] = op->attrs[i].def;
     node->index = g->n_nodes;
-    g->nodes[g->n_nodes++] = node;
+    g->nodes[g->n_nodes] = node;
+    if (!nf_name_index_add(&g->node_names, g->n_nodes)) {
+        free(node);
+        nf_graph_fail(g, NF_ERR_NO_MEMORY, "%s '%s': out of memory", op->name, chosen);
+        return NULL;
+    }
+    g->n_nodes++;
     g->version++;
     return node;
 }
@@ -231,6 +253,13 @@ static nf_status store_number(nf_graph *g, nf_node *node, int i, double value)
     if (spec->type == NF_ATTR_INT || spec->type == NF_ATTR_BOOL || spec->type == NF_ATTR_ENUM) {
         if (value != floor(value))
             return attr_fail(g, node, spec->name, "must be a whole number");
+    }
+    if (spec->type == NF_ATTR_ENUM) { /* an index into its choices */
+        int n = 0;
+        while (spec->choices && spec->choices[n])
+            n++;
+        if (value < 0 || value >= n)
+            return attr_fail(g, node, spec->name, "is not the index of one of its choices");
     }
     if (value < spec->min || value > spec->max) {
         snprintf(range, sizeof range, "is %.15g; it must be in [%.15g, %.15g]", value, spec->min, spec->max);

@@ -10,6 +10,7 @@
 
 #include "nodeflow/nodeflow.h"
 #include "nodes/op.h"
+#include "engine/names.h"
 #include "engine/rng.h"
 
 struct nf_graph {
@@ -28,6 +29,9 @@ struct nf_graph {
     uint64_t runs;                   /* training-mode forward passes: the key of random masks */
     unsigned char vocab[256];        /* byte of each token id, for text models */
     int vocab_size;                  /* 0: none */
+    nf_name_index node_names;        /* node name -> index */
+    nf_name_index param_names;       /* parameter name -> index into params */
+    int auto_names[64];              /* per op (registry order): the last number auto_name used */
 };
 
 /* Records an error as the graph's sticky error (first one wins). */

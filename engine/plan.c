@@ -109,59 +109,71 @@ static int64_t backward_time(const nf_plan *p, int k) { return 2 * (int64_t)p->n
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-static int is_memory_source(const nf_graph *g, const nf_node *node)
+/* How the later nodes use node k's value, found in one pass over every
+ * node's inputs (not a scan of the graph per node: plans of a million
+ * nodes compile in linear time). */
+typedef struct node_use {
+    int64_t value_end;      /* the last time its value is read */
+    int64_t grad_start;     /* the first time its gradient is written */
+    int has_consumers;
+    int is_memory_source;   /* a memory node copies its value after forward */
+} node_use;
+
+static void find_uses(const nf_plan *p, node_use *use)
 {
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i]->memory_source == node)
-            return 1;
-    return 0;
+    const nf_graph *g = p->graph;
+    for (int k = 0; k < p->n; k++)
+        use[k] = (node_use){k, 2 * (int64_t)p->n, 0, 0};
+    for (int c = 0; c < p->n; c++) {
+        const nf_node *consumer = g->nodes[c];
+        if (consumer->memory_source)
+            use[consumer->memory_source->index].is_memory_source = 1;
+        int reads_in_backward = p->steps[c].run_backward && !(consumer->op->flags & NF_OP_GRAD_NO_INPUTS);
+        for (int i = 0; i < consumer->n_inputs; i++) {
+            int k = consumer->inputs[i]->index;
+            if (k >= c)
+                continue;
+            use[k].has_consumers = 1;
+            use[k].value_end = max64(use[k].value_end, reads_in_backward ? backward_time(p, c) : c);
+            if (p->steps[c].run_backward && input_differentiable(consumer, i))
+                use[k].grad_start = min64(use[k].grad_start, backward_time(p, c));
+        }
+    }
 }
 
 /* Values that stay readable: inputs, outputs, losses, sinks, and the
  * sources that memory nodes copy from after forward. */
-static int pinned(const nf_plan *p, const nf_node *node, int has_consumers)
+static int pinned(const nf_plan *p, const nf_node *node, const node_use *use)
 {
     unsigned f = node->op->flags;
     return (p->flags & NF_PLAN_KEEP_VALUES) || (f & (NF_OP_INPUT | NF_OP_OUTPUT | NF_OP_LOSS)) ||
-           !has_consumers || is_memory_source(p->graph, node);
+           !use->has_consumers || use->is_memory_source;
 }
 
 static int64_t value_floats(const nf_plan *p, const nf_node *node)
 {
     if (node->op->flags & NF_OP_LOSS)
         return nf_align_floats(1);
+    /* capacity <= 2^30 and a sample <= 2^31 floats: no overflow */
     return nf_align_floats(p->capacity * nf_shape_size(&node->shape));
 }
 
 /* Appends the value, gradient and saved-state intervals of node k. */
-static int node_intervals(nf_plan *p, int k, interval *iv)
+static int node_intervals(nf_plan *p, int k, const node_use *use, interval *iv)
 {
-    const nf_graph *g = p->graph;
-    const nf_node *node = g->nodes[k];
+    const nf_node *node = p->graph->nodes[k];
     nf_plan_step *s = &p->steps[k];
     const int64_t forever = 2 * (int64_t)p->n;
-    int64_t value_end = k, grad_start = forever;
-    int has_consumers = 0, count = 0;
-    for (int c = k + 1; c < p->n; c++) {
-        const nf_node *consumer = g->nodes[c];
-        for (int i = 0; i < consumer->n_inputs; i++) {
-            if (consumer->inputs[i] != node)
-                continue;
-            has_consumers = 1;
-            int reads_in_backward = p->steps[c].run_backward && !(consumer->op->flags & NF_OP_GRAD_NO_INPUTS);
-            value_end = max64(value_end, reads_in_backward ? backward_time(p, c) : c);
-            if (p->steps[c].run_backward && input_differentiable(consumer, i))
-                grad_start = min64(grad_start, backward_time(p, c));
-        }
-    }
+    int64_t value_end = use->value_end, grad_start = use->grad_start;
+    int count = 0;
     if (s->run_backward && !(node->op->flags & NF_OP_GRAD_NO_OUTPUT))
         value_end = max64(value_end, backward_time(p, k));
-    if (pinned(p, node, has_consumers))
+    if (pinned(p, node, use))
         value_end = forever;
     int64_t value_start = (node->op->flags & NF_OP_INPUT) ? 0 : k;
     iv[count++] = (interval){value_start, value_end, value_floats(p, node), &s->value_off};
     if (s->has_grad) {
-        if ((node->op->flags & NF_OP_LOSS) || (p->time_steps > 1 && is_memory_source(g, node)))
+        if ((node->op->flags & NF_OP_LOSS) || (p->time_steps > 1 && use->is_memory_source))
             grad_start = min64(grad_start, backward_time(p, k)); /* seeded, or handed a later step's gradient */
         int64_t grad_end = node->requires_grad ? forever : backward_time(p, k);
         iv[count++] = (interval){grad_start, grad_end, value_floats(p, node), &s->grad_off};
@@ -190,40 +202,89 @@ typedef struct slot {
     int64_t end, floats, offset;
 } slot;
 
-/* Greedy interval colouring: each buffer takes the free slot that fits it
- * best (or the largest free one, grown), else a new slot. */
-static int64_t assign_slots(interval *iv, int n, slot *slots, int *slot_of)
+/* Slots in use, as a binary min-heap on the time they become free. */
+typedef struct busy_heap {
+    int *at;
+    int n;
+} busy_heap;
+
+static void heap_push(busy_heap *h, const slot *slots, int s)
 {
-    int n_slots = 0;
+    int i = h->n++;
+    while (i > 0 && slots[h->at[(i - 1) / 2]].end > slots[s].end) {
+        h->at[i] = h->at[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->at[i] = s;
+}
+
+static int heap_pop(busy_heap *h, const slot *slots)
+{
+    int top = h->at[0], last = h->at[--h->n], i = 0;
+    for (;;) {
+        int child = 2 * i + 1;
+        if (child >= h->n)
+            break;
+        if (child + 1 < h->n && slots[h->at[child + 1]].end < slots[h->at[child]].end)
+            child++;
+        if (slots[h->at[child]].end >= slots[last].end)
+            break;
+        h->at[i] = h->at[child];
+        i = child;
+    }
+    if (h->n)
+        h->at[i] = last;
+    return top;
+}
+
+/* Whether free slot a suits a buffer of `floats` better than slot b: one
+ * that fits and is smallest, else (none fits) the largest, which grows;
+ * ties go to the lower slot number. */
+static int better_slot(const slot *slots, int a, int b, int64_t floats)
+{
+    int a_fits = slots[a].floats >= floats, b_fits = slots[b].floats >= floats;
+    if (a_fits != b_fits)
+        return a_fits;
+    if (slots[a].floats != slots[b].floats)
+        return a_fits ? slots[a].floats < slots[b].floats : slots[a].floats > slots[b].floats;
+    return a < b;
+}
+
+/* Greedy interval colouring: each buffer takes the free slot that fits it
+ * best (or the largest free one, grown), else a new slot. Returns the
+ * arena's floats, or -1 past 2^62 (sizes come from the model file). */
+static int64_t assign_slots(interval *iv, int n, slot *slots, int *slot_of, int *scratch)
+{
+    int n_slots = 0, n_free = 0;
+    int *free_slots = scratch;
+    busy_heap busy = {scratch + n, 0};
     qsort(iv, (size_t)n, sizeof *iv, by_start);
     for (int b = 0; b < n; b++) {
+        while (busy.n && slots[busy.at[0]].end < iv[b].start)
+            free_slots[n_free++] = heap_pop(&busy, slots);
         int best = -1;
-        for (int s = 0; s < n_slots; s++) {
-            if (slots[s].end >= iv[b].start)
-                continue;
-            if (best < 0) {
-                best = s;
-                continue;
-            }
-            int fits = slots[s].floats >= iv[b].floats, best_fits = slots[best].floats >= iv[b].floats;
-            if ((fits && (!best_fits || slots[s].floats < slots[best].floats)) ||
-                (!fits && !best_fits && slots[s].floats > slots[best].floats))
-                best = s;
+        for (int f = 0; f < n_free; f++)
+            if (best < 0 || better_slot(slots, free_slots[f], free_slots[best], iv[b].floats))
+                best = f;
+        int s;
+        if (best >= 0) {
+            s = free_slots[best];
+            free_slots[best] = free_slots[--n_free];
+        } else {
+            s = n_slots++;
+            slots[s].floats = 0;
         }
-        if (best < 0) {
-            best = n_slots++;
-            slots[best].floats = 0;
-        }
-        slots[best].end = iv[b].end;
-        slots[best].floats = max64(slots[best].floats, iv[b].floats);
-        slot_of[b] = best;
+        slots[s].end = iv[b].end;
+        slots[s].floats = max64(slots[s].floats, iv[b].floats);
+        slot_of[b] = s;
+        heap_push(&busy, slots, s);
     }
     int64_t total = 0;
     for (int s = 0; s < n_slots; s++) {
         slots[s].offset = total;
-        total += slots[s].floats;
+        total = nf_add_checked(total, slots[s].floats);
     }
-    for (int b = 0; b < n; b++)
+    for (int b = 0; b < n && total >= 0; b++)
         *iv[b].offset = slots[slot_of[b]].offset;
     return total;
 }
@@ -235,29 +296,37 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     interval *iv = calloc((size_t)max, sizeof *iv);
     slot *slots = calloc((size_t)max, sizeof *slots);
     int *slot_of = calloc((size_t)max, sizeof *slot_of);
+    int *scratch = calloc(2 * (size_t)max, sizeof *scratch);
+    node_use *use = calloc((size_t)p->n + 1, sizeof *use);
     nf_status st = NF_OK;
-    if (!iv || !slots || !slot_of) {
+    if (!iv || !slots || !slot_of || !scratch || !use) {
         st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory compiling the plan");
         goto done;
     }
     for (int k = 0; k < p->n; k++) {
         p->steps[k].value_off = p->steps[k].grad_off = p->steps[k].saved_off = -1;
     }
+    find_uses(p, use);
     int n = 0;
     for (int k = 0; k < p->n; k++)
-        n += node_intervals(p, k, iv + n);
-    int64_t total = assign_slots(iv, n, slots, slot_of);
+        n += node_intervals(p, k, &use[k], iv + n);
+    int64_t total = assign_slots(iv, n, slots, slot_of, scratch);
     /* one scratch area shared by all nodes: each uses it only while it runs */
-    int64_t scratch = 0, scratch_off = total;
+    int64_t scratch_floats = 0, scratch_off = total;
     for (int k = 0; k < p->n; k++)
-        scratch = max64(scratch, nf_align_floats(p->graph->nodes[k]->workspace));
-    total += scratch;
+        scratch_floats = max64(scratch_floats, nf_align_floats(p->graph->nodes[k]->workspace));
+    total = nf_add_checked(total, scratch_floats);
     int64_t frame = total;
     total = nf_mul_checked(frame, p->time_steps);
     if (total < 0 || total > nf_limit_floats()) {
+        char need[64];
+        if (total < 0)
+            snprintf(need, sizeof need, "more than 2^64 bytes");
+        else
+            snprintf(need, sizeof need, "%lld bytes", (long long)total * 4);
         st = nf_fail(err, NF_ERR_NO_MEMORY,
-                     "the plan needs %lld bytes of activations, over the memory limit of %zu; lower the batch size",
-                     (long long)total * 4, nf_memory_limit());
+                     "the plan needs %s of activations, over the memory limit of %zu; lower the batch size", need,
+                     nf_memory_limit());
         goto done;
     }
     float *arena = nf_aligned_alloc((size_t)(total ? total : 16) * sizeof(float));
@@ -272,11 +341,13 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     p->arena_floats = total;
     p->frame_floats = frame;
     p->workspace_off = scratch_off; /* only now: a failure above keeps the old layout whole */
-    p->workspace_floats = scratch;
+    p->workspace_floats = scratch_floats;
 done:
     free(iv);
     free(slots);
     free(slot_of);
+    free(scratch);
+    free(use);
     return st;
 }
 

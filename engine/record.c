@@ -1,5 +1,6 @@
 /* nodeflow — a record of named values and tensors (see record.h). */
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,15 +179,50 @@ nf_status nf_record_int(const nf_record *r, const char *key, int64_t min, int64_
     return NF_OK;
 }
 
+/* strtod over a whole field: NaN and values past double's range (which
+ * strtod turns into HUGE_VAL with ERANGE) are refused; subnormal results,
+ * also ERANGE, are what the writer wrote and are kept. */
+static int parse_real(const char *text, char **end, double *out)
+{
+    errno = 0;
+    double v = strtod(text, end);
+    if (*end == text || isnan(v) || (errno == ERANGE && isinf(v)))
+        return 0;
+    *out = v;
+    return 1;
+}
+
 nf_status nf_record_double(const nf_record *r, const char *key, double *out, nf_error *err)
 {
     const char *text = nf_record_text(r, key);
     char *end;
-    double v = text ? strtod(text, &end) : 0;
-    if (!text || end == text || *end)
-        return nf_fail(err, NF_ERR_FORMAT, "'%s' is %s, not a number", key, text ? text : "missing");
-    *out = v;
+    if (!text || !parse_real(text, &end, out) || *end)
+        return nf_fail(err, NF_ERR_FORMAT, "'%s' is %s, not a number within double's range", key,
+                       text ? text : "missing");
     return NF_OK;
+}
+
+static int field_ends(const char *end) { return *end == ' ' || *end == '\0'; }
+
+int nf_scan_count(const char **p, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = **p >= '0' && **p <= '9' ? strtoll(*p, &end, 10) : -1;
+    if (v < 0 || errno == ERANGE || v > NF_MAX_COUNT || !field_ends(end))
+        return 0;
+    *out = v;
+    *p = *end ? end + 1 : end;
+    return 1;
+}
+
+int nf_scan_real(const char **p, double *out)
+{
+    char *end;
+    if (**p == ' ' || !**p || !parse_real(*p, &end, out) || !field_ends(end))
+        return 0;
+    *p = *end ? end + 1 : end;
+    return 1;
 }
 
 nf_status nf_record_tensor(const nf_record *r, const char *name, const nf_shape *shape, float *out,

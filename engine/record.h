@@ -44,6 +44,13 @@ const char *nf_record_text(const nf_record *r, const char *key);
 nf_status nf_record_int(const nf_record *r, const char *key, int64_t min, int64_t max, int64_t *out,
                         nf_error *err);
 nf_status nf_record_double(const nf_record *r, const char *key, double *out, nf_error *err);
+/* Numbers inside a value of several fields ("12 0 3 0.5 inf"): each
+ * reads one space-separated field at *p and moves *p past it; 0 when the
+ * field is missing, not a number, out of range (a count is a whole number
+ * from 0 to NF_MAX_COUNT; a real is not NaN and not past double's range,
+ * though "inf" may be written) or not followed by a space or the end. */
+int nf_scan_count(const char **p, int64_t *out);
+int nf_scan_real(const char **p, double *out);
 /* A tensor of exactly `shape`; copied to `out` when `out` is not NULL. */
 nf_status nf_record_tensor(const nf_record *r, const char *name, const nf_shape *shape, float *out,
                            nf_error *err);

@@ -185,10 +185,24 @@ static nf_status install_params(nf_graph *g, nf_param *params, int n, int64_t fl
         else
             nf_param_init_seeded(values + p->offset, p, g->seed);
     }
-    free(g->params);
+    nf_name_index new_names;
+    nf_name_index_init(&new_names, g->param_names.name_of, g);
+    nf_param *old_params = g->params;
+    g->params = params; /* the index reads names through g */
+    for (int k = 0; k < n; k++)
+        if (!nf_name_index_add(&new_names, k)) {
+            g->params = old_params;
+            nf_name_index_free(&new_names);
+            nf_aligned_free(values);
+            nf_aligned_free(grads);
+            free(params);
+            return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory indexing %d parameter names", n);
+        }
+    nf_name_index_free(&g->param_names);
+    g->param_names = new_names;
+    free(old_params);
     nf_aligned_free(g->values);
     nf_aligned_free(g->grads);
-    g->params = params;
     g->n_params = n;
     g->param_floats = floats;
     g->values = values;
@@ -279,10 +293,7 @@ int nf_graph_find_param(const nf_graph *g, const char *name)
 {
     if (!g || !name)
         return -1;
-    for (int k = 0; k < g->n_params; k++)
-        if (strcmp(g->params[k].name, name) == 0)
-            return k;
-    return -1;
+    return nf_name_index_find(&g->param_names, name);
 }
 
 double nf_node_flops(const nf_node *node)

@@ -1,5 +1,7 @@
 /* nodeflow — reading and writing safetensors files (see safetensors.h).
  * The JSON header is parsed and produced by cJSON. */
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,12 +132,83 @@ static nf_status check_layout(const nf_st_file *f, span *spans, int n, size_t da
     return NF_OK;
 }
 
+/* The length of the UTF-8 sequence at s (at most n bytes), or 0 when it
+ * is not valid UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
+ * U+10FFFF). */
+static size_t utf8_length(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    if (!len || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) || (s[0] == 0xf0 && s[1] < 0x90) ||
+        (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+/* What the JSON parser would let through but the format forbids: bytes
+ * that are not UTF-8, and an escaped NUL (\u0000) in a string, which would
+ * cut a name short so that it matched another. Returns NULL or the fault. */
+static const char *header_text_fault(const char *json, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)json;
+    int in_string = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_length(u + i, len - i);
+        if (!n)
+            return "is not UTF-8";
+        if (in_string && u[i] == '\\' && i + 1 < len) {
+            if (u[i + 1] == 'u' && i + 6 <= len && !memcmp(json + i + 2, "0000", 4))
+                return "has a string with a NUL character (\\u0000)";
+            i += 2; /* the escaped character cannot end the string */
+            continue;
+        }
+        if (u[i] == '"')
+            in_string = !in_string;
+        i += n;
+    }
+    return NULL;
+}
+
+/* Only JSON white space may follow the object (the writer pads with
+ * spaces). */
+static int only_white_space(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return 0;
+    return 1;
+}
+
+static const char *tensor_name(const void *file, int i) { return ((const nf_st_file *)file)->tensors[i].name; }
+
+static nf_status index_names(nf_st_file *f, nf_error *err)
+{
+    nf_name_index_init(&f->names, tensor_name, f);
+    for (int i = 0; i < f->count; i++)
+        if (!nf_name_index_add(&f->names, i))
+            return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory indexing %d tensor names", f->path, f->count);
+    return NF_OK;
+}
+
 static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, size_t data_len,
                               const unsigned char *data, nf_error *err)
 {
-    f->header = cJSON_ParseWithLength(json, json_len);
+    const char *fault = header_text_fault(json, json_len);
+    if (fault)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: the JSON header %s", f->path, fault);
+    const char *end = NULL;
+    f->header = cJSON_ParseWithLengthOpts(json, json_len, &end, 0);
     if (!f->header || !cJSON_IsObject(f->header))
         return nf_fail(err, NF_ERR_FORMAT, "%s: the header is not a JSON object", f->path);
+    if (!only_white_space(end, json + json_len))
+        return nf_fail(err, NF_ERR_FORMAT, "%s: bytes after the JSON header's closing brace (only spaces may pad it)",
+                       f->path);
     int n = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, f->header) n++;
@@ -147,6 +220,10 @@ static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, 
         if (st != NF_OK)
             break;
         if (strcmp(item->string, "__metadata__") == 0) {
+            if (!cJSON_IsObject(item) || f->metadata) {
+                st = nf_fail(err, NF_ERR_FORMAT, "%s: __metadata__ must be one object of strings", f->path);
+                break;
+            }
             const cJSON *v;
             cJSON_ArrayForEach(v, item) if (!cJSON_IsString(v)) st =
                 nf_fail(err, NF_ERR_FORMAT, "%s: __metadata__ values must be strings", f->path);
@@ -167,6 +244,8 @@ static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, 
     if (st == NF_OK)
         st = check_layout(f, spans, f->count, data_len, err);
     free(spans);
+    if (st == NF_OK)
+        st = index_names(f, err);
     return st;
 }
 
@@ -206,6 +285,7 @@ nf_status nf_st_open(const char *path, nf_st_file *f, nf_error *err)
 void nf_st_close(nf_st_file *f)
 {
     cJSON_Delete(f->header);
+    nf_name_index_free(&f->names);
     free(f->tensors);
     free(f->buf);
     memset(f, 0, sizeof *f);
@@ -213,10 +293,28 @@ void nf_st_close(nf_st_file *f)
 
 const nf_st_tensor *nf_st_find(const nf_st_file *f, const char *name)
 {
-    for (int i = 0; i < f->count; i++)
-        if (strcmp(f->tensors[i].name, name) == 0)
-            return &f->tensors[i];
-    return NULL;
+    int i = nf_name_index_find(&f->names, name);
+    return i >= 0 ? &f->tensors[i] : NULL;
+}
+
+int64_t nf_st_first_nonfinite(const nf_st_tensor *t, double *value)
+{
+    int64_t n = nf_shape_size(&t->shape);
+    for (int64_t i = 0; i < n; i++) {
+        double d;
+        if (t->dtype_size == 4) {
+            float x;
+            memcpy(&x, t->data + 4 * i, 4);
+            d = x;
+        } else {
+            memcpy(&d, t->data + 8 * i, 8);
+        }
+        if (!isfinite(d) || fabs(d) > FLT_MAX) {
+            *value = d;
+            return i;
+        }
+    }
+    return -1;
 }
 
 void nf_st_read(const nf_st_tensor *t, float *out)

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "engine/internal.h"
+#include "engine/names.h"
 
 typedef struct nf_st_tensor {
     const char *name;            /* owned by the header JSON */
@@ -25,6 +26,7 @@ typedef struct nf_st_file {
     cJSON *metadata;             /* "__metadata__" object, or NULL */
     nf_st_tensor *tensors;
     int count;
+    nf_name_index names;         /* tensor name -> index into tensors */
 } nf_st_file;
 
 /* Reads and validates a whole file: header size, JSON, dtypes, shapes,
@@ -39,6 +41,10 @@ void nf_st_close(nf_st_file *f);
 const nf_st_tensor *nf_st_find(const nf_st_file *f, const char *name);
 /* Converts a tensor's data to float32. */
 void nf_st_read(const nf_st_tensor *t, float *out);
+/* The index of the first element that is not a finite float32 (NaN, an
+ * infinity, or an F64 value past float's range), or -1; its value in
+ * `value`. */
+int64_t nf_st_first_nonfinite(const nf_st_tensor *t, double *value);
 /* A metadata string, or NULL. */
 const char *nf_st_meta(const nf_st_file *f, const char *key);
 

@@ -237,6 +237,26 @@ static nf_status check_row(const nf_train_config *c, const row *r, nf_error *err
     return NF_OK;
 }
 
+/* The optimizer's settings together (nesterov without momentum, say);
+ * *bad points at the setting to blame when the config gives it. */
+static nf_status check_combination(const nf_train_config *c, const nf_optimizer_type *type, int *bad, nf_error *err)
+{
+    double h[NF_MAX_HPARAMS];
+    for (int k = 0; k < type->n_hparams; k++)
+        h[k] = type->hparams[k].def;
+    for (int i = 0; i < c->n_hparams; i++) {
+        int k = nf_optimizer_type_hparam(type, c->hparam_key[i]);
+        if (k >= 0)
+            h[k] = c->hparam_value[i];
+    }
+    const char *blame;
+    nf_status st = nf_optimizer_type_check_all(type, h, &blame, err);
+    for (int i = 0; st != NF_OK && bad && blame && i < c->n_hparams; i++)
+        if (!strcmp(c->hparam_key[i], blame))
+            *bad = i;
+    return st;
+}
+
 nf_status nf_train_config_check(const nf_train_config *c, int *bad, nf_error *err)
 {
     if (bad)
@@ -284,7 +304,7 @@ nf_status nf_train_config_check(const nf_train_config *c, int *bad, nf_error *er
         }
         return st;
     }
-    return NF_OK;
+    return type ? check_combination(c, type, bad, err) : NF_OK;
 }
 
 int nf_train_config_has(const nf_train_config *c, const char *key)

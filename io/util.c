@@ -1,4 +1,5 @@
 /* nodeflow — text buffers, spelling suggestions and file helpers. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/util.h"
@@ -82,13 +84,55 @@ const char *nf_suggest(const char *word, const char *const *candidates)
     return best;
 }
 
+/* What a file that is not regular is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode) ? "is a directory" : S_ISFIFO(mode) ? "is a FIFO (named pipe)" : S_ISCHR(mode) ? "is a character device"
+         : S_ISBLK(mode) ? "is a block device" : S_ISSOCK(mode) ? "is a socket" : "is not a regular file";
+}
+
+int nf_open_regular(const char *path, nf_error *err)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        nf_fail(err, NF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        nf_fail(err, NF_ERR_IO, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        nf_fail(err, NF_ERR_IO, "%s: %s; nodeflow reads only regular files", path, file_kind(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        nf_fail(err, NF_ERR_IO, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 nf_status nf_read_file(const char *path, size_t max_bytes, char **data, size_t *len, nf_error *err)
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return nf_fail(err, NF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    nf_error local;
+    err = err ? err : &local;
+    int fd = nf_open_regular(path, err);
+    if (fd < 0)
+        return err->code;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "%s: cannot open: %s", path, strerror(errno));
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap + 1);
     nf_status st = NF_OK;
@@ -106,16 +150,14 @@ nf_status nf_read_file(const char *path, size_t max_bytes, char **data, size_t *
         }
         cap = cap * 2 < max_bytes ? cap * 2 : max_bytes;
         char *grown = realloc(buf, cap + 1);
-        if (!grown) {
+        if (!grown)
             free(buf);
-            buf = NULL;
-        }
         buf = grown;
     }
     if (st == NF_OK && !buf)
         st = nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory reading the file", path);
     if (st == NF_OK && ferror(f))
-        st = nf_fail(err, NF_ERR_IO, "%s: read error", path);
+        st = nf_fail(err, NF_ERR_IO, "%s: read error: %s", path, strerror(errno));
     fclose(f);
     if (st != NF_OK) {
         free(buf);
@@ -127,37 +169,234 @@ nf_status nf_read_file(const char *path, size_t max_bytes, char **data, size_t *
     return NF_OK;
 }
 
+/* ---- output files ------------------------------------------------------ */
+
+#define TEMP_MARK ".nftmp."
+
+/* When this process started (near enough: when the library was loaded).
+ * Temporary files older than that were left by a process that died. */
+static struct timespec process_start;
+__attribute__((constructor)) static void note_process_start(void) { clock_gettime(CLOCK_REALTIME, &process_start); }
+
+/* The directory part of `path` ("." when it has none), in buf. */
+static void directory_of(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(buf, size, ".");
+    else if (slash == path)
+        snprintf(buf, size, "/");
+    else
+        snprintf(buf, size, "%.*s", (int)(slash - path), path);
+}
+
+static const char *base_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The file a save of `path` replaces or creates: `path` itself, or the
+ * file a symbolic link points to (malloc'ed in *target). *existing tells
+ * whether it exists, with its status in *st. */
+static nf_status output_target(const char *path, char **target, int *existing, struct stat *st, nf_error *err)
+{
+    *target = NULL;
+    *existing = 0;
+    if (!path || !*path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "an output path is empty");
+    size_t n = strlen(path);
+    if (path[n - 1] == '/')
+        return nf_fail(err, NF_ERR_IO, "%s: names a directory; give a file name", path);
+    struct stat link;
+    if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode)) {
+        *target = realpath(path, NULL);
+        if (!*target)
+            return nf_fail(err, NF_ERR_IO, "%s: a symbolic link to %s: %s", path,
+                           errno == ENOENT ? "a missing file" : "a file that cannot be resolved", strerror(errno));
+    } else if (!(*target = strdup(path))) {
+        return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory", path);
+    }
+    if (stat(*target, st) == 0) {
+        *existing = 1;
+        if (!S_ISREG(st->st_mode))
+            return nf_fail(err, NF_ERR_IO, "%s: %s; nodeflow writes only regular files", path, file_kind(st->st_mode));
+    } else if (errno != ENOENT) {
+        return nf_fail(err, NF_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    /* a new file, and the one that replaces an old file, are made there */
+    char dir[4096];
+    directory_of(*target, dir, sizeof dir);
+    struct stat d;
+    if (stat(dir, &d) != 0)
+        return nf_fail(err, NF_ERR_IO, "%s: the directory %s: %s", path, dir, strerror(errno));
+    if (!S_ISDIR(d.st_mode))
+        return nf_fail(err, NF_ERR_IO, "%s: %s is not a directory", path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return nf_fail(err, NF_ERR_IO, "%s: cannot create files in %s: %s", path, dir, strerror(errno));
+    return NF_OK;
+}
+
+nf_status nf_output_path_check(const char *path, nf_error *err)
+{
+    char *target;
+    int existing;
+    struct stat st;
+    nf_status status = output_target(path, &target, &existing, &st, err);
+    free(target);
+    return status;
+}
+
+int nf_paths_same_file(const char *a, const char *b)
+{
+    if (!a || !b)
+        return 0;
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea || eb)
+        return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char da[4096], db[4096];
+    directory_of(a, da, sizeof da);
+    directory_of(b, db, sizeof db);
+    char *ra = realpath(da, NULL), *rb = realpath(db, NULL);
+    int same = ra && rb && !strcmp(ra, rb) && !strcmp(base_of(a), base_of(b));
+    free(ra);
+    free(rb);
+    return same;
+}
+
+/* Removes "<base>.nftmp.<pid>.<n>" files in the target's directory that
+ * another process left and that are older than this process. */
+static void remove_stale_temporaries(const char *target)
+{
+    char dir[4096];
+    directory_of(target, dir, sizeof dir);
+    const char *base = base_of(target);
+    size_t base_len = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, TEMP_MARK, strlen(TEMP_MARK)) != 0)
+            continue;
+        char *end;
+        long pid = strtol(name + base_len + strlen(TEMP_MARK), &end, 10);
+        struct stat st;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        if (*end != '.' || pid == (long)getpid() || lstat(full, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (st.st_mtim.tv_sec < process_start.tv_sec ||
+            (st.st_mtim.tv_sec == process_start.tv_sec && st.st_mtim.tv_nsec < process_start.tv_nsec))
+            unlink(full);
+    }
+    closedir(d);
+}
+
+/* Creates "<target>.nftmp.<pid>.<n>" exclusively, mode 0666 less the
+ * umask, or the mode of the file it will replace; its name in *tmp
+ * (malloc'ed) and its descriptor in *fd. */
+static nf_status create_temporary(const char *target, int existing, const struct stat *st, char **tmp, int *fd,
+                                  nf_error *err)
+{
+    static unsigned counter;
+    size_t size = strlen(target) + 64;
+    if (!(*tmp = malloc(size)))
+        return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory", target);
+    nf_status status = NF_ERR_IO;
+    int attempt;
+    for (attempt = 0; attempt < 100; attempt++) {
+        snprintf(*tmp, size, "%s" TEMP_MARK "%ld.%u", target, (long)getpid(),
+                 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+        *fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (*fd < 0 && errno == EEXIST)
+            continue;
+        if (*fd < 0) {
+            status = nf_fail(err, NF_ERR_IO, "%s: cannot create a temporary file beside it: %s", target,
+                             strerror(errno));
+            break;
+        }
+        if (existing && fchmod(*fd, st->st_mode & 07777) != 0) {
+            status = nf_fail(err, NF_ERR_IO, "%s: cannot give the new file the old one's mode: %s", target,
+                             strerror(errno));
+            close(*fd);
+            unlink(*tmp);
+            break;
+        }
+        return NF_OK;
+    }
+    if (attempt == 100)
+        nf_fail(err, status, "%s: no free temporary name beside it", target);
+    free(*tmp);
+    *tmp = NULL;
+    return status;
+}
+
+/* The rename is durable once the directory is synced (best effort: some
+ * file systems refuse to sync a directory). */
+static void sync_directory(const char *target)
+{
+    char dir[4096];
+    directory_of(target, dir, sizeof dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* A writer's failure names the path and errno's text when it did not. */
+static nf_status name_the_path(const char *path, nf_status st, int saved_errno, nf_error *err)
+{
+    if (st != NF_OK && err && strncmp(err->message, path, strlen(path)) != 0) {
+        char message[sizeof err->message];
+        snprintf(message, sizeof message, "%s", err->message);
+        if (st == NF_ERR_IO && saved_errno && !strstr(message, strerror(saved_errno)))
+            nf_fail(err, st, "%s: %s: %s", path, message, strerror(saved_errno));
+        else
+            nf_fail(err, st, "%s: %s", path, message);
+    }
+    return st;
+}
+
 nf_status nf_write_atomic_with(const char *path, nf_status (*write)(FILE *f, void *ctx, nf_error *err),
                                void *ctx, nf_error *err)
 {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory", path);
-    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        nf_status st = nf_fail(err, NF_ERR_IO, "%s: cannot create a temporary file beside it: %s", path,
-                               strerror(errno));
-        free(tmp);
+    char *target, *tmp = NULL;
+    int existing;
+    struct stat old;
+    nf_status st = output_target(path, &target, &existing, &old, err);
+    if (st != NF_OK) {
+        free(target);
         return st;
     }
-    fchmod(fd, 0644);
+    remove_stale_temporaries(target);
+    int fd = -1;
+    if ((st = create_temporary(target, existing, &old, &tmp, &fd, err)) != NF_OK) {
+        free(target);
+        return st;
+    }
     FILE *f = fdopen(fd, "wb");
-    nf_status st = f ? write(f, ctx, err) : nf_fail(err, NF_ERR_IO, "%s: %s", tmp, strerror(errno));
+    errno = 0;
+    st = f ? write(f, ctx, err) : nf_fail(err, NF_ERR_IO, "%s: %s", tmp, strerror(errno));
+    st = name_the_path(path, st, errno, err);
     if (st == NF_OK && (fflush(f) != 0 || ferror(f)))
-        st = nf_fail(err, NF_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        st = nf_fail(err, NF_ERR_IO, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
     if (st == NF_OK && fsync(fd) != 0)
         st = nf_fail(err, NF_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
     if (f ? fclose(f) != 0 : close(fd) != 0)
         if (st == NF_OK)
             st = nf_fail(err, NF_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    if (st == NF_OK && rename(tmp, path) != 0)
-        st = nf_fail(err, NF_ERR_IO, "%s: cannot rename the temporary file into place: %s", path,
-                     strerror(errno));
-    if (st != NF_OK)
+    if (st == NF_OK && rename(tmp, target) != 0)
+        st = nf_fail(err, NF_ERR_IO, "%s: cannot rename the temporary file into place: %s", path, strerror(errno));
+    if (st == NF_OK)
+        sync_directory(target);
+    else
         unlink(tmp);
     free(tmp);
+    free(target);
     return st;
 }
 
@@ -170,7 +409,7 @@ static nf_status write_bytes(FILE *f, void *ctx, nf_error *err)
 {
     const bytes *b = ctx;
     if (b->len && fwrite(b->data, 1, b->len, f) != b->len)
-        return nf_fail(err, NF_ERR_IO, "write failed: %s", strerror(errno));
+        return nf_fail(err, NF_ERR_IO, "write failed: %s", strerror(errno ? errno : EIO));
     return NF_OK;
 }
 
@@ -178,6 +417,13 @@ nf_status nf_write_file_atomic(const char *path, const void *data, size_t len, n
 {
     bytes b = {data, len};
     return nf_write_atomic_with(path, write_bytes, &b, err);
+}
+
+nf_status nf_file_write(const char *path, const void *data, size_t len, nf_error *err)
+{
+    if (!path || (!data && len))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_file_write: NULL argument");
+    return nf_write_file_atomic(path, data, len, err);
 }
 
 void nf_format_double(char *buf, size_t size, double v)

@@ -30,12 +30,18 @@ int nf_hex_decode(const char *hex, unsigned char *out, size_t n);
  * NULL otherwise. `candidates` is NULL-terminated. */
 const char *nf_suggest(const char *word, const char *const *candidates);
 
+/* Opens a regular file for reading (never blocking on a FIFO); a
+ * directory, FIFO, device or socket is refused naming what it is. Returns
+ * the descriptor, or -1 with err set. */
+int nf_open_regular(const char *path, nf_error *err);
+
 /* Reads a whole file (at most max_bytes) into a malloc'ed buffer with a
  * NUL after the last byte. */
 nf_status nf_read_file(const char *path, size_t max_bytes, char **data, size_t *len, nf_error *err);
 
 /* Writes `len` bytes to `path` through a temporary file in the same
- * directory: write, flush, fsync, rename. On any failure the temporary
+ * directory: write, flush, fsync, rename (see include/nodeflow/files.h
+ * for modes, links and what is refused). On any failure the temporary
  * file is removed and `path` is left as it was. */
 nf_status nf_write_file_atomic(const char *path, const void *data, size_t len, nf_error *err);
 

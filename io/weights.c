@@ -102,6 +102,12 @@ static nf_status check_params(const nf_graph *g, const nf_st_file *f, unsigned f
         if (!nf_shape_equal(&t->shape, &p->shape))
             return nf_fail(err, NF_ERR_SHAPE, "%s: tensor '%s': expected shape %s, found %s", f->path, p->name,
                            nf_shape_format(&p->shape, want, sizeof want), nf_shape_format(&t->shape, have, sizeof have));
+        double value;
+        int64_t at = flags & NF_WEIGHTS_ALLOW_NONFINITE ? -1 : nf_st_first_nonfinite(t, &value);
+        if (at >= 0)
+            return nf_fail(err, NF_ERR_FORMAT,
+                           "%s: tensor '%s' element %lld is %g, not a finite float32 (allow non-finite weights to load it)",
+                           f->path, p->name, (long long)at, value);
     }
     for (int i = 0; i < f->count && !(flags & NF_WEIGHTS_ALLOW_EXTRA); i++)
         if (nf_graph_find_param(g, f->tensors[i].name) < 0 && !is_checkpoint_extra(f, f->tensors[i].name))

@@ -247,22 +247,32 @@ static const nf_attr_spec hardtanh_attrs[] = {
     NF_ATTR_FLOAT_DEF("max_val", 1, -1e30, 1e30, "upper bound"),
 };
 
+/* PyTorch's Hardtanh asserts max_val > min_val. */
+static nf_status hardtanh_infer(nf_infer *ctx)
+{
+    if (!(ctx->attr[0] < ctx->attr[1]))
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "min_val (%.15g) must be less than max_val (%.15g)",
+                             ctx->attr[0], ctx->attr[1]);
+    return nf_infer_same_shape(ctx);
+}
+
 /* Element-wise activations that read their input in backward. */
-#define INPUT_ACTIVATION(var, nm, text, attr_table, fwd, bwd)                              \
+#define INPUT_ACTIVATION(var, nm, text, attr_table, infer_fn, fwd, bwd)                    \
     const nf_op var = {                                                                  \
         .name = nm, .summary = text, .min_inputs = 1, .max_inputs = 1,                   \
         .attrs = attr_table, .n_attrs = NF_COUNT(attr_table),                            \
-        .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,                     \
+        .flags = NF_OP_GRAD_NO_OUTPUT, .infer = infer_fn,                                \
         .forward = fwd, .backward = bwd, .flops = nf_flops_per_element,                  \
     }
 
-INPUT_ACTIVATION(nf_op_elu, "elu", "x if x > 0 else alpha (exp(x) - 1)", elu_attrs, elu_forward, elu_backward);
-INPUT_ACTIVATION(nf_op_gelu, "gelu", "x Phi(x), exactly or in the tanh form", gelu_attrs, gelu_forward,
-                 gelu_backward);
-INPUT_ACTIVATION(nf_op_softplus, "softplus", "log(1 + exp(beta x)) / beta", softplus_attrs, softplus_forward,
-                 softplus_backward);
-INPUT_ACTIVATION(nf_op_hardtanh, "hardtanh", "x clamped to [min_val, max_val]", hardtanh_attrs, hardtanh_forward,
-                 hardtanh_backward);
+INPUT_ACTIVATION(nf_op_elu, "elu", "x if x > 0 else alpha (exp(x) - 1)", elu_attrs, nf_infer_same_shape,
+                 elu_forward, elu_backward);
+INPUT_ACTIVATION(nf_op_gelu, "gelu", "x Phi(x), exactly or in the tanh form", gelu_attrs, nf_infer_same_shape,
+                 gelu_forward, gelu_backward);
+INPUT_ACTIVATION(nf_op_softplus, "softplus", "log(1 + exp(beta x)) / beta", softplus_attrs, nf_infer_same_shape,
+                 softplus_forward, softplus_backward);
+INPUT_ACTIVATION(nf_op_hardtanh, "hardtanh", "x clamped to [min_val, max_val]", hardtanh_attrs, hardtanh_infer,
+                 hardtanh_forward, hardtanh_backward);
 
 const nf_op nf_op_silu = {
     .name = "silu", .summary = "x sigmoid(x) (swish)", .min_inputs = 1, .max_inputs = 1,

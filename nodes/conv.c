@@ -54,13 +54,20 @@ static const nf_attr_spec conv2d_attrs[] = {
 
 typedef nf_conv_geom geom;
 
+/* A weight of at most 2^34 floats, as linear's and embedding's. */
+#define MAX_WEIGHT_FLOATS ((int64_t)1 << 34)
+
 static int64_t side(const double *attr, int which)
 {
     return attr[which] >= 0 ? (int64_t)attr[which] : (int64_t)attr[PADDING];
 }
 
 /* The geometry of a node, from its attributes and input shape; `is1d`
- * reads [C, L] as [C, 1, L]. Returns 0 and a reason when it does not fit. */
+ * reads [C, L] as [C, 1, L]. Returns 0 and a reason when it does not fit.
+ * Attributes are at most 2^20, input axes and kernel sizes at most 2^31,
+ * so spans (dil (k - 1) + 1 <= 2^47) and padded sizes cannot overflow;
+ * ckk and hw are products of three and two of them (a kernel given as one
+ * size is square: kh kw up to 2^62), so they are checked: -1 past 2^62. */
 static int make_geom(const double *attr, const nf_shape *kernel, const nf_shape *in, int is1d, geom *g,
                      const char **why)
 {
@@ -96,17 +103,76 @@ static int make_geom(const double *attr, const nf_shape *kernel, const nf_shape 
     }
     g->oh = (g->h + g->pt + g->pb - span_h) / g->stride + 1;
     g->ow = (g->w + g->pl + g->pr - span_w) / g->stride + 1;
-    g->ckk = g->c / g->groups * g->kh * g->kw;
-    g->hw = g->oh * g->ow;
+    g->ckk = nf_mul3_checked(g->c / g->groups, g->kh, g->kw);
+    g->hw = nf_mul_checked(g->oh, g->ow);
     g->direct = g->kh == 1 && g->kw == 1 && g->stride == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
     return 1;
 }
 
-/* Samples per chunk: as many as fit the chunk's floats of columns. */
+/* Samples per chunk: as many as fit the chunk's floats of columns. The
+ * columns of a sample (ckk hw) are at most 2^31 floats and at least 1,
+ * as the shape rule checked. */
 static int64_t chunk_samples(const geom *g)
 {
     int64_t per = g->ckk * g->hw, limit = g->o / g->groups < FEW_OUTPUTS ? CACHED_CHUNK_FLOATS : LARGE_CHUNK_FLOATS;
     return per >= limit ? 1 : limit / per;
+}
+
+/* Attributes that do not go with the others: pad_top and pad_bottom on a
+ * conv1d (PyTorch's Conv1d pads its one axis), and explicit padding with
+ * same=true (PyTorch's padding is either 'same' or sizes). */
+static nf_status check_padding_attrs(nf_infer *ctx, int is1d)
+{
+    static const int sides[] = {PADDING, PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT};
+    unsigned given = ctx->node->attr_set;
+    for (int i = 0; i < NF_COUNT(sides); i++) {
+        int a = sides[i];
+        if (!(given & (1u << a)))
+            continue;
+        if (is1d && (a == PAD_TOP || a == PAD_BOTTOM))
+            return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT,
+                                 "attribute '%s' is for conv2d; conv1d pads with padding, pad_left and pad_right",
+                                 conv2d_attrs[a].name);
+        if (ctx->attr[SAME] != 0)
+            return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT,
+                                 "attribute '%s' and same=true both set the padding; give one of them",
+                                 conv2d_attrs[a].name);
+    }
+    return NF_OK;
+}
+
+/* Scratch floats: a chunk's columns, their gradient and Y (or dY), that
+ * is 2 ckk + O floats per output position of the chunk; -1 past 2^62. */
+static int64_t workspace_floats(const geom *g)
+{
+    int64_t positions = nf_mul_checked(chunk_samples(g), g->hw);
+    return nf_add_checked(nf_mul_checked(positions, nf_add_checked(2 * g->ckk, g->o)), 64);
+}
+
+/* The sizes that grow with the input and the kernel, each checked before
+ * it is used: the weight [O, C/G, kh, kw], the output [O, OH, OW], the
+ * columns of a sample (C kh kw rows by OH OW, kept for backward: in
+ * training, the columns of the whole batch are kept from forward) and the
+ * scratch area. Sets saved_per_sample and workspace. */
+static nf_status set_sizes(nf_infer *ctx, const geom *g, const nf_shape *wshape)
+{
+    char s[64];
+    int64_t weight = nf_mul_checked(g->o, g->ckk);
+    if (weight < 0 || weight > MAX_WEIGHT_FLOATS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "weight %s is too large", nf_shape_format(wshape, s, sizeof s));
+    int64_t out = nf_mul_checked(g->o, g->hw);
+    if (out < 0 || out > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
+    int64_t cols = nf_mul3_checked(g->groups, g->ckk, g->hw);
+    if (cols < 0 || cols > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE,
+                             "its columns (kernel taps x output positions) would have more than 2^31 floats per sample");
+    int64_t scratch = workspace_floats(g); /* needs ckk hw checked: chunk_samples divides by it */
+    if (scratch < 0 || scratch > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its scratch space would have more than 2^31 floats");
+    ctx->saved_per_sample = cols;
+    ctx->workspace = scratch;
+    return NF_OK;
 }
 
 static nf_status conv_infer_common(nf_infer *ctx, int is1d)
@@ -119,25 +185,26 @@ static nf_status conv_infer_common(nf_infer *ctx, int is1d)
                              is1d ? "[channels, length]" : "[channels, height, width]");
     if (kernel->rank < 1 || kernel->rank > (is1d ? 1 : 2))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "kernel must be %s", is1d ? "one size" : "3 or 3x5");
+    nf_status st = check_padding_attrs(ctx, is1d);
+    if (st != NF_OK)
+        return st;
     geom g;
     const char *why = "";
     if (!make_geom(ctx->attr, kernel, in, is1d, &g, &why))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "%s (input %s)", why, nf_shape_format(in, s, sizeof s));
-    ctx->out = is1d ? (nf_shape){2, {g.o, g.ow}} : (nf_shape){3, {g.o, g.oh, g.ow}};
-    int64_t fan_in = g.ckk, fan_out = g.o / g.groups * g.kh * g.kw;
     nf_shape wshape = is1d ? (nf_shape){3, {g.o, g.c / g.groups, g.kw}}
                            : (nf_shape){4, {g.o, g.c / g.groups, g.kh, g.kw}};
+    if ((st = set_sizes(ctx, &g, &wshape)) != NF_OK)
+        return st;
+    ctx->out = is1d ? (nf_shape){2, {g.o, g.ow}} : (nf_shape){3, {g.o, g.oh, g.ow}};
+    /* fan_out = O/G kh kw is at most the weight's size, checked above */
+    int64_t fan_in = g.ckk, fan_out = g.o / g.groups * g.kh * g.kw;
     ctx->params[0] = (nf_param_spec){"weight", wshape, (nf_init)ctx->attr[WEIGHT_INIT], 0, fan_in, fan_out, 0};
     ctx->n_params = 1;
     if (ctx->attr[BIAS] != 0) {
         ctx->params[1] = (nf_param_spec){"bias", {1, {g.o}}, (nf_init)ctx->attr[BIAS_INIT], 0, fan_in, fan_out, 0};
         ctx->n_params = 2;
     }
-    /* a chunk's columns, their gradient and Y (or dY); in training, the
-     * columns of the whole batch are kept from forward for backward */
-    int64_t chunk = chunk_samples(&g);
-    ctx->workspace = chunk * g.hw * (2 * g.ckk + g.o) + 64;
-    ctx->saved_per_sample = g.groups * g.ckk * g.hw;
     return NF_OK;
 }
 
@@ -335,13 +402,14 @@ static void conv_backward(const nf_exec *e)
     }
 }
 
-/* 2 (C/G kh kw) multiply-adds per output element, plus the bias */
+/* 2 (C/G kh kw) multiply-adds per output element, plus the bias (in
+ * double: a kernel given as one size is square, kh kw up to 2^62) */
 static double conv_flops(const nf_node *node)
 {
-    int64_t kk = node->dims.rank == 2 ? node->dims.dim[0] * node->dims.dim[1]
-                 : node->inputs[0]->shape.rank == 3 ? node->dims.dim[0] * node->dims.dim[0]
-                                                      : node->dims.dim[0];
-    double per_out = 2.0 * (double)(node->inputs[0]->shape.dim[0] / (int64_t)node->attr[GROUPS] * kk);
+    const nf_shape *k = &node->dims;
+    double kh = (double)k->dim[0], kw = (double)(k->rank == 2 ? k->dim[1] : k->dim[0]);
+    double kk = k->rank == 2 || node->inputs[0]->shape.rank == 3 ? kh * kw : kh;
+    double per_out = 2.0 * (double)(node->inputs[0]->shape.dim[0] / (int64_t)node->attr[GROUPS]) * kk;
     return (double)nf_shape_size(&node->shape) * (per_out + (node->attr[BIAS] != 0));
 }
 

@@ -30,8 +30,9 @@ static nf_status ids_infer(nf_infer *ctx, int64_t size)
     const nf_shape *ids = ctx->in[0];
     if (ids->rank >= NF_MAX_RANK)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' has too many axes", ctx->in_name[0]);
-    if (nf_mul_checked(nf_shape_size(ids), size) < 0)
-        return nf_infer_fail(ctx, NF_ERR_SHAPE, "output too large");
+    int64_t out = nf_mul_checked(nf_shape_size(ids), size);
+    if (out < 0 || out > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
     ctx->out = *ids;
     ctx->out.dim[ctx->out.rank++] = size;
     ctx->nondiff_inputs = 1u; /* ids get no gradient */
@@ -44,7 +45,8 @@ static nf_status embedding_infer(nf_infer *ctx)
     nf_status st = ids_infer(ctx, dim);
     if (st != NF_OK)
         return st;
-    if (nf_mul_checked(num, dim) < 0 || num * dim > ((int64_t)1 << 34))
+    int64_t table = nf_mul_checked(num, dim);
+    if (table < 0 || table > ((int64_t)1 << 34))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "table [%lld, %lld] is too large", (long long)num, (long long)dim);
     ctx->params[0] = (nf_param_spec){"weight", {2, {num, dim}}, (nf_init)ctx->attr[EMB_INIT],
                                      ctx->attr[EMB_VALUE], num, dim, 0};

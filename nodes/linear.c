@@ -30,7 +30,8 @@ static nf_status linear_infer(nf_infer *ctx)
     if (want && want != in)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' has %lld features, weight expects %lld",
                              ctx->in_name[0], (long long)in, (long long)want);
-    if (nf_mul_checked(in, out) < 0 || in * out > ((int64_t)1 << 34))
+    int64_t weight = nf_mul_checked(in, out);
+    if (weight < 0 || weight > ((int64_t)1 << 34))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "weight [%lld, %lld] is too large", (long long)out, (long long)in);
     ctx->out = *x;
     ctx->out.dim[x->rank - 1] = out;
@@ -119,10 +120,11 @@ static nf_status matmul_infer(nf_infer *ctx)
     return NF_OK;
 }
 
-/* per sample: a is (M, K), b is (K, N), c = a b is (M, N) */
+/* per sample: a is (M, K), b is (K, N), c = a b is (M, N); each axis may
+ * be 2^31 (past int), each product is at most 2^31 (validated) */
 static void matmul_forward(const nf_exec *e)
 {
-    int m = (int)e->in_shape[0]->dim[0], k = (int)e->in_shape[0]->dim[1], n = (int)e->in_shape[1]->dim[1];
+    int64_t m = e->in_shape[0]->dim[0], k = e->in_shape[0]->dim[1], n = e->in_shape[1]->dim[1];
     for (int64_t s = 0; s < e->batch; s++)
         e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, m, n, k, 1.0f, e->in[0] + s * m * k, k,
                     e->in[1] + s * k * n, n, 0.0f, e->out + s * m * n, n);
@@ -131,7 +133,7 @@ static void matmul_forward(const nf_exec *e)
 /* da += dc b^T, db += a^T dc */
 static void matmul_backward(const nf_exec *e)
 {
-    int m = (int)e->in_shape[0]->dim[0], k = (int)e->in_shape[0]->dim[1], n = (int)e->in_shape[1]->dim[1];
+    int64_t m = e->in_shape[0]->dim[0], k = e->in_shape[0]->dim[1], n = e->in_shape[1]->dim[1];
     for (int64_t s = 0; s < e->batch; s++) {
         const float *dc = e->out_grad + s * m * n;
         if (e->in_grad[0])

@@ -209,8 +209,12 @@ struct nf_param {
 nf_status nf_fail(nf_error *err, nf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Shape-checked multiply: a * b, or -1 on overflow past 2^62. */
+/* Size arithmetic on counts read from input: each returns -1 when an
+ * operand is negative (an earlier failure) or the result would pass 2^62,
+ * so a chain of them needs one check at its end. */
 int64_t nf_mul_checked(int64_t a, int64_t b);
+int64_t nf_add_checked(int64_t a, int64_t b);
+int64_t nf_mul3_checked(int64_t a, int64_t b, int64_t c);
 
 /* The registry (nodes/registry.c). */
 const nf_op *nf_op_find(const char *name);

@@ -23,7 +23,8 @@ static const nf_attr_spec pool_attrs[] = {
 
 typedef nf_pool_geom pgeom;
 
-/* PyTorch's pooling_output_shape for one axis. */
+/* PyTorch's pooling_output_shape for one axis. in <= 2^31 and 2 p <= k
+ * (checked first), so span is in [0, in] and nothing here can overflow. */
 static int64_t pooled(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode)
 {
     int64_t span = in + 2 * p - k;
@@ -33,6 +34,7 @@ static int64_t pooled(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode
     return out;
 }
 
+/* Stride 0 (the default) is the kernel size, so strides are at least 1. */
 static int make_pgeom(const double *attr, const nf_shape *k, const nf_shape *in, int is1d, pgeom *g, const char **why)
 {
     g->c = in->dim[0];
@@ -58,6 +60,16 @@ static int make_pgeom(const double *attr, const nf_shape *k, const nf_shape *in,
     return 1;
 }
 
+/* include_pad on max pooling: PyTorch's MaxPool has no count_include_pad
+ * (there is no divisor), so it is refused rather than ignored. */
+static nf_status check_max_attrs(nf_infer *ctx)
+{
+    if (ctx->node->attr_set & (1u << INCLUDE_PAD))
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT,
+                             "attribute 'include_pad' is for average pooling; max pooling has no divisor");
+    return NF_OK;
+}
+
 static nf_status pool_infer_common(nf_infer *ctx, int is1d, int max)
 {
     const nf_shape *in = ctx->in[0];
@@ -66,15 +78,23 @@ static nf_status pool_infer_common(nf_infer *ctx, int is1d, int max)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; it needs %s per sample and a %s kernel",
                              ctx->in_name[0], nf_shape_format(in, s, sizeof s),
                              is1d ? "[channels, length]" : "[channels, height, width]", is1d ? "1-D" : "1-D or 2-D");
+    nf_status st = max ? check_max_attrs(ctx) : NF_OK;
+    if (st != NF_OK)
+        return st;
     pgeom g;
     const char *why = "";
     if (!make_pgeom(ctx->attr, ctx->dims, in, is1d, &g, &why))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "%s (input %s)", why, nf_shape_format(in, s, sizeof s));
+    /* with padding (and ceil_mode) an axis can grow by one: the output
+     * can pass 2^31 where the input did not */
+    int64_t out = nf_mul3_checked(g.c, g.oh, g.ow);
+    if (out < 0 || out > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
     ctx->out = is1d ? (nf_shape){2, {g.c, g.ow}} : (nf_shape){3, {g.c, g.oh, g.ow}};
     if (max && g.h * g.w > (1 << 24))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "planes of more than 2^24 positions are not supported");
     if (max)
-        ctx->saved_per_sample = g.c * g.oh * g.ow; /* arg-max positions (floats: exact below 2^24) */
+        ctx->saved_per_sample = out; /* arg-max positions (floats: exact below 2^24) */
     return NF_OK;
 }
 
@@ -134,12 +154,14 @@ static void avgpool_backward(const nf_exec *e)
         e->kernels->avg_plane_backward(&g, e->out_grad + p * out, e->in_grad[0] + p * in, include_pad);
 }
 
+/* one operation per window tap (in double: a kernel given as one size is
+ * square, kh kw up to 2^62) */
 static double pool_flops(const nf_node *node)
 {
-    int64_t k = node->dims.rank == 2 ? node->dims.dim[0] * node->dims.dim[1]
-                : node->inputs[0]->shape.rank == 3 ? node->dims.dim[0] * node->dims.dim[0]
-                                                     : node->dims.dim[0];
-    return (double)nf_shape_size(&node->shape) * (double)k;
+    const nf_shape *k = &node->dims;
+    double kh = (double)k->dim[0], kw = (double)(k->rank == 2 ? k->dim[1] : k->dim[0]);
+    double kk = k->rank == 2 || node->inputs[0]->shape.rank == 3 ? kh * kw : kh;
+    return (double)nf_shape_size(&node->shape) * kk;
 }
 
 #define POOL_OP(var, nm, summary_text, infer_fn, fwd, bwd, extra_flags)                   \

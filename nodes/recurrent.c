@@ -62,10 +62,13 @@ typedef struct regions {
     float *act, *aux, *hprev, *h0, *c0, *sh, *sc, *dh, *dc, *hot, *ah, *one_hot;
 } regions;
 
+/* Floats per row of the saved buffer above, or -1 past 2^62: T (up to
+ * 2^31, from the input) steps of fewer than 2^20 floats each, checked. */
 static int64_t saved_per_sample(int64_t t, int64_t h, int64_t gates)
 {
-    int64_t gru_extra = gates == 3 * h ? t * gates : 0;
-    return t * (gates + 2 * h + 1) + 6 * h + gru_extra;
+    int64_t gru_extra = gates == 3 * h ? nf_mul_checked(t, gates) : 0;
+    int64_t steps = nf_mul_checked(t, gates + 2 * h + 1);
+    return nf_add_checked(nf_add_checked(steps, 6 * h), gru_extra);
 }
 
 /* One-hot input rows are handled as a lookup of W_ih's columns, through a
@@ -97,8 +100,10 @@ static nf_status recurrent_infer(nf_infer *ctx, int n_gates)
     if (x->rank != 2)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; %s needs [steps, features] per sample",
                              ctx->in_name[0], nf_shape_format(x, s, sizeof s), ctx->node->op->name);
+    /* H <= 2^16 and in <= 2^24: gates (2^18) and in gates (2^42) are safe */
     int64_t t = x->dim[0], in = x->dim[1], h = (int64_t)ctx->attr[HIDDEN], gates = n_gates * h;
-    if (in > ((int64_t)1 << 24) || nf_mul_checked(t, saved_per_sample(1, h, gates)) < 0)
+    int64_t saved = saved_per_sample(t, h, gates);
+    if (in > ((int64_t)1 << 24) || saved < 0 || saved > NF_MAX_SAMPLE_ELEMENTS)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' (%s) is too large", ctx->in_name[0],
                              nf_shape_format(x, s, sizeof s));
     ctx->out = (nf_shape){2, {t, h}};
@@ -113,7 +118,7 @@ static nf_status recurrent_infer(nf_infer *ctx, int n_gates)
         ctx->params[3] = (nf_param_spec){"bias_hh_l0", {1, {gates}}, bi, 0, h, gates, 0};
         ctx->n_params = 4;
     }
-    ctx->saved_per_sample = saved_per_sample(t, h, gates);
+    ctx->saved_per_sample = saved;
     ctx->state_per_sample = 2 * h; /* sh and sc */
     ctx->saved_fixed = 1;
     if (in * gates <= ONE_HOT_WORKSPACE_MAX)

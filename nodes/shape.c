@@ -37,9 +37,9 @@ static nf_status flatten_infer(nf_infer *ctx)
                              ctx->in_name[0]);
     ctx->out = *in;
     ctx->out.rank = start + 1;
-    int64_t tail = 1;
+    int64_t tail = 1; /* a part of the input's size: at most 2^31 */
     for (int i = start; i < in->rank; i++)
-        tail *= in->dim[i];
+        tail = nf_mul_checked(tail, in->dim[i]);
     ctx->out.dim[start] = tail;
     return NF_OK;
 }
@@ -118,8 +118,14 @@ static nf_status concat_infer(nf_infer *ctx)
                                  nf_shape_format(first, a, sizeof a), ctx->in_name[i], nf_shape_format(s, b, sizeof b),
                                  axis);
         }
-        ctx->out.dim[axis] += s->dim[axis];
+        ctx->out.dim[axis] = nf_add_checked(ctx->out.dim[axis], s->dim[axis]);
     }
+    /* up to 8 parts of up to 2^31 each: the output may pass 2^31 */
+    int64_t size = 1;
+    for (int d = 0; d < ctx->out.rank; d++)
+        size = nf_mul_checked(size, ctx->out.dim[d]);
+    if (size < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
     return NF_OK;
 }
 

@@ -13,11 +13,11 @@
 
 static const nf_hparam adam_hparams[] = {
     [ADAM_LR] = {"lr", 1e-3, 0, 1e6, "learning rate"},
-    [ADAM_BETA1] = {"beta1", 0.9, 0, 1, "decay of the first moment"},
-    [ADAM_BETA2] = {"beta2", 0.999, 0, 1, "decay of the second moment"},
+    [ADAM_BETA1] = {"beta1", 0.9, 0, 1, "decay of the first moment", NF_HPARAM_BELOW_MAX},
+    [ADAM_BETA2] = {"beta2", 0.999, 0, 1, "decay of the second moment", NF_HPARAM_BELOW_MAX},
     [ADAM_EPS] = {"eps", 1e-8, 0, 1, "added to the denominator"},
     [ADAM_WEIGHT_DECAY] = {"weight_decay", 0, 0, 1e6, "L2 penalty added to the gradient"},
-    [ADAM_AMSGRAD] = {"amsgrad", 0, 0, 1, "1: use the maximum of past second moments"},
+    [ADAM_AMSGRAD] = {"amsgrad", 0, 0, 1, "1: use the maximum of past second moments", NF_HPARAM_FLAG},
 };
 
 /* state: m[n], v[n], vmax[n] */

@@ -52,10 +52,21 @@ nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "optimizer '%s' has no hyper-parameter '%s'", type->name,
                        key);
     const nf_hparam *hp = &type->hparams[i];
-    if (!isfinite(value) || value < hp->min || value > hp->max)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s %s = %g is outside [%g, %g]", type->name, key, value,
-                       hp->min, hp->max);
+    if (hp->kind == NF_HPARAM_FLAG && value != 0 && value != 1)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s %s = %g: it is a switch, 0 (false) or 1 (true)", type->name,
+                       key, value);
+    if (!isfinite(value) || value < hp->min || value > hp->max || (hp->kind == NF_HPARAM_BELOW_MAX && value == hp->max))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s %s = %g is outside [%g, %g%s", type->name, key, value,
+                       hp->min, hp->max, hp->kind == NF_HPARAM_BELOW_MAX ? ")" : "]");
     return NF_OK;
+}
+
+nf_status nf_optimizer_type_check_all(const nf_optimizer_type *type, const double *h, const char **blame,
+                                      nf_error *err)
+{
+    *blame = NULL;
+    const char *fault = type->check ? type->check(h, blame) : NULL;
+    return fault ? nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s: %s", type->name, fault) : NF_OK;
 }
 
 nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf_error *err)

@@ -15,10 +15,18 @@
 
 #define NF_MAX_HPARAMS 8
 
+/* How a hyper-parameter's value is bounded besides [min, max]. */
+enum nf_hparam_kind {
+    NF_HPARAM_REAL = 0,     /* any value in [min, max] */
+    NF_HPARAM_BELOW_MAX,    /* [min, max): a decay rate that must stay below 1 */
+    NF_HPARAM_FLAG          /* 0 or 1 */
+};
+
 typedef struct nf_hparam {
     const char *name;
     double def, min, max;
     const char *doc;
+    int kind;               /* enum nf_hparam_kind */
 } nf_hparam;
 
 /* One parameter tensor's slice of an update. */
@@ -37,6 +45,10 @@ typedef struct nf_optimizer_type {
     int n_hparams;
     int state_per_float;
     void (*update)(const nf_update *u);
+    /* Settings that make no sense together (NULL: none): given every
+     * hyper-parameter's value, the fault, naming in *blame the setting to
+     * point at, or NULL. */
+    const char *(*check)(const double *h, const char **blame);
 } nf_optimizer_type;
 
 extern const nf_optimizer_type nf_optimizer_sgd, nf_optimizer_adagrad, nf_optimizer_rmsprop, nf_optimizer_adam,
@@ -49,6 +61,10 @@ nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key
 /* The same for every key nf_optimizer_set takes (lr_mult.NODE, decay_1d,
  * accumulate besides the type's own). */
 nf_status nf_optimizer_key_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err);
+/* Checks a whole set of values (every hyper-parameter of `type`, in its
+ * order) with the type's own rule; *blame names the setting at fault. */
+nf_status nf_optimizer_type_check_all(const nf_optimizer_type *type, const double *h, const char **blame,
+                                      nf_error *err);
 /* Index of hyper-parameter `key` of `type`, or -1. */
 int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key);
 

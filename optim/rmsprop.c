@@ -20,7 +20,7 @@ static const nf_hparam rmsprop_hparams[] = {
     [EPS] = {"eps", 1e-8, 0, 1, "added to the denominator"},
     [WEIGHT_DECAY] = {"weight_decay", 0, 0, 1e6, "L2 penalty added to the gradient"},
     [MOMENTUM] = {"momentum", 0, 0, 1e6, "momentum factor (0: none)"},
-    [CENTERED] = {"centered", 0, 0, 1, "1: normalise by the gradient's variance"},
+    [CENTERED] = {"centered", 0, 0, 1, "1: normalise by the gradient's variance", NF_HPARAM_FLAG},
 };
 
 /* state: v[n], a[n] (centered), b[n] (momentum) */

@@ -255,12 +255,11 @@ nf_status nf_schedule_load_state(nf_schedule *s, const nf_record *r, int apply, 
                        saved ? "with" : "without");
     if (!s)
         return NF_OK;
-    long long t, bad, cooldown;
+    int64_t t, bad, cooldown;
     double plateau_lr, best;
-    char tail;
-    if (sscanf(text, "%lld %lld %lld %lf %lf %c", &t, &bad, &cooldown, &plateau_lr, &best, &tail) != 5 || t < 0 ||
-        t > NF_MAX_COUNT || bad < 0 || bad > NF_MAX_COUNT || cooldown < 0 || cooldown > NF_MAX_COUNT ||
-        !(plateau_lr >= 0) || isnan(best))
+    const char *p = text;
+    if (!nf_scan_count(&p, &t) || !nf_scan_count(&p, &bad) || !nf_scan_count(&p, &cooldown) ||
+        !nf_scan_real(&p, &plateau_lr) || !nf_scan_real(&p, &best) || *p || !(plateau_lr >= 0 && plateau_lr <= 1e6))
         return nf_fail(err, NF_ERR_FORMAT, "malformed schedule state '%s'", text);
     double lr0 = s->lr0; /* checkpoints before schedule_lr0 keep the base rate given */
     if (nf_record_text(r, "schedule_lr0") &&

@@ -17,7 +17,7 @@ static const nf_hparam sgd_hparams[] = {
     [MOMENTUM] = {"momentum", 0, 0, 1e6, "momentum factor (0: none)"},
     [DAMPENING] = {"dampening", 0, 0, 1, "dampening of the momentum"},
     [WEIGHT_DECAY] = {"weight_decay", 0, 0, 1e6, "L2 penalty added to the gradient"},
-    [NESTEROV] = {"nesterov", 0, 0, 1, "1: Nesterov momentum"},
+    [NESTEROV] = {"nesterov", 0, 0, 1, "1: Nesterov momentum", NF_HPARAM_FLAG},
 };
 
 /* The update of n contiguous floats. */
@@ -51,10 +51,23 @@ static void sgd_update(const nf_update *u)
     }
 }
 
+/* PyTorch's rule: Nesterov momentum needs a momentum and no dampening. */
+static const char *sgd_check(const double *h, const char **blame)
+{
+    *blame = "nesterov";
+    if (h[NESTEROV] != 0 && h[MOMENTUM] <= 0)
+        return "nesterov needs a momentum above 0";
+    if (h[NESTEROV] != 0 && h[DAMPENING] != 0)
+        return "nesterov needs dampening 0";
+    *blame = NULL;
+    return NULL;
+}
+
 const nf_optimizer_type nf_optimizer_sgd = {
     .name = "sgd",
     .hparams = sgd_hparams,
     .n_hparams = sizeof sgd_hparams / sizeof sgd_hparams[0],
     .state_per_float = 1,
     .update = sgd_update,
+    .check = sgd_check,
 };

@@ -38,6 +38,10 @@ int cli_load_model(const char *path, nf_graph **g, nf_train_config *train);
 /* The forms of data spec (the library's table), for help texts. */
 void cli_print_specs(FILE *out);
 
+/* A number for JSON output: "%.6g" in buf, or "null" when it is NaN or
+ * infinite (JSON has neither). */
+const char *cli_json_number(char *buf, size_t size, double v);
+
 /* A monotonic clock in seconds. */
 double cli_now(void);
 

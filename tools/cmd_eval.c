@@ -9,7 +9,7 @@
 typedef struct eval_options {
     const char *model, *weights, *data, *input, *output;
     long long batch, threads;
-    int json, allow_extra;
+    int json, allow_extra, allow_nonfinite;
 } eval_options;
 
 static int takes_value(const char *name)
@@ -47,6 +47,8 @@ static int parse_options(int argc, char **argv, const char *command, const char 
             o->json = 1;
         } else if (!strcmp(flag, "--allow-extra") && !v) {
             o->allow_extra = 1;
+        } else if (!strcmp(flag, "--allow-nonfinite") && !v) {
+            o->allow_nonfinite = 1;
         } else if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch)) {
         } else if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads)) {
         } else {
@@ -79,8 +81,8 @@ static int open_session(const eval_options *o, session *s)
     int rc = cli_load_model(o->model, &s->g, NULL);
     if (rc != EXIT_OK)
         return rc;
-    if (nf_weights_load(s->g, o->weights, o->allow_extra ? NF_WEIGHTS_ALLOW_EXTRA : NF_WEIGHTS_STRICT, &err) !=
-            NF_OK ||
+    unsigned flags = (o->allow_extra ? NF_WEIGHTS_ALLOW_EXTRA : 0) | (o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0);
+    if (nf_weights_load(s->g, o->weights, flags, &err) != NF_OK ||
         nf_binding_find(s->g, &s->bind, &err) != NF_OK ||
         nf_plan_compile(s->g, o->batch, NF_PLAN_INFERENCE | NF_PLAN_KEEP_VALUES, &s->plan, &err) != NF_OK)
         return cli_fail(&err);
@@ -154,9 +156,10 @@ static void classification_report(const nf_dataset *ds, const float *scores, int
         correct += best == label;
     }
     double accuracy = (double)correct / (double)ds->count, macro_f1 = 0;
+    char n1[32], n2[32], n3[32], n4[32];
     if (json)
-        printf("{\"samples\": %lld, \"loss\": %.6f, \"accuracy\": %.6f, \"classes\": [", (long long)ds->count, loss,
-               accuracy);
+        printf("{\"samples\": %lld, \"loss\": %s, \"accuracy\": %s, \"classes\": [", (long long)ds->count,
+               cli_json_number(n1, sizeof n1, loss), cli_json_number(n2, sizeof n2, accuracy));
     else
         printf("samples %lld  loss %.4f  accuracy %.2f%%\n\nclass  precision  recall      f1  support\n",
                (long long)ds->count, loss, 100 * accuracy);
@@ -170,13 +173,14 @@ static void classification_report(const nf_dataset *ds, const float *scores, int
         double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0;
         macro_f1 += f1 / (double)classes;
         if (json)
-            printf("%s{\"class\": %lld, \"precision\": %.6f, \"recall\": %.6f, \"f1\": %.6f, \"support\": %lld}",
-                   c ? ", " : "", (long long)c, p, r, f1, (long long)actual);
+            printf("%s{\"class\": %lld, \"precision\": %s, \"recall\": %s, \"f1\": %s, \"support\": %lld}",
+                   c ? ", " : "", (long long)c, cli_json_number(n1, sizeof n1, p), cli_json_number(n2, sizeof n2, r),
+                   cli_json_number(n3, sizeof n3, f1), (long long)actual);
         else
             printf("%5lld  %9.4f  %6.4f  %6.4f  %7lld\n", (long long)c, p, r, f1, (long long)actual);
     }
     if (json) {
-        printf("], \"macro_f1\": %.6f, \"confusion\": [", macro_f1);
+        printf("], \"macro_f1\": %s, \"confusion\": [", cli_json_number(n4, sizeof n4, macro_f1));
         for (int64_t a = 0; a < classes; a++) {
             printf("%s[", a ? ", " : "");
             for (int64_t b = 0; b < classes; b++)
@@ -212,9 +216,11 @@ static void regression_report(const nf_dataset *ds, const float *pred, int64_t n
         tot += (ds->y[i] - mean) * (ds->y[i] - mean);
     }
     double r2 = tot > 0 ? 1 - se / tot : 0;
+    char a[32], b[32], c[32], d[32];
     if (json)
-        printf("{\"samples\": %lld, \"loss\": %.6f, \"mse\": %.6g, \"mae\": %.6g, \"r2\": %.6f}\n", (long long)ds->count,
-               loss, se / (double)n, ae / (double)n, r2);
+        printf("{\"samples\": %lld, \"loss\": %s, \"mse\": %s, \"mae\": %s, \"r2\": %s}\n", (long long)ds->count,
+               cli_json_number(a, sizeof a, loss), cli_json_number(b, sizeof b, se / (double)n),
+               cli_json_number(c, sizeof c, ae / (double)n), cli_json_number(d, sizeof d, r2));
     else
         printf("samples %lld  loss %.4f  MSE %.6g  MAE %.6g  R^2 %.4f\n", (long long)ds->count, loss, se / (double)n,
                ae / (double)n, r2);
@@ -240,11 +246,15 @@ static int binary_scores(const session *s, int64_t count, float **scores)
 }
 
 static const char eval_help[] =
-    "usage: nodeflow eval MODEL.nfg --weights W --data SPEC [--json] [--batch N] [--threads N] [--allow-extra]\n\n"
+    "usage: nodeflow eval MODEL.nfg --weights W --data SPEC [--json] [--batch N] [--threads N] [--allow-extra]\n"
+    "                      [--allow-nonfinite]\n\n"
     "Loss and, for classifiers (one score per class and class-index labels, or one\n"
     "logit or probability per sample and 0/1 labels), accuracy,\n"
     "per-class precision, recall and F1 and the confusion matrix; for other\n"
-    "outputs MSE, MAE and R^2. --json prints one JSON object instead.\n";
+    "outputs MSE, MAE and R^2. --json prints one JSON object instead (a number\n"
+    "that is not finite is null there). Weights must be finite float32 values\n"
+    "unless --allow-nonfinite; tensors the model lacks are refused unless\n"
+    "--allow-extra.\n";
 
 int cmd_eval(int argc, char **argv)
 {
@@ -329,8 +339,27 @@ static int write_csv(FILE *f, const float *data, int64_t rows, int64_t cols)
     return ferror(f) ? EXIT_RUNTIME : EXIT_OK;
 }
 
+/* The CSV to a file, written whole or not at all (nf_file_write). */
+static int save_csv(const char *path, const float *data, int64_t rows, int64_t cols)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int rc = f ? write_csv(f, data, rows, cols) : EXIT_RUNTIME;
+    if (f && fclose(f) != 0)
+        rc = EXIT_RUNTIME;
+    nf_error err;
+    if (rc != EXIT_OK)
+        fprintf(stderr, "nodeflow: out of memory formatting the output\n");
+    else if (nf_file_write(path, text, len, &err) != NF_OK)
+        rc = cli_fail(&err);
+    free(text);
+    return rc;
+}
+
 static const char infer_help[] =
-    "usage: nodeflow infer MODEL.nfg --weights W --input FILE [--output FILE] [--batch N] [--threads N]\n\n"
+    "usage: nodeflow infer MODEL.nfg --weights W --input FILE [--output FILE] [--batch N] [--threads N]\n"
+    "                       [--allow-extra] [--allow-nonfinite]\n\n"
     "Runs the model on every row of FILE (.npy, or CSV of features; '-' reads CSV\n"
     "from standard input) and writes the model's output (its first output node)\n"
     "per row: CSV on standard output, or to --output (.npy or .csv by name).\n";
@@ -347,6 +376,8 @@ int cmd_infer(int argc, char **argv)
     int64_t size = 0;
     double loss;
     nf_error err;
+    if (o.output && nf_output_path_check(o.output, &err) != NF_OK)
+        return cli_fail(&err);
     rc = open_session(&o, &s);
     if (rc == EXIT_OK)
         rc = read_input(o.input, &ds);
@@ -357,12 +388,7 @@ int cmd_infer(int argc, char **argv)
         if (nf_npy_write(o.output, scores, &shape, &err) != NF_OK)
             rc = cli_fail(&err);
     } else if (rc == EXIT_OK && o.output) {
-        FILE *f = fopen(o.output, "w");
-        rc = f ? write_csv(f, scores, ds->count, size) : EXIT_RUNTIME;
-        if (!f || fclose(f) != 0 || rc != EXIT_OK) {
-            fprintf(stderr, "nodeflow: %s: cannot write the output\n", o.output);
-            rc = EXIT_RUNTIME;
-        }
+        rc = save_csv(o.output, scores, ds->count, size);
     } else if (rc == EXIT_OK) {
         rc = write_csv(stdout, scores, ds->count, size);
     }

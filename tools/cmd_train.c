@@ -1,6 +1,8 @@
 /* nodeflow train: trains a model file on a dataset, with validation,
  * progress, a CSV log, checkpoints, resuming and clean interruption. */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -172,6 +174,29 @@ static int parse_options(int argc, char **argv, train_options *o)
     return EXIT_OK;
 }
 
+/* Every file the run will write can be written, and no two of them (or
+ * the checkpoint it resumes from and the weights) are the same file:
+ * checked before any training that a bad path would waste. */
+static int check_outputs(const train_options *o)
+{
+    const char *flags[] = {"--out", "--checkpoint", "--log"};
+    const char *paths[] = {o->out, o->checkpoint, o->log};
+    nf_error err;
+    for (int i = 0; i < 3; i++) {
+        if (paths[i] && nf_output_path_check(paths[i], &err) != NF_OK)
+            return cli_usage("train", "%s %s", flags[i], err.message);
+        for (int j = 0; j < i; j++)
+            if (paths[i] && paths[j] && nf_paths_same_file(paths[i], paths[j]))
+                return cli_usage("train", "%s and %s name the same file (%s); give each its own", flags[j], flags[i],
+                                 paths[i]);
+    }
+    if (o->resume && o->out && nf_paths_same_file(o->resume, o->out))
+        return cli_usage("train", "--out would overwrite the checkpoint given to --resume (%s)", o->out);
+    if (o->resume && o->log && nf_paths_same_file(o->resume, o->log))
+        return cli_usage("train", "--log would write into the checkpoint given to --resume (%s)", o->log);
+    return EXIT_OK;
+}
+
 /* ---- progress -------------------------------------------------------- */
 
 typedef struct progress_view {
@@ -214,13 +239,31 @@ typedef struct run {
     nf_graph *g;
     nf_session *session;
     FILE *log;
+    int log_errno;       /* a write to the log failed: why (the run stops) */
     progress_view view;
 } run;
+
+/* Flushes the log and notes a failed write (errno's value). */
+static int log_flushed(run *r)
+{
+    errno = 0;
+    if (fflush(r->log) != 0 || ferror(r->log)) {
+        r->log_errno = errno ? errno : EIO;
+        return 0;
+    }
+    return 1;
+}
+
+static int log_failure(const run *r)
+{
+    fprintf(stderr, "nodeflow: %s: cannot write the log: %s\n", r->o.log, strerror(r->log_errno));
+    return EXIT_RUNTIME;
+}
 
 static void run_free(run *r)
 {
     if (r->log)
-        fclose(r->log);
+        fclose(r->log); /* checked where it mattered: log_flushed */
     running = NULL;
     nf_session_free(r->session);
     nf_graph_free(r->g);
@@ -233,12 +276,12 @@ static int open_log(run *r)
     int fresh = !r->o.resume || access(r->o.log, F_OK) != 0;
     r->log = fopen(r->o.log, fresh ? "w" : "a");
     if (!r->log) {
-        fprintf(stderr, "nodeflow: %s: cannot open the log for writing\n", r->o.log);
+        fprintf(stderr, "nodeflow: %s: cannot open the log for writing: %s\n", r->o.log, strerror(errno));
         return EXIT_USAGE;
     }
     if (fresh)
         fprintf(r->log, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n");
-    return EXIT_OK;
+    return log_flushed(r) ? EXIT_OK : log_failure(r);
 }
 
 static void on_batch(void *ctx, const nf_session_progress *p)
@@ -278,7 +321,8 @@ static void on_epoch(void *ctx, const nf_session_progress *p)
         else
             fprintf(r->log, ",,");
         fprintf(r->log, "%.6g,%.3f\n", p->lr, p->seconds);
-        fflush(r->log);
+        if (!log_flushed(r))
+            nf_session_stop(r->session); /* stopped() says why */
     }
 }
 
@@ -333,6 +377,16 @@ static int stopped(run *r, const nf_error *failure)
     const nf_training *t = nf_session_training(r->session);
     if (r->view.tty && !r->o.quiet)
         fprintf(stderr, "\n");
+    if (failure->code == NF_ERR_INTERRUPTED && r->log_errno && !interrupted) {
+        char buf[4096];
+        const char *path = interrupt_path(r, buf, sizeof buf);
+        log_failure(r);
+        if (nf_session_save_checkpoint(r->session, path, &err) != NF_OK)
+            return cli_fail(&err);
+        fprintf(stderr, "nodeflow: stopped after %lld batches; checkpoint written to %s (continue with --resume %s)\n",
+                (long long)t->progress.step, path, path);
+        return EXIT_RUNTIME;
+    }
     if (failure->code == NF_ERR_INTERRUPTED) {
         char buf[4096];
         const char *path = interrupt_path(r, buf, sizeof buf);
@@ -363,6 +417,8 @@ int cmd_train(int argc, char **argv)
     int rc = parse_options(argc, argv, &r.o);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
+    if ((rc = check_outputs(&r.o)) != EXIT_OK)
+        return rc;
     r.view = (progress_view){isatty(STDERR_FILENO), r.o.quiet, cli_now(), 0, 0, 0};
     rc = set_up(&r);
     nf_error err;

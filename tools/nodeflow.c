@@ -91,6 +91,26 @@ int cli_load_model(const char *path, nf_graph **g, nf_train_config *train)
     return EXIT_OK;
 }
 
+const char *cli_json_number(char *buf, size_t size, double v)
+{
+    if (!isfinite(v))
+        return "null"; /* JSON has no NaN or infinity */
+    snprintf(buf, size, "%.6g", v);
+    return buf;
+}
+
+/* Output that could not be written is a failure: a full disk or a closed
+ * pipe behind standard output must not end in exit status 0. */
+static int finish_output(int rc)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "nodeflow: cannot write to standard output: %s\n", strerror(errno ? errno : EIO));
+        return rc == EXIT_OK ? EXIT_RUNTIME : rc;
+    }
+    return rc;
+}
+
 double cli_now(void)
 {
     struct timespec ts;
@@ -113,7 +133,7 @@ static int cmd_ops(int argc, char **argv)
         return cli_fail(&err);
     fputs(text, stdout);
     free(text);
-    return EXIT_OK;
+    return EXIT_OK; /* main checks that standard output took it */
 }
 
 static void usage(FILE *out)
@@ -150,15 +170,15 @@ int main(int argc, char **argv)
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+        return finish_output(argc < 2 ? EXIT_USAGE : EXIT_OK);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("nodeflow %s\n", NF_VERSION);
-        return EXIT_OK;
+        return finish_output(EXIT_OK);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+            return finish_output(commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "nodeflow: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

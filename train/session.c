@@ -344,10 +344,32 @@ static nf_status override_optimizer(const resuming *rs, const nf_record *r, int 
     return NF_OK;
 }
 
+/* A checkpoint at or past the end this session trains to would resume
+ * into a run that does nothing: say so instead. */
+static nf_status check_work_left(const nf_session *s, const nf_record *r, nf_error *err)
+{
+    int64_t epoch, step;
+    nf_status st = nf_record_int(r, "epoch", 0, NF_MAX_COUNT, &epoch, err);
+    if (st == NF_OK)
+        st = nf_record_int(r, "step", 0, NF_MAX_COUNT, &step, err);
+    if (st == NF_OK && epoch >= s->cfg.epochs)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
+                       "the checkpoint has trained %lld epochs and epochs is %lld: nothing is left to train "
+                       "(set epochs above %lld to train on)",
+                       (long long)epoch, (long long)s->cfg.epochs, (long long)epoch);
+    if (st == NF_OK && s->cfg.steps > 0 && step >= s->cfg.steps)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
+                       "the checkpoint has taken %lld steps and steps is %lld: nothing is left to train",
+                       (long long)step, (long long)s->cfg.steps);
+    return st;
+}
+
 static nf_status load_session_part(void *ctx, const nf_record *r, int apply, nf_error *err)
 {
     const resuming *rs = ctx;
-    nf_status st = load_early_stop(rs->s, r, apply, err);
+    nf_status st = apply ? NF_OK : check_work_left(rs->s, r, err);
+    if (st == NF_OK)
+        st = load_early_stop(rs->s, r, apply, err);
     return st == NF_OK ? override_optimizer(rs, r, apply, err) : st;
 }
 
@@ -365,6 +387,9 @@ nf_status nf_session_set_checkpoint(nf_session *s, const char *path, nf_error *e
 {
     if (!s)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_set_checkpoint: NULL session");
+    nf_status st = path ? nf_output_path_check(path, err) : NF_OK;
+    if (st != NF_OK)
+        return st;
     char *copy = NULL;
     if (path && !(copy = strdup(path)))
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
@@ -500,6 +525,9 @@ nf_status nf_session_save_weights(nf_session *s, const char *path, int averaged,
 {
     if (!s || !path)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_save_weights: NULL argument");
+    if (s->checkpoint && nf_paths_same_file(path, s->checkpoint))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%s: is the session's checkpoint; weights would overwrite it",
+                       path);
     int swap = averaged && s->t.average;
     nf_status st = swap ? nf_average_swap(s->t.average, err) : NF_OK;
     if (st == NF_OK)

@@ -11,6 +11,7 @@
 #include "train.h"
 #include "model.h"
 #include "weights.h"
+#include "files.h"
 #include "gradcheck.h"
 #include "runtime.h"
 #include "sequence.h"

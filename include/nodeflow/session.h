@@ -52,7 +52,9 @@ NF_API nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, con
  * `overrides` (may be NULL: the command line's, say) that differ from the
  * checkpoint's replace them, each with an NF_NOTICE_SETTING notice (the
  * run is then not bit-exact); a new lr under a schedule is refused
- * (NF_ERR_STATE). A seed in `overrides` gets a notice: it cannot apply. */
+ * (NF_ERR_STATE). A seed in `overrides` gets a notice: it cannot apply.
+ * A checkpoint that has already trained the session's epochs (or steps)
+ * is refused (NF_ERR_INVALID_ARGUMENT): resuming it would train nothing. */
 NF_API nf_status nf_session_resume(nf_session *s, const char *checkpoint, const nf_train_config *overrides,
                             nf_error *err);
 
@@ -98,11 +100,13 @@ NF_API nf_status nf_session_run(nf_session *s, nf_error *err);
  * from a signal handler. */
 NF_API void nf_session_stop(nf_session *s);
 
-/* Where checkpoints go (NULL: nowhere). */
+/* Where checkpoints go (NULL: nowhere); the path is checked as an output
+ * (nf_output_path_check) here, before any training. */
 NF_API nf_status nf_session_set_checkpoint(nf_session *s, const char *path, nf_error *err);
 NF_API nf_status nf_session_save_checkpoint(const nf_session *s, const char *path, nf_error *err);
 
-/* Writes the weights (averaged = 1: the averaged ones, when averaging). */
+/* Writes the weights (averaged = 1: the averaged ones, when averaging);
+ * the session's checkpoint path is refused. */
 NF_API nf_status nf_session_save_weights(nf_session *s, const char *path, int averaged, nf_error *err);
 
 /* The settings in force, the training state and the data. */

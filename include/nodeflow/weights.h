@@ -26,14 +26,15 @@ NF_API nf_status nf_weights_save(const nf_graph *g, const char *path, nf_error *
 
 enum nf_weights_flags {
     NF_WEIGHTS_STRICT = 0,
-    NF_WEIGHTS_ALLOW_EXTRA = 1u << 0   /* ignore tensors the graph does not have */
+    NF_WEIGHTS_ALLOW_EXTRA = 1u << 0,     /* ignore tensors the graph does not have */
+    NF_WEIGHTS_ALLOW_NONFINITE = 1u << 1  /* load NaN and infinite values (refused otherwise) */
 };
 
 /* Loads parameters by name into a graph (validated here if needed). The
  * file is checked completely before anything is copied: on any error
  * (truncated file, bad header, unknown dtype, bad offsets, a missing or an
- * extra tensor, a shape mismatch naming both shapes) the graph keeps its
- * values. */
+ * extra tensor, a shape mismatch naming both shapes, a value that is not a
+ * finite float32) the graph keeps its values. */
 NF_API nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_error *err);
 
 /* Where training stands, kept in a checkpoint besides the weights. */

@@ -1,0 +1,141 @@
+#!/bin/sh
+# Files as a careful Unix tool treats them (include/nodeflow/files.h):
+# inputs that are not regular files are refused, never waited on; outputs
+# honour the umask, keep a replaced file's mode, write through symbolic
+# links, refuse devices, FIFOs and directories, are checked before any
+# training, are never the same file twice; stale temporary files are
+# cleaned; every failed write, standard output and logs included, exits
+# non-zero naming the path and the reason.
+# Usage: tests/files.sh PATH/TO/nodeflow SOURCE_DIR
+set -u
+nodeflow=$1
+src=$2
+work=$(mktemp -d /tmp/nodeflow-files-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# expect CODE DESCRIPTION COMMAND...: the command exits with CODE (within
+# 20 s: a command that waits on a FIFO fails here instead of hanging)
+expect() {
+    want=$1; what=$2; shift 2
+    timeout 20 "$@" >"$work/out" 2>"$work/err"
+    got=$?
+    if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$work/err"; fi
+}
+
+contains() {
+    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in:"; cat "$1"; fi
+}
+
+mode_of() { stat -c %a "$1"; }
+
+xor="$src/models/xor.nfg"
+data="csv:$src/tests/data/xor.csv,label=2"
+short="--epochs 2 --quiet"
+
+# ---- inputs that are not regular files ----
+mkfifo "$work/fifo.nfg"
+expect 2 "a FIFO as the model" "$nodeflow" check "$work/fifo.nfg"
+contains "$work/err" "a FIFO (named pipe); nodeflow reads only regular files" "FIFO model"
+expect 2 "a directory as the model" "$nodeflow" check "$work"
+contains "$work/err" "is a directory; nodeflow reads only regular files" "directory model"
+expect 2 "a device as the data" "$nodeflow" train "$xor" --data "csv:/dev/zero,label=2" $short
+contains "$work/err" "is a character device; nodeflow reads only regular files" "device data"
+expect 2 "a FIFO as the data" "$nodeflow" train "$xor" --data "csv:$work/fifo.nfg,label=2" $short
+contains "$work/err" "FIFO" "FIFO data"
+expect 0 "train xor" "$nodeflow" train "$xor" --data "$data" $short --out "$work/w.st"
+expect 2 "a FIFO as the weights" "$nodeflow" eval "$xor" --weights "$work/fifo.nfg" --data "$data"
+contains "$work/err" "FIFO" "FIFO weights"
+
+printf '0,0\n0,1\n1,0\n1,1\n' >"$work/features.csv"
+
+# ---- outputs: modes ----
+rm -f "$work/w.st"
+(umask 077 && "$nodeflow" train "$xor" --data "$data" $short --out "$work/w.st")
+[ "$(mode_of "$work/w.st")" = 600 ] && ok || bad "umask 077: mode $(mode_of "$work/w.st"), expected 600"
+rm -f "$work/w.st"
+(umask 022 && "$nodeflow" train "$xor" --data "$data" $short --out "$work/w.st")
+[ "$(mode_of "$work/w.st")" = 644 ] && ok || bad "umask 022: mode $(mode_of "$work/w.st"), expected 644"
+chmod 640 "$work/w.st"
+(umask 000 && "$nodeflow" train "$xor" --data "$data" $short --out "$work/w.st")
+[ "$(mode_of "$work/w.st")" = 640 ] && ok || bad "a replaced file keeps its mode: $(mode_of "$work/w.st"), expected 640"
+
+# ---- outputs: links, devices, FIFOs, directories ----
+echo old >"$work/target.st"
+ln -s target.st "$work/link.st"
+expect 0 "--out through a symbolic link" "$nodeflow" train "$xor" --data "$data" $short --out "$work/link.st"
+[ -L "$work/link.st" ] && ok || bad "the symbolic link was replaced by a file"
+cmp -s "$work/w.st" "$work/target.st" && ok || bad "the link's target was not rewritten"
+ln -s missing.st "$work/dangling.st"
+expect 2 "--out a dangling link" "$nodeflow" train "$xor" --data "$data" $short --out "$work/dangling.st"
+contains "$work/err" "a symbolic link to a missing file" "dangling link"
+expect 2 "--out a device" "$nodeflow" train "$xor" --data "$data" $short --out /dev/null
+contains "$work/err" "is a character device; nodeflow writes only regular files" "device out"
+[ -c /dev/null ] && ok || bad "/dev/null is no longer a device"
+expect 2 "--out a FIFO" "$nodeflow" train "$xor" --data "$data" $short --out "$work/fifo.nfg"
+expect 2 "--out a directory" "$nodeflow" train "$xor" --data "$data" $short --out "$work"
+expect 2 "--out in a missing directory" "$nodeflow" train "$xor" --data "$data" --epochs 100000 --quiet \
+    --out "$work/no/such/dir/w.st"
+contains "$work/err" "no/such/dir" "missing directory named"
+expect 2 "--checkpoint in a missing directory" "$nodeflow" train "$xor" --data "$data" --epochs 100000 --quiet \
+    --checkpoint "$work/none/c.ckpt"
+expect 2 "--log as a directory" "$nodeflow" train "$xor" --data "$data" --epochs 100000 --quiet --log "$work"
+expect 2 "infer --output in a missing directory" "$nodeflow" infer "$xor" --weights "$work/w.st" \
+    --input "$work/features.csv" --output "$work/none/o.csv"
+
+# ---- the same file twice ----
+expect 2 "--out and --checkpoint the same" "$nodeflow" train "$xor" --data "$data" $short \
+    --checkpoint "$work/p.st" --out "$work/p.st"
+contains "$work/err" "--out and --checkpoint name the same file" "same path"
+expect 2 "--out and --checkpoint the same through a link" "$nodeflow" train "$xor" --data "$data" $short \
+    --checkpoint "$work/target.st" --out "$work/link.st"
+expect 0 "a checkpoint" "$nodeflow" train "$xor" --data "$data" --epochs 1 --quiet --checkpoint "$work/c.ckpt"
+expect 2 "--out over the checkpoint resumed" "$nodeflow" train "$xor" --data "$data" --epochs 2 --quiet \
+    --resume "$work/c.ckpt" --out "$work/c.ckpt"
+contains "$work/err" "would overwrite the checkpoint given to --resume" "resume and out"
+
+# ---- a resume that would train nothing ----
+expect 2 "resume past the epochs" "$nodeflow" train "$xor" --data "$data" --epochs 1 --quiet --resume "$work/c.ckpt"
+contains "$work/err" "nothing is left to train" "resume trains nothing"
+
+# ---- stale temporary files ----
+echo junk >"$work/w.st.nftmp.999999.1"
+touch -d '2020-01-01' "$work/w.st.nftmp.999999.1"
+echo recent >"$work/w.st.nftmp.999998.1"
+touch -d '2099-01-01' "$work/w.st.nftmp.999998.1"
+echo other >"$work/x.st.nftmp.999999.1"
+touch -d '2020-01-01' "$work/x.st.nftmp.999999.1"
+expect 0 "a save beside stale temporaries" "$nodeflow" train "$xor" --data "$data" $short --out "$work/w.st"
+[ ! -e "$work/w.st.nftmp.999999.1" ] && ok || bad "a stale temporary file of w.st was left"
+[ -e "$work/w.st.nftmp.999998.1" ] && ok || bad "a temporary file newer than the process was removed"
+[ -e "$work/x.st.nftmp.999999.1" ] && ok || bad "another file's temporary was removed"
+[ "$(ls "$work" | grep -c 'w\.st\.nftmp')" = 1 ] && ok || bad "temporary files left by the save: $(ls "$work")"
+
+# ---- write errors ----
+if [ -w /dev/full ]; then
+    expect 1 "infer > /dev/full" sh -c "'$nodeflow' infer '$xor' --weights '$work/w.st' --input '$work/features.csv' >/dev/full"
+    contains "$work/err" "cannot write to standard output: No space left on device" "stdout full"
+    expect 1 "eval --json > /dev/full" sh -c "'$nodeflow' eval '$xor' --weights '$work/w.st' --data '$data' --json >/dev/full"
+    expect 1 "check > /dev/full" sh -c "'$nodeflow' check '$xor' >/dev/full"
+    expect 2 "--log /dev/full" "$nodeflow" train "$xor" --data "$data" $short --log /dev/full
+    contains "$work/err" "/dev/full" "log on a device"
+fi
+
+# ---- non-finite weights ----
+python_free_nan() { # w.st with its first float replaced by a NaN (bytes 00 00 c0 7f)
+    header=$(od -An -tu8 -N8 "$work/w.st" | tr -d ' ')
+    cp "$work/w.st" "$work/nan.st"
+    printf '\000\000\300\177' | dd of="$work/nan.st" bs=1 seek=$((8 + header)) conv=notrunc 2>/dev/null
+}
+python_free_nan
+expect 2 "NaN weights" "$nodeflow" eval "$xor" --weights "$work/nan.st" --data "$data"
+contains "$work/err" "element 0 is nan, not a finite float32" "NaN weights refused"
+expect 0 "NaN weights allowed" "$nodeflow" eval "$xor" --weights "$work/nan.st" --data "$data" --json --allow-nonfinite
+contains "$work/out" '"loss": null' "JSON without NaN"
+
+echo "files: $passed passed, $failed failed"
+[ "$failed" = 0 ]
