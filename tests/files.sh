@@ -53,6 +53,14 @@ contains "$work/err" "FIFO" "FIFO weights"
 
 printf '0,0\n0,1\n1,0\n1,1\n' >"$work/features.csv"
 
+# a chain of 200,000 nodes: name lookup is a hash table, not a scan (a
+# scan took 15 s for 50,000 nodes and grew as the square)
+awk 'BEGIN { print "nodeflow 1"; print "n0 = input shape=4"; for (i = 1; i < 200000; i++) printf "n%d = relu n%d\n", i, i - 1 }' \
+    >"$work/chain.nfg"
+expect 0 "a 200,000-node chain checks" "$nodeflow" check "$work/chain.nfg"
+contains "$work/out" "200000 nodes" "chain checked"
+rm -f "$work/chain.nfg"
+
 # ---- outputs: modes ----
 rm -f "$work/w.st"
 (umask 077 && "$nodeflow" train "$xor" --data "$data" $short --out "$work/w.st")

@@ -249,6 +249,33 @@ static void test_failed_resize(void **state)
     nf_graph_free(g);
 }
 
+/* The arena's total is summed in checked arithmetic: 1,024 kept values of
+ * 2^54 floats each (batch 2^30 x a one-hot of 2^24) add up to 2^64, which
+ * wrapped to 0 before, and the plan then wrote past a tiny arena. */
+static void test_arena_total_cannot_wrap(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 1, (int64_t[]){1});
+    nf_node *h = nf_graph_add(g, "one_hot", "h", 1, &x);
+    nf_node_set_attr(g, h, "classes", "16777216");
+    for (int i = 0; i < 1023; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "c%d", i);
+        nf_graph_add(g, "copy", name, 1, &h);
+    }
+    nf_plan *plan = NULL;
+    size_t limit = nf_memory_limit();
+    nf_set_memory_limit(SIZE_MAX);
+    assert_int_equal(nf_plan_compile(g, (int64_t)1 << 30, NF_PLAN_INFERENCE | NF_PLAN_KEEP_VALUES, &plan, &err),
+                     NF_ERR_NO_MEMORY);
+    assert_non_null(strstr(err.message, "more than 2^64 bytes"));
+    assert_null(plan);
+    nf_set_memory_limit(limit);
+    nf_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_memory_steps),
         cmocka_unit_test(test_memory_errors),
         cmocka_unit_test(test_failed_resize),
+        cmocka_unit_test(test_arena_total_cannot_wrap),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
