@@ -1,12 +1,14 @@
 /* nodeflow — numeric CSV files as datasets.
  *
- * Every field is a number; one column may be chosen as the label (by
- * index, or by name when the file has a header line). A first line with a
- * field that is not a number is taken as the header. Every row must have
- * as many fields as the first. Comma-separated; spaces around fields are
- * ignored; CRLF line endings are accepted. */
+ * Every field is a finite number that a float holds; one column may be
+ * chosen as the label (by index, or by name when the file has a header
+ * line). A first line with a field of text (neither empty nor a number;
+ * nan and inf count as numbers) is taken as the header. Every row must
+ * have as many fields as the first. Comma-separated; spaces around fields
+ * are ignored; CRLF line endings and a UTF-8 byte order mark at the start
+ * are accepted. */
 #include <errno.h>
-#include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,7 @@ typedef struct csv_reader {
     const char *path;
     char *text;
     size_t len, pos;
-    int line;
+    int64_t line;
     nf_error *err;
 } csv_reader;
 
@@ -51,17 +53,75 @@ static int64_t count_fields(const char *line)
     return n;
 }
 
-static int parse_field(char *field, float *out)
+typedef enum {
+    FIELD_NUMBER,       /* a finite number that a float holds */
+    FIELD_EMPTY,
+    FIELD_TEXT,         /* not a number */
+    FIELD_NOT_FINITE,   /* nan, inf, infinity in any case and sign */
+    FIELD_OUT_OF_RANGE, /* past the float range, or too small for a normal float */
+} field_kind;
+
+/* Whether the digits of a number before its exponent are all zeros
+ * ("0", "-0.00", "0e5", "0x0p3"): a number that reads as 0 otherwise
+ * underflowed, whether or not strtod said so. */
+static int written_as_zero(const char *start, const char *end)
 {
+    const char *p = start + (*start == '-' || *start == '+');
+    int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+    for (p += hex ? 2 : 0; p < end; p++) {
+        if (hex ? (*p == 'p' || *p == 'P') : (*p == 'e' || *p == 'E'))
+            break;
+        if (*p != '0' && *p != '.')
+            return 0;
+    }
+    return 1;
+}
+
+/* One field (NUL-terminated, spaces around it allowed). */
+static field_kind parse_field(const char *field, float *out)
+{
+    const char *start = field + strspn(field, " \t");
+    if (!*start)
+        return FIELD_EMPTY;
     char *end;
     errno = 0;
-    double v = strtod(field, &end);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (end == field || *end || errno == ERANGE || !isfinite(v) || fabs(v) > 3.4e38)
-        return 0;
-    *out = (float)v;
-    return 1;
+    double v = strtod(start, &end);
+    int range_error = errno == ERANGE;
+    if (end == start || end[strspn(end, " \t")] != '\0')
+        return FIELD_TEXT;
+    if (range_error || (v == 0.0 && !written_as_zero(start, end))) /* 1e309, 1e-400, a double subnormal */
+        return FIELD_OUT_OF_RANGE;
+    switch (nf_value_to_float(v, out)) {
+    case NF_VALUE_OK: return FIELD_NUMBER;
+    case NF_VALUE_NOT_FINITE: return FIELD_NOT_FINITE;
+    case NF_VALUE_OUT_OF_RANGE: return FIELD_OUT_OF_RANGE;
+    }
+    return FIELD_TEXT;
+}
+
+static nf_status field_error(csv_reader *r, const char *line, const char *field, int64_t index, field_kind kind)
+{
+    static const char *const why[] = {
+        [FIELD_EMPTY] = "empty, not a number", [FIELD_TEXT] = "not a number",
+        [FIELD_NOT_FINITE] = "not a finite number", [FIELD_OUT_OF_RANGE] = "out of float range",
+    };
+    long long column = (long long)(field - line) + 1;
+    const char *text = field + strspn(field, " \t");
+    size_t len = strlen(text);
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    char shown[48];
+    nf_shown(text, len, shown, sizeof shown);
+    nf_status st = kind == FIELD_EMPTY
+                       ? nf_fail(r->err, NF_ERR_FORMAT, "%s:%lld:%lld: field %lld is %s", r->path, (long long)r->line,
+                                 column, (long long)index + 1, why[kind])
+                       : nf_fail(r->err, NF_ERR_FORMAT, "%s:%lld:%lld: field %lld is '%s', %s", r->path,
+                                 (long long)r->line, column, (long long)index + 1, shown, why[kind]);
+    if (r->err) {
+        r->err->line = r->line < INT_MAX ? (int)r->line : INT_MAX;
+        r->err->column = column < INT_MAX ? (int)column : INT_MAX;
+    }
+    return st;
 }
 
 /* Splits a line in place into `n` fields and parses them; on a bad field
@@ -73,34 +133,33 @@ static nf_status parse_row(csv_reader *r, char *line, int64_t n, float *values)
         char *comma = strchr(field, ',');
         if (comma)
             *comma = '\0';
-        if (!parse_field(field, &values[i])) {
-            char shown[40];
-            snprintf(shown, sizeof shown, "%s", field + strspn(field, " \t"));
-            nf_status st = nf_fail(r->err, NF_ERR_FORMAT, "%s:%d:%d: field %lld is '%s', not a number", r->path,
-                                   r->line, (int)(field - line) + 1, (long long)i + 1, shown);
-            if (r->err) {
-                r->err->line = r->line;
-                r->err->column = (int)(field - line) + 1;
-            }
-            return st;
-        }
+        field_kind kind = parse_field(field, &values[i]);
+        if (kind != FIELD_NUMBER)
+            return field_error(r, line, field, i, kind);
         field = comma ? comma + 1 : field + strlen(field);
     }
     return NF_OK;
 }
 
-static int is_header(const char *line)
+/* The first line is a header when one of its fields is text: neither
+ * empty nor a number of any spelling. A row of numbers is data even when
+ * one is nan, inf or out of range: it is then refused as data, not
+ * dropped as a header. */
+static int is_header(char *line)
 {
-    char *copy = strdup(line);
-    if (!copy)
-        return 0;
-    int header = 0;
-    for (char *field = strtok(copy, ","); field && !header; field = strtok(NULL, ",")) {
+    for (char *field = line;;) {
+        size_t n = strcspn(field, ",");
+        char end = field[n];
+        field[n] = '\0';
         float v;
-        header = !parse_field(field, &v);
+        int text = parse_field(field, &v) == FIELD_TEXT;
+        field[n] = end;
+        if (text)
+            return 1;
+        if (!end)
+            return 0;
+        field += n + 1;
     }
-    free(copy);
-    return header;
 }
 
 /* The label column: a whole number, or a header name. */
@@ -108,11 +167,12 @@ static nf_status label_column(const csv_reader *r, const char *label, const char
                               int64_t *out)
 {
     char *end;
+    errno = 0;
     long long index = strtoll(label, &end, 10);
     if (end != label && *end == '\0') {
-        if (index < 0 || index >= columns)
-            return nf_fail(r->err, NF_ERR_INVALID_ARGUMENT, "%s: label column %lld does not exist (columns 0..%lld)",
-                           r->path, index, (long long)columns - 1);
+        if (errno == ERANGE || index < 0 || index >= columns)
+            return nf_fail(r->err, NF_ERR_INVALID_ARGUMENT, "%s: label column %.40s does not exist (columns 0..%lld)",
+                           r->path, label, (long long)columns - 1);
         *out = index;
         return NF_OK;
     }
@@ -134,42 +194,80 @@ static nf_status label_column(const csv_reader *r, const char *label, const char
             i++;
         }
     }
-    return nf_fail(r->err, NF_ERR_INVALID_ARGUMENT, "%s: no column named '%s'%s", r->path, label,
-                   header ? "" : " (the file has no header line)");
+    char shown[128];
+    return nf_fail(r->err, NF_ERR_INVALID_ARGUMENT, "%s: no column named '%s'%s", r->path,
+                   nf_shown(label, strlen(label), shown, sizeof shown), header ? "" : " (the file has no header line)");
 }
 
-static nf_status read_rows(csv_reader *r, char *first, int64_t columns, int64_t label, nf_dataset *ds)
+/* The line each sample came from, as runs of consecutive lines. */
+typedef struct line_runs {
+    nf_line_run *run;
+    int64_t n, cap;
+} line_runs;
+
+static int note_line(line_runs *runs, int64_t sample, int64_t line)
 {
-    int64_t cap = 1024, features = columns - (label >= 0);
+    if (runs->n > 0) {
+        const nf_line_run *last = &runs->run[runs->n - 1];
+        if (line - last->line == sample - last->sample)
+            return 1;
+    }
+    if (runs->n == runs->cap) {
+        int64_t cap = runs->cap ? 2 * runs->cap : 8;
+        nf_line_run *grown = realloc(runs->run, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return 0;
+        runs->run = grown;
+        runs->cap = cap;
+    }
+    runs->run[runs->n++] = (nf_line_run){sample, line};
+    return 1;
+}
+
+/* Room for `cap` rows of `features` floats (and their labels), within
+ * the memory limit. */
+static nf_status grow_rows(csv_reader *r, nf_dataset *ds, int64_t cap, int64_t features)
+{
+    int64_t floats = nf_mul_checked(cap, features);
+    if (floats < 0 || floats > nf_limit_floats())
+        return nf_fail(r->err, NF_ERR_FORMAT, "%s:%lld: the data pass the memory limit of %zu bytes", r->path,
+                       (long long)r->line, nf_memory_limit());
+    float *x = realloc(ds->x, (size_t)(floats ? floats : 1) * sizeof(float));
+    if (x)
+        ds->x = x;
+    float *y = x ? realloc(ds->y, (size_t)cap * sizeof(float)) : NULL;
+    if (y)
+        ds->y = y;
+    if (!x || !y)
+        return nf_fail(r->err, NF_ERR_NO_MEMORY, "%s: out of memory at line %lld", r->path, (long long)r->line);
+    return NF_OK;
+}
+
+static nf_status read_rows(csv_reader *r, char *first, int64_t columns, int64_t label, nf_dataset *ds,
+                           line_runs *lines)
+{
+    int64_t cap = 0, features = columns - (label >= 0);
     float *row = malloc((size_t)columns * sizeof(float));
-    ds->x = malloc((size_t)(cap * features) * sizeof(float));
-    ds->y = malloc((size_t)cap * sizeof(float));
+    if (!row)
+        return nf_fail(r->err, NF_ERR_NO_MEMORY, "%s: out of memory", r->path);
     nf_status st = NF_OK;
     for (char *line = first; line && st == NF_OK; line = next_line(r)) {
-        if (!row || !ds->x || !ds->y) {
-            st = nf_fail(r->err, NF_ERR_NO_MEMORY, "%s: out of memory", r->path);
-            break;
-        }
         int64_t n = count_fields(line);
         if (n != columns) {
-            st = nf_fail(r->err, NF_ERR_FORMAT, "%s:%d: %lld fields, but the first row has %lld", r->path, r->line,
-                         (long long)n, (long long)columns);
+            st = nf_fail(r->err, NF_ERR_FORMAT, "%s:%lld: %lld fields, but the first row has %lld", r->path,
+                         (long long)r->line, (long long)n, (long long)columns);
             break;
         }
         if ((st = parse_row(r, line, columns, row)) != NF_OK)
             break;
         if (ds->count == cap) {
-            cap *= 2;
-            float *x = realloc(ds->x, (size_t)(cap * features) * sizeof(float));
-            float *y = x ? realloc(ds->y, (size_t)cap * sizeof(float)) : NULL;
-            if (x)
-                ds->x = x;
-            if (y)
-                ds->y = y;
-            if (!x || !y) {
-                st = nf_fail(r->err, NF_ERR_NO_MEMORY, "%s: out of memory at line %d", r->path, r->line);
+            cap = cap ? 2 * cap : 64;
+            if ((st = grow_rows(r, ds, cap, features)) != NF_OK)
                 break;
-            }
+        }
+        if (!note_line(lines, ds->count, r->line)) {
+            st = nf_fail(r->err, NF_ERR_NO_MEMORY, "%s: out of memory at line %lld", r->path, (long long)r->line);
+            break;
         }
         float *x = ds->x + ds->count * features;
         for (int64_t c = 0, k = 0; c < columns; c++)
@@ -183,17 +281,63 @@ static nf_status read_rows(csv_reader *r, char *first, int64_t columns, int64_t 
     return st;
 }
 
-/* Class labels: whole numbers >= 0 make a classification dataset. */
+/* Class labels: whole numbers 0 .. 2^24 - 1 make a classification dataset
+ * (nf_dataset_check_classes checks them against a model's classes). */
 static void classify_labels(nf_dataset *ds)
 {
     float top = 0.0f;
     for (int64_t i = 0; i < ds->count; i++) {
         float v = ds->y[i];
-        if (v < 0.0f || v != floorf(v) || v > 1e6f)
+        if (!nf_is_class_label(v))
             return;
         top = v > top ? v : top;
     }
     ds->classes = (int64_t)top + 1;
+}
+
+/* The header (or NULL) and the first data row. */
+static nf_status find_first_row(csv_reader *r, char **header, char **first)
+{
+    *header = NULL;
+    *first = next_line(r);
+    if (!*first)
+        return nf_fail(r->err, NF_ERR_FORMAT, "%s: no rows", r->path);
+    if (!is_header(*first))
+        return NF_OK;
+    *header = *first;
+    *first = next_line(r);
+    if (!*first)
+        return nf_fail(r->err, NF_ERR_FORMAT, "%s: a header line but no rows", r->path);
+    return NF_OK;
+}
+
+static nf_status parse_csv(csv_reader *r, const char *label, nf_dataset *ds, line_runs *lines)
+{
+    char *header, *first;
+    nf_status st = find_first_row(r, &header, &first);
+    if (st != NF_OK)
+        return st;
+    int64_t columns = count_fields(first), label_at = -1;
+    if (header && count_fields(header) != columns)
+        return nf_fail(r->err, NF_ERR_FORMAT, "%s: the header has %lld fields but the first row has %lld", r->path,
+                       (long long)count_fields(header), (long long)columns);
+    if (columns > CSV_MAX_COLUMNS)
+        return nf_fail(r->err, NF_ERR_FORMAT, "%s:%lld: %lld columns; at most %d", r->path, (long long)r->line,
+                       (long long)columns, CSV_MAX_COLUMNS);
+    if (label && (st = label_column(r, label, header, columns, &label_at)) != NF_OK)
+        return st;
+    if (label_at >= 0 && columns < 2)
+        return nf_fail(r->err, NF_ERR_FORMAT, "%s: a label column needs at least one feature column beside it",
+                       r->path);
+    if ((st = read_rows(r, first, columns, label_at, ds, lines)) != NF_OK)
+        return st;
+    ds->x_shape = (nf_shape){1, {columns - (label_at >= 0)}};
+    ds->y_shape = (nf_shape){0, {0}};
+    if (label_at < 0) /* no labels: zeros, so that inference can bind them */
+        memset(ds->y, 0, (size_t)ds->count * sizeof(float));
+    else
+        classify_labels(ds);
+    return NF_OK;
 }
 
 nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, const char *label,
@@ -203,51 +347,29 @@ nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, c
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_parse_csv: NULL argument");
     *out = NULL;
     csv_reader r = {.path = name ? name : "<csv>", .err = err, .len = len};
+    if (memchr(text, '\0', len))
+        return nf_escape_error(nf_fail(err, NF_ERR_FORMAT, "%s: a NUL byte; CSV files are text", r.path), err);
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) /* a UTF-8 byte order mark */
+        r.pos = 3;
     r.text = malloc(len + 1);
-    if (!r.text)
+    nf_dataset *ds = r.text ? calloc(1, sizeof *ds) : NULL;
+    if (!ds) {
+        free(r.text);
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    }
     memcpy(r.text, text, len);
     r.text[len] = '\0';
-    if (memchr(r.text, '\0', len)) {
-        free(r.text);
-        return nf_fail(err, NF_ERR_FORMAT, "%s: a NUL byte; CSV files are text", r.path);
-    }
-    nf_status st = NF_OK;
-    nf_dataset *ds = calloc(1, sizeof *ds);
-    char *first = next_line(&r), *header = NULL;
-    if (!ds)
-        st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
-    else if (!first)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: no rows", r.path);
-    else if (is_header(first)) {
-        header = first;
-        if (!(first = next_line(&r)))
-            st = nf_fail(err, NF_ERR_FORMAT, "%s: a header line but no rows", r.path);
-    }
-    int64_t columns = first ? count_fields(first) : 0, label_at = -1;
-    if (st == NF_OK && header && count_fields(header) != columns)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: the header has %lld fields but the first row has %lld", r.path,
-                     (long long)count_fields(header), (long long)columns);
-    if (st == NF_OK && columns > CSV_MAX_COLUMNS)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s:%d: %lld columns; at most %d", r.path, r.line, (long long)columns,
-                     CSV_MAX_COLUMNS);
-    if (st == NF_OK && label)
-        st = label_column(&r, label, header, columns, &label_at);
-    if (st == NF_OK && label_at >= 0 && columns < 2)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: a label column needs at least one feature column beside it", r.path);
-    if (st == NF_OK)
-        st = read_rows(&r, first, columns, label_at, ds);
+    line_runs lines = {0};
+    nf_status st = parse_csv(&r, label, ds, &lines);
     free(r.text);
+    if (st == NF_OK)
+        st = nf_dataset_set_origin(ds, r.path, lines.run, lines.n, err);
+    else
+        free(lines.run);
     if (st != NF_OK) {
         nf_dataset_free(ds);
-        return st;
+        return nf_escape_error(st, err);
     }
-    ds->x_shape = (nf_shape){1, {columns - (label_at >= 0)}};
-    ds->y_shape = (nf_shape){0, {0}};
-    if (label_at < 0) /* no labels: zeros, so that inference can bind them */
-        memset(ds->y, 0, (size_t)ds->count * sizeof(float));
-    else
-        classify_labels(ds);
     *out = ds;
     return NF_OK;
 }
@@ -261,8 +383,8 @@ nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **
     size_t len;
     nf_status st = nf_read_file(path, CSV_MAX_BYTES, &text, &len, err);
     if (st != NF_OK)
-        return st;
+        return nf_escape_error(st, err);
     st = nf_dataset_parse_csv(text, len, path, label, out, err);
     free(text);
-    return st;
+    return nf_escape_error(st, err);
 }

@@ -25,6 +25,70 @@ nf_status nf_npy_read(const char *path, nf_npy *out, nf_error *err);
 /* The same from `len` bytes in memory; `path` is used in messages. */
 nf_status nf_npy_parse(const char *path, const char *raw, size_t len, nf_npy *out, nf_error *err);
 
+/* ---- values and messages (dataset.c) -------------------------------------- */
+
+/* Class labels are whole numbers 0 <= v < 2^24 (a float holds them exactly). */
+#define NF_CLASS_LABEL_LIMIT ((int64_t)1 << 24)
+#define NF_CLASS_LABEL_RULE "class indices, whole numbers 0 .. 16777215"
+int nf_is_class_label(float v);
+
+/* How a number read from a file converts to float. */
+typedef enum { NF_VALUE_OK, NF_VALUE_NOT_FINITE, NF_VALUE_OUT_OF_RANGE } nf_value_kind;
+
+/* v as a float: NF_VALUE_NOT_FINITE for a NaN or an infinity;
+ * NF_VALUE_OUT_OF_RANGE for a finite v whose float would be infinite, or a
+ * nonzero v whose float would be 0 or subnormal (below FLT_MIN): such a
+ * value would not survive the conversion. *out is set only when OK. */
+nf_value_kind nf_value_to_float(double v, float *out);
+
+/* Refuses element `flat` of an array of `shape` read from `path`, whose
+ * value as stored is `v`: "PATH: element [i, j] is NaN; ..." (indices from
+ * 0, the first one the sample). */
+nf_status nf_value_fail(nf_error *err, const char *path, const nf_shape *shape, int64_t flat, double v,
+                        nf_value_kind kind);
+
+/* "3, 1": the index of element `flat` of an array of `shape`. */
+void nf_format_index(const nf_shape *shape, int64_t flat, char *buf, size_t size);
+
+/* `len` bytes of `text` made safe to print, into `out` (NUL-terminated):
+ * control characters (C0, DEL, C1), invisible or reordering format
+ * characters (zero-width, bidirectional, BOM) and bytes that are not
+ * UTF-8 become \xNN, a backslash becomes \\; text that does not fit is cut at
+ * a character boundary and ends in "...". Returns out. */
+const char *nf_shown(const char *text, size_t len, char *out, size_t size);
+
+/* Escapes err->message the same way (backslashes kept, so that escaping
+ * twice changes nothing) when st is an error, so that no message naming
+ * a file or quoting it can carry a terminal control sequence; returns st.
+ * Each public loader passes its result through it. */
+nf_status nf_escape_error(nf_status st, nf_error *err);
+
+/* ---- where the labels came from (dataset.c) -------------------------------- */
+
+/* CSV rows: sample `sample` and those after it, up to the next run, come
+ * from lines `line`, line + 1, ... (1-based). */
+typedef struct nf_line_run {
+    int64_t sample, line;
+} nf_line_run;
+
+/* Records the file a loaded dataset's labels were read from, and for CSV
+ * the line of each sample (`runs`, malloc'ed, taken over even on failure;
+ * NULL for arrays, whose rows are sample indices). nf_dataset_free forgets
+ * it. Used by the messages of nf_dataset_check_classes. */
+nf_status nf_dataset_set_origin(nf_dataset *ds, const char *path, nf_line_run *runs, int64_t n_runs,
+                                nf_error *err);
+
+/* Checks that every label of `ds` is a class index below `classes`
+ * (1 .. 2^24; a model scoring one logit for two classes passes 2): a
+ * whole number 0 <= label < classes. The first bad label is refused
+ * naming the file and row it came from when a loader recorded them
+ * ("data.csv:7: label 1.5 ...", "y.npy: label [6] is 3, ..."), else its
+ * index in ds->y: NF_ERR_FORMAT for a label that is no class index at
+ * all (negative, fractional, 2^24 or more), NF_ERR_SHAPE for one past
+ * `classes`, NF_ERR_INVALID_ARGUMENT for a NULL ds or classes out of
+ * range. Reads the labels only. */
+nf_status nf_dataset_check_classes(const nf_dataset *ds, int64_t classes, nf_error *err);
+
 struct nf_batcher {
     const nf_dataset *ds;
     int64_t batch;

@@ -1,4 +1,5 @@
 /* nodeflow — in-memory datasets and shuffled mini-batches. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <inttypes.h>
@@ -8,13 +9,265 @@
 #include "data/data_internal.h"
 #include "io/util.h"
 
+static void forget_origin(nf_dataset *ds);
+
 void nf_dataset_free(nf_dataset *ds)
 {
     if (!ds)
         return;
+    forget_origin(ds);
     free(ds->x);
     free(ds->y);
     free(ds);
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+int nf_is_class_label(float v)
+{
+    return v >= 0.0f && v < (float)NF_CLASS_LABEL_LIMIT && v == floorf(v);
+}
+
+nf_value_kind nf_value_to_float(double v, float *out)
+{
+    if (!isfinite(v))
+        return NF_VALUE_NOT_FINITE;
+    if (fabs(v) >= 0x1.ffffffp127) /* FLT_MAX and half a step: rounds to infinity */
+        return NF_VALUE_OUT_OF_RANGE;
+    float f = (float)v;
+    if (v != 0.0 && !(fabsf(f) >= FLT_MIN))
+        return NF_VALUE_OUT_OF_RANGE;
+    *out = f;
+    return NF_VALUE_OK;
+}
+
+void nf_format_index(const nf_shape *shape, int64_t flat, char *buf, size_t size)
+{
+    int64_t index[NF_MAX_RANK] = {0};
+    for (int i = shape->rank - 1; i >= 0; i--) {
+        index[i] = shape->dim[i] > 0 ? flat % shape->dim[i] : 0;
+        flat = shape->dim[i] > 0 ? flat / shape->dim[i] : 0;
+    }
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < shape->rank && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%lld", i ? ", " : "", (long long)index[i]);
+}
+
+static const char *nonfinite_name(double v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "infinity" : "-infinity";
+}
+
+nf_status nf_value_fail(nf_error *err, const char *path, const nf_shape *shape, int64_t flat, double v,
+                        nf_value_kind kind)
+{
+    char index[NF_MAX_RANK * 22];
+    nf_format_index(shape, flat, index, sizeof index);
+    if (kind == NF_VALUE_NOT_FINITE)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: element [%s] is %s; values must be finite numbers", path, index,
+                       nonfinite_name(v));
+    return nf_fail(err, NF_ERR_FORMAT, "%s: element [%s] is %g, out of float range", path, index, v);
+}
+
+/* ---- text safe to print ------------------------------------------------ */
+
+/* The length of the UTF-8 character at p (n bytes left) and its code
+ * point, or 0 when the bytes are not UTF-8 (overlong forms, surrogates and
+ * code points past U+10FFFF included). */
+static int utf8_char(const unsigned char *p, size_t n, uint32_t *code)
+{
+    static const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    int len = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+            : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    if (len == 0 || (size_t)len > n)
+        return 0;
+    uint32_t c = len == 1 ? p[0] : p[0] & (0x7fu >> len);
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (p[i] & 0x3fu);
+    }
+    if (c < smallest[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *code = c;
+    return len;
+}
+
+/* Control characters, and format characters that print nothing or reorder
+ * what follows them on a terminal. */
+static int unprintable(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || (c >= 0x200b && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) || c == 0xfeff;
+}
+
+/* The printable form of the character at p (n bytes left) into piece;
+ * returns its length and sets *used to the bytes it stands for. */
+static size_t escape_char(const unsigned char *p, size_t n, int backslash, char piece[20], int *used)
+{
+    uint32_t code = 0;
+    int len = utf8_char(p, n, &code);
+    if (len == 0 || unprintable(code)) {
+        *used = len ? len : 1;
+        for (int k = 0; k < *used; k++)
+            snprintf(piece + 4 * k, 5, "\\x%02x", p[k]);
+        return 4 * (size_t)*used;
+    }
+    *used = len;
+    if (backslash && p[0] == '\\') {
+        memcpy(piece, "\\\\", 2);
+        return 2;
+    }
+    memcpy(piece, p, (size_t)len);
+    return (size_t)len;
+}
+
+static const char *escape(const char *text, size_t len, int backslash, char *out, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    char piece[20];
+    int used;
+    size_t whole = 0; /* the length of the whole escaped text */
+    for (size_t i = 0; i < len; i += (size_t)used)
+        whole += escape_char(p + i, len - i, backslash, piece, &used);
+    size_t at = 0;
+    for (size_t i = 0; i < len && size > 0; i += (size_t)used) {
+        size_t n = escape_char(p + i, len - i, backslash, piece, &used);
+        if (whole >= size && at + n + 3 >= size) { /* cut here, room kept for "..." */
+            if (at + 3 < size)
+                memcpy(out + at, "...", 3), at += 3;
+            break;
+        }
+        memcpy(out + at, piece, n);
+        at += n;
+    }
+    if (size > 0)
+        out[at] = '\0';
+    return out;
+}
+
+const char *nf_shown(const char *text, size_t len, char *out, size_t size)
+{
+    return escape(text, len, 1, out, size);
+}
+
+nf_status nf_escape_error(nf_status st, nf_error *err)
+{
+    if (st == NF_OK || !err)
+        return st;
+    char raw[sizeof err->message];
+    memcpy(raw, err->message, sizeof raw);
+    raw[sizeof raw - 1] = '\0';
+    escape(raw, strlen(raw), 0, err->message, sizeof err->message);
+    return st;
+}
+
+/* ---- where the labels came from --------------------------------------------- */
+
+struct nf_label_origin {
+    char *path;
+    nf_line_run *runs; /* CSV; NULL for arrays */
+    int64_t n_runs;
+};
+
+nf_status nf_dataset_set_origin(nf_dataset *ds, const char *path, nf_line_run *runs, int64_t n_runs,
+                                nf_error *err)
+{
+    struct nf_label_origin *o = calloc(1, sizeof *o);
+    char *copy = o ? strdup(path) : NULL;
+    if (!copy) {
+        free(o);
+        free(runs);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    }
+    *o = (struct nf_label_origin){.path = copy, .runs = runs, .n_runs = n_runs};
+    forget_origin(ds);
+    ds->origin = o;
+    return NF_OK;
+}
+
+static void forget_origin(nf_dataset *ds)
+{
+    if (ds->origin) {
+        free(ds->origin->path);
+        free(ds->origin->runs);
+        free(ds->origin);
+        ds->origin = NULL;
+    }
+}
+
+/* The CSV line of sample i: its run's first line plus the distance. */
+static int64_t line_of(const struct nf_label_origin *o, int64_t sample)
+{
+    int64_t lo = 0, hi = o->n_runs - 1; /* the last run starting at or before `sample` */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (o->runs[mid].sample <= sample)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return o->runs[lo].line + (sample - o->runs[lo].sample);
+}
+
+/* "6" for label 6 of rank-0 labels, "6, 2" for label 2 of sample 6. */
+static void label_index(const nf_dataset *ds, int64_t flat, char *buf, size_t size)
+{
+    int64_t per_sample = nf_shape_size(&ds->y_shape);
+    int n = snprintf(buf, size, "%lld", (long long)(flat / per_sample));
+    if (ds->y_shape.rank > 0 && n > 0 && (size_t)n + 2 < size) {
+        memcpy(buf + n, ", ", 3);
+        nf_format_index(&ds->y_shape, flat % per_sample, buf + n + 2, size - (size_t)n - 2);
+    }
+}
+
+/* For text, the byte a token id stands for: " (byte 'a')". */
+static void label_byte(const nf_dataset *ds, float v, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (ds->vocab_size > 0 && nf_is_class_label(v) && v < (float)ds->vocab_size) {
+        char shown[8];
+        snprintf(buf, size, " (byte '%s')", nf_shown((const char *)&ds->vocab[(int)v], 1, shown, sizeof shown));
+    }
+}
+
+/* "data.csv:7: label 1.5" or "y.npy: label [6] is 1.5" for label `flat`
+ * of ds->y, with the file when a loader recorded it. */
+static void describe_label(const nf_dataset *ds, int64_t flat, char *buf, size_t size)
+{
+    char index[NF_MAX_RANK * 22 + 24], byte[24];
+    label_index(ds, flat, index, sizeof index);
+    label_byte(ds, ds->y[flat], byte, sizeof byte);
+    const struct nf_label_origin *o = ds->origin;
+    if (o && o->n_runs > 0 && ds->y_shape.rank == 0)
+        snprintf(buf, size, "%s:%lld: label %.9g", o->path, (long long)line_of(o, flat), ds->y[flat]);
+    else
+        snprintf(buf, size, "%s%slabel [%s] is %.9g%s", o ? o->path : "", o ? ": " : "", index, ds->y[flat], byte);
+}
+
+nf_status nf_dataset_check_classes(const nf_dataset *ds, int64_t classes, nf_error *err)
+{
+    if (!ds || (ds->count > 0 && !ds->y))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_check_classes: NULL dataset or labels");
+    if (classes < 1 || classes > NF_CLASS_LABEL_LIMIT)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%lld classes: a model scores 1 .. 2^24 classes",
+                       (long long)classes);
+    int64_t n = nf_mul_checked(ds->count, nf_shape_size(&ds->y_shape));
+    if (n < 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_check_classes: a negative count or label shape");
+    for (int64_t i = 0; i < n; i++) {
+        float v = ds->y[i];
+        if (nf_is_class_label(v) && v < (float)classes)
+            continue;
+        char where[NF_ERROR_MESSAGE_MAX];
+        describe_label(ds, i, where, sizeof where);
+        nf_status code = nf_is_class_label(v) ? NF_ERR_SHAPE : NF_ERR_FORMAT;
+        nf_fail(err, code, "%s, not one of the %lld class indices 0 .. %lld", where, (long long)classes,
+                (long long)classes - 1);
+        return nf_escape_error(code, err);
+    }
+    return NF_OK;
 }
 
 void nf_dataset_truncate(nf_dataset *ds, int64_t count)
@@ -23,28 +276,25 @@ void nf_dataset_truncate(nf_dataset *ds, int64_t count)
         ds->count = ds->streams > 0 ? count / ds->streams * ds->streams : count;
 }
 
-/* Labels must be whole numbers >= 0; the class count is the largest + 1. */
+/* IDX labels are class indices (whole numbers 0 .. 2^24 - 1); the class
+ * count is the largest + 1. */
 static nf_status check_labels(const char *path, const nf_idx *labels, int64_t *classes, nf_error *err)
 {
     int64_t n = nf_shape_size(&labels->shape);
     float top = 0.0f;
     for (int64_t i = 0; i < n; i++) {
         float v = labels->data[i];
-        if (!(v >= 0.0f) || v != floorf(v) || v > 1e6f)
-            return nf_fail(err, NF_ERR_FORMAT, "%s: label %lld is %g; labels must be class indices 0, 1, ...",
-                           path, (long long)i, v);
+        if (!nf_is_class_label(v))
+            return nf_fail(err, NF_ERR_FORMAT, "%s: label [%lld] is %.9g; labels must be " NF_CLASS_LABEL_RULE, path,
+                           (long long)i, v);
         top = v > top ? v : top;
     }
     *classes = (int64_t)top + 1;
     return NF_OK;
 }
 
-nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path, nf_dataset **out,
-                              nf_error *err)
+static nf_status load_idx(const char *images_path, const char *labels_path, nf_dataset **out, nf_error *err)
 {
-    if (!images_path || !labels_path || !out)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_idx: NULL argument");
-    *out = NULL;
     nf_idx images, labels = {0};
     nf_status st = nf_idx_read(images_path, &images, err);
     if (st == NF_OK)
@@ -61,6 +311,8 @@ nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path, 
     nf_dataset *ds = st == NF_OK ? calloc(1, sizeof *ds) : NULL;
     if (st == NF_OK && !ds)
         st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    if (st == NF_OK && (st = nf_dataset_set_origin(ds, labels_path, NULL, 0, err)) != NF_OK)
+        free(ds);
     if (st != NF_OK) {
         free(images.data);
         free(labels.data);
@@ -81,6 +333,15 @@ nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path, 
     }
     *out = ds;
     return NF_OK;
+}
+
+nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path, nf_dataset **out,
+                              nf_error *err)
+{
+    if (!images_path || !labels_path || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_idx: NULL argument");
+    *out = NULL;
+    return nf_escape_error(load_idx(images_path, labels_path, out, err), err);
 }
 
 nf_status nf_dataset_load_fashion_mnist(const char *dir, int train, nf_dataset **out, nf_error *err)

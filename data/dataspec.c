@@ -9,13 +9,31 @@
  *                                              session adds them itself)
  * one row of the table `kinds` each, below.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/data_internal.h"
 
-static nf_status dataset_from_arrays(const char *x_path, nf_npy *x, nf_npy *y, nf_dataset **out, nf_error *err)
+/* Labels of one whole number 0 .. 2^24 - 1 per sample make a
+ * classification dataset (nf_dataset_check_classes checks them against a
+ * model's classes); the class count is the largest + 1. */
+static int64_t classes_of(const nf_dataset *ds)
+{
+    if (ds->y_shape.rank != 0)
+        return 0;
+    float top = 0.0f;
+    for (int64_t i = 0; i < ds->count; i++) {
+        if (!nf_is_class_label(ds->y[i]))
+            return 0;
+        top = ds->y[i] > top ? ds->y[i] : top;
+    }
+    return (int64_t)top + 1;
+}
+
+static nf_status dataset_from_arrays(const char *x_path, const char *y_path, nf_npy *x, nf_npy *y,
+                                     nf_dataset **out, nf_error *err)
 {
     if (x->shape.rank < 1)
         return nf_fail(err, NF_ERR_FORMAT, "%s: features need a first axis of samples", x_path);
@@ -25,10 +43,13 @@ static nf_status dataset_from_arrays(const char *x_path, nf_npy *x, nf_npy *y, n
                        (long long)(y->shape.rank ? y->shape.dim[0] : 0));
     nf_dataset *ds = calloc(1, sizeof *ds);
     float *zeros = y ? NULL : calloc((size_t)n, sizeof(float));
-    if (!ds || (!y && !zeros)) {
+    nf_status st = !ds || (!y && !zeros) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory") : NF_OK;
+    if (st == NF_OK && y)
+        st = nf_dataset_set_origin(ds, y_path, NULL, 0, err);
+    if (st != NF_OK) {
         free(ds);
         free(zeros);
-        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+        return st;
     }
     ds->count = n;
     ds->x_shape.rank = x->shape.rank - 1;
@@ -40,13 +61,7 @@ static nf_status dataset_from_arrays(const char *x_path, nf_npy *x, nf_npy *y, n
         memcpy(ds->y_shape.dim, y->shape.dim + 1, (size_t)ds->y_shape.rank * sizeof(int64_t));
         ds->y = y->data;
         y->data = NULL;
-        int classes = ds->y_shape.rank == 0;
-        float top = 0.0f;
-        for (int64_t i = 0; classes && i < n; i++) {
-            classes = ds->y[i] >= 0.0f && ds->y[i] == (float)(int64_t)ds->y[i] && ds->y[i] <= 1e6f;
-            top = ds->y[i] > top ? ds->y[i] : top;
-        }
-        ds->classes = classes ? (int64_t)top + 1 : 0;
+        ds->classes = classes_of(ds);
     } else {
         ds->y = zeros;
     }
@@ -64,10 +79,10 @@ nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_dataset
     if (st == NF_OK && y_path)
         st = nf_npy_read(y_path, &y, err);
     if (st == NF_OK)
-        st = dataset_from_arrays(x_path, &x, y_path ? &y : NULL, out, err);
+        st = dataset_from_arrays(x_path, y_path, &x, y_path ? &y : NULL, out, err);
     free(x.data);
     free(y.data);
-    return st;
+    return nf_escape_error(st, err);
 }
 
 /* Splits "a,b" at the first comma into two NUL-terminated strings of `buf`. */
@@ -94,9 +109,11 @@ static nf_status load_text_spec(const char *path, char *options, nf_dataset **ou
         long long *slot = strncmp(opt, "window=", 7) == 0 ? &window : strncmp(opt, "streams=", 8) == 0 ? &streams : NULL;
         if (!slot)
             return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text data: unknown option '%.100s' (window=T, streams=B)", opt);
-        *slot = strtoll(strchr(opt, '=') + 1, &end, 10);
-        if (*end || end == strchr(opt, '=') + 1)
-            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text data: '%.100s' needs a whole number", opt);
+        const char *number = strchr(opt, '=') + 1;
+        errno = 0;
+        *slot = strtoll(number, &end, 10);
+        if (*end || end == number || errno == ERANGE)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text data: '%.100s' needs a whole number 1 .. 2^24", opt);
     }
     if (window <= 0 || streams <= 0)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text:%.200s needs window=T and streams=B (positive)", path);
@@ -178,7 +195,7 @@ static nf_status spec_error(const char *spec, nf_error *err)
     return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "data spec '%.200s' is not one of: %s", spec, forms);
 }
 
-nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err)
+static nf_status load_spec(const char *spec, nf_dataset **out, nf_error *err)
 {
     if (!spec || !out)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_spec: NULL argument");
@@ -200,4 +217,9 @@ nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err
         return matched ? st : spec_error(spec, err);
     }
     return spec_error(spec, err);
+}
+
+nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err)
+{
+    return nf_escape_error(load_spec(spec, out, err), err);
 }

@@ -3,13 +3,17 @@
  * Layout: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16,
  * 0x0C int32, 0x0D float32, 0x0E float64), a rank byte, `rank` big-endian
  * uint32 dimensions, then the elements, big-endian, row-major. zlib's
- * gzread reads both compressed and plain files. */
+ * gzread reads both compressed and plain files. Float elements must be
+ * finite, and float64 ones within the float range. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
 #include "data/data_internal.h"
+#include "io/util.h"
 
 #define IDX_MAX_ELEMENTS ((int64_t)1 << 31)
 
@@ -32,18 +36,28 @@ static uint64_t big_endian(const unsigned char *p, int n)
     return v;
 }
 
-/* One big-endian element as a float. */
-static float decode(const unsigned char *p, int type)
+/* One big-endian element as stored. */
+static double decode(const unsigned char *p, int type)
 {
     uint64_t v = big_endian(p, element_size(type));
     switch (type) {
-    case 0x08: return (float)(uint8_t)v;
-    case 0x09: return (float)(int8_t)v;
-    case 0x0B: return (float)(int16_t)v;
-    case 0x0C: return (float)(int32_t)v;
+    case 0x08: return (uint8_t)v;
+    case 0x09: return (int8_t)v;
+    case 0x0B: return (int16_t)v;
+    case 0x0C: return (int32_t)v;
     case 0x0D: { uint32_t b = (uint32_t)v; float f; memcpy(&f, &b, 4); return f; }
-    default: { double d; memcpy(&d, &v, 8); return (float)d; }
+    default: { double d; memcpy(&d, &v, 8); return d; }
     }
+}
+
+/* An element as a float: float32 as it is (finite), float64 a value a
+ * float holds (nf_value_to_float), integers exactly as far as 2^24. */
+static nf_value_kind to_float(double v, int type, float *out)
+{
+    if (type == 0x0E)
+        return nf_value_to_float(v, out);
+    *out = (float)v;
+    return isfinite(v) ? NF_VALUE_OK : NF_VALUE_NOT_FINITE;
 }
 
 static int read_exact(gzFile f, void *buf, int64_t n)
@@ -79,8 +93,8 @@ static nf_status read_header(gzFile f, const char *path, nf_idx *idx, int *type,
         idx->shape.dim[i] = (int64_t)big_endian(dim, 4);
         if (idx->shape.dim[i] == 0)
             return nf_fail(err, NF_ERR_FORMAT, "%s: IDX dimension %d is 0", path, i + 1);
-        count *= idx->shape.dim[i];
-        if (count > IDX_MAX_ELEMENTS)
+        count = nf_mul_checked(count, idx->shape.dim[i]);
+        if (count < 0 || count > IDX_MAX_ELEMENTS)
             return nf_fail(err, NF_ERR_FORMAT, "%s: IDX dimensions ask for more than 2^31 elements", path);
     }
     return NF_OK;
@@ -116,7 +130,8 @@ static nf_status read_body(gzFile f, const char *path, nf_idx *idx, int type, nf
 {
     int64_t count = nf_shape_size(&idx->shape);
     int esize = element_size(type);
-    if ((int64_t)((size_t)count * ((size_t)esize + sizeof(float))) > (int64_t)nf_memory_limit())
+    int64_t need = nf_mul_checked(count, esize + (int64_t)sizeof(float)); /* the raw bytes and the floats */
+    if (need < 0 || (uint64_t)need > nf_memory_limit())
         return nf_fail(err, NF_ERR_FORMAT, "%s: the header declares %lld elements, over the memory limit of %zu bytes",
                        path, (long long)count, nf_memory_limit());
     int truncated;
@@ -133,9 +148,12 @@ static nf_status read_body(gzFile f, const char *path, nf_idx *idx, int type, nf
                      (long long)count);
     else if (!(idx->data = malloc((size_t)count * sizeof(float))))
         st = nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory for %lld elements", path, (long long)count);
-    else
-        for (int64_t i = 0; i < count; i++)
-            idx->data[i] = decode(raw + i * esize, type);
+    for (int64_t i = 0; st == NF_OK && i < count; i++) {
+        double v = decode(raw + i * esize, type);
+        nf_value_kind kind = to_float(v, type, &idx->data[i]);
+        if (kind != NF_VALUE_OK)
+            st = nf_value_fail(err, path, &idx->shape, i, v, kind);
+    }
     free(raw);
     return st;
 }
@@ -143,9 +161,16 @@ static nf_status read_body(gzFile f, const char *path, nf_idx *idx, int type, nf
 nf_status nf_idx_read(const char *path, nf_idx *idx, nf_error *err)
 {
     memset(idx, 0, sizeof *idx);
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return nf_fail(err, NF_ERR_IO, "%s: cannot open", path);
+    nf_error local;
+    err = err ? err : &local;
+    int fd = nf_open_regular(path, err); /* never waits on a FIFO */
+    if (fd < 0)
+        return err->code;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return nf_fail(err, NF_ERR_NO_MEMORY, "%s: cannot open: out of memory", path);
+    }
     int type = 0;
     nf_status st = read_header(f, path, idx, &type, err);
     idx->type = type;

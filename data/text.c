@@ -127,11 +127,8 @@ static void cut_windows(const corpus *c, const int id_of[256], int64_t window, i
         }
 }
 
-nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out, nf_error *err)
+static nf_status load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out, nf_error *err)
 {
-    if (!path || !out)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_text: NULL argument");
-    *out = NULL;
     if (window < 1 || streams < 1 || window > (1 << 24) || streams > (1 << 24))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text windows of %lld tokens in %lld streams: both must be 1 .. 2^24",
                        (long long)window, (long long)streams);
@@ -146,6 +143,8 @@ nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams
     if (st == NF_OK && (!ds || !(ds->x = malloc((size_t)floats * sizeof(float))) ||
                         !(ds->y = malloc((size_t)floats * sizeof(float)))))
         st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for %lld text windows", (long long)(windows * streams));
+    if (st == NF_OK)
+        st = nf_dataset_set_origin(ds, path, NULL, 0, err);
     if (st == NF_OK) {
         int id_of[256];
         ds->count = windows * streams;
@@ -162,14 +161,41 @@ nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams
     return st;
 }
 
+nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out, nf_error *err)
+{
+    if (!path || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_text: NULL argument");
+    *out = NULL;
+    return nf_escape_error(load_text(path, window, streams, out, err), err);
+}
+
+/* Each byte's id in a vocabulary; a byte listed twice is refused, named
+ * (escaped: 'a', '\x0a') with both its ids. */
+static nf_status vocab_ids(const unsigned char *vocab, int vocab_size, int id_of[256], nf_error *err)
+{
+    for (int b = 0; b < 256; b++)
+        id_of[b] = -1;
+    for (int i = 0; i < vocab_size; i++) {
+        if (id_of[vocab[i]] >= 0) {
+            char shown[8];
+            return nf_fail(err, NF_ERR_FORMAT, "the vocabulary lists byte '%s' twice, as ids %d and %d",
+                           nf_shown((const char *)&vocab[i], 1, shown, sizeof shown), id_of[vocab[i]], i);
+        }
+        id_of[vocab[i]] = i;
+    }
+    return NF_OK;
+}
+
 nf_status nf_text_to_ids(const unsigned char *vocab, int vocab_size, const char *text, size_t len, float *ids,
                          nf_error *err)
 {
+    if (vocab_size < 0 || vocab_size > 256 || (vocab_size > 0 && !vocab) || (len > 0 && (!text || !ids)))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_text_to_ids: NULL argument or a vocabulary of %d bytes",
+                       vocab_size);
     int id_of[256];
-    for (int b = 0; b < 256; b++)
-        id_of[b] = -1;
-    for (int i = 0; i < vocab_size && i < 256; i++)
-        id_of[vocab[i]] = i;
+    nf_status st = vocab_ids(vocab, vocab_size, id_of, err);
+    if (st != NF_OK)
+        return st;
     for (size_t i = 0; i < len; i++) {
         int id = id_of[(unsigned char)text[i]];
         if (id < 0)

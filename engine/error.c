@@ -1,5 +1,8 @@
 /* nodeflow — status names and error recording. */
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 #include "engine/internal.h"
@@ -92,4 +95,19 @@ int64_t nf_add_checked(int64_t a, int64_t b)
 int64_t nf_mul3_checked(int64_t a, int64_t b, int64_t c)
 {
     return nf_mul_checked(nf_mul_checked(a, b), c);
+}
+
+const char *nf_parse_number(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end || isnan(v) || (isinf(v) && errno != ERANGE))
+        return "must be a finite number";
+    if (errno == ERANGE && (isinf(v) || fabs(v) > 1))
+        return "is out of range (past 1.8e308, the largest double)";
+    if (errno == ERANGE)
+        return "is too small: it would read as 0 (below 2.2e-308, the smallest normal double)";
+    *out = v;
+    return NULL;
 }

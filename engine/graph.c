@@ -2,6 +2,7 @@
  * Nothing here computes; see validate.c for shapes and parameters. */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,10 +55,15 @@ nf_status nf_graph_set_vocab(nf_graph *g, const unsigned char *bytes, int n, nf_
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_graph_set_vocab: NULL argument");
     if (n < 0 || n > 256)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "a vocabulary has 0 to 256 bytes, not %d", n);
-    int seen[256] = {0};
-    for (int i = 0; i < n; i++)
-        if (seen[bytes[i]]++)
-            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "byte 0x%02x appears twice in the vocabulary", bytes[i]);
+    int first[256];
+    for (int b = 0; b < 256; b++)
+        first[b] = -1;
+    for (int i = 0; i < n; i++) {
+        if (first[bytes[i]] >= 0)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "the vocabulary lists byte 0x%02x twice, as ids %d and %d",
+                           bytes[i], first[bytes[i]], i);
+        first[bytes[i]] = i;
+    }
     if (n > 0)
         memcpy(g->vocab, bytes, (size_t)n);
     g->vocab_size = n;
@@ -351,11 +357,11 @@ nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const ch
         return attr_fail(g, node, key, "has no value");
     const nf_attr_spec *spec = &node->op->attrs[i];
     double value = 0;
-    char *end;
+    const char *wrong;
     switch (spec->type) {
     case NF_ATTR_DIMS:
     case NF_ATTR_AXES: {
-        const char *wrong = spec->type == NF_ATTR_DIMS ? parse_dims(text, &node->dims) : parse_axes(text, &node->dims);
+        wrong = spec->type == NF_ATTR_DIMS ? parse_dims(text, &node->dims) : parse_axes(text, &node->dims);
         if (wrong)
             return attr_fail(g, node, key, wrong);
         node->attr_set |= 1u << i;
@@ -373,11 +379,13 @@ nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const ch
         return store_number(g, node, i, value);
     case NF_ATTR_INT:
     case NF_ATTR_FLOAT:
-        errno = 0;
-        value = strtod(text, &end);
-        if (errno || end == text || *end)
-            return attr_fail(g, node, key, spec->type == NF_ATTR_INT ? "must be a whole number"
-                                                                      : "must be a number");
+        wrong = nf_parse_number(text, &value);
+        if (wrong)
+            return attr_fail(g, node, key, spec->type == NF_ATTR_INT && !strcmp(wrong, "must be a finite number")
+                                               ? "must be a whole number"
+                                               : wrong);
+        if (spec->type == NF_ATTR_FLOAT && (fabs(value) > FLT_MAX || (value != 0 && fabs(value) < FLT_MIN)))
+            return attr_fail(g, node, key, "is out of float's range (its magnitude must be 0 or from 1.2e-38 to 3.4e38)");
         return store_number(g, node, i, value);
     }
     return attr_fail(g, node, key, "has an unknown type");

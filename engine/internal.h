@@ -34,6 +34,11 @@ struct nf_graph {
     int auto_names[64];              /* per op (registry order): the last number auto_name used */
 };
 
+/* Reads a whole text as a finite double into *out; NULL, or what is wrong
+ * with it: not a number, past double's range (1e309), or so small that it
+ * would read as 0 or a subnormal (1e-400: strtod's ERANGE). */
+const char *nf_parse_number(const char *text, double *out);
+
 /* Records an error as the graph's sticky error (first one wins). */
 void nf_graph_fail(nf_graph *g, nf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -145,6 +145,12 @@ static nf_status link_shared(nf_graph *g, nf_param *params, nf_param_spec (*spec
         const nf_node *src = node->share_from;
         if (!src)
             continue;
+        if (node->n_params == 0 || src->n_params != node->n_params) {
+            g->error_node = i;
+            return nf_fail(err, NF_ERR_GRAPH, "%s '%s': shares the parameters of '%s', but %s", node->op->name,
+                           node->name, src->name,
+                           node->n_params == 0 ? "it has none to share" : "they have another number of them");
+        }
         for (int j = 0; j < node->n_params; j++) {
             const nf_param *p = &params[src->param[j]];
             if (!nf_shape_equal(&p->shape, &specs[i][j].shape)) {

@@ -261,11 +261,14 @@ nf_status nf_st_parse(const char *name, char *buf, size_t len, nf_st_file *f, nf
         st = nf_fail(err, NF_ERR_FORMAT, "%s: truncated: %zu bytes, less than the 8-byte header size", name, len);
     uint64_t n = st == NF_OK ? read_le64(u) : 0;
     if (st == NF_OK && n > len - 8)
-        st = nf_fail(err, NF_ERR_FORMAT, "%s: header size %llu is larger than the file (%zu bytes)", name,
-                     (unsigned long long)n, len);
+        st = nf_fail(err, NF_ERR_FORMAT,
+                     "%s: not a safetensors file: its first 8 bytes give a header size of %llu, larger than the "
+                     "file (%zu bytes)", name, (unsigned long long)n, len);
     if (st == NF_OK && n > ST_MAX_HEADER)
         st = nf_fail(err, NF_ERR_FORMAT, "%s: header size %llu is over the 100 MiB limit", name,
                      (unsigned long long)n);
+    if (st == NF_OK && (n == 0 || buf[8] != '{'))
+        st = nf_fail(err, NF_ERR_FORMAT, "%s: not a safetensors file: its header does not start with '{'", name);
     if (st == NF_OK)
         st = parse_header(f, buf + 8, (size_t)n, len - 8 - (size_t)n, u + 8 + n, err);
     if (st != NF_OK)

@@ -109,14 +109,6 @@ static int is_given(const nf_train_config *c, const row *r)
     }
 }
 
-static int parse_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return end != s && *end == '\0' && errno == 0 && isfinite(*out);
-}
-
 /* What a number setting takes, for messages and the reference. */
 static void range_text(const row *r, char *buf, size_t size)
 {
@@ -159,7 +151,10 @@ static nf_status set_table_value(nf_train_config *c, const row *r, const char *v
         return NF_OK;
     }
     range_text(r, range, sizeof range);
-    if (!parse_number(value, &v))
+    const char *wrong = nf_parse_number(value, &v);
+    if (wrong && strcmp(wrong, "must be a finite number") != 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' = %s %s", r->pub.key, value, wrong);
+    if (wrong)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' must be %s, not '%s'", r->pub.key, range, value);
     if (!in_range(&r->pub, v) || (r->pub.type == NF_SETTING_INT && v != floor(v)))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' must be %s", r->pub.key, range);
@@ -208,8 +203,9 @@ nf_status nf_train_config_set(nf_train_config *c, const char *key, const char *v
     if (!strncmp(key, "schedule.", 9))
         return set_schedule_key(c, key + 9, value, err);
     double v;
-    if (!parse_number(value, &v))
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' must be a number, not '%s'", key, value);
+    const char *wrong = nf_parse_number(value, &v);
+    if (wrong)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' = %s %s", key, value, wrong);
     int i = list_slot(c->hparam_key, &c->n_hparams, key);
     if (i < 0)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "too many or too long settings");
@@ -296,7 +292,8 @@ nf_status nf_train_config_check(const nf_train_config *c, int *bad, nf_error *er
         for (int k = 0; k < type->n_hparams; k++)
             names[n++] = type->hparams[k].name;
         names[n] = NULL;
-        const char *near = nf_suggest(c->hparam_key[i], names);
+        const char *near = nf_optimizer_type_hparam(type, c->hparam_key[i]) < 0 ? nf_suggest(c->hparam_key[i], names)
+                                                                                 : NULL; /* a bad value */
         if (near && err) {
             char message[sizeof err->message];
             snprintf(message, sizeof message, "%s", err->message);

@@ -51,9 +51,9 @@ static nf_status vocab_from(nf_graph *g, const nf_st_file *f, nf_error *err)
         return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s must hold 1 to 256 bytes in hex", f->path, VOCAB_KEY);
     if (!nf_hex_decode(hex, bytes, len / 2))
         return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s is not hex", f->path, VOCAB_KEY);
-    nf_status st = nf_graph_set_vocab(g, bytes, (int)(len / 2), err);
-    if (st != NF_OK)
-        return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s: %s", f->path, VOCAB_KEY, err ? err->message : "");
+    nf_error why;
+    if (nf_graph_set_vocab(g, bytes, (int)(len / 2), &why) != NF_OK) /* a message of its own, then ours around it */
+        return nf_fail(err, NF_ERR_FORMAT, "%s: metadata %s: %s", f->path, VOCAB_KEY, why.message);
     return NF_OK;
 }
 

@@ -145,5 +145,18 @@ contains "$work/err" "element 0 is nan, not a finite float32" "NaN weights refus
 expect 0 "NaN weights allowed" "$nodeflow" eval "$xor" --weights "$work/nan.st" --data "$data" --json --allow-nonfinite
 contains "$work/out" '"loss": null' "JSON without NaN"
 
+# ---- bad labels and features name the file and row ----
+printf 'nodeflow 1\nx = input shape=2\ny = input shape=scalar\nf = linear x out=3\ns = output f\nloss = cross_entropy s y\n' \
+    >"$work/c3.nfg"
+printf 'a,b,c\n0,0,0\n0,1,1\n1,0,-1\n1,1,2\n' >"$work/c3.csv"
+expect 2 "a negative class label" "$nodeflow" train "$work/c3.nfg" --data "csv:$work/c3.csv,label=c" $short
+contains "$work/err" "c3.csv:4: label -1, not one of the 3 class indices 0 .. 2" "negative label"
+printf 'a,b,c\n0,0,0\n0,1,1.5\n' >"$work/c3.csv"
+expect 2 "a fractional class label" "$nodeflow" train "$work/c3.nfg" --data "csv:$work/c3.csv,label=c" $short
+contains "$work/err" "c3.csv:3: label 1.5, not one of the 3 class indices" "fractional label"
+printf 'a,b,c\n0,0,0\n0,nan,1\n' >"$work/c3.csv"
+expect 2 "NaN in the features" "$nodeflow" train "$work/c3.nfg" --data "csv:$work/c3.csv,label=c" $short
+contains "$work/err" "c3.csv:3:3: field 2 is 'nan', not a finite number" "NaN feature"
+
 echo "files: $passed passed, $failed failed"
 [ "$failed" = 0 ]

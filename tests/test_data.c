@@ -1,6 +1,7 @@
 /* Datasets: IDX files (plain and gzip) read and validated, every kind of
  * malformed file refused with a message naming the file, and batches that
  * cover each sample once per epoch, reshuffled from a seed. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <zlib.h>
 
 #include "helpers.h"
+#include "data/data_internal.h"
 
 static char dir[256];
 
@@ -218,8 +220,8 @@ static void test_csv(void **state)
         {"a,b\n", "b", "a header line but no rows"},
         {"", NULL, "no rows"},
         {"5\n", "0", "a label column needs at least one feature column"},
-        {"1,2\n1,nan\n", NULL, ":2:3: field 2 is 'nan', not a number"},
-        {"1,2\n1,1e39\n", NULL, ":2:3: field 2 is '1e39', not a number"},
+        {"1,2\n1,nan\n", NULL, ":2:3: field 2 is 'nan', not a finite number"},
+        {"1,2\n1,1e39\n", NULL, ":2:3: field 2 is '1e39', out of float range"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_text("bad.csv", bad[i].text);
@@ -320,6 +322,312 @@ static void test_specs(void **state)
     unlink(path_of("s.csv"));
 }
 
+/* The header guess: a byte order mark is skipped before anything, and a
+ * first row of numbers is data even when one is nan, inf or out of range
+ * (it is then refused as data, naming its line, not dropped as a header). */
+static void test_csv_first_row(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *ds;
+    write_text("bom.csv", "\xef\xbb\xbf" "1,2,0\n3,4,1\n");
+    assert_ok(nf_dataset_load_csv(path_of("bom.csv"), "2", &ds, &err), &err);
+    assert_int_equal(ds->count, 2);
+    assert_true(ds->x[0] == 1.0f && ds->y[1] == 1.0f);
+    nf_dataset_free(ds);
+    write_text("bom.csv", "\xef\xbb\xbf" "w,h,kind\n1,2,0\n3,4,1\n"); /* the first name is "w", not BOM + "w" */
+    assert_ok(nf_dataset_load_csv(path_of("bom.csv"), "w", &ds, &err), &err);
+    assert_int_equal(ds->count, 2);
+    assert_true(ds->y[0] == 1.0f && ds->y[1] == 3.0f);
+    nf_dataset_free(ds);
+    write_text("bom.csv", "a,b\n0.0,-0\n1.1754944e-38,3.4028234e38\n"); /* zeros and the ends of the float range */
+    assert_ok(nf_dataset_load_csv(path_of("bom.csv"), NULL, &ds, &err), &err);
+    assert_int_equal(ds->count, 2);
+    nf_dataset_free(ds);
+    struct {
+        const char *text, *message;
+    } refused[] = {
+        {"nan,2,0\n3,4,1\n", ":1:1: field 1 is 'nan', not a finite number"},
+        {"\xef\xbb\xbf" "NaN,2,0\n3,4,1\n", ":1:1: field 1 is 'NaN', not a finite number"},
+        {"1,-Infinity,0\n", ":1:3: field 2 is '-Infinity', not a finite number"},
+        {"1, inf ,0\n", ":1:3: field 2 is 'inf', not a finite number"},
+        {"1,1e39,0\n", ":1:3: field 2 is '1e39', out of float range"},
+        {"1,1e309,0\n", ":1:3: field 2 is '1e309', out of float range"},
+        {"1,-1e-400,0\n", ":1:3: field 2 is '-1e-400', out of float range"},
+        {"1,1e-320,0\n", ":1:3: field 2 is '1e-320', out of float range"},
+        {"1,1e-40,0\n", ":1:3: field 2 is '1e-40', out of float range"},
+        {"1,,0\n", ":1:3: field 2 is empty, not a number"},
+        {"a,b,c\n1,2,0\n\n3,x,1\n", ":4:3: field 2 is 'x', not a number"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        write_text("bom.csv", refused[i].text);
+        ds = (nf_dataset *)1;
+        assert_int_equal(nf_dataset_load_csv(path_of("bom.csv"), NULL, &ds, &err), NF_ERR_FORMAT);
+        assert_null(ds);
+        if (!strstr(err.message, refused[i].message))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err.message, refused[i].message);
+    }
+    unlink(path_of("bom.csv"));
+}
+
+/* A .npy header in memory: `header` padded to 64 bytes with spaces and a
+ * newline (unless `raw`), then `data`. */
+static nf_status parse_npy_header(int version, const char *header, int raw, const void *data, size_t n,
+                                  nf_npy *out, nf_error *err)
+{
+    char buf[1024];
+    size_t start = version == 1 ? 10 : 12, len = strlen(header);
+    memcpy(buf + start, header, len);
+    while (!raw && (start + len + 1) % 64)
+        buf[start + len++] = ' ';
+    if (!raw)
+        buf[start + len++] = '\n';
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (char)version;
+    buf[7] = 0;
+    for (size_t i = 0; i < start - 8; i++)
+        buf[8 + i] = (char)(len >> (8 * i));
+    memcpy(buf + start + len, data, n);
+    return nf_npy_parse("h.npy", buf, start + len + n, out, err);
+}
+
+static void test_npy_header_literal(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_npy a;
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    struct {
+        int version;
+        const char *header;
+        int rank;
+        int64_t count;
+    } accepted[] = {
+        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 0, 1},
+        {1, "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (6,)}", 1, 6},
+        {1, "{'shape': (2, 3), 'fortran_order': False, 'descr': '<f4'}", 2, 6},
+        {1, "{'descr':'<f4','fortran_order':False,'shape':(1,2,3,),}", 3, 6},
+        {2, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 2, 6},
+        {3, "{'descr': '<f4',\n 'fortran_order': False,\t'shape': (6,), }", 1, 6},
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        nf_status st = parse_npy_header(accepted[i].version, accepted[i].header, 0, v,
+                                        (size_t)accepted[i].count * sizeof(float), &a, &err);
+        if (st != NF_OK)
+            fail_msg("accepted %zu: %s", i, err.message);
+        assert_int_equal(a.shape.rank, accepted[i].rank);
+        assert_int_equal(nf_shape_size(&a.shape), accepted[i].count);
+        assert_true(a.data[accepted[i].count - 1] == v[accepted[i].count - 1]);
+        free(a.data);
+    }
+    struct {
+        const char *header, *message;
+        int raw; /* the header as it is, without padding and newline */
+    } refused[] = {
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6), }", "expected ',' after the one dimension", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (,), }", "expected a dimension (a whole number >= 0) or ')', found ','", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (06,), }", "found '06'", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6L,), }", "found '6L'", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6.0,), }", "found '6.0'", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': [6], }", "expected a tuple such as (3, 2), found '['", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 6), }", "more than 6 dimensions", 0},
+        {"{'descr': '<f4', 'fortran_order': 0, 'shape': (6,), }", "expected True or False for 'fortran_order', found '0'", 0},
+        {"{'descr': <f4, 'fortran_order': False, 'shape': (6,), }", "expected a quoted dtype such as '<f4' for 'descr', found '<'", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), 'extra': 1}", "unknown key 'extra'", 0},
+        {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (6,)}", "has the key 'descr' twice", 0},
+        {"{'descr': '<f4', 'shape': (6,)}", "lacks the key 'fortran_order'", 0},
+        {"{}", "lacks the key 'descr'", 0},
+        {"{'descr' '<f4', 'fortran_order': False, 'shape': (6,)}", "expected ':' after the key, found ''<f4''", 0},
+        {"{'descr': '<f4', 'fortran_order': False 'shape': (6,)}", "expected ',' or '}', found ''shape''", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }}\n", "'}\\x0a' after the .npy header's closing brace", 1},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }  \t \n", "'\\x09 \\x0a' after the .npy header's closing brace", 1},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }\n\n", "'\\x0a\\x0a' after the .npy header's closing brace", 1},
+        {" {'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", "expected '{' at its start, found ' '", 0},
+        {"{'descr': '<\\x66\\x34', 'fortran_order': False, 'shape': (6,), }", "expected a quoted dtype", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), ", "expected a quoted key or '}', found the end of the header", 0},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_int_equal(parse_npy_header(1, refused[i].header, refused[i].raw, v, sizeof v, &a, &err), NF_ERR_FORMAT);
+        assert_null(a.data);
+        if (!strstr(err.message, refused[i].message) || strncmp(err.message, "h.npy: ", 7) != 0)
+            fail_msg("refused %zu: \"%s\" lacks \"%s\"", i, err.message, refused[i].message);
+    }
+    /* the header's length stays within the file, in each version */
+    const char *fine = "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }";
+    for (int version = 1; version <= 3; version++) {
+        char buf[128] = "\x93NUMPY";
+        buf[6] = (char)version;
+        memset(buf + 8, 0xff, 4);
+        memcpy(buf + 12, fine, strlen(fine));
+        assert_int_equal(nf_npy_parse("h.npy", buf, 12 + strlen(fine), &a, &err), NF_ERR_FORMAT);
+        assert_non_null(strstr(err.message, "the .npy header runs past the end of the file"));
+        assert_int_equal(nf_npy_parse("h.npy", buf, version == 1 ? 9 : 11, &a, &err), NF_ERR_FORMAT);
+        assert_non_null(strstr(err.message, "ends inside its preamble"));
+    }
+    assert_int_equal(parse_npy_header(4, fine, 0, v, sizeof v, &a, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "unknown .npy version 4.0"));
+    assert_int_equal(parse_npy_header(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", 1, v, sizeof v,
+                                      &a, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "the .npy header does not end with a newline"));
+    /* an element count past the memory limit (64 bytes at least: 16 floats) */
+    float big[20] = {0};
+    size_t limit = nf_memory_limit();
+    nf_set_memory_limit(64);
+    assert_int_equal(parse_npy_header(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (20,), }", 0, big,
+                                      sizeof big, &a, &err), NF_ERR_FORMAT);
+    nf_set_memory_limit(limit);
+    assert_non_null(strstr(err.message, "20 elements pass the memory limit of 64 bytes"));
+}
+
+/* NaN and infinities are refused in every array, naming the element;
+ * float64 values must fit a float; a subnormal float32 is kept as it is. */
+static void test_npy_values(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_npy a;
+    const char *f4 = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+    const char *f8 = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
+    float x[6] = {0, 1, 2, 3, 4, 1e-40f};
+    assert_ok(parse_npy_header(1, f4, 0, x, sizeof x, &a, &err), &err);
+    assert_true(a.data[5] == 1e-40f);
+    free(a.data);
+    x[4] = -INFINITY;
+    assert_int_equal(parse_npy_header(1, f4, 0, x, sizeof x, &a, &err), NF_ERR_FORMAT);
+    assert_string_equal(err.message, "h.npy: element [1, 1] is -infinity; values must be finite numbers");
+    double d[6] = {0, 1, 2, 3, 4, 5};
+    assert_ok(parse_npy_header(1, f8, 0, d, sizeof d, &a, &err), &err);
+    free(a.data);
+    struct {
+        double value;
+        const char *message;
+    } refused[] = {
+        {NAN, "h.npy: element [0, 2] is NaN; values must be finite numbers"},
+        {1e39, "h.npy: element [0, 2] is 1e+39, out of float range"},
+        {-1e-300, "h.npy: element [0, 2] is -1e-300, out of float range"},
+        {1e-45, "h.npy: element [0, 2] is 1e-45, out of float range"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        d[2] = refused[i].value;
+        assert_int_equal(parse_npy_header(1, f8, 0, d, sizeof d, &a, &err), NF_ERR_FORMAT);
+        assert_string_equal(err.message, refused[i].message);
+    }
+}
+
+/* Class labels checked against a model's classes, naming the file and
+ * the row (CSV line, array index) of the first bad one. */
+static void test_check_classes(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_dataset *ds;
+    write_text("c.csv", "f,kind\n1,0\n\n2,1.5\n3,2\n");
+    assert_ok(nf_dataset_load_csv(path_of("c.csv"), "kind", &ds, &err), &err);
+    assert_int_equal(ds->classes, 0); /* 1.5: a regression target, until a classifier reads it */
+    assert_int_equal(nf_dataset_check_classes(ds, 3, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "c.csv:4: label 1.5, not one of the 3 class indices 0 .. 2"));
+    nf_dataset_free(ds);
+    write_text("c.csv", "1,0\n\n\n2,-1\n");
+    assert_ok(nf_dataset_load_csv(path_of("c.csv"), "1", &ds, &err), &err);
+    assert_int_equal(nf_dataset_check_classes(ds, 3, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "c.csv:4: label -1, not one of the 3 class indices 0 .. 2"));
+    nf_dataset_free(ds);
+    write_text("c.csv", "1,0\n2,5\n3,16777216\n");
+    assert_ok(nf_dataset_load_csv(path_of("c.csv"), "1", &ds, &err), &err);
+    assert_int_equal(ds->classes, 0);
+    assert_int_equal(nf_dataset_check_classes(ds, 6, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "c.csv:3: label 16777216, not one of the 6 class indices 0 .. 5"));
+    nf_dataset_truncate(ds, 2);
+    assert_ok(nf_dataset_check_classes(ds, 6, &err), &err);
+    assert_int_equal(nf_dataset_check_classes(ds, 3, &err), NF_ERR_SHAPE);
+    assert_non_null(strstr(err.message, "c.csv:2: label 5, not one of the 3 class indices 0 .. 2"));
+    nf_dataset_free(ds);
+    /* .npy labels: their index */
+    float x[3] = {1, 2, 3};
+    int64_t y[3] = {0, 1, 7};
+    write_npy("cx.npy", "<f4", "(3,)", x, sizeof x);
+    write_npy("cy.npy", "<i8", "(3,)", y, sizeof y);
+    assert_ok(nf_dataset_load_npy(path_of("cx.npy"), path_of("cy.npy"), &ds, &err), &err);
+    assert_int_equal(ds->classes, 8);
+    assert_int_equal(nf_dataset_check_classes(ds, 3, &err), NF_ERR_SHAPE);
+    assert_non_null(strstr(err.message, "cy.npy: label [2] is 7, not one of the 3 class indices 0 .. 2"));
+    nf_dataset_free(ds);
+    /* IDX labels */
+    write_file("img", images, sizeof images, 0);
+    write_file("lbl", labels, sizeof labels, 0);
+    assert_ok(nf_dataset_load_idx(path_of("img"), path_of("lbl"), &ds, &err), &err);
+    assert_int_equal(nf_dataset_check_classes(ds, 2, &err), NF_ERR_SHAPE);
+    assert_non_null(strstr(err.message, "lbl: label [0] is 2, not one of the 2 class indices 0 .. 1"));
+    nf_dataset_free(ds);
+    /* text: the byte of a token id */
+    write_text("c.txt", "abcabcabca");
+    assert_ok(nf_dataset_load_text(path_of("c.txt"), 2, 1, &ds, &err), &err);
+    assert_ok(nf_dataset_check_classes(ds, 3, &err), &err);
+    assert_int_equal(nf_dataset_check_classes(ds, 2, &err), NF_ERR_SHAPE);
+    assert_non_null(strstr(err.message, "c.txt: label [0, 1] is 2 (byte 'c'), not one of the 2 class indices 0 .. 1"));
+    nf_dataset_free(ds);
+    /* a dataset a program made: no file to name */
+    float xs[2] = {0, 0}, ys[2] = {0, 2};
+    nf_dataset own = {.count = 2, .x_shape = {0, {0}}, .y_shape = {0, {0}}, .x = xs, .y = ys};
+    assert_int_equal(nf_dataset_check_classes(&own, 2, &err), NF_ERR_SHAPE);
+    assert_string_equal(err.message, "label [1] is 2, not one of the 2 class indices 0 .. 1");
+    assert_ok(nf_dataset_check_classes(&own, 3, &err), &err);
+    assert_int_equal(nf_dataset_check_classes(&own, 0, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_int_equal(nf_dataset_check_classes(NULL, 2, &err), NF_ERR_INVALID_ARGUMENT);
+    const char *names[] = {"c.csv", "cx.npy", "cy.npy", "c.txt"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unlink(path_of(names[i]));
+}
+
+/* A vocabulary that lists a byte twice is refused, the byte escaped. */
+static void test_vocab_duplicate(void **state)
+{
+    (void)state;
+    nf_error err;
+    float ids[4];
+    assert_ok(nf_text_to_ids((const unsigned char *)"ab\n", 3, "ba\n", 3, ids, &err), &err);
+    assert_true(ids[0] == 1.0f && ids[2] == 2.0f);
+    assert_int_equal(nf_text_to_ids((const unsigned char *)"abca", 4, "a", 1, ids, &err), NF_ERR_FORMAT);
+    assert_string_equal(err.message, "the vocabulary lists byte 'a' twice, as ids 0 and 3");
+    assert_int_equal(nf_text_to_ids((const unsigned char *)"\nab\n", 4, "a", 1, ids, &err), NF_ERR_FORMAT);
+    assert_string_equal(err.message, "the vocabulary lists byte '\\x0a' twice, as ids 0 and 3");
+    assert_int_equal(nf_text_to_ids((const unsigned char *)"\xff\\\xff", 3, "", 0, ids, &err), NF_ERR_FORMAT);
+    assert_string_equal(err.message, "the vocabulary lists byte '\\xff' twice, as ids 0 and 2");
+    assert_int_equal(nf_text_to_ids((const unsigned char *)"\\a\\", 3, "", 0, ids, &err), NF_ERR_FORMAT);
+    assert_string_equal(err.message, "the vocabulary lists byte '\\\\' twice, as ids 0 and 2");
+    assert_int_equal(nf_text_to_ids((const unsigned char *)"ab", 300, "a", 1, ids, &err), NF_ERR_INVALID_ARGUMENT);
+}
+
+/* No message carries a control character, an invisible or reordering
+ * format character or a byte that is not UTF-8 from a name or a file. */
+static void test_escaped_messages(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_string_equal(nf_shown("a\\b\x1b[1m\xc3\xa9\x7f", 10, out, sizeof out), "a\\\\b\\x1b[1m\xc3\xa9\\x7f");
+    assert_string_equal(nf_shown("\xe2\x80\xae\xc2\x9b\xc0\x80\xed\xa0\x80\xef\xbb\xbf", 13, out, sizeof out),
+                        "\\xe2\\x80\\xae\\xc2\\x9b\\xc0\\x80\\xed\\xa0\\x80\\xef\\xbb\\xbf");
+    assert_string_equal(nf_shown("abcdefghij", 10, out, 8), "abcd...");
+    assert_string_equal(nf_shown("abcdefg", 7, out, 8), "abcdefg");
+    assert_string_equal(nf_shown("\x01\x02", 2, out, 8), "\\x01...");
+    nf_error err;
+    nf_dataset *ds;
+    write_text("e\x1b[31m\xe2\x80\xae.csv", "1,2\n3,\x07x\n");
+    assert_int_equal(nf_dataset_load_csv(path_of("e\x1b[31m\xe2\x80\xae.csv"), NULL, &ds, &err), NF_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "/e\\x1b[31m\\xe2\\x80\\xae.csv:2:3: field 2 is '\\x07x', not a number"));
+    unlink(path_of("e\x1b[31m\xe2\x80\xae.csv"));
+    assert_int_not_equal(nf_dataset_load_csv("/nonexistent/\x1b]0;title\x07", NULL, &ds, &err), NF_OK);
+    assert_non_null(strstr(err.message, "/nonexistent/\\x1b]0;title\\x07"));
+    assert_int_equal(nf_dataset_load_spec("zip:\x1b[2J\xe9t\xc3\xa9", &ds, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.message, "'zip:\\x1b[2J\\xe9t\xc3\xa9'"));
+    write_text("a.csv", "a,b\n1,2\n");
+    assert_int_equal(nf_dataset_load_csv(path_of("a.csv"), "\x1b[0m", &ds, &err), NF_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.message, "no column named '\\x1b[0m'"));
+    unlink(path_of("a.csv"));
+    for (const char *c = err.message; *c; c++)
+        assert_true((unsigned char)*c >= 0x20 && *c != 0x7f);
+}
+
 /* tests/bad/data: each NAME.expected holds a data spec (relative to that
  * folder) and the exact error it must give. */
 static void test_bad_data_corpus(void **state)
@@ -378,6 +686,12 @@ int main(void)
         cmocka_unit_test(test_npy),
         cmocka_unit_test(test_specs),
         cmocka_unit_test(test_bad_data_corpus),
+        cmocka_unit_test(test_csv_first_row),
+        cmocka_unit_test(test_npy_header_literal),
+        cmocka_unit_test(test_npy_values),
+        cmocka_unit_test(test_check_classes),
+        cmocka_unit_test(test_vocab_duplicate),
+        cmocka_unit_test(test_escaped_messages),
     };
     return cmocka_run_group_tests_name("data", tests, make_dir, remove_dir);
 }

@@ -2,6 +2,7 @@
  * plans agreeing, and no heap allocation while a plan runs (the test is
  * linked with -Wl,--wrap for the allocator, which counts the calls made
  * by nodeflow's statically linked code). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

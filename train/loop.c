@@ -57,6 +57,10 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
         if (ds->classes > c && c > 1)
             return nf_fail(err, NF_ERR_SHAPE, "the data has %lld classes but '%s' scores %lld", (long long)ds->classes,
                            bind->scores->name, (long long)c);
+        /* each label one of the C classes, named with its file and row
+         * when it is not (before, a bad label ended in a NaN loss) */
+        if (c > 1)
+            return nf_dataset_check_classes(ds, c, err);
     }
     return NF_OK;
 }

@@ -28,6 +28,9 @@ typedef struct nf_dataset {
     int64_t streams;
     unsigned char vocab[256]; /* byte of each token id (text) */
     int vocab_size;           /* 0 if not text */
+    /* Where the labels came from, for messages (set by the loaders, freed
+     * by nf_dataset_free; NULL in a dataset a program fills itself). */
+    struct nf_label_origin *origin;
 } nf_dataset;
 
 /* A byte-level text corpus: a file, or a directory whose regular files

@@ -67,4 +67,22 @@ h, m = layout(SHAPES)
 write("trailing_bytes", pack(h, m + 8))
 h = json.loads(json.dumps(header)); h["__metadata__"] = {"step": 3}
 write("metadata_not_string", pack(h, n))
+# a name with an escaped NUL that would cut it to another tensor's name
+text = json.dumps(header).replace('"fc2.bias"', '"fc2.bias\\u0000x"').encode()
+write("nul_in_name", pack(None, n, raw_header=text))
+h = json.loads(json.dumps(header)); h["__metadata__"] = "not an object"
+write("metadata_not_object", pack(h, n))
+text = json.dumps(header).encode()
+write("bytes_after_json", pack(None, n, raw_header=text + b"  xy"))
+write("not_utf8", pack(None, n, raw_header=json.dumps(header).encode().replace(b'"fc1.bias"', b'"fc1.bias\xff"')))
+# a NaN in fc1.bias, which lies after fc1.weight
+blob = bytearray(good)
+at = 8 + len(json.dumps(header).encode()) + 4 * count(SHAPES["fc1.weight"]) + 4 * 3
+blob[at:at + 4] = struct.pack("<f", float("nan"))
+write("nan_value", bytes(blob))
+write("not_safetensors", b"nodeflow 1\nx = input shape=2\n")
+# a control sequence in a tensor name: printed escaped
+s = dict(SHAPES); s["\x1b[2Jfc3"] = [2]
+h, m = layout(s)
+write("escape_in_name", pack(h, m))
 print("wrote", len(os.listdir(HERE)), "files to", HERE)
