@@ -97,6 +97,7 @@ struct nf_batcher {
     nf_rng epoch_rng; /* rng as it was before this epoch's shuffle */
     int64_t *order;   /* sample indices of this epoch */
     int64_t next;     /* position in order */
+    int64_t labels_checked; /* the class count every label was checked against (0: none yet) */
 };
 
 /* Checkpoints: the batch size, the data's size, the epoch's shuffle state

@@ -323,7 +323,7 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
         if (total < 0)
             snprintf(need, sizeof need, "more than 2^64 bytes");
         else
-            snprintf(need, sizeof need, "%lld bytes", (long long)total * 4);
+            snprintf(need, sizeof need, "%llu bytes", (unsigned long long)total * 4u); /* total < 2^62 */
         st = nf_fail(err, NF_ERR_NO_MEMORY,
                      "the plan needs %s of activations, over the memory limit of %zu; lower the batch size", need,
                      nf_memory_limit());
@@ -331,8 +331,8 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     }
     float *arena = nf_aligned_alloc((size_t)(total ? total : 16) * sizeof(float));
     if (!arena) {
-        st = nf_fail(err, NF_ERR_NO_MEMORY, "could not allocate %lld bytes of activations",
-                     (long long)total * 4);
+        st = nf_fail(err, NF_ERR_NO_MEMORY, "could not allocate %llu bytes of activations",
+                     (unsigned long long)total * 4u);
         goto done;
     }
     memset(arena, 0, (size_t)(total ? total : 16) * sizeof(float));

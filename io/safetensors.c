@@ -152,8 +152,10 @@ static size_t utf8_length(const unsigned char *s, size_t n)
 }
 
 /* What the JSON parser would let through but the format forbids: bytes
- * that are not UTF-8, and an escaped NUL (\u0000) in a string, which would
- * cut a name short so that it matched another. Returns NULL or the fault. */
+ * that are not UTF-8, a control character (a raw one, or an escaped NUL,
+ * \u0000, either of which cuts a name short so that it matched another)
+ * inside a string, and bytes between tokens that are not JSON white space
+ * (cJSON skips every byte up to 0x20). Returns NULL or the fault. */
 static const char *header_text_fault(const char *json, size_t len)
 {
     const unsigned char *u = (const unsigned char *)json;
@@ -162,6 +164,10 @@ static const char *header_text_fault(const char *json, size_t len)
         size_t n = utf8_length(u + i, len - i);
         if (!n)
             return "is not UTF-8";
+        if (in_string && u[i] < 0x20)
+            return "has a control character in a string";
+        if (!in_string && u[i] < 0x20 && u[i] != '\t' && u[i] != '\n' && u[i] != '\r')
+            return "has a control character between its tokens";
         if (in_string && u[i] == '\\' && i + 1 < len) {
             if (u[i + 1] == 'u' && i + 6 <= len && !memcmp(json + i + 2, "0000", 4))
                 return "has a string with a NUL character (\\u0000)";
@@ -183,6 +189,33 @@ static int only_white_space(const char *p, const char *end)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
             return 0;
     return 1;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key that an object holds twice (sorted: no quadratic scan),
+ * or NULL; *failed is set when out of memory. cJSON keeps both copies,
+ * where the reference reader refuses them. */
+static const char *duplicate_key(const cJSON *object, int *failed)
+{
+    int n = cJSON_GetArraySize(object);
+    const char **keys = malloc(((size_t)n + 1) * sizeof *keys), *twice = NULL;
+    if (!keys) {
+        *failed = 1;
+        return NULL;
+    }
+    int k = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, object) keys[k++] = item->string;
+    qsort(keys, (size_t)k, sizeof *keys, by_key);
+    for (int i = 1; i < k && !twice; i++)
+        if (!strcmp(keys[i - 1], keys[i]))
+            twice = keys[i];
+    free(keys);
+    return twice;
 }
 
 static const char *tensor_name(const void *file, int i) { return ((const nf_st_file *)file)->tensors[i].name; }
@@ -207,7 +240,7 @@ static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, 
     if (!f->header || !cJSON_IsObject(f->header))
         return nf_fail(err, NF_ERR_FORMAT, "%s: the header is not a JSON object", f->path);
     if (!only_white_space(end, json + json_len))
-        return nf_fail(err, NF_ERR_FORMAT, "%s: bytes after the JSON header's closing brace (only spaces may pad it)",
+        return nf_fail(err, NF_ERR_FORMAT, "%s: bytes after the JSON header's closing brace (only white space may pad it)",
                        f->path);
     int n = 0;
     const cJSON *item;
@@ -219,6 +252,13 @@ static nf_status parse_header(nf_st_file *f, const char *json, size_t json_len, 
     {
         if (st != NF_OK)
             break;
+        int failed = 0;
+        const char *twice = cJSON_IsObject(item) ? duplicate_key(item, &failed) : NULL;
+        if (failed || twice) {
+            st = failed ? nf_fail(err, NF_ERR_NO_MEMORY, "%s: out of memory", f->path)
+                        : nf_fail(err, NF_ERR_FORMAT, "%s: '%s' holds the key '%s' twice", f->path, item->string, twice);
+            break;
+        }
         if (strcmp(item->string, "__metadata__") == 0) {
             if (!cJSON_IsObject(item) || f->metadata) {
                 st = nf_fail(err, NF_ERR_FORMAT, "%s: __metadata__ must be one object of strings", f->path);

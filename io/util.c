@@ -1,7 +1,11 @@
 /* nodeflow — text buffers, spelling suggestions and file helpers. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +98,7 @@ static const char *file_kind(mode_t mode)
 int nf_open_regular(const char *path, nf_error *err)
 {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         nf_fail(err, NF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         return -1;
@@ -196,6 +200,22 @@ static const char *base_of(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* A link that another user planted in /tmp (say) pointing at our files:
+ * the kernel refuses to follow it when opening (fs.protected_symlinks),
+ * but a save resolves the link itself, so it applies the same rule: a
+ * link in a sticky world-writable directory is followed only when we or
+ * the directory's owner own it. */
+static int foreign_link_in_shared_directory(const char *path, const struct stat *link)
+{
+    char dir[4096];
+    directory_of(path, dir, sizeof dir);
+    struct stat d;
+    if (stat(dir, &d) != 0)
+        return 1;
+    int shared = (d.st_mode & S_ISVTX) && (d.st_mode & S_IWOTH);
+    return shared && link->st_uid != geteuid() && link->st_uid != d.st_uid;
+}
+
 /* The file a save of `path` replaces or creates: `path` itself, or the
  * file a symbolic link points to (malloc'ed in *target). *existing tells
  * whether it exists, with its status in *st. */
@@ -210,6 +230,11 @@ static nf_status output_target(const char *path, char **target, int *existing, s
         return nf_fail(err, NF_ERR_IO, "%s: names a directory; give a file name", path);
     struct stat link;
     if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode)) {
+        if (foreign_link_in_shared_directory(path, &link))
+            return nf_fail(err, NF_ERR_IO,
+                           "%s: a symbolic link of another user in a shared (sticky, world-writable) directory; "
+                           "nodeflow does not write through it (as the kernel's protected_symlinks would not)",
+                           path);
         *target = realpath(path, NULL);
         if (!*target)
             return nf_fail(err, NF_ERR_IO, "%s: a symbolic link to %s: %s", path,
@@ -265,31 +290,69 @@ int nf_paths_same_file(const char *a, const char *b)
     return same;
 }
 
-/* Removes "<base>.nftmp.<pid>.<n>" files in the target's directory that
- * another process left and that are older than this process. */
+/* Whether `name` is "<pid>.<n>" (the tail of our temporary names), with
+ * the pid in *pid. */
+static int temporary_tail(const char *name, long *pid)
+{
+    const char *p = name;
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    errno = 0;
+    char *end;
+    *pid = strtol(p, &end, 10);
+    if (errno || *end != '.' || !isdigit((unsigned char)end[1]))
+        return 0;
+    for (p = end + 1; isdigit((unsigned char)*p); p++)
+        ;
+    return *p == '\0';
+}
+
+/* Whether a temporary file was left by a process that died: it is older
+ * than this process, and the process that made it is gone (or is this
+ * one, whose pid a container reuses at every start: a file older than us
+ * cannot be ours). */
+static int left_by_dead_process(const struct stat *st, long pid)
+{
+    int older = st->st_mtim.tv_sec < process_start.tv_sec ||
+                (st->st_mtim.tv_sec == process_start.tv_sec && st->st_mtim.tv_nsec < process_start.tv_nsec);
+    if (!older)
+        return 0;
+    if (pid == (long)getpid())
+        return 1;
+    return pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Removes "<base>.nftmp.<pid>.<n>" files in the target's directory that a
+ * process which died left behind; once per target and process (a run
+ * that saves a checkpoint every step reads the directory once). */
 static void remove_stale_temporaries(const char *target)
 {
+    static char cleaned[4096];
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    int done = strcmp(cleaned, target) == 0;
+    snprintf(cleaned, sizeof cleaned, "%s", target);
+    pthread_mutex_unlock(&lock);
+    if (done)
+        return;
     char dir[4096];
     directory_of(target, dir, sizeof dir);
     const char *base = base_of(target);
-    size_t base_len = strlen(base);
+    size_t base_len = strlen(base), mark_len = strlen(TEMP_MARK);
     DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *name = e->d_name;
-        if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, TEMP_MARK, strlen(TEMP_MARK)) != 0)
+        long pid;
+        if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, TEMP_MARK, mark_len) != 0 ||
+            !temporary_tail(name + base_len + mark_len, &pid))
             continue;
-        char *end;
-        long pid = strtol(name + base_len + strlen(TEMP_MARK), &end, 10);
-        struct stat st;
         char full[8192];
+        struct stat st;
         snprintf(full, sizeof full, "%s/%s", dir, name);
-        if (*end != '.' || pid == (long)getpid() || lstat(full, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if (st.st_mtim.tv_sec < process_start.tv_sec ||
-            (st.st_mtim.tv_sec == process_start.tv_sec && st.st_mtim.tv_nsec < process_start.tv_nsec))
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && left_by_dead_process(&st, pid))
             unlink(full);
     }
     closedir(d);
@@ -318,7 +381,7 @@ static nf_status create_temporary(const char *target, int existing, const struct
                              strerror(errno));
             break;
         }
-        if (existing && fchmod(*fd, st->st_mode & 07777) != 0) {
+        if (existing && fchmod(*fd, st->st_mode & 0777) != 0) {
             status = nf_fail(err, NF_ERR_IO, "%s: cannot give the new file the old one's mode: %s", target,
                              strerror(errno));
             close(*fd);

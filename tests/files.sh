@@ -129,9 +129,20 @@ if [ -w /dev/full ]; then
     contains "$work/err" "cannot write to standard output: No space left on device" "stdout full"
     expect 1 "eval --json > /dev/full" sh -c "'$nodeflow' eval '$xor' --weights '$work/w.st' --data '$data' --json >/dev/full"
     expect 1 "check > /dev/full" sh -c "'$nodeflow' check '$xor' >/dev/full"
-    expect 2 "--log /dev/full" "$nodeflow" train "$xor" --data "$data" $short --log /dev/full
-    contains "$work/err" "/dev/full" "log on a device"
+    expect 1 "--log /dev/full" "$nodeflow" train "$xor" --data "$data" $short --log /dev/full
+    contains "$work/err" "/dev/full: cannot write the log: No space left on device" "log on a full device"
 fi
+
+# a log that fails on its last line (the file-size limit; SIGXFSZ ignored)
+expect 1 "a log write that fails at the end" sh -c "trap '' XFSZ; ulimit -f 1; '$nodeflow' train '$xor' --data '$data' \
+    --epochs 40 --quiet --log '$work/small.log'"
+contains "$work/err" "small.log: cannot write the log: File too large" "log write failure"
+expect 2 "--log over the data" "$nodeflow" train "$xor" --data "csv:$work/features.csv" --epochs 1 --log "$work/features.csv"
+contains "$work/err" "would overwrite a file the run reads" "log over data"
+cp "$xor" "$work/m.nfg"
+expect 2 "--out over the model" "$nodeflow" train "$work/m.nfg" --data "$data" --epochs 1 --out "$work/m.nfg"
+cmp -s "$xor" "$work/m.nfg" && ok || bad "the model file was overwritten"
+expect 0 "--log to standard error's terminal or pipe" sh -c "'$nodeflow' train '$xor' --data '$data' $short --log /dev/stderr 2>/dev/null"
 
 # ---- non-finite weights ----
 python_free_nan() { # w.st with its first float replaced by a NaN (bytes 00 00 c0 7f)

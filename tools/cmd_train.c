@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -177,14 +178,59 @@ static int parse_options(int argc, char **argv, train_options *o)
 /* Every file the run will write can be written, and no two of them (or
  * the checkpoint it resumes from and the weights) are the same file:
  * checked before any training that a bad path would waste. */
+/* The log is appended to as the run goes (not saved whole at the end):
+ * any file we may write, a FIFO or a terminal included, or a new file in
+ * a directory we may write. */
+static int check_log(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return cli_usage("train", "--log %s: is a directory", path);
+        if (access(path, W_OK) != 0)
+            return cli_usage("train", "--log %s: %s", path, strerror(errno));
+        return EXIT_OK;
+    }
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1, slash ? path : ".");
+    if (access(dir, W_OK | X_OK) != 0)
+        return cli_usage("train", "--log %s: cannot create it in %s: %s", path, dir, strerror(errno));
+    return EXIT_OK;
+}
+
+/* The files the run reads: the model and the data specs' files. */
+static int reads_file(const train_options *o, const char *path)
+{
+    if (nf_paths_same_file(path, o->model))
+        return 1;
+    const char *specs[] = {o->data, o->val};
+    for (int i = 0; i < 2; i++) {
+        const char *colon = specs[i] ? strchr(specs[i], ':') : NULL;
+        for (const char *p = colon ? colon + 1 : NULL; p && *p;) {
+            size_t n = strcspn(p, ",");
+            char piece[4096];
+            snprintf(piece, sizeof piece, "%.*s", (int)n, p);
+            if (!strchr(piece, '=') && access(piece, F_OK) == 0 && nf_paths_same_file(path, piece))
+                return 1;
+            p += n + (p[n] == ',');
+        }
+    }
+    return 0;
+}
+
 static int check_outputs(const train_options *o)
 {
     const char *flags[] = {"--out", "--checkpoint", "--log"};
     const char *paths[] = {o->out, o->checkpoint, o->log};
     nf_error err;
     for (int i = 0; i < 3; i++) {
-        if (paths[i] && nf_output_path_check(paths[i], &err) != NF_OK)
+        if (paths[i] && i < 2 && nf_output_path_check(paths[i], &err) != NF_OK)
             return cli_usage("train", "%s %s", flags[i], err.message);
+        if (paths[i] && i == 2 && check_log(paths[i]) != EXIT_OK)
+            return EXIT_USAGE;
+        if (paths[i] && reads_file(o, paths[i]))
+            return cli_usage("train", "%s %s would overwrite a file the run reads", flags[i], paths[i]);
         for (int j = 0; j < i; j++)
             if (paths[i] && paths[j] && nf_paths_same_file(paths[i], paths[j]))
                 return cli_usage("train", "%s and %s name the same file (%s); give each its own", flags[j], flags[i],
@@ -378,13 +424,13 @@ static int stopped(run *r, const nf_error *failure)
     if (r->view.tty && !r->o.quiet)
         fprintf(stderr, "\n");
     if (failure->code == NF_ERR_INTERRUPTED && r->log_errno && !interrupted) {
-        char buf[4096];
-        const char *path = interrupt_path(r, buf, sizeof buf);
+        /* the log failed: stop there, with a checkpoint only where one was asked for */
         log_failure(r);
-        if (nf_session_save_checkpoint(r->session, path, &err) != NF_OK)
+        if (r->o.checkpoint && nf_session_save_checkpoint(r->session, r->o.checkpoint, &err) != NF_OK)
             return cli_fail(&err);
-        fprintf(stderr, "nodeflow: stopped after %lld batches; checkpoint written to %s (continue with --resume %s)\n",
-                (long long)t->progress.step, path, path);
+        if (r->o.checkpoint)
+            fprintf(stderr, "nodeflow: stopped after %lld batches; checkpoint written to %s (continue with --resume %s)\n",
+                    (long long)t->progress.step, r->o.checkpoint, r->o.checkpoint);
         return EXIT_RUNTIME;
     }
     if (failure->code == NF_ERR_INTERRUPTED) {
@@ -442,6 +488,8 @@ int cmd_train(int argc, char **argv)
         rc = cli_fail(&err);
     if (rc == EXIT_OK && r.o.out && !r.o.quiet)
         printf("weights written to %s\n", r.o.out);
+    if (rc == EXIT_OK && r.log_errno) /* the last epoch's line failed: the run ended anyway */
+        rc = log_failure(&r);
     run_free(&r);
     return rc;
 }

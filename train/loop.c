@@ -57,12 +57,24 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
         if (ds->classes > c && c > 1)
             return nf_fail(err, NF_ERR_SHAPE, "the data has %lld classes but '%s' scores %lld", (long long)ds->classes,
                            bind->scores->name, (long long)c);
-        /* each label one of the C classes, named with its file and row
-         * when it is not (before, a bad label ended in a NaN loss) */
-        if (c > 1)
-            return nf_dataset_check_classes(ds, c, err);
     }
     return NF_OK;
+}
+
+/* Each label one of the C classes the scores give, else an error naming
+ * its file and row (a bad label used to end in a NaN loss). Once per
+ * batcher and class count: training calls this for every batch. */
+static nf_status check_labels(const nf_dataset *ds, const nf_binding *bind, int64_t *checked, nf_error *err)
+{
+    if (!bind->scores || bind->scores->shape.rank < 1)
+        return NF_OK;
+    int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
+    if (c <= 1 || (checked && *checked == c))
+        return NF_OK;
+    nf_status st = nf_dataset_check_classes(ds, c, err);
+    if (st == NF_OK && checked)
+        *checked = c;
+    return st;
 }
 
 
@@ -195,6 +207,8 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
                        (long long)b->batch, (long long)plan->capacity);
     nf_status st = check_binding(plan, b->ds, bind, err);
     if (st == NF_OK)
+        st = check_labels(b->ds, bind, &b->labels_checked, err);
+    if (st == NF_OK)
         st = check_streams(b->ds, b->batch, b->shuffle, err);
     if (st != NF_OK)
         return st;
@@ -250,6 +264,8 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
                       nf_error *err)
 {
     nf_status st = check_binding(plan, ds, bind, err);
+    if (st == NF_OK)
+        st = check_labels(ds, bind, NULL, err);
     if (st == NF_OK)
         st = check_streams(ds, plan->capacity, 0, err);
     if (st != NF_OK)

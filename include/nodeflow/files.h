@@ -8,13 +8,16 @@
  * Unix tool writes them: into a temporary file beside the target
  * ("<name>.nftmp.<pid>.<n>"), flushed, synced and renamed over it, so that
  * a crash or a full disk leaves the old file whole. A new file gets the
- * mode 0666 less the umask; a replaced file keeps its mode. A target that
- * is a symbolic link is written through: the file it points to is
- * replaced and the link stays. A target that is a directory, a FIFO, a
- * device or a socket, a link to a missing file, or a path in a missing or
- * read-only directory is refused. Temporary files of that pattern left by
- * a process that was killed (older than this process) are removed at the
- * next save of the same path. */
+ * mode 0666 less the umask; a replaced file keeps its permission bits
+ * (not set-user-ID or set-group-ID). A target that is a symbolic link is
+ * written through: the file it points to is replaced and the link stays
+ * (a link that another user owns in a sticky world-writable directory
+ * such as /tmp is refused, as the kernel's protected_symlinks refuses to
+ * follow it). A target that is a directory, a FIFO, a device or a socket,
+ * a link to a missing file, or a path in a missing or read-only directory
+ * is refused. Temporary files of that pattern that a process left when it
+ * died (older than this process, and their process gone) are removed at
+ * the first save of the same path. */
 #ifndef NODEFLOW_FILES_H
 #define NODEFLOW_FILES_H
 

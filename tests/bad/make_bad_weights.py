@@ -71,6 +71,14 @@ write("metadata_not_string", pack(h, n))
 text = json.dumps(header).replace('"fc2.bias"', '"fc2.bias\\u0000x"').encode()
 write("nul_in_name", pack(None, n, raw_header=text))
 h = json.loads(json.dumps(header)); h["__metadata__"] = "not an object"
+# a raw NUL byte inside a name (cJSON would cut the name there)
+text = json.dumps(header).replace('"fc2.bias"', '"fc2.bias\0x"').encode()
+write("raw_nul_in_name", pack(None, n, raw_header=text))
+# a key twice inside a tensor's entry, and inside __metadata__
+text = json.dumps(header).replace('"dtype": "F32"', '"dtype": "F32", "dtype": "F64"', 1).encode()
+write("duplicate_field", pack(None, n, raw_header=text))
+text = json.dumps(header)[:-1].encode() + b', "__metadata__": {"a": "1", "a": "2"}}'
+write("duplicate_metadata_key", pack(None, n, raw_header=text))
 write("metadata_not_object", pack(h, n))
 text = json.dumps(header).encode()
 write("bytes_after_json", pack(None, n, raw_header=text + b"  xy"))
