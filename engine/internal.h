@@ -43,7 +43,8 @@ const char *nf_parse_number(const char *text, double *out);
 void nf_graph_fail(nf_graph *g, nf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* FNV-1a hash of a name (parameter seeds, the parser's name table). */
+/* FNV-1a hash of a name: the seed of a parameter's initial values (fixed;
+ * name lookup hashes with a per-process basis, engine/names.c). */
 static inline uint64_t nf_name_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull;

@@ -14,14 +14,13 @@ typedef const char *(*nf_name_of)(const void *items, int i);
 typedef struct nf_name_index {
     int *slots;        /* item position, or -1 for an empty slot */
     size_t n_slots;    /* 0 or a power of two, at least twice the count */
+    int bits;          /* n_slots = 2^bits */
     int count;
     nf_name_of name_of;
     const void *items;
 } nf_name_index;
 
 void nf_name_index_init(nf_name_index *ix, nf_name_of name_of, const void *items);
-/* Items may move (a realloc'ed array): tell the index where they are. */
-void nf_name_index_rebind(nf_name_index *ix, const void *items);
 /* The position of the item named `name`, or -1. */
 int nf_name_index_find(const nf_name_index *ix, const char *name);
 /* Adds item `i` (its name must not be in the index yet); 0 when out of

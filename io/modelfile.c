@@ -50,8 +50,7 @@ typedef struct parser {
     int n_stmts, cap_stmts;
     nf_graph *g;
     nf_train_config *train;
-    int *slots;           /* hash table of statement indices by name, -1: empty */
-    int n_slots;          /* a power of two, more than twice the statements */
+    nf_name_index names;  /* statement name -> index into stmts */
 } parser;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -267,46 +266,16 @@ static nf_status parse_statement(parser *p, int line, char *s, statement *st)
     return NF_OK;
 }
 
-/* The index of the statement named `name`, or -1 (open addressing). */
-static int find_statement(const parser *p, const char *name)
+static const char *statement_name(const void *parser_p, int i)
 {
-    if (!p->n_slots)
-        return -1;
-    for (uint64_t i = nf_name_hash(name) & (uint64_t)(p->n_slots - 1);; i = (i + 1) & (uint64_t)(p->n_slots - 1)) {
-        int at = p->slots[i];
-        if (at < 0 || strcmp(p->stmts[at].name.text, name) == 0)
-            return at;
-    }
+    return ((const struct parser *)parser_p)->stmts[i].name.text;
 }
 
-static void insert_slot(parser *p, int index)
-{
-    uint64_t i = nf_name_hash(p->stmts[index].name.text) & (uint64_t)(p->n_slots - 1);
-    while (p->slots[i] >= 0)
-        i = (i + 1) & (uint64_t)(p->n_slots - 1);
-    p->slots[i] = index;
-}
+/* The index of the statement named `name`, or -1. */
+static int find_statement(const parser *p, const char *name) { return nf_name_index_find(&p->names, name); }
 
-/* Adds the last statement's name, growing the table as needed. */
-static int remember_name(parser *p)
-{
-    int index = p->n_stmts - 1;
-    if (2 * p->n_stmts >= p->n_slots) {
-        int n = p->n_slots ? 2 * p->n_slots : 64;
-        int *slots = malloc((size_t)n * sizeof *slots);
-        if (!slots)
-            return 0;
-        free(p->slots);
-        p->slots = slots;
-        p->n_slots = n;
-        for (int i = 0; i < n; i++)
-            slots[i] = -1;
-        for (int i = 0; i < index; i++)
-            insert_slot(p, i);
-    }
-    insert_slot(p, index);
-    return 1;
-}
+/* Adds the last statement's name to the index. */
+static int remember_name(parser *p) { return nf_name_index_add(&p->names, p->n_stmts - 1); }
 
 static nf_status add_statement(parser *p, int line, char *s)
 {
@@ -627,6 +596,7 @@ nf_status nf_model_parse(const char *text, size_t len, const char *filename, nf_
     parser p = {.filename = filename ? filename : "<model>", .text = text, .len = len, .err = err,
                 .train = train ? train : &local};
     nf_train_config_init(p.train);
+    nf_name_index_init(&p.names, statement_name, &p);
     if (err)
         err->line = err->column = 0;
     nf_status st = read_lines(&p);
@@ -637,7 +607,7 @@ nf_status nf_model_parse(const char *text, size_t len, const char *filename, nf_
     for (int i = 0; i < p.n_stmts; i++)
         free(p.stmts[i].storage);
     free(p.stmts);
-    free(p.slots);
+    nf_name_index_free(&p.names);
     if (st != NF_OK) {
         nf_graph_free(p.g);
         if (train)

@@ -246,7 +246,7 @@ static nf_status check_combination(const nf_train_config *c, const nf_optimizer_
             h[k] = c->hparam_value[i];
     }
     const char *blame;
-    nf_status st = nf_optimizer_type_check_all(type, h, &blame, err);
+    nf_status st = nf_optimizer_type_check_together(type, h, &blame, err);
     for (int i = 0; st != NF_OK && bad && blame && i < c->n_hparams; i++)
         if (!strcmp(c->hparam_key[i], blame))
             *bad = i;

@@ -482,6 +482,25 @@ nf_status nf_write_file_atomic(const char *path, const void *data, size_t len, n
     return nf_write_atomic_with(path, write_bytes, &b, err);
 }
 
+typedef struct stream_writer {
+    int (*write)(FILE *f, void *ctx);
+    void *ctx;
+} stream_writer;
+
+static nf_status write_stream(FILE *f, void *ctx, nf_error *err)
+{
+    const stream_writer *w = ctx;
+    return w->write(f, w->ctx) == 0 ? NF_OK : nf_fail(err, NF_ERR_IO, "write failed: %s", strerror(errno ? errno : EIO));
+}
+
+nf_status nf_file_write_stream(const char *path, int (*write)(FILE *f, void *ctx), void *ctx, nf_error *err)
+{
+    if (!path || !write)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_file_write_stream: NULL argument");
+    stream_writer w = {write, ctx};
+    return nf_write_atomic_with(path, write_stream, &w, err);
+}
+
 nf_status nf_file_write(const char *path, const void *data, size_t len, nf_error *err)
 {
     if (!path || (!data && len))

@@ -61,7 +61,7 @@ nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key
     return NF_OK;
 }
 
-nf_status nf_optimizer_type_check_all(const nf_optimizer_type *type, const double *h, const char **blame,
+nf_status nf_optimizer_type_check_together(const nf_optimizer_type *type, const double *h, const char **blame,
                                       nf_error *err)
 {
     *blame = NULL;
@@ -232,11 +232,26 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
     return NF_OK;
 }
 
+/* The type's rule for settings together, over the optimizer's values
+ * with `key` (one of its hyper-parameters) set to `value`. */
+static nf_status check_together(const nf_optimizer_type *type, const double *h, const char *key, double value,
+                                nf_error *err)
+{
+    double with[NF_MAX_HPARAMS];
+    memcpy(with, h, (size_t)type->n_hparams * sizeof(double));
+    int i = key ? nf_optimizer_type_hparam(type, key) : -1;
+    if (i >= 0)
+        with[i] = value;
+    const char *blame;
+    return nf_optimizer_type_check_together(type, with, &blame, err);
+}
+
 nf_status nf_optimizer_check(const nf_optimizer *opt, const char *key, double value, nf_error *err)
 {
     if (!strncmp(key, "lr_mult.", 8))
         return set_lr_mult(NULL, opt->graph, key + 8, value, err);
-    return nf_optimizer_key_check(opt->type, key, value, err);
+    nf_status st = nf_optimizer_key_check(opt->type, key, value, err);
+    return st == NF_OK ? check_together(opt->type, opt->h, key, value, err) : st;
 }
 
 int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g)
@@ -327,6 +342,8 @@ nf_status nf_optimizer_load_state(nf_optimizer *opt, const nf_record *r, int app
         if (st == NF_OK && nf_optimizer_type_check(opt->type, opt->type->hparams[i].name, h[i], NULL) != NF_OK)
             st = nf_fail(err, NF_ERR_FORMAT, "%s = %g is out of range", key, h[i]);
     }
+    if (st == NF_OK)
+        st = check_together(opt->type, h, NULL, 0, err);
     const nf_graph *g = opt->graph;
     int slots = opt->type->state_per_float;
     for (int k = 0; st == NF_OK && k < g->n_params; k++) {

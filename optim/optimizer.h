@@ -63,7 +63,7 @@ nf_status nf_optimizer_type_check(const nf_optimizer_type *type, const char *key
 nf_status nf_optimizer_key_check(const nf_optimizer_type *type, const char *key, double value, nf_error *err);
 /* Checks a whole set of values (every hyper-parameter of `type`, in its
  * order) with the type's own rule; *blame names the setting at fault. */
-nf_status nf_optimizer_type_check_all(const nf_optimizer_type *type, const double *h, const char **blame,
+nf_status nf_optimizer_type_check_together(const nf_optimizer_type *type, const double *h, const char **blame,
                                       nf_error *err);
 /* Index of hyper-parameter `key` of `type`, or -1. */
 int nf_optimizer_type_hparam(const nf_optimizer_type *type, const char *key);

@@ -339,22 +339,24 @@ static int write_csv(FILE *f, const float *data, int64_t rows, int64_t cols)
     return ferror(f) ? EXIT_RUNTIME : EXIT_OK;
 }
 
-/* The CSV to a file, written whole or not at all (nf_file_write). */
+typedef struct csv_rows {
+    const float *data;
+    int64_t rows, cols;
+} csv_rows;
+
+static int write_csv_rows(FILE *f, void *ctx)
+{
+    const csv_rows *c = ctx;
+    return write_csv(f, c->data, c->rows, c->cols) == EXIT_OK ? 0 : -1;
+}
+
+/* The CSV to a file, streamed, and whole or not at all
+ * (nf_file_write_stream). */
 static int save_csv(const char *path, const float *data, int64_t rows, int64_t cols)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    int rc = f ? write_csv(f, data, rows, cols) : EXIT_RUNTIME;
-    if (f && fclose(f) != 0)
-        rc = EXIT_RUNTIME;
+    csv_rows c = {data, rows, cols};
     nf_error err;
-    if (rc != EXIT_OK)
-        fprintf(stderr, "nodeflow: out of memory formatting the output\n");
-    else if (nf_file_write(path, text, len, &err) != NF_OK)
-        rc = cli_fail(&err);
-    free(text);
-    return rc;
+    return nf_file_write_stream(path, write_csv_rows, &c, &err) == NF_OK ? EXIT_OK : cli_fail(&err);
 }
 
 static const char infer_help[] =

@@ -23,6 +23,7 @@
 
 #include "export.h"
 #include <stddef.h>
+#include <stdio.h>
 
 #include "status.h"
 
@@ -36,6 +37,9 @@ NF_API nf_status nf_output_path_check(const char *path, nf_error *err);
 
 /* Writes `len` bytes to `path` as above (all or nothing). */
 NF_API nf_status nf_file_write(const char *path, const void *data, size_t len, nf_error *err);
+/* The same for content produced by write(f, ctx), which returns 0 on
+ * success (a write error on f is found by the flush that follows). */
+NF_API nf_status nf_file_write_stream(const char *path, int (*write)(FILE *f, void *ctx), void *ctx, nf_error *err);
 
 /* Whether two paths name the same file: the same inode when it exists,
  * the same resolved directory and name when it does not yet. */
