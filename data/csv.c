@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,28 +55,13 @@ static int64_t count_fields(const char *line)
 }
 
 typedef enum {
-    FIELD_NUMBER,       /* a finite number that a float holds */
+    FIELD_NUMBER,       /* a finite number within float's range */
     FIELD_EMPTY,
     FIELD_TEXT,         /* not a number */
+    FIELD_MIXED,        /* text in a first line that also holds numbers */
     FIELD_NOT_FINITE,   /* nan, inf, infinity in any case and sign */
-    FIELD_OUT_OF_RANGE, /* past the float range, or too small for a normal float */
+    FIELD_OUT_OF_RANGE, /* past float's range (1e39); smaller than its range rounds to 0 */
 } field_kind;
-
-/* Whether the digits of a number before its exponent are all zeros
- * ("0", "-0.00", "0e5", "0x0p3"): a number that reads as 0 otherwise
- * underflowed, whether or not strtod said so. */
-static int written_as_zero(const char *start, const char *end)
-{
-    const char *p = start + (*start == '-' || *start == '+');
-    int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
-    for (p += hex ? 2 : 0; p < end; p++) {
-        if (hex ? (*p == 'p' || *p == 'P') : (*p == 'e' || *p == 'E'))
-            break;
-        if (*p != '0' && *p != '.')
-            return 0;
-    }
-    return 1;
-}
 
 /* One field (NUL-terminated, spaces around it allowed). */
 static field_kind parse_field(const char *field, float *out)
@@ -86,10 +72,10 @@ static field_kind parse_field(const char *field, float *out)
     char *end;
     errno = 0;
     double v = strtod(start, &end);
-    int range_error = errno == ERANGE;
+    int overflow = errno == ERANGE && isinf(v); /* 1e309; 1e-400 underflows to 0, as a float would */
     if (end == start || end[strspn(end, " \t")] != '\0')
         return FIELD_TEXT;
-    if (range_error || (v == 0.0 && !written_as_zero(start, end))) /* 1e309, 1e-400, a double subnormal */
+    if (overflow)
         return FIELD_OUT_OF_RANGE;
     switch (nf_value_to_float(v, out)) {
     case NF_VALUE_OK: return FIELD_NUMBER;
@@ -104,6 +90,7 @@ static nf_status field_error(csv_reader *r, const char *line, const char *field,
     static const char *const why[] = {
         [FIELD_EMPTY] = "empty, not a number", [FIELD_TEXT] = "not a number",
         [FIELD_NOT_FINITE] = "not a finite number", [FIELD_OUT_OF_RANGE] = "out of float range",
+        [FIELD_MIXED] = "text in a line of numbers (a header line holds names only, a data row numbers only)",
     };
     long long column = (long long)(field - line) + 1;
     const char *text = field + strspn(field, " \t");
@@ -141,25 +128,31 @@ static nf_status parse_row(csv_reader *r, char *line, int64_t n, float *values)
     return NF_OK;
 }
 
-/* The first line is a header when one of its fields is text: neither
- * empty nor a number of any spelling. A row of numbers is data even when
- * one is nan, inf or out of range: it is then refused as data, not
- * dropped as a header. */
-static int is_header(char *line)
+/* What the first line is: a header (no field is a number: names, or
+ * empty as pandas writes above an index column), data (no field is text),
+ * or both mixed, which is refused: a data row with a typo or an NA would
+ * be dropped as a header. *text_field points at the first text field. */
+typedef enum { LINE_DATA, LINE_HEADER, LINE_MIXED } line_kind;
+
+static line_kind first_line_kind(char *line, char **text_field)
 {
+    int numbers = 0;
+    *text_field = NULL;
     for (char *field = line;;) {
         size_t n = strcspn(field, ",");
         char end = field[n];
         field[n] = '\0';
         float v;
-        int text = parse_field(field, &v) == FIELD_TEXT;
+        field_kind kind = parse_field(field, &v);
         field[n] = end;
-        if (text)
-            return 1;
+        if (kind == FIELD_TEXT && !*text_field)
+            *text_field = field;
+        numbers += kind != FIELD_TEXT && kind != FIELD_EMPTY;
         if (!end)
-            return 0;
+            break;
         field += n + 1;
     }
+    return !*text_field ? LINE_DATA : numbers ? LINE_MIXED : LINE_HEADER;
 }
 
 /* The label column: a whole number, or a header name. */
@@ -302,8 +295,17 @@ static nf_status find_first_row(csv_reader *r, char **header, char **first)
     *first = next_line(r);
     if (!*first)
         return nf_fail(r->err, NF_ERR_FORMAT, "%s: no rows", r->path);
-    if (!is_header(*first))
+    char *text;
+    line_kind kind = first_line_kind(*first, &text);
+    if (kind == LINE_DATA)
         return NF_OK;
+    int64_t index = 0;
+    for (const char *c = *first; c < text; c++)
+        index += *c == ',';
+    if (kind == LINE_MIXED) {
+        text[strcspn(text, ",")] = '\0'; /* the line is refused: it may be cut */
+        return field_error(r, *first, text, index, FIELD_MIXED);
+    }
     *header = *first;
     *first = next_line(r);
     if (!*first)

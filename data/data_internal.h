@@ -36,9 +36,9 @@ int nf_is_class_label(float v);
 typedef enum { NF_VALUE_OK, NF_VALUE_NOT_FINITE, NF_VALUE_OUT_OF_RANGE } nf_value_kind;
 
 /* v as a float: NF_VALUE_NOT_FINITE for a NaN or an infinity;
- * NF_VALUE_OUT_OF_RANGE for a finite v whose float would be infinite, or a
- * nonzero v whose float would be 0 or subnormal (below FLT_MIN): such a
- * value would not survive the conversion. *out is set only when OK. */
+ * NF_VALUE_OUT_OF_RANGE for a finite v whose float would be infinite. A
+ * value below float's range becomes the nearest float (a subnormal or 0),
+ * as numpy's conversion does. *out is set only when OK. */
 nf_value_kind nf_value_to_float(double v, float *out);
 
 /* Refuses element `flat` of an array of `shape` read from `path`, whose

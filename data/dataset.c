@@ -34,10 +34,7 @@ nf_value_kind nf_value_to_float(double v, float *out)
         return NF_VALUE_NOT_FINITE;
     if (fabs(v) >= 0x1.ffffffp127) /* FLT_MAX and half a step: rounds to infinity */
         return NF_VALUE_OUT_OF_RANGE;
-    float f = (float)v;
-    if (v != 0.0 && !(fabsf(f) >= FLT_MIN))
-        return NF_VALUE_OUT_OF_RANGE;
-    *out = f;
+    *out = (float)v; /* a value below float's range rounds to a subnormal or 0, as numpy's astype does */
     return NF_VALUE_OK;
 }
 

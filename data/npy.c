@@ -341,8 +341,7 @@ static nf_status read_preamble(const char *path, const unsigned char *u, size_t 
 }
 
 /* Element p as a float; *raw is its value as stored. Float32 is taken as
- * it is (a subnormal float32 stays one); float64 must be a value a float
- * holds (nf_value_to_float). */
+ * it is; float64 must not pass float's range (nf_value_to_float). */
 static nf_value_kind decode(const unsigned char *p, npy_type type, double *raw, float *out)
 {
     float f4;

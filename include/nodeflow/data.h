@@ -62,12 +62,14 @@ NF_API nf_status nf_dataset_load_idx(const char *images_path, const char *labels
 NF_API nf_status nf_dataset_load_fashion_mnist(const char *dir, int train,
                                         nf_dataset **out, nf_error *err);
 
-/* A numeric CSV file: every field a finite number within float's range,
- * an optional header line (detected: a first line with a field that is
- * text; "nan", "inf" and out-of-range numbers count as numbers, so such a
- * row is refused as data, not taken for a header), a UTF-8 BOM skipped,
- * `label` the label column by index ("4") or header name ("species"), or
- * NULL for no labels (y is then all zeros). Errors name file:line:col. */
+/* A numeric CSV file: every field a finite number within float's range
+ * (a value too small for a float becomes a subnormal or 0), an optional
+ * header line (a first line in which no field is a number: names, or
+ * empty; "nan", "inf" and out-of-range numbers count as numbers; a first
+ * line mixing numbers and text is refused rather than guessed), a UTF-8
+ * BOM skipped, `label` the label column by index ("4") or header name
+ * ("species"), or NULL for no labels (y is then all zeros). Errors name
+ * file:line:col. */
 NF_API nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **out, nf_error *err);
 /* The same from text in memory (`len` bytes); `name` is for messages. */
 NF_API nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, const char *label,
