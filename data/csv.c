@@ -274,20 +274,6 @@ static nf_status read_rows(csv_reader *r, char *first, int64_t columns, int64_t 
     return st;
 }
 
-/* Class labels: whole numbers 0 .. 2^24 - 1 make a classification dataset
- * (nf_dataset_check_classes checks them against a model's classes). */
-static void classify_labels(nf_dataset *ds)
-{
-    float top = 0.0f;
-    for (int64_t i = 0; i < ds->count; i++) {
-        float v = ds->y[i];
-        if (!nf_is_class_label(v))
-            return;
-        top = v > top ? v : top;
-    }
-    ds->classes = (int64_t)top + 1;
-}
-
 /* The header (or NULL) and the first data row. */
 static nf_status find_first_row(csv_reader *r, char **header, char **first)
 {
@@ -338,7 +324,7 @@ static nf_status parse_csv(csv_reader *r, const char *label, nf_dataset *ds, lin
     if (label_at < 0) /* no labels: zeros, so that inference can bind them */
         memset(ds->y, 0, (size_t)ds->count * sizeof(float));
     else
-        classify_labels(ds);
+        ds->classes = nf_class_count(ds->y, ds->count, NULL);
     return NF_OK;
 }
 
@@ -350,7 +336,7 @@ nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, c
     *out = NULL;
     csv_reader r = {.path = name ? name : "<csv>", .err = err, .len = len};
     if (memchr(text, '\0', len))
-        return nf_escape_error(nf_fail(err, NF_ERR_FORMAT, "%s: a NUL byte; CSV files are text", r.path), err);
+        return nf_fail(err, NF_ERR_FORMAT, "%s: a NUL byte; CSV files are text", r.path);
     if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) /* a UTF-8 byte order mark */
         r.pos = 3;
     r.text = malloc(len + 1);
@@ -370,7 +356,7 @@ nf_status nf_dataset_parse_csv(const char *text, size_t len, const char *name, c
         free(lines.run);
     if (st != NF_OK) {
         nf_dataset_free(ds);
-        return nf_escape_error(st, err);
+        return st;
     }
     *out = ds;
     return NF_OK;
@@ -385,8 +371,8 @@ nf_status nf_dataset_load_csv(const char *path, const char *label, nf_dataset **
     size_t len;
     nf_status st = nf_read_file(path, CSV_MAX_BYTES, &text, &len, err);
     if (st != NF_OK)
-        return nf_escape_error(st, err);
+        return st;
     st = nf_dataset_parse_csv(text, len, path, label, out, err);
     free(text);
-    return nf_escape_error(st, err);
+    return st;
 }

@@ -32,6 +32,11 @@ nf_status nf_npy_parse(const char *path, const char *raw, size_t len, nf_npy *ou
 #define NF_CLASS_LABEL_RULE "class indices, whole numbers 0 .. 16777215"
 int nf_is_class_label(float v);
 
+/* The number of classes that labels y[0 .. n) stand for (the largest
+ * plus one), or 0 when one of them is not a class label (nf_is_class_label;
+ * its index in *first_bad if not NULL): then they are targets. */
+int64_t nf_class_count(const float *y, int64_t n, int64_t *first_bad);
+
 /* How a number read from a file converts to float. */
 typedef enum { NF_VALUE_OK, NF_VALUE_NOT_FINITE, NF_VALUE_OUT_OF_RANGE } nf_value_kind;
 
@@ -50,18 +55,6 @@ nf_status nf_value_fail(nf_error *err, const char *path, const nf_shape *shape, 
 /* "3, 1": the index of element `flat` of an array of `shape`. */
 void nf_format_index(const nf_shape *shape, int64_t flat, char *buf, size_t size);
 
-/* `len` bytes of `text` made safe to print, into `out` (NUL-terminated):
- * control characters (C0, DEL, C1), invisible or reordering format
- * characters (zero-width, bidirectional, BOM) and bytes that are not
- * UTF-8 become \xNN, a backslash becomes \\; text that does not fit is cut at
- * a character boundary and ends in "...". Returns out. */
-const char *nf_shown(const char *text, size_t len, char *out, size_t size);
-
-/* Escapes err->message the same way (backslashes kept, so that escaping
- * twice changes nothing) when st is an error, so that no message naming
- * a file or quoting it can carry a terminal control sequence; returns st.
- * Each public loader passes its result through it. */
-nf_status nf_escape_error(nf_status st, nf_error *err);
 
 /* ---- where the labels came from (dataset.c) -------------------------------- */
 

@@ -28,6 +28,20 @@ int nf_is_class_label(float v)
     return v >= 0.0f && v < (float)NF_CLASS_LABEL_LIMIT && v == floorf(v);
 }
 
+int64_t nf_class_count(const float *y, int64_t n, int64_t *first_bad)
+{
+    float top = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        if (!nf_is_class_label(y[i])) {
+            if (first_bad)
+                *first_bad = i;
+            return 0;
+        }
+        top = y[i] > top ? y[i] : top;
+    }
+    return n ? (int64_t)top + 1 : 0;
+}
+
 nf_value_kind nf_value_to_float(double v, float *out)
 {
     if (!isfinite(v))
@@ -65,99 +79,6 @@ nf_status nf_value_fail(nf_error *err, const char *path, const nf_shape *shape, 
         return nf_fail(err, NF_ERR_FORMAT, "%s: element [%s] is %s; values must be finite numbers", path, index,
                        nonfinite_name(v));
     return nf_fail(err, NF_ERR_FORMAT, "%s: element [%s] is %g, out of float range", path, index, v);
-}
-
-/* ---- text safe to print ------------------------------------------------ */
-
-/* The length of the UTF-8 character at p (n bytes left) and its code
- * point, or 0 when the bytes are not UTF-8 (overlong forms, surrogates and
- * code points past U+10FFFF included). */
-static int utf8_char(const unsigned char *p, size_t n, uint32_t *code)
-{
-    static const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
-    int len = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-            : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-    if (len == 0 || (size_t)len > n)
-        return 0;
-    uint32_t c = len == 1 ? p[0] : p[0] & (0x7fu >> len);
-    for (int i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (p[i] & 0x3fu);
-    }
-    if (c < smallest[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *code = c;
-    return len;
-}
-
-/* Control characters, and format characters that print nothing or reorder
- * what follows them on a terminal. */
-static int unprintable(uint32_t c)
-{
-    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || (c >= 0x200b && c <= 0x200f) ||
-           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) || c == 0xfeff;
-}
-
-/* The printable form of the character at p (n bytes left) into piece;
- * returns its length and sets *used to the bytes it stands for. */
-static size_t escape_char(const unsigned char *p, size_t n, int backslash, char piece[20], int *used)
-{
-    uint32_t code = 0;
-    int len = utf8_char(p, n, &code);
-    if (len == 0 || unprintable(code)) {
-        *used = len ? len : 1;
-        for (int k = 0; k < *used; k++)
-            snprintf(piece + 4 * k, 5, "\\x%02x", p[k]);
-        return 4 * (size_t)*used;
-    }
-    *used = len;
-    if (backslash && p[0] == '\\') {
-        memcpy(piece, "\\\\", 2);
-        return 2;
-    }
-    memcpy(piece, p, (size_t)len);
-    return (size_t)len;
-}
-
-static const char *escape(const char *text, size_t len, int backslash, char *out, size_t size)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    char piece[20];
-    int used;
-    size_t whole = 0; /* the length of the whole escaped text */
-    for (size_t i = 0; i < len; i += (size_t)used)
-        whole += escape_char(p + i, len - i, backslash, piece, &used);
-    size_t at = 0;
-    for (size_t i = 0; i < len && size > 0; i += (size_t)used) {
-        size_t n = escape_char(p + i, len - i, backslash, piece, &used);
-        if (whole >= size && at + n + 3 >= size) { /* cut here, room kept for "..." */
-            if (at + 3 < size)
-                memcpy(out + at, "...", 3), at += 3;
-            break;
-        }
-        memcpy(out + at, piece, n);
-        at += n;
-    }
-    if (size > 0)
-        out[at] = '\0';
-    return out;
-}
-
-const char *nf_shown(const char *text, size_t len, char *out, size_t size)
-{
-    return escape(text, len, 1, out, size);
-}
-
-nf_status nf_escape_error(nf_status st, nf_error *err)
-{
-    if (st == NF_OK || !err)
-        return st;
-    char raw[sizeof err->message];
-    memcpy(raw, err->message, sizeof raw);
-    raw[sizeof raw - 1] = '\0';
-    escape(raw, strlen(raw), 0, err->message, sizeof err->message);
-    return st;
 }
 
 /* ---- where the labels came from --------------------------------------------- */
@@ -262,7 +183,7 @@ nf_status nf_dataset_check_classes(const nf_dataset *ds, int64_t classes, nf_err
         nf_status code = nf_is_class_label(v) ? NF_ERR_SHAPE : NF_ERR_FORMAT;
         nf_fail(err, code, "%s, not one of the %lld class indices 0 .. %lld", where, (long long)classes,
                 (long long)classes - 1);
-        return nf_escape_error(code, err);
+        return code;
     }
     return NF_OK;
 }
@@ -277,16 +198,11 @@ void nf_dataset_truncate(nf_dataset *ds, int64_t count)
  * count is the largest + 1. */
 static nf_status check_labels(const char *path, const nf_idx *labels, int64_t *classes, nf_error *err)
 {
-    int64_t n = nf_shape_size(&labels->shape);
-    float top = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        float v = labels->data[i];
-        if (!nf_is_class_label(v))
-            return nf_fail(err, NF_ERR_FORMAT, "%s: label [%lld] is %.9g; labels must be " NF_CLASS_LABEL_RULE, path,
-                           (long long)i, v);
-        top = v > top ? v : top;
-    }
-    *classes = (int64_t)top + 1;
+    int64_t bad = 0;
+    *classes = nf_class_count(labels->data, nf_shape_size(&labels->shape), &bad);
+    if (*classes == 0 && nf_shape_size(&labels->shape) > 0)
+        return nf_fail(err, NF_ERR_FORMAT, "%s: label [%lld] is %.9g; labels must be " NF_CLASS_LABEL_RULE, path,
+                       (long long)bad, labels->data[bad]);
     return NF_OK;
 }
 
@@ -338,7 +254,7 @@ nf_status nf_dataset_load_idx(const char *images_path, const char *labels_path, 
     if (!images_path || !labels_path || !out)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_idx: NULL argument");
     *out = NULL;
-    return nf_escape_error(load_idx(images_path, labels_path, out, err), err);
+    return load_idx(images_path, labels_path, out, err);
 }
 
 nf_status nf_dataset_load_fashion_mnist(const char *dir, int train, nf_dataset **out, nf_error *err)

@@ -19,19 +19,6 @@
 /* Labels of one whole number 0 .. 2^24 - 1 per sample make a
  * classification dataset (nf_dataset_check_classes checks them against a
  * model's classes); the class count is the largest + 1. */
-static int64_t classes_of(const nf_dataset *ds)
-{
-    if (ds->y_shape.rank != 0)
-        return 0;
-    float top = 0.0f;
-    for (int64_t i = 0; i < ds->count; i++) {
-        if (!nf_is_class_label(ds->y[i]))
-            return 0;
-        top = ds->y[i] > top ? ds->y[i] : top;
-    }
-    return (int64_t)top + 1;
-}
-
 static nf_status dataset_from_arrays(const char *x_path, const char *y_path, nf_npy *x, nf_npy *y,
                                      nf_dataset **out, nf_error *err)
 {
@@ -61,7 +48,7 @@ static nf_status dataset_from_arrays(const char *x_path, const char *y_path, nf_
         memcpy(ds->y_shape.dim, y->shape.dim + 1, (size_t)ds->y_shape.rank * sizeof(int64_t));
         ds->y = y->data;
         y->data = NULL;
-        ds->classes = classes_of(ds);
+        ds->classes = ds->y_shape.rank == 0 ? nf_class_count(ds->y, ds->count, NULL) : 0;
     } else {
         ds->y = zeros;
     }
@@ -82,7 +69,7 @@ nf_status nf_dataset_load_npy(const char *x_path, const char *y_path, nf_dataset
         st = dataset_from_arrays(x_path, y_path, &x, y_path ? &y : NULL, out, err);
     free(x.data);
     free(y.data);
-    return nf_escape_error(st, err);
+    return st;
 }
 
 /* Splits "a,b" at the first comma into two NUL-terminated strings of `buf`. */
@@ -221,5 +208,5 @@ static nf_status load_spec(const char *spec, nf_dataset **out, nf_error *err)
 
 nf_status nf_dataset_load_spec(const char *spec, nf_dataset **out, nf_error *err)
 {
-    return nf_escape_error(load_spec(spec, out, err), err);
+    return load_spec(spec, out, err);
 }

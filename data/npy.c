@@ -463,5 +463,5 @@ static nf_status write_npy(FILE *f, void *ctx, nf_error *err)
 nf_status nf_npy_write(const char *path, const float *data, const nf_shape *shape, nf_error *err)
 {
     npy_write w = {data, *shape};
-    return nf_escape_error(nf_write_atomic_with(path, write_npy, &w, err), err);
+    return nf_write_atomic_with(path, write_npy, &w, err);
 }

@@ -166,7 +166,7 @@ nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams
     if (!path || !out)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_load_text: NULL argument");
     *out = NULL;
-    return nf_escape_error(load_text(path, window, streams, out, err), err);
+    return load_text(path, window, streams, out, err);
 }
 
 /* Each byte's id in a vocabulary; a byte listed twice is refused, named

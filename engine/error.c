@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 
 #include "engine/internal.h"
@@ -24,33 +26,97 @@ const char *nf_status_name(nf_status status)
     return "unknown status";
 }
 
-/* Control characters other than newline and tab in a message (names and
- * text from files end up there) become \xNN, so that no escape sequence
- * reaches a terminal. The message is cut, not overrun, when the escapes
- * make it longer. */
-static void escape_controls(char *message, size_t size)
+/* ---- text safe to print ------------------------------------------------ */
+
+/* The length of the UTF-8 character at p (n bytes left) and its code
+ * point, or 0 when the bytes are not UTF-8 (overlong forms, surrogates and
+ * code points past U+10FFFF included). */
+int nf_utf8_char(const unsigned char *p, size_t n, uint32_t *code)
 {
-    char copy[NF_ERROR_MESSAGE_MAX];
-    snprintf(copy, sizeof copy, "%s", message);
+    static const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    int len = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+            : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    if (len == 0 || (size_t)len > n)
+        return 0;
+    uint32_t c = len == 1 ? p[0] : p[0] & (0x7fu >> len);
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (p[i] & 0x3fu);
+    }
+    if (c < smallest[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *code = c;
+    return len;
+}
+
+/* Control characters, and format characters that print nothing or reorder
+ * what follows them on a terminal. */
+static int unprintable(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || (c >= 0x200b && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) || c == 0xfeff;
+}
+
+/* The printable form of the character at p (n bytes left) into piece;
+ * returns its length and sets *used to the bytes it stands for. */
+static size_t escape_char(const unsigned char *p, size_t n, int backslash, char piece[20], int *used)
+{
+    uint32_t code = 0;
+    int len = nf_utf8_char(p, n, &code);
+    int layout = !backslash && (code == '\n' || code == '\t'); /* a whole message keeps its lines */
+    if (len == 0 || (unprintable(code) && !layout)) {
+        *used = len ? len : 1;
+        for (int k = 0; k < *used; k++)
+            snprintf(piece + 4 * k, 5, "\\x%02x", p[k]);
+        return 4 * (size_t)*used;
+    }
+    *used = len;
+    if (backslash && p[0] == '\\') {
+        memcpy(piece, "\\\\", 2);
+        return 2;
+    }
+    memcpy(piece, p, (size_t)len);
+    return (size_t)len;
+}
+
+static const char *escape(const char *text, size_t len, int backslash, char *out, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    char piece[20];
+    int used;
+    size_t whole = 0; /* the length of the whole escaped text */
+    for (size_t i = 0; i < len; i += (size_t)used)
+        whole += escape_char(p + i, len - i, backslash, piece, &used);
     size_t at = 0;
-    for (const unsigned char *c = (const unsigned char *)copy; *c && at + 1 < size; c++) {
-        if ((*c >= 0x20 && *c != 0x7f) || *c == '\n' || *c == '\t') {
-            message[at++] = (char)*c;
-        } else if (at + 4 < size) {
-            snprintf(message + at, size - at, "\\x%02x", *c);
-            at += 4;
-        } else {
+    for (size_t i = 0; i < len && size > 0; i += (size_t)used) {
+        size_t n = escape_char(p + i, len - i, backslash, piece, &used);
+        if (whole >= size && at + n + 3 >= size) { /* cut here, room kept for "..." */
+            if (at + 3 < size)
+                memcpy(out + at, "...", 3), at += 3;
             break;
         }
+        memcpy(out + at, piece, n);
+        at += n;
     }
-    message[at] = '\0';
+    if (size > 0)
+        out[at] = '\0';
+    return out;
+}
+
+const char *nf_shown(const char *text, size_t len, char *out, size_t size)
+{
+    return escape(text, len, 1, out, size);
 }
 
 static void record(nf_error *err, nf_status code, const char *fmt, va_list ap)
 {
     err->code = code;
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    escape_controls(err->message, sizeof err->message);
+    char raw[sizeof err->message];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    /* names and text from files end up in messages: no escape sequence
+     * may reach a terminal (backslashes kept: escaping twice is harmless) */
+    escape(raw, strlen(raw), 0, err->message, sizeof err->message);
 }
 
 nf_status nf_fail(nf_error *err, nf_status code, const char *fmt, ...)

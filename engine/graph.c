@@ -104,7 +104,8 @@ nf_node *nf_graph_find(const nf_graph *g, const char *name)
 }
 
 /* "<op>_<n>" with the first free n after the last one given to this op,
- * so that naming k nodes costs O(k), not O(k^2). */
+ * so that naming k nodes costs O(k), not O(k^2) (the registry holds fewer
+ * types than auto_names has counters; past that, the search starts at 1). */
 static void auto_name(nf_graph *g, const nf_op *op, char *out)
 {
     int which = -1;

@@ -34,6 +34,19 @@ struct nf_graph {
     int auto_names[64];              /* per op (registry order): the last number auto_name used */
 };
 
+/* The length of the UTF-8 character at p (n bytes left) and its code
+ * point, or 0 when the bytes are not UTF-8 (overlong forms, surrogates
+ * and code points past U+10FFFF included). */
+int nf_utf8_char(const unsigned char *p, size_t n, uint32_t *code);
+
+/* `len` bytes of `text` made safe to print, into `out` (NUL-terminated):
+ * control characters (C0, DEL, C1), invisible or reordering format
+ * characters (zero-width, bidirectional, BOM) and bytes that are not
+ * UTF-8 become \xNN, a backslash becomes \\; text that does not fit is
+ * cut at a character boundary and ends in "...". Returns out. Every error
+ * message (nf_fail) gets the same treatment, newlines and tabs kept. */
+const char *nf_shown(const char *text, size_t len, char *out, size_t size);
+
 /* Reads a whole text as a finite double into *out; NULL, or what is wrong
  * with it: not a number, past double's range (1e309), or so small that it
  * would read as 0 or a subnormal (1e-400: strtod's ERANGE). */

@@ -1,6 +1,5 @@
 /* nodeflow — reading and writing safetensors files (see safetensors.h).
  * The JSON header is parsed and produced by cJSON. */
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,25 +131,6 @@ static nf_status check_layout(const nf_st_file *f, span *spans, int n, size_t da
     return NF_OK;
 }
 
-/* The length of the UTF-8 sequence at s (at most n bytes), or 0 when it
- * is not valid UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
- * U+10FFFF). */
-static size_t utf8_length(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-    if (!len || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) || (s[0] == 0xf0 && s[1] < 0x90) ||
-        (s[0] == 0xf4 && s[1] > 0x8f))
-        return 0;
-    return len;
-}
-
 /* What the JSON parser would let through but the format forbids: bytes
  * that are not UTF-8, a control character (a raw one, or an escaped NUL,
  * \u0000, either of which cuts a name short so that it matched another)
@@ -161,7 +141,8 @@ static const char *header_text_fault(const char *json, size_t len)
     const unsigned char *u = (const unsigned char *)json;
     int in_string = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_length(u + i, len - i);
+        uint32_t code;
+        size_t n = (size_t)nf_utf8_char(u + i, len - i, &code);
         if (!n)
             return "is not UTF-8";
         if (in_string && u[i] < 0x20)
@@ -352,7 +333,7 @@ int64_t nf_st_first_nonfinite(const nf_st_tensor *t, double *value)
         } else {
             memcpy(&d, t->data + 8 * i, 8);
         }
-        if (!isfinite(d) || fabs(d) > FLT_MAX) {
+        if (!isfinite(d) || fabs(d) >= 0x1.ffffffp127) { /* FLT_MAX and half a step: rounds to infinity */
             *value = d;
             return i;
         }

@@ -218,6 +218,13 @@ nf_status nf_checkpoint_read(const char *path, const nf_graph *g, nf_record **ou
                      CHECKPOINT_FORMAT);
     else
         st = check_params(g, f, NF_WEIGHTS_STRICT, err);
+    for (int i = 0; st == NF_OK && i < f->count; i++) { /* optimizer state, averages, best weights: all finite */
+        double value;
+        int64_t at = nf_st_first_nonfinite(&f->tensors[i], &value);
+        if (at >= 0)
+            st = nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' element %lld is %g, not a finite float32", path,
+                         f->tensors[i].name, (long long)at, value);
+    }
     if (st == NF_OK)
         st = record_from(f, r, err);
     f->path = NULL; /* the caller's string: the record may outlive it */

@@ -120,8 +120,8 @@ nf_status nf_average_load_state(nf_average *a, const nf_record *r, int apply, nf
     const char *text = nf_record_text(r, AVERAGE_KEY);
     char kind[16], name[NF_PARAM_NAME_MAX + 16];
     int64_t count;
-    const char *space = text ? strchr(text, ' ') : NULL, *p = space ? space + 1 : NULL;
-    if (!space || space == text || (size_t)(space - text) >= sizeof kind || !nf_scan_count(&p, &count) || *p)
+    const char *space = text ? strchr(text, ' ') : NULL, *rest = space ? space + 1 : NULL;
+    if (!space || space == text || (size_t)(space - text) >= sizeof kind || !nf_scan_count(&rest, &count) || *rest)
         return nf_fail(err, NF_ERR_FORMAT, "malformed average entry '%s'", text ? text : "(missing)");
     snprintf(kind, sizeof kind, "%.*s", (int)(space - text), text);
     if (strcmp(kind, average_kind(a)) != 0)

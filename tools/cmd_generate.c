@@ -16,22 +16,24 @@ static const char generate_help[] =
     "  --length N          bytes to generate (default 200)\n"
     "  --temperature X     softmax temperature; 0 picks the most likely byte (default 0.8)\n"
     "  --seed N            seed of the sampling (default 0)\n"
-    "  --threads N         threads (default: all cores)\n";
+    "  --threads N         threads (default: all cores)\n"
+    "  --allow-nonfinite   load weights that hold NaN or infinities (refused otherwise)\n";
 
 typedef struct generate_options {
     const char *model, *weights, *prime;
     long long length, seed, threads;
     double temperature;
+    int allow_nonfinite;
 } generate_options;
 
 static int takes_value(const char *name)
 {
-    return strcmp(name, "--help") != 0;
+    return strcmp(name, "--help") != 0 && strcmp(name, "--allow-nonfinite") != 0;
 }
 
 static int parse_options(int argc, char **argv, generate_options *o)
 {
-    *o = (generate_options){NULL, NULL, "\n", 200, 0, 0, 0.8};
+    *o = (generate_options){NULL, NULL, "\n", 200, 0, 0, 0.8, 0};
     cli_args a = {argc, argv, 1, "generate"};
     const char *flag, *v;
     while (cli_next(&a, &flag, &v, takes_value)) {
@@ -40,6 +42,8 @@ static int parse_options(int argc, char **argv, generate_options *o)
         else if (flag && !strcmp(flag, "--help")) {
             fputs(generate_help, stdout);
             return -1;
+        } else if (flag && !strcmp(flag, "--allow-nonfinite") && !v) {
+            o->allow_nonfinite = 1;
         } else if (flag && !strcmp(flag, "--weights") && v && *v)
             o->weights = v;
         else if (flag && !strcmp(flag, "--prime") && v)
@@ -74,7 +78,7 @@ static int set_up(const generate_options *o, generator *gen)
     if (rc != EXIT_OK)
         return rc;
     nf_set_threads(o->threads > 0 ? (int)o->threads : 0);
-    if (nf_graph_set_window(gen->g, 1, &err) != NF_OK || nf_weights_load(gen->g, o->weights, 0, &err) != NF_OK ||
+    if (nf_graph_set_window(gen->g, 1, &err) != NF_OK || nf_weights_load(gen->g, o->weights, o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0, &err) != NF_OK ||
         nf_binding_find(gen->g, &gen->bind, &err) != NF_OK)
         return cli_fail(&err);
     gen->vocab = nf_graph_vocab(gen->g, &gen->vocab_size);
