@@ -175,9 +175,6 @@ static int parse_options(int argc, char **argv, train_options *o)
     return EXIT_OK;
 }
 
-/* Every file the run will write can be written, and no two of them (or
- * the checkpoint it resumes from and the weights) are the same file:
- * checked before any training that a bad path would waste. */
 /* The log is appended to as the run goes (not saved whole at the end):
  * any file we may write, a FIFO or a terminal included, or a new file in
  * a directory we may write. */
@@ -219,6 +216,10 @@ static int reads_file(const train_options *o, const char *path)
     return 0;
 }
 
+/* Every file the run will write can be written; no two of them are the
+ * same file, nor the weights and the checkpoint it resumes from, nor any
+ * of them a file the run reads: checked before any training that a bad
+ * path would waste. */
 static int check_outputs(const train_options *o)
 {
     const char *flags[] = {"--out", "--checkpoint", "--log"};
