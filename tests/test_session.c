@@ -240,6 +240,50 @@ static void test_unknown_kernel_set_refused(void **state)
     nf_graph_free(g);
 }
 
+/* The last epoch's statistics, from the epoch callback. */
+static void keep_epoch(void *ctx, const nf_session_progress *p)
+{
+    *(nf_epoch_stats *)ctx = *p->train;
+}
+
+/* Targets that are not class labels train by their loss alone: three
+ * regression outputs per sample, a model without an output node (the
+ * scores are the loss's first input), no accuracy (-1). */
+static void test_multi_output_regression(void **state)
+{
+    (void)state;
+    const char *text = "nodeflow 1\nx = input shape=2\ny = input shape=3\nh = linear x out=16\na = tanh h\n"
+                       "f = linear a out=3\nloss = mse f y\n[train]\noptimizer = adam\nlr = 0.01\nbatch = 8\n"
+                       "epochs = 60\nseed = 1\n";
+    nf_graph *g;
+    nf_train_config cfg;
+    nf_error err;
+    assert_ok(nf_model_parse(text, strlen(text), "reg.nfg", &g, &cfg, &err), &err);
+    nf_dataset *ds = calloc(1, sizeof *ds);
+    ds->count = 64;
+    ds->x_shape = (nf_shape){1, {2}};
+    ds->y_shape = (nf_shape){1, {3}};
+    ds->x = malloc(64 * 2 * sizeof(float));
+    ds->y = malloc(64 * 3 * sizeof(float));
+    for (int i = 0; i < 64; i++) { /* y = (a + b, a - b, 2a) */
+        float a = (float)((i * 37) % 64) / 64.0f, b = (float)((i * 11) % 64) / 64.0f;
+        ds->x[2 * i] = a, ds->x[2 * i + 1] = b;
+        ds->y[3 * i] = a + b, ds->y[3 * i + 1] = a - b, ds->y[3 * i + 2] = 2 * a;
+    }
+    nf_session *s;
+    nf_epoch_stats last = {0};
+    nf_session_events events = {&last, NULL, keep_epoch, NULL};
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    nf_session_set_events(s, &events);
+    assert_ok(nf_session_set_data(s, ds, NULL, &err), &err);
+    assert_ok(nf_session_run(s, &err), &err);
+    assert_true(last.accuracy == -1.0);
+    assert_true(last.loss < 0.01); /* from about 0.5 */
+    nf_session_free(s);
+    nf_dataset_free(ds);
+    nf_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_early_stop_state_checked),
         cmocka_unit_test(test_config_from_c_checked),
         cmocka_unit_test(test_unknown_kernel_set_refused),
+        cmocka_unit_test(test_multi_output_regression),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

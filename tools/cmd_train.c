@@ -331,6 +331,16 @@ static int open_log(run *r)
     return log_flushed(r) ? EXIT_OK : log_failure(r);
 }
 
+/* An accuracy field of the log: empty when the task has none (regression,
+ * multi-label targets: accuracy is -1). */
+static void log_accuracy(FILE *log, double accuracy)
+{
+    if (accuracy >= 0)
+        fprintf(log, "%.6f,", accuracy);
+    else
+        fprintf(log, ",");
+}
+
 static void on_batch(void *ctx, const nf_session_progress *p)
 {
     run *r = ctx;
@@ -362,11 +372,14 @@ static void on_epoch(void *ctx, const nf_session_progress *p)
         fflush(stdout);
     }
     if (r->log) {
-        fprintf(r->log, "%lld,%.6f,%.6f,", (long long)p->epoch, fit->loss, fit->accuracy);
-        if (val)
-            fprintf(r->log, "%.6f,%.6f,", val->loss, val->accuracy);
-        else
+        fprintf(r->log, "%lld,%.6f,", (long long)p->epoch, fit->loss);
+        log_accuracy(r->log, fit->accuracy);
+        if (val) {
+            fprintf(r->log, "%.6f,", val->loss);
+            log_accuracy(r->log, val->accuracy);
+        } else {
             fprintf(r->log, ",,");
+        }
         fprintf(r->log, "%.6g,%.3f\n", p->lr, p->seconds);
         if (!log_flushed(r))
             nf_session_stop(r->session); /* stopped() says why */

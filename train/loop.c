@@ -17,6 +17,18 @@ static int64_t positions_of(const nf_plan *plan, const nf_binding *bind)
     return nf_shape_size(s) / s->dim[s->rank - 1] * nf_plan_steps(plan);
 }
 
+/* Whether accuracy means something: [..., C] scores per sample (times the
+ * steps of an unrolled plan) with one class-index label per position, or
+ * one score per position against 0/1 labels. Other targets (regression,
+ * multi-label, per-step values) train and evaluate by their loss alone. */
+static int classifies(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind)
+{
+    if (!bind->scores || bind->scores->shape.rank < 1 || positions_of(plan, bind) != nf_shape_size(&ds->y_shape))
+        return 0;
+    int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
+    return c > 1 || (ds->classes > 0 && ds->classes <= 2); /* C scores and a label each, or 0/1 labels */
+}
+
 /* The dataset's per-sample sizes must match the bound input nodes. */
 static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
                                nf_error *err)
@@ -48,13 +60,8 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
         if (plan->time_steps > 1 && !(bind->scores->op->flags & NF_OP_OUTPUT))
             return nf_fail(err, NF_ERR_SHAPE, "with %lld time steps the scores must be an output node ('%s' is %s)",
                            (long long)plan->time_steps, bind->scores->name, bind->scores->op->name);
-        /* per sample: [..., C] scores (times the steps of an unrolled plan) and one label per position */
-        if (bind->scores->shape.rank < 1 ||
-            positions_of(plan, bind) != nf_shape_size(&ds->y_shape))
-            return nf_fail(err, NF_ERR_SHAPE,
-                           "accuracy needs [..., C] scores per sample and class-index labels of the leading shape");
         int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
-        if (ds->classes > c && c > 1)
+        if (classifies(plan, ds, bind) && ds->classes > c && c > 1)
             return nf_fail(err, NF_ERR_SHAPE, "the data has %lld classes but '%s' scores %lld", (long long)ds->classes,
                            bind->scores->name, (long long)c);
     }
@@ -64,9 +71,10 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
 /* Each label one of the C classes the scores give, else an error naming
  * its file and row (a bad label used to end in a NaN loss). Once per
  * batcher and class count: training calls this for every batch. */
-static nf_status check_labels(const nf_dataset *ds, const nf_binding *bind, int64_t *checked, nf_error *err)
+static nf_status check_labels(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, int64_t *checked,
+                              nf_error *err)
 {
-    if (!bind->scores || bind->scores->shape.rank < 1)
+    if (!classifies(plan, ds, bind))
         return NF_OK;
     int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
     if (c <= 1 || (checked && *checked == c))
@@ -172,11 +180,11 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
     return opt ? nf_optimizer_add_batch(opt, err) : NF_OK;
 }
 
-static void finish_stats(nf_epoch_stats *s, const nf_plan *plan, const nf_binding *bind)
+static void finish_stats(nf_epoch_stats *s, const nf_plan *plan, const nf_binding *bind, int scored_classes)
 {
     double scored = (double)s->samples * (double)positions_of(plan, bind);
     s->loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
-    s->accuracy = bind->scores && s->samples ? (double)s->correct / scored : -1.0;
+    s->accuracy = scored_classes && s->samples ? (double)s->correct / scored : -1.0;
 }
 
 /* Text windows continue a stream from batch to batch: they must come in
@@ -206,8 +214,9 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "batches of %lld do not fit a plan compiled for %lld",
                        (long long)b->batch, (long long)plan->capacity);
     nf_status st = check_binding(plan, b->ds, bind, err);
+    int scored_classes = st == NF_OK && classifies(plan, b->ds, bind);
     if (st == NF_OK)
-        st = check_labels(b->ds, bind, &b->labels_checked, err);
+        st = check_labels(plan, b->ds, bind, &b->labels_checked, err);
     if (st == NF_OK)
         st = check_streams(b->ds, b->batch, b->shuffle, err);
     if (st != NF_OK)
@@ -238,14 +247,14 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
             stats->skipped++;
             continue;
         }
-        if (bind->scores)
+        if (scored_classes)
             stats->correct += count_correct(plan, bind);
         stats->loss_sum += loss * (double)rows;
         stats->samples += rows;
         stats->batches++;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
-    finish_stats(stats, plan, bind);
+    finish_stats(stats, plan, bind, scored_classes);
     return st;
 }
 
@@ -264,8 +273,9 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
                       nf_error *err)
 {
     nf_status st = check_binding(plan, ds, bind, err);
+    int scored_classes = st == NF_OK && classifies(plan, ds, bind);
     if (st == NF_OK)
-        st = check_labels(ds, bind, NULL, err);
+        st = check_labels(plan, ds, bind, NULL, err);
     if (st == NF_OK)
         st = check_streams(ds, plan->capacity, 0, err);
     if (st != NF_OK)
@@ -293,7 +303,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
             break;
         if (skipped) /* a plan that skips non-finite batches: this one counts for nothing */
             continue;
-        if (bind->scores)
+        if (scored_classes)
             correct += count_correct(plan, bind);
         loss_sum += loss * (double)rows;
     }
@@ -305,7 +315,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
         stats->correct = correct;
         stats->samples = st == NF_OK ? ds->count : start;
         stats->batches = batches;
-        finish_stats(stats, plan, bind);
+        finish_stats(stats, plan, bind, scored_classes);
     }
     return st;
 }
