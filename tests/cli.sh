@@ -216,6 +216,26 @@ expect 0 "a resumed save after the kills" "$nodeflow" train "$mlp" --data fashio
     --resume "$work/k.ckpt" --steps "$((taken + 1))" --checkpoint "$work/k.ckpt" --checkpoint-every 1 --quiet
 if ls "$work" | grep -q 'k\.ckpt\.nftmp'; then bad "temporary files left after a save: $(ls "$work")"; else ok; fi
 
+# A forward-only model (no loss, no label input) runs under infer, and its
+# .npy output keeps the per-sample shape: weights from a twin with a loss.
+npy_zeros() { # PATH ROWS COLS: a float32 .npy of zeros
+    h="{'descr': '<f4', 'fortran_order': False, 'shape': ($2, $3), }"
+    # the header, 118 bytes (octal 166) with its padding and newline: the data starts at byte 128
+    { printf '\223NUMPY\001'; printf '\000'; printf '\166'; printf '\000'; printf '%s' "$h" # (dash: a NUL ends a format)
+      printf "%$((117 - ${#h}))s\n" ''; head -c $(($2 * $3 * 4)) /dev/zero; } >"$1"
+}
+npy_zeros "$work/fx.npy" 4 2
+npy_zeros "$work/fy.npy" 4 6
+printf 'nodeflow 1\nx = input shape=2\ny = input shape=6\nh = linear x out=6\nloss = mse h y\n' >"$work/twin.nfg"
+printf 'nodeflow 1\nx = input shape=2\nh = linear x out=6\nr = reshape h shape=2x3\no = output r\n' >"$work/fwd.nfg"
+expect 0 "a multi-output regression trains" "$nodeflow" train "$work/twin.nfg" --data "npy:$work/fx.npy,$work/fy.npy" \
+    --epochs 2 --batch 2 --out "$work/twin.st" --log "$work/twin.log"
+if grep -q '^2,[0-9.]*,,,,' "$work/twin.log"; then ok; else bad "a regression logged an accuracy:"; cat "$work/twin.log"; fi
+expect 0 "infer on a forward-only model" "$nodeflow" infer "$work/fwd.nfg" --weights "$work/twin.st" --input "$work/fx.npy" \
+    --output "$work/fwd.npy"
+head -c 128 "$work/fwd.npy" >"$work/fwd.head"
+if grep -qaF "'shape': (4, 2, 3" "$work/fwd.head"; then ok; else bad "infer flattened the per-sample shape"; fi
+
 # One precedence for every setting: an option over --set over the file
 # (--set lr once lost to the file's lr).
 xor_data="csv:$src/tests/data/xor.csv,label=2"

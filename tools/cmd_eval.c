@@ -73,7 +73,7 @@ typedef struct session {
     nf_plan *plan;
 } session;
 
-static int open_session(const eval_options *o, session *s)
+static int open_session(const eval_options *o, session *s, int forward_only)
 {
     nf_error err;
     memset(s, 0, sizeof *s);
@@ -83,7 +83,8 @@ static int open_session(const eval_options *o, session *s)
         return rc;
     unsigned flags = (o->allow_extra ? NF_WEIGHTS_ALLOW_EXTRA : 0) | (o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0);
     if (nf_weights_load(s->g, o->weights, flags, &err) != NF_OK ||
-        nf_binding_find(s->g, &s->bind, &err) != NF_OK ||
+        (forward_only ? nf_binding_find_inference(s->g, &s->bind, &err) : nf_binding_find(s->g, &s->bind, &err)) !=
+            NF_OK ||
         nf_plan_compile(s->g, o->batch, NF_PLAN_INFERENCE | NF_PLAN_KEEP_VALUES, &s->plan, &err) != NF_OK)
         return cli_fail(&err);
     return EXIT_OK;
@@ -123,12 +124,12 @@ static int run_all(session *s, const nf_dataset *ds, float **scores, int64_t *sc
         int64_t rows = ds->count - start < capacity ? ds->count - start : capacity;
         nf_tensor x, y, out;
         if (nf_plan_set_batch(s->plan, rows, &err) != NF_OK || nf_plan_input(s->plan, s->bind.x, &x, &err) != NF_OK ||
-            nf_plan_input(s->plan, s->bind.y, &y, &err) != NF_OK)
+            (s->bind.y && nf_plan_input(s->plan, s->bind.y, &y, &err) != NF_OK))
             return cli_fail(&err);
         memcpy(x.data, ds->x + start * xs, (size_t)(rows * xs) * sizeof(float));
-        if (nf_shape_size(&y.shape) == rows * ys)
+        if (s->bind.y && nf_shape_size(&y.shape) == rows * ys) /* labels, when the data has them */
             memcpy(y.data, ds->y + start * ys, (size_t)(rows * ys) * sizeof(float));
-        else
+        else if (s->bind.y)
             memset(y.data, 0, (size_t)nf_shape_size(&y.shape) * sizeof(float));
         if (nf_plan_forward(s->plan, &err) != NF_OK || nf_plan_value(s->plan, s->bind.scores, &out, &err) != NF_OK)
             return cli_fail(&err);
@@ -268,7 +269,7 @@ int cmd_eval(int argc, char **argv)
     float *scores = NULL;
     int64_t size = 0;
     double loss = 0;
-    rc = open_session(&o, &s);
+    rc = open_session(&o, &s, 0);
     if (rc == EXIT_OK && nf_dataset_load_spec(o.data, &ds, &err) != NF_OK)
         rc = cli_fail(&err);
     if (rc == EXIT_OK)
@@ -363,8 +364,11 @@ static const char infer_help[] =
     "usage: nodeflow infer MODEL.nfg --weights W --input FILE [--output FILE] [--batch N] [--threads N]\n"
     "                       [--allow-extra] [--allow-nonfinite]\n\n"
     "Runs the model on every row of FILE (.npy, or CSV of features; '-' reads CSV\n"
-    "from standard input) and writes the model's output (its first output node)\n"
-    "per row: CSV on standard output, or to --output (.npy or .csv by name).\n";
+    "from standard input) and writes the model's output (its first output node,\n"
+    "else its loss's first input) per row: CSV on standard output, or to --output\n"
+    "(.npy or .csv by name). A .npy keeps the output's shape ([N, T, H] for [T, H]\n"
+    "per sample); a CSV row holds a sample's output flattened in C order. The model\n"
+    "needs no loss and no label input: infer only runs it forward.\n";
 
 int cmd_infer(int argc, char **argv)
 {
@@ -380,13 +384,18 @@ int cmd_infer(int argc, char **argv)
     nf_error err;
     if (o.output && nf_output_path_check(o.output, &err) != NF_OK)
         return cli_fail(&err);
-    rc = open_session(&o, &s);
+    rc = open_session(&o, &s, 1);
     if (rc == EXIT_OK)
         rc = read_input(o.input, &ds);
     if (rc == EXIT_OK)
         rc = run_all(&s, ds, &scores, &size, &loss);
-    if (rc == EXIT_OK && o.output && ends_with(o.output, ".npy")) {
-        nf_shape shape = {2, {ds->count, size}};
+    if (rc == EXIT_OK && o.output && ends_with(o.output, ".npy")) { /* [N, the output's per-sample shape] */
+        nf_shape per_sample, shape = {1, {ds->count}};
+        nf_node_shape(s.bind.scores, &per_sample, NULL);
+        for (int i = 0; i < per_sample.rank && shape.rank < NF_MAX_RANK; i++)
+            shape.dim[shape.rank++] = per_sample.dim[i];
+        if (per_sample.rank >= NF_MAX_RANK) /* no room for the sample axis: one row per sample */
+            shape = (nf_shape){2, {ds->count, size}};
         if (nf_npy_write(o.output, scores, &shape, &err) != NF_OK)
             rc = cli_fail(&err);
     } else if (rc == EXIT_OK && o.output) {

@@ -336,7 +336,7 @@ static const nf_node *behind_outputs(const nf_node *node)
     return node;
 }
 
-nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err)
+static nf_status find_binding(const nf_graph *g, nf_binding *bind, int need_labels, nf_error *err)
 {
     if (!g || !bind)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_binding_find: NULL argument");
@@ -366,7 +366,19 @@ nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err)
     }
     if (!bind->x)
         return nf_fail(err, NF_ERR_GRAPH, "the model has no feature input (an input that is not a loss target)");
-    if (!bind->y)
+    if (!bind->y && need_labels)
         return nf_fail(err, NF_ERR_GRAPH, "the model has no label input: no loss takes an input as its target");
+    if (!bind->scores)
+        return nf_fail(err, NF_ERR_GRAPH, "the model has no output node and no loss: nothing to compute");
     return NF_OK;
+}
+
+nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err)
+{
+    return find_binding(g, bind, 1, err);
+}
+
+nf_status nf_binding_find_inference(const nf_graph *g, nf_binding *bind, nf_error *err)
+{
+    return find_binding(g, bind, 0, err);
 }

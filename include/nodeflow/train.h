@@ -45,6 +45,13 @@ typedef struct nf_binding {
  * nf_evaluate alike, counts the positions whose arg-max score (or, with
  * one score, score > threshold) equals the label. */
 NF_API nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err);
+/* The same for running a model forward only: y is NULL when no loss takes
+ * an input as its target (a model with no loss, or one whose labels are
+ * not needed), and scores is the first output node (else the first loss's
+ * first input). An inference plan (NF_PLAN_INFERENCE) computes the loss
+ * only when the model has one; its label input, if any, may be left as it
+ * is (zeros): the outputs do not depend on it. */
+NF_API nf_status nf_binding_find_inference(const nf_graph *g, nf_binding *bind, nf_error *err);
 
 /* One epoch: for each batch of `b`, forward, backward and an optimizer
  * step. `plan` must be a NF_PLAN_TRAINING plan with capacity for the
