@@ -147,6 +147,69 @@ nf_status nf_weights_from(nf_graph *g, const nf_st_file *f, unsigned flags, nf_e
     return st;
 }
 
+/* Appends "name [shape]" to a ", "-joined list, cut with "...". */
+static void list_add(char *list, size_t size, const char *name, const nf_shape *shape)
+{
+    char dims[64], item[NF_PARAM_NAME_MAX + 80];
+    snprintf(item, sizeof item, "%s%s %s", list[0] ? ", " : "", name, nf_shape_format(shape, dims, sizeof dims));
+    size_t at = strlen(list);
+    if (strstr(list, "...") || at + strlen(item) + 4 >= size) {
+        if (!strstr(list, "...") && at + 4 < size)
+            memcpy(list + at, "...", 4);
+        return;
+    }
+    memcpy(list + at, item, strlen(item) + 1);
+}
+
+/* The file's tensor that parameter p takes, or NULL. */
+static const nf_st_tensor *matching(const nf_st_file *f, const nf_param *p)
+{
+    const nf_st_tensor *t = nf_st_find(f, p->name);
+    return t && nf_shape_equal(&t->shape, &p->shape) ? t : NULL;
+}
+
+nf_status nf_weights_init(nf_graph *g, const char *path, nf_init_report *report, nf_error *err)
+{
+    if (!g || !path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_weights_init: NULL argument");
+    nf_init_report local;
+    report = report ? report : &local;
+    memset(report, 0, sizeof *report);
+    nf_status st = nf_graph_validate(g, err);
+    nf_st_file f;
+    if (st != NF_OK || (st = nf_st_open(path, &f, err)) != NF_OK)
+        return st;
+    for (int k = 0; st == NF_OK && k < g->n_params; k++) { /* everything checked before anything is copied */
+        const nf_st_tensor *t = matching(&f, &g->params[k]);
+        double value;
+        int64_t at = t ? nf_st_first_nonfinite(t, &value) : -1;
+        if (at >= 0)
+            st = nf_fail(err, NF_ERR_FORMAT, "%s: tensor '%s' element %lld is %g, not a finite float32", path,
+                         t->name, (long long)at, value);
+    }
+    for (int k = 0; st == NF_OK && k < g->n_params; k++) {
+        const nf_param *p = &g->params[k];
+        const nf_st_tensor *t = matching(&f, p);
+        if (t) {
+            nf_st_read(t, g->values + p->offset);
+            report->loaded++;
+        } else {
+            report->left++;
+            list_add(report->left_names, sizeof report->left_names, p->name, &p->shape);
+        }
+    }
+    for (int i = 0; st == NF_OK && i < f.count; i++) {
+        const nf_st_tensor *t = &f.tensors[i];
+        int k = nf_graph_find_param(g, t->name);
+        if (k < 0 || !nf_shape_equal(&t->shape, &g->params[k].shape)) {
+            report->skipped++;
+            list_add(report->skipped_names, sizeof report->skipped_names, t->name, &t->shape);
+        }
+    }
+    nf_st_close(&f);
+    return st;
+}
+
 /* ---- checkpoint files ------------------------------------------------- */
 
 nf_status nf_checkpoint_write(const char *path, const nf_graph *g, const nf_record *r, nf_error *err)

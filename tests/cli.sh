@@ -236,6 +236,17 @@ expect 0 "infer on a forward-only model" "$nodeflow" infer "$work/fwd.nfg" --wei
 head -c 128 "$work/fwd.npy" >"$work/fwd.head"
 if grep -qaF "'shape': (4, 2, 3" "$work/fwd.head"; then ok; else bad "infer flattened the per-sample shape"; fi
 
+# Fine-tuning: a model with another head starts from the xor weights
+# (matching tensors loaded, the new head left at its initialisation)
+sed 's/out    = linear h out=1/out    = linear h out=2/; s/bce_with_logits logit y/cross_entropy logit y/; s/input shape=1/input shape=scalar/' \
+    "$xor" >"$work/head2.nfg"
+expect 0 "fine-tune a new head" "$nodeflow" train "$work/head2.nfg" --data "csv:$src/tests/data/xor.csv,label=2" \
+    --epochs 300 --init "$work/xor.st" --out "$work/head2.st"
+contains "$work/out" "2 loaded; 2 left at their initialisation (out.weight [2, 4], out.bias [2]); 2 of the file's skipped (out.weight [1, 4], out.bias [1])" "init report"
+contains "$work/out" "acc 100.00%" "fine-tuned head learns xor"
+expect 2 "--init with --resume" "$nodeflow" train "$work/head2.nfg" --data "csv:$src/tests/data/xor.csv,label=2" \
+    --init "$work/xor.st" --resume "$work/x.ckpt"
+
 # One precedence for every setting: an option over --set over the file
 # (--set lr once lost to the file's lr).
 xor_data="csv:$src/tests/data/xor.csv,label=2"

@@ -28,6 +28,9 @@ static const char train_outro[] =
     "  --checkpoint FILE       write a checkpoint after every epoch (and on interrupt)\n"
     "  --resume FILE           continue from a checkpoint exactly where it stopped; optimizer\n"
     "                          settings given here replace the checkpoint's, with a notice\n"
+    "  --init FILE             start from these weights (fine-tuning): each parameter whose\n"
+    "                          name and shape match takes them, the others keep their\n"
+    "                          initialisation; a line says what was loaded, left and skipped\n"
     "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
     "  --quiet                 print nothing but errors and notices\n\n"
     "SIGINT or SIGTERM stop after the current batch and write a checkpoint (one\n"
@@ -49,7 +52,7 @@ static void print_help(void)
 }
 
 typedef struct train_options {
-    const char *model, *data, *val, *out, *checkpoint, *resume, *log;
+    const char *model, *data, *val, *out, *checkpoint, *resume, *log, *init;
     long long threads;
     int quiet, save_average;
     nf_train_config given;   /* settings from options and --set: over the file's */
@@ -67,7 +70,7 @@ static void on_signal(int sig)
         nf_session_stop(running);
 }
 
-static const char *const path_flags[] = {"--data", "--val", "--out", "--checkpoint", "--resume", "--log", NULL};
+static const char *const path_flags[] = {"--data", "--val", "--out", "--checkpoint", "--resume", "--log", "--init", NULL};
 
 /* The settings table's option for `flag`, or NULL. */
 static const nf_train_setting *setting_of(const char *flag)
@@ -99,7 +102,7 @@ static int set_value(nf_train_config *c, const char *key, const char *value)
 
 static int parse_option(train_options *o, const char *flag, const char *v)
 {
-    const char **slot[] = {&o->data, &o->val, &o->out, &o->checkpoint, &o->resume, &o->log};
+    const char **slot[] = {&o->data, &o->val, &o->out, &o->checkpoint, &o->resume, &o->log, &o->init};
     for (int i = 0; path_flags[i]; i++)
         if (!strcmp(flag, path_flags[i])) {
             if (!v || !*v)
@@ -172,6 +175,8 @@ static int parse_options(int argc, char **argv, train_options *o)
         return cli_usage("train", "--checkpoint-every needs --checkpoint FILE");
     if (o->save_average && !o->out)
         return cli_usage("train", "--save-average needs --out FILE");
+    if (o->init && o->resume)
+        return cli_usage("train", "--init starts a new training and --resume continues one: give one of them");
     return EXIT_OK;
 }
 
@@ -415,6 +420,17 @@ static int set_up(run *r)
     if (nf_session_new(r->g, &config, &r->session, &err) != NF_OK)
         return cli_fail(&err);
     nf_session_set_events(r->session, &events);
+    nf_init_report report;
+    if (r->o.init && nf_session_init_weights(r->session, r->o.init, &report, &err) != NF_OK)
+        return cli_fail(&err);
+    if (r->o.init && !r->o.quiet) {
+        printf("weights from %s: %d loaded", r->o.init, report.loaded);
+        if (report.left)
+            printf("; %d left at their initialisation (%s)", report.left, report.left_names);
+        if (report.skipped)
+            printf("; %d of the file's skipped (%s)", report.skipped, report.skipped_names);
+        printf("\n");
+    }
     if (nf_session_load_data(r->session, r->o.data, r->o.val, &err) != NF_OK ||
         (r->o.resume && nf_session_resume(r->session, r->o.resume, &r->o.given, &err) != NF_OK) ||
         nf_session_set_checkpoint(r->session, r->o.checkpoint, &err) != NF_OK)

@@ -524,6 +524,15 @@ void nf_session_stop(nf_session *s)
         s->stop = 1;
 }
 
+nf_status nf_session_init_weights(nf_session *s, const char *path, nf_init_report *report, nf_error *err)
+{
+    if (!s || !path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_init_weights: NULL argument");
+    if (s->t.progress.step > 0 || s->t.progress.epoch > 0 || (s->t.opt && nf_optimizer_has_pending(s->t.opt)))
+        return nf_fail(err, NF_ERR_STATE, "the session has trained already: start from weights before the first step");
+    return nf_weights_init(s->g, path, report, err);
+}
+
 nf_status nf_session_save_weights(nf_session *s, const char *path, int averaged, nf_error *err)
 {
     if (!s || !path)

@@ -100,6 +100,12 @@ NF_API nf_status nf_session_run(nf_session *s, nf_error *err);
  * from a signal handler. */
 NF_API void nf_session_stop(nf_session *s);
 
+/* Starts training from a weights file (fine-tuning, transfer learning):
+ * the parameters whose names and shapes match take the file's values, the
+ * others keep their initialisation (nf_weights_init; `report` may be
+ * NULL). Only before the first step: refused after a resume or a run. */
+NF_API nf_status nf_session_init_weights(nf_session *s, const char *path, nf_init_report *report, nf_error *err);
+
 /* Where checkpoints go (NULL: nowhere); the path is checked as an output
  * (nf_output_path_check) here, before any training. */
 NF_API nf_status nf_session_set_checkpoint(nf_session *s, const char *path, nf_error *err);

@@ -37,6 +37,23 @@ enum nf_weights_flags {
  * finite float32) the graph keeps its values. */
 NF_API nf_status nf_weights_load(nf_graph *g, const char *path, unsigned flags, nf_error *err);
 
+/* What nf_weights_init did: parameters loaded from the file, parameters
+ * left at their initialisation (not in the file, or in it with another
+ * shape), and tensors of the file it skipped (no such parameter, or
+ * another shape). The two lists name those not loaded, "name [shape]"
+ * joined by ", " (cut with "..." when longer than the buffer). */
+typedef struct nf_init_report {
+    int loaded, left, skipped;
+    char left_names[512];
+    char skipped_names[512];
+} nf_init_report;
+
+/* Fine-tuning and transfer learning: every parameter of a validated graph
+ * whose name and shape match a tensor of the file takes its values; the
+ * others keep theirs. The file is checked whole first (format, finite
+ * values of what is loaded): on an error nothing changes. */
+NF_API nf_status nf_weights_init(nf_graph *g, const char *path, nf_init_report *report, nf_error *err);
+
 /* Where training stands, kept in a checkpoint besides the weights. */
 typedef struct nf_progress {
     int64_t epoch;     /* epochs completed */
