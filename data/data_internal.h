@@ -71,17 +71,6 @@ typedef struct nf_line_run {
 nf_status nf_dataset_set_origin(nf_dataset *ds, const char *path, nf_line_run *runs, int64_t n_runs,
                                 nf_error *err);
 
-/* Checks that every label of `ds` is a class index below `classes`
- * (1 .. 2^24; a model scoring one logit for two classes passes 2): a
- * whole number 0 <= label < classes. The first bad label is refused
- * naming the file and row it came from when a loader recorded them
- * ("data.csv:7: label 1.5 ...", "y.npy: label [6] is 3, ..."), else its
- * index in ds->y: NF_ERR_FORMAT for a label that is no class index at
- * all (negative, fractional, 2^24 or more), NF_ERR_SHAPE for one past
- * `classes`, NF_ERR_INVALID_ARGUMENT for a NULL ds or classes out of
- * range. Reads the labels only. */
-nf_status nf_dataset_check_classes(const nf_dataset *ds, int64_t classes, nf_error *err);
-
 struct nf_batcher {
     const nf_dataset *ds;
     int64_t batch;

@@ -247,6 +247,23 @@ contains "$work/out" "acc 100.00%" "fine-tuned head learns xor"
 expect 2 "--init with --resume" "$nodeflow" train "$work/head2.nfg" --data "csv:$src/tests/data/xor.csv,label=2" \
     --init "$work/xor.st" --resume "$work/x.ckpt"
 
+# --freeze keeps a node's parameters: the hidden layer of the tuned model
+# computes what the xor model's does
+expect 0 "fine-tune with the hidden layer frozen" "$nodeflow" train "$work/head2.nfg" \
+    --data "csv:$src/tests/data/xor.csv,label=2" --epochs 50 --init "$work/xor.st" --freeze hidden --out "$work/frozen.st" --quiet
+printf 'nodeflow 1\nx = input shape=2\nhidden = linear x out=4\no = output hidden\n' >"$work/probe.nfg"
+printf '0,0\n0,1\n1,0\n1,1\n' >"$work/probe.csv"
+"$nodeflow" infer "$work/probe.nfg" --weights "$work/xor.st" --allow-extra --input "$work/probe.csv" >"$work/h_before" 2>&1
+"$nodeflow" infer "$work/probe.nfg" --weights "$work/frozen.st" --allow-extra --input "$work/probe.csv" >"$work/h_after" 2>&1
+if [ -s "$work/h_before" ] && cmp -s "$work/h_before" "$work/h_after"; then ok; else bad "--freeze hidden changed the hidden layer"; fi
+expect 2 "--freeze a node without parameters" "$nodeflow" train "$work/head2.nfg" \
+    --data "csv:$src/tests/data/xor.csv,label=2" --freeze h --epochs 1
+# eval refuses a class label outside the model's classes, naming file and row
+printf 'a,b,c\n0,0,0\n0,1,1\n1,0,5\n1,1,0\n' >"$work/badlabel.csv"
+expect 2 "eval with a class label out of range" "$nodeflow" eval "$work/head2.nfg" --weights "$work/head2.st" \
+    --data "csv:$work/badlabel.csv,label=c"
+contains "$work/err" "badlabel.csv:4: label 5, not one of the 2 class indices 0 .. 1" "eval label check"
+
 # One precedence for every setting: an option over --set over the file
 # (--set lr once lost to the file's lr).
 xor_data="csv:$src/tests/data/xor.csv,label=2"

@@ -277,7 +277,10 @@ int cmd_eval(int argc, char **argv)
     if (rc == EXIT_OK) {
         nf_shape shape;
         nf_node_shape(s.bind.scores, &shape, NULL);
-        if (shape.rank == 1 && ds->y_shape.rank == 0 && ds->classes > 0 && ds->classes <= shape.dim[0] && size > 1)
+        int class_labels = shape.rank == 1 && ds->y_shape.rank == 0 && size > 1; /* C scores, one label */
+        if (class_labels && nf_dataset_check_classes(ds, size, &err) != NF_OK)
+            rc = cli_fail(&err);
+        else if (class_labels)
             classification_report(ds, scores, size, loss, o.json);
         else if (size == 1 && ds->classes == 2 && binary_scores(&s, ds->count, &scores))
             classification_report(ds, scores, 2, loss, o.json);

@@ -31,6 +31,7 @@ static const char train_outro[] =
     "  --init FILE             start from these weights (fine-tuning): each parameter whose\n"
     "                          name and shape match takes them, the others keep their\n"
     "                          initialisation; a line says what was loaded, left and skipped\n"
+    "  --freeze NODE,...       keep these nodes' parameters fixed (= --set lr_mult.NODE=0)\n"
     "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
     "  --quiet                 print nothing but errors and notices\n\n"
     "SIGINT or SIGTERM stop after the current batch and write a checkpoint (one\n"
@@ -89,7 +90,8 @@ static int takes_value(const char *name)
     for (int i = 0; path_flags[i]; i++)
         if (!strcmp(name, path_flags[i]))
             return 1;
-    return !strcmp(name, "--set") || !strcmp(name, "--threads") || !strcmp(name, "--accumulate");
+    return !strcmp(name, "--set") || !strcmp(name, "--threads") || !strcmp(name, "--accumulate") ||
+           !strcmp(name, "--freeze");
 }
 
 static int set_value(nf_train_config *c, const char *key, const char *value)
@@ -97,6 +99,24 @@ static int set_value(nf_train_config *c, const char *key, const char *value)
     nf_error err;
     if (nf_train_config_set(c, key, value, &err) != NF_OK)
         return cli_usage("train", "%s", err.message);
+    return EXIT_OK;
+}
+
+/* --freeze a,b: each node's parameters get a learning-rate multiplier of
+ * 0 (the optimizer checks that the node exists and has parameters). */
+static int freeze(train_options *o, const char *list)
+{
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        char key[96];
+        if (n == 0 || n + 8 >= sizeof key)
+            return cli_usage("train", "--freeze takes node names joined by ',', not '%s'", list);
+        snprintf(key, sizeof key, "lr_mult.%.*s", (int)n, p);
+        int rc = set_value(&o->given, key, "0");
+        if (rc != EXIT_OK)
+            return rc;
+        p += n + (p[n] == ',');
+    }
     return EXIT_OK;
 }
 
@@ -115,6 +135,8 @@ static int parse_option(train_options *o, const char *flag, const char *v)
         return v ? cli_usage("train", "%s takes no value", flag) : set_value(&o->given, s->key, "true");
     if (s)
         return v ? set_value(&o->given, s->key, v) : cli_usage("train", "%s needs a value", flag);
+    if (!strcmp(flag, "--freeze"))
+        return v && *v ? freeze(o, v) : cli_usage("train", "--freeze needs NODE[,NODE...]");
     if (!strcmp(flag, "--accumulate"))
         return v ? set_value(&o->given, "accumulate", v) : cli_usage("train", "%s needs a value", flag);
     if (!strcmp(flag, "--set")) {
