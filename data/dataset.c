@@ -28,6 +28,72 @@ int nf_is_class_label(float v)
     return v >= 0.0f && v < (float)NF_CLASS_LABEL_LIMIT && v == floorf(v);
 }
 
+/* The first element of n floats that is not finite, or -1. */
+static int64_t first_nonfinite(const float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return i;
+    return -1;
+}
+
+/* Copies `count` samples of `shape` from `from` (NULL: zeros) into a new
+ * array; refuses a value that is not finite, naming "what [sample, ...]". */
+static nf_status copy_array(const float *from, const nf_shape *shape, int64_t count, const char *what, float **out,
+                            nf_error *err)
+{
+    int64_t per = nf_shape_size(shape), n = nf_mul_checked(count, per > 0 ? per : 1);
+    if (per < 1 || n < 0 || n > nf_limit_floats())
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_from_arrays: %lld samples of %s are over the memory limit",
+                       (long long)count, what);
+    int64_t bad = from ? first_nonfinite(from, n) : -1;
+    if (bad >= 0) {
+        nf_shape all = {shape->rank + 1, {count}};
+        memcpy(all.dim + 1, shape->dim, (size_t)shape->rank * sizeof(int64_t));
+        char index[NF_MAX_RANK * 22 + 24];
+        nf_format_index(&all, bad, index, sizeof index);
+        return nf_fail(err, NF_ERR_FORMAT, "nf_dataset_from_arrays: %s [%s] is %g; values must be finite numbers", what,
+                       index, (double)from[bad]);
+    }
+    *out = malloc((size_t)n * sizeof(float));
+    if (!*out)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory copying %lld floats of %s", (long long)n, what);
+    if (from)
+        memcpy(*out, from, (size_t)n * sizeof(float));
+    else
+        memset(*out, 0, (size_t)n * sizeof(float));
+    return NF_OK;
+}
+
+nf_status nf_dataset_from_arrays(const float *x, const nf_shape *x_shape, const float *y, const nf_shape *y_shape,
+                                 int64_t count, nf_dataset **out, nf_error *err)
+{
+    if (!x || !x_shape || !out || (y && !y_shape))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_from_arrays: NULL argument");
+    *out = NULL;
+    nf_shape scalar = {0, {0}}, *labels = y ? (nf_shape *)y_shape : &scalar;
+    if (count < 1 || x_shape->rank < 0 || x_shape->rank > NF_MAX_RANK || labels->rank < 0 || labels->rank > NF_MAX_RANK)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_dataset_from_arrays: %lld samples, shapes of rank %d and %d",
+                       (long long)count, x_shape->rank, labels->rank);
+    nf_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    ds->count = count;
+    ds->x_shape = *x_shape;
+    ds->y_shape = *labels;
+    nf_status st = copy_array(x, x_shape, count, "x", &ds->x, err);
+    if (st == NF_OK)
+        st = copy_array(y, labels, count, "y", &ds->y, err);
+    if (st != NF_OK) {
+        nf_dataset_free(ds);
+        return st;
+    }
+    if (y && labels->rank == 0)
+        ds->classes = nf_class_count(ds->y, count, NULL);
+    *out = ds;
+    return NF_OK;
+}
+
 int64_t nf_class_count(const float *y, int64_t n, int64_t *first_bad)
 {
     float top = 0.0f;

@@ -16,4 +16,12 @@ missing=$(comm -13 "$work/exported" "$work/declared")
 [ -z "$extra" ] || echo "FAIL: exported but not declared in include/nodeflow:" $extra
 [ -z "$missing" ] || echo "FAIL: declared but not exported:" $missing
 echo "exports: $(wc -l <"$work/exported") exported, $(wc -l <"$work/declared") declared"
-[ -z "$extra" ] && [ -z "$missing" ] && [ -s "$work/declared" ]
+# the public headers need neither OpenBLAS nor cJSON: pkg-config --cflags
+# must not hand their include paths to a program (no Requires lines)
+pc="$(dirname "$lib")/meson-private/nodeflow.pc"
+pc_ok=1
+if [ ! -f "$pc" ] || grep -q '^Requires' "$pc" || [ "$(sed -n 's/^Cflags: //p' "$pc")" != '-I${includedir}' ]; then
+    echo "FAIL: $pc: its Cflags or Requires pull in other packages"
+    pc_ok=0
+fi
+[ -z "$extra" ] && [ -z "$missing" ] && [ -s "$work/declared" ] && [ "$pc_ok" = 1 ]

@@ -259,17 +259,21 @@ static void test_multi_output_regression(void **state)
     nf_train_config cfg;
     nf_error err;
     assert_ok(nf_model_parse(text, strlen(text), "reg.nfg", &g, &cfg, &err), &err);
-    nf_dataset *ds = calloc(1, sizeof *ds);
-    ds->count = 64;
-    ds->x_shape = (nf_shape){1, {2}};
-    ds->y_shape = (nf_shape){1, {3}};
-    ds->x = malloc(64 * 2 * sizeof(float));
-    ds->y = malloc(64 * 3 * sizeof(float));
+    float x[64 * 2], y[64 * 3];
     for (int i = 0; i < 64; i++) { /* y = (a + b, a - b, 2a) */
         float a = (float)((i * 37) % 64) / 64.0f, b = (float)((i * 11) % 64) / 64.0f;
-        ds->x[2 * i] = a, ds->x[2 * i + 1] = b;
-        ds->y[3 * i] = a + b, ds->y[3 * i + 1] = a - b, ds->y[3 * i + 2] = 2 * a;
+        x[2 * i] = a, x[2 * i + 1] = b;
+        y[3 * i] = a + b, y[3 * i + 1] = a - b, y[3 * i + 2] = 2 * a;
     }
+    nf_shape xs = {1, {2}}, ys = {1, {3}};
+    nf_dataset *ds;
+    assert_ok(nf_dataset_from_arrays(x, &xs, y, &ys, 64, &ds, &err), &err);
+    assert_int_equal(ds->classes, 0);
+    x[5] = NAN; /* the arrays are copied: a NaN after is the caller's own */
+    assert_true(isfinite(ds->x[5]));
+    nf_dataset *bad;
+    assert_int_equal(nf_dataset_from_arrays(x, &xs, y, &ys, 64, &bad, &err), NF_ERR_FORMAT);
+    assert_string_equal(err.message, "nf_dataset_from_arrays: x [2, 1] is nan; values must be finite numbers");
     nf_session *s;
     nf_epoch_stats last = {0};
     nf_session_events events = {&last, NULL, keep_epoch, NULL};

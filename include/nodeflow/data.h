@@ -62,6 +62,15 @@ NF_API nf_status nf_dataset_load_idx(const char *images_path, const char *labels
 NF_API nf_status nf_dataset_load_fashion_mnist(const char *dir, int train,
                                         nf_dataset **out, nf_error *err);
 
+/* A dataset from the caller's arrays, copied (the caller keeps and frees
+ * its own): `count` samples of x_shape features and y_shape labels each
+ * (y NULL: no labels, all zeros; y_shape rank 0: one label per sample).
+ * Every value must be finite (refused naming the sample and element);
+ * labels that are all class indices set `classes`. Freed by
+ * nf_dataset_free. */
+NF_API nf_status nf_dataset_from_arrays(const float *x, const nf_shape *x_shape, const float *y, const nf_shape *y_shape,
+                                        int64_t count, nf_dataset **out, nf_error *err);
+
 /* Checks that every label of `ds` is a class index below `classes`
  * (1 .. 2^24; a model scoring one logit for two classes passes 2): a
  * whole number 0 <= label < classes. The first bad label is refused
