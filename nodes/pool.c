@@ -23,13 +23,17 @@ static const nf_attr_spec pool_attrs[] = {
 
 typedef nf_pool_geom pgeom;
 
-/* PyTorch's pooling_output_shape for one axis. in <= 2^31 and 2 p <= k
- * (checked first), so span is in [0, in] and nothing here can overflow. */
+/* PyTorch's pooling_output_shape for one axis: floor((in + 2p - k + (ceil
+ * ? s - 1 : 0)) / s) + 1, rounding toward minus infinity, and in ceil
+ * mode no window may start in the right padding. A kernel wider than the
+ * padded input gives one window in ceil mode (span > -s), none (0, which
+ * the caller refuses) otherwise. in <= 2^31 and 2 p <= k (checked
+ * first), so nothing here can overflow. */
 static int64_t pooled(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode)
 {
-    int64_t span = in + 2 * p - k;
-    int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-    if (ceil_mode && (out - 1) * s >= in + p)
+    int64_t span = in + 2 * p - k + (ceil_mode ? s - 1 : 0);
+    int64_t out = (span >= 0 ? span / s : -((-span + s - 1) / s)) + 1;
+    if (ceil_mode && out > 0 && (out - 1) * s >= in + p)
         out--;
     return out;
 }
@@ -51,12 +55,12 @@ static int make_pgeom(const double *attr, const nf_shape *k, const nf_shape *in,
         *why = "padding must be at most half the kernel";
         return 0;
     }
-    if (g->h + 2 * g->ph < g->kh || g->w + 2 * g->pw < g->kw) {
-        *why = "the kernel is larger than the padded input";
-        return 0;
-    }
     g->oh = pooled(g->h, g->kh, g->sh, g->ph, attr[CEIL] != 0);
     g->ow = pooled(g->w, g->kw, g->sw, g->pw, attr[CEIL] != 0);
+    if (g->oh < 1 || g->ow < 1) {
+        *why = "the kernel is larger than the padded input (with ceil_mode=true it may be: one window)";
+        return 0;
+    }
     return 1;
 }
 

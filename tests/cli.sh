@@ -264,6 +264,22 @@ expect 2 "eval with a class label out of range" "$nodeflow" eval "$work/head2.nf
     --data "csv:$work/badlabel.csv,label=c"
 contains "$work/err" "badlabel.csv:4: label 5, not one of the 2 class indices 0 .. 1" "eval label check"
 
+# Pooling in ceil mode with a kernel wider than the padded input: one
+# window, as PyTorch (MaxPool1d(4, 2, ceil_mode=True) of [1, 5, 2] is [5];
+# AvgPool1d(2, 2, padding=1, ceil_mode=True) of [1, 5, 2, 3, 4] is
+# [0.5, 3.5, 3.5]); the weights file is one of a model without parameters
+printf 'nodeflow 1\nx = input shape=1x3\np = maxpool1d x kernel=4 stride=2 ceil_mode=true\no = output p\n' >"$work/pool.nfg"
+printf '1,5,2\n' >"$work/pool.csv"
+expect 0 "ceil-mode pooling over a short input" "$nodeflow" infer "$work/pool.nfg" --weights "$work/frozen.st" --allow-extra \
+    --input "$work/pool.csv"
+contains "$work/out" "5" "one window of the whole input"
+printf 'nodeflow 1\nx = input shape=1x5\np = avgpool1d x kernel=2 stride=2 padding=1 ceil_mode=true include_pad=true\no = output p\n' \
+    >"$work/pool.nfg"
+printf '1,5,2,3,4\n' >"$work/pool.csv"
+expect 0 "ceil-mode average pooling with padding" "$nodeflow" infer "$work/pool.nfg" --weights "$work/frozen.st" \
+    --allow-extra --input "$work/pool.csv"
+contains "$work/out" "0.5,3.5,3.5" "PyTorch's windows and divisors"
+
 # One precedence for every setting: an option over --set over the file
 # (--set lr once lost to the file's lr).
 xor_data="csv:$src/tests/data/xor.csv,label=2"
