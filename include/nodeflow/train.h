@@ -43,7 +43,10 @@ typedef struct nf_binding {
  * first output node (else the first loss's first input). Fails naming
  * what is missing or ambiguous. Accuracy, in training, validation and
  * nf_evaluate alike, counts the positions whose arg-max score (or, with
- * one score, score > threshold) equals the label. */
+ * one score, score > threshold) equals the label; it is computed for
+ * class-index labels (one per position of [..., C] scores, or 0/1 labels
+ * against one score) and is -1 for other targets (regression outputs,
+ * multi-label vectors), which train by their loss alone. */
 NF_API nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *err);
 /* The same for running a model forward only: y is NULL when no loss takes
  * an input as its target (a model with no loss, or one whose labels are
