@@ -52,6 +52,11 @@ nf_value_kind nf_value_to_float(double v, float *out);
 nf_status nf_value_fail(nf_error *err, const char *path, const nf_shape *shape, int64_t flat, double v,
                         nf_value_kind kind);
 
+/* Every feature and label of ds is finite, else an error naming the
+ * first that is not ("the data's features [2, 1] is nan; ..."): a
+ * dataset a program filled itself, which no loader checked. */
+nf_status nf_dataset_check_finite(const nf_dataset *ds, nf_error *err);
+
 /* "3, 1": the index of element `flat` of an array of `shape`. */
 void nf_format_index(const nf_shape *shape, int64_t flat, char *buf, size_t size);
 
@@ -80,6 +85,7 @@ struct nf_batcher {
     int64_t *order;   /* sample indices of this epoch */
     int64_t next;     /* position in order */
     int64_t labels_checked; /* the class count every label was checked against (0: none yet) */
+    int values_checked;     /* every value was found finite */
 };
 
 /* Checkpoints: the batch size, the data's size, the epoch's shuffle state

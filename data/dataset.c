@@ -37,6 +37,18 @@ static int64_t first_nonfinite(const float *v, int64_t n)
     return -1;
 }
 
+/* Element `bad` of an array of `count` samples of `shape` is not finite:
+ * "features [2, 1] is nan; ...". */
+static nf_status nonfinite_fail(const char *what, const float *v, const nf_shape *shape, int64_t count, int64_t bad,
+                                nf_error *err)
+{
+    nf_shape all = {shape->rank + 1, {count}};
+    memcpy(all.dim + 1, shape->dim, (size_t)shape->rank * sizeof(int64_t));
+    char index[NF_MAX_RANK * 22 + 24];
+    nf_format_index(&all, bad, index, sizeof index);
+    return nf_fail(err, NF_ERR_FORMAT, "%s [%s] is %g; values must be finite numbers", what, index, (double)v[bad]);
+}
+
 /* Copies `count` samples of `shape` from `from` (NULL: zeros) into a new
  * array; refuses a value that is not finite, naming "what [sample, ...]". */
 static nf_status copy_array(const float *from, const nf_shape *shape, int64_t count, const char *what, float **out,
@@ -48,12 +60,9 @@ static nf_status copy_array(const float *from, const nf_shape *shape, int64_t co
                        (long long)count, what);
     int64_t bad = from ? first_nonfinite(from, n) : -1;
     if (bad >= 0) {
-        nf_shape all = {shape->rank + 1, {count}};
-        memcpy(all.dim + 1, shape->dim, (size_t)shape->rank * sizeof(int64_t));
-        char index[NF_MAX_RANK * 22 + 24];
-        nf_format_index(&all, bad, index, sizeof index);
-        return nf_fail(err, NF_ERR_FORMAT, "nf_dataset_from_arrays: %s [%s] is %g; values must be finite numbers", what,
-                       index, (double)from[bad]);
+        char whole[64];
+        snprintf(whole, sizeof whole, "nf_dataset_from_arrays: %s", what);
+        return nonfinite_fail(whole, from, shape, count, bad, err);
     }
     *out = malloc((size_t)n * sizeof(float));
     if (!*out)
@@ -62,6 +71,17 @@ static nf_status copy_array(const float *from, const nf_shape *shape, int64_t co
         memcpy(*out, from, (size_t)n * sizeof(float));
     else
         memset(*out, 0, (size_t)n * sizeof(float));
+    return NF_OK;
+}
+
+nf_status nf_dataset_check_finite(const nf_dataset *ds, nf_error *err)
+{
+    int64_t bad = first_nonfinite(ds->x, ds->count * nf_shape_size(&ds->x_shape));
+    if (bad >= 0)
+        return nonfinite_fail("the data's features", ds->x, &ds->x_shape, ds->count, bad, err);
+    bad = first_nonfinite(ds->y, ds->count * nf_shape_size(&ds->y_shape));
+    if (bad >= 0)
+        return nonfinite_fail("the data's labels", ds->y, &ds->y_shape, ds->count, bad, err);
     return NF_OK;
 }
 

@@ -284,6 +284,14 @@ static void test_multi_output_regression(void **state)
     assert_true(last.accuracy == -1.0);
     assert_true(last.loss < 0.01); /* from about 0.5 */
     nf_session_free(s);
+    /* a dataset a program fills itself is checked too: a NaN target is
+     * named, not trained into a NaN loss */
+    ds->y[3 * 7 + 2] = NAN;
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    assert_ok(nf_session_set_data(s, ds, NULL, &err), &err);
+    assert_int_equal(nf_session_run(s, &err), NF_ERR_FORMAT);
+    assert_string_equal(err.message, "the data's labels [7, 2] is nan; values must be finite numbers");
+    nf_session_free(s);
     nf_dataset_free(ds);
     nf_graph_free(g);
 }

@@ -215,6 +215,8 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
                        (long long)b->batch, (long long)plan->capacity);
     nf_status st = check_binding(plan, b->ds, bind, err);
     int scored_classes = st == NF_OK && classifies(plan, b->ds, bind);
+    if (st == NF_OK && !b->values_checked && (st = nf_dataset_check_finite(b->ds, err)) == NF_OK)
+        b->values_checked = 1; /* once per batcher: training calls this for every batch */
     if (st == NF_OK)
         st = check_labels(plan, b->ds, bind, &b->labels_checked, err);
     if (st == NF_OK)
@@ -274,6 +276,8 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
 {
     nf_status st = check_binding(plan, ds, bind, err);
     int scored_classes = st == NF_OK && classifies(plan, ds, bind);
+    if (st == NF_OK)
+        st = nf_dataset_check_finite(ds, err);
     if (st == NF_OK)
         st = check_labels(plan, ds, bind, NULL, err);
     if (st == NF_OK)
