@@ -433,17 +433,6 @@ nf_status nf_plan_set_input(nf_plan *p, const nf_node *input, const float *data,
     return NF_OK;
 }
 
-static int value_readable(const nf_plan *p, const nf_node *node)
-{
-    if ((p->flags & NF_PLAN_KEEP_VALUES) || (node->op->flags & (NF_OP_INPUT | NF_OP_OUTPUT | NF_OP_LOSS)))
-        return 1;
-    for (int c = node->index + 1; c < p->n; c++)
-        for (int i = 0; i < p->graph->nodes[c]->n_inputs; i++)
-            if (p->graph->nodes[c]->inputs[i] == node)
-                return 0;
-    return 1; /* a sink: nothing reuses its memory */
-}
-
 nf_status nf_plan_value(const nf_plan *p, const nf_node *node, nf_tensor *view, nf_error *err)
 {
     nf_status st = node_of_plan(p, node, err);
@@ -451,7 +440,7 @@ nf_status nf_plan_value(const nf_plan *p, const nf_node *node, nf_tensor *view, 
         return st;
     if (!view)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "view is NULL");
-    if (!value_readable(p, node))
+    if (!p->steps[node->index].value_kept) /* decided where the plan laid out its arena */
         return nf_fail(err, NF_ERR_STATE,
                        "%s '%s': its memory is reused; mark it with nf_output or compile with NF_PLAN_KEEP_VALUES",
                        node->op->name, node->name);

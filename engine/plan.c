@@ -117,17 +117,20 @@ typedef struct node_use {
     int64_t grad_start;     /* the first time its gradient is written */
     int has_consumers;
     int is_memory_source;   /* a memory node copies its value after forward */
+    int scored_by_loss;     /* the first input of a loss: the scores metrics read */
 } node_use;
 
 static void find_uses(const nf_plan *p, node_use *use)
 {
     const nf_graph *g = p->graph;
     for (int k = 0; k < p->n; k++)
-        use[k] = (node_use){k, 2 * (int64_t)p->n, 0, 0};
+        use[k] = (node_use){k, 2 * (int64_t)p->n, 0, 0, 0};
     for (int c = 0; c < p->n; c++) {
         const nf_node *consumer = g->nodes[c];
         if (consumer->memory_source)
             use[consumer->memory_source->index].is_memory_source = 1;
+        if ((consumer->op->flags & NF_OP_LOSS) && consumer->n_inputs > 0)
+            use[consumer->inputs[0]->index].scored_by_loss = 1;
         int reads_in_backward = p->steps[c].run_backward && !(consumer->op->flags & NF_OP_GRAD_NO_INPUTS);
         for (int i = 0; i < consumer->n_inputs; i++) {
             int k = consumer->inputs[i]->index;
@@ -141,13 +144,15 @@ static void find_uses(const nf_plan *p, node_use *use)
     }
 }
 
-/* Values that stay readable: inputs, outputs, losses, sinks, and the
- * sources that memory nodes copy from after forward. */
+/* Values that stay readable: inputs, outputs, losses and what a loss
+ * scores (its first input: accuracy reads it in a model without an output
+ * node), sinks, and the sources that memory nodes copy from after
+ * forward. */
 static int pinned(const nf_plan *p, const nf_node *node, const node_use *use)
 {
     unsigned f = node->op->flags;
     return (p->flags & NF_PLAN_KEEP_VALUES) || (f & (NF_OP_INPUT | NF_OP_OUTPUT | NF_OP_LOSS)) ||
-           !use->has_consumers || use->is_memory_source;
+           !use->has_consumers || use->is_memory_source || use->scored_by_loss;
 }
 
 static int64_t value_floats(const nf_plan *p, const nf_node *node)
@@ -168,7 +173,8 @@ static int node_intervals(nf_plan *p, int k, const node_use *use, interval *iv)
     int count = 0;
     if (s->run_backward && !(node->op->flags & NF_OP_GRAD_NO_OUTPUT))
         value_end = max64(value_end, backward_time(p, k));
-    if (pinned(p, node, use))
+    s->value_kept = (unsigned char)pinned(p, node, use);
+    if (s->value_kept)
         value_end = forever;
     int64_t value_start = (node->op->flags & NF_OP_INPUT) ? 0 : k;
     iv[count++] = (interval){value_start, value_end, value_floats(p, node), &s->value_off};

@@ -13,6 +13,7 @@ typedef struct nf_plan_step {
     unsigned char reaches_loss; /* a loss depends on it, differentiably */
     unsigned char has_grad;     /* its output gradient is computed */
     unsigned char run_backward; /* its backward kernel runs */
+    unsigned char value_kept;   /* its value stays readable after forward (nf_plan_value) */
     const struct nf_kernels *kernels; /* the kernel variant chosen for the node at compile time */
 } nf_plan_step;
 

@@ -181,15 +181,12 @@ static nf_status build_run(nf_session *s, nf_error *err)
     nf_status st = check_watchers(s, err);
     if (st == NF_OK)
         st = nf_graph_set_vocab(s->g, s->train->vocab, s->train->vocab_size, err);
-    /* scores that are not an output node (a model without one: the loss's
-     * first input) must stay readable for accuracy: every value is kept */
-    unsigned keep = s->bind.scores && !nf_node_is_output(s->bind.scores) ? NF_PLAN_KEEP_VALUES : 0;
     if (st == NF_OK)
-        st = nf_plan_compile(s->g, c->batch, NF_PLAN_TRAINING | keep, &s->plan, err);
+        st = nf_plan_compile(s->g, c->batch, NF_PLAN_TRAINING, &s->plan, err);
     if (st == NF_OK)
         st = nf_plan_set_steps(s->plan, c->unroll, err);
     if (st == NF_OK && s->val)
-        st = nf_plan_compile(s->g, eval_batch(s), NF_PLAN_INFERENCE | keep, &s->eval_plan, err);
+        st = nf_plan_compile(s->g, eval_batch(s), NF_PLAN_INFERENCE, &s->eval_plan, err);
     if (st == NF_OK && s->val)
         st = nf_plan_set_steps(s->eval_plan, c->unroll, err);
     if (st == NF_OK)

@@ -65,8 +65,9 @@ NF_API nf_status nf_plan_backward(nf_plan *plan, nf_error *err);
  * (gradient accumulation over several batches). */
 NF_API nf_status nf_plan_backward_ex(nf_plan *plan, double loss_scale, int accumulate, nf_error *err);
 
-/* The value of a node after forward. Inputs, outputs and losses are
- * always readable; other nodes only with NF_PLAN_KEEP_VALUES. */
+/* The value of a node after forward. Inputs, outputs, losses and a
+ * loss's first input (the scores) are always readable; other nodes only
+ * with NF_PLAN_KEEP_VALUES. */
 NF_API nf_status nf_plan_value(const nf_plan *plan, const nf_node *node, nf_tensor *view, nf_error *err);
 /* The gradient of the loss with respect to an input that asked for it
  * (nf_input_requires_grad), after backward. */
