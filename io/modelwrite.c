@@ -83,7 +83,7 @@ nf_status nf_model_save(const nf_graph *g, const nf_train_config *train, const c
     nf_status st = nf_model_format(g, train, &text, err);
     if (st != NF_OK)
         return st;
-    st = nf_write_file_atomic(path, text, strlen(text), err);
+    st = nf_file_write(path, text, strlen(text), err);
     free(text);
     return st;
 }

@@ -476,12 +476,6 @@ static nf_status write_bytes(FILE *f, void *ctx, nf_error *err)
     return NF_OK;
 }
 
-nf_status nf_write_file_atomic(const char *path, const void *data, size_t len, nf_error *err)
-{
-    bytes b = {data, len};
-    return nf_write_atomic_with(path, write_bytes, &b, err);
-}
-
 typedef struct stream_writer {
     int (*write)(FILE *f, void *ctx);
     void *ctx;
@@ -505,7 +499,8 @@ nf_status nf_file_write(const char *path, const void *data, size_t len, nf_error
 {
     if (!path || (!data && len))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_file_write: NULL argument");
-    return nf_write_file_atomic(path, data, len, err);
+    bytes b = {data, len};
+    return nf_write_atomic_with(path, write_bytes, &b, err);
 }
 
 void nf_format_double(char *buf, size_t size, double v)

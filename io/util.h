@@ -39,13 +39,11 @@ int nf_open_regular(const char *path, nf_error *err);
  * NUL after the last byte. */
 nf_status nf_read_file(const char *path, size_t max_bytes, char **data, size_t *len, nf_error *err);
 
-/* Writes `len` bytes to `path` through a temporary file in the same
- * directory: write, flush, fsync, rename (see include/nodeflow/files.h
- * for modes, links and what is refused). On any failure the temporary
+/* Writes to `path` through a temporary file in the same directory: the
+ * content produced by `write` into an open FILE, flush, fsync, rename
+ * (see include/nodeflow/files.h for modes, links and what is refused;
+ * nf_file_write writes bytes the same way). On any failure the temporary
  * file is removed and `path` is left as it was. */
-nf_status nf_write_file_atomic(const char *path, const void *data, size_t len, nf_error *err);
-
-/* The same, with the content produced by `write` into an open FILE. */
 nf_status nf_write_atomic_with(const char *path, nf_status (*write)(FILE *f, void *ctx, nf_error *err),
                                void *ctx, nf_error *err);
 

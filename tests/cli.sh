@@ -7,26 +7,8 @@ set -u
 nodeflow=$1
 src=$2
 train_session=${3:-}
-work=$(mktemp -d /tmp/nodeflow-cli-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect CODE DESCRIPTION COMMAND...: the command exits with CODE
-expect() {
-    want=$1; what=$2; shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    got=$?
-    if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$work/err"; fi
-}
-
-# contains FILE TEXT DESCRIPTION
-contains() {
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in:"; cat "$1"; fi
-}
+. "$src/tests/harness.sh"
+start_checks cli
 
 for cmd in check dot train eval infer generate ops; do
     expect 0 "$cmd --help" "$nodeflow" $cmd --help
@@ -352,6 +334,4 @@ expect 2 "--out in a missing directory" "$nodeflow" train "$xor" --data "$xor_da
 expect 2 "--checkpoint in a missing directory" "$nodeflow" train "$xor" --data "$xor_data" --epochs 1 \
     --checkpoint "$work/missing/w.ckpt" --quiet
 
-echo "cli: $passed passed, $failed failed"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish_checks cli

@@ -10,26 +10,9 @@
 set -u
 nodeflow=$1
 src=$2
-work=$(mktemp -d /tmp/nodeflow-files-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect CODE DESCRIPTION COMMAND...: the command exits with CODE (within
-# 20 s: a command that waits on a FIFO fails here instead of hanging)
-expect() {
-    want=$1; what=$2; shift 2
-    timeout 20 "$@" >"$work/out" 2>"$work/err"
-    got=$?
-    if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$work/err"; fi
-}
-
-contains() {
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in:"; cat "$1"; fi
-}
+. "$src/tests/harness.sh"
+start_checks files
+expect_timeout=20 # a command that waits on a FIFO fails here instead of hanging
 
 mode_of() { stat -c %a "$1"; }
 
@@ -169,5 +152,4 @@ printf 'a,b,c\n0,0,0\n0,nan,1\n' >"$work/c3.csv"
 expect 2 "NaN in the features" "$nodeflow" train "$work/c3.nfg" --data "csv:$work/c3.csv,label=c" $short
 contains "$work/err" "c3.csv:3:3: field 2 is 'nan', not a finite number" "NaN feature"
 
-echo "files: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish_checks files

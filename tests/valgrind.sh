@@ -6,10 +6,8 @@
 set -u
 nodeflow=$1
 src=$2
-work=$(mktemp -d /tmp/nodeflow-valgrind-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+. "$src/tests/harness.sh"
+start_checks valgrind
 export NODEFLOW_THREADS=1
 if ! command -v valgrind >/dev/null; then
     echo "valgrind is not installed (tools/setup-debian --test installs it)"
@@ -23,10 +21,9 @@ memcheck() {
         --error-exitcode=99 --log-file="$work/vg.log" "$nodeflow" "$@" >"$work/out" 2>"$work/err"
     got=$?
     if [ "$got" = "$want" ] && [ ! -s "$work/vg.log" ]; then
-        passed=$((passed + 1))
+        ok
     else
-        failed=$((failed + 1))
-        echo "FAIL: $what: exit $got (expected $want)"
+        bad "$what: exit $got (expected $want)"
         cat "$work/vg.log" "$work/err"
     fi
 }
@@ -60,5 +57,4 @@ memcheck 2 "failed weights load" eval "$src/models/xor.nfg" --weights "$src/test
     --data "csv:$work/xor.csv,label=0"
 memcheck 2 "failed data load" train "$src/models/xor.nfg" --data "csv:$src/tests/bad/data/field_not_number.csv"
 
-echo "valgrind: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish_checks valgrind

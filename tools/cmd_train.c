@@ -468,31 +468,31 @@ static const char *interrupt_path(const run *r, char *buf, size_t size)
     return buf;
 }
 
+/* Writes a checkpoint to `path` and says how to continue from it. */
+static int save_for_resume(const run *r, const char *how, const char *path)
+{
+    nf_error err;
+    if (nf_session_save_checkpoint(r->session, path, &err) != NF_OK)
+        return cli_fail(&err);
+    fprintf(stderr, "nodeflow: %s after %lld batches; checkpoint written to %s (continue with --resume %s)\n", how,
+            (long long)nf_session_training(r->session)->progress.step, path, path);
+    return EXIT_RUNTIME;
+}
+
 /* The run stopped with an error: say what, and where to pick it up. */
 static int stopped(run *r, const nf_error *failure)
 {
-    nf_error err;
     const nf_training *t = nf_session_training(r->session);
     if (r->view.tty && !r->o.quiet)
         fprintf(stderr, "\n");
     if (failure->code == NF_ERR_INTERRUPTED && r->log_errno && !interrupted) {
         /* the log failed: stop there, with a checkpoint only where one was asked for */
         log_failure(r);
-        if (r->o.checkpoint && nf_session_save_checkpoint(r->session, r->o.checkpoint, &err) != NF_OK)
-            return cli_fail(&err);
-        if (r->o.checkpoint)
-            fprintf(stderr, "nodeflow: stopped after %lld batches; checkpoint written to %s (continue with --resume %s)\n",
-                    (long long)t->progress.step, r->o.checkpoint, r->o.checkpoint);
-        return EXIT_RUNTIME;
+        return r->o.checkpoint ? save_for_resume(r, "stopped", r->o.checkpoint) : EXIT_RUNTIME;
     }
     if (failure->code == NF_ERR_INTERRUPTED) {
         char buf[4096];
-        const char *path = interrupt_path(r, buf, sizeof buf);
-        if (nf_session_save_checkpoint(r->session, path, &err) != NF_OK)
-            return cli_fail(&err);
-        fprintf(stderr, "nodeflow: interrupted after %lld batches; checkpoint written to %s (continue with --resume %s)\n",
-                (long long)t->progress.step, path, path);
-        return EXIT_RUNTIME;
+        return save_for_resume(r, "interrupted", interrupt_path(r, buf, sizeof buf));
     }
     if (failure->code != NF_ERR_NUMERIC)
         return cli_fail(failure);
