@@ -71,10 +71,10 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
 /* Each label one of the C classes the scores give, else an error naming
  * its file and row (a bad label used to end in a NaN loss). Once per
  * batcher and class count: training calls this for every batch. */
-static nf_status check_labels(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, int64_t *checked,
+static nf_status check_labels(int scored_classes, const nf_dataset *ds, const nf_binding *bind, int64_t *checked,
                               nf_error *err)
 {
-    if (!classifies(plan, ds, bind))
+    if (!scored_classes)
         return NF_OK;
     int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
     if (c <= 1 || (checked && *checked == c))
@@ -218,7 +218,7 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
     if (st == NF_OK && !b->values_checked && (st = nf_dataset_check_finite(b->ds, err)) == NF_OK)
         b->values_checked = 1; /* once per batcher: training calls this for every batch */
     if (st == NF_OK)
-        st = check_labels(plan, b->ds, bind, &b->labels_checked, err);
+        st = check_labels(scored_classes, b->ds, bind, &b->labels_checked, err);
     if (st == NF_OK)
         st = check_streams(b->ds, b->batch, b->shuffle, err);
     if (st != NF_OK)
@@ -279,7 +279,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     if (st == NF_OK)
         st = nf_dataset_check_finite(ds, err);
     if (st == NF_OK)
-        st = check_labels(plan, ds, bind, NULL, err);
+        st = check_labels(scored_classes, ds, bind, NULL, err);
     if (st == NF_OK)
         st = check_streams(ds, plan->capacity, 0, err);
     if (st != NF_OK)
