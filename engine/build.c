@@ -48,6 +48,31 @@ nf_status nf_input_requires_grad(nf_graph *g, nf_node *input)
     return nf_node_set_attr_number(g, input, "grad", 1);
 }
 
+nf_node *nf_constant(nf_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    nf_node *node = nf_graph_add(g, "constant", name, 0, NULL);
+    if (!node)
+        return NULL;
+    nf_error err;
+    if (nf_shape_make(&node->dims, rank, dims, &err) != NF_OK) {
+        nf_graph_fail(g, err.code, "constant '%s': %s", node->name, err.message);
+        return NULL;
+    }
+    node->attr_set |= 1u << nf_op_attr_index(node->op, "shape");
+    return node;
+}
+
+nf_node *nf_attention(nf_graph *g, const char *name, nf_node *query, nf_node *key, nf_node *value, int64_t heads)
+{
+    nf_node *in[3] = {query, key, value};
+    int n = !key ? 1 : !value ? 2 : 3;
+    if (!key && value) {
+        nf_graph_fail(g, NF_ERR_INVALID_ARGUMENT, "attention '%s': a value needs a key", name ? name : "");
+        return NULL;
+    }
+    return with_number(g, nf_graph_add(g, "attention", name, n, in), "heads", (double)heads);
+}
+
 nf_node *nf_memory(nf_graph *g, const char *name, int rank, const int64_t *dims)
 {
     nf_node *node = nf_graph_add(g, "memory", name, 0, NULL);

@@ -5,7 +5,7 @@
 
 const char *const nf_init_names[] = {
     "default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
-    "zeros", "constant", "normal", NULL,
+    "zeros", "constant", "normal", "sinusoidal", NULL,
 };
 
 static void fill_uniform(float *data, int64_t n, double bound, nf_rng *rng)
@@ -24,6 +24,19 @@ static void fill_constant(float *data, int64_t n, double value)
 {
     for (int64_t i = 0; i < n; i++)
         data[i] = (float)value;
+}
+
+/* Vaswani et al. (2017), 3.5: row pos of a [positions, d] table is
+ * sin(pos / 10000^(2i/d)) at feature 2i and cos(...) at 2i + 1. A tensor
+ * of another rank is read as rows of its last axis. */
+static void fill_sinusoidal(float *data, const nf_param *p)
+{
+    int64_t d = p->shape.rank > 0 ? p->shape.dim[p->shape.rank - 1] : 1, rows = p->size / d;
+    for (int64_t pos = 0; pos < rows; pos++)
+        for (int64_t j = 0; j < d; j++) {
+            double angle = (double)pos / pow(10000.0, (double)(j / 2 * 2) / (double)d);
+            data[pos * d + j] = (float)(j % 2 == 0 ? sin(angle) : cos(angle));
+        }
 }
 
 void nf_param_init(float *data, const nf_param *p, nf_rng *rng)
@@ -58,6 +71,9 @@ void nf_param_init(float *data, const nf_param *p, nf_rng *rng)
         break;
     case NF_INIT_NORMAL: /* N(0, value^2), value 0 meaning 1 (PyTorch's Embedding) */
         fill_normal(data, p->size, s->init_value > 0 ? s->init_value : 1.0, rng);
+        break;
+    case NF_INIT_SINUSOIDAL:
+        fill_sinusoidal(data, p);
         break;
     }
 }

@@ -286,101 +286,172 @@ const nf_op nf_op_relu6 = {
     .forward = relu6_forward, .backward = relu6_backward, .flops = nf_flops_per_element,
 };
 
-/* ---- softmax and log_softmax over the last axis ----------------------- */
+/* ---- softmax and log_softmax over an axis -----------------------------
+ * Seen from the axis, the input is `outer` rows (batch and the axes before
+ * it) of `len` values `inner` floats apart (inner: the axes after it). An
+ * optional second input is an additive mask (its shape the input's or a
+ * trailing part of it, as in add; -inf removes a position); causal=true
+ * removes, over the last two axes [.., T, S], every position j > i (as
+ * PyTorch's is_causal: the lower triangle, from the top left). A row whose
+ * every position is removed gives zeros (PyTorch gives NaN). The mask
+ * receives no gradient. */
 
-static nf_status last_axis_infer(nf_infer *ctx)
+enum { SM_AXIS, SM_CAUSAL };
+
+static const nf_attr_spec softmax_attrs[] = {
+    [SM_AXIS] = NF_ATTR_INT_DEF("axis", -1, -NF_MAX_RANK, NF_MAX_RANK - 1,
+                                "axis normalised over (negative: from the end)"),
+    [SM_CAUSAL] = NF_ATTR_BOOL_DEF("causal", 0, "over the last axis of [.., T, S]: remove positions j > i"),
+};
+
+static int softmax_axis(double attr, int rank) { return attr < 0 ? rank + (int)attr : (int)attr; }
+
+static nf_status softmax_infer(nf_infer *ctx)
 {
-    if (ctx->in[0]->rank < 1)
-        return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is a scalar per sample; need a last axis",
-                             ctx->in_name[0]);
-    ctx->out = *ctx->in[0];
+    const nf_shape *x = ctx->in[0];
+    int axis = softmax_axis(ctx->attr[SM_AXIS], x->rank);
+    if (x->rank < 1)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is a scalar per sample; need an axis", ctx->in_name[0]);
+    if (axis < 0 || axis >= x->rank)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "axis %g is outside the %d axes of '%s'", ctx->attr[SM_AXIS],
+                             x->rank, ctx->in_name[0]);
+    if (ctx->attr[SM_CAUSAL] != 0 && (x->rank < 2 || axis != x->rank - 1))
+        return nf_infer_fail(ctx, NF_ERR_SHAPE,
+                             "causal=true needs the last axis of a [.., T, S] input ('%s' is rank %d, axis %d)",
+                             ctx->in_name[0], x->rank, axis);
+    if (ctx->n_inputs > 1) {
+        const nf_shape *m = ctx->in[1];
+        int fits = m->rank <= x->rank;
+        for (int i = 0; fits && i < m->rank; i++)
+            fits = m->dim[m->rank - 1 - i] == x->dim[x->rank - 1 - i];
+        if (!fits) {
+            char a[64], b[64];
+            return nf_infer_fail(ctx, NF_ERR_SHAPE, "mask '%s' %s must equal '%s' %s or its trailing part",
+                                 ctx->in_name[1], nf_shape_format(m, b, sizeof b), ctx->in_name[0],
+                                 nf_shape_format(x, a, sizeof a));
+        }
+        ctx->nondiff_inputs = 1u << 1;
+    }
+    ctx->out = *x;
     return NF_OK;
 }
 
-typedef struct rows_view {
-    int64_t rows, cols;
-} rows_view;
+typedef struct axis_view {
+    int64_t outer, len, inner;
+    int64_t mask_size;   /* floats of the mask per repeat (0: no mask) */
+    int64_t t, s;        /* causal: the last two axes; t 0: not causal */
+} axis_view;
 
-static rows_view rows_of(const nf_exec *e)
+static axis_view axis_view_of(const nf_exec *e)
 {
-    int64_t cols = e->out_shape->dim[e->out_shape->rank - 1];
-    return (rows_view){nf_rows(e, nf_shape_size(e->out_shape), cols), cols};
+    const nf_shape *x = e->out_shape;
+    int axis = softmax_axis(e->attr[SM_AXIS], x->rank);
+    axis_view v = {e->batch, x->dim[axis], 1, 0, 0, 0};
+    for (int i = 0; i < axis; i++)
+        v.outer *= x->dim[i];
+    for (int i = axis + 1; i < x->rank; i++)
+        v.inner *= x->dim[i];
+    if (e->n_inputs > 1)
+        v.mask_size = nf_shape_size(e->in_shape[1]);
+    if (e->attr[SM_CAUSAL] != 0) {
+        v.t = x->dim[x->rank - 2];
+        v.s = x->dim[x->rank - 1];
+    }
+    return v;
 }
 
-/* Writes x - logsumexp(x) for one row. */
-static void row_log_softmax(const float *x, float *y, int64_t cols)
+/* Line (r, i) of the view: writes log softmax of x + mask (masked and
+ * causally removed positions -inf) into y, `inner` apart. */
+static void line_log_softmax(const nf_exec *e, const axis_view *v, int64_t r, int64_t i)
 {
-    float lse = (float)nf_logsumexp(x, cols);
-    for (int64_t j = 0; j < cols; j++)
-        y[j] = x[j] - lse;
+    int64_t base = r * v->len * v->inner + i, n = v->len, step = v->inner;
+    const float *x = e->in[0] + base;
+    const float *m = v->mask_size ? e->in[1] + base % v->mask_size : NULL;
+    float *y = e->out + base;
+    int64_t visible = n;
+    if (v->t) /* causal: the last axis is this line (inner 1), row r % t of the [t, s] matrix */
+        visible = r % v->t + 1 < n ? r % v->t + 1 : n;
+    float top = -INFINITY;
+    for (int64_t j = 0; j < visible; j++) {
+        float z = x[j * step] + (m ? m[j * step] : 0.0f);
+        y[j * step] = z;
+        top = z > top ? z : top;
+    }
+    for (int64_t j = visible; j < n; j++)
+        y[j * step] = -INFINITY;
+    if (top == -INFINITY) { /* nothing visible: zeros (and exp gives 0 for log_softmax's -inf) */
+        for (int64_t j = 0; j < n; j++)
+            y[j * step] = -INFINITY;
+        return;
+    }
+    double sum = 0.0;
+    for (int64_t j = 0; j < visible; j++)
+        sum += exp((double)(y[j * step] - top));
+    float lse = top + (float)log(sum);
+    for (int64_t j = 0; j < visible; j++)
+        y[j * step] -= lse;
 }
 
-static void log_softmax_forward(const nf_exec *e)
+static void axis_softmax_forward(const nf_exec *e, int take_exp)
 {
-    rows_view v = rows_of(e);
-    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < v.rows; r++)
-        row_log_softmax(e->in[0] + r * v.cols, e->out + r * v.cols, v.cols);
+    axis_view v = axis_view_of(e);
+    int64_t lines = v.outer * v.inner;
+    #pragma omp parallel for if (lines * v.len > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t l = 0; l < lines; l++) {
+        int64_t r = l / v.inner, i = l % v.inner;
+        line_log_softmax(e, &v, r, i);
+        if (take_exp) {
+            float *y = e->out + r * v.len * v.inner + i;
+            for (int64_t j = 0; j < v.len; j++)
+                y[j * v.inner] = expf(y[j * v.inner]);
+        }
+    }
 }
 
-/* dx_j += g_j - softmax_j * sum_k g_k */
-static void log_softmax_backward(const nf_exec *e)
+/* softmax: dx_j += y_j (g_j - sum_k g_k y_k);
+ * log_softmax: dx_j += g_j - softmax_j sum_k g_k (removed positions,
+ * where y is 0 or -inf, get nothing) */
+static void axis_softmax_backward(const nf_exec *e, int is_softmax)
 {
-    rows_view v = rows_of(e);
+    axis_view v = axis_view_of(e);
     if (!e->in_grad[0])
         return;
-    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < v.rows; r++) {
-        const float *y = e->out + r * v.cols, *g = e->out_grad + r * v.cols;
-        float *dx = e->in_grad[0] + r * v.cols;
-        double gsum = 0.0;
-        for (int64_t j = 0; j < v.cols; j++)
-            gsum += g[j];
-        for (int64_t j = 0; j < v.cols; j++)
-            dx[j] += g[j] - expf(y[j]) * (float)gsum;
+    int64_t lines = v.outer * v.inner;
+    #pragma omp parallel for if (lines * v.len > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t l = 0; l < lines; l++) {
+        int64_t base = l / v.inner * v.len * v.inner + l % v.inner, step = v.inner;
+        const float *y = e->out + base, *g = e->out_grad + base;
+        float *dx = e->in_grad[0] + base;
+        double acc = 0.0;
+        for (int64_t j = 0; j < v.len; j++)
+            acc += is_softmax ? (double)g[j * step] * y[j * step] : (y[j * step] == -INFINITY ? 0.0 : g[j * step]);
+        for (int64_t j = 0; j < v.len; j++) {
+            float yj = y[j * step];
+            if (is_softmax)
+                dx[j * step] += yj * (g[j * step] - (float)acc);
+            else if (yj != -INFINITY)
+                dx[j * step] += g[j * step] - expf(yj) * (float)acc;
+        }
     }
 }
 
-static void softmax_forward(const nf_exec *e)
-{
-    rows_view v = rows_of(e);
-    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < v.rows; r++) {
-        float *y = e->out + r * v.cols;
-        row_log_softmax(e->in[0] + r * v.cols, y, v.cols);
-        for (int64_t j = 0; j < v.cols; j++)
-            y[j] = expf(y[j]);
-    }
-}
-
-/* dx_j += y_j (g_j - sum_k g_k y_k) */
-static void softmax_backward(const nf_exec *e)
-{
-    rows_view v = rows_of(e);
-    if (!e->in_grad[0])
-        return;
-    #pragma omp parallel for if (v.rows * v.cols > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < v.rows; r++) {
-        const float *y = e->out + r * v.cols, *g = e->out_grad + r * v.cols;
-        float *dx = e->in_grad[0] + r * v.cols;
-        double dot = 0.0;
-        for (int64_t j = 0; j < v.cols; j++)
-            dot += (double)g[j] * y[j];
-        for (int64_t j = 0; j < v.cols; j++)
-            dx[j] += y[j] * (g[j] - (float)dot);
-    }
-}
+static void softmax_forward(const nf_exec *e) { axis_softmax_forward(e, 1); }
+static void softmax_backward(const nf_exec *e) { axis_softmax_backward(e, 1); }
+static void log_softmax_forward(const nf_exec *e) { axis_softmax_forward(e, 0); }
+static void log_softmax_backward(const nf_exec *e) { axis_softmax_backward(e, 0); }
 
 const nf_op nf_op_softmax = {
-    .name = "softmax", .summary = "exp(x) / sum(exp(x)) over the last axis", .min_inputs = 1, .max_inputs = 1,
+    .name = "softmax", .summary = "exp(x) / sum(exp(x)) over an axis (default the last), with an optional mask",
+    .min_inputs = 1, .max_inputs = 2, .attrs = softmax_attrs, .n_attrs = NF_COUNT(softmax_attrs),
     .flags = NF_OP_GRAD_NO_INPUTS,
-    .infer = last_axis_infer, .forward = softmax_forward, .backward = softmax_backward,
+    .infer = softmax_infer, .forward = softmax_forward, .backward = softmax_backward,
     .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_log_softmax = {
-    .name = "log_softmax", .summary = "x - logsumexp(x) over the last axis", .min_inputs = 1, .max_inputs = 1,
+    .name = "log_softmax", .summary = "x - logsumexp(x) over an axis (default the last), with an optional mask",
+    .min_inputs = 1, .max_inputs = 2, .attrs = softmax_attrs, .n_attrs = NF_COUNT(softmax_attrs),
     .flags = NF_OP_GRAD_NO_INPUTS,
-    .infer = last_axis_infer, .forward = log_softmax_forward, .backward = log_softmax_backward,
+    .infer = softmax_infer, .forward = log_softmax_forward, .backward = log_softmax_backward,
     .flops = nf_flops_per_element,
 };

@@ -50,7 +50,8 @@ typedef enum nf_init {
     NF_INIT_KAIMING_NORMAL,
     NF_INIT_ZEROS,
     NF_INIT_CONSTANT,
-    NF_INIT_NORMAL           /* N(0, value^2); value 0: N(0, 1) */
+    NF_INIT_NORMAL,          /* N(0, value^2); value 0: N(0, 1) */
+    NF_INIT_SINUSOIDAL       /* positional table over [positions, features] */
 } nf_init;
 
 /* Names of nf_init values, in order; used as enum attribute choices. */

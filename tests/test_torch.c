@@ -208,6 +208,85 @@ static void test_cnn(void **state)
     fixture_free(&f);
 }
 
+/* Batched and transposed matmul, softmax over an axis, with a causal or
+ * an additive mask, fused multi-head attention (self, cross, three
+ * inputs, without bias) and the sinusoidal table against PyTorch
+ * (tests/fixtures/make_torch_attention.py). */
+static void test_attention(void **state)
+{
+    (void)state;
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_attention.txt");
+    const char *model =
+        "nodeflow 1\n"
+        "a = input shape=2x3x4 grad=true\nb = input shape=4x5 grad=true\nc = input shape=1x4x3 grad=true\n"
+        "d = input shape=2x3x2 grad=true\ne = input shape=3x4 grad=true\nf = input shape=5x4 grad=true\n"
+        "g = input shape=4x3 grad=true\nh = input shape=4x2 grad=true\nv = input shape=4 grad=true\n"
+        "sc = input shape=4x4 grad=true\nmask = input shape=4x4\n"
+        "q = input shape=5x8 grad=true\nkq = input shape=4x8 grad=true\n"
+        "kk = input shape=6x8 grad=true\nkv = input shape=6x8 grad=true\n"
+        "mm1 = matmul a b\nmm2 = matmul c d\nmm3 = matmul e f transpose_b=true\n"
+        "mm4 = matmul g h transpose_a=true\nmm5 = matmul a v\n"
+        "sm1 = softmax e axis=0\nsm2 = log_softmax a axis=1\nsm3 = softmax sc causal=true\n"
+        "sm4 = softmax sc mask\n"
+        "at1 = attention q heads=2 causal=true\nat2 = attention kq kv heads=4 bias=false\n"
+        "at3 = attention kq kk kv heads=2\n"
+        "pos = constant shape=6x8 init=sinusoidal\n";
+    static const char *outs[] = {"mm1", "mm2", "mm3", "mm4", "mm5", "sm1", "sm2", "sm3", "sm4", "at1", "at2", "at3"};
+    enum { N_OUTS = 12 };
+    char text[4096], line[128];
+    snprintf(text, sizeof text, "%s", model);
+    for (int i = 0; i < N_OUTS; i++) {
+        const fixture_tensor *t = fixture_get(&f, outs[i]);
+        char dims[64] = "";
+        for (int d = 1; d < t->shape.rank; d++)
+            snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", d > 1 ? "x" : "",
+                     (long long)t->shape.dim[d]);
+        snprintf(line, sizeof line, "t_%s = input shape=%s\nl_%s = mse %s t_%s\n", outs[i], dims, outs[i], outs[i],
+                 outs[i]);
+        strncat(text, line, sizeof text - strlen(text) - 1);
+    }
+    nf_graph *g;
+    assert_ok(nf_model_parse(text, strlen(text), "attention", &g, NULL, &err), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING | NF_PLAN_KEEP_VALUES, &plan, &err), &err);
+    static const char *params[] = {
+        "at1.in_proj_weight", "at1.in_proj_bias", "at1.out_proj.weight", "at1.out_proj.bias",
+        "at2.in_proj_weight", "at2.out_proj.weight",
+        "at3.in_proj_weight", "at3.in_proj_bias", "at3.out_proj.weight", "at3.out_proj.bias"};
+    for (int i = 0; i < 10; i++)
+        load_param(g, &f, params[i]);
+    static const char *inputs[] = {"a", "b", "c", "d", "e", "f", "g", "h", "v", "sc", "q", "kq", "kk", "kv"};
+    for (int i = 0; i < 14; i++)
+        load_input(plan, nf_graph_find(g, inputs[i]), &f);
+    load_input(plan, nf_graph_find(g, "mask"), &f);
+    for (int i = 0; i < N_OUTS; i++) {
+        snprintf(line, sizeof line, "t_%s", outs[i]);
+        load_input(plan, nf_graph_find(g, line), &f);
+    }
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    assert_ok(nf_plan_backward(plan, &err), &err);
+    for (int i = 0; i < N_OUTS; i++)
+        expect_node_value(plan, nf_graph_find(g, outs[i]), &f, outs[i]);
+    float loss = (float)nf_plan_loss(plan);
+    assert_close("loss", &loss, fixture_get(&f, "loss")->data, 1, RTOL);
+    for (int i = 0; i < 10; i++)
+        expect_param_grad(g, &f, params[i]);
+    for (int i = 0; i < 14; i++)
+        expect_input_grad(plan, nf_graph_find(g, inputs[i]), &f);
+    nf_tensor pos;
+    nf_graph_param(g, nf_graph_find_param(g, "pos.value"), NULL, &pos, NULL);
+    assert_close("pos", pos.data, fixture_get(&f, "pos")->data, 48, RTOL);
+    nf_tensor rows; /* every sample gets the table */
+    assert_ok(nf_plan_value(plan, nf_graph_find(g, "pos"), &rows, &err), &err);
+    for (int s = 0; s < 2; s++)
+        assert_close("pos row", rows.data + 48 * s, pos.data, 48, 0.0);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
 /* A PyTorch LeNet-5's weights give PyTorch's logits in nodeflow. */
 /* Copies fixture tensor `name` into a plan input. */
 static void set_input_from(nf_plan *plan, const nf_node *node, const fixture *f, const char *name)
@@ -303,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_lenet_weights),
         cmocka_unit_test(test_lstm),
         cmocka_unit_test(test_gru),
+        cmocka_unit_test(test_attention),
     };
     return cmocka_run_group_tests_name("torch", tests, NULL, NULL);
 }

@@ -131,7 +131,10 @@ NF_API nf_node *nf_output(nf_graph *g, const char *name, nf_node *x);
 /* y = x W^T + b over the last axis; W is [out, in], b is [out] (PyTorch's
  * layout). in_features is inferred from x. */
 NF_API nf_node *nf_linear(nf_graph *g, const char *name, nf_node *x, int64_t out_features);
-/* Per-sample matrix product: a [M, K] x b [K, N] -> [M, N]. */
+/* Per-sample matrix product as torch.matmul: a [..., M, K] x b [..., K, N]
+ * -> [..., M, N], the leading (batch) axes broadcast; a 1-D a is a row and
+ * a 1-D b a column. Attributes "transpose_a" / "transpose_b" swap the last
+ * two axes of a or b first. */
 NF_API nf_node *nf_matmul(nf_graph *g, const char *name, nf_node *a, nf_node *b);
 
 /* Element-wise a+b, a-b, a*b. b's per-sample shape must equal a's or a
@@ -146,9 +149,25 @@ NF_API nf_node *nf_relu(nf_graph *g, const char *name, nf_node *x);
 NF_API nf_node *nf_leaky_relu(nf_graph *g, const char *name, nf_node *x, double slope);
 NF_API nf_node *nf_sigmoid(nf_graph *g, const char *name, nf_node *x);
 NF_API nf_node *nf_tanh(nf_graph *g, const char *name, nf_node *x);
-/* Softmax and log-softmax over the last axis. */
+/* Softmax and log-softmax over the last axis. Attribute "axis" picks
+ * another; "causal" = "true" removes, over the last two axes [.., T, S],
+ * positions j > i; an additive mask is a second input (nf_graph_add). */
 NF_API nf_node *nf_softmax(nf_graph *g, const char *name, nf_node *x);
 NF_API nf_node *nf_log_softmax(nf_graph *g, const char *name, nf_node *x);
+
+/* Multi-head attention as torch.nn.MultiheadAttention (batch_first):
+ * query [T, E], key [S, E], value [S, E] per sample; key NULL: self-
+ * attention; value NULL: the key is also the value. Parameters
+ * in_proj_weight [3E, E], in_proj_bias [3E], out_proj.weight [E, E],
+ * out_proj.bias [E]; attributes "causal", "dropout" (on the attention
+ * weights) and "bias". */
+NF_API nf_node *nf_attention(nf_graph *g, const char *name, nf_node *query, nf_node *key, nf_node *value,
+                             int64_t heads);
+/* A tensor of per-sample shape `dims`, the same for every sample: the
+ * buffer "<name>.value" (read from a weights file, never trained), or a
+ * learned parameter with attribute "trainable" = "true". Attribute "init"
+ * (zeros by default; constant, normal, sinusoidal, ...) and "value". */
+NF_API nf_node *nf_constant(nf_graph *g, const char *name, int rank, const int64_t *dims);
 
 /* Losses produce one number for the whole batch; reduction "mean" by
  * default (set the attribute "reduction" to "sum" to change it).
