@@ -322,3 +322,21 @@ int nf_node_is_input(const nf_node *node) { return node && (node->op->flags & NF
 int nf_node_is_output(const nf_node *node) { return node && (node->op->flags & NF_OP_OUTPUT); }
 int nf_node_is_loss(const nf_node *node) { return node && (node->op->flags & NF_OP_LOSS); }
 int nf_node_is_memory(const nf_node *node) { return node && (node->op->flags & NF_OP_MEMORY); }
+
+int nf_graph_has_recurrence(const nf_graph *g)
+{
+    for (int k = 0; g && k < g->n_nodes; k++)
+        if (g->nodes[k]->op->flags & (NF_OP_CARRY_OPTION | NF_OP_MEMORY))
+            return 1;
+    return 0;
+}
+
+int nf_graph_carries_state(const nf_graph *g)
+{
+    for (int k = 0; g && k < g->n_nodes; k++) {
+        const nf_node *node = g->nodes[k];
+        if (node->op->carries_state && node->op->carries_state(node))
+            return 1;
+    }
+    return 0;
+}

@@ -1,6 +1,11 @@
-/* nodeflow generate: samples text from a byte-level sequence model, one
- * token per run of a batch-1 plan whose window is one step (the
- * recurrent state carries between runs). */
+/* nodeflow generate: samples text from a byte-level sequence model with a
+ * batch-1 plan. A recurrent model runs one token per run, its window set
+ * to one step (the state carries between runs). Any other model (a
+ * transformer, whose input is a window of T tokens and whose scores are
+ * [T, V]) runs its whole window for every token: the context so far,
+ * left-aligned, padded after it, the next token read from the scores of
+ * its last position (the causal mask keeps the padding out). There is no
+ * key/value cache: each token costs a forward pass over T positions. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +74,9 @@ typedef struct generator {
     nf_binding bind;
     const unsigned char *vocab;
     int vocab_size;
+    int64_t window;        /* 0: one token per run (recurrent); else T */
+    float *context;        /* window mode: the last (up to) T token ids */
+    int64_t used;          /* ... how many of them there are */
 } generator;
 
 static int set_up(const generate_options *o, generator *gen)
@@ -78,7 +86,9 @@ static int set_up(const generate_options *o, generator *gen)
     if (rc != EXIT_OK)
         return rc;
     nf_set_threads(o->threads > 0 ? (int)o->threads : 0);
-    if (nf_graph_set_window(gen->g, 1, &err) != NF_OK || nf_weights_load(gen->g, o->weights, o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0, &err) != NF_OK ||
+    int recurrent = nf_graph_has_recurrence(gen->g);
+    if ((recurrent && nf_graph_set_window(gen->g, 1, &err) != NF_OK) ||
+        nf_weights_load(gen->g, o->weights, o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0, &err) != NF_OK ||
         nf_binding_find(gen->g, &gen->bind, &err) != NF_OK)
         return cli_fail(&err);
     gen->vocab = nf_graph_vocab(gen->g, &gen->vocab_size);
@@ -89,13 +99,23 @@ static int set_up(const generate_options *o, generator *gen)
     }
     nf_shape scores, x;
     if (!gen->bind.x || !gen->bind.scores || nf_node_shape(gen->bind.scores, &scores, NULL) != NF_OK ||
-        nf_node_shape(gen->bind.x, &x, NULL) != NF_OK || nf_shape_size(&x) != 1) {
-        fprintf(stderr, "nodeflow: %s does not read one token id per step\n", o->model);
+        nf_node_shape(gen->bind.x, &x, NULL) != NF_OK || (recurrent ? nf_shape_size(&x) != 1 : x.rank != 1)) {
+        fprintf(stderr, "nodeflow: %s does not read %s\n", o->model,
+                recurrent ? "one token id per step" : "a window of token ids (shape=T)");
         return EXIT_USAGE;
     }
-    if (scores.rank < 1 || scores.dim[scores.rank - 1] < gen->vocab_size || nf_shape_size(&scores) != scores.dim[scores.rank - 1]) {
-        fprintf(stderr, "nodeflow: %s does not score the %d bytes of the vocabulary\n", o->model, gen->vocab_size);
+    int64_t rows = recurrent ? 1 : x.dim[0];
+    if (scores.rank < 1 || scores.dim[scores.rank - 1] < gen->vocab_size ||
+        nf_shape_size(&scores) != rows * scores.dim[scores.rank - 1]) {
+        fprintf(stderr, "nodeflow: %s does not score the %d bytes of the vocabulary%s\n", o->model, gen->vocab_size,
+                recurrent ? "" : " at every position of its window");
         return EXIT_USAGE;
+    }
+    if (!recurrent) {
+        gen->window = rows;
+        gen->context = calloc((size_t)rows, sizeof(float));
+        if (!gen->context)
+            return EXIT_RUNTIME;
     }
     if (nf_plan_compile(gen->g, 1, NF_PLAN_INFERENCE, &gen->plan, &err) != NF_OK)
         return cli_fail(&err);
@@ -107,13 +127,33 @@ static int set_up(const generate_options *o, generator *gen)
     return EXIT_OK;
 }
 
-/* One step: feed token `id`, leave the next scores in the plan. */
+/* One step: feed token `id`, leave the next scores in the plan. In
+ * window mode the token joins the context (the oldest leaves a full one)
+ * and the whole window runs. */
 static int step(generator *gen, float id)
 {
     nf_error err;
-    if (nf_plan_set_input(gen->plan, gen->bind.x, &id, &err) != NF_OK || nf_plan_forward(gen->plan, &err) != NF_OK)
+    const float *input = &id;
+    if (gen->window) {
+        if (gen->used == gen->window)
+            memmove(gen->context, gen->context + 1, (size_t)(--gen->used) * sizeof(float));
+        gen->context[gen->used++] = id;
+        input = gen->context;
+    }
+    if (nf_plan_set_input(gen->plan, gen->bind.x, input, &err) != NF_OK || nf_plan_forward(gen->plan, &err) != NF_OK)
         return cli_fail(&err);
     return EXIT_OK;
+}
+
+/* The scores of the next token: the last position's in window mode. */
+static const float *next_scores(const generator *gen, nf_error *err)
+{
+    nf_tensor scores;
+    if (nf_plan_value(gen->plan, gen->bind.scores, &scores, err) != NF_OK)
+        return NULL;
+    if (!gen->window)
+        return scores.data;
+    return scores.data + (gen->used - 1) * (nf_shape_size(&scores.shape) / gen->window);
 }
 
 static int generate(const generate_options *o, generator *gen)
@@ -134,11 +174,13 @@ static int generate(const generate_options *o, generator *gen)
     free(ids);
     fputs(o->prime, stdout);
     uint64_t rng = (uint64_t)o->seed;
+    if (rc == EXIT_OK && prime_len == 0) /* nothing to continue: start from the first byte of the vocabulary */
+        rc = step(gen, 0.0f);
     for (long long i = 0; i < o->length && rc == EXIT_OK; i++) {
-        nf_tensor scores;
-        if (nf_plan_value(gen->plan, gen->bind.scores, &scores, &err) != NF_OK)
+        const float *scores = next_scores(gen, &err);
+        if (!scores)
             return cli_fail(&err);
-        int64_t id = nf_sample(scores.data, gen->vocab_size, o->temperature, &rng);
+        int64_t id = nf_sample(scores, gen->vocab_size, o->temperature, &rng);
         putchar(gen->vocab[id]);
         rc = step(gen, (float)id);
     }
@@ -158,5 +200,6 @@ int cmd_generate(int argc, char **argv)
         rc = generate(&o, &gen);
     nf_plan_free(gen.plan);
     nf_graph_free(gen.g);
+    free(gen.context);
     return rc;
 }

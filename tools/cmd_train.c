@@ -36,9 +36,11 @@ static const char train_outro[] =
     "  --quiet                 print nothing but errors and notices\n\n"
     "SIGINT or SIGTERM stop after the current batch and write a checkpoint (one\n"
     "that comes during the set-up stops after the first batch).\n\n"
-    "text data is cut into windows of the model's input length, one stream per\n"
-    "batch row, taken in order so that carried recurrent state follows the text;\n"
-    "its vocabulary is saved with the weights (for nodeflow generate).\n";
+    "text data is cut into windows of the model's input length. A model that\n"
+    "carries state (lstm or gru with carry=true, --unroll) reads one stream per\n"
+    "batch row in order, so that the state follows the text; any other model (a\n"
+    "transformer) gets the windows as samples, shuffled. The vocabulary is saved\n"
+    "with the weights (for nodeflow generate).\n";
 
 static void print_help(void)
 {

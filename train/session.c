@@ -96,7 +96,9 @@ void nf_session_free(nf_session *s)
 /* ---- set-up ---------------------------------------------------------------- */
 
 /* Text is cut into windows of the model's input length (one token id per
- * step when unrolled), one stream per batch row. */
+ * step when unrolled). A model that carries state from run to run (or is
+ * unrolled) reads one stream per batch row, in order; any other model
+ * (a transformer) sees the windows as independent samples, shuffled. */
 static nf_status load_spec(const nf_session *s, const char *spec, nf_dataset **out, nf_error *err)
 {
     if (strncmp(spec, "text:", 5) != 0 || strchr(spec, ','))
@@ -106,7 +108,12 @@ static nf_status load_spec(const nf_session *s, const char *spec, nf_dataset **o
     if (x->rank != (unrolled ? 0 : 1))
         return nf_fail(err, NF_ERR_SHAPE, "text data needs an input of %s; '%s' is not one",
                        unrolled ? "one token id per step (shape=scalar sequence=true)" : "[T] token ids", s->bind.x->name);
-    return nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], s->cfg.batch, out, err);
+    int in_order = unrolled || nf_graph_carries_state(s->g);
+    nf_status st = nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], in_order ? s->cfg.batch : 1,
+                                        out, err);
+    if (st == NF_OK && !in_order)
+        (*out)->streams = 0; /* consecutive windows of one stream, each a sample of its own */
+    return st;
 }
 
 nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err)

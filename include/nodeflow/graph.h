@@ -105,6 +105,14 @@ NF_API int nf_node_is_output(const nf_node *node);
 NF_API int nf_node_is_loss(const nf_node *node);
 NF_API int nf_node_is_memory(const nf_node *node);
 
+/* 1 if a node of g carries its state from one run of a plan to the next
+ * (lstm or gru with carry=true, a carrying memory node), else 0. */
+NF_API int nf_graph_carries_state(const nf_graph *g);
+/* 1 if g has a node that can carry state from run to run (lstm, gru,
+ * memory nodes): nf_graph_set_window makes such a model read one step
+ * per run. */
+NF_API int nf_graph_has_recurrence(const nf_graph *g);
+
 /* Names of all operations, NULL-terminated; owned by the library. */
 NF_API const char *const *nf_op_names(void);
 
