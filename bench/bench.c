@@ -2,7 +2,7 @@
  *
  *   nodeflow-bench W1|W2 [--threads N] [--epochs N] [--data DIR]
  *   nodeflow-bench W3 [--threads N]
- *   nodeflow-bench W4 [--threads N] [--steps N] [--data DIR]
+ *   nodeflow-bench W4|W6 [--threads N] [--steps N] [--data DIR]
  *   nodeflow-bench W5 [--threads N]
  *
  * Prints one JSON line. W1 (MLP) and W2 (LeNet-5): epoch_s (median
@@ -16,7 +16,9 @@
  * W4 (character LSTM, models/char_lstm.nfg on the fortunes corpus):
  * train_tok_s over steps 6-205, loss_1900_2000 (mean training loss of
  * steps 1,901-2,000 when --steps reaches 2,000; default 205 steps) and
- * gen_tok_s (500 bytes generated one at a time at batch 1).
+ * gen_tok_s (500 bytes generated one at a time at batch 1). W6 (character
+ * transformer, models/char_transformer.nfg): the same figures; its
+ * generation runs the whole 64-byte window per byte (no key/value cache).
  * Only the loops are timed, not data loading. Every workload trains its
  * model file (models/) with its [train] settings, through the library's
  * training session, as `nodeflow train` does. */
@@ -62,7 +64,7 @@ static int fail(const char *what, const nf_error *err)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: nodeflow-bench W1|W2|W3|W4|W5 [--threads N] [--epochs N] [--steps N] [--data DIR]\n");
+    fprintf(stderr, "usage: nodeflow-bench W1|W2|W3|W4|W5|W6 [--threads N] [--epochs N] [--steps N] [--data DIR]\n");
     return 2;
 }
 
@@ -86,7 +88,8 @@ static int parse(int argc, char **argv, options *o)
     }
     return o->workload && o->epochs > 0 && o->threads >= 0 &&
            (!strcmp(o->workload, "W1") || !strcmp(o->workload, "W2") || !strcmp(o->workload, "W3") ||
-            !strcmp(o->workload, "W4") || !strcmp(o->workload, "W5"));
+            !strcmp(o->workload, "W4") || !strcmp(o->workload, "W5") ||
+            !strcmp(o->workload, "W6"));
 }
 
 /* A model file of models/ with its [train] settings, as a session with
@@ -264,14 +267,20 @@ static int run_w3(const options *o)
     return 0;
 }
 
-/* W4 generation: bytes per second sampling 500 bytes at batch 1 with the
- * trained weights. */
-static int w4_generate(const nf_graph *trained, double *tok_s, nf_error *err)
+/* Generation: bytes per second sampling 500 bytes at batch 1 with the
+ * trained weights. A recurrent model (W4) runs one token per run with its
+ * window set to one step; a window model (W6, no key/value cache) runs
+ * its whole window per token, the context left-aligned, and samples from
+ * the scores of the context's last position (as nodeflow generate). */
+static int generate_tok_s(const char *file, const nf_graph *trained, double *tok_s, nf_error *err)
 {
     char path[1024];
     nf_graph *g;
-    snprintf(path, sizeof path, "%s/models/char_lstm.nfg", NF_SOURCE_DIR);
-    if (nf_model_load(path, &g, NULL, err) != NF_OK || nf_graph_set_window(g, 1, err) != NF_OK)
+    snprintf(path, sizeof path, "%s/models/%s", NF_SOURCE_DIR, file);
+    if (nf_model_load(path, &g, NULL, err) != NF_OK)
+        return 0;
+    int recurrent = nf_graph_has_recurrence(g);
+    if (recurrent && nf_graph_set_window(g, 1, err) != NF_OK)
         return 0;
     for (int k = 0; k < nf_graph_param_count(trained); k++) {
         nf_tensor from, to;
@@ -283,19 +292,30 @@ static int w4_generate(const nf_graph *trained, double *tok_s, nf_error *err)
     nf_binding bind;
     if (nf_binding_find(g, &bind, err) != NF_OK || nf_plan_compile(g, 1, NF_PLAN_INFERENCE, &plan, err) != NF_OK)
         return 0;
-    nf_tensor y, scores;
-    nf_plan_input(plan, bind.y, &y, NULL);
-    y.data[0] = 0;
+    nf_tensor x, scores;
+    nf_plan_input(plan, bind.x, &x, NULL);
+    int64_t window = nf_shape_size(&x.shape), used = 0;
+    memset(x.data, 0, (size_t)window * sizeof(float));
+    if (bind.y) {
+        nf_tensor y;
+        nf_plan_input(plan, bind.y, &y, NULL);
+        memset(y.data, 0, (size_t)nf_shape_size(&y.shape) * sizeof(float));
+    }
     float id = 0;
     uint64_t rng = 1;
-    int vocab;
     double start = now();
     for (int i = 0; i < 500; i++) {
-        nf_plan_set_input(plan, bind.x, &id, err);
+        if (used == window && window > 1) /* a full context: the oldest token leaves */
+            memmove(x.data, x.data + 1, (size_t)(--used) * sizeof(float));
+        else if (used == window)
+            used = 0;
+        x.data[used++] = id;
         nf_plan_forward(plan, err);
         nf_plan_value(plan, bind.scores, &scores, err);
-        vocab = (int)scores.shape.dim[scores.shape.rank - 1];
-        id = (float)nf_sample(scores.data, vocab, 0.8, &rng);
+        int64_t vocab = scores.shape.dim[scores.shape.rank - 1];
+        id = (float)nf_sample(scores.data + (used - 1) * vocab, vocab, 0.8, &rng);
+        if (recurrent)
+            used = 0;
     }
     *tok_s = 500 / (now() - start);
     nf_plan_free(plan);
@@ -303,9 +323,10 @@ static int w4_generate(const nf_graph *trained, double *tok_s, nf_error *err)
     return 1;
 }
 
-/* W4: the character LSTM, 32 streams of 64-byte windows; tokens per
- * second over steps 6-205, the loss of steps 1,901-2,000. */
-static int run_w4(const options *o)
+/* W4 and W6: a character model on the fortunes corpus, batches of 32
+ * 64-byte windows; tokens per second over steps 6-205, the loss of steps
+ * 1,901-2,000, generation speed. */
+static int run_text(const options *o, const char *file)
 {
     nf_error err = {0};
     char spec[2048];
@@ -313,18 +334,18 @@ static int run_w4(const options *o)
     workload w;
     timing t = {.from = 6, .to = 205};
     int steps = o->steps > 0 ? o->steps : 205;
-    if (!open_workload("char_lstm.nfg", 1000000, steps, spec, NULL, &w, &err))
-        return fail("setting up W4", &err);
+    if (!open_workload(file, 1000000, steps, spec, NULL, &w, &err))
+        return fail("setting up the workload", &err);
     if (train(&w, &t, &err) != NF_OK)
         return fail("training", &err);
     double gen_tok_s = 0;
-    if (!w4_generate(w.g, &gen_tok_s, &err))
+    if (!generate_tok_s(file, w.g, &gen_tok_s, &err))
         return fail("generating", &err);
     nf_shape window;
     nf_node_shape(nf_graph_find(w.g, "x"), &window, NULL);
     double tokens = 200.0 * (double)nf_session_config(w.session)->batch * (double)window.dim[0];
-    printf("{\"workload\": \"W4\", \"threads\": %d, \"train_tok_s\": %.0f, \"gen_tok_s\": %.0f", nf_threads(),
-           t.seconds > 0 ? tokens / t.seconds : 0.0, gen_tok_s);
+    printf("{\"workload\": \"%s\", \"threads\": %d, \"train_tok_s\": %.0f, \"gen_tok_s\": %.0f", o->workload,
+           nf_threads(), t.seconds > 0 ? tokens / t.seconds : 0.0, gen_tok_s);
     if (t.late)
         printf(", \"loss_1900_2000\": %.4f", t.late_loss / t.late);
     printf("}\n");
@@ -381,7 +402,9 @@ int main(int argc, char **argv)
     if (!strcmp(o.workload, "W3"))
         return run_w3(&o);
     if (!strcmp(o.workload, "W4"))
-        return run_w4(&o);
+        return run_text(&o, "char_lstm.nfg");
+    if (!strcmp(o.workload, "W6"))
+        return run_text(&o, "char_transformer.nfg");
     if (!strcmp(o.workload, "W5"))
         return run_w5();
     return run_classifier(&o);

@@ -2,7 +2,7 @@
 """Runs a workload in nodeflow and in PyTorch, one after the other in the
 same invocation and at the same thread counts, and prints the ratios.
 
-    /usr/bin/python3 bench/compare.py W1|W2|W3|W4 [--threads 1 2] [--epochs 5] [--steps 205] [--build build]
+    /usr/bin/python3 bench/compare.py W1|W2|W3|W4|W6 [--threads 1 2] [--epochs 5] [--steps 205] [--build build]
                                       [--baseline OTHER-BUILD] [--torch/--no-torch]
 
 PyTorch runs twice per thread count: with its default settings and with
@@ -45,7 +45,7 @@ def medians(results):
 
 def speedup(workload, new, old):
     """new's speed over old's on each timed figure (above 1: new is faster)."""
-    if workload == "W4":
+    if workload in ("W4", "W6"):
         return {"train": new["train_tok_s"] / old["train_tok_s"], "gen": new["gen_tok_s"] / old["gen_tok_s"]}
     if workload == "W3":
         return {"train": new["train_img_s"] / old["train_img_s"]}
@@ -55,11 +55,11 @@ def speedup(workload, new, old):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("workload", choices=["W1", "W2", "W3", "W4"])
+    p.add_argument("workload", choices=["W1", "W2", "W3", "W4", "W6"])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--steps", type=int, default=205, help="W4: training steps (2000 adds the loss of 1,901-2,000)")
+    p.add_argument("--steps", type=int, default=205, help="W4, W6: training steps (2000 adds the loss of 1,901-2,000)")
     p.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     p.add_argument("--baseline", help="another build directory whose nodeflow-bench runs interleaved")
     p.add_argument("--torch", action=argparse.BooleanOptionalAction, default=True)
@@ -91,7 +91,7 @@ def main():
         print(json.dumps({"threads": n, "nodeflow": nf, "torch": default, "torch_passive": passive}))
     if not args.torch:
         return
-    if args.workload == "W4":
+    if args.workload in ("W4", "W6"):
         print("\n%-8s %-9s %12s %12s %9s %10s %10s %8s %16s" % ("workload", "threads", "tok_s", "torch_tok_s",
               "train_x", "gen_tok_s", "torch_gen", "gen_x", "loss 1900-2000"))
         for n, nf, default, passive, best in rows:

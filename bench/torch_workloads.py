@@ -3,7 +3,7 @@
 the way nodeflow-bench times them, printing the same JSON line.
 
     /usr/bin/python3 bench/torch_workloads.py W1|W2|W3 --threads N [--epochs N]
-    /usr/bin/python3 bench/torch_workloads.py W4 --threads N [--steps N]
+    /usr/bin/python3 bench/torch_workloads.py W4|W6 --threads N [--steps N]
 
 Data is read from Debian's dataset-fashion-mnist files with gzip + numpy;
 batches are drawn by indexing tensors with a permutation (faster than a
@@ -202,15 +202,106 @@ def w4(args):
     return result
 
 
+class Block(torch.nn.Module):
+    """A pre-norm decoder block of W6."""
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln1 = torch.nn.LayerNorm(d)
+        self.att = torch.nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln2 = torch.nn.LayerNorm(d)
+        self.fc1 = torch.nn.Linear(d, 4 * d)
+        self.fc2 = torch.nn.Linear(4 * d, d)
+
+    def forward(self, h, mask):
+        a = self.ln1(h)
+        h = h + self.att(a, a, a, attn_mask=mask, need_weights=False)[0]
+        return h + self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(h))))
+
+
+class CharTransformer(torch.nn.Module):
+    """W6, as models/char_transformer.nfg."""
+    def __init__(self, vocab, d=128, heads=4, layers=4, context=64):
+        super().__init__()
+        self.tok = torch.nn.Embedding(vocab, d)
+        self.pos = torch.nn.Parameter(torch.randn(context, d) * 0.02)
+        torch.nn.init.normal_(self.tok.weight, std=0.02)
+        self.blocks = torch.nn.ModuleList(Block(d, heads) for _ in range(layers))
+        self.lnf = torch.nn.LayerNorm(d)
+        self.head = torch.nn.Linear(d, vocab)
+        self.register_buffer("mask", torch.triu(torch.ones(context, context, dtype=torch.bool), 1))
+
+    def forward(self, x):
+        t = x.shape[1]
+        h = self.tok(x) + self.pos[:t]
+        for b in self.blocks:
+            h = b(h, self.mask[:t, :t])
+        return self.head(self.lnf(h))
+
+
+def w6(args):
+    """The character transformer: batches of 32 independent 64-byte
+    windows (consecutive, non-overlapping) in a seeded shuffled order,
+    AdamW 3e-4 with weight decay 0.01 on matrices only, clipped at 1."""
+    torch.manual_seed(1)
+    text = corpus(FORTUNES)
+    vocab = sorted(set(text))
+    lookup = torch.full((256,), -1, dtype=torch.int64)
+    lookup[torch.tensor(vocab)] = torch.arange(len(vocab))
+    tokens = lookup[torch.frombuffer(bytearray(text), dtype=torch.uint8).long()]
+    batch, window, v = 32, 64, len(vocab)
+    windows = (len(tokens) - 1) // window
+    model = CharTransformer(v)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+                            lr=3e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    per_epoch = windows // batch
+    order = torch.randperm(windows)
+    late = []
+    t0 = seconds = 0
+    for s in range(1, args.steps + 1):
+        k = (s - 1) % per_epoch
+        if k == 0 and s > 1:
+            order = torch.randperm(windows)
+        starts = order[k * batch:(k + 1) * batch] * window
+        idx = starts[:, None] + torch.arange(window)[None, :]
+        x, y = tokens[idx], tokens[idx + 1]
+        if s == 6:
+            t0 = time.perf_counter()
+        loss = loss_fn(model(x).reshape(-1, v), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if s == 205:
+            seconds = time.perf_counter() - t0
+        if 1900 < s <= 2000:
+            late.append(float(loss))
+    with torch.no_grad():  # the whole window per token, as nodeflow (no key/value cache)
+        context = [0]
+        start = time.perf_counter()
+        for _ in range(500):
+            x = torch.tensor([context[-window:]])
+            p = torch.softmax(model(x)[0, -1] / 0.8, 0)
+            context.append(int(torch.multinomial(p, 1)))
+        gen = 500 / (time.perf_counter() - start)
+    result = {"workload": "W6", "threads": torch.get_num_threads(),
+              "train_tok_s": round(200 * batch * window / seconds) if seconds else 0, "gen_tok_s": round(gen)}
+    if late:
+        result["loss_1900_2000"] = round(sum(late) / len(late), 4)
+    return result
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("workload", choices=["W1", "W2", "W3", "W4"])
+    p.add_argument("workload", choices=["W1", "W2", "W3", "W4", "W6"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--steps", type=int, default=205)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps({"W1": w1, "W2": w1, "W3": w3, "W4": w4}[args.workload](args)))
+    print(json.dumps({"W1": w1, "W2": w1, "W3": w3, "W4": w4, "W6": w6}[args.workload](args)))
 
 
 if __name__ == "__main__":
