@@ -86,6 +86,7 @@ struct nf_batcher {
     int64_t next;     /* position in order */
     int64_t labels_checked; /* the class count every label was checked against (0: none yet) */
     int values_checked;     /* every value was found finite */
+    int task;               /* nf_task of the data, decided with that check */
 };
 
 /* Checkpoints: the batch size, the data's size, the epoch's shuffle state

@@ -335,7 +335,9 @@ int nf_graph_carries_state(const nf_graph *g)
 {
     for (int k = 0; g && k < g->n_nodes; k++) {
         const nf_node *node = g->nodes[k];
-        if (node->op->carries_state && node->op->carries_state(node))
+        int carry = nf_op_attr_index(node->op, "carry");
+        if ((node->op->carries_state && node->op->carries_state(node)) ||
+            ((node->op->flags & NF_OP_CARRY_OPTION) && carry >= 0 && node->attr[carry] != 0))
             return 1;
     }
     return 0;

@@ -59,7 +59,8 @@ mlp="$src/models/fashion_mlp.nfg"
 expect 0 "train fashion_mlp" "$nodeflow" train "$mlp" --data fashion-mnist:train --val fashion-mnist:test \
     --epochs 1 --out "$work/mlp.st" --log "$work/log.csv"
 contains "$work/out" "epoch 1/1" "epoch line"
-contains "$work/log.csv" "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds" "log header"
+contains "$work/log.csv" "epoch,train_loss,train_accuracy,train_top5,train_f1,train_label_accuracy,train_subset_accuracy,train_mse,train_mae,train_r2,val_loss,val_accuracy,val_top5,val_f1," "log header"
+contains "$work/out" "top5" "top-5 accuracy in the epoch line"
 expect 0 "eval fashion_mlp" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test --json
 acc=$(sed 's/.*"accuracy": \([0-9.]*\).*/\1/' "$work/out")
 if awk "BEGIN{exit !($acc > 0.80)}"; then ok; else bad "fashion_mlp accuracy after 1 epoch: $acc"; fi
@@ -82,7 +83,7 @@ expect 0 "adam with a schedule and an ema" "$nodeflow" train "$xor" --data "$sma
     --optimizer adam --lr 0.05 --schedule step --set schedule.step_size=2 --set schedule.gamma=0.5 \
     --average ema --average-decay 0.9 --accumulate 2 --clip-norm 1 --clip-value 0.5 \
     --val "$small" --log "$work/sched.csv" --out "$work/avg.st" --save-average
-lrs=$(cut -d, -f6 "$work/sched.csv" | tail -n +2 | tr '\n' ' ')
+lrs=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "lr") c = i; next} {printf "%s ", $c}' "$work/sched.csv")
 if [ "$lrs" = "0.05 0.05 0.025 0.025 0.0125 0.0125 " ]; then ok; else bad "schedule learning rates: $lrs"; fi
 expect 2 "unknown schedule" "$nodeflow" train "$xor" --data "$small" --schedule linear
 expect 2 "plateau without validation" "$nodeflow" train "$xor" --data "$small" --schedule plateau
@@ -212,7 +213,39 @@ printf 'nodeflow 1\nx = input shape=2\ny = input shape=6\nh = linear x out=6\nlo
 printf 'nodeflow 1\nx = input shape=2\nh = linear x out=6\nr = reshape h shape=2x3\no = output r\n' >"$work/fwd.nfg"
 expect 0 "a multi-output regression trains" "$nodeflow" train "$work/twin.nfg" --data "npy:$work/fx.npy,$work/fy.npy" \
     --epochs 2 --batch 2 --out "$work/twin.st" --log "$work/twin.log"
-if grep -q '^2,[0-9.]*,,,,' "$work/twin.log"; then ok; else bad "a regression logged an accuracy:"; cat "$work/twin.log"; fi
+if grep -q '^2,[0-9.e-]*,,,,,,[0-9.e-]*,[0-9.e-]*,[0-9.e-]*,' "$work/twin.log"; then ok; else bad "a regression logged an accuracy or no MSE/MAE/R2:"; cat "$work/twin.log"; fi
+
+# Tasks beyond class indices, on 64 samples (a, b) in 0..7 (uint8 .npy):
+# three regression targets that a linear layer fits exactly, and three
+# 0/1 labels that a linear layer separates; the metrics follow the task.
+npy_u8() { # PATH ROWS COLS, the values (whitespace-separated) on standard input
+    h="{'descr': '|u1', 'fortran_order': False, 'shape': ($2, $3), }"
+    { printf '\223NUMPY\001'; printf '\000'; printf '\166'; printf '\000'; printf '%s' "$h"
+      printf "%$((117 - ${#h}))s\n" ''; printf "$(awk '{for (i = 1; i <= NF; i++) printf "\\%03o", $i}')"; } >"$1"
+}
+awk 'BEGIN {for (a = 0; a < 8; a++) for (b = 0; b < 8; b++) print a, b}' | npy_u8 "$work/ab.npy" 64 2
+awk 'BEGIN {for (a = 0; a < 8; a++) for (b = 0; b < 8; b++) print a + b, a, 14 - 2 * b}' | npy_u8 "$work/reg.npy" 64 3
+awk 'BEGIN {for (a = 0; a < 8; a++) for (b = 0; b < 8; b++) print (a > 3), (b < 4), (a > b)}' | npy_u8 "$work/ml.npy" 64 3
+printf 'nodeflow 1\nx = input shape=2\ny = input shape=3\nh = linear x out=3\nloss = mse h y\n[train]\noptimizer = adam\nlr = 0.1\nbatch = 16\n' >"$work/reg.nfg"
+expect 0 "train a 3-output regression" "$nodeflow" train "$work/reg.nfg" --data "npy:$work/ab.npy,$work/reg.npy" \
+    --epochs 300 --json --log "$work/reg.log"
+tail -n 1 "$work/out" >"$work/reg.json"
+contains "$work/reg.json" '"task": "regression"' "regression task in --json"
+contains "$work/reg.json" '"output_r2": [' "per-output R2 in --json"
+r2=$(sed 's/.*"r2": \([-0-9.e]*\).*/\1/' "$work/reg.json")
+if awk "BEGIN{exit !($r2 > 0.999)}"; then ok; else bad "3-output regression R2 after 300 epochs: $r2"; fi
+if grep -q '^300,[0-9.e-]*,,,,,,[0-9.e-]*,[0-9.e-]*,[0-9.e-]*,' "$work/reg.log"; then ok; else bad "regression log row:"; tail -n 1 "$work/reg.log"; fi
+printf 'nodeflow 1\nx = input shape=2\ny = input shape=3\nh = linear x out=3\nloss = bce_with_logits h y\n[train]\noptimizer = adam\nlr = 0.1\nbatch = 16\n' >"$work/ml.nfg"
+expect 0 "train a multi-label classifier" "$nodeflow" train "$work/ml.nfg" --data "npy:$work/ab.npy,$work/ml.npy" \
+    --val "npy:$work/ab.npy,$work/ml.npy" --epochs 300 --out "$work/ml.st"
+grep '^epoch 300/300' "$work/out" >"$work/ml.line"
+contains "$work/ml.line" "label-acc" "per-label accuracy in the epoch line"
+subset=$(sed 's/.*val loss.*subset-acc \([0-9.]*\)%.*/\1/' "$work/ml.line")
+if awk "BEGIN{exit !($subset >= 95)}"; then ok; else bad "multi-label subset accuracy after 300 epochs: $subset"; cat "$work/ml.line"; fi
+expect 0 "eval a multi-label classifier" "$nodeflow" eval "$work/ml.nfg" --weights "$work/ml.st" \
+    --data "npy:$work/ab.npy,$work/ml.npy" --json
+contains "$work/out" '"task": "multi-label"' "eval's task"
+contains "$work/out" '"subset_accuracy": ' "eval's subset accuracy"
 expect 0 "infer on a forward-only model" "$nodeflow" infer "$work/fwd.nfg" --weights "$work/twin.st" --input "$work/fx.npy" \
     --output "$work/fwd.npy"
 head -c 128 "$work/fwd.npy" >"$work/fwd.head"

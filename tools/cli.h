@@ -42,6 +42,16 @@ void cli_print_specs(FILE *out);
  * infinite (JSON has neither). */
 const char *cli_json_number(char *buf, size_t size, double v);
 
+/* The task metrics of s (tools/metrics.c): " acc 85.20% top5 99.10% f1
+ * 0.851" (those the task has), CSV columns PREFIX_accuracy ... PREFIX_r2
+ * (every metric, empty where the task has none; s NULL: all empty), JSON
+ * members "loss", "task" and the task's metrics (with per-output lists
+ * for regression). */
+void cli_metrics_text(FILE *out, const nf_epoch_stats *s);
+void cli_metrics_csv_header(FILE *out, const char *prefix);
+void cli_metrics_csv(FILE *out, const nf_epoch_stats *s);
+void cli_metrics_json(FILE *out, const nf_epoch_stats *s);
+
 /* A monotonic clock in seconds. */
 double cli_now(void);
 

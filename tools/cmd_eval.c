@@ -204,27 +204,30 @@ static void classification_report(const nf_dataset *ds, const float *scores, int
     free(confusion);
 }
 
-/* MSE, MAE and R^2 = 1 - SS_res / SS_tot over every output element. */
-static void regression_report(const nf_dataset *ds, const float *pred, int64_t n, double loss, int json)
+/* Targets with one score each: the task's metrics from nf_evaluate
+ * (multi-label: per-label and subset accuracy, micro F1; regression: MSE,
+ * MAE and R^2 pooled and per output). */
+static int task_report(session *s, const nf_dataset *ds, int json)
 {
-    double mean = 0, se = 0, ae = 0, tot = 0;
-    for (int64_t i = 0; i < n; i++)
-        mean += ds->y[i] / (double)n;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)pred[i] - ds->y[i];
-        se += d * d;
-        ae += fabs(d);
-        tot += (ds->y[i] - mean) * (ds->y[i] - mean);
+    nf_error err;
+    static nf_epoch_stats stats; /* large: its running sums */
+    if (nf_evaluate(s->plan, ds, &s->bind, &stats, &err) != NF_OK)
+        return cli_fail(&err);
+    if (json) {
+        printf("{\"samples\": %lld, ", (long long)ds->count);
+        cli_metrics_json(stdout, &stats);
+        printf("}\n");
+        return EXIT_OK;
     }
-    double r2 = tot > 0 ? 1 - se / tot : 0;
-    char a[32], b[32], c[32], d[32];
-    if (json)
-        printf("{\"samples\": %lld, \"loss\": %s, \"mse\": %s, \"mae\": %s, \"r2\": %s}\n", (long long)ds->count,
-               cli_json_number(a, sizeof a, loss), cli_json_number(b, sizeof b, se / (double)n),
-               cli_json_number(c, sizeof c, ae / (double)n), cli_json_number(d, sizeof d, r2));
-    else
-        printf("samples %lld  loss %.4f  MSE %.6g  MAE %.6g  R^2 %.4f\n", (long long)ds->count, loss, se / (double)n,
-               ae / (double)n, r2);
+    printf("samples %lld  loss %.4f ", (long long)ds->count, stats.loss);
+    cli_metrics_text(stdout, &stats);
+    printf("\n");
+    if (stats.task == NF_TASK_REGRESSION && stats.outputs > 1) {
+        printf("\noutput        mse        mae       r2\n");
+        for (int j = 0; j < stats.outputs; j++)
+            printf("%6d  %9.4g  %9.4g  %7.4f\n", j, stats.output_mse[j], stats.output_mae[j], stats.output_r2[j]);
+    }
+    return EXIT_OK;
 }
 
 /* One output per sample against 0/1 labels: a binary classifier, whose
@@ -285,7 +288,7 @@ int cmd_eval(int argc, char **argv)
         else if (size == 1 && ds->classes == 2 && binary_scores(&s, ds->count, &scores))
             classification_report(ds, scores, 2, loss, o.json);
         else if (size == nf_shape_size(&ds->y_shape))
-            regression_report(ds, scores, ds->count * size, loss, o.json);
+            rc = task_report(&s, ds, o.json);
         else
             rc = cli_usage("eval", "the outputs (%lld per sample) match neither class labels nor targets",
                            (long long)size);

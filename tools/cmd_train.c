@@ -33,7 +33,12 @@ static const char train_outro[] =
     "                          initialisation; a line says what was loaded, left and skipped\n"
     "  --freeze NODE,...       keep these nodes' parameters fixed (= --set lr_mult.NODE=0)\n"
     "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
+    "  --json                  each epoch's line as JSON: loss and the task's metrics, train and val\n"
     "  --quiet                 print nothing but errors and notices\n\n"
+    "Metrics follow the task: class-index labels give accuracy, top-5 accuracy\n"
+    "(more than 5 classes) and macro F1; 0/1 targets with one score each give\n"
+    "per-label and subset accuracy and micro F1; other targets give MSE, MAE\n"
+    "and R^2 (with --json also per output).\n\n"
     "SIGINT or SIGTERM stop after the current batch and write a checkpoint (one\n"
     "that comes during the set-up stops after the first batch).\n\n"
     "text data is cut into windows of the model's input length. A model that\n"
@@ -57,7 +62,7 @@ static void print_help(void)
 typedef struct train_options {
     const char *model, *data, *val, *out, *checkpoint, *resume, *log, *init;
     long long threads;
-    int quiet, save_average;
+    int quiet, save_average, json;
     nf_train_config given;   /* settings from options and --set: over the file's */
     nf_train_config set;     /* --set alone: over the file's, under the options */
 } train_options;
@@ -159,7 +164,11 @@ static int parse_option(train_options *o, const char *flag, const char *v)
         o->quiet = 1;
         return EXIT_OK;
     }
-    if (takes_value(flag) || !strcmp(flag, "--quiet") || !strcmp(flag, "--save-average"))
+    if (!strcmp(flag, "--json") && !v) {
+        o->json = 1;
+        return EXIT_OK;
+    }
+    if (takes_value(flag) || !strcmp(flag, "--quiet") || !strcmp(flag, "--save-average") || !strcmp(flag, "--json"))
         return cli_usage("train", "bad value for %s: '%s'", flag, v ? v : "(none)");
     return cli_usage("train", "unknown option '%s'", flag);
 }
@@ -355,19 +364,14 @@ static int open_log(run *r)
         fprintf(stderr, "nodeflow: %s: cannot open the log for writing: %s\n", r->o.log, strerror(errno));
         return EXIT_USAGE;
     }
-    if (fresh)
-        fprintf(r->log, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n");
+    if (fresh) {
+        fprintf(r->log, "epoch,train_loss");
+        cli_metrics_csv_header(r->log, "train");
+        fprintf(r->log, ",val_loss");
+        cli_metrics_csv_header(r->log, "val");
+        fprintf(r->log, ",lr,seconds\n");
+    }
     return log_flushed(r) ? EXIT_OK : log_failure(r);
-}
-
-/* An accuracy field of the log: empty when the task has none (regression,
- * multi-label targets: accuracy is -1). */
-static void log_accuracy(FILE *log, double accuracy)
-{
-    if (accuracy >= 0)
-        fprintf(log, "%.6f,", accuracy);
-    else
-        fprintf(log, ",");
 }
 
 static void on_batch(void *ctx, const nf_session_progress *p)
@@ -387,29 +391,40 @@ static void on_epoch(void *ctx, const nf_session_progress *p)
     const nf_epoch_stats *fit = p->train, *val = p->val;
     if (r->view.tty && !r->o.quiet)
         fprintf(stderr, "\r%*s\r", 110, "");
-    if (!r->o.quiet) {
+    if (!r->o.quiet && r->o.json) {
+        char n[32];
+        printf("{\"epoch\": %lld, \"train\": {", (long long)p->epoch);
+        cli_metrics_json(stdout, fit);
+        printf(", \"skipped\": %lld}", (long long)fit->skipped);
+        if (val) {
+            printf(", \"val\": {");
+            cli_metrics_json(stdout, val);
+            printf("}");
+        }
+        printf(", \"lr\": %s", cli_json_number(n, sizeof n, p->lr));
+        printf(", \"seconds\": %s}\n", cli_json_number(n, sizeof n, p->seconds));
+        fflush(stdout);
+    } else if (!r->o.quiet) {
         printf("epoch %lld/%lld  train loss %.4f", (long long)p->epoch, (long long)p->epochs, fit->loss);
-        if (fit->accuracy >= 0)
-            printf(" acc %.2f%%", 100 * fit->accuracy);
-        if (val)
+        cli_metrics_text(stdout, fit);
+        if (val) {
             printf("  val loss %.4f", val->loss);
-        if (val && val->accuracy >= 0)
-            printf(" acc %.2f%%", 100 * val->accuracy);
+            cli_metrics_text(stdout, val);
+        }
         if (fit->skipped)
             printf("  (%lld non-finite batches skipped)", (long long)fit->skipped);
         printf("  %.1f s\n", p->seconds);
         fflush(stdout);
     }
     if (r->log) {
-        fprintf(r->log, "%lld,%.6f,", (long long)p->epoch, fit->loss);
-        log_accuracy(r->log, fit->accuracy);
-        if (val) {
-            fprintf(r->log, "%.6f,", val->loss);
-            log_accuracy(r->log, val->accuracy);
-        } else {
-            fprintf(r->log, ",,");
-        }
-        fprintf(r->log, "%.6g,%.3f\n", p->lr, p->seconds);
+        fprintf(r->log, "%lld,%.6f", (long long)p->epoch, fit->loss);
+        cli_metrics_csv(r->log, fit);
+        if (val)
+            fprintf(r->log, ",%.6f", val->loss);
+        else
+            fputc(',', r->log);
+        cli_metrics_csv(r->log, val);
+        fprintf(r->log, ",%.6g,%.3f\n", p->lr, p->seconds);
         if (!log_flushed(r))
             nf_session_stop(r->session); /* stopped() says why */
     }

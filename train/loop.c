@@ -6,6 +6,7 @@
 #include "data/data_internal.h"
 #include "engine/plan_internal.h"
 #include "optim/optimizer.h"
+#include "train/metrics.h"
 
 /* Class-index labels per sample: 1, or T for a sequence of T positions
  * (times the steps of an unrolled plan). */
@@ -27,6 +28,28 @@ static int classifies(const nf_plan *plan, const nf_dataset *ds, const nf_bindin
         return 0;
     int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
     return c > 1 || (ds->classes > 0 && ds->classes <= 2); /* C scores and a label each, or 0/1 labels */
+}
+
+/* Whether every label is 0 or 1. */
+static int labels_binary(const nf_dataset *ds)
+{
+    int64_t n = ds->count * nf_shape_size(&ds->y_shape);
+    for (int64_t i = 0; i < n; i++)
+        if (ds->y[i] != 0.0f && ds->y[i] != 1.0f)
+            return 0;
+    return 1;
+}
+
+/* What the metrics measure (nf_task): class indices, else one score per
+ * target value: 0/1 targets of a loss that reads logits (bce_with_logits)
+ * are labels, any others regression targets. */
+static nf_task task_of(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind)
+{
+    if (classifies(plan, ds, bind))
+        return NF_TASK_CLASSES;
+    if (!bind->scores || nf_shape_size(&bind->scores->shape) * nf_plan_steps(plan) != nf_shape_size(&ds->y_shape))
+        return NF_TASK_LOSS_ONLY;
+    return bind->threshold == 0.0 && labels_binary(ds) ? NF_TASK_MULTI_LABEL : NF_TASK_REGRESSION;
 }
 
 /* The dataset's per-sample sizes must match the bound input nodes. */
@@ -180,11 +203,43 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
     return opt ? nf_optimizer_add_batch(opt, err) : NF_OK;
 }
 
-static void finish_stats(nf_epoch_stats *s, const nf_plan *plan, const nf_binding *bind, int scored_classes)
+/* The scores' last axis (classes) and size per sample (all steps). */
+static int64_t score_classes(const nf_binding *bind)
+{
+    return bind->scores ? bind->scores->shape.dim[bind->scores->shape.rank - 1] : 0;
+}
+
+static int64_t score_width(const nf_plan *plan, const nf_binding *bind)
+{
+    return bind->scores ? nf_shape_size(&bind->scores->shape) * nf_plan_steps(plan) : 0;
+}
+
+/* A batch's accuracy and task metrics, from the scores and labels the
+ * plan holds. */
+static void add_batch_metrics(nf_epoch_stats *s, nf_task task, const nf_plan *plan, const nf_binding *bind)
+{
+    s->task = task;
+    if (task == NF_TASK_LOSS_ONLY)
+        return;
+    nf_tensor scores, labels;
+    nf_plan_value(plan, bind->scores, &scores, NULL);
+    nf_plan_value(plan, bind->y, &labels, NULL);
+    if (task == NF_TASK_CLASSES) {
+        s->correct += count_correct(plan, bind);
+        nf_metrics_add(s, task, scores.data, labels.data, plan->batch * positions_of(plan, bind), score_classes(bind),
+                       bind->threshold);
+    } else {
+        nf_metrics_add(s, task, scores.data, labels.data, plan->batch, score_width(plan, bind), bind->threshold);
+    }
+}
+
+static void finish_stats(nf_epoch_stats *s, const nf_plan *plan, const nf_binding *bind, nf_task task)
 {
     double scored = (double)s->samples * (double)positions_of(plan, bind);
+    s->task = task;
     s->loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
-    s->accuracy = scored_classes && s->samples ? (double)s->correct / scored : -1.0;
+    s->accuracy = task == NF_TASK_CLASSES && s->samples ? (double)s->correct / scored : -1.0;
+    nf_metrics_finish(s, score_classes(bind), score_width(plan, bind), (int64_t)scored);
 }
 
 /* Text windows continue a stream from batch to batch: they must come in
@@ -214,11 +269,13 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "batches of %lld do not fit a plan compiled for %lld",
                        (long long)b->batch, (long long)plan->capacity);
     nf_status st = check_binding(plan, b->ds, bind, err);
-    int scored_classes = st == NF_OK && classifies(plan, b->ds, bind);
-    if (st == NF_OK && !b->values_checked && (st = nf_dataset_check_finite(b->ds, err)) == NF_OK)
+    if (st == NF_OK && !b->values_checked && (st = nf_dataset_check_finite(b->ds, err)) == NF_OK) {
         b->values_checked = 1; /* once per batcher: training calls this for every batch */
+        b->task = (int)task_of(plan, b->ds, bind);
+    }
+    nf_task task = (nf_task)b->task;
     if (st == NF_OK)
-        st = check_labels(scored_classes, b->ds, bind, &b->labels_checked, err);
+        st = check_labels(task == NF_TASK_CLASSES, b->ds, bind, &b->labels_checked, err);
     if (st == NF_OK)
         st = check_streams(b->ds, b->batch, b->shuffle, err);
     if (st != NF_OK)
@@ -249,14 +306,13 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
             stats->skipped++;
             continue;
         }
-        if (scored_classes)
-            stats->correct += count_correct(plan, bind);
+        add_batch_metrics(stats, task, plan, bind);
         stats->loss_sum += loss * (double)rows;
         stats->samples += rows;
         stats->batches++;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
-    finish_stats(stats, plan, bind, scored_classes);
+    finish_stats(stats, plan, bind, task);
     return st;
 }
 
@@ -275,11 +331,11 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
                       nf_error *err)
 {
     nf_status st = check_binding(plan, ds, bind, err);
-    int scored_classes = st == NF_OK && classifies(plan, ds, bind);
+    nf_task task = st == NF_OK ? task_of(plan, ds, bind) : NF_TASK_LOSS_ONLY;
     if (st == NF_OK)
         st = nf_dataset_check_finite(ds, err);
     if (st == NF_OK)
-        st = check_labels(scored_classes, ds, bind, NULL, err);
+        st = check_labels(task == NF_TASK_CLASSES, ds, bind, NULL, err);
     if (st == NF_OK)
         st = check_streams(ds, plan->capacity, 0, err);
     if (st != NF_OK)
@@ -292,8 +348,10 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
     int training = nf_plan_training(plan);
     nf_plan_set_training(plan, 0); /* evaluation: no dropout, running statistics */
-    double loss_sum = 0.0;
-    int64_t correct = 0, batches = 0, start;
+    nf_epoch_stats local; /* large (the metrics' sums): zeroed, not initialised on the stack twice */
+    nf_epoch_stats *acc = stats ? stats : &local;
+    memset(acc, 0, sizeof *acc);
+    int64_t batches = 0, start;
     for (start = 0; start < ds->count && st == NF_OK; start += plan->capacity, batches++) {
         int64_t rows = ds->count - start < plan->capacity ? ds->count - start : plan->capacity;
         double loss;
@@ -307,20 +365,14 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
             break;
         if (skipped) /* a plan that skips non-finite batches: this one counts for nothing */
             continue;
-        if (scored_classes)
-            correct += count_correct(plan, bind);
-        loss_sum += loss * (double)rows;
+        add_batch_metrics(acc, task, plan, bind);
+        acc->loss_sum += loss * (double)rows;
     }
     nf_plan_set_batch(plan, plan->capacity, NULL);
     nf_plan_set_training(plan, training);
-    if (stats) {
-        memset(stats, 0, sizeof *stats);
-        stats->loss_sum = loss_sum;
-        stats->correct = correct;
-        stats->samples = st == NF_OK ? ds->count : start;
-        stats->batches = batches;
-        finish_stats(stats, plan, bind, scored_classes);
-    }
+    acc->samples = st == NF_OK ? ds->count : start;
+    acc->batches = batches;
+    finish_stats(acc, plan, bind, task);
     return st;
 }
 

@@ -12,6 +12,29 @@
 extern "C" {
 #endif
 
+/* What the metrics of a model measure, decided from its scores and the
+ * data's labels (see nf_binding_find): */
+typedef enum nf_task {
+    NF_TASK_LOSS_ONLY = 0,   /* no scores to compare with the labels: the loss alone */
+    NF_TASK_CLASSES,         /* class-index labels ([..., C] scores, or 0/1 against one score) */
+    NF_TASK_MULTI_LABEL,     /* 0/1 targets, one score each (a score above the threshold is 1) */
+    NF_TASK_REGRESSION       /* any other targets, one score each */
+} nf_task;
+
+#define NF_STATS_OUTPUTS 16   /* regression outputs described one by one */
+#define NF_STATS_CLASSES 256  /* classes counted for the macro F1 */
+
+/* The running sums behind the task metrics (nf_epoch_stats.sums). */
+typedef struct nf_metric_sums {
+    int64_t top5;                                    /* classes: label among the 5 best scores */
+    int64_t tp[NF_STATS_CLASSES], fp[NF_STATS_CLASSES], fn[NF_STATS_CLASSES]; /* per class */
+    int64_t labels, label_correct, rows, rows_correct; /* multi-label: labels, rows of them */
+    int64_t label_tp, label_fp, label_fn;
+    double n, sse, sae, sum_y, sum_y2;               /* regression, over every output */
+    double out_n, out_sse[NF_STATS_OUTPUTS], out_sae[NF_STATS_OUTPUTS], out_y[NF_STATS_OUTPUTS],
+        out_y2[NF_STATS_OUTPUTS];
+} nf_metric_sums;
+
 typedef struct nf_epoch_stats {
     double loss;      /* mean loss per sample over the epoch */
     double accuracy;  /* fraction of samples whose arg-max matched, or -1 */
@@ -20,6 +43,20 @@ typedef struct nf_epoch_stats {
     double loss_sum;  /* running sums behind loss and accuracy */
     int64_t correct;
     int64_t skipped;  /* batches skipped for a non-finite loss or gradient */
+    /* Metrics that follow the task; -1 where they do not apply:
+     * classes: accuracy (above), top5 (the label among the 5 best scores;
+     *   -1 with 5 classes or fewer), f1 (macro over the classes; -1 past
+     *   NF_STATS_CLASSES classes);
+     * multi-label: label_accuracy (of every 0/1 label), subset_accuracy
+     *   (rows whose every label is right), f1 (micro: over every label);
+     * regression: mse, mae and r2 = 1 - SS_res / SS_tot over every target
+     *   value pooled, and per output (element of the per-sample target,
+     *   the first NF_STATS_OUTPUTS) output_mse, output_mae, output_r2. */
+    nf_task task;
+    double top5, f1, label_accuracy, subset_accuracy, mse, mae, r2;
+    int outputs;
+    double output_mse[NF_STATS_OUTPUTS], output_mae[NF_STATS_OUTPUTS], output_r2[NF_STATS_OUTPUTS];
+    nf_metric_sums sums;
 } nf_epoch_stats;
 
 /* When a batch's loss or gradients are NaN or Inf, training stops with an
