@@ -1,7 +1,8 @@
 /* The training session from C: a set-up that fails leaves the session as
  * it was; resuming is all or nothing (a refused override changes no
  * weight); a checkpoint's early-stopping state is checked; settings take
- * the table's defaults; an unknown kernel set is refused. */
+ * the table's defaults; an unknown kernel set is refused; the task
+ * metrics of known scores; a Fashion-MNIST head replaced and fine-tuned. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,6 +284,11 @@ static void test_multi_output_regression(void **state)
     assert_ok(nf_session_run(s, &err), &err);
     assert_true(last.accuracy == -1.0);
     assert_true(last.loss < 0.01); /* from about 0.5 */
+    assert_int_equal(last.task, NF_TASK_REGRESSION);
+    assert_int_equal(last.outputs, 3);
+    assert_true(last.r2 > 0.95);
+    for (int j = 0; j < 3; j++)
+        assert_true(last.output_r2[j] > 0.9 && last.output_mse[j] < 0.02);
     nf_session_free(s);
     /* a dataset a program fills itself is checked too: a NaN target is
      * named, not trained into a NaN loss */
@@ -296,6 +302,159 @@ static void test_multi_output_regression(void **state)
     nf_graph_free(g);
 }
 
+/* A model whose scores are its input: nf_evaluate's metrics of known
+ * scores against known labels, computed here by hand. */
+static void evaluate_identity(const char *loss, int64_t width, int labels_per_row, const float *x, const float *y,
+                              int64_t count, nf_epoch_stats *stats)
+{
+    char text[256];
+    if (labels_per_row)
+        snprintf(text, sizeof text, "nodeflow 1\nx = input shape=%lld\ny = input shape=%lld\no = output x\n"
+                 "loss = %s o y\n", (long long)width, (long long)width, loss);
+    else
+        snprintf(text, sizeof text, "nodeflow 1\nx = input shape=%lld\ny = input shape=scalar\no = output x\n"
+                 "loss = %s o y\n", (long long)width, loss);
+    nf_graph *g;
+    nf_error err;
+    assert_ok(nf_model_parse(text, strlen(text), "id.nfg", &g, NULL, &err), &err);
+    nf_shape xs = {1, {width}}, ys = labels_per_row ? (nf_shape){1, {width}} : (nf_shape){0, {0}};
+    nf_dataset *ds;
+    assert_ok(nf_dataset_from_arrays(x, &xs, y, &ys, count, &ds, &err), &err);
+    nf_binding bind;
+    nf_plan *plan;
+    assert_ok(nf_binding_find(g, &bind, &err), &err);
+    assert_ok(nf_plan_compile(g, 3, NF_PLAN_INFERENCE, &plan, &err), &err);
+    assert_ok(nf_evaluate(plan, ds, &bind, stats, &err), &err);
+    nf_plan_free(plan);
+    nf_dataset_free(ds);
+    nf_graph_free(g);
+}
+
+static void test_task_metrics(void **state)
+{
+    (void)state;
+    static nf_epoch_stats st;
+    /* classes: 4 samples of 6 scores; arg-maxes 0, 1, 2, 3 against labels
+     * 0, 1, 1, 5: accuracy 2/4; the label of sample 3 (class 5, score
+     * 0.5) has 3 better scores, sample 2's (1, score 0) has 5: top-5 3/4;
+     * F1: class 0 1, class 1 2/3 (tp 1, fn 1), 2 0 (fp 1), 3 0 (fp 1),
+     * 5 0 (fn 1): macro over the 5 classes seen 1/3 */
+    const float cx[] = {9, 0, 0, 0, 0, 0, /**/ 0, 9, 0, 0, 0, 0, /**/ 1, 0, 9, 2, 3, 4, /**/ 1, 2, 3, 9, 0, 0.5f};
+    const float cy[] = {0, 1, 1, 5};
+    evaluate_identity("cross_entropy", 6, 0, cx, cy, 4, &st);
+    assert_int_equal(st.task, NF_TASK_CLASSES);
+    assert_true(fabs(st.accuracy - 0.5) < 1e-12);
+    assert_true(fabs(st.top5 - 0.75) < 1e-12);
+    assert_true(fabs(st.f1 - (1.0 + 2.0 / 3.0) / 5.0) < 1e-12);
+    /* multi-label: logits against 0/1 labels, 2 rows of 3: predictions
+     * (1, 0, 1) and (0, 0, 1) against (1, 1, 1) and (0, 0, 1): 5 of 6
+     * labels right, 1 of 2 rows; tp 3, fp 0, fn 1: micro F1 6/7 */
+    const float mx[] = {2, -1, 0.5f, -3, -0.1f, 4}, my[] = {1, 1, 1, 0, 0, 1};
+    evaluate_identity("bce_with_logits", 3, 1, mx, my, 2, &st);
+    assert_int_equal(st.task, NF_TASK_MULTI_LABEL);
+    assert_true(fabs(st.label_accuracy - 5.0 / 6.0) < 1e-12);
+    assert_true(fabs(st.subset_accuracy - 0.5) < 1e-12);
+    assert_true(fabs(st.f1 - 6.0 / 7.0) < 1e-12);
+    /* regression: 3 rows of 2 outputs; output 0 predicts (1, 2, 3) for
+     * (1, 2, 5): SSE 4, SS_tot 14/3*... computed below; output 1 is
+     * exact */
+    const float rx[] = {1, 10, 2, 20, 3, 30}, ry[] = {1, 10, 2, 20, 5, 30};
+    evaluate_identity("mse", 2, 1, rx, ry, 3, &st);
+    assert_int_equal(st.task, NF_TASK_REGRESSION);
+    double mean0 = 8.0 / 3.0, tot0 = (1 - mean0) * (1 - mean0) + (2 - mean0) * (2 - mean0) + (5 - mean0) * (5 - mean0);
+    double mean = (1 + 10 + 2 + 20 + 5 + 30) / 6.0, tot = 0;
+    for (int i = 0; i < 6; i++)
+        tot += (ry[i] - mean) * (ry[i] - mean);
+    assert_true(fabs(st.mse - 4.0 / 6.0) < 1e-12);
+    assert_true(fabs(st.mae - 2.0 / 6.0) < 1e-12);
+    assert_true(fabs(st.r2 - (1 - 4.0 / tot)) < 1e-9);
+    assert_int_equal(st.outputs, 2);
+    assert_true(fabs(st.output_mse[0] - 4.0 / 3.0) < 1e-12 && st.output_mse[1] == 0);
+    assert_true(fabs(st.output_r2[0] - (1 - 4.0 / tot0)) < 1e-9 && st.output_r2[1] == 1.0);
+}
+
+/* Transfer learning on Fashion-MNIST: a LeNet trained on all ten
+ * classes; a copy with a new 2-class head starts from its weights
+ * (--init), everything but the head frozen, and learns T-shirt against
+ * trouser on a subset; the frozen layers keep their values. */
+static void test_fine_tune_head(void **state)
+{
+    (void)state;
+    nf_error err;
+    const char *body = "nodeflow 1\nx = input shape=1x28x28\ny = input shape=scalar\n"
+                       "c1 = conv2d x out=6 kernel=5 padding=2\nr1 = relu c1\np1 = maxpool r1 kernel=2\n"
+                       "c2 = conv2d p1 out=16 kernel=5\nr2 = relu c2\np2 = maxpool r2 kernel=2\nf = flatten p2\n"
+                       "fc1 = linear f out=84\nr3 = relu fc1\n";
+    char text[1024], path[] = "/tmp/nodeflow-finetune-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(text, sizeof text, "%shead = linear r3 out=10\nloss = cross_entropy head y\n[train]\noptimizer = adam\n"
+             "lr = 0.002\nbatch = 64\nepochs = 1\nseed = 3\n", body);
+    nf_graph *g;
+    nf_train_config cfg;
+    nf_dataset *test;
+    assert_ok(nf_model_parse(text, strlen(text), "lenet10.nfg", &g, &cfg, &err), &err);
+    assert_ok(nf_dataset_load_fashion_mnist(NULL, 0, &test, &err), &err);
+    nf_session *s;
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    assert_ok(nf_session_set_data(s, test, NULL, &err), &err);
+    assert_ok(nf_session_run(s, &err), &err);
+    assert_ok(nf_session_save_weights(s, path, 0, &err), &err);
+    nf_session_free(s);
+    nf_graph_free(g);
+    /* T-shirts (0) against trousers (1) of the test images: 1,000 to
+     * train on, the others (1,000) held out */
+    int64_t size = 28 * 28, n = 0;
+    static float y[2000];
+    float *x = malloc((size_t)(2000 * size) * sizeof(float));
+    for (int64_t i = 0; i < test->count && n < 2000; i++)
+        if (test->y[i] == 0 || test->y[i] == 1) {
+            memcpy(x + n * size, test->x + i * size, (size_t)size * sizeof(float));
+            y[n++] = test->y[i];
+        }
+    nf_shape xs = {3, {1, 28, 28}}, ys = {0, {0}};
+    nf_dataset *pair, *held_out;
+    assert_int_equal(n, 2000);
+    assert_ok(nf_dataset_from_arrays(x, &xs, y, &ys, 1000, &pair, &err), &err);
+    assert_ok(nf_dataset_from_arrays(x + 1000 * size, &xs, y + 1000, &ys, 1000, &held_out, &err), &err);
+    free(x);
+    snprintf(text, sizeof text, "%shead2 = linear r3 out=2\nloss = cross_entropy head2 y\n[train]\noptimizer = adam\n"
+             "lr = 0.01\nbatch = 32\nepochs = 3\nseed = 5\nlr_mult.c1 = 0\nlr_mult.c2 = 0\nlr_mult.fc1 = 0\n", body);
+    assert_ok(nf_model_parse(text, strlen(text), "lenet2.nfg", &g, &cfg, &err), &err);
+    assert_ok(nf_session_new(g, &cfg, &s, &err), &err);
+    nf_init_report report;
+    assert_ok(nf_session_init_weights(s, path, &report, &err), &err);
+    assert_int_equal(report.loaded, 6); /* c1, c2, fc1: weight and bias */
+    assert_int_equal(report.left, 2);   /* head2 */
+    assert_int_equal(report.skipped, 2); /* head */
+    nf_tensor c2;
+    nf_graph_param(g, nf_graph_find_param(g, "c2.weight"), NULL, &c2, NULL);
+    float before[16];
+    memcpy(before, c2.data, sizeof before);
+    nf_epoch_stats last = {0};
+    nf_session_events events = {&last, NULL, keep_epoch, NULL};
+    nf_session_set_events(s, &events);
+    assert_ok(nf_session_set_data(s, pair, NULL, &err), &err);
+    assert_ok(nf_session_run(s, &err), &err);
+    assert_memory_equal(before, c2.data, sizeof before);
+    nf_session_free(s);
+    nf_binding bind;
+    nf_plan *plan;
+    nf_epoch_stats *held = calloc(1, sizeof *held);
+    assert_ok(nf_binding_find(g, &bind, &err), &err);
+    assert_ok(nf_plan_compile(g, 250, NF_PLAN_INFERENCE, &plan, &err), &err);
+    assert_ok(nf_evaluate(plan, held_out, &bind, held, &err), &err);
+    assert_true(held->accuracy > 0.95);
+    nf_plan_free(plan);
+    free(held);
+    nf_dataset_free(held_out);
+    nf_graph_free(g);
+    nf_dataset_free(pair);
+    nf_dataset_free(test);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +465,8 @@ int main(void)
         cmocka_unit_test(test_config_from_c_checked),
         cmocka_unit_test(test_unknown_kernel_set_refused),
         cmocka_unit_test(test_multi_output_regression),
+        cmocka_unit_test(test_task_metrics),
+        cmocka_unit_test(test_fine_tune_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
