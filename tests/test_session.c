@@ -356,8 +356,8 @@ static void test_task_metrics(void **state)
     assert_true(fabs(st.subset_accuracy - 0.5) < 1e-12);
     assert_true(fabs(st.f1 - 6.0 / 7.0) < 1e-12);
     /* regression: 3 rows of 2 outputs; output 0 predicts (1, 2, 3) for
-     * (1, 2, 5): SSE 4, SS_tot 14/3*... computed below; output 1 is
-     * exact */
+     * (1, 2, 5): SSE 4, absolute errors 2; output 1 is exact. R^2 = 1 -
+     * SSE / SS_tot, pooled over all six targets and per output */
     const float rx[] = {1, 10, 2, 20, 3, 30}, ry[] = {1, 10, 2, 20, 5, 30};
     evaluate_identity("mse", 2, 1, rx, ry, 3, &st);
     assert_int_equal(st.task, NF_TASK_REGRESSION);
