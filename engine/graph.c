@@ -217,7 +217,7 @@ nf_node *nf_graph_add(nf_graph *g, const char *op_name, const char *name, int n_
     for (int i = 0; i < n_inputs; i++)
         node->inputs[i] = inputs[i];
     for (int i = 0; i < op->n_attrs; i++)
-        node->attr[i] = op->attrs[i].def;
+        node->attr[i] = node->attr_w[i] = op->attrs[i].def;
     node->index = g->n_nodes;
     g->nodes[g->n_nodes] = node;
     if (!nf_name_index_add(&g->node_names, g->n_nodes)) {
@@ -257,7 +257,8 @@ static nf_status store_number(nf_graph *g, nf_node *node, int i, double value)
     char range[96];
     if (!isfinite(value))
         return attr_fail(g, node, spec->name, "must be a finite number");
-    if (spec->type == NF_ATTR_INT || spec->type == NF_ATTR_BOOL || spec->type == NF_ATTR_ENUM) {
+    if (spec->type == NF_ATTR_INT || spec->type == NF_ATTR_INT2 || spec->type == NF_ATTR_BOOL ||
+        spec->type == NF_ATTR_ENUM) {
         if (value != floor(value))
             return attr_fail(g, node, spec->name, "must be a whole number");
     }
@@ -272,10 +273,28 @@ static nf_status store_number(nf_graph *g, nf_node *node, int i, double value)
         snprintf(range, sizeof range, "is %.15g; it must be in [%.15g, %.15g]", value, spec->min, spec->max);
         return attr_fail(g, node, spec->name, range);
     }
-    node->attr[i] = value;
+    node->attr[i] = node->attr_w[i] = value;
     node->attr_set |= 1u << i;
     g->version++;
     return NF_OK;
+}
+
+/* "HxW" for an NF_ATTR_INT2: both whole numbers in range. */
+static nf_status store_pair(nf_graph *g, nf_node *node, int i, const char *text)
+{
+    const char *x = strchr(text, 'x');
+    char first[64];
+    double h, w;
+    if ((size_t)(x - text) >= sizeof first)
+        return attr_fail(g, node, node->op->attrs[i].name, "must be a whole number, or two joined by 'x' (e.g. 2x1)");
+    memcpy(first, text, (size_t)(x - text));
+    first[x - text] = '\0';
+    if (nf_parse_number(first, &h) || nf_parse_number(x + 1, &w))
+        return attr_fail(g, node, node->op->attrs[i].name, "must be a whole number, or two joined by 'x' (e.g. 2x1)");
+    nf_status st = store_number(g, node, i, w); /* checks w, then h */
+    if (st == NF_OK && (st = store_number(g, node, i, h)) == NF_OK)
+        node->attr_w[i] = w;
+    return st;
 }
 
 nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, double value)
@@ -378,11 +397,15 @@ nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const ch
         if (!parse_bool(text, &value))
             return attr_fail(g, node, key, "must be true, false, 1 or 0");
         return store_number(g, node, i, value);
+    case NF_ATTR_INT2: /* HxW, or one number for both axes (as an integer) */
+        if (strchr(text, 'x'))
+            return store_pair(g, node, i, text);
+        __attribute__((fallthrough));
     case NF_ATTR_INT:
     case NF_ATTR_FLOAT:
         wrong = nf_parse_number(text, &value);
         if (wrong)
-            return attr_fail(g, node, key, spec->type == NF_ATTR_INT && !strcmp(wrong, "must be a finite number")
+            return attr_fail(g, node, key, spec->type != NF_ATTR_FLOAT && !strcmp(wrong, "must be a finite number")
                                                ? "must be a whole number"
                                                : wrong);
         if (spec->type == NF_ATTR_FLOAT && (fabs(value) > FLT_MAX || (value != 0 && fabs(value) < FLT_MIN)))

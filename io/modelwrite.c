@@ -31,6 +31,12 @@ static void format_attr(char *buf, size_t size, const nf_node *node, int i)
     case NF_ATTR_ENUM: snprintf(buf, size, "%s", spec->choices[(int)v]); break;
     case NF_ATTR_BOOL: snprintf(buf, size, "%s", v != 0 ? "true" : "false"); break;
     case NF_ATTR_INT: snprintf(buf, size, "%lld", (long long)v); break;
+    case NF_ATTR_INT2:
+        if (node->attr_w[i] == v)
+            snprintf(buf, size, "%lld", (long long)v);
+        else
+            snprintf(buf, size, "%lldx%lld", (long long)v, (long long)node->attr_w[i]);
+        break;
     case NF_ATTR_FLOAT: nf_format_double(buf, size, v); break;
     }
 }
@@ -94,6 +100,7 @@ static const char *type_name(const nf_attr_spec *spec)
 {
     switch (spec->type) {
     case NF_ATTR_INT: return "integer";
+    case NF_ATTR_INT2: return "integer or HxW";
     case NF_ATTR_FLOAT: return "number";
     case NF_ATTR_BOOL: return "true/false";
     case NF_ATTR_ENUM: return "choice";

@@ -21,11 +21,18 @@
 
 enum { NF_NO_TRANS = 0, NF_TRANS = 1 };
 
+/* What a convolution's padding holds (PyTorch's padding_mode): zeros;
+ * the input mirrored at its edge, the edge not repeated (reflect); the
+ * edge repeated (replicate); the input wrapped around (circular). */
+typedef enum nf_pad_mode { NF_PAD_ZEROS, NF_PAD_REFLECT, NF_PAD_REPLICATE, NF_PAD_CIRCULAR } nf_pad_mode;
+
 /* A convolution's geometry per sample (conv2d; conv1d has h = kh = 1). */
 typedef struct nf_conv_geom {
     int64_t c, h, w;          /* input per sample */
     int64_t o, oh, ow;        /* output per sample */
-    int64_t kh, kw, stride, dil, groups;
+    int64_t kh, kw, groups;
+    int64_t sh, sw, dh, dw;   /* stride and dilation per axis */
+    int pad_mode;             /* nf_pad_mode: what the padding holds */
     int64_t pt, pb, pl, pr;   /* padding per side */
     int64_t ckk, hw;          /* rows of cols per group (C/G kh kw), output positions */
     int direct;               /* 1x1, stride 1, no padding: cols = x */
@@ -34,6 +41,7 @@ typedef struct nf_conv_geom {
 /* A pooling window's geometry over one [h, w] plane. */
 typedef struct nf_pool_geom {
     int64_t c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+    int64_t dh, dw;   /* dilation (max pooling; 1 for average pooling) */
 } nf_pool_geom;
 
 typedef struct nf_kernels {
@@ -48,9 +56,11 @@ typedef struct nf_kernels {
 
     /* x is one group's channels (C/G, H, W); cols is (C/G kh kw, OH OW)
      * with rows `stride` floats apart: cols[(c kh + i) kw + j][oy ow + ox] =
-     * x[c][oy s - pt + i d][ox s - pl + j d], 0 outside the input. */
+     * x[c][oy sh - pt + i dh][ox sw - pl + j dw]; outside the input 0, or
+     * (pad_mode) the position it maps to. */
     void (*im2col)(const nf_conv_geom *g, const float *x, float *cols, int64_t stride);
-    /* dx += col2im(dcols): each column entry added back to its pixel. */
+    /* dx += col2im(dcols): each column entry added back to its pixel
+     * (in the padding: to the position it maps to, or nowhere). */
     void (*col2im_add)(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);
 
     /* One plane: y[oy, ox] = max of its window (NaN wins, as in PyTorch)

@@ -29,8 +29,11 @@ static void max_plane_clipped(const nf_pool_geom *g, const float *x, float *y, f
         for (int64_t ox = 0; ox < g->ow; ox++) {
             int64_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw, best_at = -1;
             float best = -INFINITY;
-            for (int64_t iy = y0 < 0 ? 0 : y0; iy < y0 + g->kh && iy < g->h; iy++)
-                for (int64_t ix = x0 < 0 ? 0 : x0; ix < x0 + g->kw && ix < g->w; ix++) {
+            /* the first tap at or past 0: y0 + i dh >= 0 */
+            int64_t iy_first = y0 < 0 ? y0 + (-y0 + g->dh - 1) / g->dh * g->dh : y0;
+            int64_t ix_first = x0 < 0 ? x0 + (-x0 + g->dw - 1) / g->dw * g->dw : x0;
+            for (int64_t iy = iy_first; iy < y0 + g->dh * (g->kh - 1) + 1 && iy < g->h; iy += g->dh)
+                for (int64_t ix = ix_first; ix < x0 + g->dw * (g->kw - 1) + 1 && ix < g->w; ix += g->dw) {
                     float v = x[iy * g->w + ix];
                     if (v > best || best_at < 0 || isnan(v)) { /* NaN propagates, as in PyTorch */
                         best = v;
@@ -69,8 +72,8 @@ static void max_plane_2x2(const nf_pool_geom *g, const float *x, float *y, float
 
 void nf_fast_max_plane(const nf_pool_geom *g, const float *x, float *y, float *argmax)
 {
-    int quick = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && !g->ph && !g->pw && 2 * g->oh <= g->h &&
-                2 * g->ow <= g->w;
+    int quick = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && !g->ph && !g->pw && g->dh == 1 &&
+                g->dw == 1 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
     (quick ? max_plane_2x2 : max_plane_clipped)(g, x, y, argmax);
 }
 
@@ -84,7 +87,7 @@ void nf_reference_max_plane(const nf_pool_geom *g, const float *x, float *y, flo
             int64_t best_at = -1;
             for (int64_t i = 0; i < g->kh; i++)
                 for (int64_t j = 0; j < g->kw; j++) {
-                    int64_t iy = oy * g->sh - g->ph + i, ix = ox * g->sw - g->pw + j;
+                    int64_t iy = oy * g->sh - g->ph + i * g->dh, ix = ox * g->sw - g->pw + j * g->dw;
                     if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
                         continue;
                     float v = x[iy * g->w + ix];

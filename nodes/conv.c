@@ -33,23 +33,29 @@
 #define SHORT_COLUMNS 32
 
 enum { OUT, KERNEL, STRIDE, PADDING, PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT, SAME, DILATION, GROUPS, BIAS,
-       WEIGHT_INIT, BIAS_INIT };
+       WEIGHT_INIT, BIAS_INIT, PADDING_MODE };
+
+/* As PyTorch's padding_mode: what the padding holds. */
+static const char *const padding_modes[] = {"zeros", "reflect", "replicate", "circular", NULL};
 
 static const nf_attr_spec conv2d_attrs[] = {
     [OUT] = NF_ATTR_REQUIRED_INT("out", 1, 1 << 20, "output channels"),
     [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "kernel size: 3, or 3x5 (height x width)"},
-    [STRIDE] = NF_ATTR_INT_DEF("stride", 1, 1, 1 << 16, "step between windows"),
-    [PADDING] = NF_ATTR_INT_DEF("padding", 0, 0, 1 << 16, "zeros added on every side"),
+    [STRIDE] = NF_ATTR_INT2_DEF("stride", 1, 1, 1 << 16, "step between windows: 2, or 2x1 (height x width)"),
+    [PADDING] = NF_ATTR_INT2_DEF("padding", 0, 0, 1 << 16, "padding on every side: 1, or 1x0 (height x width)"),
     [PAD_TOP] = NF_ATTR_INT_DEF("pad_top", -1, -1, 1 << 16, "zeros above (-1: padding)"),
     [PAD_BOTTOM] = NF_ATTR_INT_DEF("pad_bottom", -1, -1, 1 << 16, "zeros below (-1: padding)"),
     [PAD_LEFT] = NF_ATTR_INT_DEF("pad_left", -1, -1, 1 << 16, "zeros on the left (-1: padding)"),
     [PAD_RIGHT] = NF_ATTR_INT_DEF("pad_right", -1, -1, 1 << 16, "zeros on the right (-1: padding)"),
     [SAME] = NF_ATTR_BOOL_DEF("same", 0, "pad so that the output has the input's size (stride 1)"),
-    [DILATION] = NF_ATTR_INT_DEF("dilation", 1, 1, 1 << 16, "spacing between kernel taps"),
+    [DILATION] = NF_ATTR_INT2_DEF("dilation", 1, 1, 1 << 16, "spacing between kernel taps: 2, or 2x1"),
     [GROUPS] = NF_ATTR_INT_DEF("groups", 1, 1, 1 << 20, "channel groups (= channels: depthwise)"),
     [BIAS] = NF_ATTR_BOOL_DEF("bias", 1, "add a learned bias per output channel"),
     [WEIGHT_INIT] = NF_ATTR_ENUM_DEF("weight_init", 0, nf_init_names, "initialisation of the weight"),
     [BIAS_INIT] = NF_ATTR_ENUM_DEF("bias_init", 0, nf_init_names, "initialisation of the bias"),
+    [PADDING_MODE] = NF_ATTR_ENUM_DEF("padding_mode", 0, padding_modes,
+                                      "what the padding holds: zeros, or the input reflected (without the edge), "
+                                      "its edge repeated, or wrapped around"),
 };
 
 typedef nf_conv_geom geom;
@@ -57,20 +63,27 @@ typedef nf_conv_geom geom;
 /* A weight of at most 2^34 floats, as linear's and embedding's. */
 #define MAX_WEIGHT_FLOATS ((int64_t)1 << 34)
 
-static int64_t side(const double *attr, int which)
+/* A side's padding: its own attribute, else padding's height (top,
+ * bottom) or width (left, right) value. */
+static int64_t side(const nf_node *node, int which)
 {
-    return attr[which] >= 0 ? (int64_t)attr[which] : (int64_t)attr[PADDING];
+    const double *attr = node->attr;
+    if (attr[which] >= 0)
+        return (int64_t)attr[which];
+    return (int64_t)(which == PAD_TOP || which == PAD_BOTTOM ? attr[PADDING] : node->attr_w[PADDING]);
 }
 
 /* The geometry of a node, from its attributes and input shape; `is1d`
- * reads [C, L] as [C, 1, L]. Returns 0 and a reason when it does not fit.
+ * reads [C, L] as [C, 1, L] (its stride, dilation and padding are the
+ * width values). Returns 0 and a reason when it does not fit.
  * Attributes are at most 2^20, input axes and kernel sizes at most 2^31,
  * so spans (dil (k - 1) + 1 <= 2^47) and padded sizes cannot overflow;
  * ckk and hw are products of three and two of them (a kernel given as one
  * size is square: kh kw up to 2^62), so they are checked: -1 past 2^62. */
-static int make_geom(const double *attr, const nf_shape *kernel, const nf_shape *in, int is1d, geom *g,
+static int make_geom(const nf_node *node, const nf_shape *kernel, const nf_shape *in, int is1d, geom *g,
                      const char **why)
 {
+    const double *attr = node->attr, *attr_w = node->attr_w;
     memset(g, 0, sizeof *g);
     g->c = in->dim[0];
     g->h = is1d ? 1 : in->dim[1];
@@ -78,34 +91,48 @@ static int make_geom(const double *attr, const nf_shape *kernel, const nf_shape 
     g->o = (int64_t)attr[OUT];
     g->kh = is1d ? 1 : kernel->dim[0];
     g->kw = is1d ? kernel->dim[0] : kernel->rank == 2 ? kernel->dim[1] : kernel->dim[0];
-    g->stride = (int64_t)attr[STRIDE];
-    g->dil = (int64_t)attr[DILATION];
+    g->sh = is1d ? 1 : (int64_t)attr[STRIDE];
+    g->sw = (int64_t)attr_w[STRIDE];
+    g->dh = is1d ? 1 : (int64_t)attr[DILATION];
+    g->dw = (int64_t)attr_w[DILATION];
     g->groups = (int64_t)attr[GROUPS];
+    g->pad_mode = (int)attr[PADDING_MODE];
     if (attr[SAME] != 0) {
-        if (g->stride != 1) {
+        if (g->sh != 1 || g->sw != 1) {
             *why = "same padding needs stride 1";
             return 0;
         }
-        int64_t th = g->dil * (g->kh - 1), tw = g->dil * (g->kw - 1);
+        int64_t th = g->dh * (g->kh - 1), tw = g->dw * (g->kw - 1);
         g->pt = th / 2, g->pb = th - th / 2, g->pl = tw / 2, g->pr = tw - tw / 2;
     } else {
-        g->pt = is1d ? 0 : side(attr, PAD_TOP), g->pb = is1d ? 0 : side(attr, PAD_BOTTOM);
-        g->pl = side(attr, PAD_LEFT), g->pr = side(attr, PAD_RIGHT);
+        g->pt = is1d ? 0 : side(node, PAD_TOP), g->pb = is1d ? 0 : side(node, PAD_BOTTOM);
+        g->pl = side(node, PAD_LEFT), g->pr = side(node, PAD_RIGHT);
     }
     if (g->c % g->groups || g->o % g->groups) {
         *why = "groups must divide both the input and the output channels";
         return 0;
     }
-    int64_t span_h = g->dil * (g->kh - 1) + 1, span_w = g->dil * (g->kw - 1) + 1;
+    if (!g->pt && !g->pb && !g->pl && !g->pr)
+        g->pad_mode = NF_PAD_ZEROS; /* no padding to fill */
+    /* PyTorch's limits: a reflection cannot pass the edge it mirrors, a
+     * wrap cannot pass the input once */
+    int64_t most_h = g->pt > g->pb ? g->pt : g->pb, most_w = g->pl > g->pr ? g->pl : g->pr;
+    if ((g->pad_mode == NF_PAD_REFLECT && (most_h >= g->h || most_w >= g->w)) ||
+        (g->pad_mode == NF_PAD_CIRCULAR && (most_h > g->h || most_w > g->w))) {
+        *why = g->pad_mode == NF_PAD_REFLECT ? "reflect padding must be smaller than the input"
+                                             : "circular padding must be at most the input's size";
+        return 0;
+    }
+    int64_t span_h = g->dh * (g->kh - 1) + 1, span_w = g->dw * (g->kw - 1) + 1;
     if (g->h + g->pt + g->pb < span_h || g->w + g->pl + g->pr < span_w) {
         *why = "the kernel is larger than the padded input";
         return 0;
     }
-    g->oh = (g->h + g->pt + g->pb - span_h) / g->stride + 1;
-    g->ow = (g->w + g->pl + g->pr - span_w) / g->stride + 1;
+    g->oh = (g->h + g->pt + g->pb - span_h) / g->sh + 1;
+    g->ow = (g->w + g->pl + g->pr - span_w) / g->sw + 1;
     g->ckk = nf_mul3_checked(g->c / g->groups, g->kh, g->kw);
     g->hw = nf_mul_checked(g->oh, g->ow);
-    g->direct = g->kh == 1 && g->kw == 1 && g->stride == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
+    g->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
     return 1;
 }
 
@@ -123,6 +150,11 @@ static int64_t chunk_samples(const geom *g)
  * same=true (PyTorch's padding is either 'same' or sizes). */
 static nf_status check_padding_attrs(nf_infer *ctx, int is1d)
 {
+    static const int pairs[] = {STRIDE, PADDING, DILATION};
+    for (int i = 0; is1d && i < NF_COUNT(pairs); i++)
+        if (ctx->node->attr[pairs[i]] != ctx->node->attr_w[pairs[i]])
+            return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "attribute '%s' is one size on conv1d, not HxW",
+                                 conv2d_attrs[pairs[i]].name);
     static const int sides[] = {PADDING, PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT};
     unsigned given = ctx->node->attr_set;
     for (int i = 0; i < NF_COUNT(sides); i++) {
@@ -190,7 +222,7 @@ static nf_status conv_infer_common(nf_infer *ctx, int is1d)
         return st;
     geom g;
     const char *why = "";
-    if (!make_geom(ctx->attr, kernel, in, is1d, &g, &why))
+    if (!make_geom(ctx->node, kernel, in, is1d, &g, &why))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "%s (input %s)", why, nf_shape_format(in, s, sizeof s));
     nf_shape wshape = is1d ? (nf_shape){3, {g.o, g.c / g.groups, g.kw}}
                            : (nf_shape){4, {g.o, g.c / g.groups, g.kh, g.kw}};
@@ -215,7 +247,7 @@ static geom geom_of(const nf_exec *e)
 {
     geom g;
     const char *why;
-    make_geom(e->attr, &e->node->dims, e->in_shape[0], e->in_shape[0]->rank == 2, &g, &why);
+    make_geom(e->node, &e->node->dims, e->in_shape[0], e->in_shape[0]->rank == 2, &g, &why);
     return g;
 }
 

@@ -28,7 +28,9 @@ typedef enum nf_attr_type {
     NF_ATTR_BOOL,
     NF_ATTR_ENUM,     /* stored as the index into `choices` */
     NF_ATTR_DIMS,     /* a shape such as 1x28x28, stored in node->dims */
-    NF_ATTR_AXES      /* axes such as 2,0,1 (from 0), stored in node->dims */
+    NF_ATTR_AXES,     /* axes such as 2,0,1 (from 0), stored in node->dims */
+    NF_ATTR_INT2      /* one whole number for both axes, or HxW: the height in
+                         attr[i] and the width in attr_w[i] (both in range) */
 } nf_attr_type;
 
 typedef struct nf_attr_spec {
@@ -180,6 +182,7 @@ struct nf_node {
     int n_inputs;
     nf_node *inputs[NF_MAX_INPUTS];
     double attr[NF_MAX_ATTRS];       /* in the order of op->attrs */
+    double attr_w[NF_MAX_ATTRS];     /* NF_ATTR_INT2: the second (width) value */
     unsigned attr_set;               /* bit i: attribute i given explicitly */
     nf_shape dims;                   /* value of an NF_ATTR_DIMS attribute */
     int requires_grad;               /* inputs: the caller wants dL/dx */
@@ -257,6 +260,7 @@ static inline void nf_thread_range(int64_t n, int64_t *start, int64_t *end)
 /* Shorthands for attribute tables. */
 #define NF_ATTR_REQUIRED_INT(nm, lo, hi, d) {nm, NF_ATTR_INT, NAN, lo, hi, NULL, d}
 #define NF_ATTR_INT_DEF(nm, def, lo, hi, d) {nm, NF_ATTR_INT, def, lo, hi, NULL, d}
+#define NF_ATTR_INT2_DEF(nm, def, lo, hi, d) {nm, NF_ATTR_INT2, def, lo, hi, NULL, d}
 #define NF_ATTR_FLOAT_DEF(nm, def, lo, hi, d) {nm, NF_ATTR_FLOAT, def, lo, hi, NULL, d}
 #define NF_ATTR_BOOL_DEF(nm, def, d) {nm, NF_ATTR_BOOL, def, 0, 1, NULL, d}
 #define NF_ATTR_ENUM_DEF(nm, def, choices, d) {nm, NF_ATTR_ENUM, def, 0, 1e9, choices, d}

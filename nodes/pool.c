@@ -1,7 +1,7 @@
 /* nodeflow — pooling: maxpool and avgpool over [C, H, W] (and the 1-D
- * variants over [C, L]) with kernel, stride, padding and ceil mode as in
- * PyTorch's MaxPool2d/AvgPool2d, and global_avgpool over every spatial
- * axis. Max pooling records the arg-max of each window in forward and
+ * variants over [C, L]) with kernel, stride, padding (per axis), ceil
+ * mode and, for max pooling, dilation as in PyTorch's MaxPool2d/AvgPool2d,
+ * global_avgpool over every spatial axis and adaptive_avgpool. Max pooling records the arg-max of each window in forward and
  * routes the gradient there. Average pooling leaves padding out of the
  * divisor unless include_pad is set. */
 #include <float.h>
@@ -11,52 +11,59 @@
 #include "kernels/kernels.h"
 #include "nodes/op.h"
 
-enum { KERNEL, STRIDE, PADDING, CEIL, INCLUDE_PAD };
+enum { KERNEL, STRIDE, PADDING, CEIL, INCLUDE_PAD, DILATION };
 
 static const nf_attr_spec pool_attrs[] = {
     [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "window size: 2, or 2x3 (height x width)"},
-    [STRIDE] = NF_ATTR_INT_DEF("stride", 0, 0, 1 << 16, "step between windows (0: the kernel size)"),
-    [PADDING] = NF_ATTR_INT_DEF("padding", 0, 0, 1 << 16, "implicit padding on every side (at most half the kernel)"),
+    [STRIDE] = NF_ATTR_INT2_DEF("stride", 0, 0, 1 << 16, "step between windows: 2, or 2x1 (0: the kernel size)"),
+    [PADDING] = NF_ATTR_INT2_DEF("padding", 0, 0, 1 << 16,
+                                 "implicit padding on every side: 1, or 1x0 (at most half the kernel)"),
     [CEIL] = NF_ATTR_BOOL_DEF("ceil_mode", 0, "round the output size up (windows may start in the padding)"),
     [INCLUDE_PAD] = NF_ATTR_BOOL_DEF("include_pad", 0, "avgpool: count padding in the divisor"),
+    [DILATION] = NF_ATTR_INT2_DEF("dilation", 1, 1, 1 << 16, "maxpool: spacing between window taps: 2, or 2x1"),
 };
 
 typedef nf_pool_geom pgeom;
 
-/* PyTorch's pooling_output_shape for one axis: floor((in + 2p - k + (ceil
- * ? s - 1 : 0)) / s) + 1, rounding toward minus infinity, and in ceil
- * mode no window may start in the right padding. A kernel wider than the
- * padded input gives one window in ceil mode (span > -s), none (0, which
- * the caller refuses) otherwise. in <= 2^31 and 2 p <= k (checked
- * first), so nothing here can overflow. */
-static int64_t pooled(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode)
+/* PyTorch's pooling_output_shape for one axis: floor((in + 2p - d (k - 1)
+ * - 1 + (ceil ? s - 1 : 0)) / s) + 1, rounding toward minus infinity, and
+ * in ceil mode no window may start in the right padding. A kernel wider
+ * than the padded input gives one window in ceil mode (span > -s), none
+ * (0, which the caller refuses) otherwise. in <= 2^31, k <= 2^31, d <=
+ * 2^16 and 2 p <= k (checked first), so nothing here can overflow. */
+static int64_t pooled(int64_t in, int64_t k, int64_t d, int64_t s, int64_t p, int ceil_mode)
 {
-    int64_t span = in + 2 * p - k + (ceil_mode ? s - 1 : 0);
+    int64_t span = in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
     int64_t out = (span >= 0 ? span / s : -((-span + s - 1) / s)) + 1;
     if (ceil_mode && out > 0 && (out - 1) * s >= in + p)
         out--;
     return out;
 }
 
-/* Stride 0 (the default) is the kernel size, so strides are at least 1. */
-static int make_pgeom(const double *attr, const nf_shape *k, const nf_shape *in, int is1d, pgeom *g, const char **why)
+/* Stride 0 (the default) is the kernel size, so strides are at least 1.
+ * A 1-D pool takes the width values of stride, padding and dilation. */
+static int make_pgeom(const nf_node *node, const nf_shape *k, const nf_shape *in, int is1d, pgeom *g,
+                      const char **why)
 {
+    const double *attr = node->attr, *attr_w = node->attr_w;
     g->c = in->dim[0];
     g->h = is1d ? 1 : in->dim[1];
     g->w = is1d ? in->dim[1] : in->dim[2];
     g->kh = is1d ? 1 : k->dim[0];
     g->kw = is1d ? k->dim[0] : k->rank == 2 ? k->dim[1] : k->dim[0];
-    int64_t stride = (int64_t)attr[STRIDE], pad = (int64_t)attr[PADDING];
-    g->sh = is1d ? 1 : stride ? stride : g->kh;
-    g->sw = stride ? stride : g->kw;
-    g->ph = is1d ? 0 : pad;
-    g->pw = pad;
+    int64_t stride_h = (int64_t)attr[STRIDE], stride_w = (int64_t)attr_w[STRIDE];
+    g->sh = is1d ? 1 : stride_h ? stride_h : g->kh;
+    g->sw = stride_w ? stride_w : g->kw;
+    g->ph = is1d ? 0 : (int64_t)attr[PADDING];
+    g->pw = (int64_t)attr_w[PADDING];
+    g->dh = is1d ? 1 : (int64_t)attr[DILATION];
+    g->dw = (int64_t)attr_w[DILATION];
     if (2 * g->ph > g->kh || 2 * g->pw > g->kw) {
         *why = "padding must be at most half the kernel";
         return 0;
     }
-    g->oh = pooled(g->h, g->kh, g->sh, g->ph, attr[CEIL] != 0);
-    g->ow = pooled(g->w, g->kw, g->sw, g->pw, attr[CEIL] != 0);
+    g->oh = pooled(g->h, g->kh, g->dh, g->sh, g->ph, attr[CEIL] != 0);
+    g->ow = pooled(g->w, g->kw, g->dw, g->sw, g->pw, attr[CEIL] != 0);
     if (g->oh < 1 || g->ow < 1) {
         *why = "the kernel is larger than the padded input (with ceil_mode=true it may be: one window)";
         return 0;
@@ -64,13 +71,23 @@ static int make_pgeom(const double *attr, const nf_shape *k, const nf_shape *in,
     return 1;
 }
 
-/* include_pad on max pooling: PyTorch's MaxPool has no count_include_pad
- * (there is no divisor), so it is refused rather than ignored. */
-static nf_status check_max_attrs(nf_infer *ctx)
+/* Attributes of one kind of pooling only, refused rather than ignored:
+ * include_pad on max pooling (PyTorch's MaxPool has no divisor), dilation
+ * on average pooling (PyTorch's AvgPool has none); HxW values on a 1-D
+ * pool. */
+static nf_status check_kind_attrs(nf_infer *ctx, int is1d, int max)
 {
-    if (ctx->node->attr_set & (1u << INCLUDE_PAD))
+    if (max && (ctx->node->attr_set & (1u << INCLUDE_PAD)))
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT,
                              "attribute 'include_pad' is for average pooling; max pooling has no divisor");
+    if (!max && (ctx->node->attr_set & (1u << DILATION)))
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT,
+                             "attribute 'dilation' is for max pooling; average pooling has none");
+    static const int pairs[] = {STRIDE, PADDING, DILATION};
+    for (int i = 0; is1d && i < NF_COUNT(pairs); i++)
+        if (ctx->node->attr[pairs[i]] != ctx->node->attr_w[pairs[i]])
+            return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "attribute '%s' is one size on a 1-D pool, not HxW",
+                                 pool_attrs[pairs[i]].name);
     return NF_OK;
 }
 
@@ -82,12 +99,12 @@ static nf_status pool_infer_common(nf_infer *ctx, int is1d, int max)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; it needs %s per sample and a %s kernel",
                              ctx->in_name[0], nf_shape_format(in, s, sizeof s),
                              is1d ? "[channels, length]" : "[channels, height, width]", is1d ? "1-D" : "1-D or 2-D");
-    nf_status st = max ? check_max_attrs(ctx) : NF_OK;
+    nf_status st = check_kind_attrs(ctx, is1d, max);
     if (st != NF_OK)
         return st;
     pgeom g;
     const char *why = "";
-    if (!make_pgeom(ctx->attr, ctx->dims, in, is1d, &g, &why))
+    if (!make_pgeom(ctx->node, ctx->dims, in, is1d, &g, &why))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "%s (input %s)", why, nf_shape_format(in, s, sizeof s));
     /* with padding (and ceil_mode) an axis can grow by one: the output
      * can pass 2^31 where the input did not */
@@ -111,7 +128,7 @@ static pgeom pgeom_of(const nf_exec *e)
 {
     pgeom g;
     const char *why;
-    make_pgeom(e->attr, &e->node->dims, e->in_shape[0], e->in_shape[0]->rank == 2, &g, &why);
+    make_pgeom(e->node, &e->node->dims, e->in_shape[0], e->in_shape[0]->rank == 2, &g, &why);
     return g;
 }
 

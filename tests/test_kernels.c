@@ -111,13 +111,26 @@ static nf_conv_geom conv_geom(int64_t c, int64_t h, int64_t w, int64_t kh, int64
                               int64_t pt, int64_t pb, int64_t pl, int64_t pr)
 {
     nf_conv_geom g = {0};
-    g.c = c, g.h = h, g.w = w, g.o = 1, g.kh = kh, g.kw = kw, g.stride = stride, g.dil = dil, g.groups = 1;
+    g.c = c, g.h = h, g.w = w, g.o = 1, g.kh = kh, g.kw = kw, g.sh = g.sw = stride, g.dh = g.dw = dil, g.groups = 1;
     g.pt = pt, g.pb = pb, g.pl = pl, g.pr = pr;
     g.oh = (h + pt + pb - dil * (kh - 1) - 1) / stride + 1;
     g.ow = (w + pl + pr - dil * (kw - 1) - 1) / stride + 1;
     g.ckk = c * kh * kw;
     g.hw = g.oh * g.ow;
     g.direct = kh == 1 && kw == 1 && stride == 1 && !pt && !pb && !pl && !pr;
+    return g;
+}
+
+/* The same with stride and dilation per axis. */
+static nf_conv_geom conv_geom_axes(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                   int64_t dh, int64_t dw, int64_t ph, int64_t pw)
+{
+    nf_conv_geom g = conv_geom(c, h, w, kh, kw, 1, 1, ph, ph, pw, pw);
+    g.sh = sh, g.sw = sw, g.dh = dh, g.dw = dw;
+    g.oh = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
+    g.ow = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    g.hw = g.oh * g.ow;
+    g.direct = 0;
     return g;
 }
 
@@ -129,6 +142,7 @@ static void test_im2col_variants(void **state)
         conv_geom(2, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1),  conv_geom(3, 13, 7, 5, 3, 2, 1, 2, 1, 0, 2),
         conv_geom(1, 17, 19, 3, 3, 3, 2, 2, 2, 2, 2), conv_geom(4, 1, 29, 1, 5, 1, 3, 0, 0, 4, 4), /* 1-D */
         conv_geom(2, 6, 6, 7, 7, 1, 1, 3, 3, 3, 3),   /* kernel wider than the input */
+        conv_geom_axes(2, 11, 9, 3, 2, 2, 1, 1, 3, 1, 0), conv_geom_axes(1, 8, 13, 2, 3, 1, 3, 2, 1, 0, 2),
     };
     const nf_kernels *ref = nf_kernels_find("reference");
     for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++) {
@@ -164,10 +178,11 @@ static void test_im2col_variants(void **state)
     }
 }
 
-static nf_pool_geom pool_geom(int64_t h, int64_t w, int64_t k, int64_t s, int64_t p, int ceil_mode)
+static nf_pool_geom pool_geom_dilated(int64_t h, int64_t w, int64_t k, int64_t s, int64_t p, int ceil_mode,
+                                      int64_t d)
 {
-    nf_pool_geom g = {1, h, w, 0, 0, k, k, s, s, p, p};
-    int64_t spans[2] = {h + 2 * p - k, w + 2 * p - k}, outs[2];
+    nf_pool_geom g = {1, h, w, 0, 0, k, k, s, s, p, p, d, d};
+    int64_t spans[2] = {h + 2 * p - d * (k - 1) - 1, w + 2 * p - d * (k - 1) - 1}, outs[2];
     for (int a = 0; a < 2; a++) {
         outs[a] = (ceil_mode ? (spans[a] + s - 1) / s : spans[a] / s) + 1;
         if (ceil_mode && (outs[a] - 1) * s >= (a ? w : h) + p)
@@ -178,12 +193,18 @@ static nf_pool_geom pool_geom(int64_t h, int64_t w, int64_t k, int64_t s, int64_
     return g;
 }
 
+static nf_pool_geom pool_geom(int64_t h, int64_t w, int64_t k, int64_t s, int64_t p, int ceil_mode)
+{
+    return pool_geom_dilated(h, w, k, s, p, ceil_mode, 1);
+}
+
 static void test_pool_variants(void **state)
 {
     (void)state;
     const nf_pool_geom geoms[] = {pool_geom(28, 28, 2, 2, 0, 0), pool_geom(7, 9, 2, 2, 0, 0), /* the 2x2 path */
                                   pool_geom(7, 9, 2, 2, 0, 1),   pool_geom(10, 13, 3, 2, 1, 1),
-                                  pool_geom(1, 1, 1, 1, 0, 0),   pool_geom(5, 17, 3, 1, 1, 0)};
+                                  pool_geom(1, 1, 1, 1, 0, 0),   pool_geom(5, 17, 3, 1, 1, 0),
+                                  pool_geom_dilated(11, 12, 3, 2, 1, 1, 2), pool_geom_dilated(9, 8, 2, 1, 1, 0, 3)};
     const nf_kernels *ref = nf_kernels_find("reference");
     for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++) {
         const nf_pool_geom *g = &geoms[i];
