@@ -460,3 +460,176 @@ const nf_op nf_op_conv1d = {
     .flags = NF_OP_GRAD_NO_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_SAVED_FOR_BACKWARD,
     .infer = conv1d_infer, .forward = conv_forward, .backward = conv_backward, .flops = conv_flops,
 };
+
+/* ---- conv_transpose2d: the adjoint of conv2d ---------------------------
+ * As PyTorch's ConvTranspose2d: x [C, H, W], weight [C, O/G, kh, kw],
+ * output [O, OH, OW] with OH = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1.
+ * It is the input gradient of a conv2d from [O, OH, OW] to [C, H, W] with
+ * that weight, so it runs on the same im2col kernels, seen from that
+ * convolution (geometry t: input the output here, output the input):
+ *   forward   cols = W_g^T x_g;  y_g += col2im(cols) (+ b)
+ *   backward  cols = im2col(dy_g);  dx_g += W_g cols;  dW_g += x_g cols^T
+ * Output padding adds rows and columns at the bottom and right that the
+ * windows of t do not reach (bias only). */
+
+enum { TR_OUT, TR_KERNEL, TR_STRIDE, TR_PADDING, TR_OUTPUT_PADDING, TR_DILATION, TR_GROUPS, TR_BIAS, TR_WEIGHT_INIT,
+       TR_BIAS_INIT };
+
+static const nf_attr_spec conv_transpose_attrs[] = {
+    [TR_OUT] = NF_ATTR_REQUIRED_INT("out", 1, 1 << 20, "output channels"),
+    [TR_KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "kernel size: 3, or 3x5 (height x width)"},
+    [TR_STRIDE] = NF_ATTR_INT2_DEF("stride", 1, 1, 1 << 16, "step between windows: 2, or 2x1"),
+    [TR_PADDING] = NF_ATTR_INT2_DEF("padding", 0, 0, 1 << 16, "rows and columns taken off each side: 1, or 1x0"),
+    [TR_OUTPUT_PADDING] = NF_ATTR_INT2_DEF("output_padding", 0, 0, 1 << 16,
+                                           "rows and columns added at the bottom and right (less than the stride "
+                                           "or the dilation)"),
+    [TR_DILATION] = NF_ATTR_INT2_DEF("dilation", 1, 1, 1 << 16, "spacing between kernel taps: 2, or 2x1"),
+    [TR_GROUPS] = NF_ATTR_INT_DEF("groups", 1, 1, 1 << 20, "channel groups"),
+    [TR_BIAS] = NF_ATTR_BOOL_DEF("bias", 1, "add a learned bias per output channel"),
+    [TR_WEIGHT_INIT] = NF_ATTR_ENUM_DEF("weight_init", 0, nf_init_names, "initialisation of the weight"),
+    [TR_BIAS_INIT] = NF_ATTR_ENUM_DEF("bias_init", 0, nf_init_names, "initialisation of the bias"),
+};
+
+/* The geometry t of the convolution this one is the adjoint of; 0 and a
+ * reason when it does not fit. Sizes as in make_geom: the output axis
+ * (H - 1) sh + dh (kh - 1) + 1 + oph is below 2^31 2^16 + 2^47: no
+ * overflow; the products are checked. */
+static int make_transpose_geom(const nf_node *node, const nf_shape *in, geom *t, const char **why)
+{
+    const double *a = node->attr, *aw = node->attr_w;
+    const nf_shape *k = &node->dims;
+    memset(t, 0, sizeof *t);
+    t->o = in->dim[0];
+    t->oh = in->dim[1];
+    t->ow = in->dim[2];
+    t->c = (int64_t)a[TR_OUT];
+    t->groups = (int64_t)a[TR_GROUPS];
+    t->kh = k->dim[0];
+    t->kw = k->rank == 2 ? k->dim[1] : k->dim[0];
+    t->sh = (int64_t)a[TR_STRIDE], t->sw = (int64_t)aw[TR_STRIDE];
+    t->dh = (int64_t)a[TR_DILATION], t->dw = (int64_t)aw[TR_DILATION];
+    int64_t ph = (int64_t)a[TR_PADDING], pw = (int64_t)aw[TR_PADDING];
+    int64_t oph = (int64_t)a[TR_OUTPUT_PADDING], opw = (int64_t)aw[TR_OUTPUT_PADDING];
+    if (t->o % t->groups || t->c % t->groups) {
+        *why = "groups must divide both the input and the output channels";
+        return 0;
+    }
+    if ((oph >= t->sh && oph >= t->dh) || (opw >= t->sw && opw >= t->dw)) {
+        *why = "output_padding must be smaller than the stride or the dilation";
+        return 0;
+    }
+    t->h = (t->oh - 1) * t->sh - 2 * ph + t->dh * (t->kh - 1) + oph + 1;
+    t->w = (t->ow - 1) * t->sw - 2 * pw + t->dw * (t->kw - 1) + opw + 1;
+    if (t->h < 1 || t->w < 1) {
+        *why = "the padding takes off more than the output has";
+        return 0;
+    }
+    t->pt = ph, t->pl = pw;
+    t->pb = ph - oph, t->pr = pw - opw; /* may be negative: rows no window reaches */
+    t->ckk = nf_mul3_checked(t->c / t->groups, t->kh, t->kw);
+    t->hw = nf_mul_checked(t->oh, t->ow);
+    return 1;
+}
+
+static nf_status conv_transpose_infer(nf_infer *ctx)
+{
+    const nf_shape *in = ctx->in[0], *kernel = ctx->dims;
+    char s[64];
+    if (in->rank != 3)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; conv_transpose2d needs [channels, height, width]",
+                             ctx->in_name[0], nf_shape_format(in, s, sizeof s));
+    if (kernel->rank < 1 || kernel->rank > 2)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "kernel must be 3 or 3x5");
+    geom t;
+    const char *why = "";
+    if (!make_transpose_geom(ctx->node, in, &t, &why))
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "%s (input %s)", why, nf_shape_format(in, s, sizeof s));
+    int64_t weight = nf_mul_checked(t.o, t.ckk), out = nf_mul3_checked(t.c, t.h, t.w);
+    int64_t cols = nf_mul_checked(t.ckk, t.hw);
+    if (weight < 0 || weight > MAX_WEIGHT_FLOATS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its weight is too large");
+    if (out < 0 || out > NF_MAX_SAMPLE_ELEMENTS || cols < 0 || cols > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output or columns would have more than 2^31 elements per sample");
+    ctx->out = (nf_shape){3, {t.c, t.h, t.w}};
+    ctx->workspace = cols; /* one sample's columns at a time */
+    int64_t og = t.c / t.groups;
+    /* PyTorch's fans for a [C, O/G, kh, kw] weight: fan_in = O/G kh kw */
+    int64_t fan_in = og * t.kh * t.kw, fan_out = in->dim[0] * t.kh * t.kw;
+    ctx->params[0] = (nf_param_spec){"weight", {4, {t.o, og, t.kh, t.kw}}, (nf_init)ctx->attr[TR_WEIGHT_INIT], 0,
+                                     fan_in, fan_out, 0};
+    ctx->n_params = 1;
+    if (ctx->attr[TR_BIAS] != 0) {
+        ctx->params[1] = (nf_param_spec){"bias", {1, {t.c}}, (nf_init)ctx->attr[TR_BIAS_INIT], 0, fan_in, fan_out, 0};
+        ctx->n_params = 2;
+    }
+    return NF_OK;
+}
+
+static geom transpose_geom_of(const nf_exec *e)
+{
+    geom t;
+    const char *why;
+    make_transpose_geom(e->node, e->in_shape[0], &t, &why);
+    return t;
+}
+
+/* Sample by sample (the products are threaded inside the kernel). */
+static void conv_transpose_forward(const nf_exec *e)
+{
+    geom t = transpose_geom_of(e);
+    int64_t cg = t.o / t.groups, og = t.c / t.groups, in_size = t.o * t.hw, out_size = t.c * t.h * t.w;
+    const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
+    float *cols = e->workspace;
+    for (int64_t s = 0; s < e->batch; s++) {
+        float *y = e->out + s * out_size;
+        for (int64_t o = 0; o < t.c; o++)
+            for (int64_t i = 0; i < t.h * t.w; i++)
+                y[o * t.h * t.w + i] = bias ? bias[o] : 0.0f;
+        for (int64_t grp = 0; grp < t.groups; grp++) {
+            const float *xg = e->in[0] + s * in_size + grp * cg * t.hw, *wg = e->param[0] + grp * cg * t.ckk;
+            e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, t.ckk, t.hw, cg, 1.0f, wg, t.ckk, xg, t.hw, 0.0f, cols, t.hw);
+            e->kernels->col2im_add(&t, cols, t.hw, y + grp * og * t.h * t.w);
+        }
+    }
+}
+
+static void conv_transpose_backward(const nf_exec *e)
+{
+    geom t = transpose_geom_of(e);
+    int64_t cg = t.o / t.groups, og = t.c / t.groups, in_size = t.o * t.hw, out_size = t.c * t.h * t.w;
+    float *cols = e->workspace, *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
+    for (int64_t s = 0; s < e->batch; s++) {
+        const float *dy = e->out_grad + s * out_size;
+        for (int64_t o = 0; db && o < t.c; o++)
+            db[o] += (float)nf_sum_floats(dy + o * t.h * t.w, t.h * t.w);
+        for (int64_t grp = 0; grp < t.groups; grp++) {
+            const float *xg = e->in[0] + s * in_size + grp * cg * t.hw, *wg = e->param[0] + grp * cg * t.ckk;
+            e->kernels->im2col(&t, dy + grp * og * t.h * t.w, cols, t.hw);
+            e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, cg, t.ckk, t.hw, 1.0f, xg, t.hw, cols, t.hw, 1.0f,
+                              e->param_grad[0] + grp * cg * t.ckk, t.ckk);
+            if (e->in_grad[0])
+                e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, cg, t.hw, t.ckk, 1.0f, wg, t.ckk, cols, t.hw, 1.0f,
+                                  e->in_grad[0] + s * in_size + grp * cg * t.hw, t.hw);
+        }
+    }
+}
+
+/* 2 (O/G kh kw) multiply-adds per input element, plus the bias */
+static double conv_transpose_flops(const nf_node *node)
+{
+    const nf_shape *k = &node->dims;
+    double kk = (double)k->dim[0] * (double)(k->rank == 2 ? k->dim[1] : k->dim[0]);
+    double og = node->attr[TR_OUT] / node->attr[TR_GROUPS];
+    return (double)nf_shape_size(&node->inputs[0]->shape) * 2.0 * og * kk +
+           (node->attr[TR_BIAS] != 0 ? (double)nf_shape_size(&node->shape) : 0.0);
+}
+
+const nf_op nf_op_conv_transpose2d = {
+    .name = "conv_transpose2d",
+    .summary = "2-D transposed convolution over [channels, height, width] (PyTorch's ConvTranspose2d)",
+    .min_inputs = 1, .max_inputs = 1,
+    .attrs = conv_transpose_attrs, .n_attrs = NF_COUNT(conv_transpose_attrs),
+    .flags = NF_OP_GRAD_NO_OUTPUT,
+    .infer = conv_transpose_infer, .forward = conv_transpose_forward, .backward = conv_transpose_backward,
+    .flops = conv_transpose_flops,
+};

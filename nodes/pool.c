@@ -245,3 +245,90 @@ const nf_op nf_op_global_avgpool = {
     .infer = global_infer, .forward = global_forward, .backward = global_backward,
     .flops = nf_flops_per_input_element,
 };
+
+/* ---- adaptive average pooling: [C, H, W] -> [C, OH, OW] ----------------
+ * As PyTorch's AdaptiveAvgPool2d (and 1d over [C, L]): output position i
+ * of an axis of n inputs and m outputs averages inputs
+ * [floor(i n / m), ceil((i + 1) n / m)). */
+
+static const nf_attr_spec adaptive_attrs[] = {
+    NF_ATTR_INT2_DEF("size", NAN, 1, 1 << 24, "output size: 7, or 7x5 (height x width); one number for [C, L]"),
+};
+
+static nf_status adaptive_infer(nf_infer *ctx)
+{
+    const nf_shape *in = ctx->in[0];
+    char s[64];
+    if (in->rank != 2 && in->rank != 3)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; it needs [channels, height, width] or "
+                             "[channels, length] per sample", ctx->in_name[0], nf_shape_format(in, s, sizeof s));
+    int64_t oh = (int64_t)ctx->node->attr[0], ow = (int64_t)ctx->node->attr_w[0];
+    if (in->rank == 2 && oh != ow)
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "size is one number for a [channels, length] input");
+    int64_t out = nf_mul3_checked(in->dim[0], in->rank == 3 ? oh : 1, ow);
+    if (out < 0 || out > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
+    ctx->out = in->rank == 3 ? (nf_shape){3, {in->dim[0], oh, ow}} : (nf_shape){2, {in->dim[0], ow}};
+    return NF_OK;
+}
+
+/* The input range [*lo, *hi) of output i of m over n inputs. */
+static void adaptive_range(int64_t i, int64_t n, int64_t m, int64_t *lo, int64_t *hi)
+{
+    *lo = i * n / m;
+    *hi = ((i + 1) * n + m - 1) / m;
+}
+
+/* Plane sizes: h, w in and oh, ow out (1-D: h = oh = 1). */
+static void adaptive_sizes(const nf_exec *e, int64_t *h, int64_t *w, int64_t *oh, int64_t *ow)
+{
+    int two = e->in_shape[0]->rank == 3;
+    *h = two ? e->in_shape[0]->dim[1] : 1;
+    *w = e->in_shape[0]->dim[two ? 2 : 1];
+    *oh = two ? e->out_shape->dim[1] : 1;
+    *ow = e->out_shape->dim[two ? 2 : 1];
+}
+
+static void adaptive_move(const nf_exec *e, int backward)
+{
+    int64_t h, w, oh, ow;
+    adaptive_sizes(e, &h, &w, &oh, &ow);
+    int64_t planes = e->batch * e->in_shape[0]->dim[0];
+    #pragma omp parallel for if (planes * h * w > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                int64_t y0, y1, x0, x1;
+                adaptive_range(oy, h, oh, &y0, &y1);
+                adaptive_range(ox, w, ow, &x0, &x1);
+                double count = (double)((y1 - y0) * (x1 - x0));
+                if (backward) {
+                    float share = (float)(e->out_grad[(p * oh + oy) * ow + ox] / count);
+                    for (int64_t iy = y0; iy < y1; iy++)
+                        for (int64_t ix = x0; ix < x1; ix++)
+                            e->in_grad[0][(p * h + iy) * w + ix] += share;
+                    continue;
+                }
+                double sum = 0.0;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++)
+                        sum += e->in[0][(p * h + iy) * w + ix];
+                e->out[(p * oh + oy) * ow + ox] = (float)(sum / count);
+            }
+}
+
+static void adaptive_forward(const nf_exec *e) { adaptive_move(e, 0); }
+
+static void adaptive_backward(const nf_exec *e)
+{
+    if (e->in_grad[0])
+        adaptive_move(e, 1);
+}
+
+const nf_op nf_op_adaptive_avgpool = {
+    .name = "adaptive_avgpool", .summary = "average pooling to a given output size (PyTorch's AdaptiveAvgPool2d/1d)",
+    .min_inputs = 1, .max_inputs = 1, .attrs = adaptive_attrs, .n_attrs = NF_COUNT(adaptive_attrs),
+    .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
+    .infer = adaptive_infer, .forward = adaptive_forward, .backward = adaptive_backward,
+    .flops = nf_flops_per_input_element,
+};

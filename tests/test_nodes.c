@@ -554,6 +554,31 @@ static void test_attention_matches_primitives(void **state)
     nf_graph_free(g);
 }
 
+/* Per-axis convolution and pooling, padding modes, transposed
+ * convolution, upsampling and adaptive pooling. */
+static void test_conv_options(void **state)
+{
+    (void)state;
+    int64_t d3[] = {2, 7, 6}, d2[] = {2, 9};
+    check_op("conv2d", 3, d3, ATTRS("out", "2", "kernel", "3x2", "stride", "2x1", "padding", "1x2", "dilation", "1x2"), 2);
+    check_op("conv2d", 3, d3, ATTRS("out", "2", "kernel", "3", "padding", "2", "padding_mode", "reflect"), 2);
+    check_op("conv2d", 3, d3, ATTRS("out", "2", "kernel", "2x3", "padding", "1x2", "padding_mode", "replicate"), 2);
+    check_op("conv2d", 3, d3, ATTRS("out", "2", "kernel", "3", "padding", "1", "padding_mode", "circular", "groups",
+                                    "2"), 2);
+    check_op("conv1d", 2, d2, ATTRS("out", "3", "kernel", "3", "padding", "2", "padding_mode", "circular"), 2);
+    check_op("conv_transpose2d", 3, d3, ATTRS("out", "3", "kernel", "3x2", "stride", "2", "padding", "1x0",
+                                              "output_padding", "1", "dilation", "1x2"), 2);
+    check_op("conv_transpose2d", 3, d3, ATTRS("out", "4", "kernel", "2", "groups", "2", "bias", "false"), 2);
+    check_op("maxpool", 3, d3, ATTRS("kernel", "3x2", "stride", "2x1", "padding", "1x0", "dilation", "2x1"), 2);
+    check_op("maxpool1d", 2, d2, ATTRS("kernel", "2", "dilation", "3", "ceil_mode", "true"), 2);
+    check_op("avgpool", 3, d3, ATTRS("kernel", "3x2", "stride", "1x2", "padding", "1", "include_pad", "true"), 2);
+    check_op("adaptive_avgpool", 3, d3, ATTRS("size", "3x4"), 2);
+    check_op("adaptive_avgpool", 2, d2, ATTRS("size", "4"), 2);
+    check_op("upsample", 3, d3, ATTRS("scale", "2x3"), 2);
+    check_op("upsample", 3, d3, ATTRS("size", "11x9", "mode", "bilinear"), 2);
+    check_op("upsample", 3, d3, ATTRS("scale", "2", "mode", "bilinear", "align_corners", "true"), 2);
+}
+
 /* Dropout: about p of the elements zeroed and the rest scaled in
  * training, none in inference, the same masks from the same seed. */
 static void test_dropout_values(void **state)
@@ -716,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_dropout_values),
         cmocka_unit_test(test_attention_blocks),
         cmocka_unit_test(test_attention_matches_primitives),
+        cmocka_unit_test(test_conv_options),
     };
     return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
 }

@@ -287,6 +287,54 @@ static void test_attention(void **state)
     fixture_free(&f);
 }
 
+/* Convolution and pooling options against PyTorch
+ * (tests/fixtures/make_torch_conv.py, which also wrote the model): per-axis
+ * stride, padding and dilation, padding modes, dilated max pooling,
+ * average pooling counting the padding, adaptive average pooling,
+ * transposed convolutions and upsampling. */
+static void test_conv_options(void **state)
+{
+    (void)state;
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_conv.txt");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/torch_conv.nfg", NF_SOURCE_DIR);
+    nf_graph *g;
+    assert_ok(nf_model_load(path, &g, NULL, &err), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING | NF_PLAN_KEEP_VALUES, &plan, &err), &err);
+    static const char *params[] = {"c1.weight", "c1.bias", "c2.weight", "c2.bias", "c3.weight", "c3.bias",
+                                   "c4.weight", "c4.bias", "d1.weight", "d1.bias", "t1.weight", "t1.bias",
+                                   "t2.weight"};
+    enum { N_PARAMS = sizeof params / sizeof params[0] };
+    for (int i = 0; i < N_PARAMS; i++)
+        load_param(g, &f, params[i]);
+    static const char *outs[] = {"c1", "c2", "c3", "c4", "d1", "m1", "m2", "m3", "a1", "ad1", "ad2",
+                                 "t1", "t2", "u1", "u2", "u3", "u4"};
+    enum { N_OUTS = sizeof outs / sizeof outs[0] };
+    char name[64];
+    load_input(plan, nf_graph_find(g, "x"), &f);
+    load_input(plan, nf_graph_find(g, "s"), &f);
+    for (int i = 0; i < N_OUTS; i++) {
+        snprintf(name, sizeof name, "t_%s", outs[i]);
+        load_input(plan, nf_graph_find(g, name), &f);
+    }
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    assert_ok(nf_plan_backward(plan, &err), &err);
+    for (int i = 0; i < N_OUTS; i++)
+        expect_node_value(plan, nf_graph_find(g, outs[i]), &f, outs[i]);
+    float loss = (float)nf_plan_loss(plan);
+    assert_close("loss", &loss, fixture_get(&f, "loss")->data, 1, RTOL);
+    for (int i = 0; i < N_PARAMS; i++)
+        expect_param_grad(g, &f, params[i]);
+    expect_input_grad(plan, nf_graph_find(g, "x"), &f);
+    expect_input_grad(plan, nf_graph_find(g, "s"), &f);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
 /* A PyTorch LeNet-5's weights give PyTorch's logits in nodeflow. */
 /* Copies fixture tensor `name` into a plan input. */
 static void set_input_from(nf_plan *plan, const nf_node *node, const fixture *f, const char *name)
@@ -383,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_lstm),
         cmocka_unit_test(test_gru),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_conv_options),
     };
     return cmocka_run_group_tests_name("torch", tests, NULL, NULL);
 }
