@@ -20,7 +20,7 @@
 #include "nodeflow/graph.h"
 
 #define NF_MAX_ATTRS 16
-#define NF_MAX_PARAMS 4
+#define NF_MAX_PARAMS 32 /* a 4-layer bidirectional lstm has 32 */
 
 typedef enum nf_attr_type {
     NF_ATTR_INT,

@@ -17,7 +17,7 @@ extern const nf_op nf_op_l1_penalty, nf_op_l2_penalty;
 extern const nf_op nf_op_conv2d, nf_op_conv1d, nf_op_conv_transpose2d, nf_op_upsample;
 extern const nf_op nf_op_dropout, nf_op_batchnorm, nf_op_layernorm;
 extern const nf_op nf_op_copy, nf_op_flatten, nf_op_reshape, nf_op_concat, nf_op_slice, nf_op_transpose, nf_op_permute;
-extern const nf_op nf_op_lstm, nf_op_gru, nf_op_embedding, nf_op_one_hot;
+extern const nf_op nf_op_lstm, nf_op_gru, nf_op_rnn, nf_op_embedding, nf_op_one_hot;
 extern const nf_op nf_op_maxpool, nf_op_avgpool, nf_op_maxpool1d, nf_op_avgpool1d, nf_op_global_avgpool;
 extern const nf_op nf_op_adaptive_avgpool;
 
@@ -28,7 +28,7 @@ static const nf_op *const registry[] = {
     &nf_op_maxpool, &nf_op_avgpool, &nf_op_maxpool1d, &nf_op_avgpool1d, &nf_op_global_avgpool,
     &nf_op_adaptive_avgpool,
     &nf_op_dropout, &nf_op_batchnorm, &nf_op_layernorm,
-    &nf_op_lstm, &nf_op_gru, &nf_op_embedding, &nf_op_one_hot, &nf_op_attention,
+    &nf_op_lstm, &nf_op_gru, &nf_op_rnn, &nf_op_embedding, &nf_op_one_hot, &nf_op_attention,
     &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_scale,
     &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,
     &nf_op_elu, &nf_op_gelu, &nf_op_silu, &nf_op_softplus, &nf_op_hardtanh, &nf_op_relu6,

@@ -482,6 +482,29 @@ static void test_attention_blocks(void **state)
         snprintf(text, sizeof text, "nodeflow 1\n%s", models[i]);
         check_model_text(text, 2);
     }
+    /* dropout between layers acts in training only: two training runs
+     * differ, two inference runs do not */
+    nf_error err;
+    const char *text2 = "nodeflow 1\nx = input shape=6x3\ny = lstm x hidden=8 num_layers=2 dropout=0.5\n"
+                        "o = output y\n";
+    nf_graph *g;
+    assert_ok(nf_model_parse(text2, strlen(text2), "drop", &g, NULL, &err), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING, &plan, &err), &err);
+    fill_inputs(plan, g, 0, 3);
+    float runs[4][96];
+    nf_tensor out;
+    for (int r = 0; r < 4; r++) {
+        nf_plan_set_training(plan, r < 2);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        assert_ok(nf_plan_value(plan, nf_graph_find(g, "o"), &out, &err), &err);
+        assert_int_equal(nf_shape_size(&out.shape), 96);
+        memcpy(runs[r], out.data, sizeof runs[r]);
+    }
+    assert_true(memcmp(runs[0], runs[1], sizeof runs[0]) != 0);
+    assert_memory_equal(runs[2], runs[3], sizeof runs[2]);
+    nf_plan_free(plan);
+    nf_graph_free(g);
 }
 
 /* Copies `count` floats of parameter `from` (from element `at`) into
@@ -577,6 +600,27 @@ static void test_conv_options(void **state)
     check_op("upsample", 3, d3, ATTRS("scale", "2x3"), 2);
     check_op("upsample", 3, d3, ATTRS("size", "11x9", "mode", "bilinear"), 2);
     check_op("upsample", 3, d3, ATTRS("scale", "2", "mode", "bilinear", "align_corners", "true"), 2);
+}
+
+/* Stacked and bidirectional recurrent layers with dropout between them,
+ * initial states as inputs and final states as outputs, and rnn. */
+static void test_recurrent_stacks(void **state)
+{
+    (void)state;
+    static const char *const models[] = {
+        "x = input shape=4x3 grad=true\ny = lstm x hidden=3 num_layers=2 bidirectional=true dropout=0.4\n",
+        "x = input shape=4x3 grad=true\nh = input shape=2x3 grad=true\nc = input shape=2x3 grad=true\n"
+        "y = lstm x h c hidden=3 bidirectional=true output=cell\n",
+        "x = input shape=4x3 grad=true\nh = input shape=3x2 grad=true\n"
+        "y = gru x h hidden=2 num_layers=3 output=state dropout=0.2\n",
+        "x = input shape=4x3 grad=true\ny = rnn x hidden=3 num_layers=2 bidirectional=true\n",
+        "x = input shape=4x3 grad=true\nh = input shape=1x3 grad=true\ny = rnn x h hidden=3 nonlinearity=relu\n",
+    };
+    char text[512];
+    for (int i = 0; i < (int)(sizeof models / sizeof models[0]); i++) {
+        snprintf(text, sizeof text, "nodeflow 1\n%s", models[i]);
+        check_model_text(text, 2);
+    }
 }
 
 /* Dropout: about p of the elements zeroed and the rest scaled in
@@ -742,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_attention_blocks),
         cmocka_unit_test(test_attention_matches_primitives),
         cmocka_unit_test(test_conv_options),
+        cmocka_unit_test(test_recurrent_stacks),
     };
     return cmocka_run_group_tests_name("nodes", tests, NULL, NULL);
 }

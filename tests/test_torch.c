@@ -335,6 +335,57 @@ static void test_conv_options(void **state)
     fixture_free(&f);
 }
 
+/* Stacked, bidirectional recurrent layers against PyTorch
+ * (tests/fixtures/make_torch_rnn_stack.py, which also wrote the model):
+ * lstm with initial states and its final states as outputs (sharing the
+ * weights), gru of 3 layers and with its final state out, rnn (relu,
+ * bidirectional; tanh without bias). Every parameter of the graph is in
+ * the fixture under its name, and so is its gradient. */
+static void test_recurrent_stacks(void **state)
+{
+    (void)state;
+    nf_error err;
+    fixture f;
+    fixture_load(&f, "torch_rnn_stack.txt");
+    char path[1024], name[128];
+    snprintf(path, sizeof path, "%s/tests/fixtures/torch_rnn_stack.nfg", NF_SOURCE_DIR);
+    nf_graph *g;
+    assert_ok(nf_model_load(path, &g, NULL, &err), &err);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING | NF_PLAN_KEEP_VALUES, &plan, &err), &err);
+    int n_params = nf_graph_param_count(g);
+    assert_int_equal(n_params, 16 + 12 + 8 + 16 + 2); /* seq, g1, g2, r1, r2 */
+    for (int k = 0; k < n_params; k++) {
+        const char *param;
+        nf_graph_param(g, k, &param, NULL, NULL);
+        load_param(g, &f, param);
+    }
+    static const char *inputs[] = {"x", "h0", "c0", "gh0"};
+    static const char *outs[] = {"seq", "hn", "cn", "g1", "g2", "r1", "r2"};
+    for (int i = 0; i < 4; i++)
+        load_input(plan, nf_graph_find(g, inputs[i]), &f);
+    for (int i = 0; i < 7; i++) {
+        snprintf(name, sizeof name, "t_%s", outs[i]);
+        load_input(plan, nf_graph_find(g, name), &f);
+    }
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    assert_ok(nf_plan_backward(plan, &err), &err);
+    for (int i = 0; i < 7; i++)
+        expect_node_value(plan, nf_graph_find(g, outs[i]), &f, outs[i]);
+    float loss = (float)nf_plan_loss(plan);
+    assert_close("loss", &loss, fixture_get(&f, "loss")->data, 1, RTOL);
+    for (int k = 0; k < n_params; k++) {
+        const char *param;
+        nf_graph_param(g, k, &param, NULL, NULL);
+        expect_param_grad(g, &f, param);
+    }
+    for (int i = 0; i < 4; i++)
+        expect_input_grad(plan, nf_graph_find(g, inputs[i]), &f);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
 /* A PyTorch LeNet-5's weights give PyTorch's logits in nodeflow. */
 /* Copies fixture tensor `name` into a plan input. */
 static void set_input_from(nf_plan *plan, const nf_node *node, const fixture *f, const char *name)
@@ -432,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_gru),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_conv_options),
+        cmocka_unit_test(test_recurrent_stacks),
     };
     return cmocka_run_group_tests_name("torch", tests, NULL, NULL);
 }
