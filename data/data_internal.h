@@ -89,6 +89,10 @@ struct nf_batcher {
     int task;               /* nf_task of the data, decided with that check */
 };
 
+/* The next batch as sample indices (into the batcher's order, valid until
+ * the next call): their count, 0 at the end of the epoch. */
+int64_t nf_batcher_take(nf_batcher *b, const int64_t **indices);
+
 /* Checkpoints: the batch size, the data's size, the epoch's shuffle state
  * and the position in it (see nf_optimizer_load_state for `apply`). */
 nf_status nf_batcher_save_state(const nf_batcher *b, nf_record *r, nf_error *err);

@@ -409,17 +409,24 @@ void nf_batcher_rewind(nf_batcher *b)
     b->next = 0;
 }
 
+int64_t nf_batcher_take(nf_batcher *b, const int64_t **indices)
+{
+    int64_t rows = b->ds->count - b->next < b->batch ? b->ds->count - b->next : b->batch;
+    *indices = b->order + b->next;
+    b->next += rows;
+    return rows;
+}
+
 int64_t nf_batcher_next(nf_batcher *b, float *x, float *y)
 {
     const nf_dataset *ds = b->ds;
-    int64_t rows = ds->count - b->next < b->batch ? ds->count - b->next : b->batch;
+    const int64_t *index;
+    int64_t rows = nf_batcher_take(b, &index);
     int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
     for (int64_t r = 0; r < rows; r++) {
-        int64_t i = b->order[b->next + r];
-        memcpy(x + r * xs, ds->x + i * xs, (size_t)xs * sizeof(float));
-        memcpy(y + r * ys, ds->y + i * ys, (size_t)ys * sizeof(float));
+        memcpy(x + r * xs, ds->x + index[r] * xs, (size_t)xs * sizeof(float));
+        memcpy(y + r * ys, ds->y + index[r] * ys, (size_t)ys * sizeof(float));
     }
-    b->next += rows;
     return rows;
 }
 

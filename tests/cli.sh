@@ -30,7 +30,7 @@ expect 2 "train with an unknown optimizer key" "$nodeflow" train "$src/models/xo
 contains "$work/err" "has no hyper-parameter 'momentun'" "unknown optimizer key"
 expect 2 "data that does not fit the model" "$nodeflow" train "$src/models/fashion_mlp.nfg" \
     --data "csv:$src/tests/data/xor.csv,label=2"
-contains "$work/err" "input 'x' takes [784] per sample but the data's samples are [2]" "data shape"
+contains "$work/err" "input 'x' takes [784] per sample but the data's features are [2]" "data shape"
 
 # check and dot
 expect 0 "check" "$nodeflow" check "$src/models/fashion_mlp.nfg"
@@ -49,7 +49,7 @@ printf 'a,b\n0,0\n1,1\n' >"$work/features.csv"
 expect 0 "infer to npy" "$nodeflow" infer "$xor" --weights "$work/xor.st" --input "$work/features.csv" --output "$work/o.npy"
 if head -c 6 "$work/o.npy" | grep -q NUMPY; then ok; else bad "infer .npy output"; fi
 expect 2 "infer with the wrong feature count" "$nodeflow" infer "$xor" --weights "$work/xor.st" --input "$src/tests/data/xor.csv"
-contains "$work/err" "input 'x' takes [2] per sample but the data has [3]" "infer feature count"
+contains "$work/err" "input 'x' takes [2] per sample but the data's features are [3]" "infer feature count"
 expect 2 "eval with missing weights" "$nodeflow" eval "$xor" --weights "$work/none.st" --data "csv:$src/tests/data/xor.csv,label=2"
 expect 2 "eval with weights of another model" "$nodeflow" eval "$src/models/fashion_mlp.nfg" --weights "$work/xor.st" --data fashion-mnist:test
 contains "$work/err" "is missing" "weights of another model"
@@ -242,6 +242,27 @@ grep '^epoch 300/300' "$work/out" >"$work/ml.line"
 contains "$work/ml.line" "label-acc" "per-label accuracy in the epoch line"
 subset=$(sed 's/.*val loss.*subset-acc \([0-9.]*\)%.*/\1/' "$work/ml.line")
 if awk "BEGIN{exit !($subset >= 95)}"; then ok; else bad "multi-label subset accuracy after 300 epochs: $subset"; cat "$work/ml.line"; fi
+# Several feature inputs and several losses: a sample's features are the
+# feature inputs' values one after another (a [2], then b [1]), its labels
+# likewise (ya, a class; yb, a value)
+awk 'BEGIN {for (a = 0; a < 8; a++) for (b = 0; b < 8; b++) print a, b, (a + b) % 3}' | npy_u8 "$work/abc.npy" 64 3
+awk 'BEGIN {for (a = 0; a < 8; a++) for (b = 0; b < 8; b++) print (a > b), a + b}' | npy_u8 "$work/two.npy" 64 2
+printf 'nodeflow 1\na = input shape=2\nb = input shape=1\nya = input shape=scalar\nyb = input shape=1\n' >"$work/two.nfg"
+printf 'h = concat a b\nr = relu h\nf = linear r out=16\ng = tanh f\ncls = linear g out=2\nreg = linear g out=1\n' >>"$work/two.nfg"
+printf 'l1 = cross_entropy cls ya\nl2 = mse reg yb\n[train]\noptimizer = adam\nlr = 0.02\nbatch = 16\n' >>"$work/two.nfg"
+expect 0 "train two inputs and two losses" "$nodeflow" train "$work/two.nfg" --data "npy:$work/abc.npy,$work/two.npy" \
+    --epochs 200 --out "$work/two.st"
+grep '^epoch 200/200' "$work/out" >"$work/two.line"
+acc=$(sed 's/.* acc \([0-9.]*\)%.*/\1/' "$work/two.line")
+if awk "BEGIN{exit !($acc >= 90)}"; then ok; else bad "two inputs, two losses: accuracy $acc"; cat "$work/two.line"; fi
+expect 0 "eval two inputs and two losses" "$nodeflow" eval "$work/two.nfg" --weights "$work/two.st" \
+    --data "npy:$work/abc.npy,$work/two.npy" --json
+contains "$work/out" '"task": "classes"' "eval of two losses scores the first"
+expect 0 "infer two feature inputs" "$nodeflow" infer "$work/two.nfg" --weights "$work/two.st" --input "$work/abc.npy"
+if [ "$(wc -l <"$work/out")" = 64 ]; then ok; else bad "infer two feature inputs: $(wc -l <"$work/out") rows"; fi
+expect 2 "features short of two inputs" "$nodeflow" infer "$work/two.nfg" --weights "$work/two.st" --input "$work/ab.npy"
+contains "$work/err" "inputs 'a' [2] and 'b' [1] take 3 floats per sample together but the data's features are [2]" \
+    "two inputs' sizes named"
 expect 0 "eval a multi-label classifier" "$nodeflow" eval "$work/ml.nfg" --weights "$work/ml.st" \
     --data "npy:$work/ab.npy,$work/ml.npy" --json
 contains "$work/out" '"task": "multi-label"' "eval's task"

@@ -210,7 +210,7 @@ static trainer make_trainer(const nf_dataset *ds, uint64_t seed)
     nf_node *y = nf_input(tr.g, "y", 0, NULL);
     nf_node *h = nf_relu(tr.g, NULL, nf_linear(tr.g, "fc1", x, 32));
     nf_cross_entropy_loss(tr.g, "loss", nf_linear(tr.g, "fc2", h, 10), y);
-    tr.bind = (nf_binding){x, y, NULL, 0};
+    tr.bind = (nf_binding){.x = x, .y = y}; /* by hand: one feature and one label input */
     assert_ok(nf_plan_compile(tr.g, 64, NF_PLAN_TRAINING, &tr.plan, &err), &err);
     assert_ok(nf_optimizer_new(tr.g, "adam", &tr.t.opt, &err), &err);
     assert_ok(nf_optimizer_set(tr.t.opt, "accumulate", 3, &err), &err);

@@ -104,15 +104,6 @@ static int run_all(session *s, const nf_dataset *ds, float **scores, int64_t *sc
     nf_shape shape;
     nf_node_shape(s->bind.scores, &shape, NULL);
     *score_size = nf_shape_size(&shape);
-    int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
-    nf_shape want;
-    nf_node_shape(s->bind.x, &want, NULL);
-    if (nf_shape_size(&want) != xs) {
-        char a[64], b[64];
-        fprintf(stderr, "nodeflow: input '%s' takes %s per sample but the data has %s\n", nf_node_name(s->bind.x),
-                nf_shape_format(&want, a, sizeof a), nf_shape_format(&ds->x_shape, b, sizeof b));
-        return EXIT_USAGE;
-    }
     *scores = malloc((size_t)(ds->count * *score_size) * sizeof(float));
     if (!*scores) {
         fprintf(stderr, "nodeflow: out of memory\n");
@@ -122,15 +113,10 @@ static int run_all(session *s, const nf_dataset *ds, float **scores, int64_t *sc
     double total = 0;
     for (int64_t start = 0; start < ds->count; start += capacity) {
         int64_t rows = ds->count - start < capacity ? ds->count - start : capacity;
-        nf_tensor x, y, out;
-        if (nf_plan_set_batch(s->plan, rows, &err) != NF_OK || nf_plan_input(s->plan, s->bind.x, &x, &err) != NF_OK ||
-            (s->bind.y && nf_plan_input(s->plan, s->bind.y, &y, &err) != NF_OK))
+        nf_tensor out;
+        if (nf_plan_set_batch(s->plan, rows, &err) != NF_OK ||
+            nf_binding_feed(s->plan, &s->bind, ds, start, rows, &err) != NF_OK)
             return cli_fail(&err);
-        memcpy(x.data, ds->x + start * xs, (size_t)(rows * xs) * sizeof(float));
-        if (s->bind.y && nf_shape_size(&y.shape) == rows * ys) /* labels, when the data has them */
-            memcpy(y.data, ds->y + start * ys, (size_t)(rows * ys) * sizeof(float));
-        else if (s->bind.y)
-            memset(y.data, 0, (size_t)nf_shape_size(&y.shape) * sizeof(float));
         if (nf_plan_forward(s->plan, &err) != NF_OK || nf_plan_value(s->plan, s->bind.scores, &out, &err) != NF_OK)
             return cli_fail(&err);
         memcpy(*scores + start * *score_size, out.data, (size_t)(rows * *score_size) * sizeof(float));
@@ -280,14 +266,15 @@ int cmd_eval(int argc, char **argv)
     if (rc == EXIT_OK) {
         nf_shape shape;
         nf_node_shape(s.bind.scores, &shape, NULL);
-        int class_labels = shape.rank == 1 && ds->y_shape.rank == 0 && size > 1; /* C scores, one label */
+        int one_label = s.bind.n_y == 1;
+        int class_labels = one_label && shape.rank == 1 && ds->y_shape.rank == 0 && size > 1; /* C scores, one label */
         if (class_labels && nf_dataset_check_classes(ds, size, &err) != NF_OK)
             rc = cli_fail(&err);
         else if (class_labels)
             classification_report(ds, scores, size, loss, o.json);
-        else if (size == 1 && ds->classes == 2 && binary_scores(&s, ds->count, &scores))
+        else if (one_label && size == 1 && ds->classes == 2 && binary_scores(&s, ds->count, &scores))
             classification_report(ds, scores, 2, loss, o.json);
-        else if (size == nf_shape_size(&ds->y_shape))
+        else if (!one_label || size == nf_shape_size(&ds->y_shape))
             rc = task_report(&s, ds, o.json);
         else
             rc = cli_usage("eval", "the outputs (%lld per sample) match neither class labels nor targets",

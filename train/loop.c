@@ -18,21 +18,34 @@ static int64_t positions_of(const nf_plan *plan, const nf_binding *bind)
     return nf_shape_size(s) / s->dim[s->rank - 1] * nf_plan_steps(plan);
 }
 
+/* Floats per sample of a plan's input (its steps included, for a
+ * sequence input of an unrolled plan). */
+static int64_t input_floats(const nf_plan *plan, const nf_node *node)
+{
+    nf_tensor view;
+    if (nf_plan_input((nf_plan *)plan, node, &view, NULL) != NF_OK || view.shape.rank < 1 || view.shape.dim[0] < 1)
+        return -1;
+    return nf_shape_size(&view.shape) / view.shape.dim[0];
+}
+
 /* Whether accuracy means something: [..., C] scores per sample (times the
  * steps of an unrolled plan) with one class-index label per position, or
  * one score per position against 0/1 labels. Other targets (regression,
  * multi-label, per-step values) train and evaluate by their loss alone. */
 static int classifies(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind)
 {
-    if (!bind->scores || bind->scores->shape.rank < 1 || positions_of(plan, bind) != nf_shape_size(&ds->y_shape))
+    if (!bind->scores || bind->scores->shape.rank < 1 || !bind->y || positions_of(plan, bind) != input_floats(plan, bind->y))
         return 0;
     int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
     return c > 1 || (ds->classes > 0 && ds->classes <= 2); /* C scores and a label each, or 0/1 labels */
 }
 
-/* Whether every label is 0 or 1. */
-static int labels_binary(const nf_dataset *ds)
+/* Whether every label is 0 or 1 (`all` 0: the first label input's share
+ * of them is not known here: no). */
+static int labels_binary(const nf_dataset *ds, int all)
 {
+    if (!all)
+        return 0;
     int64_t n = ds->count * nf_shape_size(&ds->y_shape);
     for (int64_t i = 0; i < n; i++)
         if (ds->y[i] != 0.0f && ds->y[i] != 1.0f)
@@ -47,34 +60,55 @@ static nf_task task_of(const nf_plan *plan, const nf_dataset *ds, const nf_bindi
 {
     if (classifies(plan, ds, bind))
         return NF_TASK_CLASSES;
-    if (!bind->scores || nf_shape_size(&bind->scores->shape) * nf_plan_steps(plan) != nf_shape_size(&ds->y_shape))
+    if (!bind->scores || !bind->y || nf_shape_size(&bind->scores->shape) * nf_plan_steps(plan) != input_floats(plan, bind->y))
         return NF_TASK_LOSS_ONLY;
-    return bind->threshold == 0.0 && labels_binary(ds) ? NF_TASK_MULTI_LABEL : NF_TASK_REGRESSION;
+    return bind->threshold == 0.0 && labels_binary(ds, bind->n_y == 1) ? NF_TASK_MULTI_LABEL : NF_TASK_REGRESSION;
+}
+
+/* The inputs' per-sample floats must add up to the data's: "input 'x'
+ * takes [784] per sample but the data's features are [2]" (several:
+ * "inputs 'a' [784] and 'b' [3] take 787 floats per sample ..."). */
+static nf_status check_part(const nf_plan *plan, const nf_node *const *nodes, int n, const nf_shape *data,
+                            const char *what, nf_error *err)
+{
+    int64_t total = 0;
+    char names[512] = "", shape[64];
+    for (int i = 0; i < n; i++) {
+        nf_tensor view;
+        if (nf_plan_input((nf_plan *)plan, nodes[i], &view, NULL) != NF_OK)
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' is not an input of the plan", nodes[i]->name);
+        nf_shape per_sample = view.shape; /* [steps, shape] for a sequence input of an unrolled plan */
+        per_sample.rank--;
+        memmove(per_sample.dim, per_sample.dim + 1, (size_t)per_sample.rank * sizeof(int64_t));
+        total += nf_shape_size(&per_sample);
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'%s%s",
+                 i == 0 ? "" : i == n - 1 ? " and " : ", ", nodes[i]->name, n > 1 ? " " : "",
+                 n > 1 ? nf_shape_format(&per_sample, shape, sizeof shape) : "");
+        if (n == 1)
+            nf_shape_format(&per_sample, shape, sizeof shape);
+    }
+    if (total == nf_shape_size(data))
+        return NF_OK;
+    char have[64];
+    nf_shape_format(data, have, sizeof have);
+    if (n == 1)
+        return nf_fail(err, NF_ERR_SHAPE, "input %s takes %s per sample but the data's %s are %s", names, shape, what,
+                       have);
+    return nf_fail(err, NF_ERR_SHAPE, "inputs %s take %lld floats per sample together but the data's %s are %s",
+                   names, (long long)total, what, have);
 }
 
 /* The dataset's per-sample sizes must match the bound input nodes. */
 static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
                                nf_error *err)
 {
-    if (!plan || !ds || !bind || !bind->x || !bind->y)
+    if (!plan || !ds || !bind || !bind->x || !bind->y || bind->n_x < 1 || bind->n_y < 1)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "training needs a plan, data and bound x and y inputs");
-    const nf_node *pairs[2] = {bind->x, bind->y};
-    const nf_shape *data[2] = {&ds->x_shape, &ds->y_shape};
-    for (int i = 0; i < 2; i++) {
-        nf_tensor view;
-        nf_status st = nf_plan_input((nf_plan *)plan, pairs[i], &view, err);
-        if (st != NF_OK)
-            return st;
-        nf_shape per_sample = view.shape; /* [steps, shape] for a sequence input of an unrolled plan */
-        per_sample.rank--;
-        memmove(per_sample.dim, per_sample.dim + 1, (size_t)per_sample.rank * sizeof(int64_t));
-        if (nf_shape_size(&per_sample) != nf_shape_size(data[i])) {
-            char a[64], b[64];
-            return nf_fail(err, NF_ERR_SHAPE, "input '%s' takes %s per sample but the data's samples are %s",
-                           pairs[i]->name, nf_shape_format(&per_sample, a, sizeof a),
-                           nf_shape_format(data[i], b, sizeof b));
-        }
-    }
+    nf_status st = check_part(plan, bind->xs, bind->n_x, &ds->x_shape, "features", err);
+    if (st == NF_OK)
+        st = check_part(plan, bind->ys, bind->n_y, &ds->y_shape, "labels", err);
+    if (st != NF_OK)
+        return st;
     if (bind->scores) {
         nf_tensor view;
         nf_status st = nf_plan_value(plan, bind->scores, &view, err);
@@ -84,7 +118,7 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
             return nf_fail(err, NF_ERR_SHAPE, "with %lld time steps the scores must be an output node ('%s' is %s)",
                            (long long)plan->time_steps, bind->scores->name, bind->scores->op->name);
         int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
-        if (classifies(plan, ds, bind) && ds->classes > c && c > 1)
+        if (classifies(plan, ds, bind) && bind->n_y == 1 && ds->classes > c && c > 1)
             return nf_fail(err, NF_ERR_SHAPE, "the data has %lld classes but '%s' scores %lld", (long long)ds->classes,
                            bind->scores->name, (long long)c);
     }
@@ -97,7 +131,7 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
 static nf_status check_labels(int scored_classes, const nf_dataset *ds, const nf_binding *bind, int64_t *checked,
                               nf_error *err)
 {
-    if (!scored_classes)
+    if (!scored_classes || bind->n_y > 1) /* several label inputs: the losses see their own */
         return NF_OK;
     int64_t c = bind->scores->shape.dim[bind->scores->shape.rank - 1];
     if (c <= 1 || (checked && *checked == c))
@@ -255,6 +289,66 @@ static nf_status check_streams(const nf_dataset *ds, int64_t batch, int shuffle,
     return NF_OK;
 }
 
+/* A binding filled by hand with x and y only (n_x, n_y 0) stands for
+ * one feature and one label input. */
+static nf_binding normalized(const nf_binding *bind)
+{
+    nf_binding b = *bind;
+    if (b.n_x == 0 && b.x)
+        b.xs[b.n_x++] = b.x;
+    if (b.n_y == 0 && b.y)
+        b.ys[b.n_y++] = b.y;
+    return b;
+}
+
+/* Samples (index[r], or start + r when index is NULL) of `src`, `width`
+ * floats each, into the inputs `nodes` one after another. */
+static void feed_part(nf_plan *plan, const nf_node *const *nodes, int n, const float *src, int64_t width,
+                      const int64_t *index, int64_t start, int64_t rows)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        nf_tensor view;
+        nf_plan_input(plan, nodes[i], &view, NULL);
+        int64_t size = input_floats(plan, nodes[i]);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t sample = index ? index[r] : start + r;
+            memcpy(view.data + r * size, src + sample * width + at, (size_t)size * sizeof(float));
+        }
+        at += size;
+    }
+}
+
+/* Features always; labels when the data has them for the label inputs. */
+static void feed(nf_plan *plan, const nf_binding *bind, const nf_dataset *ds, const int64_t *index, int64_t start,
+                 int64_t rows, int labels)
+{
+    feed_part(plan, bind->xs, bind->n_x, ds->x, nf_shape_size(&ds->x_shape), index, start, rows);
+    if (labels)
+        feed_part(plan, bind->ys, bind->n_y, ds->y, nf_shape_size(&ds->y_shape), index, start, rows);
+}
+
+nf_status nf_binding_feed(nf_plan *plan, const nf_binding *bind, const nf_dataset *ds, int64_t start, int64_t rows,
+                          nf_error *err)
+{
+    if (!plan || !bind || !ds)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_binding_feed: NULL argument");
+    nf_binding whole = normalized(bind);
+    bind = &whole;
+    if (bind->n_x < 1)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_binding_feed: the binding has no feature input");
+    if (start < 0 || rows < 0 || start > ds->count - rows || rows > plan->capacity)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_binding_feed: samples [%lld, %lld) of %lld in a plan for %lld",
+                       (long long)start, (long long)(start + rows), (long long)ds->count, (long long)plan->capacity);
+    nf_status st = check_part(plan, bind->xs, bind->n_x, &ds->x_shape, "features", err);
+    if (st != NF_OK)
+        return st;
+    nf_error ignored;
+    int labels = bind->n_y > 0 && check_part(plan, bind->ys, bind->n_y, &ds->y_shape, "labels", &ignored) == NF_OK;
+    feed(plan, bind, ds, NULL, start, rows, labels);
+    return NF_OK;
+}
+
 nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const nf_binding *bind,
                            int64_t max_batches, nf_epoch_stats *stats, int *epoch_done, nf_error *err)
 {
@@ -263,8 +357,10 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         stats = &local;
     if (epoch_done)
         *epoch_done = 0;
-    if (!plan || !opt || !b)
+    if (!plan || !opt || !b || !bind)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_train_batches: NULL argument");
+    nf_binding whole = normalized(bind);
+    bind = &whole;
     if (b->batch > plan->capacity)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "batches of %lld do not fit a plan compiled for %lld",
                        (long long)b->batch, (long long)plan->capacity);
@@ -280,14 +376,12 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         st = check_streams(b->ds, b->batch, b->shuffle, err);
     if (st != NF_OK)
         return st;
-    nf_tensor xv, yv;
-    nf_plan_input(plan, bind->x, &xv, NULL);
-    nf_plan_input(plan, bind->y, &yv, NULL);
-    float *x = xv.data, *y = yv.data;
     for (int64_t done = 0; max_batches <= 0 || done < max_batches; done++) {
         if (b->ds->streams > 0 && b->next == 0)
             nf_plan_reset_state(plan);
-        int64_t rows = nf_batcher_next(b, x, y);
+        const int64_t *index;
+        int64_t rows = nf_batcher_take(b, &index);
+        feed(plan, bind, b->ds, index, 0, rows, 1);
         if (rows == 0) { /* the epoch is over: shuffle for the next one */
             nf_batcher_rewind(b);
             if (epoch_done)
@@ -330,6 +424,10 @@ nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const 
 nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, nf_epoch_stats *stats,
                       nf_error *err)
 {
+    if (!bind)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_evaluate: NULL binding");
+    nf_binding whole = normalized(bind);
+    bind = &whole;
     nf_status st = check_binding(plan, ds, bind, err);
     nf_task task = st == NF_OK ? task_of(plan, ds, bind) : NF_TASK_LOSS_ONLY;
     if (st == NF_OK)
@@ -341,11 +439,6 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     if (st != NF_OK)
         return st;
     nf_plan_reset_state(plan);
-    nf_tensor xv, yv;
-    nf_plan_input(plan, bind->x, &xv, NULL);
-    nf_plan_input(plan, bind->y, &yv, NULL);
-    float *x = xv.data, *y = yv.data;
-    int64_t xs = nf_shape_size(&ds->x_shape), ys = nf_shape_size(&ds->y_shape);
     int training = nf_plan_training(plan);
     nf_plan_set_training(plan, 0); /* evaluation: no dropout, running statistics */
     nf_epoch_stats local; /* large (the metrics' sums): zeroed, not initialised on the stack twice */
@@ -356,8 +449,7 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
         int64_t rows = ds->count - start < plan->capacity ? ds->count - start : plan->capacity;
         double loss;
         int skipped;
-        memcpy(x, ds->x + start * xs, (size_t)(rows * xs) * sizeof(float));
-        memcpy(y, ds->y + start * ys, (size_t)(rows * ys) * sizeof(float));
+        feed(plan, bind, ds, NULL, start, rows, 1);
         st = nf_plan_set_batch(plan, rows, err);
         if (st == NF_OK)
             st = run_batch(plan, NULL, batches, &loss, &skipped, err);
@@ -406,12 +498,15 @@ static nf_status find_binding(const nf_graph *g, nf_binding *bind, int need_labe
             bind->scores = node;
         if (!(node->op->flags & NF_OP_INPUT))
             continue;
-        const nf_node **slot = is_loss_target(g, node) ? &bind->y : &bind->x;
-        if (*slot)
-            return nf_fail(err, NF_ERR_GRAPH, "inputs '%s' and '%s' are both %s; nodeflow feeds one of each",
-                           (*slot)->name, node->name, slot == &bind->y ? "loss targets (labels)" : "features");
-        *slot = node;
+        int label = is_loss_target(g, node);
+        int *n = label ? &bind->n_y : &bind->n_x;
+        if (*n == NF_BIND_MAX)
+            return nf_fail(err, NF_ERR_GRAPH, "input '%s': more than %d %s inputs", node->name, NF_BIND_MAX,
+                           label ? "label" : "feature");
+        (label ? bind->ys : bind->xs)[(*n)++] = node;
     }
+    bind->x = bind->n_x ? bind->xs[0] : NULL;
+    bind->y = bind->n_y ? bind->ys[0] : NULL;
     if (!bind->scores && first_loss)
         bind->scores = first_loss->inputs[0];
     bind->threshold = 0.5;

@@ -66,17 +66,23 @@ typedef struct nf_epoch_stats {
  * dropped) and counts the batch in nf_epoch_stats.skipped. */
 NF_API void nf_plan_set_skip_nonfinite(nf_plan *plan, int skip);
 
-/* Which nodes a dataset feeds and which node is scored. */
+/* Which nodes a dataset feeds and which node is scored. A model may have
+ * several feature inputs and several label inputs (of any shapes): a
+ * sample's features are the feature inputs' values one after another, in
+ * the order the model declares the inputs, and its labels likewise. */
+#define NF_BIND_MAX 8
 typedef struct nf_binding {
-    const nf_node *x;       /* input fed with the features */
-    const nf_node *y;       /* input fed with the labels */
+    const nf_node *x;       /* the first input fed with features */
+    const nf_node *y;       /* the first input fed with labels (the one metrics read), or NULL */
     const nf_node *scores;  /* node whose arg-max is the prediction, or NULL */
     double threshold;       /* one score per sample predicts class 1 above this:
                                0 for a logit (the loss reads logits), else 0.5 */
+    int n_x, n_y;           /* every feature and label input, in the model's order */
+    const nf_node *xs[NF_BIND_MAX], *ys[NF_BIND_MAX];
 } nf_binding;
 
-/* Finds the binding of a validated graph by convention: y is the input
- * that a loss takes as its target, x the one other input, scores the
+/* Finds the binding of a validated graph by convention: label inputs are
+ * those a loss takes as its target, feature inputs all others, scores the
  * first output node (else the first loss's first input). Fails naming
  * what is missing or ambiguous. Accuracy, in training, validation and
  * nf_evaluate alike, counts the positions whose arg-max score (or, with
@@ -92,6 +98,14 @@ NF_API nf_status nf_binding_find(const nf_graph *g, nf_binding *bind, nf_error *
  * only when the model has one; its label input, if any, may be left as it
  * is (zeros): the outputs do not depend on it. */
 NF_API nf_status nf_binding_find_inference(const nf_graph *g, nf_binding *bind, nf_error *err);
+
+/* Copies samples [start, start + rows) of ds into the bound inputs of a
+ * plan whose batch is `rows` (nf_plan_set_batch): each sample's features
+ * split across the feature inputs, its labels across the label inputs
+ * (left as they are when the data has none, as for inference). Fails,
+ * naming the inputs, when the sizes do not add up. */
+NF_API nf_status nf_binding_feed(nf_plan *plan, const nf_binding *bind, const nf_dataset *ds, int64_t start,
+                                 int64_t rows, nf_error *err);
 
 /* One epoch: for each batch of `b`, forward, backward and an optimizer
  * step. `plan` must be a NF_PLAN_TRAINING plan with capacity for the
