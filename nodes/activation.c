@@ -293,8 +293,9 @@ const nf_op nf_op_relu6 = {
  * trailing part of it, as in add; -inf removes a position); causal=true
  * removes, over the last two axes [.., T, S], every position j > i (as
  * PyTorch's is_causal: the lower triangle, from the top left). A row whose
- * every position is removed gives zeros (PyTorch gives NaN). The mask
- * receives no gradient. */
+ * every position is removed gives zeros from softmax and -inf from
+ * log_softmax (PyTorch gives NaN). Each sample has its own mask (an input,
+ * or a constant node); it receives no gradient. */
 
 enum { SM_AXIS, SM_CAUSAL };
 
@@ -338,7 +339,8 @@ static nf_status softmax_infer(nf_infer *ctx)
 
 typedef struct axis_view {
     int64_t outer, len, inner;
-    int64_t mask_size;   /* floats of the mask per repeat (0: no mask) */
+    int64_t sample;      /* floats of x per sample */
+    int64_t mask_size;   /* floats of the mask per sample (0: no mask) */
     int64_t t, s;        /* causal: the last two axes; t 0: not causal */
 } axis_view;
 
@@ -346,7 +348,7 @@ static axis_view axis_view_of(const nf_exec *e)
 {
     const nf_shape *x = e->out_shape;
     int axis = softmax_axis(e->attr[SM_AXIS], x->rank);
-    axis_view v = {e->batch, x->dim[axis], 1, 0, 0, 0};
+    axis_view v = {e->batch, x->dim[axis], 1, nf_shape_size(x), 0, 0, 0};
     for (int i = 0; i < axis; i++)
         v.outer *= x->dim[i];
     for (int i = axis + 1; i < x->rank; i++)
@@ -360,20 +362,26 @@ static axis_view axis_view_of(const nf_exec *e)
     return v;
 }
 
+/* The mask's value for element f of x (counted over the batch): the
+ * sample's own mask, repeated over x's leading axes as in add. */
+static float mask_at(const nf_exec *e, const axis_view *v, int64_t f)
+{
+    return e->in[1][f / v->sample * v->mask_size + f % v->sample % v->mask_size];
+}
+
 /* Line (r, i) of the view: writes log softmax of x + mask (masked and
  * causally removed positions -inf) into y, `inner` apart. */
 static void line_log_softmax(const nf_exec *e, const axis_view *v, int64_t r, int64_t i)
 {
     int64_t base = r * v->len * v->inner + i, n = v->len, step = v->inner;
     const float *x = e->in[0] + base;
-    const float *m = v->mask_size ? e->in[1] + base % v->mask_size : NULL;
     float *y = e->out + base;
     int64_t visible = n;
     if (v->t) /* causal: the last axis is this line (inner 1), row r % t of the [t, s] matrix */
         visible = r % v->t + 1 < n ? r % v->t + 1 : n;
     float top = -INFINITY;
     for (int64_t j = 0; j < visible; j++) {
-        float z = x[j * step] + (m ? m[j * step] : 0.0f);
+        float z = x[j * step] + (v->mask_size ? mask_at(e, v, base + j * step) : 0.0f);
         y[j * step] = z;
         top = z > top ? z : top;
     }

@@ -80,10 +80,12 @@ static nf_status attention_infer(nf_infer *ctx)
             return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; attention needs [positions, features]",
                                  ctx->in_name[i], nf_shape_format(ctx->in[i], a, sizeof a));
     const nf_shape *q = ctx->in[0], *k = key_shape(ctx->in, ctx->n_inputs), *v = ctx->in[ctx->n_inputs - 1];
-    if (k->dim[1] != q->dim[1] || v->dim[1] != q->dim[1] || v->dim[0] != k->dim[0])
-        return nf_infer_fail(ctx, NF_ERR_SHAPE, "query %s, key %s and value need the same features (and key and "
+    if (k->dim[1] != q->dim[1] || v->dim[1] != q->dim[1] || v->dim[0] != k->dim[0]) {
+        char c[64];
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "query %s, key %s and value %s need the same features (and key and "
                              "value the same positions)", nf_shape_format(q, a, sizeof a),
-                             nf_shape_format(k, b, sizeof b));
+                             nf_shape_format(k, b, sizeof b), nf_shape_format(v, c, sizeof c));
+    }
     int64_t e = q->dim[1], heads = (int64_t)ctx->attr[ATT_HEADS];
     if (e % heads != 0)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "%lld heads do not divide %lld features", (long long)heads,

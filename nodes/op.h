@@ -112,7 +112,7 @@ typedef struct nf_exec {
     const float *out_grad;
     float *param[NF_MAX_PARAMS];
     float *param_grad[NF_MAX_PARAMS];
-    float *saved;                    /* batch * saved_per_sample + saved_fixed floats */
+    float *saved;                    /* capacity * saved_per_sample + saved_fixed floats */
     float *workspace;                /* the node's scratch floats (shared by all nodes in turn) */
     int training;                    /* training mode (dropout active, batch statistics) */
     uint64_t random;                 /* a fresh random key for this node and run */

@@ -40,6 +40,20 @@ static int64_t pooled(int64_t in, int64_t k, int64_t d, int64_t s, int64_t p, in
     return out;
 }
 
+/* Whether every window of an axis has a tap in the input: with dilation,
+ * a window that starts in the left padding can step over all of it
+ * (kernel 2, padding 1, dilation 2 on 1 position). Windows that start at
+ * or past 0 begin inside the input (ceil mode keeps the last one there). */
+static int windows_reach_input(int64_t in, int64_t k, int64_t d, int64_t s, int64_t p, int64_t out)
+{
+    for (int64_t o = 0; o < out && o * s < p; o++) {
+        int64_t start = o * s - p, first = (-start + d - 1) / d; /* the first tap at or past 0 */
+        if (first >= k || start + first * d >= in)
+            return 0;
+    }
+    return 1;
+}
+
 /* Stride 0 (the default) is the kernel size, so strides are at least 1.
  * A 1-D pool takes the width values of stride, padding and dilation. */
 static int make_pgeom(const nf_node *node, const nf_shape *k, const nf_shape *in, int is1d, pgeom *g,
@@ -66,6 +80,11 @@ static int make_pgeom(const nf_node *node, const nf_shape *k, const nf_shape *in
     g->ow = pooled(g->w, g->kw, g->dw, g->sw, g->pw, attr[CEIL] != 0);
     if (g->oh < 1 || g->ow < 1) {
         *why = "the kernel is larger than the padded input (with ceil_mode=true it may be: one window)";
+        return 0;
+    }
+    if (!windows_reach_input(g->h, g->kh, g->dh, g->sh, g->ph, g->oh) ||
+        !windows_reach_input(g->w, g->kw, g->dw, g->sw, g->pw, g->ow)) {
+        *why = "with this dilation a window in the padding has no tap in the input";
         return 0;
     }
     return 1;

@@ -224,6 +224,9 @@ static nf_status recurrent_infer(nf_infer *ctx)
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "only lstm takes an initial cell state (a third input)");
     if (ctx->n_inputs > 1 && node->attr[CARRY] != 0)
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "carry=true and initial-state inputs both set the start");
+    if (s.dirs == 2 && node->attr[CARRY] != 0)
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "carry=true needs one direction: the reverse direction's "
+                             "final state belongs to the start of its window, not to the next one");
     for (int i = 1; i < ctx->n_inputs; i++) {
         nf_status st = check_state_input(ctx, i, &s);
         if (st != NF_OK)

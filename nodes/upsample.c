@@ -32,9 +32,14 @@ static nf_status upsample_infer(nf_infer *ctx)
     if (in->rank != 3)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; upsample needs [channels, height, width]",
                              ctx->in_name[0], nf_shape_format(in, s, sizeof s));
-    int by_scale = n->attr[UP_SCALE] > 0, by_size = n->attr[UP_SIZE] > 0;
+    int by_scale = n->attr[UP_SCALE] > 0 || n->attr_w[UP_SCALE] > 0;
+    int by_size = n->attr[UP_SIZE] > 0 || n->attr_w[UP_SIZE] > 0;
     if (by_scale == by_size)
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "give one of scale and size");
+    int which = by_scale ? UP_SCALE : UP_SIZE;
+    if (n->attr[which] < 1 || n->attr_w[which] < 1)
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "%s needs a height and a width of at least 1",
+                             upsample_attrs[which].name);
     if (n->attr[UP_ALIGN] != 0 && n->attr[UP_MODE] == 0)
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "align_corners is for bilinear mode");
     int64_t oh = by_scale ? nf_mul_checked(in->dim[1], (int64_t)n->attr[UP_SCALE]) : (int64_t)n->attr[UP_SIZE];

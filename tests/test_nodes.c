@@ -507,6 +507,53 @@ static void test_attention_blocks(void **state)
     nf_graph_free(g);
 }
 
+/* softmax with a mask input: each sample's own mask, repeated over the
+ * leading axes (x [2, 3] per sample, mask [3]), -inf removing a position;
+ * also over axis 0, where the mask runs across the lines. */
+static void test_softmax_mask_values(void **state)
+{
+    (void)state;
+    nf_error err;
+    for (int axis = 0; axis < 2; axis++) {
+        char text[256];
+        snprintf(text, sizeof text, "nodeflow 1\nx = input shape=2x3\nm = input shape=3\ny = softmax x m axis=%d\n"
+                 "o = output y\n", axis ? -1 : 0);
+        nf_graph *g;
+        assert_ok(nf_model_parse(text, strlen(text), "mask", &g, NULL, &err), &err);
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 2, NF_PLAN_INFERENCE, &plan, &err), &err);
+        const float x[12] = {0.5f, -1, 2, 1, 0, -0.5f, /* sample 1 */ 3, 1, -2, 0.25f, 0.75f, 1.5f};
+        const float m[6] = {0, -INFINITY, 1, /* sample 1 */ -2, 0, -INFINITY};
+        assert_ok(nf_plan_set_input(plan, nf_graph_find(g, "x"), x, &err), &err);
+        assert_ok(nf_plan_set_input(plan, nf_graph_find(g, "m"), m, &err), &err);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        nf_tensor y;
+        assert_ok(nf_plan_value(plan, nf_graph_find(g, "o"), &y, &err), &err);
+        float want[12];
+        for (int s = 0; s < 2; s++) { /* z = x + m, softmax along rows (axis 1) or columns (axis 0) */
+            double z[2][3];
+            for (int r = 0; r < 2; r++)
+                for (int c = 0; c < 3; c++)
+                    z[r][c] = x[s * 6 + r * 3 + c] + m[s * 3 + c];
+            for (int line = 0; line < (axis ? 2 : 3); line++) {
+                int n = axis ? 3 : 2;
+                double sum = 0;
+                for (int j = 0; j < n; j++)
+                    sum += exp(axis ? z[line][j] : z[j][line]);
+                for (int j = 0; j < n; j++) {
+                    int at = axis ? line * 3 + j : j * 3 + line;
+                    want[s * 6 + at] = (float)(exp(axis ? z[line][j] : z[j][line]) / sum);
+                }
+            }
+        }
+        for (int i = 0; i < 12; i++) /* a fully removed column (axis 0) is zeros */
+            want[i] = isnan(want[i]) ? 0.0f : want[i];
+        assert_close("masked softmax", y.data, want, 12, 1e-6);
+        nf_plan_free(plan);
+        nf_graph_free(g);
+    }
+}
+
 /* Copies `count` floats of parameter `from` (from element `at`) into
  * parameter `to`. */
 static void copy_param(nf_graph *g, const char *from, int64_t at, const char *to, int64_t count)
@@ -784,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_norms_and_dropout),
         cmocka_unit_test(test_dropout_values),
         cmocka_unit_test(test_attention_blocks),
+        cmocka_unit_test(test_softmax_mask_values),
         cmocka_unit_test(test_attention_matches_primitives),
         cmocka_unit_test(test_conv_options),
         cmocka_unit_test(test_recurrent_stacks),

@@ -4,7 +4,8 @@
  * transformer, whose input is a window of T tokens and whose scores are
  * [T, V]) runs its whole window for every token: the context so far,
  * left-aligned, padded after it, the next token read from the scores of
- * its last position (the causal mask keeps the padding out). There is no
+ * its last position (a causal model does not look at the padding after
+ * it; a model that is not causal does). There is no
  * key/value cache: each token costs a forward pass over T positions. */
 #include <stdlib.h>
 #include <string.h>

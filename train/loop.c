@@ -509,6 +509,14 @@ static nf_status find_binding(const nf_graph *g, nf_binding *bind, int need_labe
     bind->y = bind->n_y ? bind->ys[0] : NULL;
     if (!bind->scores && first_loss)
         bind->scores = first_loss->inputs[0];
+    for (int i = 0; bind->scores && i < g->n_nodes; i++) { /* metrics: the labels of the loss on the scores */
+        const nf_node *node = g->nodes[i];
+        if ((node->op->flags & NF_OP_LOSS) && node->n_inputs > 1 && (node->inputs[1]->op->flags & NF_OP_INPUT) &&
+            behind_outputs(node->inputs[0]) == behind_outputs(bind->scores)) {
+            bind->y = node->inputs[1];
+            break;
+        }
+    }
     bind->threshold = 0.5;
     for (int i = 0; bind->scores && i < g->n_nodes; i++) { /* a loss that reads the scores as logits? */
         const nf_node *node = g->nodes[i];

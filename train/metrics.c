@@ -15,12 +15,15 @@ static void add_classes(nf_metric_sums *m, const float *scores, const float *lab
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *s = scores + r * c;
-        int64_t label = (int64_t)labels[r], best = 0, above = 0;
+        float raw = labels[r];
+        if (!(raw >= 0.0f && raw < (float)(c > 1 ? c : 2)) || raw != floorf(raw))
+            continue; /* not a class index of these scores (checked at load where it can be) */
+        int64_t label = (int64_t)raw, best = 0, above = 0;
         for (int64_t j = 1; j < c; j++)
             best = s[j] > s[best] ? j : best;
         if (c == 1) /* one score: class 1 above the threshold */
             best = s[0] > threshold;
-        for (int64_t j = 0; c > 5 && j < c; j++) /* the label is among the 5 best when fewer than 5 beat it */
+        for (int64_t j = 0; c > 5 && j < c; j++) /* among the 5 best when fewer than 5 beat it */
             above += s[j] > s[label];
         m->top5 += c > 5 && above < 5;
         if (label < NF_STATS_CLASSES && best < NF_STATS_CLASSES) {

@@ -73,7 +73,8 @@ NF_API void nf_plan_set_skip_nonfinite(nf_plan *plan, int skip);
 #define NF_BIND_MAX 8
 typedef struct nf_binding {
     const nf_node *x;       /* the first input fed with features */
-    const nf_node *y;       /* the first input fed with labels (the one metrics read), or NULL */
+    const nf_node *y;       /* the labels metrics read: the target of the loss on the scores
+                               (else the first label input), or NULL */
     const nf_node *scores;  /* node whose arg-max is the prediction, or NULL */
     double threshold;       /* one score per sample predicts class 1 above this:
                                0 for a logit (the loss reads logits), else 0.5 */
