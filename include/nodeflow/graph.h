@@ -56,7 +56,17 @@ NF_API const unsigned char *nf_graph_vocab(const nf_graph *g, int *n);
 
 /* ---- Generic construction (used by the model-file parser) ---------- */
 
-/* Adds a node of operation `op` (see nf_op_names). `name` may be NULL or
+/* The constructor of every node type: the typed constructors below are
+ * shorthands for it. Attributes have the names and text forms of the
+ * model-file format (docs/model-format.md, `nodeflow ops`), for example
+ *     nf_node *c = nf_graph_add(g, "conv2d", "c1", 1, &x);
+ *     nf_node_set_attr(g, c, "out", "16");
+ *     nf_node_set_attr(g, c, "kernel", "3x3");
+ *     nf_node_set_attr(g, c, "stride", "2x1");
+ * A mistake (an unknown attribute, a bad value) is recorded in the graph
+ * and returned by nf_graph_validate / nf_plan_compile.
+ *
+ * Adds a node of operation `op` (see nf_op_names). `name` may be NULL or
  * "" for an automatic unique name ("relu_3"). Returns NULL and records an
  * error for an unknown op, a duplicate or too long name, a NULL input, or
  * a wrong number of inputs. */
@@ -68,10 +78,12 @@ NF_API nf_node *nf_graph_add(nf_graph *g, const char *op, const char *name,
  * value that is not of the attribute's type or range. */
 NF_API nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const char *value);
 
-/* The same for numeric attributes. */
+/* The same for numeric attributes (an HxW attribute takes the number for
+ * both axes). */
 NF_API nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, double value);
 
-/* Reads an attribute back as a number (enumerations give their index). */
+/* Reads an attribute back as a number (enumerations give their index, an
+ * HxW attribute its height). */
 NF_API nf_status nf_node_get_attr_number(const nf_node *node, const char *key, double *value);
 
 /* Makes `node` use the parameters of `source` (tied weights). Both must
