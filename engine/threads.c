@@ -1,11 +1,12 @@
 /* nodeflow — process-wide settings: one thread budget for OpenMP loops
- * and OpenBLAS, and the memory limit.
+ * and OpenBLAS, the kernel sets, and the memory limit.
  *
  * Threads: Debian's OpenMP build of OpenBLAS runs its threads in the same OpenMP
  * runtime as our loops, so one count set in both places means the two
  * never oversubscribe the cores: our parallel loops and BLAS calls never
  * nest, and each uses the same pool. */
 #include <omp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -40,6 +41,27 @@ int nf_set_threads(int n)
 int nf_threads(void)
 {
     return threads_in_force ? threads_in_force : default_threads();
+}
+
+static const char *set_names[8];
+static pthread_once_t set_names_once = PTHREAD_ONCE_INIT;
+
+static void fill_set_names(void)
+{
+    for (int i = 0; i < 7 && nf_kernels_at(i); i++)
+        set_names[i] = nf_kernels_at(i)->name;
+}
+
+const char *const *nf_kernel_sets(void)
+{
+    pthread_once(&set_names_once, fill_set_names); /* safe from several threads */
+    return set_names;
+}
+
+const char *nf_kernel_set(void)
+{
+    const nf_kernels *k = nf_kernels_for_plan();
+    return k ? k->name : NULL;
 }
 
 void nf_threads_ensure(void)

@@ -40,7 +40,29 @@ static const nf_kernels reference = {
     .gru_cell_backward = nf_reference_gru_cell_backward,
 };
 
+#ifdef NF_HAVE_ONEDNN
+/* The fast set with oneDNN's products (the default when it is built). */
+static const nf_kernels onednn = {
+    .name = "onednn",
+    .sgemm = nf_onednn_sgemm,
+    .sgemv = nf_openblas_sgemv,
+    .im2col = nf_fast_im2col,
+    .col2im_add = nf_fast_col2im_add,
+    .max_plane = nf_fast_max_plane,
+    .avg_plane = nf_fast_avg_plane,
+    .avg_plane_backward = nf_fast_avg_plane_backward,
+    .sigmoid = nf_libm_sigmoid,
+    .tanh = nf_libm_tanh,
+    .lstm_cell = nf_fast_lstm_cell,
+    .lstm_cell_backward = nf_fast_lstm_cell_backward,
+    .gru_cell = nf_fast_gru_cell,
+    .gru_cell_backward = nf_fast_gru_cell_backward,
+};
+
+static const nf_kernels *const sets[] = {&onednn, &openblas, &reference};
+#else
 static const nf_kernels *const sets[] = {&openblas, &reference};
+#endif
 
 int nf_kernels_count(void) { return (int)(sizeof sets / sizeof sets[0]); }
 

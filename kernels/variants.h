@@ -15,6 +15,10 @@ void nf_reference_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float a
 void nf_reference_sgemv(int64_t rows, int64_t cols, float alpha, const float *a, int64_t lda, const float *x,
                         float beta, float *y);
 
+/* gemm_onednn.c (with the onednn feature) */
+void nf_onednn_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 /* im2col.c */
 void nf_fast_im2col(const nf_conv_geom *g, const float *x, float *cols, int64_t stride);
 void nf_fast_col2im_add(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);

@@ -56,7 +56,7 @@ int cmd_check(int argc, char **argv)
     int rc = model_argument(argc, argv, "check",
                             "usage: nodeflow check MODEL.nfg\n\nValidates a model file and prints every node: its "
                             "operation, inputs, output\nshape (per sample), parameter count and forward FLOPs per "
-                            "sample, with totals.\n",
+                            "sample, with totals, and the kernel set plans use.\n",
                             &path);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
@@ -93,6 +93,11 @@ int cmd_check(int argc, char **argv)
     printf("%-16s %-16s %-24s %-16s %12s %12s\n", "total", "", "", "", p, f);
     printf("\n%d nodes, %lld parameters (%.2f MB as float32), %s FLOPs per sample forward\n",
            nf_graph_node_count(g), (long long)params, (double)params * 4 / 1e6, f);
+    const char *const *sets = nf_kernel_sets();
+    printf("kernels: %s (built in:", nf_kernel_set() ? nf_kernel_set() : "none: NODEFLOW_KERNELS names no set");
+    for (int i = 0; sets[i]; i++)
+        printf(" %s", sets[i]);
+    printf("; NODEFLOW_KERNELS=NAME picks one)\n");
     nf_graph_free(g);
     return EXIT_OK;
 }

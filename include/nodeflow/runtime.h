@@ -21,6 +21,14 @@ NF_API int nf_set_threads(int n);
 /* The thread count in force. */
 NF_API int nf_threads(void);
 
+/* The kernel sets built in, NULL-terminated, the default first:
+ * "onednn" (with oneDNN), "openblas", "reference" (plain loops, the
+ * yardstick). Plans compile with the one the environment variable
+ * NODEFLOW_KERNELS names, else the default; nf_kernel_set says which
+ * (NULL: NODEFLOW_KERNELS names none, and compiling a plan fails). */
+NF_API const char *const *nf_kernel_sets(void);
+NF_API const char *nf_kernel_set(void);
+
 /* The largest block nodeflow allocates for a graph's parameters or for
  * one plan's activations (default 8 GiB). A model or batch size that asks
  * for more is refused with NF_ERR_SHAPE or NF_ERR_NO_MEMORY before
