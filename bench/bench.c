@@ -16,7 +16,8 @@
  * W4 (character LSTM, models/char_lstm.nfg on the fortunes corpus):
  * train_tok_s over steps 6-205, loss_1900_2000 (mean training loss of
  * steps 1,901-2,000 when --steps reaches 2,000; default 205 steps) and
- * gen_tok_s (500 bytes generated one at a time at batch 1). W6 (character
+ * gen_tok_s (the median of three rounds of 500 bytes generated one at a
+ * time at batch 1, after 20 untimed). W6 (character
  * transformer, models/char_transformer.nfg): the same figures; its
  * generation runs the whole 64-byte window per byte (no key/value cache).
  * Only the loops are timed, not data loading. Every workload trains its
@@ -303,21 +304,32 @@ static int generate_tok_s(const char *file, const nf_graph *trained, double *tok
     }
     float id = 0;
     uint64_t rng = 1;
-    double start = now();
-    for (int i = 0; i < 500; i++) {
-        if (used == window && window > 1) /* a full context: the oldest token leaves */
-            memmove(x.data, x.data + 1, (size_t)(--used) * sizeof(float));
-        else if (used == window)
-            used = 0;
-        x.data[used++] = id;
-        nf_plan_forward(plan, err);
-        nf_plan_value(plan, bind.scores, &scores, err);
-        int64_t vocab = scores.shape.dim[scores.shape.rank - 1];
-        id = (float)nf_sample(scores.data + (used - 1) * vocab, vocab, 0.8, &rng);
-        if (recurrent)
-            used = 0;
+    /* 20 bytes untimed (first-run costs: pages, the kernels' set-up), then
+     * three rounds of 500: the median (one round of a few milliseconds
+     * alone swings by 4x on a busy machine) */
+    double rounds[3];
+    for (int round = -1; round < 3; round++) {
+        int tokens = round < 0 ? 20 : 500;
+        double start = now();
+        for (int i = 0; i < tokens; i++) {
+            if (used == window && window > 1) /* a full context: the oldest token leaves */
+                memmove(x.data, x.data + 1, (size_t)(--used) * sizeof(float));
+            else if (used == window)
+                used = 0;
+            x.data[used++] = id;
+            nf_plan_forward(plan, err);
+            nf_plan_value(plan, bind.scores, &scores, err);
+            int64_t vocab = scores.shape.dim[scores.shape.rank - 1];
+            id = (float)nf_sample(scores.data + (used - 1) * vocab, vocab, 0.8, &rng);
+            if (recurrent)
+                used = 0;
+        }
+        if (round >= 0) {
+            rounds[round] = tokens / (now() - start);
+            fprintf(stderr, "generation round %d: %.0f tokens/s\n", round + 1, rounds[round]);
+        }
     }
-    *tok_s = 500 / (now() - start);
+    *tok_s = median(rounds, 3);
     nf_plan_free(plan);
     nf_graph_free(g);
     return 1;
