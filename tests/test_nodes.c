@@ -507,6 +507,38 @@ static void test_attention_blocks(void **state)
     nf_graph_free(g);
 }
 
+/* The typed constructors of attention and constant build what the model
+ * format builds: self-, cross- and three-input attention, a constant's
+ * buffer; a value without a key is refused. */
+static void test_attention_constructors(void **state)
+{
+    (void)state;
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *q = grad_input(g, "q", 2, (int64_t[]){3, 8});
+    nf_node *kv = grad_input(g, "kv", 2, (int64_t[]){5, 8});
+    nf_node *pos = nf_constant(g, "pos", 2, (int64_t[]){3, 8});
+    assert_ok(nf_node_set_attr(g, pos, "init", "sinusoidal"), &err);
+    nf_node *h = nf_add(g, "h", q, pos);
+    nf_node *self = nf_attention(g, "self", h, NULL, NULL, 2);
+    nf_node *cross = nf_attention(g, "cross", self, kv, NULL, 4);
+    nf_node *three = nf_attention(g, "three", cross, kv, kv, 1);
+    assert_non_null(self);
+    assert_non_null(cross);
+    assert_non_null(three);
+    assert_ok(nf_node_set_attr(g, self, "causal", "true"), &err);
+    assert_int_equal(nf_node_input_count(cross), 2);
+    assert_int_equal(nf_node_input_count(three), 3);
+    finish_with_mse(g, three, 2, (int64_t[]){3, 8});
+    assert_ok(nf_graph_validate(g, &err), &err);
+    assert_true(nf_graph_find_param(g, "self.in_proj_weight") >= 0);
+    assert_true(nf_graph_find_param(g, "three.out_proj.bias") >= 0);
+    assert_true(nf_graph_find_param(g, "pos.value") >= 0);
+    assert_gradients(g, 2, TOL);
+    assert_null(nf_attention(g, "bad", q, NULL, kv, 2));
+    nf_graph_free(g);
+}
+
 /* softmax with a mask input: each sample's own mask, repeated over the
  * leading axes (x [2, 3] per sample, mask [3]), -inf removing a position;
  * also over axis 0, where the mask runs across the lines. */
@@ -832,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_dropout_values),
         cmocka_unit_test(test_attention_blocks),
         cmocka_unit_test(test_softmax_mask_values),
+        cmocka_unit_test(test_attention_constructors),
         cmocka_unit_test(test_attention_matches_primitives),
         cmocka_unit_test(test_conv_options),
         cmocka_unit_test(test_recurrent_stacks),
