@@ -32,7 +32,7 @@ static const char train_outro[] =
     "                          name and shape match takes them, the others keep their\n"
     "                          initialisation; a line says what was loaded, left and skipped\n"
     "  --freeze NODE,...       keep these nodes' parameters fixed (= --set lr_mult.NODE=0)\n"
-    "  --log FILE              a CSV line per epoch: losses, accuracies, seconds\n"
+    "  --log FILE              a CSV line per epoch: losses, the task's metrics, learning rate, seconds\n"
     "  --json                  each epoch's line as JSON: loss and the task's metrics, train and val\n"
     "  --quiet                 print nothing but errors and notices\n\n"
     "Metrics follow the task: class-index labels give accuracy, top-5 accuracy\n"
