@@ -38,8 +38,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run(cmd, env=None):
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, env=env, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    """The program's JSON line, with its peak resident memory (peak_rss_mb,
+    from the kernel's accounting of that one child)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024.0, 1)
+    return result
 
 
 def medians(results):
@@ -107,6 +116,9 @@ def main():
         print(json.dumps({"threads": n, "nodeflow": nf, "torch": default, "torch_passive": passive}))
     if not args.torch:
         return
+    print("\npeak resident memory (MB), nodeflow / PyTorch default / PyTorch better setting: " +
+          ", ".join("%d threads %.0f / %.0f / %.0f" % (n, nf["peak_rss_mb"], d["peak_rss_mb"], p["peak_rss_mb"])
+                    for n, nf, d, p, _ in rows))
     if args.workload in ("W4", "W6"):
         print("\n%-8s %-9s %12s %12s %9s %10s %10s %8s %16s" % ("workload", "threads", "tok_s", "torch_tok_s",
               "train_x", "gen_tok_s", "torch_gen", "gen_x", "loss 1900-2000"))
