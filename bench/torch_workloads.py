@@ -146,16 +146,47 @@ def corpus(path):
     return data
 
 
-def w4(args):
-    """The character LSTM: 32 streams of 64-byte windows in order, state
-    carried (detached) between windows, as nodeflow-bench W4."""
-    torch.manual_seed(1)
+def corpus_tokens():
+    """The fortunes corpus as token ids (the index of each byte among the
+    distinct bytes, in byte order, as nodeflow's vocabulary) and the
+    vocabulary's size."""
     text = corpus(FORTUNES)
     vocab = sorted(set(text))
     lookup = torch.full((256,), -1, dtype=torch.int64)
     lookup[torch.tensor(vocab)] = torch.arange(len(vocab))
-    tokens = lookup[torch.frombuffer(bytearray(text), dtype=torch.uint8).long()]
-    streams, window, v = 32, 64, len(vocab)
+    return lookup[torch.frombuffer(bytearray(text), dtype=torch.uint8).long()], len(vocab)
+
+
+def generation_speed(step):
+    """Bytes per second of `step()` (one byte generated), as nodeflow-bench
+    measures it: 20 untimed, then the median of three rounds of 500."""
+    for _ in range(20):
+        step()
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(500):
+            step()
+        rounds.append(500 / (time.perf_counter() - start))
+    return statistics.median(rounds)
+
+
+def text_result(workload, tokens_per_step, seconds, gen, late):
+    """The JSON line of W4 and W6: training tokens/s over 200 steps,
+    generation tokens/s, the mean loss of steps 1,901-2,000 if run."""
+    result = {"workload": workload, "threads": torch.get_num_threads(),
+              "train_tok_s": round(200 * tokens_per_step / seconds) if seconds else 0, "gen_tok_s": round(gen)}
+    if late:
+        result["loss_1900_2000"] = round(sum(late) / len(late), 4)
+    return result
+
+
+def w4(args):
+    """The character LSTM: 32 streams of 64-byte windows in order, state
+    carried (detached) between windows, as nodeflow-bench W4."""
+    torch.manual_seed(1)
+    tokens, v = corpus_tokens()
+    streams, window = 32, 64
     windows = (len(tokens) - 1) // (streams * window)
     per = windows * window
     lstm = torch.nn.LSTM(v, 256, batch_first=True)
@@ -188,18 +219,15 @@ def w4(args):
         if 1900 < s <= 2000:
             late.append(float(loss))
     with torch.no_grad():
-        state, token = None, torch.zeros(1, 1, dtype=torch.int64)
-        start = time.perf_counter()
-        for _ in range(500):
-            out, state = lstm(torch.nn.functional.one_hot(token, v).float(), state)
+        gen_state = {"state": None, "token": torch.zeros(1, 1, dtype=torch.int64)}
+
+        def step():
+            out, gen_state["state"] = lstm(torch.nn.functional.one_hot(gen_state["token"], v).float(),
+                                           gen_state["state"])
             p = torch.softmax(fc(out[0, -1]) / 0.8, 0)
-            token = torch.multinomial(p, 1).reshape(1, 1)
-        gen = 500 / (time.perf_counter() - start)
-    result = {"workload": "W4", "threads": torch.get_num_threads(),
-              "train_tok_s": round(200 * streams * window / seconds) if seconds else 0, "gen_tok_s": round(gen)}
-    if late:
-        result["loss_1900_2000"] = round(sum(late) / len(late), 4)
-    return result
+            gen_state["token"] = torch.multinomial(p, 1).reshape(1, 1)
+        gen = generation_speed(step)
+    return text_result("W4", streams * window, seconds, gen, late)
 
 
 class Block(torch.nn.Module):
@@ -243,12 +271,8 @@ def w6(args):
     windows (consecutive, non-overlapping) in a seeded shuffled order,
     AdamW 3e-4 with weight decay 0.01 on matrices only, clipped at 1."""
     torch.manual_seed(1)
-    text = corpus(FORTUNES)
-    vocab = sorted(set(text))
-    lookup = torch.full((256,), -1, dtype=torch.int64)
-    lookup[torch.tensor(vocab)] = torch.arange(len(vocab))
-    tokens = lookup[torch.frombuffer(bytearray(text), dtype=torch.uint8).long()]
-    batch, window, v = 32, 64, len(vocab)
+    tokens, v = corpus_tokens()
+    batch, window = 32, 64
     windows = (len(tokens) - 1) // window
     model = CharTransformer(v)
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -280,17 +304,13 @@ def w6(args):
             late.append(float(loss))
     with torch.no_grad():  # the whole window per token, as nodeflow (no key/value cache)
         context = [0]
-        start = time.perf_counter()
-        for _ in range(500):
+
+        def step():
             x = torch.tensor([context[-window:]])
             p = torch.softmax(model(x)[0, -1] / 0.8, 0)
             context.append(int(torch.multinomial(p, 1)))
-        gen = 500 / (time.perf_counter() - start)
-    result = {"workload": "W6", "threads": torch.get_num_threads(),
-              "train_tok_s": round(200 * batch * window / seconds) if seconds else 0, "gen_tok_s": round(gen)}
-    if late:
-        result["loss_1900_2000"] = round(sum(late) / len(late), 4)
-    return result
+        gen = generation_speed(step)
+    return text_result("W6", batch * window, seconds, gen, late)
 
 
 def main():

@@ -22,18 +22,25 @@ static nf_node *with_number(nf_graph *g, nf_node *node, const char *key, double 
     return node;
 }
 
-nf_node *nf_input(nf_graph *g, const char *name, int rank, const int64_t *dims)
+/* A node without inputs whose "shape" attribute is `dims` (input,
+ * memory, constant). */
+static nf_node *add_shaped(nf_graph *g, const char *op, const char *name, int rank, const int64_t *dims)
 {
-    nf_node *node = nf_graph_add(g, "input", name, 0, NULL);
+    nf_node *node = nf_graph_add(g, op, name, 0, NULL);
     if (!node)
         return NULL;
     nf_error err;
     if (nf_shape_make(&node->dims, rank, dims, &err) != NF_OK) {
-        nf_graph_fail(g, err.code, "input '%s': %s", node->name, err.message);
+        nf_graph_fail(g, err.code, "%s '%s': %s", op, node->name, err.message);
         return NULL;
     }
     node->attr_set |= 1u << nf_op_attr_index(node->op, "shape");
     return node;
+}
+
+nf_node *nf_input(nf_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    return add_shaped(g, "input", name, rank, dims);
 }
 
 nf_status nf_input_requires_grad(nf_graph *g, nf_node *input)
@@ -50,16 +57,7 @@ nf_status nf_input_requires_grad(nf_graph *g, nf_node *input)
 
 nf_node *nf_constant(nf_graph *g, const char *name, int rank, const int64_t *dims)
 {
-    nf_node *node = nf_graph_add(g, "constant", name, 0, NULL);
-    if (!node)
-        return NULL;
-    nf_error err;
-    if (nf_shape_make(&node->dims, rank, dims, &err) != NF_OK) {
-        nf_graph_fail(g, err.code, "constant '%s': %s", node->name, err.message);
-        return NULL;
-    }
-    node->attr_set |= 1u << nf_op_attr_index(node->op, "shape");
-    return node;
+    return add_shaped(g, "constant", name, rank, dims);
 }
 
 nf_node *nf_attention(nf_graph *g, const char *name, nf_node *query, nf_node *key, nf_node *value, int64_t heads)
@@ -75,16 +73,7 @@ nf_node *nf_attention(nf_graph *g, const char *name, nf_node *query, nf_node *ke
 
 nf_node *nf_memory(nf_graph *g, const char *name, int rank, const int64_t *dims)
 {
-    nf_node *node = nf_graph_add(g, "memory", name, 0, NULL);
-    if (!node)
-        return NULL;
-    nf_error err;
-    if (nf_shape_make(&node->dims, rank, dims, &err) != NF_OK) {
-        nf_graph_fail(g, err.code, "memory '%s': %s", node->name, err.message);
-        return NULL;
-    }
-    node->attr_set |= 1u << nf_op_attr_index(node->op, "shape");
-    return node;
+    return add_shaped(g, "memory", name, rank, dims);
 }
 
 nf_status nf_memory_connect(nf_graph *g, nf_node *memory, nf_node *source)

@@ -287,90 +287,38 @@ static void test_attention(void **state)
     fixture_free(&f);
 }
 
-/* Convolution and pooling options against PyTorch
- * (tests/fixtures/make_torch_conv.py, which also wrote the model): per-axis
- * stride, padding and dilation, padding modes, dilated max pooling,
- * average pooling counting the padding, adaptive average pooling,
- * transposed convolutions and upsampling. */
-static void test_conv_options(void **state)
+/* A fixture whose script also wrote its model (MODEL_FILE: inputs, the
+ * nodes, a target t_NAME and an mse loss per output NAME): every
+ * parameter of the graph is in the fixture under its name, and so is its
+ * gradient ("grad.NAME"); the outputs, the loss, and the gradients of the
+ * inputs that ask for them must match. */
+static void check_model_fixture(const char *fixture_file, const char *model_file, const char *const *inputs,
+                                int n_inputs, const char *const *outs, int n_outs)
 {
-    (void)state;
     nf_error err;
     fixture f;
-    fixture_load(&f, "torch_conv.txt");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/torch_conv.nfg", NF_SOURCE_DIR);
-    nf_graph *g;
-    assert_ok(nf_model_load(path, &g, NULL, &err), &err);
-    nf_plan *plan;
-    assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING | NF_PLAN_KEEP_VALUES, &plan, &err), &err);
-    static const char *params[] = {"c1.weight", "c1.bias", "c2.weight", "c2.bias", "c3.weight", "c3.bias",
-                                   "c4.weight", "c4.bias", "d1.weight", "d1.bias", "t1.weight", "t1.bias",
-                                   "t2.weight"};
-    enum { N_PARAMS = sizeof params / sizeof params[0] };
-    for (int i = 0; i < N_PARAMS; i++)
-        load_param(g, &f, params[i]);
-    static const char *outs[] = {"c1", "c2", "c3", "c4", "d1", "m1", "m2", "m3", "a1", "ad1", "ad2",
-                                 "t1", "t2", "u1", "u2", "u3", "u4"};
-    enum { N_OUTS = sizeof outs / sizeof outs[0] };
-    char name[64];
-    load_input(plan, nf_graph_find(g, "x"), &f);
-    load_input(plan, nf_graph_find(g, "s"), &f);
-    for (int i = 0; i < N_OUTS; i++) {
-        snprintf(name, sizeof name, "t_%s", outs[i]);
-        load_input(plan, nf_graph_find(g, name), &f);
-    }
-    assert_ok(nf_plan_forward(plan, &err), &err);
-    assert_ok(nf_plan_backward(plan, &err), &err);
-    for (int i = 0; i < N_OUTS; i++)
-        expect_node_value(plan, nf_graph_find(g, outs[i]), &f, outs[i]);
-    float loss = (float)nf_plan_loss(plan);
-    assert_close("loss", &loss, fixture_get(&f, "loss")->data, 1, RTOL);
-    for (int i = 0; i < N_PARAMS; i++)
-        expect_param_grad(g, &f, params[i]);
-    expect_input_grad(plan, nf_graph_find(g, "x"), &f);
-    expect_input_grad(plan, nf_graph_find(g, "s"), &f);
-    nf_plan_free(plan);
-    nf_graph_free(g);
-    fixture_free(&f);
-}
-
-/* Stacked, bidirectional recurrent layers against PyTorch
- * (tests/fixtures/make_torch_rnn_stack.py, which also wrote the model):
- * lstm with initial states and its final states as outputs (sharing the
- * weights), gru of 3 layers and with its final state out, rnn (relu,
- * bidirectional; tanh without bias). Every parameter of the graph is in
- * the fixture under its name, and so is its gradient. */
-static void test_recurrent_stacks(void **state)
-{
-    (void)state;
-    nf_error err;
-    fixture f;
-    fixture_load(&f, "torch_rnn_stack.txt");
+    fixture_load(&f, fixture_file);
     char path[1024], name[128];
-    snprintf(path, sizeof path, "%s/tests/fixtures/torch_rnn_stack.nfg", NF_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", NF_SOURCE_DIR, model_file);
     nf_graph *g;
     assert_ok(nf_model_load(path, &g, NULL, &err), &err);
     nf_plan *plan;
     assert_ok(nf_plan_compile(g, 2, NF_PLAN_TRAINING | NF_PLAN_KEEP_VALUES, &plan, &err), &err);
     int n_params = nf_graph_param_count(g);
-    assert_int_equal(n_params, 16 + 12 + 8 + 16 + 2); /* seq, g1, g2, r1, r2 */
     for (int k = 0; k < n_params; k++) {
         const char *param;
         nf_graph_param(g, k, &param, NULL, NULL);
         load_param(g, &f, param);
     }
-    static const char *inputs[] = {"x", "h0", "c0", "gh0"};
-    static const char *outs[] = {"seq", "hn", "cn", "g1", "g2", "r1", "r2"};
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < n_inputs; i++)
         load_input(plan, nf_graph_find(g, inputs[i]), &f);
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < n_outs; i++) {
         snprintf(name, sizeof name, "t_%s", outs[i]);
         load_input(plan, nf_graph_find(g, name), &f);
     }
     assert_ok(nf_plan_forward(plan, &err), &err);
     assert_ok(nf_plan_backward(plan, &err), &err);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < n_outs; i++)
         expect_node_value(plan, nf_graph_find(g, outs[i]), &f, outs[i]);
     float loss = (float)nf_plan_loss(plan);
     assert_close("loss", &loss, fixture_get(&f, "loss")->data, 1, RTOL);
@@ -379,11 +327,38 @@ static void test_recurrent_stacks(void **state)
         nf_graph_param(g, k, &param, NULL, NULL);
         expect_param_grad(g, &f, param);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < n_inputs; i++)
         expect_input_grad(plan, nf_graph_find(g, inputs[i]), &f);
     nf_plan_free(plan);
     nf_graph_free(g);
     fixture_free(&f);
+}
+
+/* Convolution and pooling options against PyTorch
+ * (tests/fixtures/make_torch_conv.py): per-axis stride, padding and
+ * dilation, padding modes, dilated max pooling, average pooling counting
+ * the padding, adaptive average pooling, transposed convolutions and
+ * upsampling. */
+static void test_conv_options(void **state)
+{
+    (void)state;
+    static const char *const inputs[] = {"x", "s"};
+    static const char *const outs[] = {"c1", "c2", "c3", "c4", "d1", "m1", "m2", "m3", "a1", "ad1", "ad2",
+                                       "t1", "t2", "u1", "u2", "u3", "u4"};
+    check_model_fixture("torch_conv.txt", "torch_conv.nfg", inputs, 2, outs, 17);
+}
+
+/* Stacked, bidirectional recurrent layers against PyTorch
+ * (tests/fixtures/make_torch_rnn_stack.py): lstm with initial states and
+ * its final states as outputs (sharing the weights), gru of 3 layers and
+ * with its final state out, rnn (relu, bidirectional; tanh without
+ * bias). */
+static void test_recurrent_stacks(void **state)
+{
+    (void)state;
+    static const char *const inputs[] = {"x", "h0", "c0", "gh0"};
+    static const char *const outs[] = {"seq", "hn", "cn", "g1", "g2", "r1", "r2"};
+    check_model_fixture("torch_rnn_stack.txt", "torch_rnn_stack.nfg", inputs, 4, outs, 7);
 }
 
 /* A PyTorch LeNet-5's weights give PyTorch's logits in nodeflow. */
