@@ -112,14 +112,15 @@ static void make_vocab(const corpus *c, nf_dataset *ds, int id_of[256])
     }
 }
 
-/* Window k of stream s is sample k streams + s: tokens at
- * s (windows T) + k T of the text. */
-static void cut_windows(const corpus *c, const int id_of[256], int64_t window, int64_t windows, nf_dataset *ds)
+/* Window k of stream s is sample k lanes + s: tokens at s (windows T) +
+ * k T of the text (lanes: the streams, or one for independent windows). */
+static void cut_windows(const corpus *c, const int id_of[256], int64_t window, int64_t windows, int64_t lanes,
+                        nf_dataset *ds)
 {
     int64_t per_stream = windows * window;
     for (int64_t k = 0; k < windows; k++)
-        for (int64_t s = 0; s < ds->streams; s++) {
-            int64_t sample = k * ds->streams + s, start = s * per_stream + k * window;
+        for (int64_t s = 0; s < lanes; s++) {
+            int64_t sample = k * lanes + s, start = s * per_stream + k * window;
             for (int64_t i = 0; i < window; i++) {
                 ds->x[sample * window + i] = (float)id_of[(unsigned char)c->bytes[start + i]];
                 ds->y[sample * window + i] = (float)id_of[(unsigned char)c->bytes[start + i + 1]];
@@ -129,30 +130,32 @@ static void cut_windows(const corpus *c, const int id_of[256], int64_t window, i
 
 static nf_status load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out, nf_error *err)
 {
-    if (window < 1 || streams < 1 || window > (1 << 24) || streams > (1 << 24))
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "text windows of %lld tokens in %lld streams: both must be 1 .. 2^24",
+    if (window < 1 || streams < 0 || window > (1 << 24) || streams > (1 << 24))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
+                       "text windows of %lld tokens in %lld streams: windows 1 .. 2^24, streams 0 .. 2^24",
                        (long long)window, (long long)streams);
+    int64_t lanes = streams ? streams : 1;
     corpus c = {0};
     nf_status st = read_corpus(path, &c, err);
-    int64_t windows = c.len > 0 ? (int64_t)(c.len - 1) / (window * streams) : 0;
+    int64_t windows = c.len > 0 ? (int64_t)(c.len - 1) / (window * lanes) : 0;
     if (st == NF_OK && windows == 0)
         st = nf_fail(err, NF_ERR_FORMAT, "%s: %zu bytes of text are too few for %lld streams of %lld-byte windows",
-                     path, c.len, (long long)streams, (long long)window);
+                     path, c.len, (long long)lanes, (long long)window);
     nf_dataset *ds = st == NF_OK ? calloc(1, sizeof *ds) : NULL;
-    int64_t floats = windows * streams * window;
+    int64_t floats = windows * lanes * window;
     if (st == NF_OK && (!ds || !(ds->x = malloc((size_t)floats * sizeof(float))) ||
                         !(ds->y = malloc((size_t)floats * sizeof(float)))))
-        st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for %lld text windows", (long long)(windows * streams));
+        st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for %lld text windows", (long long)(windows * lanes));
     if (st == NF_OK)
         st = nf_dataset_set_origin(ds, path, NULL, 0, err);
     if (st == NF_OK) {
         int id_of[256];
-        ds->count = windows * streams;
+        ds->count = windows * lanes;
         ds->x_shape = ds->y_shape = (nf_shape){1, {window}};
         ds->streams = streams;
         make_vocab(&c, ds, id_of);
         ds->classes = ds->vocab_size;
-        cut_windows(&c, id_of, window, windows, ds);
+        cut_windows(&c, id_of, window, windows, lanes, ds);
         *out = ds;
     } else {
         nf_dataset_free(ds);

@@ -96,7 +96,7 @@ static void start_run(nf_plan *p)
         weigh_rows(p);
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
-        if (!(node->op->flags & NF_OP_MEMORY) || (node->op->carries_state && node->op->carries_state(node)))
+        if (!(node->op->flags & NF_OP_MEMORY) || nf_node_carries_state(node))
             continue;
         float *state = p->arena + p->steps[k].saved_off;
         if (node->n_params == 0) {

@@ -52,6 +52,11 @@ const char *nf_shown(const char *text, size_t len, char *out, size_t size);
  * would read as 0 or a subnormal (1e-400: strtod's ERANGE). */
 const char *nf_parse_number(const char *text, double *out);
 
+/* Whether a node's state carries from one run of a plan to the next: a
+ * memory node that says so (op->carries_state), or a layer with the carry
+ * option turned on. */
+int nf_node_carries_state(const nf_node *node);
+
 /* Records an error as the graph's sticky error (first one wins). */
 void nf_graph_fail(nf_graph *g, nf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -594,8 +594,7 @@ static nf_status check_unrollable(const nf_plan *p, nf_error *err)
 {
     for (int k = 0; k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
-        int carry = nf_op_attr_index(node->op, "carry");
-        if (!(node->op->flags & NF_OP_MEMORY) && carry >= 0 && node->attr[carry] != 0)
+        if (!(node->op->flags & NF_OP_MEMORY) && nf_node_carries_state(node))
             return nf_fail(err, NF_ERR_GRAPH,
                            "%s '%s' carries its state from run to run (carry=true): it cannot be unrolled over "
                            "several time steps; give it carry=false, or a plan of one step",

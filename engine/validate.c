@@ -331,14 +331,18 @@ int nf_graph_has_recurrence(const nf_graph *g)
     return 0;
 }
 
+int nf_node_carries_state(const nf_node *node)
+{
+    if (node->op->carries_state)
+        return node->op->carries_state(node);
+    int carry = nf_op_attr_index(node->op, "carry");
+    return (node->op->flags & NF_OP_CARRY_OPTION) && carry >= 0 && node->attr[carry] != 0;
+}
+
 int nf_graph_carries_state(const nf_graph *g)
 {
-    for (int k = 0; g && k < g->n_nodes; k++) {
-        const nf_node *node = g->nodes[k];
-        int carry = nf_op_attr_index(node->op, "carry");
-        if ((node->op->carries_state && node->op->carries_state(node)) ||
-            ((node->op->flags & NF_OP_CARRY_OPTION) && carry >= 0 && node->attr[carry] != 0))
+    for (int k = 0; g && k < g->n_nodes; k++)
+        if (nf_node_carries_state(g->nodes[k]))
             return 1;
-    }
     return 0;
 }

@@ -109,11 +109,8 @@ static nf_status load_spec(const nf_session *s, const char *spec, nf_dataset **o
         return nf_fail(err, NF_ERR_SHAPE, "text data needs an input of %s; '%s' is not one",
                        unrolled ? "one token id per step (shape=scalar sequence=true)" : "[T] token ids", s->bind.x->name);
     int in_order = unrolled || nf_graph_carries_state(s->g);
-    nf_status st = nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], in_order ? s->cfg.batch : 1,
-                                        out, err);
-    if (st == NF_OK && !in_order)
-        (*out)->streams = 0; /* consecutive windows of one stream, each a sample of its own */
-    return st;
+    return nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], in_order ? s->cfg.batch : 0, out,
+                                err);
 }
 
 nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err)

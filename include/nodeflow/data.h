@@ -40,7 +40,9 @@ typedef struct nf_dataset {
  * streams, each into windows of `window` tokens: x is a window's ids and
  * y the ids that follow them (x shifted by one). Batches of `streams`
  * taken in order (no shuffling) carry each stream on from window to
- * window, so a recurrent state may be carried too. */
+ * window, so a recurrent state may be carried too. streams 0: the text's
+ * consecutive windows as independent samples (ds->streams 0, so that
+ * batches may be shuffled), for models that carry no state. */
 NF_API nf_status nf_dataset_load_text(const char *path, int64_t window, int64_t streams, nf_dataset **out,
                                nf_error *err);
 /* Ids of `len` bytes of text by a vocabulary (the byte of each id); a
