@@ -18,14 +18,24 @@ static int64_t positions_of(const nf_plan *plan, const nf_binding *bind)
     return nf_shape_size(s) / s->dim[s->rank - 1] * nf_plan_steps(plan);
 }
 
-/* Floats per sample of a plan's input (its steps included, for a
- * sequence input of an unrolled plan). */
-static int64_t input_floats(const nf_plan *plan, const nf_node *node)
+/* The per-sample shape of a plan's input: [steps, shape] for a sequence
+ * input of an unrolled plan. 0 if the node is not one of its inputs. */
+static int input_sample(const nf_plan *plan, const nf_node *node, nf_shape *per_sample)
 {
     nf_tensor view;
-    if (nf_plan_input((nf_plan *)plan, node, &view, NULL) != NF_OK || view.shape.rank < 1 || view.shape.dim[0] < 1)
-        return -1;
-    return nf_shape_size(&view.shape) / view.shape.dim[0];
+    if (nf_plan_input((nf_plan *)plan, node, &view, NULL) != NF_OK || view.shape.rank < 1)
+        return 0;
+    *per_sample = view.shape;
+    per_sample->rank--;
+    memmove(per_sample->dim, per_sample->dim + 1, (size_t)per_sample->rank * sizeof(int64_t));
+    return 1;
+}
+
+/* Floats per sample of a plan's input, or -1. */
+static int64_t input_floats(const nf_plan *plan, const nf_node *node)
+{
+    nf_shape per_sample;
+    return input_sample(plan, node, &per_sample) ? nf_shape_size(&per_sample) : -1;
 }
 
 /* Whether accuracy means something: [..., C] scores per sample (times the
@@ -40,12 +50,9 @@ static int classifies(const nf_plan *plan, const nf_dataset *ds, const nf_bindin
     return c > 1 || (ds->classes > 0 && ds->classes <= 2); /* C scores and a label each, or 0/1 labels */
 }
 
-/* Whether every label is 0 or 1 (`all` 0: the first label input's share
- * of them is not known here: no). */
-static int labels_binary(const nf_dataset *ds, int all)
+/* Whether every label is 0 or 1. */
+static int labels_binary(const nf_dataset *ds)
 {
-    if (!all)
-        return 0;
     int64_t n = ds->count * nf_shape_size(&ds->y_shape);
     for (int64_t i = 0; i < n; i++)
         if (ds->y[i] != 0.0f && ds->y[i] != 1.0f)
@@ -62,7 +69,9 @@ static nf_task task_of(const nf_plan *plan, const nf_dataset *ds, const nf_bindi
         return NF_TASK_CLASSES;
     if (!bind->scores || !bind->y || nf_shape_size(&bind->scores->shape) * nf_plan_steps(plan) != input_floats(plan, bind->y))
         return NF_TASK_LOSS_ONLY;
-    return bind->threshold == 0.0 && labels_binary(ds, bind->n_y == 1) ? NF_TASK_MULTI_LABEL : NF_TASK_REGRESSION;
+    /* with several label inputs the scores' share of the labels is not told apart here: regression */
+    int binary = bind->n_y == 1 && bind->threshold == 0.0 && labels_binary(ds);
+    return binary ? NF_TASK_MULTI_LABEL : NF_TASK_REGRESSION;
 }
 
 /* The inputs' per-sample floats must add up to the data's: "input 'x'
@@ -74,12 +83,9 @@ static nf_status check_part(const nf_plan *plan, const nf_node *const *nodes, in
     int64_t total = 0;
     char names[512] = "", shape[64];
     for (int i = 0; i < n; i++) {
-        nf_tensor view;
-        if (nf_plan_input((nf_plan *)plan, nodes[i], &view, NULL) != NF_OK)
+        nf_shape per_sample;
+        if (!input_sample(plan, nodes[i], &per_sample))
             return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "'%s' is not an input of the plan", nodes[i]->name);
-        nf_shape per_sample = view.shape; /* [steps, shape] for a sequence input of an unrolled plan */
-        per_sample.rank--;
-        memmove(per_sample.dim, per_sample.dim + 1, (size_t)per_sample.rank * sizeof(int64_t));
         total += nf_shape_size(&per_sample);
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'%s%s",
                  i == 0 ? "" : i == n - 1 ? " and " : ", ", nodes[i]->name, n > 1 ? " " : "",
@@ -102,7 +108,7 @@ static nf_status check_part(const nf_plan *plan, const nf_node *const *nodes, in
 static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const nf_binding *bind,
                                nf_error *err)
 {
-    if (!plan || !ds || !bind || !bind->x || !bind->y || bind->n_x < 1 || bind->n_y < 1)
+    if (!plan || !ds || !bind || bind->n_x < 1 || bind->n_y < 1)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "training needs a plan, data and bound x and y inputs");
     nf_status st = check_part(plan, bind->xs, bind->n_x, &ds->x_shape, "features", err);
     if (st == NF_OK)
@@ -142,26 +148,6 @@ static nf_status check_labels(int scored_classes, const nf_dataset *ds, const nf
     return st;
 }
 
-
-/* Number of positions whose arg-max score equals the label. */
-static int64_t count_correct(const nf_plan *plan, const nf_binding *bind)
-{
-    nf_tensor scores, labels;
-    nf_plan_value(plan, bind->scores, &scores, NULL);
-    nf_plan_value(plan, bind->y, &labels, NULL);
-    int64_t classes = bind->scores->shape.dim[bind->scores->shape.rank - 1], correct = 0;
-    for (int64_t r = 0; r < plan->batch * positions_of(plan, bind); r++) {
-        const float *s = scores.data + r * classes;
-        int64_t best = 0;
-        for (int64_t j = 1; j < classes; j++)
-            if (s[j] > s[best])
-                best = j;
-        if (classes == 1) /* one score: class 1 above the threshold */
-            best = s[0] > bind->threshold;
-        correct += (float)best == labels.data[r];
-    }
-    return correct;
-}
 
 /* x - x is 0 for a finite x and NaN for NaN or Inf, so the sum of those
  * over every gradient is 0 exactly when all are finite (in float lanes,
@@ -252,19 +238,16 @@ static int64_t score_width(const nf_plan *plan, const nf_binding *bind)
  * plan holds. */
 static void add_batch_metrics(nf_epoch_stats *s, nf_task task, const nf_plan *plan, const nf_binding *bind)
 {
-    s->task = task;
     if (task == NF_TASK_LOSS_ONLY)
         return;
     nf_tensor scores, labels;
     nf_plan_value(plan, bind->scores, &scores, NULL);
     nf_plan_value(plan, bind->y, &labels, NULL);
-    if (task == NF_TASK_CLASSES) {
-        s->correct += count_correct(plan, bind);
+    if (task == NF_TASK_CLASSES) /* one row per position, C scores each */
         nf_metrics_add(s, task, scores.data, labels.data, plan->batch * positions_of(plan, bind), score_classes(bind),
                        bind->threshold);
-    } else {
+    else
         nf_metrics_add(s, task, scores.data, labels.data, plan->batch, score_width(plan, bind), bind->threshold);
-    }
 }
 
 static void finish_stats(nf_epoch_stats *s, const nf_plan *plan, const nf_binding *bind, nf_task task)

@@ -8,10 +8,11 @@
 #include "nodeflow/train.h"
 #include "train/metrics.h"
 
-/* Rows of C scores against one class index each: top-5 and the per-class
- * true/false positives and false negatives (accuracy is counted apart). */
-static void add_classes(nf_metric_sums *m, const float *scores, const float *labels, int64_t rows, int64_t c,
-                        double threshold)
+/* Rows of C scores against one class index each: the rows right (the
+ * arg-max, or one score above the threshold), top-5 and the per-class
+ * true/false positives and false negatives. */
+static void add_classes(nf_metric_sums *m, int64_t *correct, const float *scores, const float *labels, int64_t rows,
+                        int64_t c, double threshold)
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *s = scores + r * c;
@@ -26,6 +27,7 @@ static void add_classes(nf_metric_sums *m, const float *scores, const float *lab
         for (int64_t j = 0; c > 5 && j < c; j++) /* among the 5 best when fewer than 5 beat it */
             above += s[j] > s[label];
         m->top5 += c > 5 && above < 5;
+        *correct += best == label;
         if (label < NF_STATS_CLASSES && best < NF_STATS_CLASSES) {
             m->tp[label] += best == label;
             m->fn[label] += best != label;
@@ -78,9 +80,8 @@ static void add_regression(nf_metric_sums *m, const float *pred, const float *y,
 void nf_metrics_add(nf_epoch_stats *s, nf_task task, const float *scores, const float *labels, int64_t rows,
                     int64_t width, double threshold)
 {
-    s->task = task;
     if (task == NF_TASK_CLASSES)
-        add_classes(&s->sums, scores, labels, rows, width, threshold);
+        add_classes(&s->sums, &s->correct, scores, labels, rows, width, threshold);
     else if (task == NF_TASK_MULTI_LABEL)
         add_multi_label(&s->sums, scores, labels, rows, width, threshold);
     else if (task == NF_TASK_REGRESSION)

@@ -5,8 +5,9 @@
 #include "nodeflow/train.h"
 
 /* Adds `rows` rows of scores and labels: for classes, `width` (C) scores
- * and one class index per row; otherwise `width` scores and as many
- * labels per row. threshold: one score's class-1 boundary. */
+ * and one class index per row (s->correct counts the rows right);
+ * otherwise `width` scores and as many labels per row. threshold: one
+ * score's class-1 boundary. */
 void nf_metrics_add(nf_epoch_stats *s, nf_task task, const float *scores, const float *labels, int64_t rows,
                     int64_t width, double threshold);
 /* Turns the sums into the metrics; `scored` rows were classified. */
