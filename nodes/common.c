@@ -32,6 +32,16 @@ int nf_op_attr_index(const nf_op *op, const char *name)
     return -1;
 }
 
+nf_status nf_infer_one_size(nf_infer *ctx, const char *what)
+{
+    const nf_op *op = ctx->node->op;
+    for (int i = 0; i < op->n_attrs; i++)
+        if (op->attrs[i].type == NF_ATTR_INT2 && ctx->node->attr[i] != ctx->node->attr_w[i])
+            return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "attribute '%s' is one size on %s, not HxW",
+                                 op->attrs[i].name, what);
+    return NF_OK;
+}
+
 nf_status nf_infer_same_shape(nf_infer *ctx)
 {
     ctx->out = *ctx->in[0];

@@ -145,16 +145,15 @@ static int64_t chunk_samples(const geom *g)
     return per >= limit ? 1 : limit / per;
 }
 
-/* Attributes that do not go with the others: pad_top and pad_bottom on a
- * conv1d (PyTorch's Conv1d pads its one axis), and explicit padding with
- * same=true (PyTorch's padding is either 'same' or sizes). */
+/* Attributes that do not go with the others: HxW values, pad_top and
+ * pad_bottom on a conv1d (PyTorch's Conv1d pads its one axis), and
+ * explicit padding with same=true (PyTorch's padding is either 'same' or
+ * sizes). */
 static nf_status check_padding_attrs(nf_infer *ctx, int is1d)
 {
-    static const int pairs[] = {STRIDE, PADDING, DILATION};
-    for (int i = 0; is1d && i < NF_COUNT(pairs); i++)
-        if (ctx->node->attr[pairs[i]] != ctx->node->attr_w[pairs[i]])
-            return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "attribute '%s' is one size on conv1d, not HxW",
-                                 conv2d_attrs[pairs[i]].name);
+    nf_status st = is1d ? nf_infer_one_size(ctx, "conv1d") : NF_OK;
+    if (st != NF_OK)
+        return st;
     static const int sides[] = {PADDING, PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT};
     unsigned given = ctx->node->attr_set;
     for (int i = 0; i < NF_COUNT(sides); i++) {

@@ -231,6 +231,9 @@ int nf_op_attr_index(const nf_op *op, const char *name);
 /* Helpers for shape rules and kernels (nodes/common.c). */
 nf_status nf_infer_fail(nf_infer *ctx, nf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A node over one spatial axis ([C, L]): every NF_ATTR_INT2 attribute
+ * must be one size, else an error "... is one size on WHAT, not HxW". */
+nf_status nf_infer_one_size(nf_infer *ctx, const char *what);
 /* Shape rule of nodes whose output has their first input's shape. */
 nf_status nf_infer_same_shape(nf_infer *ctx);
 /* FLOP counts of element-wise nodes: one per output element, or one per

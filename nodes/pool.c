@@ -102,12 +102,7 @@ static nf_status check_kind_attrs(nf_infer *ctx, int is1d, int max)
     if (!max && (ctx->node->attr_set & (1u << DILATION)))
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT,
                              "attribute 'dilation' is for max pooling; average pooling has none");
-    static const int pairs[] = {STRIDE, PADDING, DILATION};
-    for (int i = 0; is1d && i < NF_COUNT(pairs); i++)
-        if (ctx->node->attr[pairs[i]] != ctx->node->attr_w[pairs[i]])
-            return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "attribute '%s' is one size on a 1-D pool, not HxW",
-                                 pool_attrs[pairs[i]].name);
-    return NF_OK;
+    return is1d ? nf_infer_one_size(ctx, "a 1-D pool") : NF_OK;
 }
 
 static nf_status pool_infer_common(nf_infer *ctx, int is1d, int max)
@@ -282,8 +277,9 @@ static nf_status adaptive_infer(nf_infer *ctx)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' is %s; it needs [channels, height, width] or "
                              "[channels, length] per sample", ctx->in_name[0], nf_shape_format(in, s, sizeof s));
     int64_t oh = (int64_t)ctx->node->attr[0], ow = (int64_t)ctx->node->attr_w[0];
-    if (in->rank == 2 && oh != ow)
-        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "size is one number for a [channels, length] input");
+    nf_status st = in->rank == 2 ? nf_infer_one_size(ctx, "a [channels, length] input") : NF_OK;
+    if (st != NF_OK)
+        return st;
     int64_t out = nf_mul3_checked(in->dim[0], in->rank == 3 ? oh : 1, ow);
     if (out < 0 || out > NF_MAX_SAMPLE_ELEMENTS)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
