@@ -312,17 +312,13 @@ static int generate_tok_s(const char *file, const nf_graph *trained, double *tok
         int tokens = round < 0 ? 20 : 500;
         double start = now();
         for (int i = 0; i < tokens; i++) {
-            if (used == window && window > 1) /* a full context: the oldest token leaves */
+            if (used == window) /* a full context (a recurrent model's is one token): the oldest leaves */
                 memmove(x.data, x.data + 1, (size_t)(--used) * sizeof(float));
-            else if (used == window)
-                used = 0;
             x.data[used++] = id;
             nf_plan_forward(plan, err);
             nf_plan_value(plan, bind.scores, &scores, err);
             int64_t vocab = scores.shape.dim[scores.shape.rank - 1];
             id = (float)nf_sample(scores.data + (used - 1) * vocab, vocab, 0.8, &rng);
-            if (recurrent)
-                used = 0;
         }
         if (round >= 0) {
             rounds[round] = tokens / (now() - start);

@@ -75,7 +75,10 @@ typedef struct stack {
     int64_t cap;
 } stack;
 
-static int gates_of(const nf_op *op) { return op->name[0] == 'l' ? 4 : op->name[0] == 'g' ? 3 : 1; }
+extern const nf_op nf_op_lstm, nf_op_gru;
+
+/* Pre-activations per hidden unit: LSTM's 4 gates, GRU's 3, RNN's 1. */
+static int gates_of(const nf_op *op) { return op == &nf_op_lstm ? 4 : op == &nf_op_gru ? 3 : 1; }
 
 static stack stack_of(const nf_node *node, const nf_shape *x, int64_t cap)
 {
