@@ -103,6 +103,22 @@ static void test_beta_zero_ignores_c(void **state)
         nf_kernels_at(v)->sgemm(NF_NO_TRANS, NF_NO_TRANS, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
         for (int i = 0; i < 4; i++)
             assert_true(c[i] == a[i]);
+        /* and a product large enough for the libraries' blocked paths,
+         * both transposes: every element 1 x K */
+        enum { M = 64, N = 96, K = 40 };
+        static float ones_a[M * K], ones_b[K * N], big[M * N];
+        for (int i = 0; i < M * K; i++)
+            ones_a[i] = 1.0f;
+        for (int i = 0; i < K * N; i++)
+            ones_b[i] = 1.0f;
+        for (int t = 0; t < 4; t++) {
+            for (int i = 0; i < M * N; i++)
+                big[i] = NAN;
+            nf_kernels_at(v)->sgemm(t & 1, t & 2 ? 1 : 0, M, N, K, 1.0f, ones_a, t & 1 ? M : K, ones_b, t & 2 ? K : N,
+                                    0.0f, big, N);
+            for (int i = 0; i < M * N; i++)
+                assert_true(big[i] == (float)K);
+        }
     }
 }
 
