@@ -261,20 +261,27 @@ int cmd_eval(int argc, char **argv)
     rc = open_session(&o, &s, 0);
     if (rc == EXIT_OK && nf_dataset_load_spec(o.data, &ds, &err) != NF_OK)
         rc = cli_fail(&err);
-    if (rc == EXIT_OK)
-        rc = run_all(&s, ds, &scores, &size, &loss);
     if (rc == EXIT_OK) {
+        /* what the report is decided from the shapes: class labels and a
+         * binary classifier need every score (run_all); other targets,
+         * several label inputs included, are nf_evaluate's task metrics */
         nf_shape shape;
         nf_node_shape(s.bind.scores, &shape, NULL);
+        size = nf_shape_size(&shape);
         int one_label = s.bind.n_y == 1;
         int class_labels = one_label && shape.rank == 1 && ds->y_shape.rank == 0 && size > 1; /* C scores, one label */
+        int binary = one_label && size == 1 && ds->classes == 2;
         if (class_labels && nf_dataset_check_classes(ds, size, &err) != NF_OK)
             rc = cli_fail(&err);
-        else if (class_labels)
-            classification_report(ds, scores, size, loss, o.json);
-        else if (one_label && size == 1 && ds->classes == 2 && binary_scores(&s, ds->count, &scores))
-            classification_report(ds, scores, 2, loss, o.json);
-        else if (!one_label || size == nf_shape_size(&ds->y_shape))
+        else if (class_labels || binary) {
+            rc = run_all(&s, ds, &scores, &size, &loss);
+            if (rc == EXIT_OK && binary && !binary_scores(&s, ds->count, &scores)) {
+                fprintf(stderr, "nodeflow: out of memory\n");
+                rc = EXIT_RUNTIME;
+            }
+            if (rc == EXIT_OK)
+                classification_report(ds, scores, binary ? 2 : size, loss, o.json);
+        } else if (!one_label || size == nf_shape_size(&ds->y_shape))
             rc = task_report(&s, ds, o.json);
         else
             rc = cli_usage("eval", "the outputs (%lld per sample) match neither class labels nor targets",
