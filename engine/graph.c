@@ -251,32 +251,49 @@ static nf_status find_attr(nf_graph *g, nf_node *node, const char *key, int *ind
     return NF_OK;
 }
 
-static nf_status store_number(nf_graph *g, nf_node *node, int i, double value)
+/* Whether `value` suits attribute i (for an HxW value, `part` names the
+ * half in the message: "width is 0; ..."); records the error if not. */
+static nf_status check_number(nf_graph *g, nf_node *node, int i, double value, const char *part)
 {
     const nf_attr_spec *spec = &node->op->attrs[i];
-    char range[96];
+    char wrong[160];
+    const char *why = NULL;
+    int whole = spec->type == NF_ATTR_INT || spec->type == NF_ATTR_INT2 || spec->type == NF_ATTR_BOOL ||
+                spec->type == NF_ATTR_ENUM;
+    int choices = 0;
+    while (spec->type == NF_ATTR_ENUM && spec->choices && spec->choices[choices])
+        choices++;
     if (!isfinite(value))
-        return attr_fail(g, node, spec->name, "must be a finite number");
-    if (spec->type == NF_ATTR_INT || spec->type == NF_ATTR_INT2 || spec->type == NF_ATTR_BOOL ||
-        spec->type == NF_ATTR_ENUM) {
-        if (value != floor(value))
-            return attr_fail(g, node, spec->name, "must be a whole number");
-    }
-    if (spec->type == NF_ATTR_ENUM) { /* an index into its choices */
-        int n = 0;
-        while (spec->choices && spec->choices[n])
-            n++;
-        if (value < 0 || value >= n)
-            return attr_fail(g, node, spec->name, "is not the index of one of its choices");
-    }
-    if (value < spec->min || value > spec->max) {
-        snprintf(range, sizeof range, "is %.15g; it must be in [%.15g, %.15g]", value, spec->min, spec->max);
-        return attr_fail(g, node, spec->name, range);
-    }
-    node->attr[i] = node->attr_w[i] = value;
+        why = "must be a finite number";
+    else if (whole && value != floor(value))
+        why = "must be a whole number";
+    else if (spec->type == NF_ATTR_ENUM && (value < 0 || value >= choices)) /* an index into its choices */
+        why = "is not the index of one of its choices";
+    if (why)
+        snprintf(wrong, sizeof wrong, "%s%s%s", part ? part : "", part ? " " : "", why);
+    else if (value < spec->min || value > spec->max)
+        snprintf(wrong, sizeof wrong, "%s%sis %.15g; it must be in [%.15g, %.15g]", part ? part : "", part ? " " : "",
+                 value, spec->min, spec->max);
+    else
+        return NF_OK;
+    return attr_fail(g, node, spec->name, wrong);
+}
+
+/* Sets attribute i to h (and its width half to w). */
+static void assign(nf_graph *g, nf_node *node, int i, double h, double w)
+{
+    node->attr[i] = h;
+    node->attr_w[i] = w;
     node->attr_set |= 1u << i;
     g->version++;
-    return NF_OK;
+}
+
+static nf_status store_number(nf_graph *g, nf_node *node, int i, double value)
+{
+    nf_status st = check_number(g, node, i, value, NULL);
+    if (st == NF_OK)
+        assign(g, node, i, value, value);
+    return st;
 }
 
 /* "HxW" for an NF_ATTR_INT2: both whole numbers in range. */
@@ -291,9 +308,11 @@ static nf_status store_pair(nf_graph *g, nf_node *node, int i, const char *text)
     first[x - text] = '\0';
     if (nf_parse_number(first, &h) || nf_parse_number(x + 1, &w))
         return attr_fail(g, node, node->op->attrs[i].name, "must be a whole number, or two joined by 'x' (e.g. 2x1)");
-    nf_status st = store_number(g, node, i, w); /* checks w, then h */
-    if (st == NF_OK && (st = store_number(g, node, i, h)) == NF_OK)
-        node->attr_w[i] = w;
+    nf_status st = check_number(g, node, i, h, "height");
+    if (st == NF_OK)
+        st = check_number(g, node, i, w, "width");
+    if (st == NF_OK)
+        assign(g, node, i, h, w);
     return st;
 }
 
