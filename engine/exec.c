@@ -31,6 +31,7 @@ static void fill_exec(const nf_plan *p, int k, int64_t t, nf_exec *e)
     const nf_plan_step *s = &p->steps[k];
     memset(e, 0, sizeof *e);
     e->kernels = p->steps[k].kernels;
+    e->state = p->steps[k].state;
     e->params = g->params;
     e->param_values = g->values;
     e->param_grads = g->grads;

@@ -320,7 +320,8 @@ static nf_status layout_arena(nf_plan *p, nf_error *err)
     /* one scratch area shared by all nodes: each uses it only while it runs */
     int64_t scratch_floats = 0, scratch_off = total;
     for (int k = 0; k < p->n; k++)
-        scratch_floats = max64(scratch_floats, nf_align_floats(p->graph->nodes[k]->workspace));
+        scratch_floats = max64(scratch_floats, nf_align_floats(max64(p->graph->nodes[k]->workspace,
+                                                                     p->steps[k].state_workspace)));
     total = nf_add_checked(total, scratch_floats);
     int64_t frame = total;
     total = nf_mul_checked(frame, p->time_steps);
@@ -355,6 +356,45 @@ done:
     free(scratch);
     free(use);
     return st;
+}
+
+/* ---- kernel states --------------------------------------------------- */
+
+/* Each node's kernel state for the plan's capacity (op->prepare), made
+ * after the gradient marks and before the arena is laid out, as it may
+ * need a larger scratch area. Writes over steps[k].state without freeing
+ * what was there. */
+static void prepare_states(nf_plan *p)
+{
+    for (int k = 0; k < p->n; k++) {
+        const nf_node *node = p->graph->nodes[k];
+        nf_plan_step *s = &p->steps[k];
+        s->state = NULL;
+        s->state_workspace = 0;
+        if (!node->op->prepare)
+            continue;
+        int saved_wanted = s->run_backward || !(node->op->flags & NF_OP_SAVED_FOR_BACKWARD);
+        nf_prepare ctx = {
+            .kernels = s->kernels,
+            .node = node,
+            .capacity = p->capacity,
+            .backward = s->run_backward,
+            .input_grad = s->run_backward && node->n_inputs > 0 && input_differentiable(node, 0) &&
+                          p->steps[node->inputs[0]->index].has_grad,
+            .saved_floats = saved_wanted ? p->capacity * node->saved_per_sample + node->saved_fixed : 0,
+        };
+        s->state = node->op->prepare(&ctx);
+        s->state_workspace = s->state ? ctx.workspace : 0;
+    }
+}
+
+static void release_states(const nf_plan *p, nf_plan_step *steps)
+{
+    for (int k = 0; k < p->n; k++) {
+        if (steps[k].state)
+            p->graph->nodes[k]->op->release(steps[k].kernels, steps[k].state);
+        steps[k].state = NULL;
+    }
 }
 
 static void free_buffers(int n, nf_plan_buffers *b);
@@ -409,6 +449,7 @@ nf_status nf_plan_compile(nf_graph *g, int64_t batch, unsigned flags, nf_plan **
     for (int k = 0; k < p->n; k++)
         p->steps[k].kernels = kernels;
     mark_gradients(p);
+    prepare_states(p);
     st = make_buffers(p, &p->buf, err);
     if (st == NF_OK)
         st = layout_arena(p, err);
@@ -427,6 +468,8 @@ void nf_plan_free(nf_plan *p)
         return;
     nf_aligned_free(p->arena);
     free_buffers(p->n, &p->buf);
+    if (p->steps)
+        release_states(p, p->steps);
     free(p->steps);
     free(p->grad_ready);
     free(p);
@@ -469,6 +512,21 @@ void nf_plan_set_training(nf_plan *p, int training)
 
 int nf_plan_training(const nf_plan *p) { return p ? p->training : 0; }
 size_t nf_plan_arena_bytes(const nf_plan *p) { return p ? (size_t)p->arena_floats * sizeof(float) : 0; }
+
+const char *nf_plan_node_kernels(const nf_plan *p, const nf_node *node, char *buf, size_t size)
+{
+    if (!buf || size == 0)
+        return buf;
+    buf[0] = '\0';
+    if (!p || !node || node->index < 0 || node->index >= p->n || p->graph->nodes[node->index] != node)
+        return buf;
+    const nf_plan_step *s = &p->steps[node->index];
+    if (s->state && node->op->describe)
+        snprintf(buf, size, "%s: %s", s->kernels->name, node->op->describe(s->kernels, s->state));
+    else
+        snprintf(buf, size, "%s", s->kernels->name);
+    return buf;
+}
 
 /* ---- unrolled time ----------------------------------------------------- */
 
@@ -557,16 +615,19 @@ static nf_status relayout(nf_plan *p, int64_t steps, int64_t capacity, nf_error 
     for (int k = 0; k < p->n; k++)
         p->steps[k].needs_grad = p->steps[k].reaches_loss = 0;
     mark_gradients(p);
+    prepare_states(p); /* the old states stay in `backup` until the new layout holds */
     nf_plan_buffers fresh;
     nf_status st = make_buffers(p, &fresh, err);
     if (st == NF_OK && (st = layout_arena(p, err)) != NF_OK)
         free_buffers(p->n, &fresh);
     if (st != NF_OK) { /* the arena is untouched by a failed layout; the step table is put back */
+        release_states(p, p->steps);
         memcpy(p->steps, backup, bytes);
         p->time_steps = old_steps;
         p->capacity = old_capacity;
     } else {
         free_buffers(p->n, &p->buf);
+        release_states(p, backup);
         p->buf = fresh;
         p->masked = 0;
         nf_plan_reset_state(p);

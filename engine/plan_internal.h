@@ -15,6 +15,8 @@ typedef struct nf_plan_step {
     unsigned char run_backward; /* its backward kernel runs */
     unsigned char value_kept;   /* its value stays readable after forward (nf_plan_value) */
     const struct nf_kernels *kernels; /* the kernel variant chosen for the node at compile time */
+    void *state;                /* what the op's prepare made for the plan's capacity (or NULL) */
+    int64_t state_workspace;    /* scratch floats its runs with that state use */
 } nf_plan_step;
 
 /* What a plan keeps beside its arena, sized for its capacity and steps. */

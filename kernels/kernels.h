@@ -17,6 +17,7 @@
 #ifndef NF_KERNELS_KERNELS_H
 #define NF_KERNELS_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { NF_NO_TRANS = 0, NF_TRANS = 1 };
@@ -44,6 +45,23 @@ typedef struct nf_pool_geom {
     int64_t dh, dw;   /* dilation (max pooling; 1 for average pooling) */
 } nf_pool_geom;
 
+/* A convolution prepared once for a geometry and a batch (a library's
+ * primitives, created when a plan compiles and run every time). */
+typedef struct nf_conv_kernel nf_conv_kernel;
+
+typedef struct nf_conv_request {
+    nf_conv_geom geom;
+    int64_t batch;        /* the rows every run has */
+    int bias;             /* a bias per output channel */
+    int backward;         /* backward runs (the weights' gradient) */
+    int input_grad;       /* ... and the input's gradient is wanted */
+} nf_conv_request;
+
+typedef struct nf_conv_sizes {
+    size_t saved_bytes;   /* kept from forward to backward (training) */
+    size_t scratch_bytes; /* scratch while forward or backward runs */
+} nf_conv_sizes;
+
 typedef struct nf_kernels {
     const char *name;
 
@@ -62,6 +80,22 @@ typedef struct nf_kernels {
     /* dx += col2im(dcols): each column entry added back to its pixel
      * (in the padding: to the position it maps to, or nowhere). */
     void (*col2im_add)(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);
+
+    /* A whole convolution (NULL in sets without one; the node then runs
+     * im2col and sgemm). prepare returns NULL where the set has no fast
+     * kernel for the request; it fills the sizes the runs need. forward:
+     * y = conv(x, w) + b (b NULL: none), keeping in `saved` what backward
+     * needs (saved NULL: inference); backward: dx += (NULL: skipped),
+     * dw += and db += (NULL: none). Weights [O, C/G, kh, kw], tensors
+     * NCHW, `batch` rows. They return 0 if the library failed. */
+    nf_conv_kernel *(*conv_prepare)(const nf_conv_request *r, nf_conv_sizes *sizes);
+    int (*conv_forward)(nf_conv_kernel *k, const float *x, const float *w, const float *b, float *y, void *saved,
+                        void *scratch);
+    int (*conv_backward)(nf_conv_kernel *k, const void *saved, const float *w, const float *dy, float *dx,
+                         float *dw, float *db, void *scratch);
+    void (*conv_release)(nf_conv_kernel *k);
+    /* what runs it: the library's implementations, e.g. "jit:avx512_core" */
+    const char *(*conv_name)(const nf_conv_kernel *k);
 
     /* One plane: y[oy, ox] = max of its window (NaN wins, as in PyTorch)
      * and argmax = the position of the first maximum in x, as a float. */

@@ -6,26 +6,25 @@
 
 #include "kernels/variants.h"
 
-/* The fast set with its products from `gemm` (OpenBLAS's or oneDNN's). */
-#define FAST_SET(set_name, gemm)                                  \
-    {                                                             \
-        .name = set_name,                                         \
-        .sgemm = gemm,                                            \
-        .sgemv = nf_openblas_sgemv,                               \
-        .im2col = nf_fast_im2col,                                 \
-        .col2im_add = nf_fast_col2im_add,                         \
-        .max_plane = nf_fast_max_plane,                           \
-        .avg_plane = nf_fast_avg_plane,                           \
-        .avg_plane_backward = nf_fast_avg_plane_backward,         \
-        .sigmoid = nf_libm_sigmoid,                               \
-        .tanh = nf_libm_tanh,                                     \
-        .lstm_cell = nf_fast_lstm_cell,                           \
-        .lstm_cell_backward = nf_fast_lstm_cell_backward,         \
-        .gru_cell = nf_fast_gru_cell,                             \
-        .gru_cell_backward = nf_fast_gru_cell_backward,           \
-    }
+/* The slots of a fast set with its products from `gemm` (OpenBLAS's or
+ * oneDNN's). */
+#define FAST_SLOTS(set_name, gemm)                           \
+    .name = set_name,                                        \
+    .sgemm = gemm,                                           \
+    .sgemv = nf_openblas_sgemv,                              \
+    .im2col = nf_fast_im2col,                                \
+    .col2im_add = nf_fast_col2im_add,                        \
+    .max_plane = nf_fast_max_plane,                          \
+    .avg_plane = nf_fast_avg_plane,                          \
+    .avg_plane_backward = nf_fast_avg_plane_backward,        \
+    .sigmoid = nf_libm_sigmoid,                              \
+    .tanh = nf_libm_tanh,                                    \
+    .lstm_cell = nf_fast_lstm_cell,                          \
+    .lstm_cell_backward = nf_fast_lstm_cell_backward,        \
+    .gru_cell = nf_fast_gru_cell,                            \
+    .gru_cell_backward = nf_fast_gru_cell_backward
 
-static const nf_kernels openblas = FAST_SET("openblas", nf_openblas_sgemm);
+static const nf_kernels openblas = {FAST_SLOTS("openblas", nf_openblas_sgemm)};
 
 static const nf_kernels reference = {
     .name = "reference",
@@ -45,8 +44,16 @@ static const nf_kernels reference = {
 };
 
 #ifdef NF_HAVE_ONEDNN
-/* oneDNN's products (the default when it is built). */
-static const nf_kernels onednn = FAST_SET("onednn", nf_onednn_sgemm);
+/* oneDNN's products and convolution primitives (the default when it is
+ * built). */
+static const nf_kernels onednn = {
+    FAST_SLOTS("onednn", nf_onednn_sgemm),
+    .conv_prepare = nf_onednn_conv_prepare,
+    .conv_forward = nf_onednn_conv_forward,
+    .conv_backward = nf_onednn_conv_backward,
+    .conv_release = nf_onednn_conv_release,
+    .conv_name = nf_onednn_conv_name,
+};
 
 static const nf_kernels *const sets[] = {&onednn, &openblas, &reference};
 #else

@@ -19,6 +19,15 @@ void nf_reference_sgemv(int64_t rows, int64_t cols, float alpha, const float *a,
 void nf_onednn_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+/* conv_onednn.c (with the onednn feature) */
+nf_conv_kernel *nf_onednn_conv_prepare(const nf_conv_request *r, nf_conv_sizes *sizes);
+int nf_onednn_conv_forward(nf_conv_kernel *k, const float *x, const float *w, const float *b, float *y, void *saved,
+                           void *scratch);
+int nf_onednn_conv_backward(nf_conv_kernel *k, const void *saved, const float *w, const float *dy, float *dx,
+                            float *dw, float *db, void *scratch);
+void nf_onednn_conv_release(nf_conv_kernel *k);
+const char *nf_onednn_conv_name(const nf_conv_kernel *k);
+
 /* im2col.c */
 void nf_fast_im2col(const nf_conv_geom *g, const float *x, float *cols, int64_t stride);
 void nf_fast_col2im_add(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);

@@ -362,9 +362,60 @@ static void backward_per_sample(const nf_exec *e, const geom *g, int threads)
             db[o] += (float)nf_sum_floats(e->out_grad + (s * g->o + o) * g->hw, g->hw);
 }
 
+/* ---- a whole-convolution kernel (oneDNN's primitives) -----------------
+ * Prepared for the plan's capacity: a run of that many rows uses it (in
+ * training its saved buffer then holds what that kernel keeps, not the
+ * columns); a shorter run, or a set without one, runs im2col and sgemm. */
+
+static void *conv_prepare(nf_prepare *ctx)
+{
+    const nf_kernels *kernels = ctx->kernels;
+    const nf_node *node = ctx->node;
+    if (!kernels->conv_prepare)
+        return NULL;
+    nf_conv_request r = {.batch = ctx->capacity, .bias = node->n_params > 1, .backward = ctx->backward,
+                         .input_grad = ctx->input_grad};
+    const char *why;
+    const nf_shape *in = &node->inputs[0]->shape;
+    make_geom(node, &node->dims, in, in->rank == 2, &r.geom, &why);
+    nf_conv_sizes sizes = {0, 0};
+    nf_conv_kernel *k = kernels->conv_prepare(&r, &sizes);
+    if (k && (sizes.saved_bytes > (size_t)ctx->saved_floats * sizeof(float) ||
+              sizes.scratch_bytes / sizeof(float) > (size_t)NF_MAX_SAMPLE_ELEMENTS)) {
+        kernels->conv_release(k); /* what it keeps does not fit the saved buffer: im2col */
+        return NULL;
+    }
+    ctx->workspace = (int64_t)((sizes.scratch_bytes + sizeof(float) - 1) / sizeof(float));
+    return k;
+}
+
+static void conv_release(const nf_kernels *kernels, void *state) { kernels->conv_release(state); }
+
+static const char *conv_describe(const nf_kernels *kernels, const void *state)
+{
+    return kernels->conv_name(state);
+}
+
+static int uses_state(const nf_exec *e) { return e->state && e->batch == e->capacity; }
+
+/* A failed library call leaves NaN where its result should be, which the
+ * caller's finiteness checks report (it does not happen once a primitive
+ * is made: every buffer it uses is ours). */
+static void fill_nan(float *x, int64_t n)
+{
+    for (int64_t i = 0; x && i < n; i++)
+        x[i] = NAN;
+}
+
 static void conv_forward(const nf_exec *e)
 {
     geom g = geom_of(e);
+    if (uses_state(e)) {
+        const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
+        if (!e->kernels->conv_forward(e->state, e->in[0], e->param[0], bias, e->out, e->saved, e->workspace))
+            fill_nan(e->out, e->batch * g.o * g.hw);
+        return;
+    }
     int threads = per_sample_threads(e, &g);
     if (threads) {
         forward_per_sample(e, &g, threads);
@@ -397,6 +448,15 @@ static void conv_forward(const nf_exec *e)
 static void conv_backward(const nf_exec *e)
 {
     geom g = geom_of(e);
+    if (uses_state(e)) {
+        float *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
+        if (!e->kernels->conv_backward(e->state, e->saved, e->param[0], e->out_grad, e->in_grad[0],
+                                       e->param_grad[0], db, e->workspace)) {
+            fill_nan(e->in_grad[0], e->batch * g.c * g.h * g.w);
+            fill_nan(e->param_grad[0], g.o * g.ckk);
+        }
+        return;
+    }
     int threads = per_sample_threads(e, &g);
     if (threads) {
         backward_per_sample(e, &g, threads);
@@ -450,6 +510,7 @@ const nf_op nf_op_conv2d = {
     .attrs = conv2d_attrs, .n_attrs = NF_COUNT(conv2d_attrs),
     .flags = NF_OP_GRAD_NO_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_SAVED_FOR_BACKWARD,
     .infer = conv2d_infer, .forward = conv_forward, .backward = conv_backward, .flops = conv_flops,
+    .prepare = conv_prepare, .release = conv_release, .describe = conv_describe,
 };
 
 const nf_op nf_op_conv1d = {
@@ -458,6 +519,7 @@ const nf_op nf_op_conv1d = {
     .attrs = conv2d_attrs, .n_attrs = NF_COUNT(conv2d_attrs),
     .flags = NF_OP_GRAD_NO_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_SAVED_FOR_BACKWARD,
     .infer = conv1d_infer, .forward = conv_forward, .backward = conv_backward, .flops = conv_flops,
+    .prepare = conv_prepare, .release = conv_release, .describe = conv_describe,
 };
 
 /* ---- conv_transpose2d: the adjoint of conv2d ---------------------------

@@ -120,7 +120,21 @@ typedef struct nf_exec {
     int64_t capacity;                /* rows the buffers have room for (>= batch) */
     const float *row_weight;         /* losses: each row's weight (0 past the end of its
                                         sequence); NULL: 1 for every row */
+    void *state;                     /* what the op's prepare made for this plan (NULL: none) */
 } nf_exec;
+
+/* What a node's kernel state is prepared for, when a plan compiles. */
+typedef struct nf_prepare {
+    const nf_kernels *kernels;       /* the set the plan chose for the node */
+    const nf_node *node;
+    int64_t capacity;                /* rows of a run that can use the state (runs of fewer
+                                        rows must do without it) */
+    int backward;                    /* the plan runs the node's backward */
+    int input_grad;                  /* ... and wants the gradient of its first input */
+    int64_t saved_floats;            /* floats of its saved buffer (0 without backward) */
+    /* filled by prepare: */
+    int64_t workspace;               /* scratch floats its runs with the state use */
+} nf_prepare;
 
 enum nf_op_flags {
     NF_OP_INPUT = 1u << 0,   /* value supplied by the caller */
@@ -165,6 +179,14 @@ typedef struct nf_op {
     /* Inputs: whether the node takes one value per time step of an
      * unrolled plan (NULL: no). */
     int (*per_step)(const nf_node *node);
+    /* Kernel state made when a plan compiles, for runs of `capacity` rows
+     * (a library's primitives, created once): handed to forward and
+     * backward in nf_exec.state. NULL (no hook, or nothing to prepare for
+     * this node): the node runs without. release frees it. */
+    void *(*prepare)(nf_prepare *ctx);
+    void (*release)(const nf_kernels *kernels, void *state);
+    /* What runs the node with that state (e.g. the library's kernels). */
+    const char *(*describe)(const nf_kernels *kernels, const void *state);
 } nf_op;
 
 #define NF_PARAM_NAME_MAX (2 * NF_NAME_MAX)

@@ -123,6 +123,13 @@ static void test_beta_zero_ignores_c(void **state)
 }
 
 /* A convolution geometry as nodes/conv.c makes it (whole windows). */
+static float *copy_floats(const float *x, int64_t n)
+{
+    float *y = malloc((size_t)(n ? n : 1) * sizeof(float));
+    memcpy(y, x, (size_t)n * sizeof(float));
+    return y;
+}
+
 static nf_conv_geom conv_geom(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t stride, int64_t dil,
                               int64_t pt, int64_t pb, int64_t pl, int64_t pr)
 {
@@ -191,6 +198,142 @@ static void test_im2col_variants(void **state)
         free(want);
         free(dx_want);
         free(dcols);
+    }
+}
+
+/* ---- whole convolutions (sets with conv_prepare) against direct loops
+ * in double: y = conv(x, w) + b, and dx, dw, db for a given dy */
+
+typedef struct conv_case {
+    nf_conv_geom g;
+    int64_t batch;
+    int bias;
+} conv_case;
+
+/* A geometry with o outputs in `groups` groups. */
+static conv_case conv_case_of(nf_conv_geom g, int64_t o, int64_t groups, int64_t batch, int bias)
+{
+    g.o = o, g.groups = groups;
+    g.ckk = g.c / groups * g.kh * g.kw;
+    return (conv_case){g, batch, bias};
+}
+
+/* The input position a tap reads, or -1 in the padding. */
+static int64_t tap(const nf_conv_geom *g, int64_t oy, int64_t ox, int64_t i, int64_t j)
+{
+    int64_t y = oy * g->sh - g->pt + i * g->dh, x = ox * g->sw - g->pl + j * g->dw;
+    return y < 0 || y >= g->h || x < 0 || x >= g->w ? -1 : y * g->w + x;
+}
+
+/* The reference: forward into y, and with dy the gradients (added to
+ * what dx, dw, db hold). Every loop visits (sample, output, position,
+ * input channel, tap). */
+static void conv_direct(const conv_case *cc, const float *x, const float *w, const float *b, float *y,
+                        const float *dy, float *dx, float *dw, float *db)
+{
+    const nf_conv_geom *g = &cc->g;
+    int64_t og = g->o / g->groups, cg = g->c / g->groups, plane = g->h * g->w;
+    for (int64_t n = 0; n < cc->batch; n++)
+        for (int64_t o = 0; o < g->o; o++)
+            for (int64_t p = 0; p < g->hw; p++) {
+                int64_t oy = p / g->ow, ox = p % g->ow, at = (n * g->o + o) * g->hw + p;
+                double sum = b ? b[o] : 0.0, grad = dy ? dy[at] : 0.0;
+                if (db)
+                    db[o] += (float)grad;
+                for (int64_t c = 0; c < cg; c++)
+                    for (int64_t i = 0; i < g->kh; i++)
+                        for (int64_t j = 0; j < g->kw; j++) {
+                            int64_t from = tap(g, oy, ox, i, j), wi = ((o * cg + c) * g->kh + i) * g->kw + j;
+                            int64_t xi = (n * g->c + o / og * cg + c) * plane + from;
+                            if (from < 0)
+                                continue;
+                            sum += (double)w[wi] * x[xi];
+                            if (dw)
+                                dw[wi] += (float)(grad * x[xi]);
+                            if (dx)
+                                dx[xi] += (float)(grad * w[wi]);
+                        }
+                if (y)
+                    y[at] = (float)sum;
+            }
+}
+
+/* One case through set v: inference and training, with and without the
+ * input's gradient. Returns whether the set prepared a kernel. */
+static int check_conv_case(const nf_kernels *v, const conv_case *cc, unsigned seed)
+{
+    const nf_conv_geom *g = &cc->g;
+    int64_t nx = cc->batch * g->c * g->h * g->w, ny = cc->batch * g->o * g->hw, nw = g->o * g->ckk;
+    float *x = random_floats(nx, &seed), *w = random_floats(nw, &seed), *b = random_floats(g->o, &seed);
+    float *dy = random_floats(ny, &seed), *want_y = malloc((size_t)ny * sizeof(float));
+    float *start_dx = random_floats(nx, &seed), *start_dw = random_floats(nw, &seed), *start_db = random_floats(g->o, &seed);
+    const float *bias = cc->bias ? b : NULL;
+    conv_direct(cc, x, w, bias, want_y, NULL, NULL, NULL, NULL);
+    float *want_dx = copy_floats(start_dx, nx), *want_dw = copy_floats(start_dw, nw), *want_db = copy_floats(start_db, g->o);
+    conv_direct(cc, x, w, bias, NULL, dy, want_dx, want_dw, want_db);
+    int prepared = 0;
+    for (int mode = 0; mode < 3; mode++) { /* inference; training; training without dx */
+        nf_conv_request r = {*g, cc->batch, cc->bias, mode > 0, mode == 1};
+        nf_conv_sizes sizes = {0, 0};
+        nf_conv_kernel *k = v->conv_prepare(&r, &sizes);
+        if (!k)
+            continue;
+        prepared = 1;
+        char what[160];
+        snprintf(what, sizeof what, "%s conv %lldx%lldx%lld o %lld k %lldx%lld groups %lld batch %lld mode %d",
+                 v->name, (long long)g->c, (long long)g->h, (long long)g->w, (long long)g->o, (long long)g->kh,
+                 (long long)g->kw, (long long)g->groups, (long long)cc->batch, mode);
+        void *saved = mode ? malloc(sizes.saved_bytes + 1) : NULL, *scratch = malloc(sizes.scratch_bytes + 1);
+        float *y = malloc((size_t)ny * sizeof(float));
+        assert_true(v->conv_forward(k, x, w, bias, y, saved, scratch));
+        assert_close(y, want_y, ny, g->ckk, what);
+        if (mode) {
+            float *dx = copy_floats(start_dx, nx), *dw = copy_floats(start_dw, nw), *db = copy_floats(start_db, g->o);
+            assert_true(v->conv_backward(k, saved, w, dy, mode == 1 ? dx : NULL, dw, cc->bias ? db : NULL, scratch));
+            assert_close(dx, mode == 1 ? want_dx : start_dx, nx, g->o * g->kh * g->kw, what);
+            assert_close(dw, want_dw, nw, cc->batch * g->hw, what);
+            assert_close(db, cc->bias ? want_db : start_db, g->o, cc->batch * g->hw, what);
+            free(dx);
+            free(dw);
+            free(db);
+        }
+        v->conv_release(k);
+        free(saved);
+        free(scratch);
+        free(y);
+    }
+    float *all[] = {x, w, b, dy, want_y, start_dx, start_dw, start_db, want_dx, want_dw, want_db};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]);
+    return prepared;
+}
+
+static void test_conv_variants(void **state)
+{
+    (void)state;
+    const conv_case cases[] = {
+        conv_case_of(conv_geom(32, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1), 64, 1, 8, 1),  /* W3 conv2 in small */
+        conv_case_of(conv_geom(1, 28, 28, 5, 5, 1, 1, 2, 2, 2, 2), 6, 1, 4, 1),    /* LeNet conv1 */
+        conv_case_of(conv_geom(6, 14, 14, 5, 5, 1, 1, 0, 0, 0, 0), 16, 1, 3, 0),   /* LeNet conv2, no bias */
+        conv_case_of(conv_geom(3, 13, 7, 5, 3, 2, 1, 2, 1, 0, 2), 5, 1, 1, 1),     /* odd, asymmetric padding */
+        conv_case_of(conv_geom(16, 9, 11, 3, 3, 2, 2, 2, 2, 2, 2), 16, 16, 2, 1),  /* depthwise, dilated */
+        conv_case_of(conv_geom(8, 1, 29, 1, 5, 1, 3, 0, 0, 4, 4), 12, 2, 3, 1),    /* 1-D, grouped */
+        conv_case_of(conv_geom(17, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0), 33, 1, 5, 1),    /* 1x1, odd channels */
+        conv_case_of(conv_geom_axes(4, 11, 9, 3, 2, 2, 1, 1, 3, 1, 0), 8, 1, 2, 1), /* per-axis */
+    };
+    for (int s = 0; s < nf_kernels_count(); s++) {
+        const nf_kernels *v = nf_kernels_at(s);
+        if (!v->conv_prepare)
+            continue;
+        int prepared = 0;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            int made = check_conv_case(v, &cases[i], (unsigned)(i * 31 + 7));
+            if (i < 3 && !made) /* the common shapes must get the set's own kernel */
+                fail_msg("%s prepared no convolution for case %zu", v->name, i);
+            prepared += made;
+        }
+        print_message("%s: %d of %zu convolution cases ran its own kernel\n", v->name, prepared,
+                      sizeof cases / sizeof cases[0]);
     }
 }
 
@@ -346,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_gemv_variants),
         cmocka_unit_test(test_beta_zero_ignores_c),
         cmocka_unit_test(test_im2col_variants),
+        cmocka_unit_test(test_conv_variants),
         cmocka_unit_test(test_pool_variants),
         cmocka_unit_test(test_vector_math_variants),
         cmocka_unit_test(test_cell_variants),

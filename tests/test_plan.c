@@ -151,6 +151,92 @@ static void test_no_allocation_while_running(void **state)
     nf_graph_free(g);
 }
 
+/* x [3, 10, 10] -> conv2d 8 3x3 pad 1 (requires dx) -> relu -> conv2d 4
+ * 3x3 stride 2 -> flatten -> linear 3 -> cross-entropy */
+static nf_graph *small_cnn(void)
+{
+    nf_graph *g = nf_graph_new();
+    nf_node *x = nf_input(g, "x", 3, (int64_t[]){3, 10, 10});
+    nf_node *y = nf_input(g, "y", 0, NULL);
+    nf_input_requires_grad(g, x);
+    nf_node *c1 = nf_graph_add(g, "conv2d", "c1", 1, &x);
+    nf_node_set_attr(g, c1, "out", "8");
+    nf_node_set_attr(g, c1, "kernel", "3");
+    nf_node_set_attr(g, c1, "padding", "1");
+    nf_node *r = nf_relu(g, NULL, c1);
+    nf_node *c2 = nf_graph_add(g, "conv2d", "c2", 1, &r);
+    nf_node_set_attr(g, c2, "out", "4");
+    nf_node_set_attr(g, c2, "kernel", "3");
+    nf_node_set_attr(g, c2, "stride", "2");
+    nf_node *flat = nf_graph_add(g, "flatten", NULL, 1, &c2);
+    nf_node *logits = nf_output(g, "logits", nf_linear(g, "head", flat, 3));
+    nf_cross_entropy_loss(g, "loss", logits, y);
+    return g;
+}
+
+/* Forward and backward at `batch` rows of a plan of `capacity`; the
+ * gradients of the parameters and of x into grads. */
+static void run_cnn(nf_graph *g, int64_t capacity, int64_t batch, float *grads, float *dx)
+{
+    nf_error err;
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, capacity, NF_PLAN_TRAINING, &plan, &err), &err);
+    assert_ok(nf_plan_set_batch(plan, batch, &err), &err);
+    fill_inputs(plan, g, 3, 11);
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    assert_ok(nf_plan_backward(plan, &err), &err);
+    copy_grads(g, grads);
+    nf_tensor view;
+    assert_ok(nf_plan_grad(plan, nf_graph_find(g, "x"), &view, &err), &err);
+    memcpy(dx, view.data, (size_t)(batch * 300) * sizeof(float));
+    nf_plan_free(plan);
+}
+
+/* A kernel set that prepares its own convolution (oneDNN's primitives,
+ * when built) runs a plan's full batch with it and a shorter one with
+ * im2col: both agree with the openblas set, which has no such kernel. */
+static void test_prepared_kernels(void **state)
+{
+    (void)state;
+    nf_graph *g = small_cnn();
+    nf_error err;
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, 6, NF_PLAN_TRAINING, &plan, &err), &err);
+    char what[256];
+    nf_plan_node_kernels(plan, nf_graph_find(g, "c1"), what, sizeof what);
+    const char *set = nf_kernel_set();
+    print_message("c1 runs on %s\n", what);
+    assert_true(!strncmp(what, set, strlen(set)));
+    if (!strcmp(set, "onednn"))
+        assert_non_null(strstr(what, "onednn: ")); /* its primitives were made */
+    nf_plan_node_kernels(plan, nf_graph_find(g, "head"), what, sizeof what);
+    assert_string_equal(what, set);
+    nf_plan_free(plan);
+
+    size_t floats = (size_t)nf_graph_param_floats(g);
+    float *want = malloc(floats * sizeof(float)), *got = malloc(floats * sizeof(float));
+    float *want_dx = malloc(6 * 300 * sizeof(float)), *got_dx = malloc(6 * 300 * sizeof(float));
+    const char *before = getenv("NODEFLOW_KERNELS");
+    char *saved_env = before ? strdup(before) : NULL;
+    for (int64_t batch = 6; batch >= 4; batch -= 2) {
+        setenv("NODEFLOW_KERNELS", "openblas", 1);
+        run_cnn(g, 6, batch, want, want_dx);
+        if (saved_env)
+            setenv("NODEFLOW_KERNELS", saved_env, 1);
+        else
+            unsetenv("NODEFLOW_KERNELS");
+        run_cnn(g, 6, batch, got, got_dx);
+        assert_close("parameter gradients", got, want, (int64_t)floats, 1e-4);
+        assert_close("input gradient", got_dx, want_dx, batch * 300, 1e-4);
+    }
+    free(saved_env);
+    free(want);
+    free(got);
+    free(want_dx);
+    free(got_dx);
+    nf_graph_free(g);
+}
+
 static void test_misuse(void **state)
 {
     (void)state;
@@ -284,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_batch_changes),
         cmocka_unit_test(test_no_allocation_while_running),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_prepared_kernels),
         cmocka_unit_test(test_memory_steps),
         cmocka_unit_test(test_memory_errors),
         cmocka_unit_test(test_failed_resize),

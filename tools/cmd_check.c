@@ -50,19 +50,77 @@ static void inputs_text(const nf_node *node, char *buf, size_t size)
         used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", nf_node_name(nf_node_input(node, i)));
 }
 
+static const char check_help[] =
+    "usage: nodeflow check MODEL.nfg [--kernels] [--batch N]\n\nValidates a model file and prints every node: its "
+    "operation, inputs, output\nshape (per sample), parameter count and forward FLOPs per sample, with totals, and "
+    "the\nkernel set plans use.\n\n"
+    "  --kernels   also compile a training plan and print, per node, what runs it: the\n"
+    "              kernel set, and a library's own kernels where the set prepared them\n"
+    "              (oneDNN's convolution primitives, with the implementation it chose)\n"
+    "  --batch N   the batch of that plan (default: the model's [train] batch, else 64)\n";
+
+static int check_takes_value(const char *name) { return !strcmp(name, "--batch"); }
+
+typedef struct check_options {
+    const char *model;
+    int kernels;
+    long long batch; /* 0: the model's */
+} check_options;
+
+static int check_arguments(int argc, char **argv, check_options *o)
+{
+    cli_args a = {argc, argv, 1, "check"};
+    const char *flag, *value;
+    memset(o, 0, sizeof *o);
+    while (cli_next(&a, &flag, &value, check_takes_value)) {
+        if (flag && !strcmp(flag, "--help")) {
+            fputs(check_help, stdout);
+            return -1;
+        }
+        if (flag && !strcmp(flag, "--kernels"))
+            o->kernels = 1;
+        else if (flag && !strcmp(flag, "--batch")) {
+            if (!cli_parse_int(value, 1, 1 << 20, &o->batch))
+                return cli_usage("check", "--batch wants a whole number in 1..1048576, not '%s'", value);
+        } else if (flag)
+            return cli_usage("check", "unknown option '%s'", flag);
+        else if (o->model)
+            return cli_usage("check", "one model file, please");
+        else
+            o->model = value;
+    }
+    return o->model ? EXIT_OK : cli_usage("check", "which model? 'nodeflow check MODEL.nfg'");
+}
+
+/* Per node, what runs it in a training plan of `batch` rows. */
+static int print_kernels(nf_graph *g, int64_t batch)
+{
+    nf_plan *plan;
+    nf_error err;
+    if (nf_plan_compile(g, batch, NF_PLAN_TRAINING, &plan, &err) != NF_OK) {
+        fprintf(stderr, "nodeflow check: %s\n", err.message);
+        return EXIT_FAILURE;
+    }
+    printf("\nkernels of a training plan of batch %lld:\n", (long long)batch);
+    for (int i = 0; i < nf_graph_node_count(g); i++) {
+        const nf_node *node = nf_graph_node(g, i);
+        char what[256];
+        printf("  %-16s %-16s %s\n", nf_node_name(node), nf_node_op(node),
+               nf_plan_node_kernels(plan, node, what, sizeof what));
+    }
+    nf_plan_free(plan);
+    return EXIT_OK;
+}
+
 int cmd_check(int argc, char **argv)
 {
-    const char *path;
-    int rc = model_argument(argc, argv, "check",
-                            "usage: nodeflow check MODEL.nfg\n\nValidates a model file and prints every node: its "
-                            "operation, inputs, output\nshape (per sample), parameter count and forward FLOPs per "
-                            "sample, with totals, and the kernel set plans use.\n",
-                            &path);
+    check_options o;
+    int rc = check_arguments(argc, argv, &o);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     nf_graph *g;
     nf_train_config train;
-    if ((rc = cli_load_model(path, &g, &train)) != EXIT_OK)
+    if ((rc = cli_load_model(o.model, &g, &train)) != EXIT_OK)
         return rc;
     printf("%-16s %-16s %-24s %-16s %12s %12s\n", "node", "op", "inputs", "output", "params", "FLOPs");
     double flops = 0;
@@ -98,8 +156,10 @@ int cmd_check(int argc, char **argv)
     for (int i = 0; sets[i]; i++)
         printf(" %s", sets[i]);
     printf("; NODEFLOW_KERNELS=NAME picks one)\n");
+    if (o.kernels && nf_kernel_set())
+        rc = print_kernels(g, o.batch ? o.batch : train.batch > 0 ? train.batch : 64);
     nf_graph_free(g);
-    return EXIT_OK;
+    return rc;
 }
 
 /* Fill colours and shapes by the role of a node. */

@@ -47,6 +47,13 @@ NF_API int nf_plan_training(const nf_plan *plan);
 NF_API void nf_plan_reset_state(nf_plan *plan);
 /* Bytes of activation and gradient memory held by the plan. */
 NF_API size_t nf_plan_arena_bytes(const nf_plan *plan);
+/* What runs a node in this plan, written to buf: the kernel set's name,
+ * and where the set prepared a kernel of its own for the node (oneDNN's
+ * convolution primitives), its implementations, e.g.
+ * "onednn: jit:avx512_core, jit:avx512_core, jit:avx512_core" (forward,
+ * backward-data, backward-weights). Such a kernel serves runs of the
+ * plan's full batch; a shorter batch runs the set's im2col and sgemm. */
+NF_API const char *nf_plan_node_kernels(const nf_plan *plan, const nf_node *node, char *buf, size_t size);
 
 /* A writable view [batch, ...] of an input node's buffer: fill it before
  * nf_plan_forward. */
