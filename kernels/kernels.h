@@ -62,6 +62,14 @@ typedef struct nf_conv_sizes {
     size_t scratch_bytes; /* scratch while forward or backward runs */
 } nf_conv_sizes;
 
+/* An element-wise function prepared once for a count of values. */
+typedef struct nf_eltwise_kernel nf_eltwise_kernel;
+
+enum nf_eltwise_fn {
+    NF_ELTWISE_GELU_ERF,  /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
+    NF_ELTWISE_GELU_TANH  /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+};
+
 typedef struct nf_kernels {
     const char *name;
 
@@ -104,6 +112,16 @@ typedef struct nf_kernels {
      * and its backward dx += dy / divisor over each window. */
     void (*avg_plane)(const nf_pool_geom *g, const float *x, float *y, int include_pad);
     void (*avg_plane_backward)(const nf_pool_geom *g, const float *dy, float *dx, int include_pad);
+
+    /* An element-wise function (nf_eltwise_fn) over n values (NULL in
+     * sets without one; prepare returns NULL where the set has none for
+     * it): y = f(x); backward dx += f'(x) dy. Both use `scratch`, of the
+     * size prepare gives; they return 0 if the library failed. */
+    nf_eltwise_kernel *(*eltwise_prepare)(int fn, int64_t n, int backward, size_t *scratch_bytes);
+    int (*eltwise_forward)(nf_eltwise_kernel *k, const float *x, float *y, void *scratch);
+    int (*eltwise_backward)(nf_eltwise_kernel *k, const float *x, const float *dy, float *dx, void *scratch);
+    void (*eltwise_release)(nf_eltwise_kernel *k);
+    const char *(*eltwise_name)(const nf_eltwise_kernel *k);
 
     /* y[i] = 1 / (1 + exp(-x[i])) and y[i] = tanh(x[i]), n values. */
     void (*sigmoid)(int64_t n, const float *x, float *y);

@@ -44,8 +44,8 @@ static const nf_kernels reference = {
 };
 
 #ifdef NF_HAVE_ONEDNN
-/* oneDNN's products and convolution primitives (the default when it is
- * built). */
+/* oneDNN's products, convolution and element-wise primitives (the
+ * default when it is built). */
 static const nf_kernels onednn = {
     FAST_SLOTS("onednn", nf_onednn_sgemm),
     .conv_prepare = nf_onednn_conv_prepare,
@@ -53,6 +53,11 @@ static const nf_kernels onednn = {
     .conv_backward = nf_onednn_conv_backward,
     .conv_release = nf_onednn_conv_release,
     .conv_name = nf_onednn_conv_name,
+    .eltwise_prepare = nf_onednn_eltwise_prepare,
+    .eltwise_forward = nf_onednn_eltwise_forward,
+    .eltwise_backward = nf_onednn_eltwise_backward,
+    .eltwise_release = nf_onednn_eltwise_release,
+    .eltwise_name = nf_onednn_eltwise_name,
 };
 
 static const nf_kernels *const sets[] = {&onednn, &openblas, &reference};

@@ -28,6 +28,13 @@ int nf_onednn_conv_backward(nf_conv_kernel *k, const void *saved, const float *w
 void nf_onednn_conv_release(nf_conv_kernel *k);
 const char *nf_onednn_conv_name(const nf_conv_kernel *k);
 
+/* eltwise_onednn.c (with the onednn feature) */
+nf_eltwise_kernel *nf_onednn_eltwise_prepare(int fn, int64_t n, int backward, size_t *scratch_bytes);
+int nf_onednn_eltwise_forward(nf_eltwise_kernel *k, const float *x, float *y, void *scratch);
+int nf_onednn_eltwise_backward(nf_eltwise_kernel *k, const float *x, const float *dy, float *dx, void *scratch);
+void nf_onednn_eltwise_release(nf_eltwise_kernel *k);
+const char *nf_onednn_eltwise_name(const nf_eltwise_kernel *k);
+
 /* im2col.c */
 void nf_fast_im2col(const nf_conv_geom *g, const float *x, float *cols, int64_t stride);
 void nf_fast_col2im_add(const nf_conv_geom *g, const float *dcols, int64_t stride, float *dx);

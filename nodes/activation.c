@@ -189,8 +189,8 @@ FORWARD_OP(tanh_forward, e->kernels->tanh)
 BACKWARD_OP(tanh_backward, tanh_grad_kernel, e->out)
 FORWARD_OP(elu_forward, elu_kernel, (float)e->attr[0])
 BACKWARD_OP(elu_backward, elu_grad_kernel, e->in[0], (float)e->attr[0])
-FORWARD_OP(gelu_forward, gelu_kernel, e->attr[0] != 0)
-BACKWARD_OP(gelu_backward, gelu_grad_kernel, e->in[0], e->attr[0] != 0)
+FORWARD_OP(gelu_loops_forward, gelu_kernel, e->attr[0] != 0)
+BACKWARD_OP(gelu_loops_backward, gelu_grad_kernel, e->in[0], e->attr[0] != 0)
 FORWARD_OP(silu_forward, silu_kernel)
 BACKWARD_OP(silu_backward, silu_grad_kernel, e->in[0])
 FORWARD_OP(softplus_forward, softplus_kernel, (float)e->attr[0], (float)e->attr[1])
@@ -247,6 +247,52 @@ static const nf_attr_spec hardtanh_attrs[] = {
     NF_ATTR_FLOAT_DEF("max_val", 1, -1e30, 1e30, "upper bound"),
 };
 
+/* gelu through the kernel set's element-wise kernel where it has one
+ * (oneDNN's), prepared for the plan's full batch; other runs, and other
+ * sets, use the loops above. */
+static void *gelu_prepare(nf_prepare *ctx)
+{
+    const nf_kernels *k = ctx->kernels;
+    if (!k->eltwise_prepare)
+        return NULL;
+    int fn = ctx->node->attr[0] != 0 ? NF_ELTWISE_GELU_TANH : NF_ELTWISE_GELU_ERF;
+    size_t scratch = 0;
+    nf_eltwise_kernel *state =
+        k->eltwise_prepare(fn, ctx->capacity * nf_shape_size(&ctx->node->shape), ctx->backward, &scratch);
+    ctx->workspace = (int64_t)((scratch + sizeof(float) - 1) / sizeof(float));
+    return state;
+}
+
+static void gelu_release(const nf_kernels *kernels, void *state) { kernels->eltwise_release(state); }
+
+static const char *gelu_describe(const nf_kernels *kernels, const void *state)
+{
+    return kernels->eltwise_name(state);
+}
+
+/* A failed library call leaves NaN, which finiteness checks report. */
+static void fill_nan(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = NAN;
+}
+
+static void gelu_forward(const nf_exec *e)
+{
+    if (!nf_uses_prepared(e))
+        gelu_loops_forward(e);
+    else if (!e->kernels->eltwise_forward(e->state, e->in[0], e->out, e->workspace))
+        fill_nan(e->out, elements(e));
+}
+
+static void gelu_backward(const nf_exec *e)
+{
+    if (!nf_uses_prepared(e))
+        gelu_loops_backward(e);
+    else if (e->in_grad[0] && !e->kernels->eltwise_backward(e->state, e->in[0], e->out_grad, e->in_grad[0], e->workspace))
+        fill_nan(e->in_grad[0], elements(e));
+}
+
 /* PyTorch's Hardtanh asserts max_val > min_val. */
 static nf_status hardtanh_infer(nf_infer *ctx)
 {
@@ -267,8 +313,13 @@ static nf_status hardtanh_infer(nf_infer *ctx)
 
 INPUT_ACTIVATION(nf_op_elu, "elu", "x if x > 0 else alpha (exp(x) - 1)", elu_attrs, nf_infer_same_shape,
                  elu_forward, elu_backward);
-INPUT_ACTIVATION(nf_op_gelu, "gelu", "x Phi(x), exactly or in the tanh form", gelu_attrs, nf_infer_same_shape,
-                 gelu_forward, gelu_backward);
+const nf_op nf_op_gelu = {
+    .name = "gelu", .summary = "x Phi(x), exactly or in the tanh form", .min_inputs = 1, .max_inputs = 1,
+    .attrs = gelu_attrs, .n_attrs = NF_COUNT(gelu_attrs),
+    .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,
+    .forward = gelu_forward, .backward = gelu_backward, .flops = nf_flops_per_element,
+    .prepare = gelu_prepare, .release = gelu_release, .describe = gelu_describe,
+};
 INPUT_ACTIVATION(nf_op_softplus, "softplus", "log(1 + exp(beta x)) / beta", softplus_attrs, nf_infer_same_shape,
                  softplus_forward, softplus_backward);
 INPUT_ACTIVATION(nf_op_hardtanh, "hardtanh", "x clamped to [min_val, max_val]", hardtanh_attrs, hardtanh_infer,

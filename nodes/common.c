@@ -19,6 +19,8 @@ nf_status nf_infer_fail(nf_infer *ctx, nf_status code, const char *fmt, ...)
     return code;
 }
 
+int nf_uses_prepared(const nf_exec *e) { return e->state && e->batch == e->capacity; }
+
 int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols)
 {
     return e->batch * (size_per_sample / cols);

@@ -396,8 +396,6 @@ static const char *conv_describe(const nf_kernels *kernels, const void *state)
     return kernels->conv_name(state);
 }
 
-static int uses_state(const nf_exec *e) { return e->state && e->batch == e->capacity; }
-
 /* A failed library call leaves NaN where its result should be, which the
  * caller's finiteness checks report (it does not happen once a primitive
  * is made: every buffer it uses is ours). */
@@ -410,7 +408,7 @@ static void fill_nan(float *x, int64_t n)
 static void conv_forward(const nf_exec *e)
 {
     geom g = geom_of(e);
-    if (uses_state(e)) {
+    if (nf_uses_prepared(e)) {
         const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
         if (!e->kernels->conv_forward(e->state, e->in[0], e->param[0], bias, e->out, e->saved, e->workspace))
             fill_nan(e->out, e->batch * g.o * g.hw);
@@ -448,7 +446,7 @@ static void conv_forward(const nf_exec *e)
 static void conv_backward(const nf_exec *e)
 {
     geom g = geom_of(e);
-    if (uses_state(e)) {
+    if (nf_uses_prepared(e)) {
         float *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
         if (!e->kernels->conv_backward(e->state, e->saved, e->param[0], e->out_grad, e->in_grad[0],
                                        e->param_grad[0], db, e->workspace)) {

@@ -269,6 +269,9 @@ double nf_logsumexp(const float *x, int64_t n);
 double nf_sum_floats(const float *x, int64_t n);
 /* Rows of a tensor whose last axis is `cols` long: batch * (size / cols). */
 int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols);
+/* Whether this run uses the state the op prepared: there is one, and the
+ * run has the rows it was prepared for. */
+int nf_uses_prepared(const nf_exec *e);
 /* Threshold above which element-wise loops use OpenMP threads. */
 #define NF_PARALLEL_MIN 32768
 

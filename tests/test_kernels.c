@@ -4,7 +4,10 @@
  * col2im and pooling windows on geometries with stride, dilation, padding,
  * ceil-mode overhang, 1x1 and 1-D, exactly (they move or compare values,
  * in the same order); sigmoid, tanh and the recurrent cells within float
- * rounding. */
+ * rounding; and the kernels a set prepares for a node (oneDNN's whole
+ * convolutions, forward and backward, in inference and training, with
+ * and without the input's gradient; GELU, exact and tanh) against direct
+ * loops in double. */
 #include <math.h>
 #include <stdio.h>
 #include <setjmp.h>
@@ -337,6 +340,62 @@ static void test_conv_variants(void **state)
     }
 }
 
+/* ---- element-wise functions (sets with eltwise_prepare) against the
+ * formulas in double */
+
+static double gelu_ref(int fn, double x, double *grad)
+{
+    if (fn == NF_ELTWISE_GELU_ERF) {
+        double phi = 0.5 * (1.0 + erf(x / sqrt(2.0)));
+        *grad = phi + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+        return x * phi;
+    }
+    double c = sqrt(2.0 / M_PI), t = tanh(c * (x + 0.044715 * x * x * x));
+    *grad = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x);
+    return 0.5 * x * (1.0 + t);
+}
+
+static void test_eltwise_variants(void **state)
+{
+    (void)state;
+    const int64_t counts[] = {1, 17, 1000, 100003};
+    for (int s = 0; s < nf_kernels_count(); s++) {
+        const nf_kernels *v = nf_kernels_at(s);
+        if (!v->eltwise_prepare)
+            continue;
+        for (int fn = NF_ELTWISE_GELU_ERF; fn <= NF_ELTWISE_GELU_TANH; fn++)
+            for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+                int64_t n = counts[c];
+                unsigned seed = (unsigned)(n + fn);
+                float *x = random_floats(n, &seed), *dy = random_floats(n, &seed), *dx = random_floats(n, &seed);
+                float *y = malloc((size_t)n * sizeof(float)), *want_y = malloc((size_t)n * sizeof(float));
+                float *want_dx = malloc((size_t)n * sizeof(float));
+                for (int64_t i = 0; i < n; i++) {
+                    x[i] *= 6.0f; /* [-6, 6]: both tails and the middle */
+                    double grad;
+                    want_y[i] = (float)gelu_ref(fn, x[i], &grad);
+                    want_dx[i] = (float)(dx[i] + grad * dy[i]);
+                }
+                size_t scratch_bytes = 0;
+                nf_eltwise_kernel *k = v->eltwise_prepare(fn, n, 1, &scratch_bytes);
+                if (!k)
+                    fail_msg("%s prepared no element-wise kernel %d for %lld values", v->name, fn, (long long)n);
+                void *scratch = malloc(scratch_bytes);
+                char what[96];
+                snprintf(what, sizeof what, "%s gelu %s, %lld values", v->name, fn ? "tanh" : "erf", (long long)n);
+                assert_true(v->eltwise_forward(k, x, y, scratch));
+                assert_close(y, want_y, n, 1, what);
+                assert_true(v->eltwise_backward(k, x, dy, dx, scratch));
+                assert_close(dx, want_dx, n, 1, what);
+                v->eltwise_release(k);
+                float *all[] = {x, dy, dx, y, want_y, want_dx};
+                for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                    free(all[i]);
+                free(scratch);
+            }
+    }
+}
+
 static nf_pool_geom pool_geom_dilated(int64_t h, int64_t w, int64_t k, int64_t s, int64_t p, int ceil_mode,
                                       int64_t d)
 {
@@ -490,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_beta_zero_ignores_c),
         cmocka_unit_test(test_im2col_variants),
         cmocka_unit_test(test_conv_variants),
+        cmocka_unit_test(test_eltwise_variants),
         cmocka_unit_test(test_pool_variants),
         cmocka_unit_test(test_vector_math_variants),
         cmocka_unit_test(test_cell_variants),
