@@ -24,7 +24,9 @@
 
 typedef nf_dnnl_prim prim;
 typedef nf_dnnl_move move;
-enum { SRC = NF_DNNL_SRC, WEIGHTS = NF_DNNL_WEIGHTS, BIAS = NF_DNNL_BIAS, DST = NF_DNNL_DST, SCRATCH = NF_DNNL_SCRATCH };
+enum {
+    SRC = NF_DNNL_SRC, WEIGHTS = NF_DNNL_WEIGHTS, BIAS = NF_DNNL_BIAS, DST = NF_DNNL_DST, SCRATCH = NF_DNNL_SCRATCH
+};
 
 struct nf_conv_kernel {
     dnnl_stream_t stream;
@@ -80,48 +82,77 @@ static int init_mds(const nf_conv_geom *g, int64_t batch, plain_mds *m)
            dnnl_memory_desc_init_by_tag(&m->any_w, wr, w, f, dnnl_format_tag_any) == dnnl_success;
 }
 
-/* The three primitives and the moves around them. */
+/* A convolution's strides, dilations (oneDNN counts the gaps: d - 1) and
+ * padding before and after, per axis. */
+typedef struct conv_dims {
+    dnnl_dims_t strides, dilates, pad_l, pad_r;
+} conv_dims;
+
+/* Forward, with the moves of x, W and y. */
+static int make_forward(nf_conv_kernel *k, const plain_mds *m, const conv_dims *d, dnnl_primitive_desc_t *fpd)
+{
+    static const dnnl_query_t q[NF_DNNL_SLOTS] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_weights_md,
+                                                  dnnl_query_dst_md, dnnl_query_scratchpad_md};
+    int args[NF_DNNL_SLOTS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, k->bias ? DNNL_ARG_BIAS : 0, DNNL_ARG_DST,
+                               DNNL_ARG_SCRATCHPAD};
+    dnnl_convolution_desc_t desc;
+    dnnl_prop_kind_t kind = k->backward ? dnnl_forward_training : dnnl_forward_inference;
+    return dnnl_dilated_convolution_forward_desc_init(&desc, kind, dnnl_convolution_direct, &m->any_x, &m->any_w,
+                                                      k->bias ? &m->any_b : NULL, &m->any_y, d->strides,
+                                                      d->dilates, d->pad_l, d->pad_r) == dnnl_success &&
+           nf_dnnl_make_prim(&k->fwd, &desc, NULL, args, q, fpd, k->name, sizeof k->name) &&
+           nf_dnnl_make_move(&k->x_to_src, &m->x, &k->fwd.md[SRC], 0) &&
+           nf_dnnl_make_move(&k->w_to_fwd, &m->w, &k->fwd.md[WEIGHTS], 0) &&
+           nf_dnnl_make_move(&k->dst_to_y, &k->fwd.md[DST], &m->y, 0);
+}
+
+/* Backward-data (slots: SRC the input's gradient, DST the output's), with
+ * the moves of dy and W in and dx out (added). */
+static int make_backward_data(nf_conv_kernel *k, const plain_mds *m, const conv_dims *d, dnnl_primitive_desc_t fpd)
+{
+    static const dnnl_query_t q[NF_DNNL_SLOTS] = {dnnl_query_diff_src_md, dnnl_query_weights_md, 0,
+                                                  dnnl_query_diff_dst_md, dnnl_query_scratchpad_md};
+    static const int args[NF_DNNL_SLOTS] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, 0, DNNL_ARG_DIFF_DST,
+                                            DNNL_ARG_SCRATCHPAD};
+    dnnl_convolution_desc_t desc;
+    return dnnl_dilated_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &m->any_x, &m->any_w,
+                                                            &m->any_y, d->strides, d->dilates, d->pad_l,
+                                                            d->pad_r) == dnnl_success &&
+           nf_dnnl_make_prim(&k->bwd_data, &desc, fpd, args, q, NULL, k->name, sizeof k->name) &&
+           nf_dnnl_make_move(&k->dy_to_data, &m->y, &k->bwd_data.md[DST], 0) &&
+           nf_dnnl_make_move(&k->w_to_data, &m->w, &k->bwd_data.md[WEIGHTS], 0) &&
+           nf_dnnl_make_move(&k->dsrc_to_dx, &k->bwd_data.md[SRC], &m->x, 1);
+}
+
+/* Backward-weights (the bias's gradient asked for in the plain layout),
+ * with the moves of the kept source and dy in and dW out (added). */
+static int make_backward_weights(nf_conv_kernel *k, const plain_mds *m, const conv_dims *d,
+                                 dnnl_primitive_desc_t fpd)
+{
+    static const dnnl_query_t q[NF_DNNL_SLOTS] = {dnnl_query_src_md, dnnl_query_diff_weights_md,
+                                                  dnnl_query_diff_weights_md, dnnl_query_diff_dst_md,
+                                                  dnnl_query_scratchpad_md};
+    int args[NF_DNNL_SLOTS] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, k->bias ? DNNL_ARG_DIFF_BIAS : 0,
+                               DNNL_ARG_DIFF_DST, DNNL_ARG_SCRATCHPAD};
+    dnnl_convolution_desc_t desc;
+    return dnnl_dilated_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &m->any_x,
+                                                               &m->any_w, k->bias ? &m->b : NULL, &m->any_y,
+                                                               d->strides, d->dilates, d->pad_l,
+                                                               d->pad_r) == dnnl_success &&
+           nf_dnnl_make_prim(&k->bwd_weights, &desc, fpd, args, q, NULL, k->name, sizeof k->name) &&
+           nf_dnnl_make_move(&k->src_to_weights, &k->fwd.md[SRC], &k->bwd_weights.md[SRC], 0) &&
+           nf_dnnl_make_move(&k->dy_to_weights, &m->y, &k->bwd_weights.md[DST], 0) &&
+           nf_dnnl_make_move(&k->dw_to_grad, &k->bwd_weights.md[WEIGHTS], &m->w, 1);
+}
+
+/* The primitives the request needs (the backward ones hinted by the
+ * forward one) and the moves around them. */
 static int make_conv(nf_conv_kernel *k, const nf_conv_geom *g, const plain_mds *m)
 {
-    dnnl_dims_t strides = {g->sh, g->sw}, dilates = {g->dh - 1, g->dw - 1};
-    dnnl_dims_t pad_l = {g->pt, g->pl}, pad_r = {g->pb, g->pr};
-    const dnnl_memory_desc_t *bias = k->bias ? &m->any_b : NULL;
-    dnnl_convolution_desc_t fd, dd, wd;
+    conv_dims d = {{g->sh, g->sw}, {g->dh - 1, g->dw - 1}, {g->pt, g->pl}, {g->pb, g->pr}};
     dnnl_primitive_desc_t fpd = NULL;
-    int ok = dnnl_dilated_convolution_forward_desc_init(&fd, k->backward ? dnnl_forward_training : dnnl_forward_inference,
-                                                        dnnl_convolution_direct, &m->any_x, &m->any_w, bias,
-                                                        &m->any_y, strides, dilates, pad_l, pad_r) == dnnl_success;
-    static const dnnl_query_t fq[NF_DNNL_SLOTS] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_weights_md,
-                                            dnnl_query_dst_md, dnnl_query_scratchpad_md};
-    int fa[NF_DNNL_SLOTS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, k->bias ? DNNL_ARG_BIAS : 0, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
-    ok = ok && nf_dnnl_make_prim(&k->fwd, &fd, NULL, fa, fq, &fpd, k->name, sizeof k->name);
-    ok = ok && nf_dnnl_make_move(&k->x_to_src, &m->x, &k->fwd.md[SRC], 0) && nf_dnnl_make_move(&k->w_to_fwd, &m->w, &k->fwd.md[WEIGHTS], 0) &&
-         nf_dnnl_make_move(&k->dst_to_y, &k->fwd.md[DST], &m->y, 0);
-    if (ok && k->input_grad) {
-        static const dnnl_query_t dq[NF_DNNL_SLOTS] = {dnnl_query_diff_src_md, dnnl_query_weights_md, 0,
-                                                dnnl_query_diff_dst_md, dnnl_query_scratchpad_md};
-        int da[NF_DNNL_SLOTS] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, 0, DNNL_ARG_DIFF_DST, DNNL_ARG_SCRATCHPAD};
-        ok = dnnl_dilated_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &m->any_x, &m->any_w,
-                                                              &m->any_y, strides, dilates, pad_l, pad_r) == dnnl_success &&
-             nf_dnnl_make_prim(&k->bwd_data, &dd, fpd, da, dq, NULL, k->name, sizeof k->name) &&
-             nf_dnnl_make_move(&k->dy_to_data, &m->y, &k->bwd_data.md[DST], 0) &&
-             nf_dnnl_make_move(&k->w_to_data, &m->w, &k->bwd_data.md[WEIGHTS], 0) &&
-             nf_dnnl_make_move(&k->dsrc_to_dx, &k->bwd_data.md[SRC], &m->x, 1);
-    }
-    if (ok && k->backward) {
-        static const dnnl_query_t wq[NF_DNNL_SLOTS] = {dnnl_query_src_md, dnnl_query_diff_weights_md,
-                                                dnnl_query_diff_weights_md, dnnl_query_diff_dst_md,
-                                                dnnl_query_scratchpad_md};
-        int wa[NF_DNNL_SLOTS] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, k->bias ? DNNL_ARG_DIFF_BIAS : 0, DNNL_ARG_DIFF_DST,
-                          DNNL_ARG_SCRATCHPAD};
-        ok = dnnl_dilated_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &m->any_x, &m->any_w,
-                                                                 k->bias ? &m->b : NULL, &m->any_y, strides, dilates,
-                                                                 pad_l, pad_r) == dnnl_success &&
-             nf_dnnl_make_prim(&k->bwd_weights, &wd, fpd, wa, wq, NULL, k->name, sizeof k->name);
-        ok = ok && nf_dnnl_make_move(&k->src_to_weights, &k->fwd.md[SRC], &k->bwd_weights.md[SRC], 0) &&
-             nf_dnnl_make_move(&k->dy_to_weights, &m->y, &k->bwd_weights.md[DST], 0) &&
-             nf_dnnl_make_move(&k->dw_to_grad, &k->bwd_weights.md[WEIGHTS], &m->w, 1);
-    }
+    int ok = make_forward(k, m, &d, &fpd) && (!k->input_grad || make_backward_data(k, m, &d, fpd)) &&
+             (!k->backward || make_backward_weights(k, m, &d, fpd));
     if (fpd)
         dnnl_primitive_desc_destroy(fpd);
     return ok;
@@ -166,8 +197,8 @@ nf_conv_kernel *nf_onednn_conv_prepare(const nf_conv_request *r, nf_conv_sizes *
     k->input_grad = r->backward && r->input_grad;
     k->o = g->o;
     plain_mds m;
-    if (dnnl_stream_create(&k->stream, nf_dnnl_engine(), dnnl_stream_default_flags) != dnnl_success || !init_mds(g, r->batch, &m) ||
-        !make_conv(k, g, &m)) {
+    if (dnnl_stream_create(&k->stream, nf_dnnl_engine(), dnnl_stream_default_flags) != dnnl_success ||
+        !init_mds(g, r->batch, &m) || !make_conv(k, g, &m)) {
         nf_onednn_conv_release(k);
         return NULL;
     }
@@ -180,17 +211,56 @@ nf_conv_kernel *nf_onednn_conv_prepare(const nf_conv_request *r, nf_conv_sizes *
 int nf_onednn_conv_forward(nf_conv_kernel *k, const float *x, const float *w, const float *b, float *y, void *saved,
                            void *scratch)
 {
+    dnnl_stream_t st = k->stream;
     char *s = nf_dnnl_aligned(scratch);
     size_t at = 0;
-    size_t src_at = nf_dnnl_take(&at, k->fwd.bytes[SRC]), w_at = nf_dnnl_take(&at, k->w_to_fwd.bytes);
-    size_t dst_at = nf_dnnl_take(&at, k->dst_to_y.reorder ? k->fwd.bytes[DST] : 0), pad_at = nf_dnnl_take(&at, k->fwd.bytes[SCRATCH]);
-    /* training keeps src (in the primitive's layout) for backward: always written to saved */
-    void *src_buf = saved ? saved : s + src_at;
-    const void *src = saved && !k->x_to_src.reorder ? memcpy(saved, x, k->fwd.bytes[SRC]) : nf_dnnl_moved(&k->x_to_src, x, src_buf);
-    void *dst = k->dst_to_y.reorder ? (void *)(s + dst_at) : (void *)y;
-    const void *buffers[NF_DNNL_SLOTS] = {src, nf_dnnl_moved(&k->w_to_fwd, w, s + w_at), b, dst, s + pad_at, NULL};
-    return nf_dnnl_run_move(k->stream, &k->x_to_src, x, src_buf) && nf_dnnl_run_move(k->stream, &k->w_to_fwd, w, s + w_at) &&
-           nf_dnnl_run_prim(k->stream, &k->fwd, buffers) && nf_dnnl_run_move(k->stream, &k->dst_to_y, dst, y) && dnnl_stream_wait(k->stream) == dnnl_success;
+    char *src_tmp = s + nf_dnnl_take(&at, k->fwd.bytes[SRC]);
+    char *w_tmp = s + nf_dnnl_take(&at, k->w_to_fwd.bytes);
+    char *dst_tmp = s + nf_dnnl_take(&at, k->dst_to_y.reorder ? k->fwd.bytes[DST] : 0);
+    char *pad = s + nf_dnnl_take(&at, k->fwd.bytes[SCRATCH]);
+    /* training keeps the source, in the primitive's layout, in saved */
+    void *src_buf = saved ? saved : src_tmp;
+    const void *src = saved && !k->x_to_src.reorder ? memcpy(saved, x, k->fwd.bytes[SRC])
+                                                    : nf_dnnl_moved(&k->x_to_src, x, src_buf);
+    void *dst = k->dst_to_y.reorder ? (void *)dst_tmp : (void *)y;
+    const void *buffers[NF_DNNL_SLOTS] = {src, nf_dnnl_moved(&k->w_to_fwd, w, w_tmp), b, dst, pad, NULL};
+    return nf_dnnl_run_move(st, &k->x_to_src, x, src_buf) && nf_dnnl_run_move(st, &k->w_to_fwd, w, w_tmp) &&
+           nf_dnnl_run_prim(st, &k->fwd, buffers) && nf_dnnl_run_move(st, &k->dst_to_y, dst, y) &&
+           dnnl_stream_wait(st) == dnnl_success;
+}
+
+/* dx += the input's gradient, through bwd-data into the scratch area
+ * from *at on. */
+static int backward_data(nf_conv_kernel *k, const float *w, const float *dy, float *dx, char *s, size_t *at)
+{
+    dnnl_stream_t st = k->stream;
+    char *dy_tmp = s + nf_dnnl_take(at, k->dy_to_data.bytes), *w_tmp = s + nf_dnnl_take(at, k->w_to_data.bytes);
+    char *dsrc = s + nf_dnnl_take(at, k->bwd_data.bytes[SRC]), *pad = s + nf_dnnl_take(at, k->bwd_data.bytes[SCRATCH]);
+    const void *buffers[NF_DNNL_SLOTS] = {dsrc, nf_dnnl_moved(&k->w_to_data, w, w_tmp), NULL,
+                                          nf_dnnl_moved(&k->dy_to_data, dy, dy_tmp), pad, NULL};
+    return nf_dnnl_run_move(st, &k->dy_to_data, dy, dy_tmp) && nf_dnnl_run_move(st, &k->w_to_data, w, w_tmp) &&
+           nf_dnnl_run_prim(st, &k->bwd_data, buffers) && nf_dnnl_run_move(st, &k->dsrc_to_dx, dsrc, dx);
+}
+
+/* dw += and db += the weights' and bias's gradients, through bwd-weights
+ * into the scratch area from *at on. */
+static int backward_weights(nf_conv_kernel *k, const void *saved, const float *dy, float *dw, float *db, char *s,
+                            size_t *at)
+{
+    dnnl_stream_t st = k->stream;
+    char *src_tmp = s + nf_dnnl_take(at, k->src_to_weights.bytes);
+    char *dy_tmp = s + nf_dnnl_take(at, k->dy_to_weights.bytes);
+    char *dw_tmp = s + nf_dnnl_take(at, k->bwd_weights.bytes[WEIGHTS]);
+    float *db_tmp = (float *)(s + nf_dnnl_take(at, k->bwd_weights.bytes[BIAS]));
+    char *pad = s + nf_dnnl_take(at, k->bwd_weights.bytes[SCRATCH]);
+    const void *buffers[NF_DNNL_SLOTS] = {nf_dnnl_moved(&k->src_to_weights, saved, src_tmp), dw_tmp, db_tmp,
+                                          nf_dnnl_moved(&k->dy_to_weights, dy, dy_tmp), pad, NULL};
+    int ok = nf_dnnl_run_move(st, &k->src_to_weights, saved, src_tmp) &&
+             nf_dnnl_run_move(st, &k->dy_to_weights, dy, dy_tmp) && nf_dnnl_run_prim(st, &k->bwd_weights, buffers) &&
+             nf_dnnl_run_move(st, &k->dw_to_grad, dw_tmp, dw) && dnnl_stream_wait(st) == dnnl_success;
+    for (int64_t o = 0; ok && db && o < k->o; o++)
+        db[o] += db_tmp[o];
+    return ok;
 }
 
 int nf_onednn_conv_backward(nf_conv_kernel *k, const void *saved, const float *w, const float *dy, float *dx, float *dw,
@@ -198,27 +268,9 @@ int nf_onednn_conv_backward(nf_conv_kernel *k, const void *saved, const float *w
 {
     char *s = nf_dnnl_aligned(scratch);
     size_t at = 0;
-    int ok = 1;
-    if (k->input_grad && dx) {
-        size_t dy_at = nf_dnnl_take(&at, k->dy_to_data.bytes), w_at = nf_dnnl_take(&at, k->w_to_data.bytes);
-        size_t dsrc_at = nf_dnnl_take(&at, k->bwd_data.bytes[SRC]), pad_at = nf_dnnl_take(&at, k->bwd_data.bytes[SCRATCH]);
-        const void *buffers[NF_DNNL_SLOTS] = {s + dsrc_at, nf_dnnl_moved(&k->w_to_data, w, s + w_at), NULL,
-                                       nf_dnnl_moved(&k->dy_to_data, dy, s + dy_at), s + pad_at};
-        ok = nf_dnnl_run_move(k->stream, &k->dy_to_data, dy, s + dy_at) && nf_dnnl_run_move(k->stream, &k->w_to_data, w, s + w_at) &&
-             nf_dnnl_run_prim(k->stream, &k->bwd_data, buffers) && nf_dnnl_run_move(k->stream, &k->dsrc_to_dx, s + dsrc_at, dx);
-    }
-    size_t src_at = nf_dnnl_take(&at, k->src_to_weights.bytes), dy_at = nf_dnnl_take(&at, k->dy_to_weights.bytes);
-    size_t dw_at = nf_dnnl_take(&at, k->bwd_weights.bytes[WEIGHTS]), db_at = nf_dnnl_take(&at, k->bwd_weights.bytes[BIAS]);
-    size_t pad_at = nf_dnnl_take(&at, k->bwd_weights.bytes[SCRATCH]);
-    const void *src = nf_dnnl_moved(&k->src_to_weights, saved, s + src_at);
-    const void *buffers[NF_DNNL_SLOTS] = {src, s + dw_at, s + db_at, nf_dnnl_moved(&k->dy_to_weights, dy, s + dy_at), s + pad_at};
-    ok = ok && nf_dnnl_run_move(k->stream, &k->src_to_weights, saved, s + src_at) && nf_dnnl_run_move(k->stream, &k->dy_to_weights, dy, s + dy_at) &&
-         nf_dnnl_run_prim(k->stream, &k->bwd_weights, buffers) && nf_dnnl_run_move(k->stream, &k->dw_to_grad, s + dw_at, dw) &&
-         dnnl_stream_wait(k->stream) == dnnl_success;
-    const float *bias_grad = (const float *)(s + db_at);
-    for (int64_t o = 0; ok && db && o < k->o; o++)
-        db[o] += bias_grad[o];
-    return ok;
+    if (k->input_grad && dx && !backward_data(k, w, dy, dx, s, &at))
+        return 0;
+    return backward_weights(k, saved, dy, dw, db, s, &at);
 }
 
 const char *nf_onednn_conv_name(const nf_conv_kernel *k) { return k->name; }

@@ -1,8 +1,10 @@
 /* nodeflow — the kernels layer: every matrix product and every hot loop
  * that more than one node type (or more than one code path) needs.
  *
- * A kernel set (nf_kernels) holds one variant of every kernel. "openblas"
- * (the default) has OpenBLAS's products and the engine's fast loops
+ * A kernel set (nf_kernels) holds one variant of every kernel. "onednn"
+ * (the default when built with oneDNN) has oneDNN's products and its
+ * convolution and element-wise primitives, prepared per node when a plan
+ * compiles; "openblas" has OpenBLAS's products and the engine's fast loops
  * (im2col with its 1x1 and stride-1 paths, branch-free 2x2 max pooling,
  * recurrent cells on fastmath.h's polynomial exp and tanh); "reference"
  * has plain loops that are obviously right, summing in double: the

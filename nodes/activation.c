@@ -289,7 +289,8 @@ static void gelu_backward(const nf_exec *e)
 {
     if (!nf_uses_prepared(e))
         gelu_loops_backward(e);
-    else if (e->in_grad[0] && !e->kernels->eltwise_backward(e->state, e->in[0], e->out_grad, e->in_grad[0], e->workspace))
+    else if (e->in_grad[0] &&
+             !e->kernels->eltwise_backward(e->state, e->in[0], e->out_grad, e->in_grad[0], e->workspace))
         fill_nan(e->in_grad[0], elements(e));
 }
 
