@@ -106,6 +106,12 @@ static void test_beta_zero_ignores_c(void **state)
         nf_kernels_at(v)->sgemm(NF_NO_TRANS, NF_NO_TRANS, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
         for (int i = 0; i < 4; i++)
             assert_true(c[i] == a[i]);
+        /* one row (a matrix-vector path), both transposes of B */
+        for (int tb = 0; tb < 2; tb++) {
+            float row[2] = {NAN, NAN};
+            nf_kernels_at(v)->sgemm(NF_NO_TRANS, tb, 1, 2, 2, 1.0f, a, 2, b, 2, 0.0f, row, 2);
+            assert_true(row[0] == 1.0f && row[1] == 2.0f);
+        }
         /* and a product large enough for the libraries' blocked paths,
          * both transposes: every element 1 x K */
         enum { M = 64, N = 96, K = 40 };
