@@ -87,7 +87,15 @@ struct nf_batcher {
     int64_t labels_checked; /* the class count every label was checked against (0: none yet) */
     int values_checked;     /* every value was found finite */
     int task;               /* nf_task of the data, decided with that check */
+    int shard, shards;      /* data parallel: this process's share of each batch (shards 1: all) */
 };
+
+/* Data parallel: every process walks the same shuffled order (the same
+ * seed) in global batches of `shards` x batch samples, and process
+ * `shard` takes rows [shard batch, (shard + 1) batch) of each; an epoch's
+ * last global batch, when it is short, is left out (every process then
+ * runs the same number of full batches). */
+void nf_batcher_shard(nf_batcher *b, int shard, int shards);
 
 /* The next batch as sample indices (into the batcher's order, valid until
  * the next call): their count, 0 at the end of the epoch. */

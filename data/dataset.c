@@ -409,8 +409,27 @@ void nf_batcher_rewind(nf_batcher *b)
     b->next = 0;
 }
 
+void nf_batcher_shard(nf_batcher *b, int shard, int shards)
+{
+    b->shard = shard;
+    b->shards = shards > 1 ? shards : 1;
+}
+
+/* Rows of a global batch: every process's share. */
+static int64_t global_batch(const nf_batcher *b) { return b->batch * (b->shards > 1 ? b->shards : 1); }
+
 int64_t nf_batcher_take(nf_batcher *b, const int64_t **indices)
 {
+    if (b->shards > 1) {
+        int64_t whole = global_batch(b);
+        if (b->ds->count - b->next < whole) { /* the short last global batch is left out */
+            *indices = b->order + b->next;
+            return 0;
+        }
+        *indices = b->order + b->next + b->shard * b->batch;
+        b->next += whole;
+        return b->batch;
+    }
     int64_t rows = b->ds->count - b->next < b->batch ? b->ds->count - b->next : b->batch;
     *indices = b->order + b->next;
     b->next += rows;
@@ -482,5 +501,7 @@ nf_status nf_batcher_load_state(nf_batcher *b, const nf_record *r, int apply, nf
 
 int64_t nf_batcher_batches(const nf_batcher *b)
 {
-    return b ? (b->ds->count + b->batch - 1) / b->batch : 0;
+    if (!b)
+        return 0;
+    return b->shards > 1 ? b->ds->count / global_batch(b) : (b->ds->count + b->batch - 1) / b->batch;
 }

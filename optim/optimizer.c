@@ -109,6 +109,7 @@ void nf_optimizer_free(nf_optimizer *opt)
     if (!opt)
         return;
     nf_aligned_free(opt->state);
+    nf_aligned_free(opt->gathered);
     free(opt->lr_mult);
     free(opt);
 }
@@ -148,6 +149,11 @@ nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_
     if (strcmp(key, "accumulate") == 0) {
         if (value != floor(value) || value < 1 || value > 1e6)
             return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "accumulate must be a whole number from 1 to 1e6");
+        if (value > 1 && !opt->gathered) {
+            size_t bytes = (size_t)(opt->graph->param_floats ? opt->graph->param_floats : 1) * sizeof(float);
+            if (!(opt->gathered = nf_aligned_alloc(bytes)))
+                return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory for the accumulated gradients");
+        }
         opt->accumulate = (int64_t)value;
         return NF_OK;
     }
@@ -204,6 +210,11 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
     nf_graph *g = opt->graph;
     if (g->version != opt->version)
         return nf_fail(err, NF_ERR_STATE, "the graph's parameters changed; create the optimizer again");
+    /* data parallel: the sum over the processes, each batch's loss already
+     * weighed 1 / processes, is the mean over the global batch */
+    nf_status st = nf_comm_sum_floats(opt->comm, g->grads, g->param_floats, err);
+    if (st != NF_OK)
+        return st;
     if (opt->clip_norm > 0)
         opt->last_norm = nf_clip_grad_norm(g, opt->clip_norm);
     if (opt->clip_value > 0)
@@ -261,24 +272,50 @@ int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g)
 
 /* ---- accumulation -------------------------------------------------------- */
 
-double nf_optimizer_batch_scale(const nf_optimizer *opt) { return 1.0 / (double)opt->accumulate; }
+double nf_optimizer_batch_scale(const nf_optimizer *opt)
+{
+    return 1.0 / ((double)opt->accumulate * (double)nf_comm_size_of(opt->comm));
+}
+
+void nf_optimizer_set_comm(nf_optimizer *opt, const nf_comm *comm) { opt->comm = comm; }
 
 int nf_optimizer_has_pending(const nf_optimizer *opt) { return opt->pending > 0; }
 
-nf_status nf_optimizer_add_batch(nf_optimizer *opt, nf_error *err)
+/* The batch's gradients (in the graph's buffer) added to those gathered:
+ * whole, so that K batches sum as K processes' gradients do. */
+static void gather(nf_optimizer *opt)
 {
-    if (++opt->pending < opt->accumulate)
-        return NF_OK;
+    const float *g = opt->graph->grads;
+    float *sum = opt->gathered;
+    int64_t n = opt->graph->param_floats;
+    if (opt->pending == 0)
+        memcpy(sum, g, (size_t)n * sizeof(float));
+    else
+        for (int64_t i = 0; i < n; i++)
+            sum[i] += g[i];
+    opt->pending++;
+}
+
+/* A step on what was gathered. */
+static nf_status step_gathered(nf_optimizer *opt, nf_error *err)
+{
+    if (opt->gathered)
+        memcpy(opt->graph->grads, opt->gathered, (size_t)opt->graph->param_floats * sizeof(float));
     opt->pending = 0;
     return nf_optimizer_step(opt, err);
 }
 
+nf_status nf_optimizer_add_batch(nf_optimizer *opt, nf_error *err)
+{
+    if (opt->accumulate == 1)
+        return nf_optimizer_step(opt, err);
+    gather(opt);
+    return opt->pending < opt->accumulate ? NF_OK : step_gathered(opt, err);
+}
+
 nf_status nf_optimizer_flush(nf_optimizer *opt, nf_error *err)
 {
-    if (opt->pending == 0)
-        return NF_OK;
-    opt->pending = 0;
-    return nf_optimizer_step(opt, err);
+    return opt->pending == 0 ? NF_OK : step_gathered(opt, err);
 }
 
 void nf_optimizer_drop_pending(nf_optimizer *opt)
@@ -319,7 +356,7 @@ nf_status nf_optimizer_save_state(const nf_optimizer *opt, nf_record *r, nf_erro
         }
         state_name(key, sizeof key, p, -1);
         if (opt->pending > 0)
-            nf_record_put_tensor(r, key, &p->shape, g->grads + p->offset);
+            nf_record_put_tensor(r, key, &p->shape, opt->gathered + p->offset);
     }
     return nf_record_failed(r) ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory saving the optimizer") : NF_OK;
 }
@@ -344,6 +381,10 @@ nf_status nf_optimizer_load_state(nf_optimizer *opt, const nf_record *r, int app
     }
     if (st == NF_OK)
         st = check_together(opt->type, h, NULL, 0, err);
+    if (st == NF_OK && pending > 0 && !opt->gathered)
+        st = nf_fail(err, NF_ERR_STATE,
+                     "the checkpoint holds the gradients of %lld accumulated batches: resume it with the same "
+                     "accumulate setting", (long long)pending);
     const nf_graph *g = opt->graph;
     int slots = opt->type->state_per_float;
     for (int k = 0; st == NF_OK && k < g->n_params; k++) {
@@ -352,7 +393,9 @@ nf_status nf_optimizer_load_state(nf_optimizer *opt, const nf_record *r, int app
             if (s < 0 && !pending)
                 continue;
             state_name(key, sizeof key, p, s);
-            float *to = !apply ? NULL : s < 0 ? g->grads + p->offset : opt->state + p->offset * slots + (int64_t)s * p->size;
+            float *to = !apply ? NULL
+                        : s < 0 ? opt->gathered + p->offset
+                                : opt->state + p->offset * slots + (int64_t)s * p->size;
             st = nf_record_tensor(r, key, &p->shape, to, err);
         }
     }

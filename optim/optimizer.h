@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "dist/comm.h"
 #include "engine/internal.h"
 #include "engine/record.h"
 
@@ -108,7 +109,16 @@ struct nf_optimizer {
     double clip_norm, clip_value;   /* 0: off */
     int64_t accumulate;             /* batches whose gradients make one step (default 1) */
     int64_t pending;                /* batches accumulated since the last step */
+    float *gathered;                /* accumulate > 1: the sum of their gradients, each batch's whole
+                                       gradient added at once (as processes' are summed) */
     double last_norm;               /* gradient norm at the last step, if clipping by norm */
+    const nf_comm *comm;            /* data parallel: gradients summed over its processes
+                                       before each step (NULL: this process alone) */
 };
+
+/* Data parallel: each batch's loss weighs 1 / (accumulate x processes),
+ * and a step first sums the gradients of every process of `comm` (NULL:
+ * none), so that it takes the mean over the global batch. */
+void nf_optimizer_set_comm(nf_optimizer *opt, const nf_comm *comm);
 
 #endif

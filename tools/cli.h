@@ -13,6 +13,9 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 /* Prints "nodeflow: <message>" and returns the exit code for `err`:
  * input errors (bad files, arguments, shapes) 2, others 1. */
 int cli_fail(const nf_error *err);
+/* Set by a command running as one of several processes (mpirun): "rank
+ * R: ", put after "nodeflow: " in the messages cli_fail prints. */
+extern char cli_who[32];
 /* Prints "nodeflow <command>: <message>" and a hint to --help; returns 2. */
 int cli_usage(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -321,6 +321,8 @@ static void show_progress(progress_view *v, int64_t epoch, int64_t epochs, const
 
 typedef struct run {
     train_options o;
+    nf_comm *comm;       /* the processes of an mpirun job (one: alone) */
+    int collective_end;  /* every process ends the same way: none needs to be aborted */
     nf_graph *g;
     nf_session *session;
     FILE *log;
@@ -352,6 +354,7 @@ static void run_free(run *r)
     running = NULL;
     nf_session_free(r->session);
     nf_graph_free(r->g);
+    nf_comm_free(r->comm);
 }
 
 static int open_log(run *r)
@@ -454,9 +457,13 @@ static int set_up(run *r)
         return cli_usage("train", "early stopping watches the validation loss: give --val SPEC");
     if (!strcmp(config.schedule, "plateau") && !r->o.val)
         return cli_usage("train", "the plateau schedule watches the validation loss: give --val SPEC");
-    nf_set_threads(r->o.threads > 0 ? (int)r->o.threads : 0);
+    /* several processes: one thread each unless told otherwise, so that
+     * mpirun -np 2 on 2 cores does not oversubscribe them */
+    int alone = nf_comm_size(r->comm) == 1, threads = r->o.threads > 0 ? (int)r->o.threads : 0;
+    nf_set_threads(threads || alone || getenv("NODEFLOW_THREADS") ? threads : 1);
     nf_session_events events = {r, on_batch, on_epoch, on_notice};
-    if (nf_session_new(r->g, &config, &r->session, &err) != NF_OK)
+    if (nf_session_new(r->g, &config, &r->session, &err) != NF_OK ||
+        nf_session_set_comm(r->session, r->comm, &err) != NF_OK)
         return cli_fail(&err);
     nf_session_set_events(r->session, &events);
     nf_init_report report;
@@ -509,7 +516,13 @@ static int stopped(run *r, const nf_error *failure)
     }
     if (failure->code == NF_ERR_INTERRUPTED) {
         char buf[4096];
-        return save_for_resume(r, "interrupted", interrupt_path(r, buf, sizeof buf));
+        if (nf_comm_size(r->comm) == 1)
+            return save_for_resume(r, "interrupted", interrupt_path(r, buf, sizeof buf));
+        /* every process stopped at the same batch: rank 0 writes, the others wait for it */
+        int rc = nf_comm_rank(r->comm) == 0 ? save_for_resume(r, "interrupted", interrupt_path(r, buf, sizeof buf))
+                                            : EXIT_RUNTIME;
+        r->collective_end = 1;
+        return nf_comm_barrier(r->comm) == NF_OK ? rc : EXIT_RUNTIME;
     }
     if (failure->code != NF_ERR_NUMERIC)
         return cli_fail(failure);
@@ -534,9 +547,24 @@ int cmd_train(int argc, char **argv)
         return rc < 0 ? EXIT_OK : rc;
     if ((rc = check_outputs(&r.o)) != EXIT_OK)
         return rc;
+    nf_error err;
+    if (nf_comm_world(&r.comm, &err) != NF_OK)
+        return cli_fail(&err);
+    if (nf_comm_size(r.comm) > 1) {
+        snprintf(cli_who, sizeof cli_who, "rank %d: ", nf_comm_rank(r.comm));
+        if (nf_comm_rank(r.comm) != 0) { /* rank 0 alone reports and writes */
+            r.o.quiet = 1;
+            r.o.log = NULL;
+            r.o.out = NULL;
+            r.o.json = 0;
+        }
+    }
     r.view = (progress_view){isatty(STDERR_FILENO), r.o.quiet, cli_now(), 0, 0, 0};
     rc = set_up(&r);
-    nf_error err;
+    if (rc == EXIT_OK && !r.o.quiet && nf_comm_size(r.comm) > 1)
+        printf("%d processes (MPI), %d threads per process; batch %lld per process, %lld in all\n",
+               nf_comm_size(r.comm), nf_threads(), (long long)nf_session_config(r.session)->batch,
+               (long long)nf_session_config(r.session)->batch * nf_comm_size(r.comm));
     if (rc == EXIT_OK && !r.o.quiet) {
         const nf_train_config *c = nf_session_config(r.session);
         const nf_training *t = nf_session_training(r.session);
@@ -559,6 +587,8 @@ int cmd_train(int argc, char **argv)
         printf("weights written to %s\n", r.o.out);
     if (rc == EXIT_OK && r.log_errno) /* the last epoch's line failed: the run ended anyway */
         rc = log_failure(&r);
+    if (rc != EXIT_OK && nf_comm_size(r.comm) > 1 && !r.collective_end)
+        nf_comm_abort(r.comm, rc); /* no process is left waiting for this one */
     run_free(&r);
     return rc;
 }

@@ -10,9 +10,11 @@
 
 #include "cli.h"
 
+char cli_who[32];
+
 int cli_fail(const nf_error *err)
 {
-    fprintf(stderr, "nodeflow: %s\n", err->message);
+    fprintf(stderr, "nodeflow: %s%s\n", cli_who, err->message);
     switch (err->code) {
     case NF_ERR_NO_MEMORY:
     case NF_ERR_NUMERIC:

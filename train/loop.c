@@ -7,6 +7,7 @@
 #include "engine/plan_internal.h"
 #include "optim/optimizer.h"
 #include "train/metrics.h"
+#include "train/train_internal.h"
 
 /* Class-index labels per sample: 1, or T for a sequence of T positions
  * (times the steps of an unrolled plan). */
@@ -205,11 +206,15 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
     *loss = nf_plan_loss(plan);
     int finite = isfinite(*loss);
     if (finite && opt) {
-        st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), nf_optimizer_has_pending(opt), err);
+        /* each batch's gradient whole: the optimizer adds it to those gathered */
+        st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), 0, err);
         if (st != NF_OK)
             return st;
         finite = grads_finite(plan->graph);
     }
+    /* data parallel: every process skips or stops together */
+    if (opt && (st = nf_comm_all(opt->comm, &finite, err)) != NF_OK)
+        return st;
     if (!finite && plan->buf.state_floats)
         nf_plan_keep_state(plan, 0);
     if (!finite && plan->skip_nonfinite) {
@@ -404,8 +409,75 @@ nf_status nf_train_epoch(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, const 
     return st;
 }
 
-nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, nf_epoch_stats *stats,
-                      nf_error *err)
+/* The running sums of a stats record, as doubles (counts below 2^53 are
+ * exact), in a fixed order: what processes sum. */
+#define SHARED_SUMS (12 + 7 + 3 * NF_STATS_CLASSES + 4 * NF_STATS_OUTPUTS)
+
+static void pack_sums(double *v, nf_epoch_stats *s, int unpack)
+{
+    nf_metric_sums *m = &s->sums;
+    int64_t *counts[] = {&s->samples, &s->batches, &s->correct, &s->skipped, &m->top5, &m->labels,
+                         &m->label_correct, &m->rows, &m->rows_correct, &m->label_tp, &m->label_fp, &m->label_fn};
+    double *reals[] = {&s->loss_sum, &m->n, &m->sse, &m->sae, &m->sum_y, &m->sum_y2, &m->out_n};
+    int at = 0;
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++, at++)
+        unpack ? (void)(*counts[i] = (int64_t)v[at]) : (void)(v[at] = (double)*counts[i]);
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++, at++)
+        unpack ? (void)(*reals[i] = v[at]) : (void)(v[at] = *reals[i]);
+    int64_t *per_class[] = {m->tp, m->fp, m->fn};
+    for (int k = 0; k < 3; k++)
+        for (int c = 0; c < NF_STATS_CLASSES; c++, at++)
+            unpack ? (void)(per_class[k][c] = (int64_t)v[at]) : (void)(v[at] = (double)per_class[k][c]);
+    double *per_output[] = {m->out_sse, m->out_sae, m->out_y, m->out_y2};
+    for (int k = 0; k < 4; k++)
+        for (int o = 0; o < NF_STATS_OUTPUTS; o++, at++)
+            unpack ? (void)(per_output[k][o] = v[at]) : (void)(v[at] = per_output[k][o]);
+}
+
+nf_status nf_stats_share(nf_epoch_stats *stats, const nf_plan *plan, const nf_binding *bind, const nf_comm *comm,
+                         nf_error *err)
+{
+    if (nf_comm_size_of(comm) < 2)
+        return NF_OK;
+    double v[SHARED_SUMS] = {0};
+    pack_sums(v, stats, 0);
+    nf_status st = nf_comm_sum_doubles(comm, v, SHARED_SUMS, err);
+    if (st != NF_OK)
+        return st;
+    pack_sums(v, stats, 1);
+    nf_binding whole = normalized(bind);
+    finish_stats(stats, plan, &whole, stats->task);
+    return NF_OK;
+}
+
+/* Runs samples [first, end) of ds through the plan, into acc's sums. */
+static nf_status evaluate_rows(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, nf_task task,
+                               int64_t first, int64_t end, nf_epoch_stats *acc, nf_error *err)
+{
+    nf_status st = NF_OK;
+    int64_t batches = 0, start;
+    for (start = first; start < end && st == NF_OK; start += plan->capacity, batches++) {
+        int64_t rows = end - start < plan->capacity ? end - start : plan->capacity;
+        double loss;
+        int skipped;
+        feed(plan, bind, ds, NULL, start, rows, 1);
+        st = nf_plan_set_batch(plan, rows, err);
+        if (st == NF_OK)
+            st = run_batch(plan, NULL, batches, &loss, &skipped, err);
+        if (st != NF_OK)
+            break;
+        if (skipped) /* a plan that skips non-finite batches: this one counts for nothing */
+            continue;
+        add_batch_metrics(acc, task, plan, bind);
+        acc->loss_sum += loss * (double)rows;
+    }
+    acc->samples = st == NF_OK ? end - first : start - first;
+    acc->batches = batches;
+    return st;
+}
+
+nf_status nf_evaluate_shared(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, const nf_comm *comm,
+                             nf_epoch_stats *stats, nf_error *err)
 {
     if (!bind)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_evaluate: NULL binding");
@@ -427,28 +499,32 @@ nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bin
     nf_epoch_stats local; /* large (the metrics' sums): zeroed, not initialised on the stack twice */
     nf_epoch_stats *acc = stats ? stats : &local;
     memset(acc, 0, sizeof *acc);
-    int64_t batches = 0, start;
-    for (start = 0; start < ds->count && st == NF_OK; start += plan->capacity, batches++) {
-        int64_t rows = ds->count - start < plan->capacity ? ds->count - start : plan->capacity;
-        double loss;
-        int skipped;
-        feed(plan, bind, ds, NULL, start, rows, 1);
-        st = nf_plan_set_batch(plan, rows, err);
-        if (st == NF_OK)
-            st = run_batch(plan, NULL, batches, &loss, &skipped, err);
-        if (st != NF_OK)
-            break;
-        if (skipped) /* a plan that skips non-finite batches: this one counts for nothing */
-            continue;
-        add_batch_metrics(acc, task, plan, bind);
-        acc->loss_sum += loss * (double)rows;
-    }
+    /* process r of n takes the samples [r count / n, (r + 1) count / n) */
+    int64_t rank = nf_comm_rank_of(comm), n = nf_comm_size_of(comm);
+    st = evaluate_rows(plan, ds, bind, task, ds->count * rank / n, ds->count * (rank + 1) / n, acc, err);
     nf_plan_set_batch(plan, plan->capacity, NULL);
     nf_plan_set_training(plan, training);
-    acc->samples = st == NF_OK ? ds->count : start;
-    acc->batches = batches;
+    acc->task = task;
+    /* every process sums, even one that failed, so that none waits; then all fail */
+    int ok = st == NF_OK;
+    nf_error shared;
+    nf_status cst = nf_comm_all(comm, &ok, &shared);
+    if (cst == NF_OK && ok)
+        cst = nf_stats_share(acc, plan, bind, comm, &shared);
+    if (st == NF_OK && cst == NF_OK && !ok)
+        return nf_fail(err, NF_ERR_STATE, "another process failed while evaluating");
+    if (st == NF_OK && cst != NF_OK && err)
+        *err = shared;
+    if (st == NF_OK)
+        st = cst;
     finish_stats(acc, plan, bind, task);
     return st;
+}
+
+nf_status nf_evaluate(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, nf_epoch_stats *stats,
+                      nf_error *err)
+{
+    return nf_evaluate_shared(plan, ds, bind, NULL, stats, err);
 }
 
 static int is_loss_target(const nf_graph *g, const nf_node *node)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "data/data_internal.h"
 #include "engine/plan_internal.h"
 #include "io/checkpoint_file.h"
 #include "optim/optimizer.h"
@@ -31,6 +32,8 @@ struct nf_session {
     volatile sig_atomic_t stop;
     char *checkpoint;
     nf_session_events events;             /* all NULL: none */
+    const nf_comm *comm;                  /* data parallel (nodeflow/dist.h); NULL: this process alone */
+    int replicas_synced;                  /* the processes' replicas were checked and made equal */
 };
 
 static double now_seconds(void)
@@ -171,6 +174,11 @@ static nf_status make_schedule(nf_session *s, nf_error *err)
 
 static nf_status check_watchers(const nf_session *s, nf_error *err)
 {
+    if (nf_comm_size_of(s->comm) > 1 && s->train->streams > 0)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
+                       "text data read as streams (a model that carries its state) cannot be shared among %d "
+                       "processes yet: train it in one process",
+                       nf_comm_size_of(s->comm));
     if (s->cfg.early_stop > 0 && !s->val)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "early stopping watches the validation loss: give validation data");
     if (!strcmp(s->cfg.schedule, "plateau") && !s->val)
@@ -198,6 +206,10 @@ static nf_status build_run(nf_session *s, nf_error *err)
                             &s->t.batches, err);
     if (st == NF_OK)
         st = make_optimizer(s, err);
+    if (st == NF_OK && nf_comm_size_of(s->comm) > 1) {
+        nf_batcher_shard(s->t.batches, nf_comm_rank_of(s->comm), nf_comm_size_of(s->comm));
+        nf_optimizer_set_comm(s->t.opt, s->comm);
+    }
     if (st == NF_OK)
         st = make_schedule(s, err);
     if (st == NF_OK && c->average[0])
@@ -224,6 +236,95 @@ nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_d
         drop_run(s);
     return st;
 }
+
+nf_status nf_session_set_comm(nf_session *s, const nf_comm *comm, nf_error *err)
+{
+    if (!s)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_session_set_comm: NULL session");
+    if (s->plan)
+        return nf_fail(err, NF_ERR_STATE, "give the session its communicator before its data");
+    s->comm = comm;
+    s->replicas_synced = 0;
+    return NF_OK;
+}
+
+/* ---- data parallel: replicas ------------------------------------------------- */
+
+/* FNV-1a over bytes, continuing from h. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t tensor_hash(const nf_param *p)
+{
+    uint64_t h = fnv(0xcbf29ce484222325ull, p->name, strlen(p->name) + 1);
+    return fnv(h, p->shape.dim, (size_t)p->shape.rank * sizeof p->shape.dim[0]);
+}
+
+/* Every process must have the same parameters: their count first, then
+ * (rank 0's hashes broadcast) the first tensor whose name or shape
+ * differs, named. */
+static nf_status check_same_model(const nf_session *s, nf_error *err)
+{
+    const nf_graph *g = s->g;
+    uint64_t lo, hi;
+    nf_status st = nf_comm_min_max(s->comm, (uint64_t)g->n_params, &lo, &hi, err);
+    if (st != NF_OK)
+        return st;
+    if (lo != hi)
+        return nf_fail(err, NF_ERR_STATE, "rank %d: the processes' models differ: between %llu and %llu parameter "
+                       "tensors", nf_comm_rank_of(s->comm), (unsigned long long)lo, (unsigned long long)hi);
+    for (int k = 0; k < g->n_params; k++) {
+        st = nf_comm_min_max(s->comm, tensor_hash(&g->params[k]), &lo, &hi, err);
+        if (st != NF_OK)
+            return st;
+        if (lo != hi) {
+            char shape[64];
+            return nf_fail(err, NF_ERR_STATE,
+                           "rank %d: the processes' models differ at parameter tensor %d, here %s %s",
+                           nf_comm_rank_of(s->comm), k + 1, g->params[k].name,
+                           nf_shape_format(&g->params[k].shape, shape, sizeof shape));
+        }
+    }
+    return NF_OK;
+}
+
+/* Before the first step: the same model everywhere, and rank 0's weights
+ * and optimizer state (and its position in the data) in every process. */
+static nf_status sync_replicas(nf_session *s, nf_error *err)
+{
+    if (s->replicas_synced || nf_comm_size_of(s->comm) < 2)
+        return NF_OK;
+    nf_status st = check_same_model(s, err);
+    if (st == NF_OK)
+        st = nf_comm_broadcast_floats(s->comm, s->g->values, s->g->param_floats, err);
+    if (st == NF_OK)
+        st = nf_comm_broadcast_floats(s->comm, s->t.opt->state,
+                                      s->g->param_floats * (int64_t)s->t.opt->type->state_per_float, err);
+    if (st == NF_OK)
+        s->replicas_synced = 1;
+    return st;
+}
+
+/* At the end of an epoch: every replica's weights must still be equal. */
+static nf_status check_replicas(const nf_session *s, nf_error *err)
+{
+    if (nf_comm_size_of(s->comm) < 2)
+        return NF_OK;
+    uint64_t h = fnv(0xcbf29ce484222325ull, s->g->values, (size_t)s->g->param_floats * sizeof(float)), lo, hi;
+    nf_status st = nf_comm_min_max(s->comm, h, &lo, &hi, err);
+    if (st == NF_OK && lo != hi)
+        return nf_fail(err, NF_ERR_NUMERIC, "rank %d: the replicas' weights differ after epoch %lld (hash %016llx "
+                       "here)", nf_comm_rank_of(s->comm), (long long)s->t.progress.epoch, (unsigned long long)h);
+    return st;
+}
+
+/* Checkpoints come from rank 0 alone. */
+static int writes(const nf_session *s) { return s->checkpoint && nf_comm_rank_of(s->comm) == 0; }
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
@@ -422,7 +523,7 @@ static nf_status validate(nf_session *s, nf_epoch_stats *val, nf_error *err)
         if (st != NF_OK)
             return st;
     }
-    nf_status st = nf_evaluate(s->eval_plan, s->val, &s->bind, val, err);
+    nf_status st = nf_evaluate_shared(s->eval_plan, s->val, &s->bind, s->comm, val, err);
     if (s->t.average)
         nf_average_swap(s->t.average, NULL);
     return st;
@@ -460,12 +561,16 @@ static void report(const nf_session *s, const nf_session_events *ev, int at_epoc
     cb(ev->ctx, &p);
 }
 
-static nf_status end_epoch(nf_session *s, const nf_epoch_stats *fit, double start, const nf_session_events *ev,
+static nf_status end_epoch(nf_session *s, nf_epoch_stats *fit, double start, const nf_session_events *ev,
                            nf_error *err)
 {
     double seconds = now_seconds() - start; /* training only, not validation */
     nf_epoch_stats val = {0};
-    nf_status st = s->val ? validate(s, &val, err) : NF_OK;
+    nf_status st = nf_stats_share(fit, s->plan, &s->bind, s->comm, err);
+    if (st == NF_OK)
+        st = check_replicas(s, err);
+    if (st == NF_OK && s->val)
+        st = validate(s, &val, err);
     if (st != NF_OK)
         return st;
     s->t.progress.epoch++;
@@ -476,7 +581,7 @@ static nf_status end_epoch(nf_session *s, const nf_epoch_stats *fit, double star
     }
     if (s->cfg.early_stop > 0)
         early_stopping(s, val.loss, ev);
-    return s->checkpoint ? nf_session_save_checkpoint(s, s->checkpoint, err) : NF_OK;
+    return writes(s) ? nf_session_save_checkpoint(s, s->checkpoint, err) : NF_OK;
 }
 
 static nf_status train_epoch(nf_session *s, const nf_session_events *ev, nf_error *err)
@@ -495,10 +600,13 @@ static nf_status train_epoch(nf_session *s, const nf_session_events *ev, nf_erro
         if (s->t.average && (st = nf_average_update(s->t.average, err)) != NF_OK)
             return st;
         report(s, ev, 0, fit.batches, &fit, NULL, now_seconds() - start);
-        if (s->checkpoint && s->cfg.checkpoint_every > 0 && s->t.progress.step % s->cfg.checkpoint_every == 0 &&
+        if (writes(s) && s->cfg.checkpoint_every > 0 && s->t.progress.step % s->cfg.checkpoint_every == 0 &&
             (st = nf_session_save_checkpoint(s, s->checkpoint, err)) != NF_OK)
             return st;
-        if (s->stop)
+        int go = !s->stop; /* several processes stop at the same batch */
+        if (nf_comm_size_of(s->comm) > 1 && (st = nf_comm_all(s->comm, &go, err)) != NF_OK)
+            return st;
+        if (!go)
             return nf_fail(err, NF_ERR_INTERRUPTED, "interrupted after %lld batches", (long long)s->t.progress.step);
     }
     return end_epoch(s, &fit, start, ev, err);
@@ -513,7 +621,7 @@ nf_status nf_session_run(nf_session *s, nf_error *err)
         return nf_fail(err, NF_ERR_STATE, "give the session its data before running it");
     if (s->t.schedule)
         nf_optimizer_set_lr(s->t.opt, nf_schedule_lr(s->t.schedule));
-    nf_status st = NF_OK;
+    nf_status st = sync_replicas(s, err);
     while (st == NF_OK && s->t.progress.epoch < s->cfg.epochs && !s->stopped_early && !steps_done(s))
         st = train_epoch(s, ev, err);
     return st;

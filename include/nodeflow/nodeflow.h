@@ -16,5 +16,6 @@
 #include "runtime.h"
 #include "sequence.h"
 #include "session.h"
+#include "dist.h"
 
 #endif

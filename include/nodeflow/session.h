@@ -21,6 +21,7 @@
 
 #include "export.h"
 
+#include "dist.h"
 #include "model.h"
 #include "train.h"
 #include "weights.h"
@@ -45,6 +46,22 @@ NF_API void nf_session_free(nf_session *s);
 NF_API nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err);
 /* The same with datasets the caller owns (they must outlive the session). */
 NF_API nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, const nf_dataset *val, nf_error *err);
+
+/* Data parallel training (nodeflow/dist.h): this process is one of
+ * nf_comm_size(comm) replicas, given before the data (the communicator
+ * must outlive the session; NULL: alone). `batch` is per process: each
+ * step takes the mean over the global batch of size x batch (every
+ * process walks the same shuffled order, takes its block of each global
+ * batch, and an epoch's short last global batch is left out); gradients
+ * are summed over the processes before every optimizer step. Before the
+ * first step the processes check that their parameters have the same
+ * names and shapes and take rank 0's weights and optimizer state; after
+ * each epoch they compare a hash of their weights. Validation shares the
+ * data out and sums the counts, so its figures are those of one process;
+ * a non-finite loss or gradient skips or stops every process at the same
+ * batch; checkpoints come from rank 0 alone. Text read as streams is
+ * refused with several processes. */
+NF_API nf_status nf_session_set_comm(nf_session *s, const nf_comm *comm, nf_error *err);
 
 /* Continues from a checkpoint exactly where it stopped; a checkpoint that
  * does not fit (another optimizer, batch size, data size, schedule or

@@ -1,0 +1,28 @@
+/* nodeflow — the collectives the training session and the optimizer use
+ * (private to the library). Every call is collective: each process of the
+ * communicator makes it, in the same order, from its main thread (MPI is
+ * initialised FUNNELED). With a communicator of one process, or a NULL
+ * one, each is a no-op (sums of one, broadcasts from oneself). */
+#ifndef NF_DIST_COMM_H
+#define NF_DIST_COMM_H
+
+#include <stdint.h>
+
+#include "engine/internal.h"
+#include "nodeflow/dist.h"
+
+/* x = the sum of every process's x, element by element, in place. */
+nf_status nf_comm_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err);
+nf_status nf_comm_sum_doubles(const nf_comm *c, double *x, int64_t n, nf_error *err);
+/* x = rank 0's x. */
+nf_status nf_comm_broadcast_floats(const nf_comm *c, float *x, int64_t n, nf_error *err);
+/* *flag = whether every process's *flag is non-zero. */
+nf_status nf_comm_all(const nf_comm *c, int *flag, nf_error *err);
+/* The least and the greatest of every process's value. */
+nf_status nf_comm_min_max(const nf_comm *c, uint64_t value, uint64_t *min, uint64_t *max, nf_error *err);
+
+/* Rank and size of a possibly NULL communicator (NULL: 0 and 1). */
+int nf_comm_rank_of(const nf_comm *c);
+int nf_comm_size_of(const nf_comm *c);
+
+#endif

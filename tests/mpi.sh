@@ -1,0 +1,47 @@
+#!/bin/sh
+# `nodeflow train` under mpirun: two processes train XOR at batch 2 each
+# (global batch 4, the model's) and rank 0 alone writes the weights, the
+# checkpoint and the log; the result equals one process at batch 4 to
+# within rounding (checked on the predictions); a rank whose data cannot
+# be read ends every rank with an error naming the rank.
+# Usage: tests/mpi.sh PATH/TO/nodeflow SOURCE_DIR PATH/TO/mpirun
+set -u
+nodeflow=$1
+src=$2
+mpirun=$3
+. "$src/tests/harness.sh"
+start_checks mpi
+expect_timeout=120
+data="csv:$src/tests/data/xor.csv,label=2"
+
+expect 0 "train with 2 processes" "$mpirun" -np 2 "$nodeflow" train "$src/models/xor.nfg" --data "$data" \
+    --set batch=2 --epochs 300 --out "$work/two.safetensors" --checkpoint "$work/two.ckpt" --log "$work/two.csv"
+contains "$work/out" "2 processes (MPI), 1 threads per process; batch 2 per process, 4 in all" "start line"
+[ "$(grep -c '^training ' "$work/out")" = 1 ] && ok || bad "rank 0 alone reports: $(cat "$work/out")"
+[ -s "$work/two.safetensors" ] && [ -s "$work/two.ckpt" ] && [ -s "$work/two.csv" ] && ok || bad "rank 0's files"
+
+expect 0 "train alone at batch 4" "$nodeflow" train "$src/models/xor.nfg" --data "$data" --epochs 300 \
+    --out "$work/one.safetensors"
+printf '0,0\n0,1\n1,0\n1,1\n' > "$work/in.csv"
+expect 0 "infer, 2 processes' weights" "$nodeflow" infer "$src/models/xor.nfg" --weights "$work/two.safetensors" \
+    --input "$work/in.csv"
+cp "$work/out" "$work/two.txt"
+expect 0 "infer, one process's weights" "$nodeflow" infer "$src/models/xor.nfg" --weights "$work/one.safetensors" \
+    --input "$work/in.csv"
+# the same predictions to 4 decimals
+if awk 'NR == FNR { a[FNR] = $0; next } { n = split(a[FNR], x, ","); split($0, y, ",");
+        for (i = 1; i <= n; i++) if ((x[i] - y[i]) > 1e-4 || (y[i] - x[i]) > 1e-4) exit 1 }' \
+        "$work/two.txt" "$work/out"; then ok; else bad "predictions differ: $(cat "$work/two.txt") vs $(cat "$work/out")"; fi
+
+# a rank that cannot read its data ends the job, naming itself
+expect_timeout=60
+cat > "$work/rank.sh" <<EOS
+#!/bin/sh
+if [ "\$OMPI_COMM_WORLD_RANK" = 1 ]; then d=csv:$work/none.csv; else d="$data"; fi
+exec "$nodeflow" train "$src/models/xor.nfg" --data "\$d" --set batch=2 --epochs 5
+EOS
+chmod +x "$work/rank.sh"
+"$mpirun" -np 2 "$work/rank.sh" >"$work/out" 2>"$work/err"
+[ $? -ne 0 ] && ok || bad "a rank without data: exit 0"
+contains "$work/err" "rank 1: " "the failing rank is named"
+finish_checks mpi

@@ -1,0 +1,191 @@
+/* Data-parallel training, run under mpirun (tests/meson.build: -np 2 and
+ * -np 3): N processes at batch B against one process at batch N B, over
+ * the same shuffled order, from the same initialisation:
+ *   - the replicas' weights are equal (bit for bit) after every run;
+ *   - they are within 1e-6 of the one process's after 20 steps (the one
+ *     process sums the N B rows of each batch in its own order);
+ *   - with 2 processes they equal, bit for bit, one process at batch B
+ *     accumulating 2 batches per step (Open MPI's sum of two is x0 + x1);
+ *   - sharded validation counts every sample once, with the one process's
+ *     accuracy exactly and its loss to rounding;
+ *   - processes whose models differ are refused before the first step,
+ *     naming the tensor.
+ * Each process checks; a failure ends the whole job (MPI_Abort). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist/comm.h"
+#include "engine/internal.h"
+#include "nodeflow/nodeflow.h"
+#include "train/train_internal.h"
+
+static nf_comm *comm;
+
+static void fail(const char *fmt, const char *detail)
+{
+    fprintf(stderr, "FAIL (rank %d): ", nf_comm_rank(comm));
+    fprintf(stderr, fmt, detail);
+    fprintf(stderr, "\n");
+    nf_comm_abort(comm, 1);
+}
+
+static void ok(nf_status st, const nf_error *err)
+{
+    if (st != NF_OK)
+        fail("%s", err->message);
+}
+
+#define SAMPLES 480
+#define FEATURES 6
+#define CLASSES 3
+
+/* Separable-ish classes: the label is the arg-max of three fixed sums. */
+static nf_dataset *make_data(uint64_t seed, int64_t count)
+{
+    float *x = malloc(sizeof(float) * FEATURES * count), *y = malloc(sizeof(float) * count);
+    for (int64_t i = 0; i < count; i++) {
+        double score[CLASSES] = {0};
+        for (int j = 0; j < FEATURES; j++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            x[i * FEATURES + j] = (float)((double)(seed >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+            score[j % CLASSES] += x[i * FEATURES + j] * (j + 1);
+        }
+        int best = 0;
+        for (int c = 1; c < CLASSES; c++)
+            if (score[c] > score[best])
+                best = c;
+        y[i] = (float)best;
+    }
+    nf_dataset *ds;
+    nf_error err;
+    nf_shape xs = {1, {FEATURES}}, ys = {0, {0}};
+    ok(nf_dataset_from_arrays(x, &xs, y, &ys, count, &ds, &err), &err);
+    free(x);
+    free(y);
+    return ds;
+}
+
+static const char model_text[] = "nodeflow 1\n"
+                                 "x = input shape=6\n"
+                                 "y = input shape=scalar\n"
+                                 "h = linear x out=16\n"
+                                 "a = tanh h\n"
+                                 "%s"
+                                 "o = linear a out=3\n"
+                                 "logits = output o\n"
+                                 "loss = cross_entropy logits y\n"
+                                 "[train]\n"
+                                 "optimizer = adam\n"
+                                 "lr = 0.01\n"
+                                 "batch = %d\n"
+                                 "accumulate = %d\n"
+                                 "steps = %d\n"
+                                 "seed = 7\n";
+
+/* A session at `batch` per process, with `comm` (NULL: alone); `extra` a
+ * model line inserted (a different model). */
+static nf_session *train(nf_graph **g, int batch, int accumulate, const nf_comm *c, const char *extra,
+                         const nf_dataset *data, const nf_dataset *val, nf_status *result, nf_error *err)
+{
+    char text[1024];
+    /* 20 optimizer steps (steps counts batches) */
+    snprintf(text, sizeof text, model_text, extra, batch, accumulate, 20 * accumulate);
+    nf_train_config cfg;
+    nf_session *s;
+    ok(nf_model_parse(text, strlen(text), "dist.nfg", g, &cfg, err), err);
+    ok(nf_session_new(*g, &cfg, &s, err), err);
+    ok(nf_session_set_comm(s, c, err), err);
+    ok(nf_session_set_data(s, data, val, err), err);
+    *result = nf_session_run(s, err);
+    return s;
+}
+
+static void check_replicas_equal(const nf_graph *g)
+{
+    int64_t n = g->param_floats;
+    float *mine = malloc(sizeof(float) * n), *first = malloc(sizeof(float) * n);
+    memcpy(mine, g->values, sizeof(float) * n);
+    memcpy(first, g->values, sizeof(float) * n);
+    nf_error err;
+    ok(nf_comm_broadcast_floats(comm, first, n, &err), &err);
+    if (memcmp(mine, first, sizeof(float) * n) != 0)
+        fail("%s", "the replicas' weights differ");
+    free(mine);
+    free(first);
+}
+
+int main(void)
+{
+    nf_error err;
+    ok(nf_comm_world(&comm, &err), &err);
+    int n = nf_comm_size(comm), rank = nf_comm_rank(comm);
+    nf_set_threads(1);
+    nf_dataset *data = make_data(11, SAMPLES), *val = make_data(12, 301);
+    enum { B = 8 };
+
+    nf_graph *g;
+    nf_status st;
+    nf_session *s = train(&g, B, 1, comm, "", data, val, &st, &err);
+    ok(st, &err);
+    check_replicas_equal(g);
+
+    /* the same steps in one process at batch N B */
+    nf_graph *g1;
+    nf_session *one = train(&g1, n * B, 1, NULL, "", data, val, &st, &err);
+    ok(st, &err);
+    double worst = 0;
+    for (int64_t i = 0; i < g->param_floats; i++)
+        worst = fmax(worst, fabs((double)g->values[i] - g1->values[i]));
+    char detail[128];
+    snprintf(detail, sizeof detail, "%.3g after 20 steps", worst);
+    if (!(worst <= 1e-6))
+        fail("weights differ from one process at batch N B by %s", detail);
+
+    /* with 2 processes (Open MPI's sum is then exactly g0 + g1): bit for
+     * bit one process at batch B accumulating 2 batches per step */
+    if (n == 2) {
+        nf_graph *ga;
+        nf_session *acc = train(&ga, B, 2, NULL, "", data, NULL, &st, &err);
+        ok(st, &err);
+        if (memcmp(g->values, ga->values, sizeof(float) * (size_t)g->param_floats) != 0)
+            fail("%s", "2 processes differ from one accumulating 2 batches per step");
+        nf_session_free(acc);
+        nf_graph_free(ga);
+    }
+
+    /* validation shared out: the whole set, counted once */
+    nf_plan *plan;
+    nf_binding bind;
+    ok(nf_binding_find(g, &bind, &err), &err);
+    ok(nf_plan_compile(g, 64, NF_PLAN_INFERENCE, &plan, &err), &err);
+    nf_epoch_stats shared, alone;
+    ok(nf_evaluate_shared(plan, val, &bind, comm, &shared, &err), &err);
+    ok(nf_evaluate(plan, val, &bind, &alone, &err), &err);
+    snprintf(detail, sizeof detail, "%lld samples, accuracy %.6f (alone: %lld, %.6f)", (long long)shared.samples,
+             shared.accuracy, (long long)alone.samples, alone.accuracy);
+    if (shared.samples != val->count || shared.correct != alone.correct ||
+        fabs(shared.loss - alone.loss) > 1e-6 * fmax(1.0, fabs(alone.loss)))
+        fail("shared validation: %s", detail);
+    nf_plan_free(plan);
+
+    /* a process with another model is refused before the first step */
+    nf_graph *g2;
+    nf_session *odd = train(&g2, B, 1, comm, rank == n - 1 ? "a2 = linear a out=4\n" : "", data, NULL, &st, &err);
+    nf_session_free(odd);
+    nf_graph_free(g2);
+    if (st == NF_OK || !strstr(err.message, "models differ"))
+        fail("a different model was not refused: %s", st == NF_OK ? "it trained" : err.message);
+
+    if (rank == 0)
+        printf("dist: %d processes, max |w - w_one| = %.3g, validation %s: ok\n", n, worst, detail);
+    nf_session_free(s);
+    nf_session_free(one);
+    nf_graph_free(g);
+    nf_graph_free(g1);
+    nf_dataset_free(data);
+    nf_dataset_free(val);
+    nf_comm_free(comm);
+    return 0;
+}
