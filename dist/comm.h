@@ -11,11 +11,8 @@
 #include "engine/internal.h"
 #include "nodeflow/dist.h"
 
-/* x = the sum of every process's x, element by element, in place. */
-nf_status nf_comm_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err);
-nf_status nf_comm_sum_doubles(const nf_comm *c, double *x, int64_t n, nf_error *err);
-/* x = rank 0's x. */
-nf_status nf_comm_broadcast_floats(const nf_comm *c, float *x, int64_t n, nf_error *err);
+/* (nf_comm_sum_floats, nf_comm_sum_doubles and nf_comm_broadcast_floats
+ * are public: nodeflow/dist.h) */
 /* *flag = whether every process's *flag is non-zero. */
 nf_status nf_comm_all(const nf_comm *c, int *flag, nf_error *err);
 /* The least and the greatest of every process's value. */

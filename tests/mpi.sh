@@ -1,9 +1,11 @@
 #!/bin/sh
-# `nodeflow train` under mpirun: two processes train XOR at batch 2 each
+# The command line under mpirun: two processes train XOR at batch 2 each
 # (global batch 4, the model's) and rank 0 alone writes the weights, the
 # checkpoint and the log; the result equals one process at batch 4 to
-# within rounding (checked on the predictions); a rank whose data cannot
-# be read ends every rank with an error naming the rank.
+# within rounding (checked on the predictions); infer writes the rows of
+# one process; eval with 3 processes counts the 10,000 test images once,
+# with one process's accuracy and confusion matrix; a rank whose data
+# cannot be read ends every rank with an error naming the rank.
 # Usage: tests/mpi.sh PATH/TO/nodeflow SOURCE_DIR PATH/TO/mpirun
 set -u
 nodeflow=$1
@@ -32,6 +34,28 @@ expect 0 "infer, one process's weights" "$nodeflow" infer "$src/models/xor.nfg" 
 if awk 'NR == FNR { a[FNR] = $0; next } { n = split(a[FNR], x, ","); split($0, y, ",");
         for (i = 1; i <= n; i++) if ((x[i] - y[i]) > 1e-4 || (y[i] - x[i]) > 1e-4) exit 1 }' \
         "$work/two.txt" "$work/out"; then ok; else bad "predictions differ: $(cat "$work/two.txt") vs $(cat "$work/out")"; fi
+
+# infer under mpirun: rank 0 writes every row, in input order, the same rows
+expect 0 "infer alone" "$nodeflow" infer "$src/models/xor.nfg" --weights "$work/one.safetensors" --input "$work/in.csv"
+cp "$work/out" "$work/alone.txt"
+expect 0 "infer, 2 processes" "$mpirun" -np 2 "$nodeflow" infer "$src/models/xor.nfg" --weights "$work/one.safetensors" \
+    --input "$work/in.csv"
+cmp -s "$work/out" "$work/alone.txt" && ok || bad "infer under mpirun: $(cat "$work/out") vs $(cat "$work/alone.txt")"
+
+# eval with 3 processes: the 10,000 test images counted once, the same
+# accuracy, per-class figures and confusion matrix as one process
+expect 0 "train W1 one epoch" "$nodeflow" train "$src/models/fashion_mlp.nfg" --data fashion-mnist:train --epochs 1 \
+    --quiet --out "$work/mlp.safetensors"
+expect 0 "eval alone" "$nodeflow" eval "$src/models/fashion_mlp.nfg" --weights "$work/mlp.safetensors" \
+    --data fashion-mnist:test
+cp "$work/out" "$work/eval1.txt"
+expect 0 "eval, 3 processes" "$mpirun" -np 3 --oversubscribe "$nodeflow" eval "$src/models/fashion_mlp.nfg" \
+    --weights "$work/mlp.safetensors" --data fashion-mnist:test
+contains "$work/out" "samples 10000 " "eval under mpirun counts every image"
+[ "$(grep -o 'accuracy [0-9.]*%' "$work/out")" = "$(grep -o 'accuracy [0-9.]*%' "$work/eval1.txt")" ] && ok ||
+    bad "eval accuracy: $(head -1 "$work/out") vs $(head -1 "$work/eval1.txt")"
+tail -n +2 "$work/eval1.txt" > "$work/eval1.rest"
+tail -n +2 "$work/out" | cmp -s - "$work/eval1.rest" && ok || bad "per-class figures or confusion matrix differ"
 
 # a rank that cannot read its data ends the job, naming itself
 expect_timeout=60

@@ -71,13 +71,20 @@ typedef struct session {
     nf_graph *g;
     nf_binding bind;
     nf_plan *plan;
+    nf_comm *comm;   /* under mpirun: the samples are shared out, rank 0 reports */
 } session;
 
 static int open_session(const eval_options *o, session *s, int forward_only)
 {
     nf_error err;
     memset(s, 0, sizeof *s);
-    nf_set_threads(o->threads > 0 ? (int)o->threads : 0);
+    if (nf_comm_world(&s->comm, &err) != NF_OK)
+        return cli_fail(&err);
+    int alone = nf_comm_size(s->comm) == 1;
+    if (!alone)
+        snprintf(cli_who, sizeof cli_who, "rank %d: ", nf_comm_rank(s->comm));
+    /* several processes: one thread each unless told otherwise */
+    nf_set_threads(o->threads > 0 ? (int)o->threads : alone || getenv("NODEFLOW_THREADS") ? 0 : 1);
     int rc = cli_load_model(o->model, &s->g, NULL);
     if (rc != EXIT_OK)
         return rc;
@@ -94,25 +101,42 @@ static void close_session(session *s)
 {
     nf_plan_free(s->plan);
     nf_graph_free(s->g);
+    nf_comm_free(s->comm);
+}
+
+/* Rank 0 reports and writes; the others only compute. */
+static int reports(const session *s) { return nf_comm_rank(s->comm) == 0; }
+
+/* Ends a command run by several processes: a process that failed ends the
+ * job, so that none waits in a collective for it. */
+static int finish(session *s, int rc)
+{
+    if (rc != EXIT_OK && nf_comm_size(s->comm) > 1)
+        nf_comm_abort(s->comm, rc);
+    return rc;
 }
 
 /* Runs every sample of ds; collects the scores (count x score_size) and
- * the mean loss. */
+ * the mean loss. Under mpirun each process runs its block of the samples
+ * (process r of N: [r count / N, (r + 1) count / N)) and the blocks are
+ * summed into every process's array: each score comes from one process,
+ * the others add zeros, so the scores are exactly one process's. */
 static int run_all(session *s, const nf_dataset *ds, float **scores, int64_t *score_size, double *loss)
 {
     nf_error err;
     nf_shape shape;
     nf_node_shape(s->bind.scores, &shape, NULL);
     *score_size = nf_shape_size(&shape);
-    *scores = malloc((size_t)(ds->count * *score_size) * sizeof(float));
+    *scores = calloc((size_t)(ds->count * *score_size) + 1, sizeof(float));
     if (!*scores) {
-        fprintf(stderr, "nodeflow: out of memory\n");
+        fprintf(stderr, "nodeflow: %sout of memory\n", cli_who);
         return EXIT_RUNTIME;
     }
-    int64_t capacity = nf_plan_batch(s->plan);
+    int64_t capacity = nf_plan_batch(s->plan), n = nf_comm_size(s->comm), r = nf_comm_rank(s->comm);
+    int64_t first = ds->count * r / n, end = ds->count * (r + 1) / n;
     double total = 0;
-    for (int64_t start = 0; start < ds->count; start += capacity) {
-        int64_t rows = ds->count - start < capacity ? ds->count - start : capacity;
+    for (int64_t start = first; start < end; start += capacity) {
+        int64_t rows = end - start < capacity ? end - start : capacity;
         nf_tensor out;
         if (nf_plan_set_batch(s->plan, rows, &err) != NF_OK ||
             nf_binding_feed(s->plan, &s->bind, ds, start, rows, &err) != NF_OK)
@@ -122,6 +146,9 @@ static int run_all(session *s, const nf_dataset *ds, float **scores, int64_t *sc
         memcpy(*scores + start * *score_size, out.data, (size_t)(rows * *score_size) * sizeof(float));
         total += nf_plan_loss(s->plan) * (double)rows;
     }
+    if (n > 1 && (nf_comm_sum_floats(s->comm, *scores, ds->count * *score_size, &err) != NF_OK ||
+                  nf_comm_sum_doubles(s->comm, &total, 1, &err) != NF_OK))
+        return cli_fail(&err);
     *loss = total / (double)ds->count;
     return EXIT_OK;
 }
@@ -197,8 +224,10 @@ static int task_report(session *s, const nf_dataset *ds, int json)
 {
     nf_error err;
     static nf_epoch_stats stats; /* large: its running sums */
-    if (nf_evaluate(s->plan, ds, &s->bind, &stats, &err) != NF_OK)
+    if (nf_evaluate_shared(s->plan, ds, &s->bind, s->comm, &stats, &err) != NF_OK)
         return cli_fail(&err);
+    if (!reports(s))
+        return EXIT_OK;
     if (json) {
         printf("{\"samples\": %lld, ", (long long)ds->count);
         cli_metrics_json(stdout, &stats);
@@ -279,7 +308,7 @@ int cmd_eval(int argc, char **argv)
                 fprintf(stderr, "nodeflow: out of memory\n");
                 rc = EXIT_RUNTIME;
             }
-            if (rc == EXIT_OK)
+            if (rc == EXIT_OK && reports(&s))
                 classification_report(ds, scores, binary ? 2 : size, loss, o.json);
         } else if (!one_label || size == nf_shape_size(&ds->y_shape))
             rc = task_report(&s, ds, o.json);
@@ -289,6 +318,7 @@ int cmd_eval(int argc, char **argv)
     }
     free(scores);
     nf_dataset_free(ds);
+    rc = finish(&s, rc);
     close_session(&s);
     return rc;
 }
@@ -389,7 +419,9 @@ int cmd_infer(int argc, char **argv)
         rc = read_input(o.input, &ds);
     if (rc == EXIT_OK)
         rc = run_all(&s, ds, &scores, &size, &loss);
-    if (rc == EXIT_OK && o.output && ends_with(o.output, ".npy")) { /* [N, the output's per-sample shape] */
+    if (rc == EXIT_OK && !reports(&s)) {
+        /* rank 0 writes every row, in input order */
+    } else if (rc == EXIT_OK && o.output && ends_with(o.output, ".npy")) { /* [N, the output's per-sample shape] */
         nf_shape per_sample, shape = {1, {ds->count}};
         nf_node_shape(s.bind.scores, &per_sample, NULL);
         for (int i = 0; i < per_sample.rank && shape.rank < NF_MAX_RANK; i++)
@@ -405,6 +437,7 @@ int cmd_infer(int argc, char **argv)
     }
     free(scores);
     nf_dataset_free(ds);
+    rc = finish(&s, rc);
     close_session(&s);
     return rc;
 }

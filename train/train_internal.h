@@ -18,12 +18,7 @@ typedef nf_status (*nf_record_loader)(void *ctx, const nf_record *r, int apply, 
  * `extra`'s, may be NULL), and only then restores them all. */
 nf_status nf_training_resume(const char *path, nf_graph *g, nf_training *t, nf_record_loader extra, void *ctx,
                              nf_error *err);
-/* Data parallel (nodeflow/dist.h): nf_evaluate over this process's share
- * of `ds` (a contiguous block of it), the counts summed over every
- * process of `comm` before the figures are made, so that they are those
- * of the whole data on every process (comm NULL: nf_evaluate). */
-nf_status nf_evaluate_shared(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, const nf_comm *comm,
-                             nf_epoch_stats *stats, nf_error *err);
+/* (nf_evaluate_shared: nodeflow/dist.h) */
 /* A training epoch's running sums summed over every process, and its
  * figures made again from them. */
 nf_status nf_stats_share(nf_epoch_stats *stats, const nf_plan *plan, const nf_binding *bind, const nf_comm *comm,

@@ -23,6 +23,7 @@
 #include "export.h"
 
 #include "status.h"
+#include "train.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,22 @@ NF_API void nf_comm_free(nf_comm *comm);
 /* This process's rank (0 .. size - 1) and the number of processes. */
 NF_API int nf_comm_rank(const nf_comm *comm);
 NF_API int nf_comm_size(const nf_comm *comm);
+
+/* Collectives: every process calls them, in the same order, from its
+ * main thread. x = the sum over the processes of their x, in place (a
+ * float sum of two is x0 + x1 exactly; of more, in Open MPI's order); a
+ * broadcast makes x rank 0's x. */
+NF_API nf_status nf_comm_sum_floats(const nf_comm *comm, float *x, int64_t n, nf_error *err);
+NF_API nf_status nf_comm_sum_doubles(const nf_comm *comm, double *x, int64_t n, nf_error *err);
+NF_API nf_status nf_comm_broadcast_floats(const nf_comm *comm, float *x, int64_t n, nf_error *err);
+
+/* nf_evaluate shared out: process r of N runs the samples
+ * [r count / N, (r + 1) count / N) of ds, and the counts and sums are
+ * summed over the processes before the figures are made, so that every
+ * process gets those of the whole data (the loss to rounding). comm NULL:
+ * nf_evaluate. */
+NF_API nf_status nf_evaluate_shared(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, const nf_comm *comm,
+                                    nf_epoch_stats *stats, nf_error *err);
 
 /* Waits until every process of the job has called it. */
 NF_API nf_status nf_comm_barrier(const nf_comm *comm);
