@@ -32,6 +32,10 @@ static void fill_exec(const nf_plan *p, int k, int64_t t, nf_exec *e)
     memset(e, 0, sizeof *e);
     e->kernels = p->steps[k].kernels;
     e->state = p->steps[k].state;
+    if (p->training) { /* collectives only in training: see nf_exec */
+        e->sum_across = p->sum_across;
+        e->sum_ctx = p->sum_ctx;
+    }
     e->params = g->params;
     e->param_values = g->values;
     e->param_grads = g->grads;

@@ -504,6 +504,12 @@ void nf_plan_reset_state(nf_plan *p)
 
 int64_t nf_plan_batch(const nf_plan *p) { return p ? p->batch : 0; }
 
+void nf_plan_set_sum_across(nf_plan *p, int (*sum)(const void *ctx, double *x, int64_t n), const void *ctx)
+{
+    p->sum_across = sum;
+    p->sum_ctx = ctx;
+}
+
 void nf_plan_set_training(nf_plan *p, int training)
 {
     if (p)

@@ -60,7 +60,13 @@ struct nf_plan {
     double loss_factor;        /* batch / sum of the weights: scales the steps' losses */
     int check_finite;          /* stop at the first non-finite output or gradient */
     int skip_nonfinite;        /* training skips a batch whose loss or gradients are not finite */
+    int (*sum_across)(const void *ctx, double *x, int64_t n); /* data parallel: nf_exec's, or NULL */
+    const void *sum_ctx;
 };
+
+/* Data parallel: what nodes call to sum over the processes (nf_exec's
+ * sum_across; the training session sets it when it has several). */
+void nf_plan_set_sum_across(nf_plan *p, int (*sum)(const void *ctx, double *x, int64_t n), const void *ctx);
 
 /* Saves (save = 1) or puts back the state that carries from run to run
  * (memory nodes, recurrent layers with carry), in buf.state_backup. */

@@ -19,13 +19,16 @@
 
 #include "nodes/op.h"
 
-enum { BN_MOMENTUM, BN_EPS, BN_AFFINE, BN_TRACK };
+enum { BN_MOMENTUM, BN_EPS, BN_AFFINE, BN_TRACK, BN_SYNC };
 
 static const nf_attr_spec batchnorm_attrs[] = {
     [BN_MOMENTUM] = NF_ATTR_FLOAT_DEF("momentum", 0.1, 0, 1, "weight of the batch in the running statistics"),
     [BN_EPS] = NF_ATTR_FLOAT_DEF("eps", 1e-5, 0, 1, "added to the variance"),
     [BN_AFFINE] = NF_ATTR_BOOL_DEF("affine", 1, "learn a scale (weight) and a shift (bias)"),
     [BN_TRACK] = NF_ATTR_BOOL_DEF("track_running_stats", 1, "keep running statistics for inference"),
+    [BN_SYNC] = NF_ATTR_BOOL_DEF("sync_bn", 0,
+                                 "data parallel (mpirun): statistics over every process's batch in training, as "
+                                 "one process over the global batch (PyTorch's SyncBatchNorm)"),
 };
 
 /* params: [weight, bias] if affine, then [running_mean, running_var] if tracked */
@@ -47,6 +50,8 @@ static nf_status batchnorm_infer(nf_infer *ctx)
     ctx->n_params = n;
     ctx->out = *in;
     ctx->saved_fixed = 2 * c; /* mean and 1/std per channel, as used in forward */
+    if (ctx->attr[BN_SYNC] != 0)
+        ctx->workspace = 2 * (2 * c + 1); /* the per-channel sums shared among processes, as doubles */
     return NF_OK;
 }
 
@@ -90,24 +95,58 @@ static void channel_stats(const nf_exec *e, const bn_view *v, int64_t c, double 
     *var = fmax(sq / m - *mean * *mean, 0.0);
 }
 
+/* Sync: per channel the sum and the sum of squares of this process's
+ * batch, and the count, summed over the processes: [sums | squares | M]
+ * in `buf` (2 C + 1 doubles). 0 if the sum failed. */
+static int shared_moments(const nf_exec *e, const bn_view *v, double *buf)
+{
+    #pragma omp parallel for if (e->batch * v->c * v->area > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < v->c; c++) {
+        double sum = 0, sq = 0;
+        for (int64_t n = 0; n < e->batch; n++) {
+            const float *x = e->in[0] + (n * v->c + c) * v->area;
+            for (int64_t i = 0; i < v->area; i++) {
+                sum += x[i];
+                sq += (double)x[i] * x[i];
+            }
+        }
+        buf[c] = sum;
+        buf[v->c + c] = sq;
+    }
+    buf[2 * v->c] = (double)(e->batch * v->area);
+    return e->sum_across(e->sum_ctx, buf, 2 * v->c + 1);
+}
+
+static int synced(const nf_exec *e) { return e->attr[BN_SYNC] != 0 && e->sum_across && e->training; }
+
 static void batchnorm_forward(const nf_exec *e)
 {
     bn_view v = bn_view_of(e);
     int batch_stats = e->training || !v.running_mean;
     double momentum = e->attr[BN_MOMENTUM], eps = e->attr[BN_EPS], m = (double)(e->batch * v.area);
+    double *shared = synced(e) ? (double *)e->workspace : NULL;
+    if (shared && !shared_moments(e, &v, shared)) {
+        for (int64_t i = 0; i < e->batch * v.c * v.area; i++)
+            e->out[i] = NAN; /* reported by the finiteness checks */
+        return;
+    }
+    if (shared)
+        m = shared[2 * v.c];
     #pragma omp parallel for if (e->batch * v.c * v.area > NF_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < v.c; c++) {
         double mean, var;
-        if (batch_stats) {
+        if (shared) {
+            mean = shared[c] / m;
+            var = fmax(shared[v.c + c] / m - mean * mean, 0.0);
+        } else if (batch_stats) {
             channel_stats(e, &v, c, &mean, &var);
-            if (e->training && v.running_mean) {
-                v.running_mean[c] = (float)((1 - momentum) * v.running_mean[c] + momentum * mean);
-                v.running_var[c] = (float)((1 - momentum) * v.running_var[c] +
-                                           momentum * var * (m > 1 ? m / (m - 1) : 1.0));
-            }
         } else {
             mean = v.running_mean[c];
             var = v.running_var[c];
+        }
+        if (batch_stats && e->training && v.running_mean) {
+            v.running_mean[c] = (float)((1 - momentum) * v.running_mean[c] + momentum * mean);
+            v.running_var[c] = (float)((1 - momentum) * v.running_var[c] + momentum * var * (m > 1 ? m / (m - 1) : 1.0));
         }
         float inv = (float)(1.0 / sqrt(var + eps)), mu = (float)mean;
         float scale = v.weight ? v.weight[c] * inv : inv, shift = v.bias ? v.bias[c] : 0.0f;
@@ -122,25 +161,71 @@ static void batchnorm_forward(const nf_exec *e)
     }
 }
 
+/* Per channel sum dy and sum dy xh of this process's batch, into
+ * sums[c] and sums[C + c]. */
+static void local_grad_sums(const nf_exec *e, const bn_view *v, double *sums)
+{
+    #pragma omp parallel for if (e->batch * v->c * v->area > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < v->c; c++) {
+        float mu = v->mean[c], inv = v->inv_std[c];
+        double sum_dy = 0, sum_dy_xh = 0;
+        for (int64_t n = 0; n < e->batch; n++) {
+            const float *x = e->in[0] + (n * v->c + c) * v->area, *dy = e->out_grad + (n * v->c + c) * v->area;
+            for (int64_t i = 0; i < v->area; i++) {
+                sum_dy += dy[i];
+                sum_dy_xh += (double)dy[i] * (x[i] - mu) * inv;
+            }
+        }
+        sums[c] = sum_dy;
+        sums[v->c + c] = sum_dy_xh;
+    }
+}
+
 static void batchnorm_backward(const nf_exec *e)
 {
     bn_view v = bn_view_of(e);
     int batch_stats = e->training || !v.running_mean;
     double m = (double)(e->batch * v.area);
+    /* the local sums (their own 2 C + 1 doubles in the scratch area, or
+     * a per-channel pair below): the parameters' gradients take this
+     * process's (the optimizer sums them over the processes); dx, with
+     * sync, the sums over every process */
+    double *sums = synced(e) ? (double *)e->workspace : NULL;
+    if (sums) {
+        local_grad_sums(e, &v, sums);
+        for (int64_t c = 0; v.weight && c < v.c; c++) {
+            e->param_grad[0][c] += (float)sums[v.c + c];
+            e->param_grad[1][c] += (float)sums[c];
+        }
+        sums[2 * v.c] = m;
+        if (!e->in_grad[0])
+            return;
+        if (!e->sum_across(e->sum_ctx, sums, 2 * v.c + 1)) {
+            for (int64_t i = 0; i < e->batch * v.c * v.area; i++)
+                e->in_grad[0][i] = NAN;
+            return;
+        }
+        m = sums[2 * v.c];
+    }
     #pragma omp parallel for if (e->batch * v.c * v.area > NF_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < v.c; c++) {
         float mu = v.mean[c], inv = v.inv_std[c];
         double sum_dy = 0, sum_dy_xh = 0;
-        for (int64_t n = 0; n < e->batch; n++) {
-            const float *x = e->in[0] + (n * v.c + c) * v.area, *dy = e->out_grad + (n * v.c + c) * v.area;
-            for (int64_t i = 0; i < v.area; i++) {
-                sum_dy += dy[i];
-                sum_dy_xh += (double)dy[i] * (x[i] - mu) * inv;
+        if (sums) {
+            sum_dy = sums[c];
+            sum_dy_xh = sums[v.c + c];
+        } else {
+            for (int64_t n = 0; n < e->batch; n++) {
+                const float *x = e->in[0] + (n * v.c + c) * v.area, *dy = e->out_grad + (n * v.c + c) * v.area;
+                for (int64_t i = 0; i < v.area; i++) {
+                    sum_dy += dy[i];
+                    sum_dy_xh += (double)dy[i] * (x[i] - mu) * inv;
+                }
             }
-        }
-        if (v.weight) {
-            e->param_grad[0][c] += (float)sum_dy_xh;
-            e->param_grad[1][c] += (float)sum_dy;
+            if (v.weight) {
+                e->param_grad[0][c] += (float)sum_dy_xh;
+                e->param_grad[1][c] += (float)sum_dy;
+            }
         }
         if (!e->in_grad[0])
             continue;

@@ -121,6 +121,13 @@ typedef struct nf_exec {
     const float *row_weight;         /* losses: each row's weight (0 past the end of its
                                         sequence); NULL: 1 for every row */
     void *state;                     /* what the op's prepare made for this plan (NULL: none) */
+    /* Data parallel (a plan of one of several processes): sums x over the
+     * processes, in place; returns 0 if that failed. NULL: one process.
+     * Every process runs the same nodes in the same order, so a node may
+     * call it in training; never in inference (processes evaluate
+     * different numbers of batches). */
+    int (*sum_across)(const void *ctx, double *x, int64_t n);
+    const void *sum_ctx;
 } nf_exec;
 
 /* What a node's kernel state is prepared for, when a plan compiles. */

@@ -2,7 +2,8 @@
 # The command line under mpirun: two processes train XOR at batch 2 each
 # (global batch 4, the model's) and rank 0 alone writes the weights, the
 # checkpoint and the log; the result equals one process at batch 4 to
-# within rounding (checked on the predictions); infer writes the rows of
+# within rounding (checked on the predictions); 4 processes repeat their
+# checkpoint byte for byte; infer writes the rows of
 # one process; eval with 3 processes counts the 10,000 test images once,
 # with one process's accuracy and confusion matrix; a rank whose data
 # cannot be read ends every rank with an error naming the rank.
@@ -34,6 +35,13 @@ expect 0 "infer, one process's weights" "$nodeflow" infer "$src/models/xor.nfg" 
 if awk 'NR == FNR { a[FNR] = $0; next } { n = split(a[FNR], x, ","); split($0, y, ",");
         for (i = 1; i <= n; i++) if ((x[i] - y[i]) > 1e-4 || (y[i] - x[i]) > 1e-4) exit 1 }' \
         "$work/two.txt" "$work/out"; then ok; else bad "predictions differ: $(cat "$work/two.txt") vs $(cat "$work/out")"; fi
+
+# repeatable: the same 4-process command twice writes the same checkpoint
+for run in 1 2; do
+    expect 0 "4 processes, run $run" "$mpirun" -np 4 --oversubscribe "$nodeflow" train "$src/models/xor.nfg" \
+        --data "$data" --set batch=1 --epochs 50 --quiet --checkpoint "$work/four$run.ckpt"
+done
+cmp -s "$work/four1.ckpt" "$work/four2.ckpt" && ok || bad "two 4-process runs wrote different checkpoints"
 
 # infer under mpirun: rank 0 writes every row, in input order, the same rows
 expect 0 "infer alone" "$nodeflow" infer "$src/models/xor.nfg" --weights "$work/one.safetensors" --input "$work/in.csv"

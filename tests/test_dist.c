@@ -8,6 +8,8 @@
  *     accumulating 2 batches per step (Open MPI's sum of two is x0 + x1);
  *   - sharded validation counts every sample once, with the one process's
  *     accuracy exactly and its loss to rounding;
+ *   - batch normalization with sync_bn=true equals one process at N B
+ *     (running statistics included); without it the replicas still agree;
  *   - processes whose models differ are refused before the first step,
  *     naming the tensor.
  * Each process checks; a failure ends the whole job (MPI_Abort). */
@@ -70,9 +72,8 @@ static nf_dataset *make_data(uint64_t seed, int64_t count)
 static const char model_text[] = "nodeflow 1\n"
                                  "x = input shape=6\n"
                                  "y = input shape=scalar\n"
-                                 "h = linear x out=16\n"
-                                 "a = tanh h\n"
                                  "%s"
+                                 "a = tanh n\n"
                                  "o = linear a out=3\n"
                                  "logits = output o\n"
                                  "loss = cross_entropy logits y\n"
@@ -91,7 +92,8 @@ static nf_session *train(nf_graph **g, int batch, int accumulate, const nf_comm 
 {
     char text[1024];
     /* 20 optimizer steps (steps counts batches) */
-    snprintf(text, sizeof text, model_text, extra, batch, accumulate, 20 * accumulate);
+    snprintf(text, sizeof text, model_text, extra && *extra ? extra : "h = linear x out=16\nn = relu h\n", batch, accumulate,
+             20 * accumulate);
     nf_train_config cfg;
     nf_session *s;
     ok(nf_model_parse(text, strlen(text), "dist.nfg", g, &cfg, err), err);
@@ -155,6 +157,36 @@ int main(void)
         nf_graph_free(ga);
     }
 
+    /* synchronized batch normalization: N processes at B equal one
+     * process at N B, running statistics included */
+    nf_graph *gs, *gs1;
+    /* (no bias before it: its gradient is rounding noise around 0, which
+     * Adam scales up to a full step whichever way the noise falls) */
+    const char *bn = "h = linear x out=16 bias=false\nn = batchnorm h sync_bn=true\n";
+    nf_session *sync = train(&gs, B, 1, comm, bn, data, NULL, &st, &err);
+    ok(st, &err);
+    nf_session *sync1 = train(&gs1, n * B, 1, NULL, bn, data, NULL, &st, &err);
+    ok(st, &err);
+    double worst_bn = 0;
+    for (int64_t i = 0; i < gs->param_floats; i++)
+        worst_bn = fmax(worst_bn, fabs((double)gs->values[i] - gs1->values[i]));
+    snprintf(detail, sizeof detail, "%.3g", worst_bn);
+    if (!(worst_bn <= 1e-6))
+        fail("sync_bn: weights differ from one process at batch N B by %s", detail);
+    check_replicas_equal(gs);
+    nf_session_free(sync);
+    nf_session_free(sync1);
+    nf_graph_free(gs);
+    nf_graph_free(gs1);
+    /* local batch normalization: the replicas still agree (running
+     * statistics from rank 0) */
+    nf_session *local = train(&gs, B, 1, comm, "h = linear x out=16 bias=false\nn = batchnorm h\n", data, NULL, &st,
+                              &err);
+    ok(st, &err);
+    check_replicas_equal(gs);
+    nf_session_free(local);
+    nf_graph_free(gs);
+
     /* validation shared out: the whole set, counted once */
     nf_plan *plan;
     nf_binding bind;
@@ -172,14 +204,16 @@ int main(void)
 
     /* a process with another model is refused before the first step */
     nf_graph *g2;
-    nf_session *odd = train(&g2, B, 1, comm, rank == n - 1 ? "a2 = linear a out=4\n" : "", data, NULL, &st, &err);
+    const char *other = "h = linear x out=16\nn = relu h\na2 = linear h out=4\n";
+    nf_session *odd = train(&g2, B, 1, comm, rank == n - 1 ? other : "", data, NULL, &st, &err);
     nf_session_free(odd);
     nf_graph_free(g2);
     if (st == NF_OK || !strstr(err.message, "models differ"))
         fail("a different model was not refused: %s", st == NF_OK ? "it trained" : err.message);
 
     if (rank == 0)
-        printf("dist: %d processes, max |w - w_one| = %.3g, validation %s: ok\n", n, worst, detail);
+        printf("dist: %d processes, max |w - w_one| = %.3g (sync_bn %.3g), validation %s: ok\n", n, worst, worst_bn,
+               detail);
     nf_session_free(s);
     nf_session_free(one);
     nf_graph_free(g);

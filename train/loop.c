@@ -176,6 +176,9 @@ static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, uint64_t runs, int64
                           nf_error *err)
 {
     nf_error where = {0};
+    if (plan->sum_across) /* data parallel: a run checking node by node could stop in one process alone */
+        return nf_fail(err, NF_ERR_NUMERIC, "batch %lld: the loss (%g here) or a gradient is not finite in some "
+                       "process", (long long)index + 1, loss);
     plan->graph->runs = runs;
     nf_plan_set_check_finite(plan, 1);
     nf_status st = nf_plan_forward(plan, &where);

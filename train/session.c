@@ -186,6 +186,12 @@ static nf_status check_watchers(const nf_session *s, nf_error *err)
     return NF_OK;
 }
 
+/* What nodes call to sum over the processes (sync_bn). */
+static int sum_across(const void *comm, double *x, int64_t n)
+{
+    return nf_comm_sum_doubles(comm, x, n, NULL) == NF_OK;
+}
+
 /* Plans, batcher, optimizer, schedule and average for the data. */
 static nf_status build_run(nf_session *s, nf_error *err)
 {
@@ -209,6 +215,7 @@ static nf_status build_run(nf_session *s, nf_error *err)
     if (st == NF_OK && nf_comm_size_of(s->comm) > 1) {
         nf_batcher_shard(s->t.batches, nf_comm_rank_of(s->comm), nf_comm_size_of(s->comm));
         nf_optimizer_set_comm(s->t.opt, s->comm);
+        nf_plan_set_sum_across(s->plan, sum_across, s->comm);
     }
     if (st == NF_OK)
         st = make_schedule(s, err);
@@ -310,11 +317,21 @@ static nf_status sync_replicas(nf_session *s, nf_error *err)
     return st;
 }
 
-/* At the end of an epoch: every replica's weights must still be equal. */
+/* At the end of an epoch: the buffers (running statistics, which local
+ * batch normalization makes differ) become rank 0's, as DDP's
+ * broadcast_buffers makes them; then every replica's weights must be
+ * equal. */
 static nf_status check_replicas(const nf_session *s, nf_error *err)
 {
     if (nf_comm_size_of(s->comm) < 2)
         return NF_OK;
+    for (int k = 0; k < s->g->n_params; k++) {
+        const nf_param *p = &s->g->params[k];
+        nf_status st = p->spec.buffer ? nf_comm_broadcast_floats(s->comm, s->g->values + p->offset, p->size, err)
+                                      : NF_OK;
+        if (st != NF_OK)
+            return st;
+    }
     uint64_t h = fnv(0xcbf29ce484222325ull, s->g->values, (size_t)s->g->param_floats * sizeof(float)), lo, hi;
     nf_status st = nf_comm_min_max(s->comm, h, &lo, &hi, err);
     if (st == NF_OK && lo != hi)
