@@ -270,19 +270,12 @@ static const char *gelu_describe(const nf_kernels *kernels, const void *state)
     return kernels->eltwise_name(state);
 }
 
-/* A failed library call leaves NaN, which finiteness checks report. */
-static void fill_nan(float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = NAN;
-}
-
 static void gelu_forward(const nf_exec *e)
 {
     if (!nf_uses_prepared(e))
         gelu_loops_forward(e);
     else if (!e->kernels->eltwise_forward(e->state, e->in[0], e->out, e->workspace))
-        fill_nan(e->out, elements(e));
+        nf_fill_nan(e->out, elements(e));
 }
 
 static void gelu_backward(const nf_exec *e)
@@ -291,7 +284,7 @@ static void gelu_backward(const nf_exec *e)
         gelu_loops_backward(e);
     else if (e->in_grad[0] &&
              !e->kernels->eltwise_backward(e->state, e->in[0], e->out_grad, e->in_grad[0], e->workspace))
-        fill_nan(e->in_grad[0], elements(e));
+        nf_fill_nan(e->in_grad[0], elements(e));
 }
 
 /* PyTorch's Hardtanh asserts max_val > min_val. */

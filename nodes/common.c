@@ -21,6 +21,12 @@ nf_status nf_infer_fail(nf_infer *ctx, nf_status code, const char *fmt, ...)
 
 int nf_uses_prepared(const nf_exec *e) { return e->state && e->batch == e->capacity; }
 
+void nf_fill_nan(float *x, int64_t n)
+{
+    for (int64_t i = 0; x && i < n; i++)
+        x[i] = NAN;
+}
+
 int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols)
 {
     return e->batch * (size_per_sample / cols);

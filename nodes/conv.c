@@ -396,22 +396,13 @@ static const char *conv_describe(const nf_kernels *kernels, const void *state)
     return kernels->conv_name(state);
 }
 
-/* A failed library call leaves NaN where its result should be, which the
- * caller's finiteness checks report (it does not happen once a primitive
- * is made: every buffer it uses is ours). */
-static void fill_nan(float *x, int64_t n)
-{
-    for (int64_t i = 0; x && i < n; i++)
-        x[i] = NAN;
-}
-
 static void conv_forward(const nf_exec *e)
 {
     geom g = geom_of(e);
     if (nf_uses_prepared(e)) {
         const float *bias = e->node->n_params > 1 ? e->param[1] : NULL;
         if (!e->kernels->conv_forward(e->state, e->in[0], e->param[0], bias, e->out, e->saved, e->workspace))
-            fill_nan(e->out, e->batch * g.o * g.hw);
+            nf_fill_nan(e->out, e->batch * g.o * g.hw);
         return;
     }
     int threads = per_sample_threads(e, &g);
@@ -450,8 +441,8 @@ static void conv_backward(const nf_exec *e)
         float *db = e->node->n_params > 1 ? e->param_grad[1] : NULL;
         if (!e->kernels->conv_backward(e->state, e->saved, e->param[0], e->out_grad, e->in_grad[0],
                                        e->param_grad[0], db, e->workspace)) {
-            fill_nan(e->in_grad[0], e->batch * g.c * g.h * g.w);
-            fill_nan(e->param_grad[0], g.o * g.ckk);
+            nf_fill_nan(e->in_grad[0], e->batch * g.c * g.h * g.w);
+            nf_fill_nan(e->param_grad[0], g.o * g.ckk);
         }
         return;
     }

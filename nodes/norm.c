@@ -126,8 +126,7 @@ static void batchnorm_forward(const nf_exec *e)
     double momentum = e->attr[BN_MOMENTUM], eps = e->attr[BN_EPS], m = (double)(e->batch * v.area);
     double *shared = synced(e) ? (double *)e->workspace : NULL;
     if (shared && !shared_moments(e, &v, shared)) {
-        for (int64_t i = 0; i < e->batch * v.c * v.area; i++)
-            e->out[i] = NAN; /* reported by the finiteness checks */
+        nf_fill_nan(e->out, e->batch * v.c * v.area);
         return;
     }
     if (shared)
@@ -201,8 +200,7 @@ static void batchnorm_backward(const nf_exec *e)
         if (!e->in_grad[0])
             return;
         if (!e->sum_across(e->sum_ctx, sums, 2 * v.c + 1)) {
-            for (int64_t i = 0; i < e->batch * v.c * v.area; i++)
-                e->in_grad[0][i] = NAN;
+            nf_fill_nan(e->in_grad[0], e->batch * v.c * v.area);
             return;
         }
         m = sums[2 * v.c];

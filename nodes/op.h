@@ -279,6 +279,9 @@ int64_t nf_rows(const nf_exec *e, int64_t size_per_sample, int64_t cols);
 /* Whether this run uses the state the op prepared: there is one, and the
  * run has the rows it was prepared for. */
 int nf_uses_prepared(const nf_exec *e);
+/* x[0..n) = NaN (x may be NULL): what a node leaves where a library call
+ * failed, for the finiteness checks to report. */
+void nf_fill_nan(float *x, int64_t n);
 /* Threshold above which element-wise loops use OpenMP threads. */
 #define NF_PARALLEL_MIN 32768
 

@@ -273,8 +273,8 @@ static uint64_t tensor_hash(const nf_param *p)
 }
 
 /* Every process must have the same parameters: their count first, then
- * (rank 0's hashes broadcast) the first tensor whose name or shape
- * differs, named. */
+ * each tensor's name and shape, by a hash whose least and greatest value
+ * over the processes must agree; the first that differs is named. */
 static nf_status check_same_model(const nf_session *s, nf_error *err)
 {
     const nf_graph *g = s->g;
