@@ -6,7 +6,8 @@
 # checkpoint byte for byte; infer writes the rows of
 # one process; eval with 3 processes counts the 10,000 test images once,
 # with one process's accuracy and confusion matrix; a rank whose data
-# cannot be read ends every rank with an error naming the rank.
+# cannot be read ends every rank with an error naming the rank; kill -9
+# of one process ends the job, non-zero, within 5 s.
 # Usage: tests/mpi.sh PATH/TO/nodeflow SOURCE_DIR PATH/TO/mpirun
 set -u
 nodeflow=$1
@@ -76,4 +77,22 @@ chmod +x "$work/rank.sh"
 "$mpirun" -np 2 "$work/rank.sh" >"$work/out" 2>"$work/err"
 [ $? -ne 0 ] && ok || bad "a rank without data: exit 0"
 contains "$work/err" "rank 1: " "the failing rank is named"
+# kill -9 of one process mid-epoch ends the whole job, non-zero, within 5 s
+"$mpirun" -np 2 "$nodeflow" train "$src/models/fashion_mlp.nfg" --data fashion-mnist:train --epochs 50 --quiet \
+    --checkpoint "$work/killed.ckpt" >"$work/out" 2>"$work/err" &
+job=$!
+sleep 3 # data loaded, training under way
+victim=$(pgrep -f "killed.ckpt" | while read -r p; do [ "$(cat /proc/$p/comm 2>/dev/null)" = nodeflow ] && echo "$p"; done |
+    tail -1)
+if [ -n "$victim" ]; then
+    kill -9 "$victim"
+    start=$(date +%s)
+    wait "$job"
+    code=$?
+    took=$(( $(date +%s) - start ))
+    [ "$code" -ne 0 ] && [ "$took" -le 5 ] && ok || bad "after kill -9 of one process: exit $code after $took s"
+else
+    kill "$job" 2>/dev/null
+    bad "no training process to kill"
+fi
 finish_checks mpi

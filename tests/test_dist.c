@@ -11,7 +11,9 @@
  *   - batch normalization with sync_bn=true equals one process at N B
  *     (running statistics included); without it the replicas still agree;
  *   - processes whose models differ are refused before the first step,
- *     naming the tensor.
+ *     naming the tensor;
+ *   - a NaN in one process's weights stops every process at the same
+ *     batch; a replica whose weights drift is found at the epoch's end.
  * Each process checks; a failure ends the whole job (MPI_Abort). */
 #include <math.h>
 #include <stdio.h>
@@ -87,6 +89,27 @@ static const char model_text[] = "nodeflow 1\n"
 
 /* A session at `batch` per process, with `comm` (NULL: alone); `extra` a
  * model line inserted (a different model). */
+/* One process's weights changed after batch `at` (a fault the others
+ * must notice): rank `rank` sets the output layer's first bias (whatever
+ * it holds reaches the loss) to `value`, or adds `value` to it when add
+ * is set. */
+typedef struct fault {
+    nf_graph *g;
+    int rank, add;
+    int64_t at;
+    float value;
+} fault;
+
+static void inject(void *ctx, const nf_session_progress *p)
+{
+    fault *f = ctx;
+    float *w = f->g->values + f->g->params[f->g->n_params - 1].offset;
+    if (p->step == f->at && nf_comm_rank(comm) == f->rank)
+        *w = f->add ? *w + f->value : f->value;
+}
+
+static fault *injected; /* the fault train() gives its next session, or NULL */
+
 static nf_session *train(nf_graph **g, int batch, int accumulate, const nf_comm *c, const char *extra,
                          const nf_dataset *data, const nf_dataset *val, nf_status *result, nf_error *err)
 {
@@ -100,6 +123,11 @@ static nf_session *train(nf_graph **g, int batch, int accumulate, const nf_comm 
     ok(nf_session_new(*g, &cfg, &s, err), err);
     ok(nf_session_set_comm(s, c, err), err);
     ok(nf_session_set_data(s, data, val, err), err);
+    if (injected) {
+        injected->g = *g;
+        nf_session_events events = {injected, inject, NULL, NULL};
+        nf_session_set_events(s, &events);
+    }
     *result = nf_session_run(s, err);
     return s;
 }
@@ -201,6 +229,28 @@ int main(void)
         fabs(shared.loss - alone.loss) > 1e-6 * fmax(1.0, fabs(alone.loss)))
         fail("shared validation: %s", detail);
     nf_plan_free(plan);
+
+    /* a NaN in one process's weights stops every process at the same
+     * batch, with an error */
+    fault nan_fault = {NULL, n - 1, 0, 5, NAN};
+    injected = &nan_fault;
+    nf_graph *gf;
+    nf_session *faulty = train(&gf, B, 1, comm, "", data, NULL, &st, &err);
+    float step = (float)nf_session_training(faulty)->progress.step, first = step;
+    ok(nf_comm_broadcast_floats(comm, &first, 1, &err), &err);
+    if (st != NF_ERR_NUMERIC || step != first || step != 5)
+        fail("a NaN in one process: %s", st == NF_OK ? "trained on" : err.message);
+    nf_session_free(faulty);
+    nf_graph_free(gf);
+    /* a replica that drifts is found at the end of the epoch */
+    fault drift = {NULL, 0, 1, 3, 1e-3f};
+    injected = &drift;
+    faulty = train(&gf, B, 1, comm, "", data, NULL, &st, &err);
+    injected = NULL;
+    if (st != NF_ERR_NUMERIC || !strstr(err.message, "replicas' weights differ"))
+        fail("a drifting replica: %s", st == NF_OK ? "not noticed" : err.message);
+    nf_session_free(faulty);
+    nf_graph_free(gf);
 
     /* a process with another model is refused before the first step */
     nf_graph *g2;
