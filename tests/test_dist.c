@@ -10,6 +10,9 @@
  *     accuracy exactly and its loss to rounding;
  *   - batch normalization with sync_bn=true equals one process at N B
  *     (running statistics included); without it the replicas still agree;
+ *   - with 2 processes, 20 SGD steps from PyTorch's initial weights on the
+ *     batches PyTorch's DistributedDataParallel took are within 1e-5 of
+ *     its weights (tests/fixtures/make_torch_ddp.py);
  *   - processes whose models differ are refused before the first step,
  *     naming the tensor;
  *   - a NaN in one process's weights stops every process at the same
@@ -20,9 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/data_internal.h"
 #include "dist/comm.h"
 #include "engine/internal.h"
 #include "nodeflow/nodeflow.h"
+#include "optim/optimizer.h"
 #include "train/train_internal.h"
 
 static nf_comm *comm;
@@ -146,6 +151,104 @@ static void check_replicas_equal(const nf_graph *g)
     free(first);
 }
 
+/* ---- against PyTorch's DistributedDataParallel ------------------------ */
+
+/* Tensor `name` of tests/fixtures/FILE (the format of fixture_io.py: a
+ * line "name rank dims", then the values), `want` floats, into `to`. */
+static void fixture_tensor_read(const char *file, const char *name, float *to, int64_t want)
+{
+    char path[1024], word[128];
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", NF_SOURCE_DIR, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail("cannot open %s", path);
+    int c;
+    while ((c = fgetc(f)) == '#') /* the comment line */
+        while ((c = fgetc(f)) != '\n' && c != EOF)
+            ;
+    ungetc(c, f);
+    while (fscanf(f, "%127s", word) == 1) {
+        int rank;
+        int64_t count = 1, dim;
+        if (fscanf(f, "%d", &rank) != 1)
+            break;
+        for (int i = 0; i < rank && fscanf(f, "%lld", (long long *)&dim) == 1; i++)
+            count *= dim;
+        int match = !strcmp(word, name) && count == want;
+        for (int64_t i = 0; i < count; i++) {
+            float v;
+            if (fscanf(f, "%f", &v) != 1)
+                fail("%s: short tensor", name);
+            if (match)
+                to[i] = v;
+        }
+        if (match) {
+            fclose(f);
+            return;
+        }
+    }
+    fclose(f);
+    fail("no tensor %s of that size in torch_ddp.txt", name);
+}
+
+/* 2 processes, 20 SGD steps at batch 8 each from PyTorch's initial
+ * weights, on the batches DDP took (tests/fixtures/make_torch_ddp.py):
+ * within 1e-5 of DDP's weights. The loop of nf_train_batches over an
+ * unshuffled, shared-out batcher, so that the order is the fixture's. */
+static double against_ddp(void)
+{
+    enum { STEPS = 20, B = 8, F = 6, ROWS = STEPS * B * 2 };
+    static const char text[] = "nodeflow 1\nx = input shape=6\ny = input shape=scalar\nh = linear x out=16\n"
+                               "a = relu h\no = linear a out=3\nlogits = output o\nloss = cross_entropy logits y\n";
+    static const char *const names[] = {"h.weight", "h.bias", "o.weight", "o.bias"};
+    nf_error err;
+    nf_graph *g;
+    ok(nf_model_parse(text, strlen(text), "ddp.nfg", &g, NULL, &err), &err);
+    float *x = malloc(sizeof(float) * ROWS * F), *y = malloc(sizeof(float) * ROWS);
+    fixture_tensor_read("torch_ddp.txt", "x", x, ROWS * F);
+    fixture_tensor_read("torch_ddp.txt", "y", y, ROWS);
+    float *want = malloc(sizeof(float) * (size_t)g->param_floats);
+    for (int i = 0; i < 4; i++) {
+        char key[64];
+        const nf_param *p = &g->params[nf_graph_find_param(g, names[i])];
+        snprintf(key, sizeof key, "start.%s", names[i]);
+        fixture_tensor_read("torch_ddp.txt", key, g->values + p->offset, p->size);
+        snprintf(key, sizeof key, "final.%s", names[i]);
+        fixture_tensor_read("torch_ddp.txt", key, want + p->offset, p->size);
+    }
+    nf_dataset *ds;
+    nf_shape xs = {1, {F}}, ys = {0, {0}};
+    ok(nf_dataset_from_arrays(x, &xs, y, &ys, ROWS, &ds, &err), &err);
+    nf_plan *plan;
+    nf_optimizer *opt;
+    nf_batcher *b;
+    nf_binding bind;
+    ok(nf_plan_compile(g, B, NF_PLAN_TRAINING, &plan, &err), &err);
+    ok(nf_optimizer_new(g, "sgd", &opt, &err), &err);
+    ok(nf_optimizer_set(opt, "lr", 0.1, &err), &err);
+    ok(nf_optimizer_set(opt, "momentum", 0.9, &err), &err);
+    ok(nf_batcher_new(ds, B, 0, 1, &b, &err), &err);
+    ok(nf_binding_find(g, &bind, &err), &err);
+    nf_batcher_shard(b, nf_comm_rank(comm), nf_comm_size(comm));
+    nf_optimizer_set_comm(opt, comm);
+    nf_epoch_stats stats;
+    ok(nf_train_batches(plan, opt, b, &bind, STEPS, &stats, NULL, &err), &err);
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < g->param_floats; i++) {
+        worst = fmax(worst, fabs((double)g->values[i] - want[i]));
+        scale = fmax(scale, fabs(want[i]));
+    }
+    nf_batcher_free(b);
+    nf_optimizer_free(opt);
+    nf_plan_free(plan);
+    nf_dataset_free(ds);
+    nf_graph_free(g);
+    free(x);
+    free(y);
+    free(want);
+    return worst / scale;
+}
+
 int main(void)
 {
     nf_error err;
@@ -184,6 +287,13 @@ int main(void)
         nf_session_free(acc);
         nf_graph_free(ga);
     }
+
+    /* PyTorch's DDP, from the same weights on the same batches */
+    double ddp = n == 2 ? against_ddp() : 0;
+    char ddp_text[32];
+    snprintf(ddp_text, sizeof ddp_text, "%.3g", ddp);
+    if (!(ddp <= 1e-5))
+        fail("20 steps differ from PyTorch DDP's by %s (relative to the largest weight)", ddp_text);
 
     /* synchronized batch normalization: N processes at B equal one
      * process at N B, running statistics included */
@@ -262,8 +372,8 @@ int main(void)
         fail("a different model was not refused: %s", st == NF_OK ? "it trained" : err.message);
 
     if (rank == 0)
-        printf("dist: %d processes, max |w - w_one| = %.3g (sync_bn %.3g), validation %s: ok\n", n, worst, worst_bn,
-               detail);
+        printf("dist: %d processes, max |w - w_one| = %.3g (sync_bn %.3g), against PyTorch DDP %s, validation %s: ok\n",
+               n, worst, worst_bn, n == 2 ? ddp_text : "(2 processes only)", detail);
     nf_session_free(s);
     nf_session_free(one);
     nf_graph_free(g);
