@@ -3,7 +3,7 @@
 # (global batch 4, the model's) and rank 0 alone writes the weights, the
 # checkpoint and the log; the result equals one process at batch 4 to
 # within rounding (checked on the predictions); 4 processes repeat their
-# checkpoint byte for byte; infer writes the rows of
+# checkpoint byte for byte, and resume from one bit for bit; infer writes the rows of
 # one process; eval with 3 processes counts the 10,000 test images once,
 # with one process's accuracy and confusion matrix; a rank whose data
 # cannot be read ends every rank with an error naming the rank; kill -9
@@ -43,6 +43,16 @@ for run in 1 2; do
         --data "$data" --set batch=1 --epochs 50 --quiet --checkpoint "$work/four$run.ckpt"
 done
 cmp -s "$work/four1.ckpt" "$work/four2.ckpt" && ok || bad "two 4-process runs wrote different checkpoints"
+
+# a 4-process run stopped after 20 epochs and resumed to 40 ends with the
+# weights of one run of 40
+expect 0 "4 processes, 40 epochs" "$mpirun" -np 4 --oversubscribe "$nodeflow" train "$src/models/xor.nfg" \
+    --data "$data" --set batch=1 --epochs 40 --quiet --out "$work/full.safetensors"
+expect 0 "4 processes, 20 epochs" "$mpirun" -np 4 --oversubscribe "$nodeflow" train "$src/models/xor.nfg" \
+    --data "$data" --set batch=1 --epochs 20 --quiet --checkpoint "$work/half.ckpt"
+expect 0 "4 processes, resumed to 40" "$mpirun" -np 4 --oversubscribe "$nodeflow" train "$src/models/xor.nfg" \
+    --data "$data" --set batch=1 --epochs 40 --quiet --resume "$work/half.ckpt" --out "$work/resumed.safetensors"
+cmp -s "$work/full.safetensors" "$work/resumed.safetensors" && ok || bad "a resumed 4-process run differs"
 
 # infer under mpirun: rank 0 writes every row, in input order, the same rows
 expect 0 "infer alone" "$nodeflow" infer "$src/models/xor.nfg" --weights "$work/one.safetensors" --input "$work/in.csv"
