@@ -3,7 +3,8 @@
 # (global batch 4, the model's) and rank 0 alone writes the weights, the
 # checkpoint and the log; the result equals one process at batch 4 to
 # within rounding (checked on the predictions); 4 processes repeat their
-# checkpoint byte for byte, and resume from one bit for bit; infer writes the rows of
+# checkpoint byte for byte, and resume from one bit for bit; an LSTM on
+# text streams shared out has one process's loss; infer writes the rows of
 # one process; eval with 3 processes counts the 10,000 test images once,
 # with one process's accuracy and confusion matrix; a rank whose data
 # cannot be read ends every rank with an error naming the rank; kill -9
@@ -53,6 +54,16 @@ expect 0 "4 processes, 20 epochs" "$mpirun" -np 4 --oversubscribe "$nodeflow" tr
 expect 0 "4 processes, resumed to 40" "$mpirun" -np 4 --oversubscribe "$nodeflow" train "$src/models/xor.nfg" \
     --data "$data" --set batch=1 --epochs 40 --quiet --resume "$work/half.ckpt" --out "$work/resumed.safetensors"
 cmp -s "$work/full.safetensors" "$work/resumed.safetensors" && ok || bad "a resumed 4-process run differs"
+
+# text read as streams (W4's LSTM carries its state): process r reads
+# streams [16 r, 16 r + 16); the same loss as one process with all 32
+expect 0 "LSTM, 2 processes" "$mpirun" -np 2 "$nodeflow" train "$src/models/char_lstm.nfg" \
+    --data text:/usr/share/games/fortunes --steps 10 --set batch=16
+grep -o 'train loss [0-9.]*' "$work/out" > "$work/lstm2.txt"
+expect 0 "LSTM, one process" "$nodeflow" train "$src/models/char_lstm.nfg" --data text:/usr/share/games/fortunes \
+    --steps 10
+grep -o 'train loss [0-9.]*' "$work/out" | cmp -s - "$work/lstm2.txt" && [ -s "$work/lstm2.txt" ] && ok ||
+    bad "LSTM losses: $(cat "$work/lstm2.txt") vs $(grep -o 'train loss [0-9.]*' "$work/out")"
 
 # infer under mpirun: rank 0 writes every row, in input order, the same rows
 expect 0 "infer alone" "$nodeflow" infer "$src/models/xor.nfg" --weights "$work/one.safetensors" --input "$work/in.csv"

@@ -363,8 +363,8 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
     nf_task task = (nf_task)b->task;
     if (st == NF_OK)
         st = check_labels(task == NF_TASK_CLASSES, b->ds, bind, &b->labels_checked, err);
-    if (st == NF_OK)
-        st = check_streams(b->ds, b->batch, b->shuffle, err);
+    if (st == NF_OK) /* (shared out: every process's rows of a global batch) */
+        st = check_streams(b->ds, b->batch * (b->shards > 1 ? b->shards : 1), b->shuffle, err);
     if (st != NF_OK)
         return st;
     for (int64_t done = 0; max_batches <= 0 || done < max_batches; done++) {

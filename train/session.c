@@ -112,8 +112,10 @@ static nf_status load_spec(const nf_session *s, const char *spec, nf_dataset **o
         return nf_fail(err, NF_ERR_SHAPE, "text data needs an input of %s; '%s' is not one",
                        unrolled ? "one token id per step (shape=scalar sequence=true)" : "[T] token ids", s->bind.x->name);
     int in_order = unrolled || nf_graph_carries_state(s->g);
-    return nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], in_order ? s->cfg.batch : 0, out,
-                                err);
+    /* streams: one per batch row of every process (process r reads streams
+     * [r batch, (r + 1) batch), the same ones every step) */
+    int64_t streams = in_order ? s->cfg.batch * nf_comm_size_of(s->comm) : 0;
+    return nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], streams, out, err);
 }
 
 nf_status nf_session_load_data(nf_session *s, const char *train_spec, const char *val_spec, nf_error *err)
@@ -174,11 +176,12 @@ static nf_status make_schedule(nf_session *s, nf_error *err)
 
 static nf_status check_watchers(const nf_session *s, nf_error *err)
 {
-    if (nf_comm_size_of(s->comm) > 1 && s->train->streams > 0)
+    int64_t streams = s->cfg.batch * nf_comm_size_of(s->comm);
+    if (s->train->streams > 0 && s->train->streams != streams)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
-                       "text data read as streams (a model that carries its state) cannot be shared among %d "
-                       "processes yet: train it in one process",
-                       nf_comm_size_of(s->comm));
+                       "the text data has %lld streams; batches of %lld in %d processes read %lld",
+                       (long long)s->train->streams, (long long)s->cfg.batch, nf_comm_size_of(s->comm),
+                       (long long)streams);
     if (s->cfg.early_stop > 0 && !s->val)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "early stopping watches the validation loss: give validation data");
     if (!strcmp(s->cfg.schedule, "plateau") && !s->val)
@@ -540,7 +543,9 @@ static nf_status validate(nf_session *s, nf_epoch_stats *val, nf_error *err)
         if (st != NF_OK)
             return st;
     }
-    nf_status st = nf_evaluate_shared(s->eval_plan, s->val, &s->bind, s->comm, val, err);
+    /* text read as streams continues each stream from batch to batch: every
+     * process evaluates all of it (the same figures everywhere) */
+    nf_status st = nf_evaluate_shared(s->eval_plan, s->val, &s->bind, s->val->streams ? NULL : s->comm, val, err);
     if (s->t.average)
         nf_average_swap(s->t.average, NULL);
     return st;

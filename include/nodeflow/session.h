@@ -59,8 +59,9 @@ NF_API nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, con
  * each epoch they compare a hash of their weights. Validation shares the
  * data out and sums the counts, so its figures are those of one process;
  * a non-finite loss or gradient skips or stops every process at the same
- * batch; checkpoints come from rank 0 alone. Text read as streams is
- * refused with several processes. */
+ * batch; checkpoints come from rank 0 alone. Text read as streams is cut
+ * into size x batch streams, process r reading streams [r batch,
+ * (r + 1) batch). */
 NF_API nf_status nf_session_set_comm(nf_session *s, const nf_comm *comm, nf_error *err);
 
 /* Continues from a checkpoint exactly where it stopped; a checkpoint that
