@@ -1,8 +1,9 @@
 #!/bin/sh
 # The command line under mpirun: two processes train XOR at batch 2 each
 # (global batch 4, the model's) and rank 0 alone writes the weights, the
-# checkpoint and the log; the result equals one process at batch 4 to
-# within rounding (checked on the predictions); 4 processes repeat their
+# checkpoint and the log; the weights equal, byte for byte, one process at
+# batch 2 accumulating 2 batches, and one process at batch 4 to within
+# rounding (checked on the predictions); 4 processes repeat their
 # checkpoint byte for byte, and resume from one bit for bit; an LSTM on
 # text streams shared out has one process's loss; infer writes the rows of
 # one process; eval with 3 processes counts the 10,000 test images once,
@@ -37,6 +38,13 @@ expect 0 "infer, one process's weights" "$nodeflow" infer "$src/models/xor.nfg" 
 if awk 'NR == FNR { a[FNR] = $0; next } { n = split(a[FNR], x, ","); split($0, y, ",");
         for (i = 1; i <= n; i++) if ((x[i] - y[i]) > 1e-4 || (y[i] - x[i]) > 1e-4) exit 1 }' \
         "$work/two.txt" "$work/out"; then ok; else bad "predictions differ: $(cat "$work/two.txt") vs $(cat "$work/out")"; fi
+
+# 2 processes at batch 2 write the weights of one process at batch 2
+# accumulating 2 batches per step, byte for byte
+expect 0 "1 process accumulating 2" "$nodeflow" train "$src/models/xor.nfg" --data "$data" --set batch=2 \
+    --accumulate 2 --epochs 300 --quiet --out "$work/accumulated.safetensors"
+cmp -s "$work/two.safetensors" "$work/accumulated.safetensors" && ok ||
+    bad "2 processes differ from one accumulating 2 batches"
 
 # repeatable: the same 4-process command twice writes the same checkpoint
 for run in 1 2; do
