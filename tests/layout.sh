@@ -1,7 +1,7 @@
 #!/bin/sh
 # The layout's rules, checked on the source tree (tests/layout.sh SOURCE_DIR):
 # no two folders include each other (directly or through others), no BLAS
-# call outside kernels/, no node-type name in the engine, nodes/ sees only
+# or oneDNN call outside kernels/, no MPI call outside dist/, no node-type name in the engine, nodes/ sees only
 # nodes/op.h and kernels/, no fuzzer artefact tracked, no reference to a
 # file outside the repository.
 set -u
@@ -28,6 +28,10 @@ if printf '%s\n' "$edges" | grep -q '^nodes \(engine\|optim\|io\|data\|train\)$'
 fi
 stray=$(grep -ln 'cblas_\|openblas_' $(find engine nodes optim io data train tools -name '*.[ch]'))
 [ -z "$stray" ] || bad "BLAS calls outside kernels/: $stray"
+stray=$(grep -ln 'dnnl_' $(find engine nodes optim io data dist train tools -name '*.[ch]'))
+[ -z "$stray" ] || bad "oneDNN calls outside kernels/: $stray"
+stray=$(grep -ln 'MPI_[A-Z][a-z]' $(find engine kernels nodes optim io data train tools -name '*.[ch]'))
+[ -z "$stray" ] || bad "MPI calls outside dist/: $stray"
 # (engine/build.c is the C builder API, nf_linear() and the like: it names
 # the type it adds; what the engine does never depends on a name)
 for n in lstm gru conv2d conv1d linear relu input output memory dropout batchnorm; do
