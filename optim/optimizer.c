@@ -307,9 +307,9 @@ static nf_status step_gathered(nf_optimizer *opt, nf_error *err)
 
 nf_status nf_optimizer_add_batch(nf_optimizer *opt, nf_error *err)
 {
-    if (opt->accumulate == 1)
+    if (opt->accumulate == 1 && opt->pending == 0)
         return nf_optimizer_step(opt, err);
-    gather(opt);
+    gather(opt); /* (pending batches imply the buffer: accumulate was > 1) */
     return opt->pending < opt->accumulate ? NF_OK : step_gathered(opt, err);
 }
 

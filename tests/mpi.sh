@@ -106,13 +106,17 @@ chmod +x "$work/rank.sh"
 "$mpirun" -np 2 "$work/rank.sh" >"$work/out" 2>"$work/err"
 [ $? -ne 0 ] && ok || bad "a rank without data: exit 0"
 contains "$work/err" "rank 1: " "the failing rank is named"
+
 # kill -9 of one process mid-epoch ends the whole job, non-zero, within 5 s
 "$mpirun" -np 2 "$nodeflow" train "$src/models/fashion_mlp.nfg" --data fashion-mnist:train --epochs 50 --quiet \
     --checkpoint "$work/killed.ckpt" >"$work/out" 2>"$work/err" &
 job=$!
 sleep 3 # data loaded, training under way
-victim=$(pgrep -f "killed.ckpt" | while read -r p; do [ "$(cat /proc/$p/comm 2>/dev/null)" = nodeflow ] && echo "$p"; done |
-    tail -1)
+victim=""
+for d in /proc/[0-9]*; do # a training process (not mpirun) of this job
+    [ "$(cat "$d/comm" 2>/dev/null)" = nodeflow ] && tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q killed.ckpt &&
+        victim=${d#/proc/}
+done
 if [ -n "$victim" ]; then
     kill -9 "$victim"
     start=$(date +%s)
