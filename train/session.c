@@ -303,8 +303,8 @@ static nf_status check_same_model(const nf_session *s, nf_error *err)
     return NF_OK;
 }
 
-/* Before the first step: the same model everywhere, and rank 0's weights
- * and optimizer state (and its position in the data) in every process. */
+/* Before the first step: the same model everywhere, rank 0's weights and
+ * optimizer state in every process, and per process dropout masks. */
 static nf_status sync_replicas(nf_session *s, nf_error *err)
 {
     if (s->replicas_synced || nf_comm_size_of(s->comm) < 2)
@@ -315,6 +315,10 @@ static nf_status sync_replicas(nf_session *s, nf_error *err)
     if (st == NF_OK)
         st = nf_comm_broadcast_floats(s->comm, s->t.opt->state,
                                       s->g->param_floats * (int64_t)s->t.opt->type->state_per_float, err);
+    /* each process draws its own dropout masks: the graph's seed mixed
+     * with its rank (masks shared by every process would correlate them) */
+    if (st == NF_OK && nf_comm_rank_of(s->comm) > 0)
+        s->g->seed ^= 0x9e3779b97f4a7c15ull * (uint64_t)nf_comm_rank_of(s->comm); /* (exec mixes the key) */
     if (st == NF_OK)
         s->replicas_synced = 1;
     return st;
