@@ -439,7 +439,7 @@ static void on_notice(void *ctx, nf_notice kind, const char *message)
 {
     run *r = ctx;
     if (kind != NF_NOTICE_EARLY_STOP)
-        fprintf(stderr, "nodeflow: %s\n", message);
+        fprintf(stderr, "nodeflow: %s%s\n", cli_who, message);
     else if (!r->o.quiet)
         printf("%s\n", message);
 }
