@@ -79,18 +79,24 @@ static bn_view bn_view_of(const nf_exec *e)
     return v;
 }
 
-/* Mean and biased variance of channel c over the batch, in double. */
-static void channel_stats(const nf_exec *e, const bn_view *v, int64_t c, double *mean, double *var)
+/* The sum and the sum of squares of channel c over the batch, in double. */
+static void channel_sums(const nf_exec *e, const bn_view *v, int64_t c, double *sum, double *sq)
 {
-    double sum = 0, sq = 0;
+    *sum = *sq = 0;
     for (int64_t n = 0; n < e->batch; n++) {
         const float *x = e->in[0] + (n * v->c + c) * v->area;
         for (int64_t i = 0; i < v->area; i++) {
-            sum += x[i];
-            sq += (double)x[i] * x[i];
+            *sum += x[i];
+            *sq += (double)x[i] * x[i];
         }
     }
-    double m = (double)(e->batch * v->area);
+}
+
+/* Mean and biased variance of channel c over the batch, in double. */
+static void channel_stats(const nf_exec *e, const bn_view *v, int64_t c, double *mean, double *var)
+{
+    double sum, sq, m = (double)(e->batch * v->area);
+    channel_sums(e, v, c, &sum, &sq);
     *mean = sum / m;
     *var = fmax(sq / m - *mean * *mean, 0.0);
 }
@@ -101,18 +107,8 @@ static void channel_stats(const nf_exec *e, const bn_view *v, int64_t c, double 
 static int shared_moments(const nf_exec *e, const bn_view *v, double *buf)
 {
     #pragma omp parallel for if (e->batch * v->c * v->area > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < v->c; c++) {
-        double sum = 0, sq = 0;
-        for (int64_t n = 0; n < e->batch; n++) {
-            const float *x = e->in[0] + (n * v->c + c) * v->area;
-            for (int64_t i = 0; i < v->area; i++) {
-                sum += x[i];
-                sq += (double)x[i] * x[i];
-            }
-        }
-        buf[c] = sum;
-        buf[v->c + c] = sq;
-    }
+    for (int64_t c = 0; c < v->c; c++)
+        channel_sums(e, v, c, &buf[c], &buf[v->c + c]);
     buf[2 * v->c] = (double)(e->batch * v->area);
     return e->sum_across(e->sum_ctx, buf, 2 * v->c + 1);
 }
@@ -160,23 +156,17 @@ static void batchnorm_forward(const nf_exec *e)
     }
 }
 
-/* Per channel sum dy and sum dy xh of this process's batch, into
- * sums[c] and sums[C + c]. */
-static void local_grad_sums(const nf_exec *e, const bn_view *v, double *sums)
+/* Sum dy and sum dy xh of channel c over the batch, in double. */
+static void grad_sums(const nf_exec *e, const bn_view *v, int64_t c, double *sum_dy, double *sum_dy_xh)
 {
-    #pragma omp parallel for if (e->batch * v->c * v->area > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < v->c; c++) {
-        float mu = v->mean[c], inv = v->inv_std[c];
-        double sum_dy = 0, sum_dy_xh = 0;
-        for (int64_t n = 0; n < e->batch; n++) {
-            const float *x = e->in[0] + (n * v->c + c) * v->area, *dy = e->out_grad + (n * v->c + c) * v->area;
-            for (int64_t i = 0; i < v->area; i++) {
-                sum_dy += dy[i];
-                sum_dy_xh += (double)dy[i] * (x[i] - mu) * inv;
-            }
+    float mu = v->mean[c], inv = v->inv_std[c];
+    *sum_dy = *sum_dy_xh = 0;
+    for (int64_t n = 0; n < e->batch; n++) {
+        const float *x = e->in[0] + (n * v->c + c) * v->area, *dy = e->out_grad + (n * v->c + c) * v->area;
+        for (int64_t i = 0; i < v->area; i++) {
+            *sum_dy += dy[i];
+            *sum_dy_xh += (double)dy[i] * (x[i] - mu) * inv;
         }
-        sums[c] = sum_dy;
-        sums[v->c + c] = sum_dy_xh;
     }
 }
 
@@ -191,7 +181,9 @@ static void batchnorm_backward(const nf_exec *e)
      * sync, the sums over every process */
     double *sums = synced(e) ? (double *)e->workspace : NULL;
     if (sums) {
-        local_grad_sums(e, &v, sums);
+        #pragma omp parallel for if (e->batch * v.c * v.area > NF_PARALLEL_MIN) schedule(static)
+        for (int64_t c = 0; c < v.c; c++)
+            grad_sums(e, &v, c, &sums[c], &sums[v.c + c]);
         for (int64_t c = 0; v.weight && c < v.c; c++) {
             e->param_grad[0][c] += (float)sums[v.c + c];
             e->param_grad[1][c] += (float)sums[c];
@@ -213,13 +205,7 @@ static void batchnorm_backward(const nf_exec *e)
             sum_dy = sums[c];
             sum_dy_xh = sums[v.c + c];
         } else {
-            for (int64_t n = 0; n < e->batch; n++) {
-                const float *x = e->in[0] + (n * v.c + c) * v.area, *dy = e->out_grad + (n * v.c + c) * v.area;
-                for (int64_t i = 0; i < v.area; i++) {
-                    sum_dy += dy[i];
-                    sum_dy_xh += (double)dy[i] * (x[i] - mu) * inv;
-                }
-            }
+            grad_sums(e, &v, c, &sum_dy, &sum_dy_xh);
             if (v.weight) {
                 e->param_grad[0][c] += (float)sum_dy_xh;
                 e->param_grad[1][c] += (float)sum_dy;
