@@ -95,6 +95,11 @@ contains "$work/out" "samples 10000 " "eval under mpirun counts every image"
 tail -n +2 "$work/eval1.txt" > "$work/eval1.rest"
 tail -n +2 "$work/out" | cmp -s - "$work/eval1.rest" && ok || bad "per-class figures or confusion matrix differ"
 
+# data smaller than one global batch is refused, not trained as empty epochs
+expect 2 "data below one global batch" "$mpirun" -np 2 "$nodeflow" train "$src/models/xor.nfg" --data "$data" \
+    --epochs 2
+contains "$work/err" "fewer than one global batch (4 per process x 2 processes)" "global batch message"
+
 # a rank that cannot read its data ends the job, naming itself
 expect_timeout=60
 cat > "$work/rank.sh" <<EOS

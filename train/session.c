@@ -177,6 +177,11 @@ static nf_status make_schedule(nf_session *s, nf_error *err)
 static nf_status check_watchers(const nf_session *s, nf_error *err)
 {
     int64_t streams = s->cfg.batch * nf_comm_size_of(s->comm);
+    if (nf_comm_size_of(s->comm) > 1 && s->train->count < streams)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
+                       "the data has %lld samples, fewer than one global batch (%lld per process x %d processes): "
+                       "every epoch would be empty", (long long)s->train->count, (long long)s->cfg.batch,
+                       nf_comm_size_of(s->comm));
     if (s->train->streams > 0 && s->train->streams != streams)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
                        "the text data has %lld streams; batches of %lld in %d processes read %lld",
