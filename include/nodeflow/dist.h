@@ -44,7 +44,8 @@ NF_API nf_status nf_comm_world(nf_comm **out, nf_error *err);
 /* Frees it; finalizes MPI when nf_comm_world initialised it. */
 NF_API void nf_comm_free(nf_comm *comm);
 
-/* This process's rank (0 .. size - 1) and the number of processes. */
+/* This process's rank (0 .. size - 1) and the number of processes. Every
+ * function here takes a NULL communicator as this process alone. */
 NF_API int nf_comm_rank(const nf_comm *comm);
 NF_API int nf_comm_size(const nf_comm *comm);
 
