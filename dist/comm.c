@@ -148,8 +148,6 @@ void nf_comm_free(nf_comm *c)
 
 int nf_comm_rank(const nf_comm *c) { return c ? c->rank : 0; }
 int nf_comm_size(const nf_comm *c) { return c ? c->size : 1; }
-int nf_comm_rank_of(const nf_comm *c) { return nf_comm_rank(c); }
-int nf_comm_size_of(const nf_comm *c) { return nf_comm_size(c); }
 
 nf_status nf_comm_barrier(const nf_comm *c)
 {

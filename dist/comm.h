@@ -11,15 +11,10 @@
 #include "engine/internal.h"
 #include "nodeflow/dist.h"
 
-/* (nf_comm_sum_floats, nf_comm_sum_doubles and nf_comm_broadcast_floats
- * are public: nodeflow/dist.h) */
+/* (the sums, the broadcast, rank and size are public: nodeflow/dist.h) */
 /* *flag = whether every process's *flag is non-zero. */
 nf_status nf_comm_all(const nf_comm *c, int *flag, nf_error *err);
 /* The least and the greatest of every process's value. */
 nf_status nf_comm_min_max(const nf_comm *c, uint64_t value, uint64_t *min, uint64_t *max, nf_error *err);
-
-/* Rank and size of a possibly NULL communicator (NULL: 0 and 1). */
-int nf_comm_rank_of(const nf_comm *c);
-int nf_comm_size_of(const nf_comm *c);
 
 #endif

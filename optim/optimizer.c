@@ -274,7 +274,7 @@ int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g)
 
 double nf_optimizer_batch_scale(const nf_optimizer *opt)
 {
-    return 1.0 / ((double)opt->accumulate * (double)nf_comm_size_of(opt->comm));
+    return 1.0 / ((double)opt->accumulate * (double)nf_comm_size(opt->comm));
 }
 
 void nf_optimizer_set_comm(nf_optimizer *opt, const nf_comm *comm) { opt->comm = comm; }

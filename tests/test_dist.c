@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
+
 #include "data/data_internal.h"
 #include "dist/comm.h"
 #include "engine/internal.h"
@@ -32,7 +34,7 @@
 
 static nf_comm *comm;
 
-static void fail(const char *fmt, const char *detail)
+static void job_fail(const char *fmt, const char *detail)
 {
     fprintf(stderr, "FAIL (rank %d): ", nf_comm_rank(comm));
     fprintf(stderr, fmt, detail);
@@ -43,7 +45,7 @@ static void fail(const char *fmt, const char *detail)
 static void ok(nf_status st, const nf_error *err)
 {
     if (st != NF_OK)
-        fail("%s", err->message);
+        job_fail("%s", err->message);
 }
 
 #define SAMPLES 480
@@ -146,49 +148,20 @@ static void check_replicas_equal(const nf_graph *g)
     nf_error err;
     ok(nf_comm_broadcast_floats(comm, first, n, &err), &err);
     if (memcmp(mine, first, sizeof(float) * n) != 0)
-        fail("%s", "the replicas' weights differ");
+        job_fail("%s", "the replicas' weights differ");
     free(mine);
     free(first);
 }
 
 /* ---- against PyTorch's DistributedDataParallel ------------------------ */
 
-/* Tensor `name` of tests/fixtures/FILE (the format of fixture_io.py: a
- * line "name rank dims", then the values), `want` floats, into `to`. */
-static void fixture_tensor_read(const char *file, const char *name, float *to, int64_t want)
+/* Tensor `name` of a loaded fixture, which must hold `want` floats, into `to`. */
+static void fixture_copy(const fixture *f, const char *name, float *to, int64_t want)
 {
-    char path[1024], word[128];
-    snprintf(path, sizeof path, "%s/tests/fixtures/%s", NF_SOURCE_DIR, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        fail("cannot open %s", path);
-    int c;
-    while ((c = fgetc(f)) == '#') /* the comment line */
-        while ((c = fgetc(f)) != '\n' && c != EOF)
-            ;
-    ungetc(c, f);
-    while (fscanf(f, "%127s", word) == 1) {
-        int rank;
-        int64_t count = 1, dim;
-        if (fscanf(f, "%d", &rank) != 1)
-            break;
-        for (int i = 0; i < rank && fscanf(f, "%lld", (long long *)&dim) == 1; i++)
-            count *= dim;
-        int match = !strcmp(word, name) && count == want;
-        for (int64_t i = 0; i < count; i++) {
-            float v;
-            if (fscanf(f, "%f", &v) != 1)
-                fail("%s: short tensor", name);
-            if (match)
-                to[i] = v;
-        }
-        if (match) {
-            fclose(f);
-            return;
-        }
-    }
-    fclose(f);
-    fail("no tensor %s of that size in torch_ddp.txt", name);
+    const fixture_tensor *t = fixture_get(f, name);
+    if (nf_shape_size(&t->shape) != want)
+        job_fail("%s has another size in torch_ddp.txt", name);
+    memcpy(to, t->data, (size_t)want * sizeof(float));
 }
 
 /* 2 processes, 20 SGD steps at batch 8 each from PyTorch's initial
@@ -204,17 +177,17 @@ static double against_ddp(void)
     nf_error err;
     nf_graph *g;
     ok(nf_model_parse(text, strlen(text), "ddp.nfg", &g, NULL, &err), &err);
-    float *x = malloc(sizeof(float) * ROWS * F), *y = malloc(sizeof(float) * ROWS);
-    fixture_tensor_read("torch_ddp.txt", "x", x, ROWS * F);
-    fixture_tensor_read("torch_ddp.txt", "y", y, ROWS);
+    fixture fx;
+    fixture_load(&fx, "torch_ddp.txt");
+    const float *x = fixture_get(&fx, "x")->data, *y = fixture_get(&fx, "y")->data;
     float *want = calloc((size_t)g->param_floats, sizeof(float));
     for (int i = 0; i < 4; i++) {
         char key[64];
         const nf_param *p = &g->params[nf_graph_find_param(g, names[i])];
         snprintf(key, sizeof key, "start.%s", names[i]);
-        fixture_tensor_read("torch_ddp.txt", key, g->values + p->offset, p->size);
+        fixture_copy(&fx, key, g->values + p->offset, p->size);
         snprintf(key, sizeof key, "final.%s", names[i]);
-        fixture_tensor_read("torch_ddp.txt", key, want + p->offset, p->size);
+        fixture_copy(&fx, key, want + p->offset, p->size);
     }
     nf_dataset *ds;
     nf_shape xs = {1, {F}}, ys = {0, {0}};
@@ -246,8 +219,7 @@ static double against_ddp(void)
     nf_plan_free(plan);
     nf_dataset_free(ds);
     nf_graph_free(g);
-    free(x);
-    free(y);
+    fixture_free(&fx);
     free(want);
     return worst / scale;
 }
@@ -277,7 +249,7 @@ int main(void)
     char detail[128];
     snprintf(detail, sizeof detail, "%.3g after 20 steps", worst);
     if (!(worst <= 1e-6))
-        fail("weights differ from one process at batch N B by %s", detail);
+        job_fail("weights differ from one process at batch N B by %s", detail);
 
     /* with 2 processes (Open MPI's sum is then exactly g0 + g1): bit for
      * bit one process at batch B accumulating 2 batches per step */
@@ -286,7 +258,7 @@ int main(void)
         nf_session *acc = train(&ga, B, 2, NULL, "", data, NULL, &st, &err);
         ok(st, &err);
         if (memcmp(g->values, ga->values, sizeof(float) * (size_t)g->param_floats) != 0)
-            fail("%s", "2 processes differ from one accumulating 2 batches per step");
+            job_fail("%s", "2 processes differ from one accumulating 2 batches per step");
         nf_session_free(acc);
         nf_graph_free(ga);
     }
@@ -296,7 +268,7 @@ int main(void)
     char ddp_text[32];
     snprintf(ddp_text, sizeof ddp_text, "%.3g", ddp);
     if (!(ddp <= 1e-5))
-        fail("20 steps differ from PyTorch DDP's by %s (relative to the largest weight)", ddp_text);
+        job_fail("20 steps differ from PyTorch DDP's by %s (relative to the largest weight)", ddp_text);
 
     /* synchronized batch normalization: N processes at B equal one
      * process at N B, running statistics included */
@@ -313,7 +285,7 @@ int main(void)
         worst_bn = fmax(worst_bn, fabs((double)gs->values[i] - gs1->values[i]));
     snprintf(detail, sizeof detail, "%.3g", worst_bn);
     if (!(worst_bn <= 1e-6))
-        fail("sync_bn: weights differ from one process at batch N B by %s", detail);
+        job_fail("sync_bn: weights differ from one process at batch N B by %s", detail);
     check_replicas_equal(gs);
     nf_session_free(sync);
     nf_session_free(sync1);
@@ -340,7 +312,7 @@ int main(void)
              shared.accuracy, (long long)alone.samples, alone.accuracy);
     if (shared.samples != val->count || shared.correct != alone.correct ||
         fabs(shared.loss - alone.loss) > 1e-6 * fmax(1.0, fabs(alone.loss)))
-        fail("shared validation: %s", detail);
+        job_fail("shared validation: %s", detail);
     nf_plan_free(plan);
 
     /* a NaN in one process's weights stops every process at the same
@@ -352,7 +324,7 @@ int main(void)
     float step = (float)nf_session_training(faulty)->progress.step, first = step;
     ok(nf_comm_broadcast_floats(comm, &first, 1, &err), &err);
     if (st != NF_ERR_NUMERIC || step != first || step != 5)
-        fail("a NaN in one process: %s", st == NF_OK ? "trained on" : err.message);
+        job_fail("a NaN in one process: %s", st == NF_OK ? "trained on" : err.message);
     nf_session_free(faulty);
     nf_graph_free(gf);
     /* a replica that drifts is found at the end of the epoch */
@@ -361,7 +333,7 @@ int main(void)
     faulty = train(&gf, B, 1, comm, "", data, NULL, &st, &err);
     injected = NULL;
     if (st != NF_ERR_NUMERIC || !strstr(err.message, "replicas' weights differ"))
-        fail("a drifting replica: %s", st == NF_OK ? "not noticed" : err.message);
+        job_fail("a drifting replica: %s", st == NF_OK ? "not noticed" : err.message);
     nf_session_free(faulty);
     nf_graph_free(gf);
 
@@ -372,7 +344,7 @@ int main(void)
     nf_session_free(odd);
     nf_graph_free(g2);
     if (st == NF_OK || !strstr(err.message, "models differ"))
-        fail("a different model was not refused: %s", st == NF_OK ? "it trained" : err.message);
+        job_fail("a different model was not refused: %s", st == NF_OK ? "it trained" : err.message);
 
     if (rank == 0)
         printf("dist: %d processes, max |w - w_one| = %.3g (sync_bn %.3g), against PyTorch DDP %s, validation %s: ok\n",

@@ -440,7 +440,7 @@ static void pack_sums(double *v, nf_epoch_stats *s, int unpack)
 nf_status nf_stats_share(nf_epoch_stats *stats, const nf_plan *plan, const nf_binding *bind, const nf_comm *comm,
                          nf_error *err)
 {
-    if (nf_comm_size_of(comm) < 2)
+    if (nf_comm_size(comm) < 2)
         return NF_OK;
     double v[SHARED_SUMS] = {0};
     pack_sums(v, stats, 0);
@@ -503,7 +503,7 @@ nf_status nf_evaluate_shared(nf_plan *plan, const nf_dataset *ds, const nf_bindi
     nf_epoch_stats *acc = stats ? stats : &local;
     memset(acc, 0, sizeof *acc);
     /* process r of n takes the samples [r count / n, (r + 1) count / n) */
-    int64_t rank = nf_comm_rank_of(comm), n = nf_comm_size_of(comm);
+    int64_t rank = nf_comm_rank(comm), n = nf_comm_size(comm);
     st = evaluate_rows(plan, ds, bind, task, ds->count * rank / n, ds->count * (rank + 1) / n, acc, err);
     nf_plan_set_batch(plan, plan->capacity, NULL);
     nf_plan_set_training(plan, training);

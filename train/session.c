@@ -114,7 +114,7 @@ static nf_status load_spec(const nf_session *s, const char *spec, nf_dataset **o
     int in_order = unrolled || nf_graph_carries_state(s->g);
     /* streams: one per batch row of every process (process r reads streams
      * [r batch, (r + 1) batch), the same ones every step) */
-    int64_t streams = in_order ? s->cfg.batch * nf_comm_size_of(s->comm) : 0;
+    int64_t streams = in_order ? s->cfg.batch * nf_comm_size(s->comm) : 0;
     return nf_dataset_load_text(spec + 5, unrolled ? s->cfg.unroll : x->dim[0], streams, out, err);
 }
 
@@ -176,16 +176,16 @@ static nf_status make_schedule(nf_session *s, nf_error *err)
 
 static nf_status check_watchers(const nf_session *s, nf_error *err)
 {
-    int64_t streams = s->cfg.batch * nf_comm_size_of(s->comm);
-    if (nf_comm_size_of(s->comm) > 1 && s->train->count < streams)
+    int64_t streams = s->cfg.batch * nf_comm_size(s->comm);
+    if (nf_comm_size(s->comm) > 1 && s->train->count < streams)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
                        "the data has %lld samples, fewer than one global batch (%lld per process x %d processes): "
                        "every epoch would be empty", (long long)s->train->count, (long long)s->cfg.batch,
-                       nf_comm_size_of(s->comm));
+                       nf_comm_size(s->comm));
     if (s->train->streams > 0 && s->train->streams != streams)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
                        "the text data has %lld streams; batches of %lld in %d processes read %lld",
-                       (long long)s->train->streams, (long long)s->cfg.batch, nf_comm_size_of(s->comm),
+                       (long long)s->train->streams, (long long)s->cfg.batch, nf_comm_size(s->comm),
                        (long long)streams);
     if (s->cfg.early_stop > 0 && !s->val)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "early stopping watches the validation loss: give validation data");
@@ -220,8 +220,8 @@ static nf_status build_run(nf_session *s, nf_error *err)
                             &s->t.batches, err);
     if (st == NF_OK)
         st = make_optimizer(s, err);
-    if (st == NF_OK && nf_comm_size_of(s->comm) > 1) {
-        nf_batcher_shard(s->t.batches, nf_comm_rank_of(s->comm), nf_comm_size_of(s->comm));
+    if (st == NF_OK && nf_comm_size(s->comm) > 1) {
+        nf_batcher_shard(s->t.batches, nf_comm_rank(s->comm), nf_comm_size(s->comm));
         nf_optimizer_set_comm(s->t.opt, s->comm);
         nf_plan_set_sum_across(s->plan, sum_across, s->comm);
     }
@@ -292,7 +292,7 @@ static nf_status check_same_model(const nf_session *s, nf_error *err)
         return st;
     if (lo != hi)
         return nf_fail(err, NF_ERR_STATE, "rank %d: the processes' models differ: between %llu and %llu parameter "
-                       "tensors", nf_comm_rank_of(s->comm), (unsigned long long)lo, (unsigned long long)hi);
+                       "tensors", nf_comm_rank(s->comm), (unsigned long long)lo, (unsigned long long)hi);
     for (int k = 0; k < g->n_params; k++) {
         st = nf_comm_min_max(s->comm, tensor_hash(&g->params[k]), &lo, &hi, err);
         if (st != NF_OK)
@@ -301,7 +301,7 @@ static nf_status check_same_model(const nf_session *s, nf_error *err)
             char shape[64];
             return nf_fail(err, NF_ERR_STATE,
                            "rank %d: the processes' models differ at parameter tensor %d, here %s %s",
-                           nf_comm_rank_of(s->comm), k + 1, g->params[k].name,
+                           nf_comm_rank(s->comm), k + 1, g->params[k].name,
                            nf_shape_format(&g->params[k].shape, shape, sizeof shape));
         }
     }
@@ -312,7 +312,7 @@ static nf_status check_same_model(const nf_session *s, nf_error *err)
  * optimizer state in every process, and per process dropout masks. */
 static nf_status sync_replicas(nf_session *s, nf_error *err)
 {
-    if (s->replicas_synced || nf_comm_size_of(s->comm) < 2)
+    if (s->replicas_synced || nf_comm_size(s->comm) < 2)
         return NF_OK;
     nf_status st = check_same_model(s, err);
     if (st == NF_OK)
@@ -322,8 +322,8 @@ static nf_status sync_replicas(nf_session *s, nf_error *err)
                                       s->g->param_floats * (int64_t)s->t.opt->type->state_per_float, err);
     /* each process draws its own dropout masks: the graph's seed mixed
      * with its rank (masks shared by every process would correlate them) */
-    if (st == NF_OK && nf_comm_rank_of(s->comm) > 0)
-        s->g->seed ^= 0x9e3779b97f4a7c15ull * (uint64_t)nf_comm_rank_of(s->comm); /* (exec mixes the key) */
+    if (st == NF_OK && nf_comm_rank(s->comm) > 0)
+        s->g->seed ^= 0x9e3779b97f4a7c15ull * (uint64_t)nf_comm_rank(s->comm); /* (exec mixes the key) */
     if (st == NF_OK)
         s->replicas_synced = 1;
     return st;
@@ -335,7 +335,7 @@ static nf_status sync_replicas(nf_session *s, nf_error *err)
  * equal. */
 static nf_status check_replicas(const nf_session *s, nf_error *err)
 {
-    if (nf_comm_size_of(s->comm) < 2)
+    if (nf_comm_size(s->comm) < 2)
         return NF_OK;
     for (int k = 0; k < s->g->n_params; k++) {
         const nf_param *p = &s->g->params[k];
@@ -348,12 +348,12 @@ static nf_status check_replicas(const nf_session *s, nf_error *err)
     nf_status st = nf_comm_min_max(s->comm, h, &lo, &hi, err);
     if (st == NF_OK && lo != hi)
         return nf_fail(err, NF_ERR_NUMERIC, "rank %d: the replicas' weights differ after epoch %lld (hash %016llx "
-                       "here)", nf_comm_rank_of(s->comm), (long long)s->t.progress.epoch, (unsigned long long)h);
+                       "here)", nf_comm_rank(s->comm), (long long)s->t.progress.epoch, (unsigned long long)h);
     return st;
 }
 
 /* Checkpoints come from rank 0 alone. */
-static int writes(const nf_session *s) { return s->checkpoint && nf_comm_rank_of(s->comm) == 0; }
+static int writes(const nf_session *s) { return s->checkpoint && nf_comm_rank(s->comm) == 0; }
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
@@ -635,7 +635,7 @@ static nf_status train_epoch(nf_session *s, const nf_session_events *ev, nf_erro
             (st = nf_session_save_checkpoint(s, s->checkpoint, err)) != NF_OK)
             return st;
         int go = !s->stop; /* several processes stop at the same batch */
-        if (nf_comm_size_of(s->comm) > 1 && (st = nf_comm_all(s->comm, &go, err)) != NF_OK)
+        if (nf_comm_size(s->comm) > 1 && (st = nf_comm_all(s->comm, &go, err)) != NF_OK)
             return st;
         if (!go)
             return nf_fail(err, NF_ERR_INTERRUPTED, "interrupted after %lld batches", (long long)s->t.progress.step);
