@@ -16,6 +16,17 @@ int cli_fail(const nf_error *err);
 /* Set by a command running as one of several processes (mpirun): "rank
  * R: ", put after "nodeflow: " in the messages cli_fail prints. */
 extern char cli_who[32];
+
+/* The processes of this run (nodeflow/dist.h): under mpirun several, and
+ * then cli_who names this one's rank; prints errors. */
+int cli_join(nf_comm **comm);
+/* The thread budget: `threads` when given (> 0), else every core for one
+ * process, and one each for several (mpirun -np 2 on 2 cores must not
+ * oversubscribe them) unless NODEFLOW_THREADS says otherwise. */
+void cli_set_threads(const nf_comm *comm, long long threads);
+/* A command of several processes that fails in one ends them all (none
+ * may wait in a collective for it); returns rc. */
+int cli_end(const nf_comm *comm, int rc);
 /* Prints "nodeflow <command>: <message>" and a hint to --help; returns 2. */
 int cli_usage(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -78,14 +78,11 @@ static int open_session(const eval_options *o, session *s, int forward_only)
 {
     nf_error err;
     memset(s, 0, sizeof *s);
-    if (nf_comm_world(&s->comm, &err) != NF_OK)
-        return cli_fail(&err);
-    int alone = nf_comm_size(s->comm) == 1;
-    if (!alone)
-        snprintf(cli_who, sizeof cli_who, "rank %d: ", nf_comm_rank(s->comm));
-    /* several processes: one thread each unless told otherwise */
-    nf_set_threads(o->threads > 0 ? (int)o->threads : alone || getenv("NODEFLOW_THREADS") ? 0 : 1);
-    int rc = cli_load_model(o->model, &s->g, NULL);
+    int rc = cli_join(&s->comm);
+    if (rc != EXIT_OK)
+        return rc;
+    cli_set_threads(s->comm, o->threads);
+    rc = cli_load_model(o->model, &s->g, NULL);
     if (rc != EXIT_OK)
         return rc;
     unsigned flags = (o->allow_extra ? NF_WEIGHTS_ALLOW_EXTRA : 0) | (o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0);
@@ -106,15 +103,6 @@ static void close_session(session *s)
 
 /* Rank 0 reports and writes; the others only compute. */
 static int reports(const session *s) { return nf_comm_rank(s->comm) == 0; }
-
-/* Ends a command run by several processes: a process that failed ends the
- * job, so that none waits in a collective for it. */
-static int finish(session *s, int rc)
-{
-    if (rc != EXIT_OK && nf_comm_size(s->comm) > 1)
-        nf_comm_abort(s->comm, rc);
-    return rc;
-}
 
 /* Runs every sample of ds; collects the scores (count x score_size) and
  * the mean loss. Under mpirun each process runs its block of the samples
@@ -318,7 +306,7 @@ int cmd_eval(int argc, char **argv)
     }
     free(scores);
     nf_dataset_free(ds);
-    rc = finish(&s, rc);
+    rc = cli_end(s.comm, rc);
     close_session(&s);
     return rc;
 }
@@ -437,7 +425,7 @@ int cmd_infer(int argc, char **argv)
     }
     free(scores);
     nf_dataset_free(ds);
-    rc = finish(&s, rc);
+    rc = cli_end(s.comm, rc);
     close_session(&s);
     return rc;
 }

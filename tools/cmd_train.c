@@ -460,10 +460,7 @@ static int set_up(run *r)
         return cli_usage("train", "early stopping watches the validation loss: give --val SPEC");
     if (!strcmp(config.schedule, "plateau") && !r->o.val)
         return cli_usage("train", "the plateau schedule watches the validation loss: give --val SPEC");
-    /* several processes: one thread each unless told otherwise, so that
-     * mpirun -np 2 on 2 cores does not oversubscribe them */
-    int alone = nf_comm_size(r->comm) == 1, threads = r->o.threads > 0 ? (int)r->o.threads : 0;
-    nf_set_threads(threads || alone || getenv("NODEFLOW_THREADS") ? threads : 1);
+    cli_set_threads(r->comm, r->o.threads);
     nf_session_events events = {r, on_batch, on_epoch, on_notice};
     if (nf_session_new(r->g, &config, &r->session, &err) != NF_OK ||
         nf_session_set_comm(r->session, r->comm, &err) != NF_OK)
@@ -551,16 +548,13 @@ int cmd_train(int argc, char **argv)
     if ((rc = check_outputs(&r.o)) != EXIT_OK)
         return rc;
     nf_error err;
-    if (nf_comm_world(&r.comm, &err) != NF_OK)
-        return cli_fail(&err);
-    if (nf_comm_size(r.comm) > 1) {
-        snprintf(cli_who, sizeof cli_who, "rank %d: ", nf_comm_rank(r.comm));
-        if (nf_comm_rank(r.comm) != 0) { /* rank 0 alone reports and writes */
-            r.o.quiet = 1;
-            r.o.log = NULL;
-            r.o.out = NULL;
-            r.o.json = 0;
-        }
+    if ((rc = cli_join(&r.comm)) != EXIT_OK)
+        return rc;
+    if (nf_comm_rank(r.comm) != 0) { /* rank 0 alone reports and writes */
+        r.o.quiet = 1;
+        r.o.log = NULL;
+        r.o.out = NULL;
+        r.o.json = 0;
     }
     r.view = (progress_view){isatty(STDERR_FILENO), r.o.quiet, cli_now(), 0, 0, 0};
     rc = set_up(&r);
@@ -590,8 +584,8 @@ int cmd_train(int argc, char **argv)
         printf("weights written to %s\n", r.o.out);
     if (rc == EXIT_OK && r.log_errno) /* the last epoch's line failed: the run ended anyway */
         rc = log_failure(&r);
-    if (rc != EXIT_OK && nf_comm_size(r.comm) > 1 && !r.collective_end)
-        nf_comm_abort(r.comm, rc); /* no process is left waiting for this one */
+    if (!r.collective_end)
+        cli_end(r.comm, rc);
     run_free(&r);
     return rc;
 }

@@ -12,6 +12,29 @@
 
 char cli_who[32];
 
+int cli_join(nf_comm **comm)
+{
+    nf_error err;
+    if (nf_comm_world(comm, &err) != NF_OK)
+        return cli_fail(&err);
+    if (nf_comm_size(*comm) > 1)
+        snprintf(cli_who, sizeof cli_who, "rank %d: ", nf_comm_rank(*comm));
+    return EXIT_OK;
+}
+
+void cli_set_threads(const nf_comm *comm, long long threads)
+{
+    int alone = nf_comm_size(comm) == 1;
+    nf_set_threads(threads > 0 ? (int)threads : alone || getenv("NODEFLOW_THREADS") ? 0 : 1);
+}
+
+int cli_end(const nf_comm *comm, int rc)
+{
+    if (rc != EXIT_OK && nf_comm_size(comm) > 1)
+        nf_comm_abort(comm, rc);
+    return rc;
+}
+
 int cli_fail(const nf_error *err)
 {
     fprintf(stderr, "nodeflow: %s%s\n", cli_who, err->message);
