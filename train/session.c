@@ -174,19 +174,21 @@ static nf_status make_schedule(nf_session *s, nf_error *err)
     return st;
 }
 
-static nf_status check_watchers(const nf_session *s, nf_error *err)
+/* Data parallel: at least one global batch (every epoch would be empty).
+ * (Text streams are checked against the global batch by the loop.) */
+static nf_status check_global_batch(const nf_session *s, nf_error *err)
 {
-    int64_t streams = s->cfg.batch * nf_comm_size(s->comm);
-    if (nf_comm_size(s->comm) > 1 && s->train->count < streams)
+    int64_t global = s->cfg.batch * nf_comm_size(s->comm);
+    if (nf_comm_size(s->comm) > 1 && s->train->count < global)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
                        "the data has %lld samples, fewer than one global batch (%lld per process x %d processes): "
                        "every epoch would be empty", (long long)s->train->count, (long long)s->cfg.batch,
                        nf_comm_size(s->comm));
-    if (s->train->streams > 0 && s->train->streams != streams)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT,
-                       "the text data has %lld streams; batches of %lld in %d processes read %lld",
-                       (long long)s->train->streams, (long long)s->cfg.batch, nf_comm_size(s->comm),
-                       (long long)streams);
+    return NF_OK;
+}
+
+static nf_status check_watchers(const nf_session *s, nf_error *err)
+{
     if (s->cfg.early_stop > 0 && !s->val)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "early stopping watches the validation loss: give validation data");
     if (!strcmp(s->cfg.schedule, "plateau") && !s->val)
@@ -205,6 +207,8 @@ static nf_status build_run(nf_session *s, nf_error *err)
 {
     const nf_train_config *c = &s->cfg;
     nf_status st = check_watchers(s, err);
+    if (st == NF_OK)
+        st = check_global_batch(s, err);
     if (st == NF_OK)
         st = nf_graph_set_vocab(s->g, s->train->vocab, s->train->vocab_size, err);
     if (st == NF_OK)
