@@ -1,9 +1,11 @@
 /* nodeflow — communicators and collectives over MPI (the only file that
  * calls MPI_). Built with the `mpi` Meson feature (NF_HAVE_MPI); without
  * it every communicator is one process. */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dist/comm.h"
 
@@ -11,9 +13,19 @@
 #include <mpi.h>
 #endif
 
+/* Sums started and not yet waited for (nf_comm_start_sum_floats). */
+typedef struct {
+#ifdef NF_HAVE_MPI
+    MPI_Request *requests;
+#endif
+    int count, capacity;
+} started_sums;
+
 struct nf_comm {
     int rank, size;
     int finalize;      /* nf_comm_world initialised MPI: finalize it when freed */
+    double timeout;    /* seconds a collective may wait for the others; 0: for ever */
+    started_sums *started;
 #ifdef NF_HAVE_MPI
     MPI_Comm mpi;      /* MPI_COMM_NULL: one process, no MPI */
 #endif
@@ -40,9 +52,30 @@ static long launched_size(void)
     return 0;
 }
 
-static nf_comm *one_process(void)
+static nf_comm *new_comm(void)
 {
     nf_comm *c = calloc(1, sizeof *c);
+    if (c && !(c->started = calloc(1, sizeof *c->started))) {
+        free(c);
+        return NULL;
+    }
+    if (c)
+        c->timeout = NF_COMM_DEFAULT_TIMEOUT;
+    return c;
+}
+
+static void free_comm(nf_comm *c)
+{
+#ifdef NF_HAVE_MPI
+    free(c->started->requests);
+#endif
+    free(c->started);
+    free(c);
+}
+
+static nf_comm *one_process(void)
+{
+    nf_comm *c = new_comm();
     if (c) {
         c->size = 1;
 #ifdef NF_HAVE_MPI
@@ -65,7 +98,7 @@ static nf_status mpi_failed(int code, const char *what, nf_error *err)
 /* A communicator over a duplicate of `mpi` (errors returned, not fatal). */
 static nf_status wrap(MPI_Comm mpi, int finalize, nf_comm **out, nf_error *err)
 {
-    nf_comm *c = calloc(1, sizeof *c);
+    nf_comm *c = new_comm();
     if (!c)
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
     int rc = MPI_Comm_dup(mpi, &c->mpi);
@@ -76,7 +109,7 @@ static nf_status wrap(MPI_Comm mpi, int finalize, nf_comm **out, nf_error *err)
     if (rc == MPI_SUCCESS)
         rc = MPI_Comm_size(c->mpi, &c->size);
     if (rc != MPI_SUCCESS) {
-        free(c);
+        free_comm(c);
         return mpi_failed(rc, "MPI_Comm_dup", err);
     }
     c->finalize = finalize;
@@ -143,22 +176,23 @@ void nf_comm_free(nf_comm *c)
     if (c->finalize)
         MPI_Finalize();
 #endif
-    free(c);
+    free_comm(c);
 }
 
 int nf_comm_rank(const nf_comm *c) { return c ? c->rank : 0; }
 int nf_comm_size(const nf_comm *c) { return c ? c->size : 1; }
 
-nf_status nf_comm_barrier(const nf_comm *c)
+nf_status nf_comm_set_timeout(nf_comm *c, double seconds, nf_error *err)
 {
-#ifdef NF_HAVE_MPI
-    if (c && c->size > 1 && c->mpi != MPI_COMM_NULL && MPI_Barrier(c->mpi) != MPI_SUCCESS)
-        return NF_ERR_IO;
-#else
-    (void)c;
-#endif
+    if (!c)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_comm_set_timeout: NULL communicator");
+    if (!(seconds >= 0) || seconds > 1e9)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "the collectives' timeout must be from 0 to 1e9 seconds (0: none)");
+    c->timeout = seconds;
     return NF_OK;
 }
+
+double nf_comm_timeout(const nf_comm *c) { return c ? c->timeout : 0.0; }
 
 void nf_comm_abort(const nf_comm *c, int code)
 {
@@ -176,17 +210,69 @@ void nf_comm_abort(const nf_comm *c, int code)
 
 static int many(const nf_comm *c) { return c && c->size > 1 && c->mpi != MPI_COMM_NULL; }
 
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Waits for the started collectives `requests`, testing them (which
+ * also moves them on) until they are done or c's timeout has passed: a
+ * process that stopped or hung must not hold the others for ever. After
+ * the first millisecond the wait yields the core between tests. */
+static nf_status wait_for(const nf_comm *c, MPI_Request *requests, int count, const char *what, nf_error *err)
+{
+    double start = now_seconds();
+    for (long tests = 0;; tests++) {
+        int done = 0;
+        int rc = MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return mpi_failed(rc, what, err);
+        if (done)
+            return NF_OK;
+        if (tests % 64 != 63)
+            continue;
+        double waited = now_seconds() - start;
+        if (c->timeout > 0 && waited > c->timeout)
+            return nf_fail(err, NF_ERR_IO, "%s: another process did not answer within %g s (stopped, hung or "
+                           "on a dead node?)", what, c->timeout);
+        if (waited > 1e-3)
+            sched_yield();
+    }
+}
+
+/* One collective, started and then waited for. */
+static nf_status finish(const nf_comm *c, int rc, MPI_Request *request, const char *what, nf_error *err)
+{
+    return rc == MPI_SUCCESS ? wait_for(c, request, 1, what, err) : mpi_failed(rc, what, err);
+}
+
 static nf_status sum_in_place(const nf_comm *c, void *x, int64_t n, MPI_Datatype type, size_t size, nf_error *err)
 {
-    for (int64_t at = 0; many(c) && at < n; at += PIECE) {
+    nf_status st = NF_OK;
+    for (int64_t at = 0; many(c) && at < n && st == NF_OK; at += PIECE) {
         int count = (int)(n - at < PIECE ? n - at : PIECE);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)x + (size_t)at * size, count, type, MPI_SUM, c->mpi);
-        if (rc != MPI_SUCCESS)
-            return mpi_failed(rc, "MPI_Allreduce", err);
+        MPI_Request r;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)x + (size_t)at * size, count, type, MPI_SUM, c->mpi, &r);
+        st = finish(c, rc, &r, "MPI_Iallreduce", err);
     }
-    return NF_OK;
+    return st;
 }
 #endif
+
+nf_status nf_comm_barrier(const nf_comm *c)
+{
+#ifdef NF_HAVE_MPI
+    if (many(c)) {
+        MPI_Request r;
+        return finish(c, MPI_Ibarrier(c->mpi, &r), &r, "MPI_Ibarrier", NULL);
+    }
+#else
+    (void)c;
+#endif
+    return NF_OK;
+}
 
 nf_status nf_comm_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err)
 {
@@ -210,12 +296,36 @@ nf_status nf_comm_sum_doubles(const nf_comm *c, double *x, int64_t n, nf_error *
 
 nf_status nf_comm_broadcast_floats(const nf_comm *c, float *x, int64_t n, nf_error *err)
 {
+    nf_status st = NF_OK;
 #ifdef NF_HAVE_MPI
-    for (int64_t at = 0; many(c) && at < n; at += PIECE) {
+    for (int64_t at = 0; many(c) && at < n && st == NF_OK; at += PIECE) {
         int count = (int)(n - at < PIECE ? n - at : PIECE);
-        int rc = MPI_Bcast(x + at, count, MPI_FLOAT, 0, c->mpi);
+        MPI_Request r;
+        st = finish(c, MPI_Ibcast(x + at, count, MPI_FLOAT, 0, c->mpi, &r), &r, "MPI_Ibcast", err);
+    }
+#else
+    (void)c, (void)x, (void)n, (void)err;
+#endif
+    return st;
+}
+
+nf_status nf_comm_start_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err)
+{
+#ifdef NF_HAVE_MPI
+    started_sums *s = c ? c->started : NULL;
+    for (int64_t at = 0; many(c) && at < n; at += PIECE) {
+        if (s->count == s->capacity) {
+            int capacity = s->capacity ? 2 * s->capacity : 16;
+            MPI_Request *grown = realloc(s->requests, (size_t)capacity * sizeof *grown);
+            if (!grown)
+                return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+            s->requests = grown, s->capacity = capacity;
+        }
+        int count = (int)(n - at < PIECE ? n - at : PIECE);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, x + at, count, MPI_FLOAT, MPI_SUM, c->mpi, &s->requests[s->count]);
         if (rc != MPI_SUCCESS)
-            return mpi_failed(rc, "MPI_Bcast", err);
+            return mpi_failed(rc, "MPI_Iallreduce", err);
+        s->count++;
     }
 #else
     (void)c, (void)x, (void)n, (void)err;
@@ -223,36 +333,61 @@ nf_status nf_comm_broadcast_floats(const nf_comm *c, float *x, int64_t n, nf_err
     return NF_OK;
 }
 
-nf_status nf_comm_all(const nf_comm *c, int *flag, nf_error *err)
+void nf_comm_progress(const nf_comm *c)
 {
 #ifdef NF_HAVE_MPI
-    if (many(c)) {
-        int mine = *flag != 0;
-        int rc = MPI_Allreduce(&mine, flag, 1, MPI_INT, MPI_LAND, c->mpi);
-        if (rc != MPI_SUCCESS)
-            return mpi_failed(rc, "MPI_Allreduce", err);
-    }
+    int done;
+    if (many(c) && c->started->count > 0)
+        MPI_Testall(c->started->count, c->started->requests, &done, MPI_STATUSES_IGNORE);
 #else
-    (void)c, (void)flag, (void)err;
+    (void)c;
 #endif
-    return NF_OK;
 }
 
-nf_status nf_comm_min_max(const nf_comm *c, uint64_t value, uint64_t *min, uint64_t *max, nf_error *err)
+nf_status nf_comm_finish_sums(const nf_comm *c, nf_error *err)
 {
-    *min = *max = value;
+    nf_status st = NF_OK;
 #ifdef NF_HAVE_MPI
-    if (many(c)) {
-        unsigned long long v = value, lo = 0, hi = 0;
-        int rc = MPI_Allreduce(&v, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, c->mpi);
-        if (rc == MPI_SUCCESS)
-            rc = MPI_Allreduce(&v, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, c->mpi);
-        if (rc != MPI_SUCCESS)
-            return mpi_failed(rc, "MPI_Allreduce", err);
-        *min = lo, *max = hi;
+    if (many(c) && c->started->count > 0) {
+        st = wait_for(c, c->started->requests, c->started->count, "MPI_Iallreduce", err);
+        c->started->count = 0;
     }
 #else
     (void)c, (void)err;
 #endif
-    return NF_OK;
+    return st;
+}
+
+nf_status nf_comm_all(const nf_comm *c, int *flag, nf_error *err)
+{
+    nf_status st = NF_OK;
+#ifdef NF_HAVE_MPI
+    if (many(c)) {
+        int mine = *flag != 0;
+        MPI_Request r;
+        st = finish(c, MPI_Iallreduce(&mine, flag, 1, MPI_INT, MPI_LAND, c->mpi, &r), &r, "MPI_Iallreduce", err);
+    }
+#else
+    (void)c, (void)flag, (void)err;
+#endif
+    return st;
+}
+
+/* One reduction with MAX gives both: min(v) = ~max(~v). */
+nf_status nf_comm_min_max(const nf_comm *c, uint64_t value, uint64_t *min, uint64_t *max, nf_error *err)
+{
+    *min = *max = value;
+    nf_status st = NF_OK;
+#ifdef NF_HAVE_MPI
+    if (many(c)) {
+        unsigned long long mine[2] = {value, ~(unsigned long long)value}, most[2] = {0, 0};
+        MPI_Request r;
+        st = finish(c, MPI_Iallreduce(mine, most, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, c->mpi, &r), &r,
+                    "MPI_Iallreduce", err);
+        *max = most[0], *min = ~most[1];
+    }
+#else
+    (void)c, (void)err;
+#endif
+    return st;
 }

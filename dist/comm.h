@@ -17,4 +17,11 @@ nf_status nf_comm_all(const nf_comm *c, int *flag, nf_error *err);
 /* The least and the greatest of every process's value. */
 nf_status nf_comm_min_max(const nf_comm *c, uint64_t value, uint64_t *min, uint64_t *max, nf_error *err);
 
+/* Overlapped sums: x summed over the processes in place, started now and
+ * done by nf_comm_finish_sums (x must not be touched before it returns);
+ * nf_comm_progress moves the started sums on without waiting. */
+nf_status nf_comm_start_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err);
+void nf_comm_progress(const nf_comm *c);
+nf_status nf_comm_finish_sums(const nf_comm *c, nf_error *err);
+
 #endif

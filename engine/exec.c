@@ -339,6 +339,8 @@ static nf_status backward_step(nf_plan *p, int64_t t, double loss_scale, nf_erro
                 e.in_grad[i] = grad_for_writing(p, in);
         }
         node->op->backward(&e);
+        if (p->grads_done && t == 0)
+            p->grads_done(p->grads_done_ctx, k);
     }
     if (p->time_steps > 1)
         collect_input_grads(p, t);

@@ -510,6 +510,12 @@ void nf_plan_set_sum_across(nf_plan *p, int (*sum)(const void *ctx, double *x, i
     p->sum_ctx = ctx;
 }
 
+void nf_plan_set_grads_done(nf_plan *p, void (*done)(void *ctx, int node), void *ctx)
+{
+    p->grads_done = done;
+    p->grads_done_ctx = ctx;
+}
+
 void nf_plan_set_training(nf_plan *p, int training)
 {
     if (p)

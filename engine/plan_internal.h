@@ -62,11 +62,20 @@ struct nf_plan {
     int skip_nonfinite;        /* training skips a batch whose loss or gradients are not finite */
     int (*sum_across)(const void *ctx, double *x, int64_t n); /* data parallel: nf_exec's, or NULL */
     const void *sum_ctx;
+    void (*grads_done)(void *ctx, int node); /* see nf_plan_set_grads_done */
+    void *grads_done_ctx;
 };
 
 /* Data parallel: what nodes call to sum over the processes (nf_exec's
  * sum_across; the training session sets it when it has several). */
 void nf_plan_set_sum_across(nf_plan *p, int (*sum)(const void *ctx, double *x, int64_t n), const void *ctx);
+
+/* Backward tells `done(ctx, k)` when it has finished node k for the last
+ * time in a pass (nodes in decreasing order, at the first time step):
+ * from then on the gradients of node k's parameters, and of those of
+ * every later node, are final, unless an earlier node shares them. For
+ * sums that start while backward goes on. done NULL: none. */
+void nf_plan_set_grads_done(nf_plan *p, void (*done)(void *ctx, int node), void *ctx);
 
 /* Saves (save = 1) or puts back the state that carries from run to run
  * (memory nodes, recurrent layers with carry), in buf.state_backup. */

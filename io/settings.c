@@ -430,7 +430,7 @@ nf_status nf_train_settings_reference(int markdown, char **text, nf_error *err)
     }
     if (markdown)
         nf_text_printf(&t, "| `KEY` | `--set KEY=X` | a number | the optimizer's | optimizer | any setting of the optimizer: "
-                           "momentum, beta1, ..., lr_mult.NODE, decay_1d, accumulate |\n"
+                           "momentum, beta1, ..., lr_mult.NODE, decay_1d, accumulate, bucket_mb |\n"
                            "| `schedule.KEY` | `--set schedule.KEY=V` | text | the schedule's | schedule | a setting of the "
                            "schedule, e.g. schedule.gamma |\n");
     if (t.failed) {

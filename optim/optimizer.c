@@ -42,6 +42,9 @@ nf_status nf_optimizer_key_check(const nf_optimizer_type *type, const char *key,
         return value == floor(value) && value >= 1 && value <= 1e6
                    ? NF_OK
                    : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "accumulate must be a whole number from 1 to 1e6");
+    if (strcmp(key, "bucket_mb") == 0)
+        return value >= 0 && value <= 1e6 ? NF_OK
+                                           : nf_fail(err, NF_ERR_INVALID_ARGUMENT, "bucket_mb must be from 0 to 1e6");
     return nf_optimizer_type_check(type, key, value, err);
 }
 
@@ -93,6 +96,7 @@ nf_status nf_optimizer_new(nf_graph *g, const char *name, nf_optimizer **out, nf
     opt->lr_mult = lr_mult;
     opt->decay_1d = 1;
     opt->accumulate = 1;
+    opt->bucket_mb = NF_DEFAULT_BUCKET_MB;
     memset(state, 0, (floats ? floats : 16) * sizeof(float));
     opt->graph = g;
     opt->version = g->version;
@@ -110,6 +114,7 @@ void nf_optimizer_free(nf_optimizer *opt)
         return;
     nf_aligned_free(opt->state);
     nf_aligned_free(opt->gathered);
+    free(opt->buckets);
     free(opt->lr_mult);
     free(opt);
 }
@@ -146,6 +151,15 @@ nf_status nf_optimizer_set(nf_optimizer *opt, const char *key, double value, nf_
         opt->decay_1d = (int)value;
         return NF_OK;
     }
+    if (strcmp(key, "bucket_mb") == 0) {
+        nf_status st = nf_optimizer_key_check(opt->type, key, value, err);
+        if (st == NF_OK && value != opt->bucket_mb) {
+            opt->bucket_mb = value;
+            free(opt->buckets); /* laid out again when next needed */
+            opt->buckets = NULL;
+        }
+        return st;
+    }
     if (strcmp(key, "accumulate") == 0) {
         if (value != floor(value) || value < 1 || value > 1e6)
             return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "accumulate must be a whole number from 1 to 1e6");
@@ -168,8 +182,10 @@ nf_status nf_optimizer_get(const nf_optimizer *opt, const char *key, double *val
 {
     if (!opt || !key || !value)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_optimizer_get: NULL argument");
-    if (strcmp(key, "decay_1d") == 0 || strcmp(key, "accumulate") == 0) {
-        *value = strcmp(key, "decay_1d") == 0 ? (double)opt->decay_1d : (double)opt->accumulate;
+    if (strcmp(key, "decay_1d") == 0 || strcmp(key, "accumulate") == 0 || strcmp(key, "bucket_mb") == 0) {
+        *value = strcmp(key, "decay_1d") == 0     ? (double)opt->decay_1d
+                 : strcmp(key, "accumulate") == 0 ? (double)opt->accumulate
+                                                  : opt->bucket_mb;
         return NF_OK;
     }
     int i = nf_optimizer_type_hparam(opt->type, key);
@@ -211,8 +227,10 @@ nf_status nf_optimizer_step(nf_optimizer *opt, nf_error *err)
     if (g->version != opt->version)
         return nf_fail(err, NF_ERR_STATE, "the graph's parameters changed; create the optimizer again");
     /* data parallel: the sum over the processes, each batch's loss already
-     * weighed 1 / processes, is the mean over the global batch */
-    nf_status st = nf_comm_sum_floats(opt->comm, g->grads, g->param_floats, err);
+     * weighed 1 / processes, is the mean over the global batch (made while
+     * backward ran, when it was overlapped) */
+    nf_status st = opt->summed ? NF_OK : nf_comm_sum_floats(opt->comm, g->grads, g->param_floats, err);
+    opt->summed = 0;
     if (st != NF_OK)
         return st;
     if (opt->clip_norm > 0)
@@ -322,6 +340,120 @@ void nf_optimizer_drop_pending(nf_optimizer *opt)
 {
     memset(opt->graph->grads, 0, (size_t)opt->graph->param_floats * sizeof(float));
     opt->pending = 0;
+    opt->summed = 0;
+}
+
+/* ---- data parallel: sums overlapped with backward ------------------------
+ * The gradient buffer is cut into buckets of about bucket_mb, from its end
+ * (parameters are laid out in the graph's order and backward goes from
+ * the last node to the first, so the last parameters are done first).
+ * When backward has finished the first node that uses any parameter of
+ * the next bucket, that bucket's sum starts; the sums go on while backward
+ * works on earlier nodes, and are waited for after it. Every process cuts
+ * and starts the same buckets in the same order, as MPI requires. */
+
+/* The least index of a node that uses each parameter (its gradient is
+ * final once backward has finished that node). */
+static int *first_users(const nf_graph *g)
+{
+    int *first = malloc((size_t)(g->n_params ? g->n_params : 1) * sizeof *first);
+    if (!first)
+        return NULL;
+    for (int k = 0; k < g->n_params; k++)
+        first[k] = g->n_nodes;
+    for (int i = g->n_nodes - 1; i >= 0; i--)
+        for (int j = 0; j < g->nodes[i]->n_params; j++)
+            first[g->nodes[i]->param[j]] = i;
+    return first;
+}
+
+static nf_status cut_buckets(nf_optimizer *opt, nf_error *err)
+{
+    const nf_graph *g = opt->graph;
+    int *first = first_users(g);
+    opt->buckets = calloc((size_t)(g->n_params ? g->n_params : 1), sizeof *opt->buckets);
+    if (!first || !opt->buckets) {
+        free(first);
+        free(opt->buckets);
+        opt->buckets = NULL;
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    }
+    double cap = opt->bucket_mb * 1048576.0 / sizeof(float);
+    int n = 0;
+    int64_t end = g->param_floats;
+    for (int k = g->n_params - 1; k >= 0; k--) {
+        nf_bucket *b = &opt->buckets[n];
+        if (b->end == 0)
+            b->end = end, b->ready_node = first[k];
+        b->start = g->params[k].offset;
+        if (first[k] < b->ready_node)
+            b->ready_node = first[k];
+        if ((double)(b->end - b->start) >= cap || k == 0)
+            end = b->start, n++;
+    }
+    opt->n_buckets = n;
+    free(first);
+    return NF_OK;
+}
+
+/* Starts every bucket, in order, whose gradients are final now that
+ * backward has finished node `done` (all nodes from `done` on). */
+static nf_status start_ready(nf_optimizer *opt, int done, nf_error *err)
+{
+    nf_status st = NF_OK;
+    while (st == NF_OK && opt->next_bucket < opt->n_buckets && opt->buckets[opt->next_bucket].ready_node >= done) {
+        const nf_bucket *b = &opt->buckets[opt->next_bucket++];
+        st = nf_comm_start_sum_floats(opt->comm, opt->graph->grads + b->start, b->end - b->start, err);
+    }
+    return st;
+}
+
+static void grads_done(void *ctx, int node)
+{
+    nf_optimizer *opt = ctx;
+    int before = opt->next_bucket;
+    if (opt->sum_status == NF_OK)
+        opt->sum_status = start_ready(opt, node, &opt->sum_error);
+    opt->overlapped += opt->next_bucket - before;
+    nf_comm_progress(opt->comm);
+}
+
+nf_status nf_optimizer_begin_backward(nf_optimizer *opt, nf_plan *plan, nf_error *err)
+{
+    int overlap = opt->bucket_mb > 0 && nf_comm_size(opt->comm) > 1 && opt->accumulate == 1 && opt->pending == 0;
+    nf_plan_set_grads_done(plan, NULL, NULL);
+    opt->overlapping = 0;
+    if (!overlap)
+        return NF_OK;
+    if (!opt->buckets) {
+        nf_status st = cut_buckets(opt, err);
+        if (st != NF_OK)
+            return st;
+    }
+    opt->next_bucket = 0;
+    opt->sum_status = NF_OK;
+    opt->overlapping = 1;
+    nf_plan_set_grads_done(plan, grads_done, opt);
+    return NF_OK;
+}
+
+nf_status nf_optimizer_end_backward(nf_optimizer *opt, nf_plan *plan, nf_error *err)
+{
+    if (!opt->overlapping)
+        return NF_OK;
+    nf_plan_set_grads_done(plan, NULL, NULL);
+    opt->overlapping = 0;
+    nf_status st = opt->sum_status;
+    if (st != NF_OK) {
+        if (err)
+            *err = opt->sum_error;
+        return st;
+    }
+    st = start_ready(opt, -1, err); /* those backward did not reach (nodes that need no gradient) */
+    if (st == NF_OK)
+        st = nf_comm_finish_sums(opt->comm, err);
+    opt->summed = st == NF_OK;
+    return st;
 }
 
 /* ---- checkpoints ------------------------------------------------------- */

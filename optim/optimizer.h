@@ -12,6 +12,7 @@
 
 #include "dist/comm.h"
 #include "engine/internal.h"
+#include "engine/plan_internal.h"
 #include "engine/record.h"
 
 #define NF_MAX_HPARAMS 8
@@ -97,6 +98,26 @@ nf_status nf_schedule_load_state(nf_schedule *s, const nf_record *r, int apply, 
 nf_status nf_average_save_state(const nf_average *a, nf_record *r, nf_error *err);
 nf_status nf_average_load_state(nf_average *a, const nf_record *r, int apply, nf_error *err);
 
+/* Data parallel: sums that overlap backward (below). Every process must
+ * call these around each backward of training, even when backward
+ * failed, so that all start the same sums. begin sets plan's grads_done
+ * hook when the sums overlap (bucket_mb > 0, several processes, no
+ * accumulation); end starts what is left, waits for all, and unsets it;
+ * the next step then sums no more. */
+nf_status nf_optimizer_begin_backward(nf_optimizer *opt, nf_plan *plan, nf_error *err);
+nf_status nf_optimizer_end_backward(nf_optimizer *opt, nf_plan *plan, nf_error *err);
+
+/* The buckets' size unless bucket_mb is set (tests/bench_dist.sh measured
+ * the choice: docs/distributed.md). */
+#define NF_DEFAULT_BUCKET_MB 0.0
+
+/* A piece of the gradient buffer summed as one: [start, end), started
+ * when backward has finished node ready_node. */
+typedef struct {
+    int64_t start, end;
+    int ready_node;
+} nf_bucket;
+
 struct nf_optimizer {
     nf_graph *graph;
     uint64_t version;               /* graph version of the parameter layout */
@@ -114,6 +135,14 @@ struct nf_optimizer {
     double last_norm;               /* gradient norm at the last step, if clipping by norm */
     const nf_comm *comm;            /* data parallel: gradients summed over its processes
                                        before each step (NULL: this process alone) */
+    double bucket_mb;               /* > 0: the sum overlaps backward, in buckets this large */
+    nf_bucket *buckets;             /* cut at first use: from the buffer's end */
+    int n_buckets, next_bucket;
+    int overlapping;                /* between begin and end of a backward whose sums overlap */
+    nf_status sum_status;           /* the first failure to start a sum during backward */
+    nf_error sum_error;
+    int summed;                     /* the gradients were summed during backward */
+    int64_t overlapped;             /* buckets started while backward ran, in all */
 };
 
 /* Data parallel: each batch's loss weighs 1 / (accumulate x processes),

@@ -9,7 +9,8 @@
 # one process; eval with 3 processes counts the 10,000 test images once,
 # with one process's accuracy and confusion matrix; a rank whose data
 # cannot be read ends every rank with an error naming the rank; kill -9
-# of one process ends the job, non-zero, within 5 s.
+# of one process ends the job, non-zero, within 5 s; a stopped process
+# (kill -STOP) ends it within --comm-timeout and a few seconds.
 # Usage: tests/mpi.sh PATH/TO/nodeflow SOURCE_DIR PATH/TO/mpirun
 set -u
 nodeflow=$1
@@ -132,5 +133,31 @@ if [ -n "$victim" ]; then
 else
     kill "$job" 2>/dev/null
     bad "no training process to kill"
+fi
+
+# a stopped process (kill -STOP) ends the job within --comm-timeout: the
+# other's next collective gives up, names itself and aborts the job
+"$mpirun" -np 2 "$nodeflow" train "$src/models/fashion_mlp.nfg" --data fashion-mnist:train --epochs 50 --quiet \
+    --comm-timeout 2 --checkpoint "$work/stopped.ckpt" >"$work/out" 2>"$work/err" &
+job=$!
+sleep 3
+victim=""
+for d in /proc/[0-9]*; do # rank 1 of this job
+    [ "$(cat "$d/comm" 2>/dev/null)" = nodeflow ] && tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q stopped.ckpt &&
+        grep -qz '^OMPI_COMM_WORLD_RANK=1$' "$d/environ" 2>/dev/null && victim=${d#/proc/}
+done
+if [ -n "$victim" ]; then
+    kill -STOP "$victim"
+    start=$(date +%s)
+    wait "$job"
+    code=$?
+    took=$(( $(date +%s) - start ))
+    kill -9 "$victim" 2>/dev/null
+    [ "$code" -ne 0 ] && [ "$took" -le 7 ] && ok || bad "after kill -STOP of one process: exit $code after $took s"
+    contains "$work/err" "rank 0: " "the waiting rank names itself"
+    contains "$work/err" "did not answer within 2 s" "the timeout message"
+else
+    kill "$job" 2>/dev/null
+    bad "no training process to stop"
 fi
 finish_checks mpi

@@ -92,7 +92,10 @@ static const char model_text[] = "nodeflow 1\n"
                                  "batch = %d\n"
                                  "accumulate = %d\n"
                                  "steps = %d\n"
-                                 "seed = 7\n";
+                                 "seed = 7\n"
+                                 "%s";
+
+static const char *train_extra = ""; /* [train] lines train() adds */
 
 /* A session at `batch` per process, with `comm` (NULL: alone); `extra` a
  * model line inserted (a different model). */
@@ -123,7 +126,7 @@ static nf_session *train(nf_graph **g, int batch, int accumulate, const nf_comm 
     char text[1024];
     /* 20 optimizer steps (steps counts batches) */
     snprintf(text, sizeof text, model_text, extra && *extra ? extra : "h = linear x out=16\nn = relu h\n", batch, accumulate,
-             20 * accumulate);
+             20 * accumulate, train_extra);
     nf_train_config cfg;
     nf_session *s;
     ok(nf_model_parse(text, strlen(text), "dist.nfg", g, &cfg, err), err);
@@ -263,6 +266,28 @@ int main(void)
         nf_graph_free(ga);
     }
 
+    /* the sum overlapped with backward, in buckets of at least 64 floats:
+     * two, the output layer's (started as soon as backward has done it,
+     * while it goes on to the hidden layer) and the hidden layer's; the
+     * weights of one sum after backward, bit for bit with 2 processes */
+    train_extra = "bucket_mb = 0.000244140625\n";
+    nf_graph *gb;
+    nf_session *buckets = train(&gb, B, 1, comm, "", data, val, &st, &err);
+    train_extra = "";
+    ok(st, &err);
+    const nf_optimizer *bopt = nf_session_training(buckets)->opt;
+    double worst_buckets = 0;
+    for (int64_t i = 0; i < g->param_floats; i++)
+        worst_buckets = fmax(worst_buckets, fabs((double)gb->values[i] - g->values[i]));
+    char bucket_text[128];
+    snprintf(bucket_text, sizeof bucket_text, "%d buckets, %lld started during backward in 20 steps, max |w - w_once| %.3g",
+             bopt->n_buckets, (long long)bopt->overlapped, worst_buckets);
+    if (bopt->n_buckets != 2 || bopt->overlapped != 40 || !(worst_buckets <= (n == 2 ? 0 : 1e-6)))
+        job_fail("overlapped sums: %s", bucket_text);
+    check_replicas_equal(gb);
+    nf_session_free(buckets);
+    nf_graph_free(gb);
+
     /* PyTorch's DDP, from the same weights on the same batches */
     double ddp = n == 2 ? against_ddp() : 0;
     char ddp_text[32];
@@ -347,8 +372,9 @@ int main(void)
         job_fail("a different model was not refused: %s", st == NF_OK ? "it trained" : err.message);
 
     if (rank == 0)
-        printf("dist: %d processes, max |w - w_one| = %.3g (sync_bn %.3g), against PyTorch DDP %s, validation %s: ok\n",
-               n, worst, worst_bn, n == 2 ? ddp_text : "(2 processes only)", detail);
+        printf("dist: %d processes, max |w - w_one| = %.3g (sync_bn %.3g), against PyTorch DDP %s, validation %s, "
+               "overlapped sums: %s: ok\n",
+               n, worst, worst_bn, n == 2 ? ddp_text : "(2 processes only)", detail, bucket_text);
     nf_session_free(s);
     nf_session_free(one);
     nf_graph_free(g);

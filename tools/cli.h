@@ -18,8 +18,10 @@ int cli_fail(const nf_error *err);
 extern char cli_who[32];
 
 /* The processes of this run (nodeflow/dist.h): under mpirun several, and
- * then cli_who names this one's rank; prints errors. */
-int cli_join(nf_comm **comm);
+ * then cli_who names this one's rank; their collectives wait at most
+ * `timeout` seconds for each other (--comm-timeout; < 0: the library's
+ * default). Prints errors. */
+int cli_join(nf_comm **comm, double timeout);
 /* The thread budget: `threads` when given (> 0), else every core for one
  * process, and one each for several (mpirun -np 2 on 2 cores must not
  * oversubscribe them) unless NODEFLOW_THREADS says otherwise. */

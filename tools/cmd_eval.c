@@ -9,12 +9,14 @@
 typedef struct eval_options {
     const char *model, *weights, *data, *input, *output;
     long long batch, threads;
+    double comm_timeout;   /* --comm-timeout; < 0: the default */
     int json, allow_extra, allow_nonfinite;
 } eval_options;
 
 static int takes_value(const char *name)
 {
-    static const char *const flags[] = {"--weights", "--data", "--input", "--output", "--batch", "--threads", NULL};
+    static const char *const flags[] = {"--weights", "--data", "--input", "--output", "--batch", "--threads",
+                                        "--comm-timeout", NULL};
     for (int i = 0; flags[i]; i++)
         if (!strcmp(name, flags[i]))
             return 1;
@@ -25,6 +27,7 @@ static int parse_options(int argc, char **argv, const char *command, const char 
 {
     memset(o, 0, sizeof *o);
     o->batch = 256;
+    o->comm_timeout = -1;
     cli_args a = {argc, argv, 1, command};
     const char *flag, *v;
     while (cli_next(&a, &flag, &v, takes_value)) {
@@ -51,6 +54,7 @@ static int parse_options(int argc, char **argv, const char *command, const char 
             o->allow_nonfinite = 1;
         } else if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch)) {
         } else if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads)) {
+        } else if (!strcmp(flag, "--comm-timeout") && cli_parse_double(v, &o->comm_timeout) && o->comm_timeout >= 0) {
         } else {
             return cli_usage(command, takes_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
         }
@@ -78,7 +82,7 @@ static int open_session(const eval_options *o, session *s, int forward_only)
 {
     nf_error err;
     memset(s, 0, sizeof *s);
-    int rc = cli_join(&s->comm);
+    int rc = cli_join(&s->comm, o->comm_timeout);
     if (rc != EXIT_OK)
         return rc;
     cli_set_threads(s->comm, o->threads);
@@ -261,7 +265,10 @@ static const char eval_help[] =
     "outputs MSE, MAE and R^2. --json prints one JSON object instead (a number\n"
     "that is not finite is null there). Weights must be finite float32 values\n"
     "unless --allow-nonfinite; tensors the model lacks are refused unless\n"
-    "--allow-extra.\n";
+    "--allow-extra.\n\n"
+    "Under mpirun -np N the processes share the samples out and rank 0 prints the\n"
+    "figures of all of them; --comm-timeout S (default 600, 0: none) ends the job\n"
+    "when a process does not answer for S seconds.\n";
 
 int cmd_eval(int argc, char **argv)
 {
@@ -386,7 +393,9 @@ static const char infer_help[] =
     "else its loss's first input) per row: CSV on standard output, or to --output\n"
     "(.npy or .csv by name). A .npy keeps the output's shape ([N, T, H] for [T, H]\n"
     "per sample); a CSV row holds a sample's output flattened in C order. The model\n"
-    "needs no loss and no label input: infer only runs it forward.\n";
+    "needs no loss and no label input: infer only runs it forward.\n\n"
+    "Under mpirun -np N the processes share the rows out and rank 0 writes them in\n"
+    "input order; --comm-timeout S as for eval.\n";
 
 int cmd_infer(int argc, char **argv)
 {

@@ -44,7 +44,9 @@ static const char train_outro[] =
     "that comes during the set-up stops after the first batch).\n\n"
     "Under mpirun -np N (a build with MPI) N processes train one model together:\n"
     "batch is per process, gradients are summed before every step, rank 0 alone\n"
-    "prints and writes; one thread per process unless --threads (docs/distributed.md).\n\n"
+    "prints and writes; one thread per process unless --threads (docs/distributed.md).\n"
+    "--comm-timeout S (default 600, 0: none) ends the job when a process does not\n"
+    "answer for S seconds (one stopped, hung or on a dead node).\n\n"
     "text data is cut into windows of the model's input length. A model that\n"
     "carries state (lstm or gru with carry=true, --unroll) reads one stream per\n"
     "batch row in order, so that the state follows the text; any other model (a\n"
@@ -66,6 +68,7 @@ static void print_help(void)
 typedef struct train_options {
     const char *model, *data, *val, *out, *checkpoint, *resume, *log, *init;
     long long threads;
+    double comm_timeout;     /* --comm-timeout; < 0: the default */
     int quiet, save_average, json;
     nf_train_config given;   /* settings from options and --set: over the file's */
     nf_train_config set;     /* --set alone: over the file's, under the options */
@@ -122,7 +125,7 @@ static int takes_value(const char *name)
         if (!strcmp(name, path_flags[i]))
             return 1;
     return !strcmp(name, "--set") || !strcmp(name, "--threads") || !strcmp(name, "--accumulate") ||
-           !strcmp(name, "--freeze");
+           !strcmp(name, "--freeze") || !strcmp(name, "--comm-timeout");
 }
 
 static int set_value(nf_train_config *c, const char *key, const char *value)
@@ -180,6 +183,8 @@ static int parse_option(train_options *o, const char *flag, const char *v)
     }
     if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads))
         return EXIT_OK;
+    if (!strcmp(flag, "--comm-timeout") && cli_parse_double(v, &o->comm_timeout) && o->comm_timeout >= 0)
+        return EXIT_OK;
     if (!strcmp(flag, "--save-average") && !v) {
         o->save_average = 1;
         return EXIT_OK;
@@ -201,6 +206,7 @@ static int parse_options(int argc, char **argv, train_options *o)
 {
     memset(o, 0, sizeof *o);
     o->threads = -1;
+    o->comm_timeout = -1;
     nf_train_config_init(&o->given);
     nf_train_config_init(&o->set);
     cli_args a = {argc, argv, 1, "train"};
@@ -565,7 +571,7 @@ int cmd_train(int argc, char **argv)
     if ((rc = check_outputs(&r.o)) != EXIT_OK)
         return rc;
     nf_error err;
-    if ((rc = cli_join(&r.comm)) != EXIT_OK)
+    if ((rc = cli_join(&r.comm, r.o.comm_timeout)) != EXIT_OK)
         return rc;
     if (nf_comm_rank(r.comm) != 0) { /* rank 0 alone reports and writes */
         r.o.quiet = 1;

@@ -12,11 +12,16 @@
 
 char cli_who[32];
 
-int cli_join(nf_comm **comm)
+int cli_join(nf_comm **comm, double timeout)
 {
     nf_error err;
     if (nf_comm_world(comm, &err) != NF_OK)
         return cli_fail(&err);
+    if (timeout >= 0 && nf_comm_set_timeout(*comm, timeout, &err) != NF_OK) {
+        nf_comm_free(*comm);
+        *comm = NULL;
+        return cli_fail(&err);
+    }
     if (nf_comm_size(*comm) > 1)
         snprintf(cli_who, sizeof cli_who, "rank %d: ", nf_comm_rank(*comm));
     return EXIT_OK;

@@ -210,7 +210,12 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
     int finite = isfinite(*loss);
     if (finite && opt) {
         /* each batch's gradient whole: the optimizer adds it to those gathered */
-        st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), 0, err);
+        st = nf_optimizer_begin_backward(opt, plan, err);
+        if (st == NF_OK)
+            st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), 0, err);
+        nf_status sum = nf_optimizer_end_backward(opt, plan, st == NF_OK ? err : NULL);
+        if (st == NF_OK)
+            st = sum;
         if (st != NF_OK)
             return st;
         finite = grads_finite(plan->graph);

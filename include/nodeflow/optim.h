@@ -67,7 +67,12 @@ NF_API const char *const *nf_optimizer_names(void);
  *                   normalization scales), 1 (default): decay them too
  *   "accumulate"    k: the training loop (nf_train_epoch) sums the
  *                   gradients of k batches, each loss scaled by 1/k, per
- *                   step: an effective batch of k x B */
+ *                   step: an effective batch of k x B
+ *   "bucket_mb"     data parallel (nodeflow/dist.h): > 0 sums the
+ *                   gradients in pieces of about this many MiB, each
+ *                   started while backward still runs on earlier nodes;
+ *                   0: one sum after backward (the default: measured
+ *                   faster, docs/distributed.md) */
 
 /* ---- weight averaging --------------------------------------------------
  * "polyak": the running mean of the weights after each step (as
