@@ -1,11 +1,13 @@
 /* nodeflow — communicators and collectives over MPI (the only file that
  * calls MPI_). Built with the `mpi` Meson feature (NF_HAVE_MPI); without
  * it every communicator is one process. */
-#include <sched.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dist/comm.h"
 
@@ -21,11 +23,26 @@ typedef struct {
     int count, capacity;
 } started_sums;
 
+/* A thread that ends the process when a collective has waited longer
+ * than the timeout: the main thread is inside MPI then, which has no way
+ * to give up a collective. */
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    double deadline;        /* when the collective under way must be over; 0: none under way */
+    const char *what;       /* its name */
+    int rank;
+    double timeout;
+    int stop;
+} watchdog;
+
 struct nf_comm {
     int rank, size;
     int finalize;      /* nf_comm_world initialised MPI: finalize it when freed */
     double timeout;    /* seconds a collective may wait for the others; 0: for ever */
     started_sums *started;
+    watchdog *dog;     /* started with the first collective that has a timeout */
 #ifdef NF_HAVE_MPI
     MPI_Comm mpi;      /* MPI_COMM_NULL: one process, no MPI */
 #endif
@@ -64,8 +81,25 @@ static nf_comm *new_comm(void)
     return c;
 }
 
+static void stop_watchdog(nf_comm *c)
+{
+    watchdog *d = c->dog;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stop = 1;
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    pthread_cond_destroy(&d->wake);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+    c->dog = NULL;
+}
+
 static void free_comm(nf_comm *c)
 {
+    stop_watchdog(c);
 #ifdef NF_HAVE_MPI
     free(c->started->requests);
 #endif
@@ -188,6 +222,7 @@ nf_status nf_comm_set_timeout(nf_comm *c, double seconds, nf_error *err)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_comm_set_timeout: NULL communicator");
     if (!(seconds >= 0) || seconds > 1e9)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "the collectives' timeout must be from 0 to 1e9 seconds (0: none)");
+    stop_watchdog(c); /* the next collective starts one with the new timeout */
     c->timeout = seconds;
     return NF_OK;
 }
@@ -217,35 +252,93 @@ static double now_seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Waits for the started collectives `requests`, testing them (which
- * also moves them on) until they are done or c's timeout has passed: a
- * process that stopped or hung must not hold the others for ever. After
- * the first millisecond the wait yields the core between tests. */
-static nf_status wait_for(const nf_comm *c, MPI_Request *requests, int count, const char *what, nf_error *err)
+/* The watchdog looks every quarter of the timeout (at most every 0.5 s),
+ * so that a collective that waits too long ends the process within
+ * 1.25 x timeout. It writes why and exits: mpirun then ends the job. */
+static void *watch(void *arg)
 {
-    double start = now_seconds();
-    for (long tests = 0;; tests++) {
-        int done = 0;
-        int rc = MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE);
-        if (rc != MPI_SUCCESS)
-            return mpi_failed(rc, what, err);
-        if (done)
-            return NF_OK;
-        if (tests % 64 != 63)
-            continue;
-        double waited = now_seconds() - start;
-        if (c->timeout > 0 && waited > c->timeout)
-            return nf_fail(err, NF_ERR_IO, "%s: another process did not answer within %g s (stopped, hung or "
-                           "on a dead node?)", what, c->timeout);
-        if (waited > 1e-3)
-            sched_yield();
+    watchdog *d = arg;
+    double period = d->timeout / 4 < 0.5 ? d->timeout / 4 : 0.5;
+    pthread_mutex_lock(&d->lock);
+    while (!d->stop) {
+        double now = now_seconds();
+        if (d->deadline > 0 && now > d->deadline) {
+            fprintf(stderr, "nodeflow: rank %d: %s: another process did not answer within %g s (stopped, hung "
+                    "or on a dead node?); ending the job\n", d->rank, d->what, d->timeout);
+            fflush(stderr);
+            _exit(1);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* the condition's clock (below) */
+        ts.tv_sec += (time_t)period;
+        ts.tv_nsec += (long)((period - (double)(time_t)period) * 1e9);
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&d->wake, &d->lock, &ts);
     }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
 }
 
-/* One collective, started and then waited for. */
-static nf_status finish(const nf_comm *c, int rc, MPI_Request *request, const char *what, nf_error *err)
+static watchdog *start_watchdog(const nf_comm *c)
 {
-    return rc == MPI_SUCCESS ? wait_for(c, request, 1, what, err) : mpi_failed(rc, what, err);
+    watchdog *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->rank = c->rank;
+    d->timeout = c->timeout;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    /* no signal for this thread: the program's own handling (a sigwait
+     * thread, for one) must not find it unblocked here */
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &before);
+    int rc = pthread_create(&d->thread, NULL, watch, d);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&d->wake);
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* A collective starts (what: its name) and ends: with a timeout, the
+ * watchdog holds its deadline meanwhile. */
+static nf_status begin_wait(const nf_comm *c, const char *what, nf_error *err)
+{
+    if (c->timeout <= 0)
+        return NF_OK;
+    nf_comm *mutable = (nf_comm *)c; /* the watchdog is the communicator's own business */
+    if (!c->dog && !(mutable->dog = start_watchdog(c)))
+        return nf_fail(err, NF_ERR_NO_MEMORY, "cannot start the collectives' watchdog thread");
+    pthread_mutex_lock(&c->dog->lock);
+    c->dog->deadline = now_seconds() + c->timeout;
+    c->dog->what = what;
+    pthread_mutex_unlock(&c->dog->lock);
+    return NF_OK;
+}
+
+static void end_wait(const nf_comm *c)
+{
+    if (!c->dog)
+        return;
+    pthread_mutex_lock(&c->dog->lock);
+    c->dog->deadline = 0;
+    pthread_mutex_unlock(&c->dog->lock);
+}
+
+/* After a blocking collective (rc its result) under the watchdog. */
+static nf_status done(const nf_comm *c, int rc, const char *what, nf_error *err)
+{
+    end_wait(c);
+    return rc == MPI_SUCCESS ? NF_OK : mpi_failed(rc, what, err);
 }
 
 static nf_status sum_in_place(const nf_comm *c, void *x, int64_t n, MPI_Datatype type, size_t size, nf_error *err)
@@ -253,9 +346,9 @@ static nf_status sum_in_place(const nf_comm *c, void *x, int64_t n, MPI_Datatype
     nf_status st = NF_OK;
     for (int64_t at = 0; many(c) && at < n && st == NF_OK; at += PIECE) {
         int count = (int)(n - at < PIECE ? n - at : PIECE);
-        MPI_Request r;
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)x + (size_t)at * size, count, type, MPI_SUM, c->mpi, &r);
-        st = finish(c, rc, &r, "MPI_Iallreduce", err);
+        if ((st = begin_wait(c, "MPI_Allreduce", err)) == NF_OK)
+            st = done(c, MPI_Allreduce(MPI_IN_PLACE, (char *)x + (size_t)at * size, count, type, MPI_SUM, c->mpi),
+                      "MPI_Allreduce", err);
     }
     return st;
 }
@@ -263,15 +356,14 @@ static nf_status sum_in_place(const nf_comm *c, void *x, int64_t n, MPI_Datatype
 
 nf_status nf_comm_barrier(const nf_comm *c)
 {
+    nf_status st = NF_OK;
 #ifdef NF_HAVE_MPI
-    if (many(c)) {
-        MPI_Request r;
-        return finish(c, MPI_Ibarrier(c->mpi, &r), &r, "MPI_Ibarrier", NULL);
-    }
+    if (many(c) && (st = begin_wait(c, "MPI_Barrier", NULL)) == NF_OK)
+        st = done(c, MPI_Barrier(c->mpi), "MPI_Barrier", NULL);
 #else
     (void)c;
 #endif
-    return NF_OK;
+    return st;
 }
 
 nf_status nf_comm_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err)
@@ -300,8 +392,8 @@ nf_status nf_comm_broadcast_floats(const nf_comm *c, float *x, int64_t n, nf_err
 #ifdef NF_HAVE_MPI
     for (int64_t at = 0; many(c) && at < n && st == NF_OK; at += PIECE) {
         int count = (int)(n - at < PIECE ? n - at : PIECE);
-        MPI_Request r;
-        st = finish(c, MPI_Ibcast(x + at, count, MPI_FLOAT, 0, c->mpi, &r), &r, "MPI_Ibcast", err);
+        if ((st = begin_wait(c, "MPI_Bcast", err)) == NF_OK)
+            st = done(c, MPI_Bcast(x + at, count, MPI_FLOAT, 0, c->mpi), "MPI_Bcast", err);
     }
 #else
     (void)c, (void)x, (void)n, (void)err;
@@ -336,9 +428,9 @@ nf_status nf_comm_start_sum_floats(const nf_comm *c, float *x, int64_t n, nf_err
 void nf_comm_progress(const nf_comm *c)
 {
 #ifdef NF_HAVE_MPI
-    int done;
+    int finished;
     if (many(c) && c->started->count > 0)
-        MPI_Testall(c->started->count, c->started->requests, &done, MPI_STATUSES_IGNORE);
+        MPI_Testall(c->started->count, c->started->requests, &finished, MPI_STATUSES_IGNORE);
 #else
     (void)c;
 #endif
@@ -348,10 +440,11 @@ nf_status nf_comm_finish_sums(const nf_comm *c, nf_error *err)
 {
     nf_status st = NF_OK;
 #ifdef NF_HAVE_MPI
-    if (many(c) && c->started->count > 0) {
-        st = wait_for(c, c->started->requests, c->started->count, "MPI_Iallreduce", err);
+    if (many(c) && c->started->count > 0 && (st = begin_wait(c, "MPI_Iallreduce", err)) == NF_OK)
+        st = done(c, MPI_Waitall(c->started->count, c->started->requests, MPI_STATUSES_IGNORE), "MPI_Iallreduce",
+                  err);
+    if (c)
         c->started->count = 0;
-    }
 #else
     (void)c, (void)err;
 #endif
@@ -362,10 +455,9 @@ nf_status nf_comm_all(const nf_comm *c, int *flag, nf_error *err)
 {
     nf_status st = NF_OK;
 #ifdef NF_HAVE_MPI
-    if (many(c)) {
+    if (many(c) && (st = begin_wait(c, "MPI_Allreduce", err)) == NF_OK) {
         int mine = *flag != 0;
-        MPI_Request r;
-        st = finish(c, MPI_Iallreduce(&mine, flag, 1, MPI_INT, MPI_LAND, c->mpi, &r), &r, "MPI_Iallreduce", err);
+        st = done(c, MPI_Allreduce(&mine, flag, 1, MPI_INT, MPI_LAND, c->mpi), "MPI_Allreduce", err);
     }
 #else
     (void)c, (void)flag, (void)err;
@@ -379,11 +471,9 @@ nf_status nf_comm_min_max(const nf_comm *c, uint64_t value, uint64_t *min, uint6
     *min = *max = value;
     nf_status st = NF_OK;
 #ifdef NF_HAVE_MPI
-    if (many(c)) {
+    if (many(c) && (st = begin_wait(c, "MPI_Allreduce", err)) == NF_OK) {
         unsigned long long mine[2] = {value, ~(unsigned long long)value}, most[2] = {0, 0};
-        MPI_Request r;
-        st = finish(c, MPI_Iallreduce(mine, most, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, c->mpi, &r), &r,
-                    "MPI_Iallreduce", err);
+        st = done(c, MPI_Allreduce(mine, most, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, c->mpi), "MPI_Allreduce", err);
         *max = most[0], *min = ~most[1];
     }
 #else

@@ -65,12 +65,16 @@ NF_API nf_status nf_comm_broadcast_floats(const nf_comm *comm, float *x, int64_t
 NF_API nf_status nf_evaluate_shared(nf_plan *plan, const nf_dataset *ds, const nf_binding *bind, const nf_comm *comm,
                                     nf_epoch_stats *stats, nf_error *err);
 
-/* How long a collective waits for the other processes before it fails
- * (NF_ERR_IO, "another process did not answer within S s"), so that a
- * process that stopped or hung ends the job instead of holding it for
- * ever; 0 waits for ever. The default, NF_COMM_DEFAULT_TIMEOUT, is far
- * above any wait of a healthy job (the longest: rank 0 writing a
- * checkpoint while the others wait for the next batch). */
+/* How long a collective may wait for the other processes: a process that
+ * stopped or hung must not hold the job for ever, and MPI cannot give up
+ * a collective once it has started. When one has waited longer, a
+ * watchdog thread of this communicator writes "nodeflow: rank R: <the
+ * collective>: another process did not answer within S s ..." to
+ * standard error and ends this process (exit code 1), and mpirun then
+ * ends the job: the one place where the library ends the process, as
+ * MPI_Abort would. 0 waits for ever (no watchdog). The default,
+ * NF_COMM_DEFAULT_TIMEOUT, is far above any wait of a healthy job (the
+ * longest: the others waiting while rank 0 writes a checkpoint). */
 #define NF_COMM_DEFAULT_TIMEOUT 600.0
 NF_API nf_status nf_comm_set_timeout(nf_comm *comm, double seconds, nf_error *err);
 NF_API double nf_comm_timeout(const nf_comm *comm);
