@@ -88,13 +88,17 @@ struct nf_batcher {
     int values_checked;     /* every value was found finite */
     int task;               /* nf_task of the data, decided with that check */
     int shard, shards;      /* data parallel: this process's share of each batch (shards 1: all) */
+    int64_t global_rows;    /* rows of the last batch taken, every process's together */
 };
 
 /* Data parallel: every process walks the same shuffled order (the same
  * seed) in global batches of `shards` x batch samples, and process
- * `shard` takes rows [shard batch, (shard + 1) batch) of each; an epoch's
- * last global batch, when it is short, is left out (every process then
- * runs the same number of full batches). */
+ * `shard` takes rows [shard batch, (shard + 1) batch) of each. An epoch's
+ * last global batch, when it is short (R rows), is shared out the same
+ * way, rows [shard R / shards, (shard + 1) R / shards), so that the
+ * processes take the batches one process at shards x batch would; it is
+ * left out when R < shards (a process would have no row) and for text
+ * streams (whose batches must be whole). */
 void nf_batcher_shard(nf_batcher *b, int shard, int shards);
 
 /* The next batch as sample indices (into the batcher's order, valid until

@@ -420,19 +420,28 @@ static int64_t global_batch(const nf_batcher *b) { return b->batch * (b->shards 
 
 int64_t nf_batcher_take(nf_batcher *b, const int64_t **indices)
 {
+    int64_t left = b->ds->count - b->next;
     if (b->shards > 1) {
         int64_t whole = global_batch(b);
-        if (b->ds->count - b->next < whole) { /* the short last global batch is left out */
-            *indices = b->order + b->next;
-            return 0;
+        if (left >= whole) {
+            *indices = b->order + b->next + b->shard * b->batch;
+            b->next += whole;
+            b->global_rows = whole;
+            return b->batch;
         }
-        *indices = b->order + b->next + b->shard * b->batch;
-        b->next += whole;
-        return b->batch;
+        *indices = b->order + b->next;
+        if (left < b->shards || b->ds->streams > 0) /* left out (nf_batcher_shard) */
+            return 0;
+        int64_t from = left * b->shard / b->shards, to = left * (b->shard + 1) / b->shards;
+        *indices += from;
+        b->next += left;
+        b->global_rows = left;
+        return to - from;
     }
-    int64_t rows = b->ds->count - b->next < b->batch ? b->ds->count - b->next : b->batch;
+    int64_t rows = left < b->batch ? left : b->batch;
     *indices = b->order + b->next;
     b->next += rows;
+    b->global_rows = rows;
     return rows;
 }
 
@@ -503,5 +512,8 @@ int64_t nf_batcher_batches(const nf_batcher *b)
 {
     if (!b)
         return 0;
-    return b->shards > 1 ? b->ds->count / global_batch(b) : (b->ds->count + b->batch - 1) / b->batch;
+    if (b->shards < 2)
+        return (b->ds->count + b->batch - 1) / b->batch;
+    int64_t whole = global_batch(b), left = b->ds->count % whole; /* (a short last one: nf_batcher_shard) */
+    return b->ds->count / whole + (left >= b->shards && b->ds->streams == 0);
 }

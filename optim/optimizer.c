@@ -290,9 +290,9 @@ int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g)
 
 /* ---- accumulation -------------------------------------------------------- */
 
-double nf_optimizer_batch_scale(const nf_optimizer *opt)
+double nf_optimizer_batch_scale(const nf_optimizer *opt, double weight)
 {
-    return 1.0 / ((double)opt->accumulate * (double)nf_comm_size(opt->comm));
+    return weight / ((double)opt->accumulate * (double)nf_comm_size(opt->comm));
 }
 
 void nf_optimizer_set_comm(nf_optimizer *opt, const nf_comm *comm) { opt->comm = comm; }

@@ -76,11 +76,12 @@ nf_status nf_optimizer_check(const nf_optimizer *opt, const char *key, double va
 int nf_optimizer_belongs_to(const nf_optimizer *opt, const nf_graph *g);
 
 /* Gradient accumulation, for the training loop: the factor of each
- * batch's loss (1 / accumulate), whether gradients of earlier batches are
+ * batch's loss (weight / (accumulate x processes); weight 1 but for a
+ * process's share of a short global batch, below), whether gradients of earlier batches are
  * waiting, one batch's gradients added (a step when `accumulate` have
  * been), a step on what a short last group gathered, and dropping what
  * has been gathered (a skipped batch). */
-double nf_optimizer_batch_scale(const nf_optimizer *opt);
+double nf_optimizer_batch_scale(const nf_optimizer *opt, double weight);
 int nf_optimizer_has_pending(const nf_optimizer *opt);
 nf_status nf_optimizer_add_batch(nf_optimizer *opt, nf_error *err);
 nf_status nf_optimizer_flush(nf_optimizer *opt, nf_error *err);

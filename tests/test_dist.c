@@ -96,6 +96,7 @@ static const char model_text[] = "nodeflow 1\n"
                                  "%s";
 
 static const char *train_extra = ""; /* [train] lines train() adds */
+static int train_steps = 20;         /* optimizer steps train() runs */
 
 /* A session at `batch` per process, with `comm` (NULL: alone); `extra` a
  * model line inserted (a different model). */
@@ -126,7 +127,7 @@ static nf_session *train(nf_graph **g, int batch, int accumulate, const nf_comm 
     char text[1024];
     /* 20 optimizer steps (steps counts batches) */
     snprintf(text, sizeof text, model_text, extra && *extra ? extra : "h = linear x out=16\nn = relu h\n", batch, accumulate,
-             20 * accumulate, train_extra);
+             train_steps * accumulate, train_extra);
     nf_train_config cfg;
     nf_session *s;
     ok(nf_model_parse(text, strlen(text), "dist.nfg", g, &cfg, err), err);
@@ -288,6 +289,33 @@ int main(void)
     nf_session_free(buckets);
     nf_graph_free(gb);
 
+    /* an epoch whose last global batch is short (N + 3 rows): shared out,
+     * each process's loss weighed by its rows, the 21 steps equal one
+     * process's at batch N B, short last batch included */
+    nf_dataset *ragged = make_data(13, 20 * n * B + n + 3);
+    nf_graph *gr, *gr1;
+    train_steps = 21;
+    nf_session *rs = train(&gr, B, 1, comm, "", ragged, NULL, &st, &err);
+    ok(st, &err);
+    nf_session *rs1 = train(&gr1, n * B, 1, NULL, "", ragged, NULL, &st, &err);
+    ok(st, &err);
+    train_steps = 20;
+    double worst_ragged = 0;
+    for (int64_t i = 0; i < gr->param_floats; i++)
+        worst_ragged = fmax(worst_ragged, fabs((double)gr->values[i] - gr1->values[i]));
+    int64_t steps = nf_session_training(rs)->progress.step, steps1 = nf_session_training(rs1)->progress.step;
+    char ragged_text[128];
+    snprintf(ragged_text, sizeof ragged_text, "%lld and %lld steps, max |w - w_one| %.3g", (long long)steps,
+             (long long)steps1, worst_ragged);
+    if (steps != 21 || steps1 != 21 || !(worst_ragged <= 1e-6))
+        job_fail("a short last global batch: %s", ragged_text);
+    check_replicas_equal(gr);
+    nf_session_free(rs);
+    nf_session_free(rs1);
+    nf_graph_free(gr);
+    nf_graph_free(gr1);
+    nf_dataset_free(ragged);
+
     /* PyTorch's DDP, from the same weights on the same batches */
     double ddp = n == 2 ? against_ddp() : 0;
     char ddp_text[32];
@@ -373,8 +401,8 @@ int main(void)
 
     if (rank == 0)
         printf("dist: %d processes, max |w - w_one| = %.3g (sync_bn %.3g), against PyTorch DDP %s, validation %s, "
-               "overlapped sums: %s: ok\n",
-               n, worst, worst_bn, n == 2 ? ddp_text : "(2 processes only)", detail, bucket_text);
+               "overlapped sums: %s, short last batch: %s: ok\n",
+               n, worst, worst_bn, n == 2 ? ddp_text : "(2 processes only)", detail, bucket_text, ragged_text);
     nf_session_free(s);
     nf_session_free(one);
     nf_graph_free(g);

@@ -172,8 +172,8 @@ static int grads_finite(const nf_graph *g)
 
 /* The batch went non-finite: run it again (same dropout masks) checking
  * every node, so that the error names where it started. */
-static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, uint64_t runs, int64_t index, double loss,
-                          nf_error *err)
+static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, double scale, uint64_t runs, int64_t index,
+                          double loss, nf_error *err)
 {
     nf_error where = {0};
     if (plan->sum_across) /* data parallel: a run checking node by node could stop in one process alone */
@@ -183,7 +183,7 @@ static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, uint64_t runs, int64
     nf_plan_set_check_finite(plan, 1);
     nf_status st = nf_plan_forward(plan, &where);
     if (st == NF_OK && opt)
-        st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), 0, &where);
+        st = nf_plan_backward_ex(plan, scale, 0, &where);
     nf_plan_set_check_finite(plan, 0);
     if (plan->buf.state_floats) /* as before the batch */
         nf_plan_keep_state(plan, 0);
@@ -194,11 +194,14 @@ static nf_status diagnose(nf_plan *plan, nf_optimizer *opt, uint64_t runs, int64
 }
 
 /* Forward; when training, backward and (every `accumulate` batches) an
- * optimizer step. A non-finite loss or gradient stops with an error that
- * says where, or skips the batch (*skipped). */
-static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, double *loss, int *skipped,
-                           nf_error *err)
+ * optimizer step; `weight` says how much of a full batch's share this
+ * process's rows are (nf_optimizer_batch_scale). A non-finite loss or
+ * gradient stops with an error that says where, or skips the batch
+ * (*skipped). */
+static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, double weight, int64_t index, double *loss,
+                           int *skipped, nf_error *err)
 {
+    double scale = opt ? nf_optimizer_batch_scale(opt, weight) : 1.0;
     uint64_t runs = plan->graph->runs;
     *skipped = 0;
     if (plan->buf.state_floats) /* a bad batch must not leave NaN in the carried state */
@@ -212,7 +215,7 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
         /* each batch's gradient whole: the optimizer adds it to those gathered */
         st = nf_optimizer_begin_backward(opt, plan, err);
         if (st == NF_OK)
-            st = nf_plan_backward_ex(plan, nf_optimizer_batch_scale(opt), 0, err);
+            st = nf_plan_backward_ex(plan, scale, 0, err);
         nf_status sum = nf_optimizer_end_backward(opt, plan, st == NF_OK ? err : NULL);
         if (st == NF_OK)
             st = sum;
@@ -232,7 +235,7 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, int64_t index, doub
         return NF_OK;
     }
     if (!finite)
-        return diagnose(plan, opt, runs, index, *loss, err);
+        return diagnose(plan, opt, scale, runs, index, *loss, err);
     return opt ? nf_optimizer_add_batch(opt, err) : NF_OK;
 }
 
@@ -387,9 +390,13 @@ nf_status nf_train_batches(nf_plan *plan, nf_optimizer *opt, nf_batcher *b, cons
         }
         double loss;
         int skipped = 0;
+        /* a share of a short global batch weighs its part of it: N
+         * processes then take the mean over the global batch's rows */
+        int shards = b->shards > 1 ? b->shards : 1;
+        double weight = (double)rows * shards / (double)b->global_rows;
         st = nf_plan_set_batch(plan, rows, err);
         if (st == NF_OK)
-            st = run_batch(plan, opt, stats->batches + stats->skipped, &loss, &skipped, err);
+            st = run_batch(plan, opt, weight, stats->batches + stats->skipped, &loss, &skipped, err);
         if (st != NF_OK)
             break;
         if (skipped) {
@@ -471,7 +478,7 @@ static nf_status evaluate_rows(nf_plan *plan, const nf_dataset *ds, const nf_bin
         feed(plan, bind, ds, NULL, start, rows, 1);
         st = nf_plan_set_batch(plan, rows, err);
         if (st == NF_OK)
-            st = run_batch(plan, NULL, batches, &loss, &skipped, err);
+            st = run_batch(plan, NULL, 1.0, batches, &loss, &skipped, err);
         if (st != NF_OK)
             break;
         if (skipped) /* a plan that skips non-finite batches: this one counts for nothing */

@@ -52,7 +52,8 @@ NF_API nf_status nf_session_set_data(nf_session *s, const nf_dataset *train, con
  * must outlive the session; NULL: alone). `batch` is per process: each
  * step takes the mean over the global batch of size x batch (every
  * process walks the same shuffled order, takes its block of each global
- * batch, and an epoch's short last global batch is left out); gradients
+ * batch, an epoch's short last global batch shared out as evenly as
+ * its rows go, each process's loss weighed by its share); gradients
  * are summed over the processes before every optimizer step. Before the
  * first step the processes check that their parameters have the same
  * names and shapes and take rank 0's weights and optimizer state; after
