@@ -32,7 +32,7 @@ int cli_end(const nf_comm *comm, int rc);
 /* Prints "nodeflow <command>: <message>" and a hint to --help; returns 2. */
 int cli_usage(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Options: "--name value" or "--name=value". */
+/* Options: "--name value" or "--name=value" (and "-x value" where takes_value("-x")). */
 typedef struct cli_args {
     int argc;
     char **argv;
@@ -48,8 +48,10 @@ int cli_next(cli_args *a, const char **flag, const char **value, int (*takes_val
 int cli_parse_int(const char *text, long long min, long long max, long long *out);
 int cli_parse_double(const char *text, double *out);
 
-/* Loads a model file; prints errors. */
+/* Loads a model file, or an ONNX model (a name ending in .onnx: its
+ * weights come with it, and *train is the defaults); prints errors. */
 int cli_load_model(const char *path, nf_graph **g, nf_train_config *train);
+int cli_is_onnx(const char *path);
 
 /* The forms of data spec (the library's table), for help texts. */
 void cli_print_specs(FILE *out);
@@ -77,5 +79,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -61,8 +61,8 @@ static int parse_options(int argc, char **argv, const char *command, const char 
     }
     if (!o->model)
         return cli_usage(command, "which model? 'nodeflow %s MODEL.nfg ...'", command);
-    if (!o->weights)
-        return cli_usage(command, "--weights FILE is required");
+    if (!o->weights && !cli_is_onnx(o->model))
+        return cli_usage(command, "--weights FILE is required (but for a .onnx model, which holds its own)");
     if (!strcmp(command, "eval") && !o->data)
         return cli_usage(command, "--data SPEC is required");
     if (!strcmp(command, "infer") && !o->input)
@@ -90,7 +90,7 @@ static int open_session(const eval_options *o, session *s, int forward_only)
     if (rc != EXIT_OK)
         return rc;
     unsigned flags = (o->allow_extra ? NF_WEIGHTS_ALLOW_EXTRA : 0) | (o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0);
-    if (nf_weights_load(s->g, o->weights, flags, &err) != NF_OK ||
+    if ((o->weights && nf_weights_load(s->g, o->weights, flags, &err) != NF_OK) ||
         (forward_only ? nf_binding_find_inference(s->g, &s->bind, &err) : nf_binding_find(s->g, &s->bind, &err)) !=
             NF_OK ||
         nf_plan_compile(s->g, o->batch, NF_PLAN_INFERENCE | NF_PLAN_KEEP_VALUES, &s->plan, &err) != NF_OK)

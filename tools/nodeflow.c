@@ -72,7 +72,9 @@ int cli_next(cli_args *a, const char **flag, const char **value, int (*takes_val
         return 0;
     const char *arg = a->argv[a->at++];
     *value = NULL;
-    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+    /* a short option ("-o") when the command takes one by that name */
+    int is_short = arg[0] == '-' && arg[1] && arg[1] != '-' && !arg[2] && takes_value(arg);
+    if ((strncmp(arg, "--", 2) != 0 || arg[2] == '\0') && !is_short) {
         *flag = NULL;
         *value = arg;
         return 1;
@@ -113,9 +115,22 @@ int cli_parse_double(const char *text, double *out)
     return 1;
 }
 
+int cli_is_onnx(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && !strcmp(path + n - 5, ".onnx");
+}
+
 int cli_load_model(const char *path, nf_graph **g, nf_train_config *train)
 {
     nf_error err;
+    if (cli_is_onnx(path)) { /* the weights come with it; no [train] section */
+        if (train)
+            nf_train_config_init(train);
+        if (nf_onnx_load(path, g, &err) != NF_OK)
+            return cli_fail(&err);
+        return EXIT_OK;
+    }
     if (nf_model_load(path, g, train, &err) != NF_OK)
         return cli_fail(&err);
     return EXIT_OK;
@@ -177,6 +192,8 @@ static void usage(FILE *out)
             "  eval MODEL.nfg --weights W --data SPEC    loss, accuracy and per-class metrics\n"
             "  infer MODEL.nfg --weights W --input FILE  run a batch and write the outputs\n"
             "  generate MODEL.nfg --weights W [--prime TEXT]   sample text from a text model\n"
+            "  import MODEL.onnx -o MODEL.nfg --weights-out W  an ONNX model as a model file and weights\n"
+            "                              (check, infer and eval also take a .onnx, with its weights)\n"
             "  ops                         the node types and their attributes\n\n");
     cli_print_specs(out);
     fprintf(out, "exit codes: 0 success, 1 runtime failure, 2 usage or input error\n");
@@ -197,6 +214,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"check", cmd_check}, {"dot", cmd_dot}, {"train", cmd_train},
         {"eval", cmd_eval},   {"infer", cmd_infer}, {"generate", cmd_generate}, {"ops", cmd_ops},
+        {"import", cmd_import},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

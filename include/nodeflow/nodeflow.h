@@ -17,5 +17,6 @@
 #include "sequence.h"
 #include "session.h"
 #include "dist.h"
+#include "onnx.h"
 
 #endif

@@ -1,0 +1,1387 @@
+/* nodeflow — ONNX model files read into a graph (nodeflow/onnx.h).
+ *
+ * protobuf-c decodes the file with C generated at build time from the
+ * system's onnx.proto (Debian's libonnx-dev); it takes repeated scalars
+ * packed or not, and bounds every length by its enclosing message. Here
+ * each ONNX value becomes either a node (per-sample values: the first
+ * axis of every ONNX tensor that depends on an input is the batch) or a
+ * constant known at import (initializers, Constant, and the Shape /
+ * Gather / Unsqueeze / Concat chains PyTorch writes around view(), which
+ * are folded). Weights go into the nodes' parameters once the graph is
+ * laid out. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "engine/names.h"
+#include "io/util.h"
+#include "nodeflow/onnx.h"
+#include "onnx.pb-c.h"
+
+enum { MAX_DIMS = 8 };
+/* In a constant that holds a shape: the batch size, unknown at import. */
+#define BATCH_DIM INT64_MIN
+
+/* An ONNX value: computed per sample by a node, or a constant. */
+typedef struct {
+    const char *name;          /* the model's own string */
+    nf_node *node;             /* NULL: a constant */
+    int rank;                  /* a constant's shape */
+    int64_t dims[MAX_DIMS];
+    int64_t count;
+    int is_int;                /* int64 values (shapes, axes, indices), else float */
+    float *f;
+    int64_t *i;
+} value;
+
+/* Values for a parameter, copied in once the graph is laid out. */
+typedef struct {
+    char name[NF_NAME_MAX + 32];
+    float *data;               /* owned */
+    int64_t count;
+} weight;
+
+typedef struct {
+    nf_graph *g;
+    const char *file;
+    int64_t opset;
+    value **values;            /* each its own allocation: pointers to them stay valid */
+    int n_values, cap_values;
+    nf_name_index index;
+    weight *weights;
+    int n_weights, cap_weights;
+    const Onnx__NodeProto *at; /* the node being mapped, for errors */
+    nf_error *err;
+} importer;
+
+static const char *value_name(const void *items, int i) { return ((value *const *)items)[i]->name; }
+
+static nf_status fail(importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static nf_status fail(importer *im, const char *fmt, ...)
+{
+    char text[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (im->at)
+        return nf_fail(im->err, NF_ERR_FORMAT, "%s: node '%s' (%s, opset %lld): %s", im->file,
+                       im->at->name && *im->at->name ? im->at->name : "(unnamed)", im->at->op_type,
+                       (long long)im->opset, text);
+    return nf_fail(im->err, NF_ERR_FORMAT, "%s: %s", im->file, text);
+}
+
+static nf_status no_memory(importer *im) { return nf_fail(im->err, NF_ERR_NO_MEMORY, "%s: out of memory", im->file); }
+
+/* ---- values ------------------------------------------------------------- */
+
+static value *find(importer *im, const char *name)
+{
+    int i = name && *name ? nf_name_index_find(&im->index, name) : -1;
+    return i < 0 ? NULL : im->values[i];
+}
+
+/* A new value named `name` (later definitions of a name are refused). */
+static value *define(importer *im, const char *name)
+{
+    if (!name || !*name || find(im, name)) {
+        fail(im, "output '%s' is empty or defined twice", name ? name : "");
+        return NULL;
+    }
+    if (im->n_values == im->cap_values) {
+        int cap = im->cap_values ? 2 * im->cap_values : 64;
+        value **grown = realloc(im->values, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            no_memory(im);
+            return NULL;
+        }
+        im->values = grown, im->cap_values = cap;
+        im->index.items = grown;
+    }
+    value *v = calloc(1, sizeof *v);
+    if (!v) {
+        no_memory(im);
+        return NULL;
+    }
+    v->name = name;
+    im->values[im->n_values] = v;
+    if (!nf_name_index_add(&im->index, im->n_values)) {
+        free(v);
+        no_memory(im);
+        return NULL;
+    }
+    im->n_values++;
+    return v;
+}
+
+/* The node's input i (NULL and an error when it is missing or unknown). */
+static value *input(importer *im, int i)
+{
+    if ((size_t)i >= im->at->n_input || !*im->at->input[i]) {
+        fail(im, "input %d is missing", i + 1);
+        return NULL;
+    }
+    value *v = find(im, im->at->input[i]);
+    if (!v)
+        fail(im, "input '%s' is not defined before it is used", im->at->input[i]);
+    return v;
+}
+
+static int has_input(const importer *im, int i) { return (size_t)i < im->at->n_input && *im->at->input[i]; }
+
+static value *node_input(importer *im, int i)
+{
+    value *v = input(im, i);
+    if (v && !v->node) {
+        fail(im, "input '%s' is a constant where nodeflow needs values computed from the model's inputs",
+             v->name);
+        return NULL;
+    }
+    return v;
+}
+
+static value *const_input(importer *im, int i)
+{
+    value *v = input(im, i);
+    if (v && v->node) {
+        fail(im, "input '%s' must be a constant (an initializer or Constant) to map", v->name);
+        return NULL;
+    }
+    return v;
+}
+
+/* Defines output 0 as `node`. */
+static nf_status define_node(importer *im, nf_node *node)
+{
+    if (!node)
+        return nf_graph_status(im->g, im->err);
+    value *v = im->at->n_output ? define(im, im->at->output[0]) : NULL;
+    if (!v)
+        return im->at->n_output ? im->err->code : fail(im, "it has no output");
+    v->node = node;
+    return NF_OK;
+}
+
+/* A constant value: count elements of shape dims (float or int64). */
+static nf_status make_const(importer *im, value *v, int rank, const int64_t *dims, int is_int)
+{
+    if (rank > MAX_DIMS)
+        return fail(im, "a constant of rank %d (at most %d)", rank, MAX_DIMS);
+    int64_t count = 1;
+    for (int k = 0; k < rank; k++) {
+        if (dims[k] < 0 || (dims[k] > 0 && count > INT64_MAX / dims[k]))
+            return fail(im, "a constant's dimensions are negative or too large");
+        count *= dims[k];
+    }
+    size_t bytes = (size_t)(count ? count : 1) * (is_int ? sizeof(int64_t) : sizeof(float));
+    if ((uint64_t)count > (uint64_t)(nf_memory_limit() / 8))
+        return fail(im, "a constant of %lld elements is over the memory limit", (long long)count);
+    v->rank = rank;
+    if (rank > 0)
+        memcpy(v->dims, dims, (size_t)rank * sizeof *dims);
+    v->count = count;
+    v->is_int = is_int;
+    if (!(is_int ? (void *)(v->i = calloc(1, bytes)) : (void *)(v->f = calloc(1, bytes))))
+        return no_memory(im);
+    return NF_OK;
+}
+
+static double const_at(const value *v, int64_t k) { return v->is_int ? (double)v->i[k] : (double)v->f[k]; }
+
+/* ---- tensors ------------------------------------------------------------ */
+
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+/* A TensorProto as a constant: float, double, int32 and int64 elements,
+ * from raw_data (little-endian, perhaps unaligned) or the typed field. */
+static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
+{
+    const char *what = t->name && *t->name ? t->name : "a tensor";
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return fail(im, "%s: data in an external file (models over 2 GB) is not supported", what);
+    if (t->segment)
+        return fail(im, "%s: segmented tensors are not supported", what);
+    int type = t->has_data_type ? t->data_type : 0;
+    size_t size;
+    switch (type) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: size = 4; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: size = 8; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: size = 4; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: size = 8; break;
+    default: return fail(im, "%s: element type %d is not supported (float, double, int32, int64 are)", what, type);
+    }
+    if (t->n_dims > MAX_DIMS)
+        return fail(im, "%s: rank %zu (at most %d)", what, t->n_dims, MAX_DIMS);
+    int is_int = type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    nf_status st = make_const(im, v, (int)t->n_dims, t->dims, is_int);
+    if (st != NF_OK)
+        return st;
+    int64_t n = v->count;
+    size_t given = t->has_raw_data ? t->raw_data.len
+                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT  ? t->n_float_data * 4
+                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data * 8
+                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32  ? t->n_int32_data * 4
+                                                                   : t->n_int64_data * 8;
+    if ((uint64_t)n > SIZE_MAX / size || given != (size_t)n * size)
+        return fail(im, "%s: %lld elements of %zu bytes, but the tensor holds %zu bytes", what, (long long)n, size,
+                    given);
+    const uint8_t *raw = t->has_raw_data ? t->raw_data.data : NULL;
+    for (int64_t k = 0; k < n; k++) {
+        double d;
+        int64_t j;
+        switch (type) {
+        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
+            float f;
+            uint32_t bits = raw ? le32(raw + 4 * k) : 0;
+            if (raw)
+                memcpy(&f, &bits, 4);
+            else
+                f = t->float_data[k];
+            d = f, j = 0;
+            break;
+        }
+        case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
+            uint64_t bits = raw ? le64(raw + 8 * k) : 0;
+            if (raw)
+                memcpy(&d, &bits, 8);
+            else
+                d = t->double_data[k];
+            j = 0;
+            break;
+        }
+        case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+            j = raw ? (int32_t)le32(raw + 4 * k) : t->int32_data[k];
+            d = 0;
+            break;
+        default:
+            j = raw ? (int64_t)le64(raw + 8 * k) : t->int64_data[k];
+            d = 0;
+        }
+        if (is_int)
+            v->i[k] = j;
+        else
+            v->f[k] = (float)d;
+    }
+    return NF_OK;
+}
+
+/* ---- attributes ---------------------------------------------------------- */
+
+static const Onnx__AttributeProto *attribute(const importer *im, const char *name)
+{
+    for (size_t i = 0; i < im->at->n_attribute; i++)
+        if (im->at->attribute[i]->name && !strcmp(im->at->attribute[i]->name, name))
+            return im->at->attribute[i];
+    return NULL;
+}
+
+static int64_t attr_int(const importer *im, const char *name, int64_t fallback)
+{
+    const Onnx__AttributeProto *a = attribute(im, name);
+    return a && a->has_i ? a->i : fallback;
+}
+
+static double attr_float(const importer *im, const char *name, double fallback)
+{
+    const Onnx__AttributeProto *a = attribute(im, name);
+    return a && a->has_f ? a->f : fallback;
+}
+
+/* A list of ints: its length (0 when absent), at most `max` copied. */
+static int attr_ints(importer *im, const char *name, int64_t *out, int max, nf_status *st)
+{
+    const Onnx__AttributeProto *a = attribute(im, name);
+    *st = NF_OK;
+    if (!a)
+        return 0;
+    if (a->n_ints > (size_t)max) {
+        *st = fail(im, "attribute %s has %zu values (at most %d)", name, a->n_ints, max);
+        return 0;
+    }
+    if (a->n_ints > 0)
+        memcpy(out, a->ints, a->n_ints * sizeof *out);
+    return (int)a->n_ints;
+}
+
+/* An attribute this mapping does not read must be absent or at its
+ * default, so that nothing is silently ignored. */
+static nf_status refuse_attrs(importer *im, const char *const *known)
+{
+    for (size_t i = 0; i < im->at->n_attribute; i++) {
+        const char *name = im->at->attribute[i]->name ? im->at->attribute[i]->name : "";
+        int ok = 0;
+        for (int k = 0; known[k] && !ok; k++)
+            ok = !strcmp(name, known[k]);
+        if (!ok)
+            return fail(im, "attribute '%s' is not supported", name);
+    }
+    return NF_OK;
+}
+
+/* ---- nodes ---------------------------------------------------------------- */
+
+/* A node name from an ONNX name: letters, digits and '_' kept, anything
+ * else '_', a leading '_' when it would start with a digit, and a number
+ * appended until it is unused. */
+static void node_name(importer *im, const char *onnx, char *out)
+{
+    char base[NF_NAME_MAX - 8];
+    size_t n = 0;
+    if (onnx && (onnx[0] >= '0' && onnx[0] <= '9'))
+        base[n++] = '_';
+    for (const char *c = onnx ? onnx : ""; *c && n + 1 < sizeof base; c++) {
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
+        if (ok || (n > 0 && base[n - 1] != '_'))
+            base[n++] = ok ? *c : '_';
+    }
+    while (n > 1 && base[n - 1] == '_')
+        n--;
+    base[n] = '\0';
+    if (n == 0 || (n == 1 && base[0] == '_'))
+        snprintf(base, sizeof base, "%s", "node");
+    snprintf(out, NF_NAME_MAX, "%s", base);
+    for (int k = 2; nf_graph_find(im->g, out); k++)
+        snprintf(out, NF_NAME_MAX, "%s_%d", base, k);
+}
+
+/* Adds a node of `op` named after the ONNX node (or its output). */
+static nf_node *add(importer *im, const char *op, int n, nf_node *const *inputs, const char *suffix)
+{
+    char name[NF_NAME_MAX], onnx[NF_NAME_MAX];
+    const char *base = im->at->name && *im->at->name ? im->at->name
+                       : im->at->n_output                 ? im->at->output[0]
+                                                          : op;
+    snprintf(onnx, sizeof onnx, "%s%s", base, suffix ? suffix : "");
+    node_name(im, onnx, name);
+    return nf_graph_add(im->g, op, name, n, inputs);
+}
+
+static nf_status set(importer *im, nf_node *node, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static nf_status set(importer *im, nf_node *node, const char *key, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (!node)
+        return nf_graph_status(im->g, im->err);
+    return nf_node_set_attr(im->g, node, key, text) == NF_OK ? NF_OK : nf_graph_status(im->g, im->err);
+}
+
+/* Values for parameter `param` of `node`, copied (count floats). */
+static nf_status give_weight(importer *im, const nf_node *node, const char *param, const float *data, int64_t count)
+{
+    if (im->n_weights == im->cap_weights) {
+        int cap = im->cap_weights ? 2 * im->cap_weights : 32;
+        weight *grown = realloc(im->weights, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return no_memory(im);
+        im->weights = grown, im->cap_weights = cap;
+    }
+    weight *w = &im->weights[im->n_weights];
+    snprintf(w->name, sizeof w->name, "%s.%s", nf_node_name(node), param);
+    if (!(w->data = malloc((size_t)(count ? count : 1) * sizeof(float))))
+        return no_memory(im);
+    memcpy(w->data, data, (size_t)count * sizeof(float));
+    w->count = count;
+    im->n_weights++;
+    return NF_OK;
+}
+
+/* The per-sample shape of a node (the graph is validated for it). */
+static nf_status shape_of(importer *im, const nf_node *node, nf_shape *s)
+{
+    nf_status st = nf_graph_validate(im->g, im->err);
+    return st == NF_OK ? nf_node_shape(node, s, im->err) : st;
+}
+
+static nf_status shape_text(const nf_shape *s, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    if (s->rank == 0)
+        snprintf(out, size, "scalar");
+    for (int k = 0; k < s->rank; k++)
+        n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%lld", k ? "x" : "", (long long)s->dim[k]);
+    return n < size ? NF_OK : NF_ERR_INVALID_ARGUMENT;
+}
+
+/* ---- the operators ------------------------------------------------------- */
+
+typedef nf_status (*mapper)(importer *im);
+
+static nf_status map_identity(importer *im)
+{
+    value *x = input(im, 0);
+    if (!x)
+        return im->err->code;
+    if (!strcmp(im->at->op_type, "Dropout")) {
+        static const char *const known[] = {"ratio", "seed", NULL};
+        nf_status st = refuse_attrs(im, known);
+        if (st != NF_OK)
+            return st;
+        if (im->at->n_output > 1 && *im->at->output[1])
+            return fail(im, "its mask output is not supported");
+    }
+    value *y = im->at->n_output ? define(im, im->at->output[0]) : NULL;
+    if (!y)
+        return im->err->code;
+    if (x->node) {
+        y->node = x->node;
+        return NF_OK;
+    }
+    nf_status st = make_const(im, y, x->rank, x->dims, x->is_int);
+    if (st == NF_OK)
+        memcpy(x->is_int ? (void *)y->i : (void *)y->f, x->is_int ? (void *)x->i : (void *)x->f,
+               (size_t)x->count * (x->is_int ? sizeof(int64_t) : sizeof(float)));
+    return st;
+}
+
+/* Relu, Sigmoid, Tanh, LeakyRelu, Elu: one node of the same name. */
+static nf_status map_activation(importer *im)
+{
+    static const struct {
+        const char *onnx, *op, *attr, *onnx_attr;
+        double fallback;
+    } table[] = {
+        {"Relu", "relu", NULL, NULL, 0},          {"Sigmoid", "sigmoid", NULL, NULL, 0},
+        {"Tanh", "tanh", NULL, NULL, 0},          {"LeakyRelu", "leaky_relu", "slope", "alpha", 0.01},
+        {"Elu", "elu", "alpha", "alpha", 1.0},
+    };
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
+        if (strcmp(im->at->op_type, table[k].onnx))
+            continue;
+        const char *known[] = {table[k].onnx_attr, NULL};
+        nf_status st = refuse_attrs(im, known);
+        value *x = st == NF_OK ? node_input(im, 0) : NULL;
+        if (!x)
+            return st != NF_OK ? st : im->err->code;
+        nf_node *y = add(im, table[k].op, 1, &x->node, NULL);
+        if (table[k].attr && (st = set(im, y, table[k].attr, "%.9g", attr_float(im, table[k].onnx_attr,
+                                                                                   table[k].fallback))) != NF_OK)
+            return st;
+        return define_node(im, y);
+    }
+    return fail(im, "not an activation");
+}
+
+/* Softmax and LogSoftmax: opset 13 normalises over `axis` (default -1);
+ * before, over the axes from `axis` (default 1) on, flattened: the same
+ * when that is the last axis. */
+static nf_status map_softmax(importer *im)
+{
+    static const char *const known[] = {"axis", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    if (!x)
+        return st != NF_OK ? st : im->err->code;
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    int rank = s.rank + 1; /* with the batch */
+    int64_t axis = attr_int(im, "axis", im->opset >= 13 ? -1 : 1);
+    if (axis < -rank || axis >= rank)
+        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
+    if (axis < 0)
+        axis += rank;
+    if (axis == 0)
+        return fail(im, "axis 0 normalises over the batch");
+    if (im->opset < 13 && axis != rank - 1)
+        return fail(im, "axis %lld flattens the axes after it (opset < 13); only the last axis maps",
+                    (long long)axis);
+    nf_node *y = add(im, strcmp(im->at->op_type, "Softmax") ? "log_softmax" : "softmax", 1, &x->node, NULL);
+    if ((st = set(im, y, "axis", "%lld", (long long)(axis - 1))) != NF_OK)
+        return st;
+    return define_node(im, y);
+}
+
+/* A 2-D constant as the weight [out, in] of a linear node, times alpha. */
+static nf_status linear_weight(importer *im, const nf_node *node, const value *w, int transposed, double alpha)
+{
+    int64_t rows = w->dims[0], cols = w->dims[1]; /* transposed: [out, in] */
+    int64_t out = transposed ? rows : cols, in = transposed ? cols : rows;
+    float *data = malloc((size_t)(w->count ? w->count : 1) * sizeof(float));
+    if (!data)
+        return no_memory(im);
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t i = 0; i < in; i++)
+            data[o * in + i] = (float)(alpha * const_at(w, transposed ? o * cols + i : i * cols + o));
+    nf_status st = give_weight(im, node, "weight", data, w->count);
+    free(data);
+    return st;
+}
+
+/* Gemm: Y = alpha A B' + beta C with A per sample ([batch, K]) and B a
+ * constant: a linear node. C broadcasts to [N] (a scalar, [N] or [1, N]). */
+static nf_status map_gemm(importer *im)
+{
+    static const char *const known[] = {"alpha", "beta", "transA", "transB", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *a = st == NF_OK ? node_input(im, 0) : NULL;
+    value *b = a ? const_input(im, 1) : NULL;
+    value *c = b && has_input(im, 2) ? const_input(im, 2) : NULL;
+    if (!b || (has_input(im, 2) && !c))
+        return st != NF_OK ? st : im->err->code;
+    if (attr_int(im, "transA", 0))
+        return fail(im, "transA = 1 would transpose the batch axis");
+    if (b->rank != 2)
+        return fail(im, "B has rank %d, not 2", b->rank);
+    int trans_b = attr_int(im, "transB", 0) != 0;
+    int64_t n = trans_b ? b->dims[0] : b->dims[1];
+    double alpha = attr_float(im, "alpha", 1.0), beta = attr_float(im, "beta", 1.0);
+    if (c && !(c->count == n || c->count == 1) )
+        return fail(im, "C has %lld elements; it must broadcast to the %lld outputs", (long long)c->count,
+                    (long long)n);
+    nf_node *y = add(im, "linear", 1, &a->node, NULL);
+    if ((st = set(im, y, "out", "%lld", (long long)n)) != NF_OK ||
+        (st = set(im, y, "in", "%lld", (long long)(trans_b ? b->dims[1] : b->dims[0]))) != NF_OK ||
+        (st = set(im, y, "bias", "%s", c && beta != 0 ? "true" : "false")) != NF_OK)
+        return st;
+    if ((st = linear_weight(im, y, b, trans_b, alpha)) != NF_OK)
+        return st;
+    if (c && beta != 0) {
+        float *bias = malloc((size_t)n * sizeof(float));
+        if (!bias)
+            return no_memory(im);
+        for (int64_t k = 0; k < n; k++)
+            bias[k] = (float)(beta * const_at(c, c->count == 1 ? 0 : k));
+        st = give_weight(im, y, "bias", bias, n);
+        free(bias);
+        if (st != NF_OK)
+            return st;
+    }
+    return define_node(im, y);
+}
+
+/* MatMul: by a 2-D constant, a linear node without bias; of two
+ * per-sample values, a matmul node (batch axes broadcast). */
+static nf_status map_matmul(importer *im)
+{
+    value *a = node_input(im, 0), *b = a ? input(im, 1) : NULL;
+    if (!b)
+        return im->err->code;
+    if (b->node) {
+        nf_node *in[2] = {a->node, b->node};
+        return define_node(im, add(im, "matmul", 2, in, NULL));
+    }
+    if (b->rank != 2)
+        return fail(im, "a constant right operand of rank %d (2 maps)", b->rank);
+    nf_node *y = add(im, "linear", 1, &a->node, NULL);
+    nf_status st;
+    if ((st = set(im, y, "out", "%lld", (long long)b->dims[1])) != NF_OK ||
+        (st = set(im, y, "in", "%lld", (long long)b->dims[0])) != NF_OK ||
+        (st = set(im, y, "bias", "false")) != NF_OK || (st = linear_weight(im, y, b, 0, 1.0)) != NF_OK)
+        return st;
+    return define_node(im, y);
+}
+
+/* A constant broadcast (numpy rules) to the trailing axes of a node's
+ * per-sample shape: a constant node holding it. A leading batch axis of
+ * size 1 in the constant is dropped. */
+static nf_status constant_like(importer *im, const value *c, const nf_shape *s, nf_node **out)
+{
+    int rank = c->rank;
+    const int64_t *dims = c->dims;
+    if (rank == s->rank + 1) {
+        if (dims[0] != 1)
+            return fail(im, "constant '%s' varies along the batch axis", c->name);
+        rank--, dims++;
+    }
+    if (rank > s->rank)
+        return fail(im, "constant '%s' has rank %d, more than the other operand's %d per sample", c->name,
+                    c->rank, s->rank);
+    nf_shape t = {rank, {0}}; /* the trailing axes of s */
+    for (int k = 0; k < rank; k++) {
+        t.dim[k] = s->dim[s->rank - rank + k];
+        if (dims[k] != 1 && dims[k] != t.dim[k])
+            return fail(im, "constant '%s' does not broadcast to the other operand", c->name);
+    }
+    int64_t n = nf_shape_size(&t);
+    float *data = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!data)
+        return no_memory(im);
+    for (int64_t e = 0; e < n; e++) { /* the constant's element for element e of t */
+        int64_t rest = e, at = 0, stride = 1;
+        for (int k = rank - 1; k >= 0; k--) {
+            int64_t i = rest % t.dim[k];
+            rest /= t.dim[k];
+            at += (dims[k] == 1 ? 0 : i) * stride;
+            stride *= dims[k];
+        }
+        data[e] = (float)const_at(c, at);
+    }
+    char text[160];
+    nf_node *node = add(im, "constant", 0, NULL, "_const");
+    nf_status st = shape_text(&t, text, sizeof text) == NF_OK ? set(im, node, "shape", "%s", text)
+                                                              : fail(im, "a constant of too many dimensions");
+    if (st == NF_OK)
+        st = give_weight(im, node, "value", data, n);
+    free(data);
+    *out = node;
+    return st;
+}
+
+/* Add, Sub, Mul, Div. Two per-sample operands of the same shape, or one
+ * and a constant that broadcasts to it; of two constants, folded. */
+static nf_status map_binary(importer *im)
+{
+    const char *op = im->at->op_type;
+    value *a = input(im, 0), *b = a ? input(im, 1) : NULL;
+    if (!b)
+        return im->err->code;
+    if (!a->node && !b->node)
+        return fail(im, "of two constants: not folded yet");
+    int commutes = !strcmp(op, "Add") || !strcmp(op, "Mul");
+    if (!a->node) {
+        if (!commutes)
+            return fail(im, "a constant left operand of %s does not map", op);
+        value *t = a;
+        a = b, b = t;
+    }
+    const char *nf_op = !strcmp(op, "Add") ? "add" : !strcmp(op, "Sub") ? "sub" : !strcmp(op, "Mul") ? "mul" : NULL;
+    nf_status st;
+    if (!b->node && b->count == 1 && (!strcmp(op, "Mul") || !strcmp(op, "Div"))) {
+        double k = const_at(b, 0);
+        if (!strcmp(op, "Div") && k == 0)
+            return fail(im, "division by a constant 0");
+        nf_node *y = add(im, "scale", 1, &a->node, NULL);
+        if ((st = set(im, y, "factor", "%.17g", !strcmp(op, "Div") ? 1.0 / k : k)) != NF_OK)
+            return st;
+        return define_node(im, y);
+    }
+    if (!nf_op)
+        return fail(im, "%s maps only with a constant scalar divisor", op);
+    nf_node *other = b->node;
+    if (!other) {
+        nf_shape s;
+        if ((st = shape_of(im, a->node, &s)) != NF_OK || (st = constant_like(im, b, &s, &other)) != NF_OK)
+            return st;
+    }
+    nf_node *in[2] = {a->node, other};
+    return define_node(im, add(im, nf_op, 2, in, NULL));
+}
+
+/* The spatial pads of a Conv or pool as top, left, bottom, right (auto_pad
+ * SAME_* computed from the input size). */
+static nf_status spatial_pads(importer *im, const nf_shape *s, const int64_t *kernel, const int64_t *stride,
+                              const int64_t *dilation, int64_t pads[4])
+{
+    const Onnx__AttributeProto *a = attribute(im, "auto_pad");
+    char mode[16] = "NOTSET";
+    if (a && a->has_s)
+        snprintf(mode, sizeof mode, "%.*s", (int)(a->s.len < 15 ? a->s.len : 15), (const char *)a->s.data);
+    memset(pads, 0, 4 * sizeof *pads);
+    if (!strcmp(mode, "NOTSET")) {
+        nf_status st;
+        int n = attr_ints(im, "pads", pads, 4, &st);
+        if (st != NF_OK)
+            return st;
+        if (n != 0 && n != 4)
+            return fail(im, "pads has %d values (4 for 2-D)", n);
+        for (int k = 0; k < 4; k++)
+            if (pads[k] < 0)
+                return fail(im, "negative pads");
+        return NF_OK;
+    }
+    if (!strcmp(mode, "VALID"))
+        return NF_OK;
+    if (strcmp(mode, "SAME_UPPER") && strcmp(mode, "SAME_LOWER"))
+        return fail(im, "auto_pad '%s' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", mode);
+    for (int k = 0; k < 2; k++) { /* output = ceil(in / stride) */
+        int64_t in = s->dim[1 + k], out = (in + stride[k] - 1) / stride[k];
+        int64_t need = (out - 1) * stride[k] + (kernel[k] - 1) * dilation[k] + 1 - in;
+        if (need < 0)
+            need = 0;
+        int64_t small = need / 2, large = need - small;
+        int upper = !strcmp(mode, "SAME_UPPER");
+        pads[k] = upper ? small : large, pads[k + 2] = upper ? large : small;
+    }
+    return NF_OK;
+}
+
+/* Conv (2-D, [batch, C, H, W]): a conv2d node with the weight [O, C /
+ * group, kh, kw] as it is and the bias B. */
+static nf_status map_conv(importer *im)
+{
+    static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    value *w = x ? const_input(im, 1) : NULL;
+    value *b = w && has_input(im, 2) ? const_input(im, 2) : NULL;
+    if (!w || (has_input(im, 2) && !b))
+        return st != NF_OK ? st : im->err->code;
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    if (s.rank != 3 || w->rank != 4)
+        return fail(im, "only 2-D convolutions map (input [N, C, H, W], weight of rank 4)");
+    int64_t kernel[2] = {w->dims[2], w->dims[3]}, stride[2] = {1, 1}, dilation[2] = {1, 1}, given[2];
+    int n = attr_ints(im, "kernel_shape", given, 2, &st);
+    if (st == NF_OK && n && (n != 2 || given[0] != kernel[0] || given[1] != kernel[1]))
+        return fail(im, "kernel_shape does not match the weight");
+    if (st == NF_OK && (n = attr_ints(im, "strides", stride, 2, &st)) != 0 && n != 2)
+        return fail(im, "strides needs 2 values");
+    if (st == NF_OK && (n = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && n != 2)
+        return fail(im, "dilations needs 2 values");
+    int64_t pads[4];
+    if (st != NF_OK || (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
+        return st;
+    int64_t group = attr_int(im, "group", 1);
+    if (group < 1 || s.dim[0] % group || w->dims[1] * group != s.dim[0])
+        return fail(im, "the weight's %lld input channels x %lld groups are not the input's %lld channels",
+                    (long long)w->dims[1], (long long)group, (long long)s.dim[0]);
+    if (b && b->count != w->dims[0])
+        return fail(im, "B has %lld values for %lld output channels", (long long)b->count, (long long)w->dims[0]);
+    nf_node *y = add(im, "conv2d", 1, &x->node, NULL);
+    if ((st = set(im, y, "out", "%lld", (long long)w->dims[0])) != NF_OK ||
+        (st = set(im, y, "kernel", "%lldx%lld", (long long)kernel[0], (long long)kernel[1])) != NF_OK ||
+        (st = set(im, y, "stride", "%lldx%lld", (long long)stride[0], (long long)stride[1])) != NF_OK ||
+        (st = set(im, y, "dilation", "%lldx%lld", (long long)dilation[0], (long long)dilation[1])) != NF_OK ||
+        (st = set(im, y, "groups", "%lld", (long long)group)) != NF_OK ||
+        (st = set(im, y, "pad_top", "%lld", (long long)pads[0])) != NF_OK ||
+        (st = set(im, y, "pad_left", "%lld", (long long)pads[1])) != NF_OK ||
+        (st = set(im, y, "pad_bottom", "%lld", (long long)pads[2])) != NF_OK ||
+        (st = set(im, y, "pad_right", "%lld", (long long)pads[3])) != NF_OK ||
+        (st = set(im, y, "bias", "%s", b ? "true" : "false")) != NF_OK)
+        return st;
+    if (!w->is_int && (st = give_weight(im, y, "weight", w->f, w->count)) != NF_OK)
+        return st;
+    if (b && !b->is_int && (st = give_weight(im, y, "bias", b->f, b->count)) != NF_OK)
+        return st;
+    if (w->is_int || (b && b->is_int))
+        return fail(im, "integer weights");
+    return define_node(im, y);
+}
+
+/* MaxPool and AveragePool (2-D): pads must be the same on both sides. */
+static nf_status map_pool(importer *im)
+{
+    int is_max = !strcmp(im->at->op_type, "MaxPool");
+    static const char *const known_max[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
+                                            "storage_order", "strides", NULL};
+    static const char *const known_avg[] = {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads",
+                                            "strides", NULL};
+    nf_status st = refuse_attrs(im, is_max ? known_max : known_avg);
+    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    if (!x)
+        return st != NF_OK ? st : im->err->code;
+    if (im->at->n_output > 1 && *im->at->output[1])
+        return fail(im, "the Indices output is not supported");
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    if (s.rank != 3)
+        return fail(im, "only 2-D pooling maps (input [N, C, H, W])");
+    int64_t kernel[2], stride[2] = {1, 1}, dilation[2] = {1, 1}, pads[4];
+    int n = attr_ints(im, "kernel_shape", kernel, 2, &st);
+    if (st == NF_OK && n != 2)
+        return fail(im, "kernel_shape needs 2 values");
+    if (st == NF_OK && (n = attr_ints(im, "strides", stride, 2, &st)) != 0 && n != 2)
+        return fail(im, "strides needs 2 values");
+    if (st == NF_OK && (n = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && n != 2)
+        return fail(im, "dilations needs 2 values");
+    if (st != NF_OK || (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
+        return st;
+    if (pads[0] != pads[2] || pads[1] != pads[3])
+        return fail(im, "pads differ between the two sides of an axis (%lld, %lld, %lld, %lld)", (long long)pads[0],
+                    (long long)pads[1], (long long)pads[2], (long long)pads[3]);
+    if (attr_int(im, "storage_order", 0) != 0)
+        return fail(im, "storage_order = 1 is not supported");
+    nf_node *y = add(im, is_max ? "maxpool" : "avgpool", 1, &x->node, NULL);
+    if ((st = set(im, y, "kernel", "%lldx%lld", (long long)kernel[0], (long long)kernel[1])) != NF_OK ||
+        (st = set(im, y, "stride", "%lldx%lld", (long long)stride[0], (long long)stride[1])) != NF_OK ||
+        (st = set(im, y, "padding", "%lldx%lld", (long long)pads[0], (long long)pads[1])) != NF_OK ||
+        (st = set(im, y, "ceil_mode", "%s", attr_int(im, "ceil_mode", 0) ? "true" : "false")) != NF_OK)
+        return st;
+    if (is_max && (st = set(im, y, "dilation", "%lldx%lld", (long long)dilation[0], (long long)dilation[1])) != NF_OK)
+        return st;
+    if (!is_max && (st = set(im, y, "include_pad", "%s", attr_int(im, "count_include_pad", 0) ? "true" : "false")) !=
+                       NF_OK)
+        return st;
+    return define_node(im, y);
+}
+
+/* GlobalAveragePool: [N, C, ...] -> [N, C, 1, ...]: global_avgpool, then
+ * the unit axes back (a reshape). */
+static nf_status map_global_pool(importer *im)
+{
+    value *x = node_input(im, 0);
+    if (!x)
+        return im->err->code;
+    nf_shape s;
+    nf_status st = shape_of(im, x->node, &s);
+    if (st != NF_OK)
+        return st;
+    if (s.rank < 2)
+        return fail(im, "the input has no spatial axes");
+    nf_node *pooled = add(im, "global_avgpool", 1, &x->node, "_pool");
+    nf_node *y = add(im, "reshape", 1, &pooled, NULL);
+    char text[96];
+    int n = snprintf(text, sizeof text, "%lld", (long long)s.dim[0]);
+    for (int k = 1; k < s.rank && n < (int)sizeof text; k++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "x1");
+    if ((st = set(im, y, "shape", "%s", text)) != NF_OK)
+        return st;
+    return define_node(im, y);
+}
+
+/* BatchNormalization in inference form: a batchnorm node whose running
+ * statistics are the given mean and variance. */
+static nf_status map_batchnorm(importer *im)
+{
+    static const char *const known[] = {"epsilon", "momentum", "training_mode", "spatial", NULL};
+    nf_status st = refuse_attrs(im, known);
+    if (st != NF_OK)
+        return st;
+    if (attr_int(im, "training_mode", 0) || (im->at->n_output > 1 && *im->at->output[1]))
+        return fail(im, "training mode (and the running statistics as outputs) is not supported");
+    if (attr_int(im, "spatial", 1) != 1)
+        return fail(im, "spatial = 0 is not supported");
+    value *x = node_input(im, 0), *p[4];
+    if (!x)
+        return im->err->code;
+    for (int k = 0; k < 4; k++)
+        if (!(p[k] = const_input(im, k + 1)))
+            return im->err->code;
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    int64_t c = s.rank ? s.dim[0] : 1;
+    for (int k = 0; k < 4; k++)
+        if (p[k]->count != c || p[k]->is_int)
+            return fail(im, "input %d has %lld values for %lld channels", k + 2, (long long)p[k]->count, (long long)c);
+    nf_node *y = add(im, "batchnorm", 1, &x->node, NULL);
+    if ((st = set(im, y, "eps", "%.9g", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
+        (st = set(im, y, "momentum", "%.9g", 1.0 - attr_float(im, "momentum", 0.9))) != NF_OK)
+        return st;
+    static const char *const names[] = {"weight", "bias", "running_mean", "running_var"};
+    for (int k = 0; k < 4; k++)
+        if ((st = give_weight(im, y, names[k], p[k]->f, c)) != NF_OK)
+            return st;
+    return define_node(im, y);
+}
+
+/* Flatten with axis 1: the per-sample axes as one. */
+static nf_status map_flatten(importer *im)
+{
+    static const char *const known[] = {"axis", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    if (!x)
+        return st != NF_OK ? st : im->err->code;
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    int64_t axis = attr_int(im, "axis", 1);
+    if (axis < 0)
+        axis += s.rank + 1;
+    if (axis != 1)
+        return fail(im, "axis %lld: only axis 1 (keeping the batch axis) maps", (long long)attr_int(im, "axis", 1));
+    nf_node *y = add(im, "flatten", 1, &x->node, NULL);
+    return define_node(im, y);
+}
+
+/* Reshape by a constant shape whose first entry is the batch (the folded
+ * size, 0 or -1); 0 copies the input's dimension (unless allowzero), -1
+ * takes what is left. */
+static nf_status map_reshape(importer *im)
+{
+    static const char *const known[] = {"allowzero", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    value *shape = x ? const_input(im, 1) : NULL;
+    if (!shape)
+        return st != NF_OK ? st : im->err->code;
+    if (!shape->is_int || shape->rank != 1 || shape->count < 1 || shape->count > NF_MAX_RANK + 1)
+        return fail(im, "the shape must be 1 to %d integers", NF_MAX_RANK + 1);
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    int allowzero = attr_int(im, "allowzero", 0) != 0;
+    int64_t first = shape->i[0];
+    int64_t total = nf_shape_size(&s), known_size = 1;
+    nf_shape out = {(int)shape->count - 1, {0}};
+    int infer = -1;
+    if (!(first == BATCH_DIM || (first == 0 && !allowzero) || first == -1))
+        return fail(im, "the new first axis (%lld) must stay the batch", (long long)first);
+    for (int k = 1; k < shape->count; k++) {
+        int64_t d = shape->i[k];
+        if (d == 0 && !allowzero) {
+            if (k - 1 >= s.rank)
+                return fail(im, "a 0 in the shape copies an axis the input does not have");
+            d = s.dim[k - 1];
+        }
+        if (d == -1) {
+            if (infer >= 0 || first == -1)
+                return fail(im, "more than one -1 in the shape");
+            infer = k - 1;
+            continue;
+        }
+        if (d < 0 || (d > 0 && known_size > INT64_MAX / d))
+            return fail(im, "dimension %lld in the shape", (long long)shape->i[k]);
+        out.dim[k - 1] = d;
+        known_size *= d;
+    }
+    if (infer >= 0) {
+        if (known_size == 0 || total % known_size)
+            return fail(im, "-1 cannot be inferred: %lld values do not divide into %lld", (long long)total,
+                        (long long)known_size);
+        out.dim[infer] = total / known_size;
+    } else if (known_size != total) {
+        return fail(im, "%lld values per sample cannot take the shape given (%lld)", (long long)total,
+                    (long long)known_size);
+    }
+    char text[160];
+    if (shape_text(&out, text, sizeof text) != NF_OK)
+        return fail(im, "a shape too long to write");
+    nf_node *y = add(im, "reshape", 1, &x->node, NULL);
+    if ((st = set(im, y, "shape", "%s", out.rank ? text : "1")) != NF_OK)
+        return st;
+    return define_node(im, y);
+}
+
+/* ---- constants that PyTorch builds around view() -------------------------- */
+
+static nf_status map_constant(importer *im)
+{
+    value *y = im->at->n_output ? define(im, im->at->output[0]) : NULL;
+    if (!y)
+        return im->err->code;
+    if (im->at->n_attribute != 1)
+        return fail(im, "a Constant needs exactly one attribute");
+    const Onnx__AttributeProto *a = im->at->attribute[0];
+    const char *name = a->name ? a->name : "";
+    if (!strcmp(name, "value") && a->t)
+        return read_tensor(im, a->t, y);
+    int64_t n = !strcmp(name, "value_ints") ? (int64_t)a->n_ints : !strcmp(name, "value_floats") ? (int64_t)a->n_floats : 1;
+    int is_int = !strcmp(name, "value_int") || !strcmp(name, "value_ints");
+    int list = !strcmp(name, "value_ints") || !strcmp(name, "value_floats");
+    if (!is_int && strcmp(name, "value_float") && strcmp(name, "value_floats"))
+        return fail(im, "a Constant's '%s' is not supported", name);
+    nf_status st = make_const(im, y, list, &n, is_int);
+    for (int64_t k = 0; st == NF_OK && k < n; k++) {
+        if (is_int)
+            y->i[k] = list ? a->ints[k] : a->i;
+        else
+            y->f[k] = list ? a->floats[k] : a->f;
+    }
+    return st;
+}
+
+/* Shape of a per-sample value: [batch, its dimensions]. */
+static nf_status map_shape(importer *im)
+{
+    value *x = node_input(im, 0);
+    if (!x)
+        return im->err->code;
+    nf_shape s;
+    nf_status st = shape_of(im, x->node, &s);
+    if (st != NF_OK)
+        return st;
+    int64_t rank = s.rank + 1, start = attr_int(im, "start", 0), end = attr_int(im, "end", rank);
+    start = start < 0 ? start + rank : start, end = end < 0 ? end + rank : end;
+    start = start < 0 ? 0 : start > rank ? rank : start, end = end < start ? start : end > rank ? rank : end;
+    value *y = define(im, im->at->output[0]);
+    int64_t n = end - start;
+    if (!y || (st = make_const(im, y, 1, &n, 1)) != NF_OK)
+        return y ? st : im->err->code;
+    for (int64_t k = start; k < end; k++)
+        y->i[k - start] = k == 0 ? BATCH_DIM : s.dim[k - 1];
+    return NF_OK;
+}
+
+/* Gather of a constant along `axis` by constant indices. */
+static nf_status map_gather(importer *im)
+{
+    value *data = const_input(im, 0), *idx = data ? const_input(im, 1) : NULL;
+    if (!idx)
+        return im->err->code;
+    if (!idx->is_int)
+        return fail(im, "the indices must be integers");
+    int64_t axis = attr_int(im, "axis", 0);
+    if (data->rank < 1 || axis < -data->rank || axis >= data->rank)
+        return fail(im, "axis %lld is outside the data's rank %d", (long long)axis, data->rank);
+    if (axis < 0)
+        axis += data->rank;
+    if (data->rank + idx->rank - 1 > MAX_DIMS)
+        return fail(im, "the result would have more than %d axes", MAX_DIMS);
+    int64_t dims[MAX_DIMS], outer = 1, inner = 1, along = data->dims[axis];
+    int r = 0;
+    for (int k = 0; k < axis; k++)
+        dims[r++] = data->dims[k], outer *= data->dims[k];
+    for (int k = 0; k < idx->rank; k++)
+        dims[r++] = idx->dims[k];
+    for (int k = (int)axis + 1; k < data->rank; k++)
+        dims[r++] = data->dims[k], inner *= data->dims[k];
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, r, dims, data->is_int) : im->err->code;
+    int64_t at = 0;
+    for (int64_t o = 0; st == NF_OK && o < outer; o++)
+        for (int64_t j = 0; j < idx->count; j++) {
+            int64_t i = idx->i[j] < 0 ? idx->i[j] + along : idx->i[j];
+            if (i < 0 || i >= along)
+                return fail(im, "index %lld is outside [0, %lld)", (long long)idx->i[j], (long long)along);
+            for (int64_t e = 0; e < inner; e++, at++) {
+                int64_t from = (o * along + i) * inner + e;
+                if (data->is_int)
+                    y->i[at] = data->i[from];
+                else
+                    y->f[at] = data->f[from];
+            }
+        }
+    return st;
+}
+
+/* Unsqueeze and Squeeze of a constant (axes an attribute before opset
+ * 13, an input from it). */
+static nf_status map_squeeze(importer *im)
+{
+    int un = !strcmp(im->at->op_type, "Unsqueeze");
+    value *x = const_input(im, 0);
+    if (!x)
+        return im->err->code;
+    int64_t axes[MAX_DIMS];
+    int n = 0;
+    nf_status st = NF_OK;
+    if (has_input(im, 1)) {
+        value *a = const_input(im, 1);
+        if (!a)
+            return im->err->code;
+        if (!a->is_int || a->count > MAX_DIMS)
+            return fail(im, "axes must be at most %d integers", MAX_DIMS);
+        for (n = 0; n < a->count; n++)
+            axes[n] = a->i[n];
+    } else if ((n = attr_ints(im, "axes", axes, MAX_DIMS, &st)) == 0 && st == NF_OK && un) {
+        return fail(im, "Unsqueeze needs axes");
+    }
+    if (st != NF_OK)
+        return st;
+    int rank = un ? x->rank + n : x->rank;
+    if (rank > MAX_DIMS)
+        return fail(im, "the result would have more than %d axes", MAX_DIMS);
+    int marked[MAX_DIMS] = {0};
+    for (int k = 0; k < n; k++) {
+        int64_t a = axes[k] < 0 ? axes[k] + rank : axes[k];
+        if (a < 0 || a >= rank || marked[a])
+            return fail(im, "axis %lld is outside the result or repeated", (long long)axes[k]);
+        marked[a] = 1;
+    }
+    int64_t dims[MAX_DIMS];
+    int r = 0;
+    if (un) {
+        for (int k = 0, from = 0; k < rank; k++)
+            dims[r++] = marked[k] ? 1 : x->dims[from++];
+    } else {
+        for (int k = 0; k < x->rank; k++) {
+            if ((n == 0 && x->dims[k] == 1) || marked[k]) {
+                if (x->dims[k] != 1)
+                    return fail(im, "axis %d has size %lld, not 1", k, (long long)x->dims[k]);
+                continue;
+            }
+            dims[r++] = x->dims[k];
+        }
+    }
+    value *y = define(im, im->at->output[0]);
+    if (!y || (st = make_const(im, y, r, dims, x->is_int)) != NF_OK)
+        return y ? st : im->err->code;
+    memcpy(x->is_int ? (void *)y->i : (void *)y->f, x->is_int ? (void *)x->i : (void *)x->f,
+           (size_t)x->count * (x->is_int ? sizeof(int64_t) : sizeof(float)));
+    return NF_OK;
+}
+
+/* Concat of constants (shapes), or of per-sample values along axis >= 1. */
+static nf_status map_concat(importer *im)
+{
+    int n = (int)im->at->n_input;
+    if (n < 1)
+        return fail(im, "no inputs");
+    value *first = input(im, 0);
+    if (!first)
+        return im->err->code;
+    int64_t axis = attr_int(im, "axis", 0);
+    if (first->node) {
+        nf_node *in[NF_MAX_INPUTS];
+        if (n > NF_MAX_INPUTS)
+            return fail(im, "%d inputs (at most %d)", n, NF_MAX_INPUTS);
+        for (int k = 0; k < n; k++) {
+            value *v = node_input(im, k);
+            if (!v)
+                return im->err->code;
+            in[k] = v->node;
+        }
+        nf_shape s;
+        nf_status st = shape_of(im, first->node, &s);
+        if (st != NF_OK)
+            return st;
+        if (axis < 0)
+            axis += s.rank + 1;
+        if (axis < 1 || axis > s.rank)
+            return fail(im, "axis %lld: only per-sample axes (1 on) map", (long long)attr_int(im, "axis", 0));
+        nf_node *y = add(im, "concat", n, in, NULL);
+        if ((st = set(im, y, "axis", "%lld", (long long)(axis - 1))) != NF_OK)
+            return st;
+        return define_node(im, y);
+    }
+    if (first->rank != 1)
+        return fail(im, "constants of rank %d: only 1-D constants are joined", first->rank);
+    int64_t total = 0;
+    for (int k = 0; k < n; k++) {
+        value *v = const_input(im, k);
+        if (!v)
+            return im->err->code;
+        if (v->rank != 1 || v->is_int != first->is_int)
+            return fail(im, "constants of other ranks or types");
+        total += v->count;
+    }
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, 1, &total, first->is_int) : im->err->code;
+    for (int k = 0, at = 0; st == NF_OK && k < n; k++) {
+        const value *v = find(im, im->at->input[k]);
+        for (int64_t e = 0; e < v->count; e++, at++)
+            if (v->is_int)
+                y->i[at] = v->i[e];
+            else
+                y->f[at] = v->f[e];
+    }
+    return st;
+}
+
+/* Transpose of a per-sample value that keeps the batch axis first. */
+static nf_status map_transpose(importer *im)
+{
+    static const char *const known[] = {"perm", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    if (!x)
+        return st != NF_OK ? st : im->err->code;
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    int64_t perm[NF_MAX_RANK + 1];
+    int rank = s.rank + 1, n = attr_ints(im, "perm", perm, NF_MAX_RANK + 1, &st);
+    if (st != NF_OK)
+        return st;
+    if (n == 0) /* the default reverses every axis, the batch's too */
+        return fail(im, "without perm it would move the batch axis");
+    if (n != rank || perm[0] != 0)
+        return fail(im, "perm must keep axis 0 (the batch) first and name all %d axes", rank);
+    char text[64];
+    int len = 0;
+    int seen[NF_MAX_RANK + 1] = {0};
+    for (int k = 1; k < n; k++) {
+        if (perm[k] < 1 || perm[k] >= rank || seen[perm[k]])
+            return fail(im, "perm is not a permutation of the axes");
+        seen[perm[k]] = 1;
+        len += snprintf(text + len, sizeof text - (size_t)len, "%s%lld", k > 1 ? "," : "", (long long)(perm[k] - 1));
+    }
+    nf_node *y = add(im, "permute", 1, &x->node, NULL);
+    if ((st = set(im, y, "order", "%s", n > 1 ? text : "0")) != NF_OK)
+        return st;
+    return define_node(im, y);
+}
+
+static const struct {
+    const char *op;
+    mapper map;
+} operators[] = {
+    {"Add", map_binary},
+    {"AveragePool", map_pool},
+    {"BatchNormalization", map_batchnorm},
+    {"Concat", map_concat},
+    {"Constant", map_constant},
+    {"Conv", map_conv},
+    {"Div", map_binary},
+    {"Dropout", map_identity},
+    {"Elu", map_activation},
+    {"Flatten", map_flatten},
+    {"Gather", map_gather},
+    {"Gemm", map_gemm},
+    {"GlobalAveragePool", map_global_pool},
+    {"Identity", map_identity},
+    {"LeakyRelu", map_activation},
+    {"LogSoftmax", map_softmax},
+    {"MatMul", map_matmul},
+    {"MaxPool", map_pool},
+    {"Mul", map_binary},
+    {"Relu", map_activation},
+    {"Reshape", map_reshape},
+    {"Shape", map_shape},
+    {"Sigmoid", map_activation},
+    {"Softmax", map_softmax},
+    {"Squeeze", map_squeeze},
+    {"Sub", map_binary},
+    {"Tanh", map_activation},
+    {"Transpose", map_transpose},
+    {"Unsqueeze", map_squeeze},
+};
+
+static nf_status map_node(importer *im, const Onnx__NodeProto *node)
+{
+    im->at = node;
+    if (node->domain && *node->domain && strcmp(node->domain, "ai.onnx"))
+        return fail(im, "operators of domain '%s' are not supported", node->domain);
+    for (size_t k = 0; k < sizeof operators / sizeof operators[0]; k++)
+        if (node->op_type && !strcmp(node->op_type, operators[k].op))
+            return operators[k].map(im);
+    return fail(im, "the operator is not supported (docs/onnx.md lists those that are)");
+}
+
+/* ---- the model ------------------------------------------------------------ */
+
+static nf_status check_model(importer *im, const Onnx__ModelProto *m)
+{
+    if (!m->has_ir_version || m->ir_version < 3 || m->ir_version > 8)
+        return fail(im, "IR version %lld is not supported (3 to 8 are)", (long long)m->ir_version);
+    im->opset = -1;
+    for (size_t k = 0; k < m->n_opset_import; k++) {
+        const Onnx__OperatorSetIdProto *o = m->opset_import[k];
+        if (o->domain && *o->domain && strcmp(o->domain, "ai.onnx"))
+            return fail(im, "operator set '%s' is not supported (only the default domain is)", o->domain);
+        im->opset = o->has_version ? o->version : -1;
+    }
+    if (im->opset < 7 || im->opset > 17)
+        return fail(im, "opset %lld of the default domain is not supported (7 to 17 are)", (long long)im->opset);
+    if (!m->graph)
+        return fail(im, "the model has no graph");
+    return NF_OK;
+}
+
+/* A graph input: float, [batch, known dimensions...]. */
+static nf_status add_input(importer *im, const Onnx__ValueInfoProto *in)
+{
+    const char *name = in->name ? in->name : "";
+    const Onnx__TypeProto *t = in->type;
+    if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type)
+        return fail(im, "input '%s' is not a tensor (sequences and maps are not supported)", name);
+    const Onnx__TypeProto__Tensor *tt = t->tensor_type;
+    if (!tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return fail(im, "input '%s' has element type %d; only float inputs are supported", name,
+                    tt->has_elem_type ? tt->elem_type : 0);
+    if (!tt->shape || tt->shape->n_dim < 1 || tt->shape->n_dim > NF_MAX_RANK + 1)
+        return fail(im, "input '%s' needs a shape of rank 1 to %d, the first axis the batch", name, NF_MAX_RANK + 1);
+    int64_t dims[NF_MAX_RANK];
+    int rank = (int)tt->shape->n_dim - 1;
+    for (int k = 0; k < rank; k++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[k + 1];
+        if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 1)
+            return fail(im, "input '%s': axis %d has no fixed size (only the first, the batch, may vary)", name,
+                        k + 1);
+        dims[k] = d->dim_value;
+    }
+    char node_name_buf[NF_NAME_MAX];
+    node_name(im, name, node_name_buf);
+    value *v = define(im, name);
+    if (!v)
+        return im->err->code;
+    v->node = nf_input(im->g, node_name_buf, rank, dims);
+    return v->node ? NF_OK : nf_graph_status(im->g, im->err);
+}
+
+/* The weights gathered into the laid-out parameters. */
+static nf_status copy_weights(importer *im)
+{
+    nf_status st = nf_graph_validate(im->g, im->err);
+    for (int k = 0; st == NF_OK && k < im->n_weights; k++) {
+        const weight *w = &im->weights[k];
+        int p = nf_graph_find_param(im->g, w->name);
+        nf_tensor value;
+        if (p < 0 || nf_graph_param(im->g, p, NULL, &value, NULL) != NF_OK)
+            return fail(im, "no parameter '%s' for the model's weights", w->name);
+        if (nf_shape_size(&value.shape) != w->count)
+            return fail(im, "parameter '%s' holds %lld values, the model gives %lld", w->name,
+                        (long long)nf_shape_size(&value.shape), (long long)w->count);
+        memcpy(value.data, w->data, (size_t)w->count * sizeof(float));
+    }
+    return st;
+}
+
+static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
+{
+    nf_status st = NF_OK;
+    for (size_t k = 0; st == NF_OK && k < gp->n_initializer; k++) {
+        const Onnx__TensorProto *t = gp->initializer[k];
+        value *v = define(im, t->name);
+        st = v ? read_tensor(im, t, v) : im->err->code;
+    }
+    for (size_t k = 0; st == NF_OK && k < gp->n_input; k++)
+        if (!find(im, gp->input[k]->name)) /* (an initializer may be listed as an input too) */
+            st = add_input(im, gp->input[k]);
+    for (size_t k = 0; st == NF_OK && k < gp->n_node; k++)
+        st = map_node(im, gp->node[k]);
+    im->at = NULL;
+    if (st == NF_OK && gp->n_output == 0)
+        return fail(im, "the graph has no outputs");
+    for (size_t k = 0; st == NF_OK && k < gp->n_output; k++) {
+        const char *name = gp->output[k]->name ? gp->output[k]->name : "";
+        value *v = find(im, name);
+        if (!v || !v->node)
+            return fail(im, "output '%s' is %s", name, v ? "a constant" : "not computed by any node");
+        char out_name[NF_NAME_MAX];
+        node_name(im, name, out_name);
+        if (!nf_output(im->g, out_name, v->node))
+            return nf_graph_status(im->g, im->err);
+    }
+    return st == NF_OK ? copy_weights(im) : st;
+}
+
+static void free_importer(importer *im)
+{
+    for (int k = 0; k < im->n_values; k++) {
+        free(im->values[k]->f);
+        free(im->values[k]->i);
+        free(im->values[k]);
+    }
+    free(im->values);
+    nf_name_index_free(&im->index);
+    for (int k = 0; k < im->n_weights; k++)
+        free(im->weights[k].data);
+    free(im->weights);
+}
+
+int nf_onnx_available(void) { return 1; }
+
+nf_status nf_onnx_parse(const void *data, size_t size, const char *name, nf_graph **out, nf_error *err)
+{
+    if (!data || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_onnx_parse: NULL argument");
+    *out = NULL;
+    nf_error local;
+    importer im = {.file = name ? name : "(memory)", .err = err ? err : &local};
+    nf_name_index_init(&im.index, value_name, NULL);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
+    if (!m)
+        return fail(&im, "not an ONNX model (the protobuf is malformed or truncated)");
+    nf_status st = check_model(&im, m);
+    if (st == NF_OK && !(im.g = nf_graph_new()))
+        st = no_memory(&im);
+    if (st == NF_OK)
+        st = import_graph(&im, m->graph);
+    free_importer(&im);
+    onnx__model_proto__free_unpacked(m, NULL);
+    if (st != NF_OK) {
+        nf_graph_free(im.g);
+        return st;
+    }
+    *out = im.g;
+    return NF_OK;
+}
+
+nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err)
+{
+    if (!path || !out)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_onnx_load: NULL argument");
+    char *data;
+    size_t len;
+    nf_status st = nf_read_file(path, nf_memory_limit(), &data, &len, err);
+    if (st != NF_OK)
+        return st;
+    st = nf_onnx_parse(data, len, path, out, err);
+    free(data);
+    return st;
+}

@@ -1,0 +1,271 @@
+/* ONNX models read into graphs: PyTorch's exports (tests/fixtures/
+ * make_onnx.py) give PyTorch's outputs; broken and unsupported files give
+ * errors that say what is wrong. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+/* The model's output for the fixture's x, against PyTorch's y: within
+ * 1e-5 absolute or 1e-4 relative (issue 16's bound), element by element. */
+static void check_export(const char *name)
+{
+    char path[512], fixture_name[64];
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx", NF_SOURCE_DIR, name);
+    snprintf(fixture_name, sizeof fixture_name, "onnx_%s.txt", name);
+    fixture f;
+    fixture_load(&f, fixture_name);
+    const fixture_tensor *x = fixture_get(&f, "x"), *y = fixture_get(&f, "y");
+    nf_graph *g;
+    nf_error err;
+    if (nf_onnx_load(path, &g, &err) != NF_OK)
+        fail_msg("%s: %s", name, err.message);
+    nf_node *in = nf_graph_find(g, "x"), *out = nf_graph_find(g, "y");
+    assert_non_null(in);
+    assert_non_null(out);
+    nf_plan *plan;
+    int64_t batch = x->shape.dim[0];
+    if (nf_plan_compile(g, batch, NF_PLAN_INFERENCE, &plan, &err) != NF_OK)
+        fail_msg("%s: %s", name, err.message);
+    assert_int_equal(nf_plan_set_input(plan, in, x->data, &err), NF_OK);
+    assert_int_equal(nf_plan_forward(plan, &err), NF_OK);
+    nf_tensor v;
+    assert_int_equal(nf_plan_value(plan, out, &v, &err), NF_OK);
+    int64_t n = nf_shape_size(&y->shape);
+    assert_int_equal(nf_shape_size(&v.shape), n);
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)v.data[i] - y->data[i]);
+        if (d > 1e-5 && d > 1e-4 * fabs(y->data[i]))
+            fail_msg("%s: output %lld is %.9g, PyTorch's %.9g", name, (long long)i, v.data[i], y->data[i]);
+        worst = fmax(worst, d);
+    }
+    printf("onnx %s: %lld outputs, max |nodeflow - PyTorch| = %.3g\n", name, (long long)n, worst);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+}
+
+static void test_mlp(void **state)
+{
+    (void)state;
+    check_export("mlp");
+}
+
+static void test_lenet_bn(void **state)
+{
+    (void)state;
+    check_export("lenet_bn");
+}
+
+static void test_global_pool(void **state)
+{
+    (void)state;
+    check_export("global_pool");
+}
+
+/* The imported graph keeps ONNX's names where they are identifiers and
+ * its weights in nodeflow's names: Gemm "/fc1/Gemm" becomes linear
+ * "fc1_Gemm" with fc1_Gemm.weight. */
+static void test_names_and_weights(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/mlp.onnx", NF_SOURCE_DIR);
+    nf_graph *g;
+    nf_error err;
+    assert_int_equal(nf_onnx_load(path, &g, &err), NF_OK);
+    int linear = 0;
+    for (int i = 0; i < nf_graph_node_count(g); i++)
+        linear += !strcmp(nf_node_op(nf_graph_node(g, i)), "linear");
+    assert_int_equal(linear, 2);
+    assert_int_equal(nf_graph_param_count(g), 4);
+    nf_graph_free(g);
+}
+
+/* ---- bad files ------------------------------------------------------------ */
+
+/* Protobuf by hand: a varint, a length-delimited field. */
+typedef struct {
+    unsigned char b[4096];
+    size_t n;
+} buf;
+
+static void varint(buf *o, uint64_t v)
+{
+    do {
+        o->b[o->n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+}
+
+static void field_varint(buf *o, int field, uint64_t v)
+{
+    varint(o, (uint64_t)field << 3);
+    varint(o, v);
+}
+
+static void field_bytes(buf *o, int field, const void *data, size_t len)
+{
+    varint(o, (uint64_t)field << 3 | 2);
+    varint(o, len);
+    memcpy(o->b + o->n, data, len);
+    o->n += len;
+}
+
+static void field_msg(buf *o, int field, const buf *m) { field_bytes(o, field, m->b, m->n); }
+
+/* A model: ir_version, one opset (domain, version) and a graph. */
+static buf model(int64_t ir, const char *domain, int64_t opset, const buf *graph)
+{
+    buf m = {{0}, 0}, o = {{0}, 0};
+    field_varint(&m, 1, (uint64_t)ir);
+    if (domain)
+        field_bytes(&o, 1, domain, strlen(domain));
+    field_varint(&o, 2, (uint64_t)opset);
+    field_msg(&m, 8, &o);
+    if (graph)
+        field_msg(&m, 7, graph);
+    return m;
+}
+
+/* A graph with input x [N, 4] (float) and one node of `op` x -> y. */
+static buf graph_with(const char *op, const buf *extra_node_fields, const buf *initializer)
+{
+    buf g = {{0}, 0}, node = {{0}, 0}, vi = {{0}, 0}, type = {{0}, 0}, tensor = {{0}, 0}, shape = {{0}, 0};
+    buf d0 = {{0}, 0}, d1 = {{0}, 0}, out = {{0}, 0};
+    field_bytes(&node, 1, "x", 1);
+    field_bytes(&node, 2, "y", 1);
+    field_bytes(&node, 3, "n1", 2);
+    field_bytes(&node, 4, op, strlen(op));
+    if (extra_node_fields) {
+        memcpy(node.b + node.n, extra_node_fields->b, extra_node_fields->n);
+        node.n += extra_node_fields->n;
+    }
+    field_msg(&g, 1, &node);
+    field_bytes(&g, 2, "g", 1);
+    if (initializer)
+        field_msg(&g, 5, initializer);
+    field_bytes(&d0, 2, "N", 1);  /* dim_param */
+    field_varint(&d1, 1, 4);      /* dim_value */
+    field_msg(&shape, 1, &d0);
+    field_msg(&shape, 1, &d1);
+    field_varint(&tensor, 1, 1);  /* FLOAT */
+    field_msg(&tensor, 2, &shape);
+    field_msg(&type, 1, &tensor);
+    field_bytes(&vi, 1, "x", 1);
+    field_msg(&vi, 2, &type);
+    field_msg(&g, 11, &vi);
+    field_bytes(&out, 1, "y", 1);
+    field_msg(&g, 12, &out);
+    return g;
+}
+
+static void expect_error(const buf *b, const char *what, const char *fragment)
+{
+    nf_graph *g = NULL;
+    nf_error err;
+    nf_status st = nf_onnx_parse(b->b, b->n, "bad.onnx", &g, &err);
+    if (st == NF_OK)
+        fail_msg("%s: accepted", what);
+    assert_null(g);
+    if (!strstr(err.message, fragment))
+        fail_msg("%s: the error '%s' does not say '%s'", what, err.message, fragment);
+}
+
+static void test_bad_files(void **state)
+{
+    (void)state;
+    buf g = graph_with("Relu", NULL, NULL);
+    buf good = model(7, NULL, 14, &g);
+    nf_graph *ok;
+    nf_error err;
+    if (nf_onnx_parse(good.b, good.n, "good.onnx", &ok, &err) != NF_OK)
+        fail_msg("the hand-made model: %s", err.message);
+    nf_graph_free(ok);
+
+    buf cut = good;
+    for (size_t n = 0; n < good.n; n += 7) { /* truncated anywhere: an error (some cuts still parse) */
+        cut.n = n;
+        nf_graph *g2 = NULL;
+        if (nf_onnx_parse(cut.b, cut.n, "cut.onnx", &g2, &err) == NF_OK)
+            nf_graph_free(g2);
+    }
+    cut.n = good.n - 1;
+    expect_error(&cut, "truncated", "malformed or truncated");
+    buf long_varint = {{0}, 0};
+    varint(&long_varint, 1 << 3);
+    for (int k = 0; k < 11; k++)
+        long_varint.b[long_varint.n++] = 0xff;
+    long_varint.b[long_varint.n++] = 0x01;
+    expect_error(&long_varint, "a varint over 10 bytes", "malformed");
+    buf past = {{0}, 0};
+    varint(&past, 7 << 3 | 2);
+    varint(&past, 1000);
+    expect_error(&past, "a length past the end", "malformed");
+
+    buf m = model(9, NULL, 14, &g);
+    expect_error(&m, "IR version 9", "IR version 9");
+    m = model(7, NULL, 18, &g);
+    expect_error(&m, "opset 18", "opset 18");
+    m = model(7, "com.microsoft", 1, &g);
+    expect_error(&m, "another domain", "'com.microsoft'");
+    buf unknown = graph_with("Einsum", NULL, NULL);
+    m = model(7, NULL, 14, &unknown);
+    expect_error(&m, "an unknown operator", "node 'n1' (Einsum, opset 14): the operator is not supported");
+
+    /* an initializer whose raw data does not match its dims */
+    buf t = {{0}, 0};
+    field_varint(&t, 1, 3);
+    field_varint(&t, 1, 4);
+    field_varint(&t, 2, 1);
+    field_bytes(&t, 8, "w", 1);
+    field_bytes(&t, 9, "0123456789", 10);
+    buf with_t = graph_with("Relu", NULL, &t);
+    m = model(7, NULL, 14, &with_t);
+    expect_error(&m, "raw_data size", "12 elements of 4 bytes, but the tensor holds 10 bytes");
+    /* dims whose product overflows */
+    buf big = {{0}, 0};
+    field_varint(&big, 1, (uint64_t)1 << 40);
+    field_varint(&big, 1, (uint64_t)1 << 40);
+    field_varint(&big, 2, 1);
+    field_bytes(&big, 8, "w", 1);
+    buf with_big = graph_with("Relu", NULL, &big);
+    m = model(7, NULL, 14, &with_big);
+    expect_error(&m, "dims overflow", "too large");
+    /* external data */
+    buf ext = {{0}, 0};
+    field_varint(&ext, 1, 2);
+    field_varint(&ext, 2, 1);
+    field_bytes(&ext, 8, "w", 1);
+    field_varint(&ext, 14, 1);
+    buf with_ext = graph_with("Relu", NULL, &ext);
+    m = model(7, NULL, 14, &with_ext);
+    expect_error(&m, "external data", "external file");
+    /* an attribute the mapping does not know */
+    buf attr = {{0}, 0}, a = {{0}, 0};
+    field_bytes(&a, 1, "beta", 4);
+    field_varint(&a, 20, 1);
+    field_msg(&attr, 5, &a);
+    buf odd = graph_with("Relu", &attr, NULL);
+    m = model(7, NULL, 14, &odd);
+    expect_error(&m, "an unknown attribute", "attribute 'beta' is not supported");
+}
+
+int main(void)
+{
+    if (!nf_onnx_available()) {
+        printf("onnx: this build reads no ONNX files (Meson feature 'onnx'): skipped\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mlp),
+        cmocka_unit_test(test_lenet_bn),
+        cmocka_unit_test(test_global_pool),
+        cmocka_unit_test(test_names_and_weights),
+        cmocka_unit_test(test_bad_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,109 @@
+/* nodeflow import: an ONNX model as a model file and its weights. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char import_help[] =
+    "usage: nodeflow import MODEL.onnx -o MODEL.nfg --weights-out W.safetensors [--loss cross_entropy|mse]\n\n"
+    "Writes the ONNX model as a model file (ONNX's names kept where they are\n"
+    "identifiers) and its weights in nodeflow's layouts, so that infer, eval and\n"
+    "train take them. --loss adds what training needs: a label input and a loss on\n"
+    "the model's output (cross_entropy: class indices; mse: targets of the output's\n"
+    "shape). docs/onnx.md lists the operators that map. infer, eval and check also\n"
+    "take a .onnx file directly.\n";
+
+typedef struct import_options {
+    const char *model, *out, *weights_out, *loss;
+} import_options;
+
+static int takes_value(const char *name)
+{
+    return !strcmp(name, "-o") || !strcmp(name, "--out") || !strcmp(name, "--weights-out") || !strcmp(name, "--loss");
+}
+
+static int parse_options(int argc, char **argv, import_options *o)
+{
+    memset(o, 0, sizeof *o);
+    cli_args a = {argc, argv, 1, "import"};
+    const char *flag, *v;
+    while (cli_next(&a, &flag, &v, takes_value)) {
+        if (!flag) {
+            if (o->model)
+                return cli_usage("import", "one model file, please");
+            o->model = v;
+        } else if (!strcmp(flag, "--help")) {
+            fputs(import_help, stdout);
+            return -1;
+        } else if ((!strcmp(flag, "-o") || !strcmp(flag, "--out")) && v) {
+            o->out = v;
+        } else if (!strcmp(flag, "--weights-out") && v) {
+            o->weights_out = v;
+        } else if (!strcmp(flag, "--loss") && v && (!strcmp(v, "cross_entropy") || !strcmp(v, "mse"))) {
+            o->loss = v;
+        } else {
+            return cli_usage("import", takes_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
+        }
+    }
+    if (!o->model)
+        return cli_usage("import", "which model? 'nodeflow import MODEL.onnx -o MODEL.nfg --weights-out W'");
+    if (!o->out || !o->weights_out)
+        return cli_usage("import", "-o MODEL.nfg and --weights-out W.safetensors are required");
+    return EXIT_OK;
+}
+
+/* A label input and a loss on the graph's one output. */
+static int add_loss(nf_graph *g, const char *loss)
+{
+    nf_node *out = NULL;
+    int outputs = 0;
+    for (int i = 0; i < nf_graph_node_count(g); i++)
+        if (nf_node_is_output(nf_graph_node(g, i)))
+            out = nf_graph_node(g, i), outputs++;
+    nf_error err;
+    if (outputs != 1) {
+        fprintf(stderr, "nodeflow: import: --loss needs a model of one output, not %d\n", outputs);
+        return EXIT_USAGE;
+    }
+    nf_shape s;
+    if (nf_node_shape(out, &s, &err) != NF_OK)
+        return cli_fail(&err);
+    int ce = !strcmp(loss, "cross_entropy");
+    nf_node *label = nf_input(g, "label", ce ? 0 : s.rank, s.dim);
+    nf_node *in[2] = {out, label};
+    if (!label || !nf_graph_add(g, loss, "loss", 2, in) || nf_graph_validate(g, &err) != NF_OK) {
+        nf_graph_status(g, &err);
+        return cli_fail(&err);
+    }
+    return EXIT_OK;
+}
+
+int cmd_import(int argc, char **argv)
+{
+    import_options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    nf_error err;
+    nf_graph *g;
+    if (nf_output_path_check(o.out, &err) != NF_OK || nf_output_path_check(o.weights_out, &err) != NF_OK)
+        return cli_fail(&err);
+    if (nf_onnx_load(o.model, &g, &err) != NF_OK)
+        return cli_fail(&err);
+    if (o.loss && (rc = add_loss(g, o.loss)) != EXIT_OK) {
+        nf_graph_free(g);
+        return rc;
+    }
+    char *text = NULL;
+    if (nf_model_format(g, NULL, &text, &err) != NF_OK || nf_file_write(o.out, text, strlen(text), &err) != NF_OK ||
+        nf_weights_save(g, o.weights_out, &err) != NF_OK) {
+        free(text);
+        nf_graph_free(g);
+        return cli_fail(&err);
+    }
+    printf("imported %s: %d nodes, %lld parameter floats -> %s, %s\n", o.model, nf_graph_node_count(g),
+           (long long)nf_graph_param_floats(g), o.out, o.weights_out);
+    free(text);
+    nf_graph_free(g);
+    return EXIT_OK;
+}
