@@ -17,6 +17,7 @@
 
 #include "engine/internal.h"
 #include "engine/names.h"
+#include "io/onnx_internal.h"
 #include "io/util.h"
 #include "nodeflow/onnx.h"
 #include "onnx.pb-c.h"
@@ -1384,4 +1385,58 @@ nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err)
     st = nf_onnx_parse(data, len, path, out, err);
     free(data);
     return st;
+}
+
+nf_status nf_onnx_tensor_parse(const void *data, size_t size, nf_shape *shape, float **values, nf_error *err)
+{
+    *values = NULL;
+    nf_error local;
+    importer im = {.file = "tensor", .err = err ? err : &local};
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, size, data);
+    if (!t)
+        return fail(&im, "not a TensorProto");
+    value v = {0};
+    nf_status st = read_tensor(&im, t, &v);
+    onnx__tensor_proto__free_unpacked(t, NULL);
+    if (st == NF_OK && v.rank > NF_MAX_RANK)
+        st = fail(&im, "rank %d (at most %d)", v.rank, NF_MAX_RANK);
+    if (st == NF_OK && v.is_int) { /* as floats */
+        if (!(v.f = malloc((size_t)(v.count ? v.count : 1) * sizeof(float))))
+            st = no_memory(&im);
+        for (int64_t k = 0; st == NF_OK && k < v.count; k++)
+            v.f[k] = (float)v.i[k];
+    }
+    free(v.i);
+    if (st != NF_OK) {
+        free(v.f);
+        return st;
+    }
+    shape->rank = v.rank;
+    for (int k = 0; k < v.rank; k++)
+        shape->dim[k] = v.dims[k];
+    *values = v.f;
+    return NF_OK;
+}
+
+nf_status nf_onnx_op_types(const void *data, size_t size, char *out, size_t out_size, nf_error *err)
+{
+    nf_error local;
+    importer im = {.file = "model", .err = err ? err : &local};
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
+    if (!m)
+        return fail(&im, "not an ONNX model (the protobuf is malformed or truncated)");
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t k = 0; m->graph && k < m->graph->n_node; k++) {
+        const char *op = m->graph->node[k]->op_type ? m->graph->node[k]->op_type : "";
+        char key[80];
+        snprintf(key, sizeof key, ",%s,", op);
+        char listed[4096];
+        snprintf(listed, sizeof listed, ",%s,", out);
+        if (strstr(listed, key) || n + strlen(op) + 2 >= out_size)
+            continue;
+        n += (size_t)snprintf(out + n, out_size - n, "%s%s", n ? "," : "", op);
+    }
+    onnx__model_proto__free_unpacked(m, NULL);
+    return NF_OK;
 }

@@ -1,6 +1,7 @@
 /* nodeflow — ONNX in a build without protobuf-c (the Meson feature
  * `onnx` disabled or not found): every call says so. */
 #include "engine/internal.h"
+#include "io/onnx_internal.h"
 #include "nodeflow/onnx.h"
 
 int nf_onnx_available(void) { return 0; }
@@ -23,4 +24,19 @@ nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err)
 {
     (void)path;
     return unavailable(out, err);
+}
+
+nf_status nf_onnx_tensor_parse(const void *data, size_t size, nf_shape *shape, float **values, nf_error *err)
+{
+    (void)data, (void)size, (void)shape;
+    *values = NULL;
+    return unavailable(NULL, err);
+}
+
+nf_status nf_onnx_op_types(const void *data, size_t size, char *out, size_t out_size, nf_error *err)
+{
+    (void)data, (void)size;
+    if (out_size)
+        out[0] = '\0';
+    return unavailable(NULL, err);
 }

@@ -388,4 +388,26 @@ expect 2 "--out in a missing directory" "$nodeflow" train "$xor" --data "$xor_da
 expect 2 "--checkpoint in a missing directory" "$nodeflow" train "$xor" --data "$xor_data" --epochs 1 \
     --checkpoint "$work/missing/w.ckpt" --quiet
 
+# ONNX (a build that reads it): infer runs a .onnx directly; import writes a
+# model file and weights that give the same rows, and with --loss a model
+# that trains; a broken file is an input error
+if "$nodeflow" --help | grep -q "^  import"; then
+    onnx="$src/tests/fixtures/onnx/mlp.onnx"
+    printf '0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2\n-1,0,1,-1,0,1,-1,0,1,-1,0,1\n' > "$work/x12.csv"
+    expect 0 "infer a .onnx" "$nodeflow" infer "$onnx" --input "$work/x12.csv"
+    cp "$work/out" "$work/onnx_rows.txt"
+    expect 0 "import a .onnx" "$nodeflow" import "$onnx" -o "$work/mlp.nfg" --weights-out "$work/mlp.st"
+    expect 0 "infer the imported model" "$nodeflow" infer "$work/mlp.nfg" --weights "$work/mlp.st" --input "$work/x12.csv"
+    if cmp -s "$work/out" "$work/onnx_rows.txt"; then ok; else bad "imported rows differ from the .onnx's"; fi
+    expect 0 "check a .onnx" "$nodeflow" check "$src/tests/fixtures/onnx/lenet_bn.onnx"
+    contains "$work/out" "c1_Conv" "ONNX's node names kept"
+    expect 0 "import with a loss" "$nodeflow" import "$src/tests/fixtures/onnx/lenet_bn.onnx" -o "$work/lenet.nfg" \
+        --weights-out "$work/lenet.st" --loss cross_entropy
+    expect 0 "fine-tune the imported model" "$nodeflow" train "$work/lenet.nfg" --init "$work/lenet.st" \
+        --data fashion-mnist:test --steps 3 --set batch=16 --quiet --out "$work/lenet_tuned.st"
+    printf 'not a model' > "$work/bad.onnx"
+    expect 2 "a broken .onnx" "$nodeflow" infer "$work/bad.onnx" --input "$work/x12.csv"
+    contains "$work/err" "not an ONNX model" "the broken file's error"
+fi
+
 finish_checks cli
