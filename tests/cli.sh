@@ -391,7 +391,7 @@ expect 2 "--checkpoint in a missing directory" "$nodeflow" train "$xor" --data "
 # ONNX (a build that reads it): infer runs a .onnx directly; import writes a
 # model file and weights that give the same rows, and with --loss a model
 # that trains; a broken file is an input error
-if "$nodeflow" --help | grep -q "^  import"; then
+if "$nodeflow" check "$src/tests/fixtures/onnx/mlp.onnx" >/dev/null 2>&1; then
     onnx="$src/tests/fixtures/onnx/mlp.onnx"
     printf '0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2\n-1,0,1,-1,0,1,-1,0,1,-1,0,1\n' > "$work/x12.csv"
     expect 0 "infer a .onnx" "$nodeflow" infer "$onnx" --input "$work/x12.csv"
