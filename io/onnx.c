@@ -26,10 +26,18 @@ enum { MAX_DIMS = 8 };
 /* In a constant that holds a shape: the batch size, unknown at import. */
 #define BATCH_DIM INT64_MIN
 
-/* An ONNX value: computed per sample by a node, or a constant. */
+/* An ONNX value: computed per sample by a node, or a constant. A node's
+ * ONNX tensor is its per-sample shape with the batch axis inserted at
+ * batch_axis: 0 but where a Transpose moved it (the time-major tensors
+ * around LSTM and GRU). A constant of zeros whose shape holds the batch
+ * size (ConstantOfShape of a Shape, PyTorch's initial states) is
+ * `zeros`, with the batch's place in zeros_batch_axis (dims[] 1 there). */
 typedef struct {
     const char *name;          /* the model's own string */
     nf_node *node;             /* NULL: a constant */
+    const char *unusable;      /* an output that cannot be used, and why (LSTM's final states) */
+    int batch_axis;
+    int zeros, zeros_batch_axis;
     int rank;                  /* a constant's shape */
     int64_t dims[MAX_DIMS];
     int64_t count;
@@ -128,17 +136,34 @@ static value *input(importer *im, int i)
     value *v = find(im, im->at->input[i]);
     if (!v)
         fail(im, "input '%s' is not defined before it is used", im->at->input[i]);
+    else if (v->unusable) {
+        fail(im, "input '%s' is %s", v->name, v->unusable);
+        return NULL;
+    }
     return v;
 }
 
 static int has_input(const importer *im, int i) { return (size_t)i < im->at->n_input && *im->at->input[i]; }
 
-static value *node_input(importer *im, int i)
+/* Input i as a node, its batch axis anywhere. */
+static value *any_input(importer *im, int i)
 {
     value *v = input(im, i);
     if (v && !v->node) {
         fail(im, "input '%s' is a constant where nodeflow needs values computed from the model's inputs",
              v->name);
+        return NULL;
+    }
+    return v;
+}
+
+/* Input i as a node whose first axis is the batch. */
+static value *node_input(importer *im, int i)
+{
+    value *v = any_input(im, i);
+    if (v && v->batch_axis != 0) {
+        fail(im, "input '%s' has the batch at axis %d (after a Transpose); this operator needs it first", v->name,
+             v->batch_axis);
         return NULL;
     }
     return v;
@@ -151,20 +176,28 @@ static value *const_input(importer *im, int i)
         fail(im, "input '%s' must be a constant (an initializer or Constant) to map", v->name);
         return NULL;
     }
+    if (v && v->zeros) {
+        fail(im, "input '%s' is zeros of a shape that depends on the batch size: it maps only as an initial "
+             "state of LSTM or GRU", v->name);
+        return NULL;
+    }
     return v;
 }
 
-/* Defines output 0 as `node`. */
-static nf_status define_node(importer *im, nf_node *node)
+/* Defines output `k` as `node`, its ONNX batch axis at batch_axis. */
+static nf_status define_output(importer *im, int k, nf_node *node, int batch_axis)
 {
     if (!node)
         return nf_graph_status(im->g, im->err);
-    value *v = im->at->n_output ? define(im, im->at->output[0]) : NULL;
+    value *v = im->at->n_output > (size_t)k ? define(im, im->at->output[k]) : NULL;
     if (!v)
-        return im->at->n_output ? im->err->code : fail(im, "it has no output");
+        return im->at->n_output > (size_t)k ? im->err->code : fail(im, "it has no output %d", k + 1);
     v->node = node;
+    v->batch_axis = batch_axis;
     return NF_OK;
 }
+
+static nf_status define_node(importer *im, nf_node *node) { return define_output(im, 0, node, 0); }
 
 /* A constant value: count elements of shape dims (float or int64). */
 static nf_status make_const(importer *im, value *v, int rank, const int64_t *dims, int is_int)
@@ -332,9 +365,7 @@ static void node_name(importer *im, const char *onnx, char *out)
 {
     char base[NF_NAME_MAX - 8];
     size_t n = 0;
-    if (onnx && (onnx[0] >= '0' && onnx[0] <= '9'))
-        base[n++] = '_';
-    for (const char *c = onnx ? onnx : ""; *c && n + 1 < sizeof base; c++) {
+    for (const char *c = onnx ? onnx : ""; *c && n + 2 < sizeof base; c++) {
         int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
         if (ok || (n > 0 && base[n - 1] != '_'))
             base[n++] = ok ? *c : '_';
@@ -342,6 +373,10 @@ static void node_name(importer *im, const char *onnx, char *out)
     while (n > 1 && base[n - 1] == '_')
         n--;
     base[n] = '\0';
+    if (base[0] >= '0' && base[0] <= '9') { /* ("/0/Conv": a name starts with a letter or '_') */
+        memmove(base + 1, base, n + 1);
+        base[0] = '_';
+    }
     if (n == 0 || (n == 1 && base[0] == '_'))
         snprintf(base, sizeof base, "%s", "node");
     snprintf(out, NF_NAME_MAX, "%s", base);
@@ -413,6 +448,25 @@ static nf_status shape_text(const nf_shape *s, char *out, size_t size)
     return n < size ? NF_OK : NF_ERR_INVALID_ARGUMENT;
 }
 
+/* A node reshaped to per-sample shape `to` (the same node when it has
+ * that shape already). */
+static nf_status reshaped(importer *im, nf_node *x, const nf_shape *to, const char *suffix, nf_node **out)
+{
+    nf_shape s;
+    nf_status st = shape_of(im, x, &s);
+    if (st != NF_OK)
+        return st;
+    if (s.rank == to->rank && !memcmp(s.dim, to->dim, (size_t)s.rank * sizeof s.dim[0])) {
+        *out = x;
+        return NF_OK;
+    }
+    char text[160];
+    if (shape_text(to, text, sizeof text) != NF_OK)
+        return fail(im, "a shape too long to write");
+    *out = add(im, "reshape", 1, &x, suffix);
+    return set(im, *out, "shape", "%s", to->rank ? text : "1");
+}
+
 /* ---- the operators ------------------------------------------------------- */
 
 typedef nf_status (*mapper)(importer *im);
@@ -435,9 +489,11 @@ static nf_status map_identity(importer *im)
         return im->err->code;
     if (x->node) {
         y->node = x->node;
+        y->batch_axis = x->batch_axis;
         return NF_OK;
     }
     nf_status st = make_const(im, y, x->rank, x->dims, x->is_int);
+    y->zeros = x->zeros, y->zeros_batch_axis = x->zeros_batch_axis;
     if (st == NF_OK)
         memcpy(x->is_int ? (void *)y->i : (void *)y->f, x->is_int ? (void *)x->i : (void *)x->f,
                (size_t)x->count * (x->is_int ? sizeof(int64_t) : sizeof(float)));
@@ -460,14 +516,14 @@ static nf_status map_activation(importer *im)
             continue;
         const char *known[] = {table[k].onnx_attr, NULL};
         nf_status st = refuse_attrs(im, known);
-        value *x = st == NF_OK ? node_input(im, 0) : NULL;
+        value *x = st == NF_OK ? any_input(im, 0) : NULL;
         if (!x)
             return st != NF_OK ? st : im->err->code;
         nf_node *y = add(im, table[k].op, 1, &x->node, NULL);
         if (table[k].attr && (st = set(im, y, table[k].attr, "%.9g", attr_float(im, table[k].onnx_attr,
                                                                                    table[k].fallback))) != NF_OK)
             return st;
-        return define_node(im, y);
+        return define_output(im, 0, y, x->batch_axis);
     }
     return fail(im, "not an activation");
 }
@@ -647,6 +703,8 @@ static nf_status map_binary(importer *im)
     }
     const char *nf_op = !strcmp(op, "Add") ? "add" : !strcmp(op, "Sub") ? "sub" : !strcmp(op, "Mul") ? "mul" : NULL;
     nf_status st;
+    if (!b->node && b->zeros)
+        return fail(im, "zeros of a shape that depends on the batch size");
     if (!b->node && b->count == 1 && (!strcmp(op, "Mul") || !strcmp(op, "Div"))) {
         double k = const_at(b, 0);
         if (!strcmp(op, "Div") && k == 0)
@@ -654,18 +712,22 @@ static nf_status map_binary(importer *im)
         nf_node *y = add(im, "scale", 1, &a->node, NULL);
         if ((st = set(im, y, "factor", "%.17g", !strcmp(op, "Div") ? 1.0 / k : k)) != NF_OK)
             return st;
-        return define_node(im, y);
+        return define_output(im, 0, y, a->batch_axis);
     }
     if (!nf_op)
         return fail(im, "%s maps only with a constant scalar divisor", op);
     nf_node *other = b->node;
+    if (other && a->batch_axis != b->batch_axis)
+        return fail(im, "the operands have their batch at different axes (%d and %d)", a->batch_axis, b->batch_axis);
     if (!other) {
         nf_shape s;
+        if (a->batch_axis != 0)
+            return fail(im, "a constant operand with the batch at axis %d (after a Transpose)", a->batch_axis);
         if ((st = shape_of(im, a->node, &s)) != NF_OK || (st = constant_like(im, b, &s, &other)) != NF_OK)
             return st;
     }
     nf_node *in[2] = {a->node, other};
-    return define_node(im, add(im, nf_op, 2, in, NULL));
+    return define_output(im, 0, add(im, nf_op, 2, in, NULL), a->batch_axis);
 }
 
 /* The spatial pads of a Conv or pool as top, left, bottom, right (auto_pad
@@ -888,14 +950,17 @@ static nf_status map_flatten(importer *im)
     return define_node(im, y);
 }
 
-/* Reshape by a constant shape whose first entry is the batch (the folded
- * size, 0 or -1); 0 copies the input's dimension (unless allowzero), -1
- * takes what is left. */
+/* Reshape by a constant shape. The batch is the entry that names it (the
+ * folded batch size, or a 0 copying the input's batch axis), else a -1
+ * when the other entries take exactly one sample; the axes before it
+ * must hold as many values as those before the input's batch axis, so
+ * that each sample keeps its values in order. Other 0s copy the input's
+ * axis (unless allowzero), another -1 takes what is left. */
 static nf_status map_reshape(importer *im)
 {
     static const char *const known[] = {"allowzero", NULL};
     nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    value *x = st == NF_OK ? any_input(im, 0) : NULL;
     value *shape = x ? const_input(im, 1) : NULL;
     if (!shape)
         return st != NF_OK ? st : im->err->code;
@@ -904,47 +969,59 @@ static nf_status map_reshape(importer *im)
     nf_shape s;
     if ((st = shape_of(im, x->node, &s)) != NF_OK)
         return st;
-    int allowzero = attr_int(im, "allowzero", 0) != 0;
-    int64_t first = shape->i[0];
-    int64_t total = nf_shape_size(&s), known_size = 1;
-    nf_shape out = {(int)shape->count - 1, {0}};
-    int infer = -1;
-    if (!(first == BATCH_DIM || (first == 0 && !allowzero) || first == -1))
-        return fail(im, "the new first axis (%lld) must stay the batch", (long long)first);
-    for (int k = 1; k < shape->count; k++) {
-        int64_t d = shape->i[k];
-        if (d == 0 && !allowzero) {
-            if (k - 1 >= s.rank)
+    int allowzero = attr_int(im, "allowzero", 0) != 0, n = (int)shape->count, in_rank = s.rank + 1;
+    int64_t total = nf_shape_size(&s), before_in = 1, e[NF_MAX_RANK + 1], known_size = 1;
+    for (int k = 0; k < x->batch_axis; k++)
+        before_in *= s.dim[k];
+    int batch = -1, infer = -1;
+    for (int k = 0; k < n; k++) {
+        e[k] = shape->i[k];
+        if (e[k] == 0 && !allowzero) { /* a copy of the input's axis k */
+            if (k >= in_rank)
                 return fail(im, "a 0 in the shape copies an axis the input does not have");
-            d = s.dim[k - 1];
+            e[k] = k == x->batch_axis ? BATCH_DIM : s.dim[k < x->batch_axis ? k : k - 1];
         }
-        if (d == -1) {
-            if (infer >= 0 || first == -1)
+        if (e[k] == BATCH_DIM) {
+            if (batch >= 0)
+                return fail(im, "the batch twice in the shape");
+            batch = k;
+        } else if (e[k] == -1) {
+            if (infer >= 0)
                 return fail(im, "more than one -1 in the shape");
-            infer = k - 1;
-            continue;
-        }
-        if (d < 0 || (d > 0 && known_size > INT64_MAX / d))
+            infer = k;
+        } else if (e[k] < 0 || (e[k] > 0 && known_size > INT64_MAX / e[k])) {
             return fail(im, "dimension %lld in the shape", (long long)shape->i[k]);
-        out.dim[k - 1] = d;
-        known_size *= d;
+        } else {
+            known_size *= e[k];
+        }
     }
+    if (batch < 0 && infer >= 0 && known_size == total) /* the -1 is the batch */
+        batch = infer, infer = -1;
+    if (batch < 0)
+        return fail(im, "the shape does not keep the batch axis (give it as 0, -1 or the model's batch size)");
     if (infer >= 0) {
         if (known_size == 0 || total % known_size)
             return fail(im, "-1 cannot be inferred: %lld values do not divide into %lld", (long long)total,
                         (long long)known_size);
-        out.dim[infer] = total / known_size;
+        e[infer] = total / known_size;
     } else if (known_size != total) {
         return fail(im, "%lld values per sample cannot take the shape given (%lld)", (long long)total,
                     (long long)known_size);
     }
-    char text[160];
-    if (shape_text(&out, text, sizeof text) != NF_OK)
-        return fail(im, "a shape too long to write");
-    nf_node *y = add(im, "reshape", 1, &x->node, NULL);
-    if ((st = set(im, y, "shape", "%s", out.rank ? text : "1")) != NF_OK)
+    nf_shape out = {0, {0}};
+    int64_t before_out = 1;
+    for (int k = 0; k < n; k++)
+        if (k != batch) {
+            out.dim[out.rank++] = e[k];
+            if (k < batch)
+                before_out *= e[k];
+        }
+    if (before_out != before_in)
+        return fail(im, "the reshape moves values across the batch axis");
+    nf_node *y;
+    if ((st = reshaped(im, x->node, &out, NULL, &y)) != NF_OK)
         return st;
-    return define_node(im, y);
+    return define_output(im, 0, y, batch);
 }
 
 /* ---- constants that PyTorch builds around view() -------------------------- */
@@ -978,7 +1055,7 @@ static nf_status map_constant(importer *im)
 /* Shape of a per-sample value: [batch, its dimensions]. */
 static nf_status map_shape(importer *im)
 {
-    value *x = node_input(im, 0);
+    value *x = any_input(im, 0);
     if (!x)
         return im->err->code;
     nf_shape s;
@@ -992,17 +1069,80 @@ static nf_status map_shape(importer *im)
     int64_t n = end - start;
     if (!y || (st = make_const(im, y, 1, &n, 1)) != NF_OK)
         return y ? st : im->err->code;
-    for (int64_t k = start; k < end; k++)
-        y->i[k - start] = k == 0 ? BATCH_DIM : s.dim[k - 1];
+    for (int64_t k = start; k < end; k++) {
+        int b = x->batch_axis;
+        y->i[k - start] = k == b ? BATCH_DIM : s.dim[k < b ? k : k - 1];
+    }
     return NF_OK;
 }
 
-/* Gather of a constant along `axis` by constant indices. */
+/* Gather from a 2-D constant by per-sample indices: an embedding. */
+static nf_status gather_embedding(importer *im, const value *table, const value *ids)
+{
+    if (table->rank != 2 || table->is_int || attr_int(im, "axis", 0) != 0)
+        return fail(im, "indices computed per sample map only into a 2-D float table along axis 0 (an embedding)");
+    nf_node *y = add(im, "embedding", 1, &ids->node, NULL);
+    nf_status st;
+    if ((st = set(im, y, "num", "%lld", (long long)table->dims[0])) != NF_OK ||
+        (st = set(im, y, "dim", "%lld", (long long)table->dims[1])) != NF_OK ||
+        (st = give_weight(im, y, "weight", table->f, table->count)) != NF_OK)
+        return st;
+    return define_output(im, 0, y, ids->batch_axis);
+}
+
+/* Gather from a node by a constant index along a per-sample axis: a
+ * slice of one (and the axis dropped for a scalar index). */
+static nf_status gather_from_node(importer *im, const value *x, const value *idx)
+{
+    nf_shape s;
+    nf_status st = shape_of(im, x->node, &s);
+    if (st != NF_OK)
+        return st;
+    int rank = s.rank + 1;
+    int64_t axis = attr_int(im, "axis", 0);
+    if (axis < -rank || axis >= rank)
+        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
+    axis = axis < 0 ? axis + rank : axis;
+    if (axis == x->batch_axis)
+        return fail(im, "gathering along the batch axis");
+    if (!idx->is_int || idx->count != 1 || idx->rank > 1)
+        return fail(im, "only one constant index maps when gathering from computed values");
+    int a = (int)(axis < x->batch_axis ? axis : axis - 1);
+    int64_t i = idx->i[0] < 0 ? idx->i[0] + s.dim[a] : idx->i[0];
+    if (i < 0 || i >= s.dim[a])
+        return fail(im, "index %lld is outside [0, %lld)", (long long)idx->i[0], (long long)s.dim[a]);
+    nf_node *cut = add(im, "slice", 1, &x->node, "_slice");
+    if ((st = set(im, cut, "axis", "%d", a)) != NF_OK || (st = set(im, cut, "start", "%lld", (long long)i)) != NF_OK ||
+        (st = set(im, cut, "end", "%lld", (long long)(i + 1))) != NF_OK)
+        return st;
+    if (idx->rank == 1)
+        return define_output(im, 0, cut, x->batch_axis);
+    nf_shape to = {0, {0}};
+    for (int k = 0; k < s.rank; k++)
+        if (k != a)
+            to.dim[to.rank++] = s.dim[k];
+    nf_node *y;
+    if ((st = reshaped(im, cut, &to, NULL, &y)) != NF_OK)
+        return st;
+    return define_output(im, 0, y, a < x->batch_axis ? x->batch_axis - 1 : x->batch_axis);
+}
+
+/* Gather: of constants, folded; an embedding; or one index of a node. */
 static nf_status map_gather(importer *im)
 {
-    value *data = const_input(im, 0), *idx = data ? const_input(im, 1) : NULL;
+    static const char *const known[] = {"axis", NULL};
+    nf_status known_st = refuse_attrs(im, known);
+    value *data = known_st == NF_OK ? input(im, 0) : NULL, *idx = data ? input(im, 1) : NULL;
     if (!idx)
-        return im->err->code;
+        return known_st != NF_OK ? known_st : im->err->code;
+    if (data->zeros || idx->zeros)
+        return fail(im, "zeros of a shape that depends on the batch size");
+    if (!data->node && idx->node)
+        return gather_embedding(im, data, idx);
+    if (data->node && !idx->node)
+        return gather_from_node(im, data, idx);
+    if (data->node)
+        return fail(im, "both operands are computed per sample");
     if (!idx->is_int)
         return fail(im, "the indices must be integers");
     int64_t axis = attr_int(im, "axis", 0);
@@ -1039,14 +1179,67 @@ static nf_status map_gather(importer *im)
     return st;
 }
 
+/* Squeeze and Unsqueeze of a node: the unit axes go or come (a reshape);
+ * the batch axis stays, moved by the axes before it. */
+static nf_status squeeze_node(importer *im, value *x, const int64_t *axes, int n, int un)
+{
+    nf_shape s;
+    nf_status st = shape_of(im, x->node, &s);
+    if (st != NF_OK)
+        return st;
+    int in_rank = s.rank + 1, rank = un ? in_rank + n : in_rank;
+    int64_t full[NF_MAX_RANK + 2];
+    for (int k = 0, j = 0; k < in_rank; k++)
+        full[k] = k == x->batch_axis ? -1 : s.dim[j++];
+    int marked[NF_MAX_RANK + 2] = {0};
+    if (rank > NF_MAX_RANK + 1)
+        return fail(im, "the result would have more than %d axes", NF_MAX_RANK + 1);
+    for (int k = 0; k < n; k++) {
+        int64_t a = axes[k] < 0 ? axes[k] + rank : axes[k];
+        if (a < 0 || a >= rank || marked[a])
+            return fail(im, "axis %lld is outside the result or repeated", (long long)axes[k]);
+        marked[a] = 1;
+    }
+    int64_t out[NF_MAX_RANK + 2];
+    int r = 0;
+    if (un) {
+        for (int k = 0, from = 0; k < rank; k++)
+            out[r++] = marked[k] ? 1 : full[from++];
+    } else {
+        for (int k = 0; k < in_rank; k++) {
+            int drop = n ? marked[k] : full[k] == 1;
+            if (drop && full[k] != 1)
+                return fail(im, "axis %d is %s, not of size 1", k, full[k] == -1 ? "the batch" : "longer");
+            if (!drop)
+                out[r++] = full[k];
+        }
+    }
+    nf_shape to = {0, {0}};
+    int batch = -1;
+    for (int k = 0; k < r; k++) {
+        if (out[k] == -1)
+            batch = k;
+        else
+            to.dim[to.rank++] = out[k];
+    }
+    if (to.rank > NF_MAX_RANK)
+        return fail(im, "more than %d axes per sample", NF_MAX_RANK);
+    nf_node *y;
+    if ((st = reshaped(im, x->node, &to, NULL, &y)) != NF_OK)
+        return st;
+    return define_output(im, 0, y, batch);
+}
+
 /* Unsqueeze and Squeeze of a constant (axes an attribute before opset
  * 13, an input from it). */
 static nf_status map_squeeze(importer *im)
 {
     int un = !strcmp(im->at->op_type, "Unsqueeze");
-    value *x = const_input(im, 0);
+    value *x = input(im, 0);
     if (!x)
         return im->err->code;
+    if (x->zeros)
+        return fail(im, "zeros of a shape that depends on the batch size");
     int64_t axes[MAX_DIMS];
     int n = 0;
     nf_status st = NF_OK;
@@ -1063,6 +1256,8 @@ static nf_status map_squeeze(importer *im)
     }
     if (st != NF_OK)
         return st;
+    if (x->node)
+        return squeeze_node(im, x, axes, n, un);
     int rank = un ? x->rank + n : x->rank;
     if (rank > MAX_DIMS)
         return fail(im, "the result would have more than %d axes", MAX_DIMS);
@@ -1153,12 +1348,13 @@ static nf_status map_concat(importer *im)
     return st;
 }
 
-/* Transpose of a per-sample value that keeps the batch axis first. */
+/* Transpose: the batch axis goes where perm puts it; the other axes are
+ * permuted per sample (nothing to do when their order stays). */
 static nf_status map_transpose(importer *im)
 {
     static const char *const known[] = {"perm", NULL};
     nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? node_input(im, 0) : NULL;
+    value *x = st == NF_OK ? any_input(im, 0) : NULL;
     if (!x)
         return st != NF_OK ? st : im->err->code;
     nf_shape s;
@@ -1168,23 +1364,378 @@ static nf_status map_transpose(importer *im)
     int rank = s.rank + 1, n = attr_ints(im, "perm", perm, NF_MAX_RANK + 1, &st);
     if (st != NF_OK)
         return st;
-    if (n == 0) /* the default reverses every axis, the batch's too */
-        return fail(im, "without perm it would move the batch axis");
-    if (n != rank || perm[0] != 0)
-        return fail(im, "perm must keep axis 0 (the batch) first and name all %d axes", rank);
-    char text[64];
-    int len = 0;
-    int seen[NF_MAX_RANK + 1] = {0};
-    for (int k = 1; k < n; k++) {
-        if (perm[k] < 1 || perm[k] >= rank || seen[perm[k]])
+    if (n == 0) /* the default reverses the axes */
+        for (n = 0; n < rank; n++)
+            perm[n] = rank - 1 - n;
+    if (n != rank)
+        return fail(im, "perm names %d axes of a tensor of rank %d", n, rank);
+    int seen[NF_MAX_RANK + 1] = {0}, batch = -1, order[NF_MAX_RANK], m = 0, moved = 0;
+    for (int k = 0; k < n; k++) {
+        if (perm[k] < 0 || perm[k] >= rank || seen[perm[k]])
             return fail(im, "perm is not a permutation of the axes");
         seen[perm[k]] = 1;
-        len += snprintf(text + len, sizeof text - (size_t)len, "%s%lld", k > 1 ? "," : "", (long long)(perm[k] - 1));
+        if (perm[k] == x->batch_axis) {
+            batch = k;
+            continue;
+        }
+        /* the per-sample axis of ONNX axis perm[k] */
+        order[m] = (int)(perm[k] < x->batch_axis ? perm[k] : perm[k] - 1);
+        moved |= order[m] != m;
+        m++;
     }
+    if (!moved)
+        return define_output(im, 0, x->node, batch);
+    char text[64];
+    int len = 0;
+    for (int k = 0; k < m; k++)
+        len += snprintf(text + len, sizeof text - (size_t)len, "%s%d", k ? "," : "", order[k]);
     nf_node *y = add(im, "permute", 1, &x->node, NULL);
-    if ((st = set(im, y, "order", "%s", n > 1 ? text : "0")) != NF_OK)
+    if ((st = set(im, y, "order", "%s", text)) != NF_OK)
         return st;
-    return define_node(im, y);
+    return define_output(im, 0, y, batch);
+}
+
+/* The gate blocks of an ONNX weight in PyTorch's order: LSTM's i o f c
+ * become i f g o, GRU's z r h become r z n. */
+static void reorder_gates(const float *onnx, float *torch, int lstm, int64_t block)
+{
+    static const int lstm_from[4] = {0, 2, 3, 1}, gru_from[3] = {1, 0, 2};
+    int gates = lstm ? 4 : 3;
+    for (int g = 0; g < gates; g++)
+        memcpy(torch + g * block, onnx + (lstm ? lstm_from[g] : gru_from[g]) * block, (size_t)block * sizeof(float));
+}
+
+/* One of W [D, G H, F], R [D, G H, H] or B [D, 2 G H] for direction d
+ * (B: its W half or R half) as parameter `name` in PyTorch's gate order. */
+static nf_status recurrent_weight(importer *im, const nf_node *node, const char *name, const value *w, int d,
+                                  int half, int lstm, int64_t gh)
+{
+    int64_t per = w->count / w->dims[0], part = half >= 0 ? per / 2 : per;
+    float *data = malloc((size_t)part * sizeof(float));
+    if (!data)
+        return no_memory(im);
+    reorder_gates(w->f + d * per + (half > 0 ? part : 0), data, lstm, part / (lstm ? 4 : 3));
+    (void)gh;
+    nf_status st = give_weight(im, node, name, data, part);
+    free(data);
+    return st;
+}
+
+/* LSTM and GRU (one layer each, forward or bidirectional): an lstm or gru
+ * node over the per-sample [T, F], its weights reordered to PyTorch's
+ * gates. Y, ONNX's [T, D, N, H] (layout 0) or [N, T, D, H] (layout 1),
+ * is the node's [T, D H] seen as [T, D, H]. Initial states must be absent
+ * or zeros; Y_h and Y_c must be unused; sequence_lens absent; the default
+ * activations; GRU with linear_before_reset = 1 (PyTorch's). */
+static nf_status map_recurrent(importer *im)
+{
+    int lstm = !strcmp(im->at->op_type, "LSTM");
+    static const char *const known[] = {"activations", "direction", "hidden_size", "layout", "linear_before_reset",
+                                        "activation_alpha", "activation_beta", "clip", "input_forget", NULL};
+    nf_status st = refuse_attrs(im, known);
+    if (st != NF_OK)
+        return st;
+    if (attribute(im, "activations") || attribute(im, "activation_alpha") || attribute(im, "activation_beta") ||
+        attribute(im, "clip") || attr_int(im, "input_forget", 0))
+        return fail(im, "activations, clip and input_forget other than the defaults are not supported");
+    if (!lstm && attr_int(im, "linear_before_reset", 0) != 1)
+        return fail(im, "linear_before_reset = 0 is not supported (PyTorch's GRU, which nodeflow's is, has 1)");
+    const Onnx__AttributeProto *dir = attribute(im, "direction");
+    int bidirectional = 0;
+    if (dir && dir->has_s) {
+        if (dir->s.len == 13 && !memcmp(dir->s.data, "bidirectional", 13))
+            bidirectional = 1;
+        else if (!(dir->s.len == 7 && !memcmp(dir->s.data, "forward", 7)))
+            return fail(im, "direction '%.*s' is not supported (forward and bidirectional are)",
+                        (int)(dir->s.len < 20 ? dir->s.len : 20), (const char *)dir->s.data);
+    }
+    int layout = (int)attr_int(im, "layout", 0), dirs = bidirectional ? 2 : 1;
+    int64_t h = attr_int(im, "hidden_size", 0), gates = lstm ? 4 : 3;
+    value *x = any_input(im, 0), *w = x ? const_input(im, 1) : NULL, *r = w ? const_input(im, 2) : NULL;
+    value *b = r && has_input(im, 3) ? const_input(im, 3) : NULL;
+    if (!r || (has_input(im, 3) && !b))
+        return im->err->code;
+    if (has_input(im, 4))
+        return fail(im, "sequence_lens is not supported");
+    for (int k = 5; k < (lstm ? 8 : 6); k++)
+        if (has_input(im, k)) {
+            value *init = input(im, k);
+            if (!init)
+                return im->err->code;
+            if (!init->zeros && !(!init->node && init->count > 0 && init->f)) /* zeros, known or batch-sized */
+                return fail(im, "input %d: only zero initial states are supported", k + 1);
+            for (int64_t e = 0; !init->zeros && e < init->count; e++)
+                if (init->f[e] != 0)
+                    return fail(im, "input %d: only zero initial states are supported", k + 1);
+        }
+    for (size_t k = 1; k < im->at->n_output; k++) { /* named, but nothing may use them */
+        value *unused = *im->at->output[k] ? define(im, im->at->output[k]) : NULL;
+        if (*im->at->output[k] && !unused)
+            return im->err->code;
+        if (unused)
+            unused->unusable = "a final state of LSTM or GRU, which is not supported";
+    }
+    if (x->batch_axis != (layout ? 0 : 1))
+        return fail(im, "X has the batch at axis %d; layout %d needs it at %d", x->batch_axis, layout, layout ? 0 : 1);
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    if (s.rank != 2 || h < 1 || w->rank != 3 || r->rank != 3 || w->dims[0] != dirs || w->dims[1] != gates * h ||
+        w->dims[2] != s.dim[1] || r->dims[0] != dirs || r->dims[1] != gates * h || r->dims[2] != h ||
+        (b && (b->rank != 2 || b->dims[0] != dirs || b->dims[1] != 2 * gates * h)) || w->is_int || r->is_int ||
+        (b && b->is_int))
+        return fail(im, "X, W, R or B does not have the shape hidden_size %lld and direction ask for", (long long)h);
+    nf_node *y = add(im, lstm ? "lstm" : "gru", 1, &x->node, NULL);
+    if ((st = set(im, y, "hidden", "%lld", (long long)h)) != NF_OK ||
+        (st = set(im, y, "bidirectional", "%s", bidirectional ? "true" : "false")) != NF_OK ||
+        (st = set(im, y, "bias", "true")) != NF_OK)
+        return st;
+    for (int d = 0; d < dirs; d++) {
+        char name[48];
+        const char *suffix = d ? "_reverse" : "";
+        snprintf(name, sizeof name, "weight_ih_l0%s", suffix);
+        if ((st = recurrent_weight(im, y, name, w, d, -1, lstm, gates * h)) != NF_OK)
+            return st;
+        snprintf(name, sizeof name, "weight_hh_l0%s", suffix);
+        if ((st = recurrent_weight(im, y, name, r, d, -1, lstm, gates * h)) != NF_OK)
+            return st;
+        for (int half = 0; half < 2; half++) {
+            snprintf(name, sizeof name, "bias_%s_l0%s", half ? "hh" : "ih", suffix);
+            if (b)
+                st = recurrent_weight(im, y, name, b, d, half, lstm, gates * h);
+            else { /* no B: zero biases */
+                float *zeros = calloc((size_t)(gates * h), sizeof(float));
+                st = zeros ? give_weight(im, y, name, zeros, gates * h) : no_memory(im);
+                free(zeros);
+            }
+            if (st != NF_OK)
+                return st;
+        }
+    }
+    nf_shape tdh = {3, {s.dim[0], dirs, h}};
+    nf_node *out;
+    if ((st = reshaped(im, y, &tdh, "_dirs", &out)) != NF_OK)
+        return st;
+    return define_output(im, 0, out, layout ? 0 : 2);
+}
+
+/* ConstantOfShape: a constant, or zeros whose shape holds the batch size
+ * (the initial states PyTorch builds for LSTM and GRU). */
+static nf_status map_constant_of_shape(importer *im)
+{
+    value *shape = input(im, 0);
+    if (!shape)
+        return im->err->code;
+    if (shape->node || shape->zeros || !shape->is_int || shape->rank != 1 || shape->count > MAX_DIMS)
+        return fail(im, "the shape must be a constant of at most %d integers", MAX_DIMS);
+    const Onnx__AttributeProto *a = attribute(im, "value");
+    value fill = {0};
+    double v = 0;
+    int is_int = 0;
+    if (a && a->t) {
+        nf_status st = read_tensor(im, a->t, &fill);
+        if (st == NF_OK && fill.count != 1)
+            st = fail(im, "value must hold one element");
+        if (st == NF_OK)
+            v = const_at(&fill, 0), is_int = fill.is_int;
+        free(fill.f);
+        free(fill.i);
+        if (st != NF_OK)
+            return st;
+    }
+    int64_t dims[MAX_DIMS];
+    int batch = -1;
+    for (int k = 0; k < shape->count; k++) {
+        dims[k] = shape->i[k];
+        if (dims[k] == BATCH_DIM) {
+            if (batch >= 0)
+                return fail(im, "the batch size twice in the shape");
+            batch = k, dims[k] = 1;
+        }
+    }
+    if (batch >= 0 && v != 0)
+        return fail(im, "a constant other than 0 of a shape that depends on the batch size");
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, (int)shape->count, dims, is_int) : im->err->code;
+    for (int64_t k = 0; st == NF_OK && k < y->count; k++)
+        if (is_int)
+            y->i[k] = (int64_t)v;
+        else
+            y->f[k] = (float)v;
+    if (st == NF_OK && batch >= 0)
+        y->zeros = 1, y->zeros_batch_axis = batch;
+    return st;
+}
+
+/* Expand of a constant to a constant shape (numpy broadcasting): folded,
+ * or zeros when the shape holds the batch size. */
+static nf_status map_expand(importer *im)
+{
+    value *x = input(im, 0), *shape = x ? const_input(im, 1) : NULL;
+    if (!shape)
+        return im->err->code;
+    if (x->node || x->zeros)
+        return fail(im, "only a constant maps (Expand of computed values is not supported)");
+    if (!shape->is_int || shape->rank != 1 || shape->count > MAX_DIMS || x->rank > MAX_DIMS)
+        return fail(im, "the shape must be a constant of at most %d integers", MAX_DIMS);
+    int rank = (int)(shape->count > x->rank ? shape->count : x->rank), batch = -1, all_zero = 1;
+    for (int64_t e = 0; e < x->count && all_zero; e++)
+        all_zero = const_at(x, e) == 0;
+    int64_t dims[MAX_DIMS];
+    for (int k = 0; k < rank; k++) { /* right-aligned */
+        int ks = k - (rank - (int)shape->count), kx = k - (rank - x->rank);
+        int64_t want = ks >= 0 ? shape->i[ks] : 1, have = kx >= 0 ? x->dims[kx] : 1;
+        if (want == BATCH_DIM) { /* (zeros of the export's batch size are zeros of any) */
+            if ((have != 1 && !all_zero) || batch >= 0 || !all_zero)
+                return fail(im, "a constant other than 0 expanded to the batch size");
+            batch = k, want = have = 1;
+        }
+        if (want < 0 || (have != 1 && want != 1 && want != have))
+            return fail(im, "dimension %lld does not broadcast to %lld", (long long)have, (long long)want);
+        dims[k] = have != 1 ? have : want;
+    }
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, rank, dims, x->is_int) : im->err->code;
+    for (int64_t e = 0; st == NF_OK && batch < 0 && e < y->count; e++) {
+        int64_t rest = e, at = 0, stride = 1;
+        for (int k = rank - 1; k >= 0; k--) {
+            int64_t i = rest % dims[k];
+            rest /= dims[k];
+            int kx = k - (rank - x->rank);
+            if (kx >= 0) {
+                at += (x->dims[kx] == 1 ? 0 : i) * stride;
+                stride *= x->dims[kx];
+            }
+        }
+        if (x->is_int)
+            y->i[e] = x->i[at];
+        else
+            y->f[e] = x->f[at];
+    }
+    if (st == NF_OK && batch >= 0)
+        y->zeros = 1, y->zeros_batch_axis = batch;
+    return st;
+}
+
+/* The bounds of a Slice along one axis of size n: [*from, *to) by step
+ * (ONNX clamps them; a negative step walks back). */
+static void slice_bounds(int64_t start, int64_t end, int64_t step, int64_t n, int64_t *from, int64_t *to)
+{
+    start = start < 0 ? start + n : start;
+    end = end < 0 ? end + n : end;
+    if (step > 0) {
+        *from = start < 0 ? 0 : start > n ? n : start;
+        *to = end < 0 ? 0 : end > n ? n : end;
+    } else {
+        *from = start < 0 ? -1 : start > n - 1 ? n - 1 : start;
+        *to = end < -1 ? -1 : end > n - 1 ? n - 1 : end;
+    }
+}
+
+/* Slice (starts, ends, axes, steps as constant inputs, or attributes
+ * before opset 10): of a constant, or of zeros along axes other than the
+ * batch's, folded; of a node, along per-sample axes with step 1. */
+static nf_status map_slice(importer *im)
+{
+    value *x = input(im, 0);
+    if (!x)
+        return im->err->code;
+    int64_t starts[MAX_DIMS], ends[MAX_DIMS], axes[MAX_DIMS], steps[MAX_DIMS];
+    int n = 0, n_axes = 0, n_steps = 0;
+    nf_status st = NF_OK;
+    if (im->opset < 10) {
+        n = attr_ints(im, "starts", starts, MAX_DIMS, &st);
+        if (st == NF_OK && attr_ints(im, "ends", ends, MAX_DIMS, &st) != n && st == NF_OK)
+            return fail(im, "starts and ends differ in length");
+        if (st == NF_OK)
+            n_axes = attr_ints(im, "axes", axes, MAX_DIMS, &st);
+    } else {
+        int64_t *lists[4] = {starts, ends, axes, steps};
+        int counts[4] = {0, 0, 0, 0};
+        for (int k = 0; k < 4 && st == NF_OK; k++) {
+            if (!has_input(im, k + 1)) {
+                if (k < 2)
+                    return fail(im, "starts and ends are required");
+                continue;
+            }
+            value *c = const_input(im, k + 1);
+            if (!c)
+                return im->err->code;
+            if (!c->is_int || c->rank != 1 || c->count > MAX_DIMS)
+                return fail(im, "input %d must be at most %d integers", k + 2, MAX_DIMS);
+            counts[k] = (int)c->count;
+            memcpy(lists[k], c->i, (size_t)c->count * sizeof(int64_t));
+        }
+        n = counts[0], n_axes = counts[2], n_steps = counts[3];
+        if (counts[1] != n || (n_axes && n_axes != n) || (n_steps && n_steps != n))
+            return fail(im, "starts, ends, axes and steps differ in length");
+    }
+    if (st != NF_OK)
+        return st;
+    int rank = x->node ? 0 : x->rank;
+    nf_shape s = {0, {0}};
+    if (x->node) {
+        if ((st = shape_of(im, x->node, &s)) != NF_OK)
+            return st;
+        rank = s.rank + 1;
+    }
+    int64_t dims[MAX_DIMS], from[MAX_DIMS], step[MAX_DIMS];
+    for (int k = 0; k < rank; k++) { /* the whole axis unless sliced */
+        dims[k] = x->node ? (k == x->batch_axis ? -1 : s.dim[k < x->batch_axis ? k : k - 1]) : x->dims[k];
+        from[k] = 0, step[k] = 1;
+    }
+    int64_t out[MAX_DIMS];
+    memcpy(out, dims, sizeof out);
+    for (int j = 0; j < n; j++) {
+        int64_t a = n_axes ? axes[j] : j, stp = n_steps ? steps[j] : 1;
+        a = a < 0 ? a + rank : a;
+        if (a < 0 || a >= rank || stp == 0)
+            return fail(im, "axis %lld or step %lld does not fit", (long long)(n_axes ? axes[j] : j), (long long)stp);
+        int batch_here = x->node ? a == x->batch_axis : x->zeros && a == x->zeros_batch_axis;
+        if (batch_here) {
+            if (starts[j] != 0 || stp != 1 || ends[j] < (int64_t)1 << 31)
+                return fail(im, "slicing the batch axis");
+            continue;
+        }
+        int64_t lo, hi;
+        slice_bounds(starts[j], ends[j], stp, dims[a], &lo, &hi);
+        from[a] = lo, step[a] = stp;
+        out[a] = stp > 0 ? (hi > lo ? (hi - lo + stp - 1) / stp : 0) : (lo > hi ? (lo - hi - stp - 1) / -stp : 0);
+    }
+    if (x->node) { /* one slice node per cut axis */
+        nf_node *y = x->node;
+        for (int a = 0; a < rank; a++) {
+            if (a == x->batch_axis || (out[a] == dims[a] && from[a] == 0 && step[a] == 1))
+                continue;
+            if (step[a] != 1 || out[a] == 0)
+                return fail(im, "a step other than 1, or an empty slice, of computed values");
+            y = add(im, "slice", 1, &y, "_slice");
+            int pa = a < x->batch_axis ? a : a - 1;
+            if ((st = set(im, y, "axis", "%d", pa)) != NF_OK ||
+                (st = set(im, y, "start", "%lld", (long long)from[a])) != NF_OK ||
+                (st = set(im, y, "end", "%lld", (long long)(from[a] + out[a]))) != NF_OK)
+                return st;
+        }
+        return define_output(im, 0, y, x->batch_axis);
+    }
+    value *y = define(im, im->at->output[0]);
+    if (!y || (st = make_const(im, y, rank, out, x->is_int)) != NF_OK)
+        return y ? st : im->err->code;
+    y->zeros = x->zeros, y->zeros_batch_axis = x->zeros_batch_axis;
+    for (int64_t e = 0; e < y->count; e++) { /* element e of the result, from x */
+        int64_t rest = e, at = 0, stride = 1;
+        for (int a = rank - 1; a >= 0; a--) {
+            int64_t i = rest % out[a];
+            rest /= out[a];
+            at += (from[a] + i * step[a]) * stride;
+            stride *= dims[a];
+        }
+        if (x->is_int)
+            y->i[e] = x->i[at];
+        else
+            y->f[e] = x->f[at];
+    }
+    return NF_OK;
 }
 
 static const struct {
@@ -1196,23 +1747,28 @@ static const struct {
     {"BatchNormalization", map_batchnorm},
     {"Concat", map_concat},
     {"Constant", map_constant},
+    {"ConstantOfShape", map_constant_of_shape},
     {"Conv", map_conv},
     {"Div", map_binary},
     {"Dropout", map_identity},
     {"Elu", map_activation},
+    {"Expand", map_expand},
     {"Flatten", map_flatten},
     {"Gather", map_gather},
     {"Gemm", map_gemm},
     {"GlobalAveragePool", map_global_pool},
+    {"GRU", map_recurrent},
     {"Identity", map_identity},
     {"LeakyRelu", map_activation},
     {"LogSoftmax", map_softmax},
+    {"LSTM", map_recurrent},
     {"MatMul", map_matmul},
     {"MaxPool", map_pool},
     {"Mul", map_binary},
     {"Relu", map_activation},
     {"Reshape", map_reshape},
     {"Shape", map_shape},
+    {"Slice", map_slice},
     {"Sigmoid", map_activation},
     {"Softmax", map_softmax},
     {"Squeeze", map_squeeze},
@@ -1261,9 +1817,10 @@ static nf_status add_input(importer *im, const Onnx__ValueInfoProto *in)
     if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type)
         return fail(im, "input '%s' is not a tensor (sequences and maps are not supported)", name);
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
-    if (!tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        return fail(im, "input '%s' has element type %d; only float inputs are supported", name,
-                    tt->has_elem_type ? tt->elem_type : 0);
+    int type = tt->has_elem_type ? tt->elem_type : 0; /* integers (token ids) are fed as floats */
+    if (type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && type != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
+        type != ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
+        return fail(im, "input '%s' has element type %d; float, int32 and int64 inputs are supported", name, type);
     if (!tt->shape || tt->shape->n_dim < 1 || tt->shape->n_dim > NF_MAX_RANK + 1)
         return fail(im, "input '%s' needs a shape of rank 1 to %d, the first axis the batch", name, NF_MAX_RANK + 1);
     int64_t dims[NF_MAX_RANK];
@@ -1321,8 +1878,12 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
     for (size_t k = 0; st == NF_OK && k < gp->n_output; k++) {
         const char *name = gp->output[k]->name ? gp->output[k]->name : "";
         value *v = find(im, name);
-        if (!v || !v->node)
-            return fail(im, "output '%s' is %s", name, v ? "a constant" : "not computed by any node");
+        if (!v || !v->node || v->unusable)
+            return fail(im, "output '%s' is %s", name, !v ? "not computed by any node" : v->unusable ? v->unusable
+                                                                                                 : "a constant");
+        if (v->batch_axis != 0)
+            return fail(im, "output '%s' has the batch at axis %d; nodeflow's outputs have it first", name,
+                        v->batch_axis);
         char out_name[NF_NAME_MAX];
         node_name(im, name, out_name);
         if (!nf_output(im->g, out_name, v->node))

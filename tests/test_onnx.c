@@ -66,6 +66,18 @@ static void test_global_pool(void **state)
     check_export("global_pool");
 }
 
+static void test_embed_lstm(void **state)
+{
+    (void)state;
+    check_export("embed_lstm");
+}
+
+static void test_bigru(void **state)
+{
+    (void)state;
+    check_export("bigru");
+}
+
 /* The imported graph keeps ONNX's names where they are identifiers and
  * its weights in nodeflow's names: Gemm "/fc1/Gemm" becomes linear
  * "fc1_Gemm" with fc1_Gemm.weight. */
@@ -83,6 +95,60 @@ static void test_names_and_weights(void **state)
     assert_int_equal(linear, 2);
     assert_int_equal(nf_graph_param_count(g), 4);
     nf_graph_free(g);
+}
+
+/* A real model: W2 (LeNet-5) trained one epoch in PyTorch and exported
+ * (tests/fixtures/make_onnx_w2.py), on the 10,000 Fashion-MNIST test
+ * images: the same class as PyTorch for at least 9,995 of them, the
+ * accuracy within 0.05 points. */
+static void test_real_w2(void **state)
+{
+    (void)state;
+    nf_dataset *ds;
+    nf_error err;
+    if (nf_dataset_load_spec("fashion-mnist:test", &ds, &err) != NF_OK) {
+        printf("onnx w2: no Fashion-MNIST (%s): skipped\n", err.message);
+        skip();
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/w2_lenet.onnx", NF_SOURCE_DIR);
+    nf_graph *g;
+    if (nf_onnx_load(path, &g, &err) != NF_OK)
+        fail_msg("w2: %s", err.message);
+    fixture f;
+    fixture_load(&f, "onnx_w2.txt");
+    const fixture_tensor *pred = fixture_get(&f, "pred"), *acc = fixture_get(&f, "accuracy");
+    assert_int_equal(nf_shape_size(&pred->shape), ds->count);
+    enum { B = 500 };
+    nf_plan *plan;
+    assert_int_equal(nf_plan_compile(g, B, NF_PLAN_INFERENCE, &plan, &err), NF_OK);
+    nf_node *x = nf_graph_find(g, "x"), *scores = nf_graph_find(g, "scores");
+    int64_t per = nf_shape_size(&ds->x_shape), same = 0, correct = 0;
+    for (int64_t at = 0; at < ds->count; at += B) {
+        int64_t rows = ds->count - at < B ? ds->count - at : B;
+        assert_int_equal(nf_plan_set_batch(plan, rows, &err), NF_OK);
+        assert_int_equal(nf_plan_set_input(plan, x, ds->x + at * per, &err), NF_OK);
+        assert_int_equal(nf_plan_forward(plan, &err), NF_OK);
+        nf_tensor v;
+        assert_int_equal(nf_plan_value(plan, scores, &v, &err), NF_OK);
+        for (int64_t r = 0; r < rows; r++) {
+            int best = 0;
+            for (int c = 1; c < 10; c++)
+                if (v.data[r * 10 + c] > v.data[r * 10 + best])
+                    best = c;
+            same += best == (int)pred->data[at + r];
+            correct += best == (int)ds->y[at + r];
+        }
+    }
+    double accuracy = (double)correct / (double)ds->count;
+    printf("onnx w2: the same class as PyTorch for %lld of %lld test images; accuracy %.2f%% (PyTorch %.2f%%)\n",
+           (long long)same, (long long)ds->count, 100 * accuracy, 100 * acc->data[0]);
+    assert_true(same >= 9995);
+    assert_true(fabs(accuracy - acc->data[0]) <= 0.0005);
+    nf_plan_free(plan);
+    nf_graph_free(g);
+    fixture_free(&f);
+    nf_dataset_free(ds);
 }
 
 /* ---- bad files ------------------------------------------------------------ */
@@ -264,7 +330,10 @@ int main(void)
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_lenet_bn),
         cmocka_unit_test(test_global_pool),
+        cmocka_unit_test(test_embed_lstm),
+        cmocka_unit_test(test_bigru),
         cmocka_unit_test(test_names_and_weights),
+        cmocka_unit_test(test_real_w2),
         cmocka_unit_test(test_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

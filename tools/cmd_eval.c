@@ -78,7 +78,10 @@ typedef struct session {
     nf_comm *comm;   /* under mpirun: the samples are shared out, rank 0 reports */
 } session;
 
-static int open_session(const eval_options *o, session *s, int forward_only)
+/* Joins the processes, loads the model (and for eval the data, *ds), binds
+ * and compiles it. An ONNX model has no loss: eval gives it one that fits
+ * the data's labels (cross_entropy for class indices, else mse). */
+static int open_session(const eval_options *o, session *s, int forward_only, nf_dataset **ds)
 {
     nf_error err;
     memset(s, 0, sizeof *s);
@@ -88,6 +91,11 @@ static int open_session(const eval_options *o, session *s, int forward_only)
     cli_set_threads(s->comm, o->threads);
     rc = cli_load_model(o->model, &s->g, NULL);
     if (rc != EXIT_OK)
+        return rc;
+    if (ds && nf_dataset_load_spec(o->data, ds, &err) != NF_OK)
+        return cli_fail(&err);
+    if (ds && cli_is_onnx(o->model) && (rc = cli_add_loss(s->g, (*ds)->y_shape.rank == 0 ? "cross_entropy" : "mse")) !=
+                                           EXIT_OK)
         return rc;
     unsigned flags = (o->allow_extra ? NF_WEIGHTS_ALLOW_EXTRA : 0) | (o->allow_nonfinite ? NF_WEIGHTS_ALLOW_NONFINITE : 0);
     if ((o->weights && nf_weights_load(s->g, o->weights, flags, &err) != NF_OK) ||
@@ -282,9 +290,7 @@ int cmd_eval(int argc, char **argv)
     float *scores = NULL;
     int64_t size = 0;
     double loss = 0;
-    rc = open_session(&o, &s, 0);
-    if (rc == EXIT_OK && nf_dataset_load_spec(o.data, &ds, &err) != NF_OK)
-        rc = cli_fail(&err);
+    rc = open_session(&o, &s, 0, &ds);
     if (rc == EXIT_OK) {
         /* what the report is decided from the shapes: class labels and a
          * binary classifier need every score (run_all); other targets,
@@ -411,7 +417,7 @@ int cmd_infer(int argc, char **argv)
     nf_error err;
     if (o.output && nf_output_path_check(o.output, &err) != NF_OK)
         return cli_fail(&err);
-    rc = open_session(&o, &s, 1);
+    rc = open_session(&o, &s, 1, NULL);
     if (rc == EXIT_OK)
         rc = read_input(o.input, &ds);
     if (rc == EXIT_OK)

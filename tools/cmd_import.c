@@ -52,32 +52,6 @@ static int parse_options(int argc, char **argv, import_options *o)
     return EXIT_OK;
 }
 
-/* A label input and a loss on the graph's one output. */
-static int add_loss(nf_graph *g, const char *loss)
-{
-    nf_node *out = NULL;
-    int outputs = 0;
-    for (int i = 0; i < nf_graph_node_count(g); i++)
-        if (nf_node_is_output(nf_graph_node(g, i)))
-            out = nf_graph_node(g, i), outputs++;
-    nf_error err;
-    if (outputs != 1) {
-        fprintf(stderr, "nodeflow: import: --loss needs a model of one output, not %d\n", outputs);
-        return EXIT_USAGE;
-    }
-    nf_shape s;
-    if (nf_node_shape(out, &s, &err) != NF_OK)
-        return cli_fail(&err);
-    int ce = !strcmp(loss, "cross_entropy");
-    nf_node *label = nf_input(g, "label", ce ? 0 : s.rank, s.dim);
-    nf_node *in[2] = {out, label};
-    if (!label || !nf_graph_add(g, loss, "loss", 2, in) || nf_graph_validate(g, &err) != NF_OK) {
-        nf_graph_status(g, &err);
-        return cli_fail(&err);
-    }
-    return EXIT_OK;
-}
-
 int cmd_import(int argc, char **argv)
 {
     import_options o;
@@ -90,7 +64,7 @@ int cmd_import(int argc, char **argv)
         return cli_fail(&err);
     if (nf_onnx_load(o.model, &g, &err) != NF_OK)
         return cli_fail(&err);
-    if (o.loss && (rc = add_loss(g, o.loss)) != EXIT_OK) {
+    if (o.loss && (rc = cli_add_loss(g, o.loss)) != EXIT_OK) {
         nf_graph_free(g);
         return rc;
     }

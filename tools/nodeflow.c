@@ -115,6 +115,40 @@ int cli_parse_double(const char *text, double *out)
     return 1;
 }
 
+int cli_add_loss(nf_graph *g, const char *loss)
+{
+    nf_node *out = NULL;
+    int outputs = 0;
+    for (int i = 0; i < nf_graph_node_count(g); i++) {
+        if (nf_node_is_loss(nf_graph_node(g, i))) {
+            fprintf(stderr, "nodeflow: %sthe model has a loss already\n", cli_who);
+            return EXIT_USAGE;
+        }
+        if (nf_node_is_output(nf_graph_node(g, i)))
+            out = nf_graph_node(g, i), outputs++;
+    }
+    nf_error err;
+    if (outputs != 1) {
+        fprintf(stderr, "nodeflow: %sa loss needs a model of one output, not %d\n", cli_who, outputs);
+        return EXIT_USAGE;
+    }
+    nf_shape s;
+    if (nf_node_shape(out, &s, &err) != NF_OK)
+        return cli_fail(&err);
+    int ce = !strcmp(loss, "cross_entropy");
+    char label[NF_NAME_MAX] = "label", name[NF_NAME_MAX] = "loss";
+    for (int k = 2; nf_graph_find(g, label); k++) /* names the model does not use */
+        snprintf(label, sizeof label, "label_%d", k);
+    for (int k = 2; nf_graph_find(g, name); k++)
+        snprintf(name, sizeof name, "loss_%d", k);
+    nf_node *in[2] = {out, nf_input(g, label, ce ? 0 : s.rank, s.dim)};
+    if (!in[1] || !nf_graph_add(g, loss, name, 2, in)) { /* (the graph keeps the error) */
+        nf_graph_status(g, &err);
+        return cli_fail(&err);
+    }
+    return nf_graph_validate(g, &err) == NF_OK ? EXIT_OK : cli_fail(&err);
+}
+
 int cli_is_onnx(const char *path)
 {
     size_t n = strlen(path);
