@@ -78,7 +78,8 @@ static nf_status fail(importer *im, const char *fmt, ...)
     va_end(ap);
     if (im->at)
         return nf_fail(im->err, NF_ERR_FORMAT, "%s: node '%s' (%s, opset %lld): %s", im->file,
-                       im->at->name && *im->at->name ? im->at->name : "(unnamed)", im->at->op_type,
+                       im->at->name && *im->at->name ? im->at->name : "(unnamed)",
+                       im->at->op_type ? im->at->op_type : "no operator",
                        (long long)im->opset, text);
     return nf_fail(im->err, NF_ERR_FORMAT, "%s: %s", im->file, text);
 }
@@ -1783,6 +1784,10 @@ static nf_status map_node(importer *im, const Onnx__NodeProto *node)
     im->at = node;
     if (node->domain && *node->domain && strcmp(node->domain, "ai.onnx"))
         return fail(im, "operators of domain '%s' are not supported", node->domain);
+    if (!node->op_type || !*node->op_type)
+        return fail(im, "a node without an operator");
+    if (node->n_output < 1)
+        return fail(im, "it has no output");
     for (size_t k = 0; k < sizeof operators / sizeof operators[0]; k++)
         if (node->op_type && !strcmp(node->op_type, operators[k].op))
             return operators[k].map(im);

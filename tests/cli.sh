@@ -405,6 +405,9 @@ if "$nodeflow" check "$src/tests/fixtures/onnx/mlp.onnx" >/dev/null 2>&1; then
         --weights-out "$work/lenet.st" --loss cross_entropy
     expect 0 "fine-tune the imported model" "$nodeflow" train "$work/lenet.nfg" --init "$work/lenet.st" \
         --data fashion-mnist:test --steps 3 --set batch=16 --quiet --out "$work/lenet_tuned.st"
+    expect 0 "eval a .onnx (W2 trained in PyTorch)" "$nodeflow" eval "$src/tests/fixtures/onnx/w2_lenet.onnx" \
+        --data fashion-mnist:test
+    contains "$work/out" "accuracy 82.65%" "the imported W2's accuracy is PyTorch's"
     printf 'not a model' > "$work/bad.onnx"
     expect 2 "a broken .onnx" "$nodeflow" infer "$work/bad.onnx" --input "$work/x12.csv"
     contains "$work/err" "not an ONNX model" "the broken file's error"
