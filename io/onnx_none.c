@@ -40,3 +40,9 @@ nf_status nf_onnx_op_types(const void *data, size_t size, char *out, size_t out_
         out[0] = '\0';
     return unavailable(NULL, err);
 }
+
+nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
+{
+    (void)g, (void)path;
+    return unavailable(NULL, err);
+}

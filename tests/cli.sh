@@ -408,6 +408,14 @@ if "$nodeflow" check "$src/tests/fixtures/onnx/mlp.onnx" >/dev/null 2>&1; then
     expect 0 "eval a .onnx (W2 trained in PyTorch)" "$nodeflow" eval "$src/tests/fixtures/onnx/w2_lenet.onnx" \
         --data fashion-mnist:test
     contains "$work/out" "accuracy 82.65%" "the imported W2's accuracy is PyTorch's"
+    expect 0 "export the imported model" "$nodeflow" export "$work/mlp.nfg" --weights "$work/mlp.st" -o "$work/again.onnx"
+    expect 0 "infer the exported model" "$nodeflow" infer "$work/again.onnx" --input "$work/x12.csv"
+    if cmp -s "$work/out" "$work/onnx_rows.txt"; then ok; else bad "the exported model's rows differ"; fi
+    expect 0 "an LSTM's weights" "$nodeflow" train "$src/models/char_lstm.nfg" --data text:/usr/share/games/fortunes \
+        --steps 1 --quiet --out "$work/lstm.st"
+    expect 1 "export an LSTM" "$nodeflow" export "$src/models/char_lstm.nfg" --weights "$work/lstm.st" -o "$work/no.onnx"
+    contains "$work/err" "not exported to ONNX yet" "the refusal names why"
+    [ ! -e "$work/no.onnx" ] && ok || bad "a refused export left a file"
     printf 'not a model' > "$work/bad.onnx"
     expect 2 "a broken .onnx" "$nodeflow" infer "$work/bad.onnx" --input "$work/x12.csv"
     contains "$work/err" "not an ONNX model" "the broken file's error"

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -76,6 +77,115 @@ static void test_bigru(void **state)
 {
     (void)state;
     check_export("bigru");
+}
+
+/* Export round trip: an imported model exported again and imported gives
+ * the same outputs, bit for bit; so do the shipped models that export
+ * (their weights from their initialisation). */
+static void outputs_of(nf_graph *g, const float *x, int64_t batch, float *out, int64_t n)
+{
+    nf_plan *plan;
+    nf_error err;
+    nf_node *in = NULL, *o = NULL;
+    for (int i = 0; i < nf_graph_node_count(g); i++) {
+        nf_node *node = nf_graph_node(g, i);
+        if (nf_node_is_input(node) && !in)
+            in = node;
+        if (nf_node_is_output(node) && !o)
+            o = node;
+    }
+    assert_non_null(in);
+    assert_non_null(o);
+    if (nf_plan_compile(g, batch, NF_PLAN_INFERENCE, &plan, &err) != NF_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(nf_plan_set_input(plan, in, x, &err), NF_OK);
+    assert_int_equal(nf_plan_forward(plan, &err), NF_OK);
+    nf_tensor v;
+    assert_int_equal(nf_plan_value(plan, o, &v, &err), NF_OK);
+    assert_int_equal(nf_shape_size(&v.shape), n);
+    memcpy(out, v.data, (size_t)n * sizeof(float));
+    nf_plan_free(plan);
+}
+
+static void round_trip(nf_graph *g, const char *what)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/nodeflow-roundtrip-%d.onnx", (int)getpid());
+    nf_error err;
+    if (nf_onnx_save(g, path, &err) != NF_OK)
+        fail_msg("%s: export: %s", what, err.message);
+    nf_graph *again;
+    if (nf_onnx_load(path, &again, &err) != NF_OK)
+        fail_msg("%s: the exported file: %s", what, err.message);
+    remove(path);
+    nf_node *in = NULL;
+    for (int i = 0; i < nf_graph_node_count(g) && !in; i++)
+        if (nf_node_is_input(nf_graph_node(g, i)))
+            in = nf_graph_node(g, i);
+    nf_shape s;
+    nf_node_shape(in, &s, NULL);
+    enum { B = 3 };
+    int64_t per = nf_shape_size(&s);
+    float *x = malloc((size_t)(B * per) * sizeof(float));
+    uint64_t seed = 5;
+    fill_uniform(x, B * per, 0, 1, &seed);
+    nf_node *o = NULL;
+    for (int i = 0; i < nf_graph_node_count(g) && !o; i++)
+        if (nf_node_is_output(nf_graph_node(g, i)))
+            o = nf_graph_node(g, i);
+    nf_node_shape(o, &s, NULL);
+    int64_t n = B * nf_shape_size(&s);
+    float *a = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
+    outputs_of(g, x, B, a, n);
+    outputs_of(again, x, B, b, n);
+    if (memcmp(a, b, (size_t)n * sizeof(float)))
+        fail_msg("%s: the re-imported model gives other outputs", what);
+    printf("onnx round trip %s: %lld outputs, bit for bit\n", what, (long long)n);
+    free(x);
+    free(a);
+    free(b);
+    nf_graph_free(again);
+}
+
+static void test_export_round_trip(void **state)
+{
+    (void)state;
+    static const char *const imported[] = {"mlp", "lenet_bn", "global_pool"};
+    for (size_t k = 0; k < sizeof imported / sizeof imported[0]; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx", NF_SOURCE_DIR, imported[k]);
+        nf_graph *g;
+        nf_error err;
+        assert_int_equal(nf_onnx_load(path, &g, &err), NF_OK);
+        round_trip(g, imported[k]);
+        nf_graph_free(g);
+    }
+    static const char *const shipped[] = {"fashion_mlp", "fashion_lenet", "fashion_cnn", "fashion_best", "xor"};
+    for (size_t k = 0; k < sizeof shipped / sizeof shipped[0]; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s.nfg", NF_SOURCE_DIR, shipped[k]);
+        nf_graph *g;
+        nf_error err;
+        if (nf_model_load(path, &g, NULL, &err) != NF_OK)
+            fail_msg("%s", err.message);
+        round_trip(g, shipped[k]);
+        nf_graph_free(g);
+    }
+}
+
+/* What does not export says so, naming the node. */
+static void test_export_refusals(void **state)
+{
+    (void)state;
+    static const char text[] = "nodeflow 1\nx = input shape=5x3\nh = lstm x hidden=4\ny = output h\n";
+    nf_graph *g;
+    nf_error err;
+    assert_int_equal(nf_model_parse(text, sizeof text - 1, "t.nfg", &g, NULL, &err), NF_OK);
+    assert_int_equal(nf_onnx_save(g, "/tmp/nodeflow-never.onnx", &err), NF_ERR_STATE);
+    assert_non_null(strstr(err.message, "lstm 'h'"));
+    FILE *f = fopen("/tmp/nodeflow-never.onnx", "rb");
+    assert_null(f); /* nothing written */
+    nf_graph_free(g);
 }
 
 /* The imported graph keeps ONNX's names where they are identifiers and
@@ -333,6 +443,8 @@ int main(void)
         cmocka_unit_test(test_embed_lstm),
         cmocka_unit_test(test_bigru),
         cmocka_unit_test(test_names_and_weights),
+        cmocka_unit_test(test_export_round_trip),
+        cmocka_unit_test(test_export_refusals),
         cmocka_unit_test(test_real_w2),
         cmocka_unit_test(test_bad_files),
     };

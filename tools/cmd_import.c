@@ -1,4 +1,5 @@
-/* nodeflow import: an ONNX model as a model file and its weights. */
+/* nodeflow import and export: ONNX models from and to a model file and
+ * its weights. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,58 @@ int cmd_import(int argc, char **argv)
     printf("imported %s: %d nodes, %lld parameter floats -> %s, %s\n", o.model, nf_graph_node_count(g),
            (long long)nf_graph_param_floats(g), o.out, o.weights_out);
     free(text);
+    nf_graph_free(g);
+    return EXIT_OK;
+}
+
+static const char export_help[] =
+    "usage: nodeflow export MODEL.nfg --weights W -o MODEL.onnx\n\n"
+    "Writes the model's inference graph (what its outputs need; without an output\n"
+    "node, its loss's first input) with the weights as an ONNX model (opset 14; the\n"
+    "first axis of every input and output is the batch, named 'batch'). Node types\n"
+    "without an ONNX form here and recurrent flows through memory nodes are refused,\n"
+    "naming the node (docs/onnx.md).\n";
+
+static int export_takes_value(const char *name)
+{
+    return !strcmp(name, "-o") || !strcmp(name, "--out") || !strcmp(name, "--weights");
+}
+
+int cmd_export(int argc, char **argv)
+{
+    const char *model = NULL, *weights = NULL, *out = NULL;
+    cli_args a = {argc, argv, 1, "export"};
+    const char *flag, *v;
+    while (cli_next(&a, &flag, &v, export_takes_value)) {
+        if (!flag) {
+            if (model)
+                return cli_usage("export", "one model file, please");
+            model = v;
+        } else if (!strcmp(flag, "--help")) {
+            fputs(export_help, stdout);
+            return EXIT_OK;
+        } else if ((!strcmp(flag, "-o") || !strcmp(flag, "--out")) && v) {
+            out = v;
+        } else if (!strcmp(flag, "--weights") && v) {
+            weights = v;
+        } else {
+            return cli_usage("export", export_takes_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
+        }
+    }
+    if (!model || !out)
+        return cli_usage("export", "'nodeflow export MODEL.nfg --weights W -o MODEL.onnx'");
+    if (!weights && !cli_is_onnx(model))
+        return cli_usage("export", "--weights FILE is required");
+    nf_graph *g;
+    nf_error err;
+    int rc = cli_load_model(model, &g, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    if ((weights && nf_weights_load(g, weights, 0, &err) != NF_OK) || nf_onnx_save(g, out, &err) != NF_OK) {
+        nf_graph_free(g);
+        return cli_fail(&err);
+    }
+    printf("exported %s: %lld parameter floats -> %s\n", model, (long long)nf_graph_param_floats(g), out);
     nf_graph_free(g);
     return EXIT_OK;
 }

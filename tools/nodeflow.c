@@ -228,6 +228,7 @@ static void usage(FILE *out)
             "  generate MODEL.nfg --weights W [--prime TEXT]   sample text from a text model\n"
             "  import MODEL.onnx -o MODEL.nfg --weights-out W  an ONNX model as a model file and weights\n"
             "                              (check, infer and eval also take a .onnx, with its weights)\n"
+            "  export MODEL.nfg --weights W -o MODEL.onnx      the inference graph as an ONNX model\n"
             "  ops                         the node types and their attributes\n\n");
     cli_print_specs(out);
     fprintf(out, "exit codes: 0 success, 1 runtime failure, 2 usage or input error\n");
@@ -248,7 +249,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"check", cmd_check}, {"dot", cmd_dot}, {"train", cmd_train},
         {"eval", cmd_eval},   {"infer", cmd_infer}, {"generate", cmd_generate}, {"ops", cmd_ops},
-        {"import", cmd_import},
+        {"import", cmd_import}, {"export", cmd_export},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

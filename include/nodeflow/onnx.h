@@ -38,6 +38,15 @@ NF_API nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err);
 /* The same from bytes in memory (`name` stands for the file in errors). */
 NF_API nf_status nf_onnx_parse(const void *data, size_t size, const char *name, nf_graph **out, nf_error *err);
 
+/* Writes the graph's inference part (what its output nodes need; without
+ * any, the first input of its loss) with its current weights as an ONNX
+ * model, opset 14, the batch axis of every input and output named
+ * "batch". A node type without an ONNX form here, a memory node (a
+ * recurrent flow) and an unrolled sequence input are refused
+ * (NF_ERR_STATE, naming the node); the file is written whole or not at
+ * all. */
+NF_API nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

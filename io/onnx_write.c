@@ -1,0 +1,545 @@
+/* nodeflow — graphs written as ONNX models (nodeflow/onnx.h): the
+ * inference graph, from the inputs to the outputs, opset 14 (17 where a
+ * node needs it), with protobuf-c packing the messages. Every structure
+ * of the model is allocated from one list and freed together. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "io/util.h"
+#include "nodeflow/onnx.h"
+#include "nodes/op.h"
+#include "onnx.pb-c.h"
+
+typedef struct {
+    const nf_graph *g;
+    void **blocks;                 /* everything allocated, freed at the end */
+    size_t n_blocks, cap_blocks;
+    Onnx__NodeProto **nodes;
+    size_t n_nodes, cap_nodes;
+    Onnx__TensorProto **inits;
+    size_t n_inits, cap_inits;
+    Onnx__ValueInfoProto **inputs, **outputs;
+    size_t n_inputs, n_outputs;
+    int failed;                    /* out of memory */
+    nf_error *err;
+    int64_t opset;
+} exporter;
+
+static void *keep(exporter *ex, size_t bytes)
+{
+    if (ex->failed)
+        return NULL;
+    if (ex->n_blocks == ex->cap_blocks) {
+        size_t cap = ex->cap_blocks ? 2 * ex->cap_blocks : 256;
+        void **grown = realloc(ex->blocks, cap * sizeof *grown);
+        if (!grown) {
+            ex->failed = 1;
+            return NULL;
+        }
+        ex->blocks = grown, ex->cap_blocks = cap;
+    }
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        ex->failed = 1;
+        return NULL;
+    }
+    ex->blocks[ex->n_blocks++] = p;
+    return p;
+}
+
+static char *text(exporter *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *text(exporter *ex, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char *s = keep(ex, strlen(buf) + 1);
+    if (s)
+        memcpy(s, buf, strlen(buf) + 1);
+    return s;
+}
+
+/* Appends p to a growing array of pointers. */
+static void push(exporter *ex, void ***list, size_t *n, size_t *cap, void *p)
+{
+    if (!p || ex->failed)
+        return;
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        void **grown = keep(ex, c * sizeof *grown);
+        if (!grown)
+            return;
+        if (*n)
+            memcpy(grown, *list, *n * sizeof *grown);
+        *list = grown, *cap = c;
+    }
+    (*list)[(*n)++] = p;
+}
+
+static nf_status refuse(exporter *ex, const nf_node *node, const char *why)
+{
+    return nf_fail(ex->err, NF_ERR_STATE, "%s '%s': %s", node->op->name, node->name, why);
+}
+
+/* ---- messages ---------------------------------------------------------------- */
+
+/* A node of `op` with inputs and one output (NULL-terminated lists). */
+static Onnx__NodeProto *node(exporter *ex, const char *op, const char *name, const char *const *in, const char *out)
+{
+    Onnx__NodeProto *n = keep(ex, sizeof *n);
+    if (!n)
+        return NULL;
+    onnx__node_proto__init(n);
+    n->op_type = text(ex, "%s", op);
+    n->name = text(ex, "%s", name);
+    size_t count = 0;
+    while (in[count])
+        count++;
+    n->input = keep(ex, (count ? count : 1) * sizeof(char *));
+    n->output = keep(ex, sizeof(char *));
+    if (!n->input || !n->output)
+        return NULL;
+    for (size_t k = 0; k < count; k++)
+        n->input[k] = text(ex, "%s", in[k]);
+    n->n_input = count;
+    n->output[0] = text(ex, "%s", out);
+    n->n_output = 1;
+    push(ex, (void ***)&ex->nodes, &ex->n_nodes, &ex->cap_nodes, n);
+    return n;
+}
+
+static Onnx__AttributeProto *attribute(exporter *ex, Onnx__NodeProto *n, const char *name,
+                                       Onnx__AttributeProto__AttributeType type)
+{
+    if (!n)
+        return NULL;
+    Onnx__AttributeProto *a = keep(ex, sizeof *a);
+    Onnx__AttributeProto **grown = keep(ex, (n->n_attribute + 1) * sizeof *grown);
+    if (!a || !grown)
+        return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = text(ex, "%s", name);
+    a->has_type = 1, a->type = type;
+    if (n->n_attribute)
+        memcpy(grown, n->attribute, n->n_attribute * sizeof *grown);
+    grown[n->n_attribute++] = a;
+    n->attribute = grown;
+    return a;
+}
+
+static void attr_int(exporter *ex, Onnx__NodeProto *n, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a)
+        a->has_i = 1, a->i = v;
+}
+
+static void attr_float(exporter *ex, Onnx__NodeProto *n, const char *name, double v)
+{
+    Onnx__AttributeProto *a = attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a)
+        a->has_f = 1, a->f = (float)v;
+}
+
+static void attr_ints(exporter *ex, Onnx__NodeProto *n, const char *name, const int64_t *v, size_t count)
+{
+    Onnx__AttributeProto *a = attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    int64_t *copy = keep(ex, (count ? count : 1) * sizeof *copy);
+    if (a && copy) {
+        memcpy(copy, v, count * sizeof *copy);
+        a->ints = copy, a->n_ints = count;
+    }
+}
+
+/* An initializer `name` of dims and float (or int64) data, copied. */
+static void initializer(exporter *ex, const char *name, int rank, const int64_t *dims, const float *f,
+                        const int64_t *i)
+{
+    Onnx__TensorProto *t = keep(ex, sizeof *t);
+    int64_t count = 1;
+    for (int k = 0; k < rank; k++)
+        count *= dims[k];
+    int64_t *d = keep(ex, (size_t)(rank ? rank : 1) * sizeof *d);
+    void *data = keep(ex, (size_t)(count ? count : 1) * (f ? sizeof(float) : sizeof(int64_t)));
+    if (!t || !d || !data)
+        return;
+    onnx__tensor_proto__init(t);
+    t->name = text(ex, "%s", name);
+    for (int k = 0; k < rank; k++)
+        d[k] = dims[k];
+    t->dims = d, t->n_dims = (size_t)rank;
+    t->has_data_type = 1;
+    t->data_type = f ? ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT : ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    if (f) {
+        memcpy(data, f, (size_t)count * sizeof(float));
+        t->float_data = data, t->n_float_data = (size_t)count;
+    } else if (i) {
+        memcpy(data, i, (size_t)count * sizeof(int64_t));
+        t->int64_data = data, t->n_int64_data = (size_t)count;
+    }
+    push(ex, (void ***)&ex->inits, &ex->n_inits, &ex->cap_inits, t);
+}
+
+/* A float tensor value [batch, per-sample shape...]. */
+static Onnx__ValueInfoProto *value_info(exporter *ex, const char *name, const nf_shape *s)
+{
+    Onnx__ValueInfoProto *v = keep(ex, sizeof *v);
+    Onnx__TypeProto *t = keep(ex, sizeof *t);
+    Onnx__TypeProto__Tensor *tt = keep(ex, sizeof *tt);
+    Onnx__TensorShapeProto *shape = keep(ex, sizeof *shape);
+    Onnx__TensorShapeProto__Dimension **dims = keep(ex, (size_t)(s->rank + 1) * sizeof *dims);
+    if (!v || !t || !tt || !shape || !dims)
+        return NULL;
+    onnx__value_info_proto__init(v);
+    onnx__type_proto__init(t);
+    onnx__type_proto__tensor__init(tt);
+    onnx__tensor_shape_proto__init(shape);
+    for (int k = 0; k <= s->rank; k++) {
+        Onnx__TensorShapeProto__Dimension *d = keep(ex, sizeof *d);
+        if (!d)
+            return NULL;
+        onnx__tensor_shape_proto__dimension__init(d);
+        if (k == 0) {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            d->dim_param = text(ex, "batch");
+        } else {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d->dim_value = s->dim[k - 1];
+        }
+        dims[k] = d;
+    }
+    shape->dim = dims, shape->n_dim = (size_t)s->rank + 1;
+    tt->has_elem_type = 1, tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->shape = shape;
+    t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    t->tensor_type = tt;
+    v->name = text(ex, "%s", name);
+    v->type = t;
+    return v;
+}
+
+/* ---- nodeflow's attributes and parameters --------------------------------------- */
+
+static double attr(const nf_node *n, const char *name)
+{
+    int i = nf_op_attr_index(n->op, name);
+    return i < 0 ? 0 : n->attr[i];
+}
+
+/* An HxW attribute as two numbers. */
+static void attr2(const nf_node *n, const char *name, int64_t out[2])
+{
+    int i = nf_op_attr_index(n->op, name);
+    out[0] = i < 0 ? 0 : (int64_t)n->attr[i];
+    out[1] = i < 0 ? 0 : (int64_t)n->attr_w[i];
+}
+
+static const nf_param *param(const nf_graph *g, const nf_node *n, const char *suffix)
+{
+    char name[NF_PARAM_NAME_MAX];
+    snprintf(name, sizeof name, "%s.%s", n->name, suffix);
+    int k = nf_graph_find_param(g, name);
+    return k < 0 ? NULL : &g->params[k];
+}
+
+/* Parameter `suffix` of node n as an initializer of the same name. */
+static const char *param_init(exporter *ex, const nf_node *n, const char *suffix)
+{
+    const nf_param *p = param(ex->g, n, suffix);
+    if (!p)
+        return NULL;
+    initializer(ex, p->name, p->shape.rank, p->shape.dim, ex->g->values + p->offset, NULL);
+    return p->name;
+}
+
+/* ---- the node types ------------------------------------------------------------ */
+
+static const char *in_name(const nf_node *n, int i) { return n->inputs[i]->name; }
+
+static nf_status export_linear(exporter *ex, const nf_node *n)
+{
+    const nf_param *w = param(ex->g, n, "weight");
+    const char *b = param(ex->g, n, "bias") ? param_init(ex, n, "bias") : NULL;
+    if (n->inputs[0]->shape.rank == 1) { /* Gemm(x, W, b), transB */
+        const char *wn = param_init(ex, n, "weight");
+        const char *in[] = {in_name(n, 0), wn, b, NULL};
+        Onnx__NodeProto *gemm = node(ex, "Gemm", n->name, in, n->name);
+        attr_int(ex, gemm, "transB", 1);
+        return NF_OK;
+    }
+    /* [.., in] x W^T (+ b): MatMul by the transposed weight */
+    int64_t out = w->shape.dim[0], in_f = w->shape.dim[1], dims[2] = {in_f, out};
+    float *t = keep(ex, (size_t)(out * in_f) * sizeof(float));
+    if (!t)
+        return NF_OK;
+    const float *v = ex->g->values + w->offset;
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t i = 0; i < in_f; i++)
+            t[i * out + o] = v[o * in_f + i];
+    const char *wt = text(ex, "%s.weight_t", n->name);
+    initializer(ex, wt, 2, dims, t, NULL);
+    const char *mm_out = b ? text(ex, "%s_matmul", n->name) : n->name;
+    const char *in[] = {in_name(n, 0), wt, NULL};
+    node(ex, "MatMul", mm_out, in, mm_out);
+    if (b) {
+        const char *add_in[] = {mm_out, b, NULL};
+        node(ex, "Add", n->name, add_in, n->name);
+    }
+    return NF_OK;
+}
+
+static nf_status export_conv(exporter *ex, const nf_node *n)
+{
+    if (attr(n, "padding_mode") != 0)
+        return refuse(ex, n, "padding modes other than zeros have no ONNX Conv form");
+    if (attr(n, "same") != 0)
+        return refuse(ex, n, "same=true: give the padding explicitly to export");
+    int64_t stride[2], dil[2], pad[2];
+    attr2(n, "stride", stride);
+    attr2(n, "dilation", dil);
+    attr2(n, "padding", pad);
+    int64_t top = (int64_t)attr(n, "pad_top"), bottom = (int64_t)attr(n, "pad_bottom");
+    int64_t left = (int64_t)attr(n, "pad_left"), right = (int64_t)attr(n, "pad_right");
+    int64_t pads[4] = {top >= 0 ? top : pad[0], left >= 0 ? left : pad[1], bottom >= 0 ? bottom : pad[0],
+                       right >= 0 ? right : pad[1]};
+    const nf_param *w = param(ex->g, n, "weight");
+    const char *wn = param_init(ex, n, "weight");
+    const char *b = param(ex->g, n, "bias") ? param_init(ex, n, "bias") : NULL;
+    const char *in[] = {in_name(n, 0), wn, b, NULL};
+    Onnx__NodeProto *c = node(ex, "Conv", n->name, in, n->name);
+    int64_t kernel[2] = {w->shape.dim[2], w->shape.dim[3]};
+    attr_ints(ex, c, "kernel_shape", kernel, 2);
+    attr_ints(ex, c, "strides", stride, 2);
+    attr_ints(ex, c, "dilations", dil, 2);
+    attr_ints(ex, c, "pads", pads, 4);
+    attr_int(ex, c, "group", (int64_t)attr(n, "groups"));
+    return NF_OK;
+}
+
+static nf_status export_pool(exporter *ex, const nf_node *n, int is_max)
+{
+    int64_t stride[2], pad[2], dil[2];
+    /* (the kernel is a shape attribute: "2" or "2x3") */
+    int64_t kernel[2] = {n->dims.dim[0], n->dims.rank > 1 ? n->dims.dim[1] : n->dims.dim[0]};
+    attr2(n, "stride", stride);
+    attr2(n, "padding", pad);
+    attr2(n, "dilation", dil);
+    if (stride[0] == 0) /* 0: the kernel size */
+        stride[0] = kernel[0], stride[1] = kernel[1];
+    int64_t pads[4] = {pad[0], pad[1], pad[0], pad[1]};
+    const char *in[] = {in_name(n, 0), NULL};
+    Onnx__NodeProto *p = node(ex, is_max ? "MaxPool" : "AveragePool", n->name, in, n->name);
+    attr_ints(ex, p, "kernel_shape", kernel, 2);
+    attr_ints(ex, p, "strides", stride, 2);
+    attr_ints(ex, p, "pads", pads, 4);
+    attr_int(ex, p, "ceil_mode", attr(n, "ceil_mode") != 0);
+    if (is_max && (dil[0] != 1 || dil[1] != 1))
+        attr_ints(ex, p, "dilations", dil, 2);
+    if (!is_max)
+        attr_int(ex, p, "count_include_pad", attr(n, "include_pad") != 0);
+    return NF_OK;
+}
+
+/* A per-sample reshape: Reshape by [0, dims...] (0 keeps the batch). */
+static void reshape_to(exporter *ex, const char *in, const char *out, const nf_shape *s)
+{
+    int64_t shape[NF_MAX_RANK + 1], dims[1] = {s->rank + 1};
+    shape[0] = 0;
+    for (int k = 0; k < s->rank; k++)
+        shape[k + 1] = s->dim[k];
+    const char *sn = text(ex, "%s.shape", out);
+    initializer(ex, sn, 1, dims, NULL, shape);
+    const char *inputs[] = {in, sn, NULL};
+    Onnx__NodeProto *r = node(ex, "Reshape", out, inputs, out);
+    (void)r;
+}
+
+static nf_status export_batchnorm(exporter *ex, const nf_node *n)
+{
+    if (!param(ex->g, n, "running_mean") || !param(ex->g, n, "weight"))
+        return refuse(ex, n, "batch normalization without running statistics or affine parameters");
+    const char *in[] = {in_name(n, 0), param_init(ex, n, "weight"), param_init(ex, n, "bias"),
+                        param_init(ex, n, "running_mean"), param_init(ex, n, "running_var"), NULL};
+    Onnx__NodeProto *b = node(ex, "BatchNormalization", n->name, in, n->name);
+    attr_float(ex, b, "epsilon", attr(n, "eps"));
+    attr_float(ex, b, "momentum", 1.0 - attr(n, "momentum"));
+    return NF_OK;
+}
+
+/* add, sub, mul: two values of one per-sample shape, or a constant node
+ * as the second operand (an initializer without the batch axis, which
+ * broadcasts over it). */
+static nf_status export_binary(exporter *ex, const nf_node *n, const char *op)
+{
+    const nf_node *b = n->inputs[1];
+    const char *bn = in_name(n, 1);
+    if (!strcmp(b->op->name, "constant"))
+        bn = param_init(ex, b, "value");
+    else if (b->shape.rank != n->inputs[0]->shape.rank ||
+             memcmp(b->shape.dim, n->inputs[0]->shape.dim, (size_t)b->shape.rank * sizeof b->shape.dim[0]))
+        return refuse(ex, n, "operands of different per-sample shapes broadcast differently in ONNX");
+    const char *in[] = {in_name(n, 0), bn, NULL};
+    node(ex, op, n->name, in, n->name);
+    return NF_OK;
+}
+
+static nf_status export_node(exporter *ex, const nf_node *n)
+{
+    const char *op = n->op->name;
+    const char *in[] = {n->n_inputs ? in_name(n, 0) : NULL, NULL};
+    static const struct {
+        const char *nf, *onnx;
+    } same[] = {{"relu", "Relu"}, {"sigmoid", "Sigmoid"}, {"tanh", "Tanh"}, {"copy", "Identity"},
+                {"dropout", "Identity"}, {"output", "Identity"}};
+    for (size_t k = 0; k < sizeof same / sizeof same[0]; k++)
+        if (!strcmp(op, same[k].nf)) {
+            node(ex, same[k].onnx, n->name, in, n->name);
+            return NF_OK;
+        }
+    if (!strcmp(op, "leaky_relu") || !strcmp(op, "elu")) {
+        Onnx__NodeProto *a = node(ex, !strcmp(op, "elu") ? "Elu" : "LeakyRelu", n->name, in, n->name);
+        attr_float(ex, a, "alpha", attr(n, !strcmp(op, "elu") ? "alpha" : "slope"));
+        return NF_OK;
+    }
+    if (!strcmp(op, "softmax") || !strcmp(op, "log_softmax")) {
+        if (attr(n, "causal") != 0)
+            return refuse(ex, n, "causal softmax has no ONNX operator");
+        Onnx__NodeProto *s = node(ex, !strcmp(op, "softmax") ? "Softmax" : "LogSoftmax", n->name, in, n->name);
+        int64_t axis = (int64_t)attr(n, "axis");
+        attr_int(ex, s, "axis", axis < 0 ? axis : axis + 1);
+        return NF_OK;
+    }
+    if (!strcmp(op, "scale")) {
+        float factor = (float)attr(n, "factor");
+        const char *k = text(ex, "%s.factor", n->name);
+        initializer(ex, k, 0, NULL, &factor, NULL);
+        const char *mul_in[] = {in_name(n, 0), k, NULL};
+        node(ex, "Mul", n->name, mul_in, n->name);
+        return NF_OK;
+    }
+    if (!strcmp(op, "linear"))
+        return export_linear(ex, n);
+    if (!strcmp(op, "conv2d"))
+        return export_conv(ex, n);
+    if (!strcmp(op, "maxpool") || !strcmp(op, "avgpool"))
+        return export_pool(ex, n, !strcmp(op, "maxpool"));
+    if (!strcmp(op, "batchnorm"))
+        return export_batchnorm(ex, n);
+    if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul"))
+        return export_binary(ex, n, !strcmp(op, "add") ? "Add" : !strcmp(op, "sub") ? "Sub" : "Mul");
+    if (!strcmp(op, "global_avgpool")) { /* [C, ...] -> [C]: the pool, then its unit axes dropped */
+        const char *pooled = text(ex, "%s_pool", n->name);
+        node(ex, "GlobalAveragePool", pooled, in, pooled);
+        reshape_to(ex, pooled, n->name, &n->shape);
+        return NF_OK;
+    }
+    if (!strcmp(op, "flatten") || !strcmp(op, "reshape")) {
+        reshape_to(ex, in_name(n, 0), n->name, &n->shape);
+        return NF_OK;
+    }
+    if (!strcmp(op, "constant"))
+        return NF_OK; /* (written where it is used, as an initializer) */
+    return refuse(ex, n, "this node type is not exported to ONNX yet (docs/onnx.md)");
+}
+
+/* ---- the graph ---------------------------------------------------------------- */
+
+/* Marks the nodes the outputs need (the inference graph): the outputs,
+ * or without any, the first input of each loss. */
+static int mark_needed(const nf_graph *g, unsigned char *needed)
+{
+    int outputs = 0;
+    for (int k = g->n_nodes - 1; k >= 0; k--) {
+        const nf_node *n = g->nodes[k];
+        if (n->op->flags & NF_OP_OUTPUT)
+            needed[k] = 1, outputs++;
+    }
+    for (int k = g->n_nodes - 1; k >= 0 && !outputs; k--)
+        if (g->nodes[k]->op->flags & NF_OP_LOSS)
+            needed[g->nodes[k]->inputs[0]->index] = 2, outputs++; /* 2: exported as an output */
+    for (int k = g->n_nodes - 1; k >= 0; k--)
+        if (needed[k])
+            for (int i = 0; i < g->nodes[k]->n_inputs; i++)
+                if (!needed[g->nodes[k]->inputs[i]->index])
+                    needed[g->nodes[k]->inputs[i]->index] = 1;
+    return outputs;
+}
+
+static nf_status build(exporter *ex, unsigned char *needed)
+{
+    const nf_graph *g = ex->g;
+    if (!mark_needed(g, needed))
+        return nf_fail(ex->err, NF_ERR_STATE, "the graph has no output node and no loss: nothing to export");
+    ex->inputs = keep(ex, (size_t)g->n_nodes * sizeof *ex->inputs);
+    ex->outputs = keep(ex, (size_t)g->n_nodes * sizeof *ex->outputs);
+    for (int k = 0; k < g->n_nodes && !ex->failed; k++) {
+        const nf_node *n = g->nodes[k];
+        if (!needed[k])
+            continue;
+        if (n->memory_source || (n->op->flags & NF_OP_MEMORY))
+            return refuse(ex, n, "recurrent flows through memory nodes are not exported (ONNX would need Loop "
+                                 "or Scan)");
+        if (n->op->flags & NF_OP_INPUT) {
+            if (n->attr[nf_op_attr_index(n->op, "sequence")] != 0)
+                return refuse(ex, n, "sequence inputs of unrolled plans are not exported");
+            ex->inputs[ex->n_inputs++] = value_info(ex, n->name, &n->shape);
+            continue;
+        }
+        nf_status st = export_node(ex, n);
+        if (st != NF_OK)
+            return st;
+        if (needed[k] == 2 || (n->op->flags & NF_OP_OUTPUT))
+            ex->outputs[ex->n_outputs++] = value_info(ex, n->name, &n->shape);
+    }
+    return ex->failed ? nf_fail(ex->err, NF_ERR_NO_MEMORY, "out of memory exporting the graph") : NF_OK;
+}
+
+nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
+{
+    if (!g || !path)
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_onnx_save: NULL argument");
+    nf_status st = nf_graph_validate(g, err);
+    if (st != NF_OK)
+        return st;
+    exporter ex = {.g = g, .err = err, .opset = 14};
+    unsigned char *needed = calloc((size_t)g->n_nodes + 1, 1);
+    st = needed ? build(&ex, needed) : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    free(needed);
+    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
+    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
+    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    Onnx__OperatorSetIdProto *opsets[1] = {&opset};
+    uint8_t *bytes = NULL;
+    if (st == NF_OK) {
+        opset.domain = "";
+        opset.has_version = 1, opset.version = ex.opset;
+        graph.name = "nodeflow";
+        graph.node = ex.nodes, graph.n_node = ex.n_nodes;
+        graph.initializer = ex.inits, graph.n_initializer = ex.n_inits;
+        graph.input = ex.inputs, graph.n_input = ex.n_inputs;
+        graph.output = ex.outputs, graph.n_output = ex.n_outputs;
+        model.has_ir_version = 1, model.ir_version = 7; /* (opset 14's IR version) */
+        model.opset_import = opsets, model.n_opset_import = 1;
+        model.producer_name = "nodeflow";
+        model.producer_version = NF_VERSION;
+        model.graph = &graph;
+        size_t size = onnx__model_proto__get_packed_size(&model);
+        if (!(bytes = malloc(size ? size : 1)))
+            st = nf_fail(err, NF_ERR_NO_MEMORY, "out of memory packing the model");
+        else if (onnx__model_proto__pack(&model, bytes) != size)
+            st = nf_fail(err, NF_ERR_STATE, "protobuf-c packed another size than it announced");
+        else
+            st = nf_file_write(path, bytes, size, err);
+    }
+    free(bytes);
+    for (size_t k = 0; k < ex.n_blocks; k++)
+        free(ex.blocks[k]);
+    free(ex.blocks);
+    return st;
+}
