@@ -931,6 +931,50 @@ static nf_status map_batchnorm(importer *im)
     return define_node(im, y);
 }
 
+/* LayerNormalization (opset 17): over the axes from `axis` on, which must
+ * leave the batch out: a layernorm node over that many trailing axes. */
+static nf_status map_layernorm(importer *im)
+{
+    static const char *const known[] = {"axis", "epsilon", "stash_type", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? any_input(im, 0) : NULL;
+    value *scale = x ? const_input(im, 1) : NULL;
+    value *bias = scale && has_input(im, 2) ? const_input(im, 2) : NULL;
+    if (!scale || (has_input(im, 2) && !bias))
+        return st != NF_OK ? st : im->err->code;
+    for (size_t k = 1; k < im->at->n_output; k++)
+        if (*im->at->output[k])
+            return fail(im, "the Mean and InvStdDev outputs are not supported");
+    nf_shape s;
+    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+        return st;
+    int rank = s.rank + 1;
+    int64_t axis = attr_int(im, "axis", -1);
+    if (axis < -rank || axis >= rank)
+        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
+    axis = axis < 0 ? axis + rank : axis;
+    if (axis <= x->batch_axis)
+        return fail(im, "axis %lld normalises over the batch", (long long)attr_int(im, "axis", -1));
+    int64_t n = 1;
+    for (int64_t k = axis; k < rank; k++)
+        n *= s.dim[k - 1];
+    if (scale->count != n || scale->is_int || (bias && (bias->count != n || bias->is_int)))
+        return fail(im, "Scale and B must hold the %lld values of the normalised axes", (long long)n);
+    nf_node *y = add(im, "layernorm", 1, &x->node, NULL);
+    if ((st = set(im, y, "axes", "%lld", (long long)(rank - axis))) != NF_OK ||
+        (st = set(im, y, "eps", "%.9g", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
+        (st = give_weight(im, y, "weight", scale->f, n)) != NF_OK)
+        return st;
+    float *b = calloc((size_t)n, sizeof(float));
+    if (!b)
+        return no_memory(im);
+    if (bias)
+        memcpy(b, bias->f, (size_t)n * sizeof(float));
+    st = give_weight(im, y, "bias", b, n);
+    free(b);
+    return st == NF_OK ? define_output(im, 0, y, x->batch_axis) : st;
+}
+
 /* Flatten with axis 1: the per-sample axes as one. */
 static nf_status map_flatten(importer *im)
 {
@@ -1760,6 +1804,7 @@ static const struct {
     {"GlobalAveragePool", map_global_pool},
     {"GRU", map_recurrent},
     {"Identity", map_identity},
+    {"LayerNormalization", map_layernorm},
     {"LeakyRelu", map_activation},
     {"LogSoftmax", map_softmax},
     {"LSTM", map_recurrent},

@@ -372,6 +372,32 @@ static nf_status export_batchnorm(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+/* layernorm: LayerNormalization (opset 17) over the trailing axes. */
+static nf_status export_layernorm(exporter *ex, const nf_node *n)
+{
+    int64_t axes = (int64_t)attr(n, "axes"), count = 1;
+    for (int64_t k = n->shape.rank - axes; k < n->shape.rank; k++)
+        count *= n->shape.dim[k];
+    const char *scale = NULL, *bias = NULL;
+    if (param(ex->g, n, "weight")) {
+        scale = param_init(ex, n, "weight");
+        bias = param_init(ex, n, "bias");
+    } else { /* affine=false: a scale of ones */
+        float *ones = keep(ex, (size_t)count * sizeof(float));
+        for (int64_t k = 0; ones && k < count; k++)
+            ones[k] = 1.0f;
+        scale = text(ex, "%s.scale", n->name);
+        if (ones)
+            initializer(ex, scale, 1, &count, ones, NULL);
+    }
+    const char *in[] = {in_name(n, 0), scale, bias, NULL};
+    Onnx__NodeProto *l = node(ex, "LayerNormalization", n->name, in, n->name);
+    attr_int(ex, l, "axis", -axes);
+    attr_float(ex, l, "epsilon", attr(n, "eps"));
+    ex->opset = 17;
+    return NF_OK;
+}
+
 /* add, sub, mul: two values of one per-sample shape, or a constant node
  * as the second operand (an initializer without the batch axis, which
  * broadcasts over it). */
@@ -431,6 +457,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return export_pool(ex, n, !strcmp(op, "maxpool"));
     if (!strcmp(op, "batchnorm"))
         return export_batchnorm(ex, n);
+    if (!strcmp(op, "layernorm"))
+        return export_layernorm(ex, n);
     if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul"))
         return export_binary(ex, n, !strcmp(op, "add") ? "Add" : !strcmp(op, "sub") ? "Sub" : "Mul");
     if (!strcmp(op, "global_avgpool")) { /* [C, ...] -> [C]: the pool, then its unit axes dropped */
@@ -524,7 +552,7 @@ nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
         graph.initializer = ex.inits, graph.n_initializer = ex.n_inits;
         graph.input = ex.inputs, graph.n_input = ex.n_inputs;
         graph.output = ex.outputs, graph.n_output = ex.n_outputs;
-        model.has_ir_version = 1, model.ir_version = 7; /* (opset 14's IR version) */
+        model.has_ir_version = 1, model.ir_version = ex.opset >= 17 ? 8 : 7; /* (the opsets' IR versions) */
         model.opset_import = opsets, model.n_opset_import = 1;
         model.producer_name = "nodeflow";
         model.producer_version = NF_VERSION;

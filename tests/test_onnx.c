@@ -79,6 +79,12 @@ static void test_bigru(void **state)
     check_export("bigru");
 }
 
+static void test_layernorm(void **state)
+{
+    (void)state;
+    check_export("layernorm");
+}
+
 /* Export round trip: an imported model exported again and imported gives
  * the same outputs, bit for bit; so do the shipped models that export
  * (their weights from their initialisation). */
@@ -150,7 +156,7 @@ static void round_trip(nf_graph *g, const char *what)
 static void test_export_round_trip(void **state)
 {
     (void)state;
-    static const char *const imported[] = {"mlp", "lenet_bn", "global_pool"};
+    static const char *const imported[] = {"mlp", "lenet_bn", "global_pool", "layernorm"};
     for (size_t k = 0; k < sizeof imported / sizeof imported[0]; k++) {
         char path[512];
         snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx", NF_SOURCE_DIR, imported[k]);
@@ -442,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_global_pool),
         cmocka_unit_test(test_embed_lstm),
         cmocka_unit_test(test_bigru),
+        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_names_and_weights),
         cmocka_unit_test(test_export_round_trip),
         cmocka_unit_test(test_export_refusals),
