@@ -440,9 +440,12 @@ nf_status nf_comm_finish_sums(const nf_comm *c, nf_error *err)
 {
     nf_status st = NF_OK;
 #ifdef NF_HAVE_MPI
-    if (many(c) && c->started->count > 0 && (st = begin_wait(c, "MPI_Iallreduce", err)) == NF_OK)
-        st = done(c, MPI_Waitall(c->started->count, c->started->requests, MPI_STATUSES_IGNORE), "MPI_Iallreduce",
-                  err);
+    if (many(c) && c->started->count > 0) { /* (waited for even when the watchdog cannot start) */
+        st = begin_wait(c, "MPI_Iallreduce", err);
+        nf_status waited =
+            done(c, MPI_Waitall(c->started->count, c->started->requests, MPI_STATUSES_IGNORE), "MPI_Iallreduce", err);
+        st = st == NF_OK ? waited : st;
+    }
     if (c)
         c->started->count = 0;
 #else

@@ -62,6 +62,7 @@ typedef struct {
     nf_name_index index;
     weight *weights;
     int n_weights, cap_weights;
+    size_t const_bytes;        /* constants held so far: bounded by the memory limit in all */
     const Onnx__NodeProto *at; /* the node being mapped, for errors */
     nf_error *err;
 } importer;
@@ -205,15 +206,18 @@ static nf_status make_const(importer *im, value *v, int rank, const int64_t *dim
 {
     if (rank > MAX_DIMS)
         return fail(im, "a constant of rank %d (at most %d)", rank, MAX_DIMS);
-    int64_t count = 1;
+    /* every dimension bounded, a 0 among them or not (loops walk dims) */
+    int64_t count = 1, nonzero = 1, most = (int64_t)(nf_memory_limit() / 8);
     for (int k = 0; k < rank; k++) {
-        if (dims[k] < 0 || (dims[k] > 0 && count > INT64_MAX / dims[k]))
+        if (dims[k] < 0 || (dims[k] > 0 && nonzero > most / dims[k]))
             return fail(im, "a constant's dimensions are negative or too large");
+        nonzero *= dims[k] ? dims[k] : 1;
         count *= dims[k];
     }
     size_t bytes = (size_t)(count ? count : 1) * (is_int ? sizeof(int64_t) : sizeof(float));
-    if ((uint64_t)count > (uint64_t)(nf_memory_limit() / 8))
-        return fail(im, "a constant of %lld elements is over the memory limit", (long long)count);
+    if ((uint64_t)count > (uint64_t)(nf_memory_limit() / 8) || im->const_bytes + bytes > nf_memory_limit())
+        return fail(im, "the model's constants (%lld elements here) are over the memory limit", (long long)count);
+    im->const_bytes += bytes;
     v->rank = rank;
     if (rank > 0)
         memcpy(v->dims, dims, (size_t)rank * sizeof *dims);
@@ -484,6 +488,13 @@ static nf_status map_identity(importer *im)
             return st;
         if (im->at->n_output > 1 && *im->at->output[1])
             return fail(im, "its mask output is not supported");
+        if (has_input(im, 2)) { /* training_mode (opset 12): must be a constant false */
+            value *mode = const_input(im, 2);
+            if (!mode)
+                return im->err->code;
+            if (mode->count != 1 || const_at(mode, 0) != 0)
+                return fail(im, "training_mode = true is not supported");
+        }
     }
     value *y = im->at->n_output ? define(im, im->at->output[0]) : NULL;
     if (!y)
@@ -593,9 +604,8 @@ static nf_status map_gemm(importer *im)
     int trans_b = attr_int(im, "transB", 0) != 0;
     int64_t n = trans_b ? b->dims[0] : b->dims[1];
     double alpha = attr_float(im, "alpha", 1.0), beta = attr_float(im, "beta", 1.0);
-    if (c && !(c->count == n || c->count == 1) )
-        return fail(im, "C has %lld elements; it must broadcast to the %lld outputs", (long long)c->count,
-                    (long long)n);
+    if (c && (!(c->count == n || c->count == 1) || c->rank > 2 || (c->rank == 2 && c->dims[0] != 1)))
+        return fail(im, "C must be a scalar, [%lld] or [1, %lld] (a bias per output)", (long long)n, (long long)n);
     nf_node *y = add(im, "linear", 1, &a->node, NULL);
     if ((st = set(im, y, "out", "%lld", (long long)n)) != NF_OK ||
         (st = set(im, y, "in", "%lld", (long long)(trans_b ? b->dims[1] : b->dims[0]))) != NF_OK ||
@@ -624,7 +634,14 @@ static nf_status map_matmul(importer *im)
     value *a = node_input(im, 0), *b = a ? input(im, 1) : NULL;
     if (!b)
         return im->err->code;
-    if (b->node) {
+    if (b->node) { /* (batched: the batch axes must line up) */
+        nf_shape sa, sb;
+        nf_status st = b->batch_axis != 0 ? fail(im, "B has the batch at axis %d", b->batch_axis) : NF_OK;
+        if (st != NF_OK || (st = shape_of(im, a->node, &sa)) != NF_OK || (st = shape_of(im, b->node, &sb)) != NF_OK)
+            return st;
+        if (sa.rank != sb.rank || sa.rank < 2)
+            return fail(im, "computed operands of ranks %d and %d (equal ranks of at least 3 map)", sa.rank + 1,
+                        sb.rank + 1);
         nf_node *in[2] = {a->node, b->node};
         return define_node(im, add(im, "matmul", 2, in, NULL));
     }
@@ -720,6 +737,13 @@ static nf_status map_binary(importer *im)
     nf_node *other = b->node;
     if (other && a->batch_axis != b->batch_axis)
         return fail(im, "the operands have their batch at different axes (%d and %d)", a->batch_axis, b->batch_axis);
+    if (other) { /* (ONNX broadcasts over the batch axis too: only equal shapes agree) */
+        nf_shape sa, sb;
+        if ((st = shape_of(im, a->node, &sa)) != NF_OK || (st = shape_of(im, other, &sb)) != NF_OK)
+            return st;
+        if (sa.rank != sb.rank || memcmp(sa.dim, sb.dim, (size_t)sa.rank * sizeof sa.dim[0]))
+            return fail(im, "computed operands of different shapes (broadcasting between them is not supported)");
+    }
     if (!other) {
         nf_shape s;
         if (a->batch_axis != 0)
@@ -729,6 +753,16 @@ static nf_status map_binary(importer *im)
     }
     nf_node *in[2] = {a->node, other};
     return define_output(im, 0, add(im, nf_op, 2, in, NULL), a->batch_axis);
+}
+
+/* Kernel, strides and dilations of a Conv or pool: 1 to 65536 each. */
+static nf_status check_window(importer *im, const int64_t *kernel, const int64_t *stride, const int64_t *dilation)
+{
+    for (int k = 0; k < 2; k++)
+        if (kernel[k] < 1 || kernel[k] > 65536 || stride[k] < 1 || stride[k] > 65536 || dilation[k] < 1 ||
+            dilation[k] > 65536)
+            return fail(im, "kernel_shape, strides and dilations must be 1 to 65536");
+    return NF_OK;
 }
 
 /* The spatial pads of a Conv or pool as top, left, bottom, right (auto_pad
@@ -749,8 +783,8 @@ static nf_status spatial_pads(importer *im, const nf_shape *s, const int64_t *ke
         if (n != 0 && n != 4)
             return fail(im, "pads has %d values (4 for 2-D)", n);
         for (int k = 0; k < 4; k++)
-            if (pads[k] < 0)
-                return fail(im, "negative pads");
+            if (pads[k] < 0 || pads[k] > 65536)
+                return fail(im, "pads must be 0 to 65536");
         return NF_OK;
     }
     if (!strcmp(mode, "VALID"))
@@ -794,9 +828,12 @@ static nf_status map_conv(importer *im)
     if (st == NF_OK && (n = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && n != 2)
         return fail(im, "dilations needs 2 values");
     int64_t pads[4];
-    if (st != NF_OK || (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
+    if (st != NF_OK || (st = check_window(im, kernel, stride, dilation)) != NF_OK ||
+        (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
         return st;
     int64_t group = attr_int(im, "group", 1);
+    if (group < 1 || group > 65536 || w->dims[0] < 1 || w->dims[1] < 1 || w->dims[1] > 65536)
+        return fail(im, "group %lld or the weight's shape is out of range", (long long)group);
     if (group < 1 || s.dim[0] % group || w->dims[1] * group != s.dim[0])
         return fail(im, "the weight's %lld input channels x %lld groups are not the input's %lld channels",
                     (long long)w->dims[1], (long long)group, (long long)s.dim[0]);
@@ -850,7 +887,8 @@ static nf_status map_pool(importer *im)
         return fail(im, "strides needs 2 values");
     if (st == NF_OK && (n = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && n != 2)
         return fail(im, "dilations needs 2 values");
-    if (st != NF_OK || (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
+    if (st != NF_OK || (st = check_window(im, kernel, stride, dilation)) != NF_OK ||
+        (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
         return st;
     if (pads[0] != pads[2] || pads[1] != pads[3])
         return fail(im, "pads differ between the two sides of an axis (%lld, %lld, %lld, %lld)", (long long)pads[0],
@@ -1494,8 +1532,10 @@ static nf_status map_recurrent(importer *im)
             return fail(im, "direction '%.*s' is not supported (forward and bidirectional are)",
                         (int)(dir->s.len < 20 ? dir->s.len : 20), (const char *)dir->s.data);
     }
-    int layout = (int)attr_int(im, "layout", 0), dirs = bidirectional ? 2 : 1;
-    int64_t h = attr_int(im, "hidden_size", 0), gates = lstm ? 4 : 3;
+    int64_t layout_attr = attr_int(im, "layout", 0), h = attr_int(im, "hidden_size", 0), gates = lstm ? 4 : 3;
+    if ((layout_attr != 0 && layout_attr != 1) || h < 1 || h > 65536)
+        return fail(im, "layout must be 0 or 1 and hidden_size 1 to 65536");
+    int layout = (int)layout_attr, dirs = bidirectional ? 2 : 1;
     value *x = any_input(im, 0), *w = x ? const_input(im, 1) : NULL, *r = w ? const_input(im, 2) : NULL;
     value *b = r && has_input(im, 3) ? const_input(im, 3) : NULL;
     if (!r || (has_input(im, 3) && !b))
@@ -1672,7 +1712,7 @@ static void slice_bounds(int64_t start, int64_t end, int64_t step, int64_t n, in
         *from = start < 0 ? 0 : start > n ? n : start;
         *to = end < 0 ? 0 : end > n ? n : end;
     } else {
-        *from = start < 0 ? -1 : start > n - 1 ? n - 1 : start;
+        *from = start < 0 ? (n > 0 ? 0 : -1) : start > n - 1 ? n - 1 : start;
         *to = end < -1 ? -1 : end > n - 1 ? n - 1 : end;
     }
 }
@@ -1694,6 +1734,8 @@ static nf_status map_slice(importer *im)
             return fail(im, "starts and ends differ in length");
         if (st == NF_OK)
             n_axes = attr_ints(im, "axes", axes, MAX_DIMS, &st);
+        if (st == NF_OK && n_axes && n_axes != n)
+            return fail(im, "starts, ends and axes differ in length");
     } else {
         int64_t *lists[4] = {starts, ends, axes, steps};
         int counts[4] = {0, 0, 0, 0};
@@ -1734,7 +1776,7 @@ static nf_status map_slice(importer *im)
     for (int j = 0; j < n; j++) {
         int64_t a = n_axes ? axes[j] : j, stp = n_steps ? steps[j] : 1;
         a = a < 0 ? a + rank : a;
-        if (a < 0 || a >= rank || stp == 0)
+        if (a < 0 || a >= rank || stp == 0 || stp > ((int64_t)1 << 31) || stp < -((int64_t)1 << 31))
             return fail(im, "axis %lld or step %lld does not fit", (long long)(n_axes ? axes[j] : j), (long long)stp);
         int batch_here = x->node ? a == x->batch_axis : x->zeros && a == x->zeros_batch_axis;
         if (batch_here) {
@@ -1837,6 +1879,79 @@ static nf_status map_node(importer *im, const Onnx__NodeProto *node)
         if (node->op_type && !strcmp(node->op_type, operators[k].op))
             return operators[k].map(im);
     return fail(im, "the operator is not supported (docs/onnx.md lists those that are)");
+}
+
+/* ---- nesting ---------------------------------------------------------------- */
+
+enum { MAX_NESTING = 64 };
+
+/* A varint at *p (before end): its value, *p moved past it; 0 at a
+ * malformed one (*ok cleared). */
+static uint64_t read_varint(const uint8_t **p, const uint8_t *end, int *ok)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    *ok = 0;
+    return 0;
+}
+
+/* Whether the messages of a serialized `desc` nest at most MAX_NESTING
+ * deep. protobuf-c decodes nested messages by recursion, with no limit
+ * of its own: a small file of deeply nested TypeProtos would exhaust the
+ * stack. This walks the wire format with a stack of its own, descending
+ * into the fields the descriptors say are messages; anything malformed
+ * is left for protobuf-c to refuse. */
+static int nesting_ok(const uint8_t *data, size_t size, const ProtobufCMessageDescriptor *desc)
+{
+    struct {
+        const uint8_t *end;
+        const ProtobufCMessageDescriptor *desc;
+    } stack[MAX_NESTING + 1];
+    int depth = 0, ok = 1;
+    const uint8_t *p = data;
+    stack[0].end = data + size, stack[0].desc = desc;
+    while (ok) {
+        if (p >= stack[depth].end) {
+            if (depth == 0)
+                return 1;
+            p = stack[depth--].end;
+            continue;
+        }
+        uint64_t key = read_varint(&p, stack[depth].end, &ok);
+        int wire = (int)(key & 7);
+        if (!ok || key >> 3 > UINT32_MAX)
+            return 1;
+        if (wire == 0) {
+            read_varint(&p, stack[depth].end, &ok);
+        } else if (wire == 1 || wire == 5) {
+            size_t n = wire == 1 ? 8 : 4;
+            if ((size_t)(stack[depth].end - p) < n)
+                return 1;
+            p += n;
+        } else if (wire == 2) {
+            uint64_t len = read_varint(&p, stack[depth].end, &ok);
+            if (!ok || len > (uint64_t)(stack[depth].end - p))
+                return 1;
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field(stack[depth].desc, (unsigned)(key >> 3));
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (depth == MAX_NESTING)
+                    return 0;
+                depth++;
+                stack[depth].end = p + len, stack[depth].desc = f->descriptor;
+                continue;
+            }
+            p += len;
+        } else {
+            return 1; /* (groups and bad wire types: protobuf-c refuses them) */
+        }
+    }
+    return 1;
 }
 
 /* ---- the model ------------------------------------------------------------ */
@@ -1966,6 +2081,8 @@ nf_status nf_onnx_parse(const void *data, size_t size, const char *name, nf_grap
     nf_error local;
     importer im = {.file = name ? name : "(memory)", .err = err ? err : &local};
     nf_name_index_init(&im.index, value_name, NULL);
+    if (!nesting_ok(data, size, &onnx__model_proto__descriptor))
+        return fail(&im, "messages nested more than %d deep", MAX_NESTING);
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
     if (!m)
         return fail(&im, "not an ONNX model (the protobuf is malformed or truncated)");
@@ -2003,6 +2120,8 @@ nf_status nf_onnx_tensor_parse(const void *data, size_t size, nf_shape *shape, f
     *values = NULL;
     nf_error local;
     importer im = {.file = "tensor", .err = err ? err : &local};
+    if (!nesting_ok(data, size, &onnx__tensor_proto__descriptor))
+        return fail(&im, "messages nested more than %d deep", MAX_NESTING);
     Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, size, data);
     if (!t)
         return fail(&im, "not a TensorProto");
@@ -2033,6 +2152,8 @@ nf_status nf_onnx_op_types(const void *data, size_t size, char *out, size_t out_
 {
     nf_error local;
     importer im = {.file = "model", .err = err ? err : &local};
+    if (!nesting_ok(data, size, &onnx__model_proto__descriptor))
+        return fail(&im, "messages nested more than %d deep", MAX_NESTING);
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
     if (!m)
         return fail(&im, "not an ONNX model (the protobuf is malformed or truncated)");

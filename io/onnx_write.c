@@ -25,6 +25,7 @@ typedef struct {
     Onnx__ValueInfoProto **inputs, **outputs;
     size_t n_inputs, n_outputs;
     int failed;                    /* out of memory */
+    unsigned char *written;        /* per node: its constant's initializer is written */
     nf_error *err;
     int64_t opset;
 } exporter;
@@ -284,7 +285,7 @@ static nf_status export_linear(exporter *ex, const nf_node *n)
             t[i * out + o] = v[o * in_f + i];
     const char *wt = text(ex, "%s.weight_t", n->name);
     initializer(ex, wt, 2, dims, t, NULL);
-    const char *mm_out = b ? text(ex, "%s_matmul", n->name) : n->name;
+    const char *mm_out = b ? text(ex, "%s:matmul", n->name) : n->name; /* (':' is in no node name) */
     const char *in[] = {in_name(n, 0), wt, NULL};
     node(ex, "MatMul", mm_out, in, mm_out);
     if (b) {
@@ -382,13 +383,13 @@ static nf_status export_layernorm(exporter *ex, const nf_node *n)
     if (param(ex->g, n, "weight")) {
         scale = param_init(ex, n, "weight");
         bias = param_init(ex, n, "bias");
-    } else { /* affine=false: a scale of ones */
+    } else { /* affine=false: a scale of ones, of the normalised shape */
         float *ones = keep(ex, (size_t)count * sizeof(float));
         for (int64_t k = 0; ones && k < count; k++)
             ones[k] = 1.0f;
         scale = text(ex, "%s.scale", n->name);
         if (ones)
-            initializer(ex, scale, 1, &count, ones, NULL);
+            initializer(ex, scale, (int)axes, n->shape.dim + n->shape.rank - axes, ones, NULL);
     }
     const char *in[] = {in_name(n, 0), scale, bias, NULL};
     Onnx__NodeProto *l = node(ex, "LayerNormalization", n->name, in, n->name);
@@ -405,9 +406,17 @@ static nf_status export_binary(exporter *ex, const nf_node *n, const char *op)
 {
     const nf_node *b = n->inputs[1];
     const char *bn = in_name(n, 1);
-    if (!strcmp(b->op->name, "constant"))
-        bn = param_init(ex, b, "value");
-    else if (b->shape.rank != n->inputs[0]->shape.rank ||
+    if (!strcmp(n->inputs[0]->op->name, "constant"))
+        return refuse(ex, n, "a constant first operand is not exported (give it second)");
+    if (!strcmp(b->op->name, "constant")) {
+        const nf_param *v = param(ex->g, b, "value");
+        if (!v)
+            return refuse(ex, n, "its constant operand has no value");
+        if (!ex->written[b->index]) /* one initializer, however many use it */
+            param_init(ex, b, "value");
+        ex->written[b->index] = 1;
+        bn = v->name;
+    } else if (b->shape.rank != n->inputs[0]->shape.rank ||
              memcmp(b->shape.dim, n->inputs[0]->shape.dim, (size_t)b->shape.rank * sizeof b->shape.dim[0]))
         return refuse(ex, n, "operands of different per-sample shapes broadcast differently in ONNX");
     const char *in[] = {in_name(n, 0), bn, NULL};
@@ -462,7 +471,7 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul"))
         return export_binary(ex, n, !strcmp(op, "add") ? "Add" : !strcmp(op, "sub") ? "Sub" : "Mul");
     if (!strcmp(op, "global_avgpool")) { /* [C, ...] -> [C]: the pool, then its unit axes dropped */
-        const char *pooled = text(ex, "%s_pool", n->name);
+        const char *pooled = text(ex, "%s:pool", n->name);
         node(ex, "GlobalAveragePool", pooled, in, pooled);
         reshape_to(ex, pooled, n->name, &n->shape);
         return NF_OK;
@@ -513,6 +522,19 @@ static nf_status build(exporter *ex, unsigned char *needed)
         if (n->memory_source || (n->op->flags & NF_OP_MEMORY))
             return refuse(ex, n, "recurrent flows through memory nodes are not exported (ONNX would need Loop "
                                  "or Scan)");
+        if (n->share_from)
+            return refuse(ex, n, "shared parameters (share=) are not exported yet");
+        if (!strcmp(n->op->name, "constant")) {
+            for (int j = k + 1; j < g->n_nodes; j++) /* only as the second operand of add, sub or mul */
+                for (int i = 0; i < g->nodes[j]->n_inputs; i++)
+                    if (needed[j] && g->nodes[j]->inputs[i] == n &&
+                        (i != 1 || (strcmp(g->nodes[j]->op->name, "add") && strcmp(g->nodes[j]->op->name, "sub") &&
+                                    strcmp(g->nodes[j]->op->name, "mul"))))
+                        return refuse(ex, n, "a constant is exported only as the second operand of add, sub or mul");
+            if (needed[k] == 2 || (n->op->flags & NF_OP_OUTPUT))
+                return refuse(ex, n, "a constant as an output is not exported");
+            continue;
+        }
         if (n->op->flags & NF_OP_INPUT) {
             if (n->attr[nf_op_attr_index(n->op, "sequence")] != 0)
                 return refuse(ex, n, "sequence inputs of unrolled plans are not exported");
@@ -537,8 +559,10 @@ nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
         return st;
     exporter ex = {.g = g, .err = err, .opset = 14};
     unsigned char *needed = calloc((size_t)g->n_nodes + 1, 1);
-    st = needed ? build(&ex, needed) : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    ex.written = calloc((size_t)g->n_nodes + 1, 1);
+    st = needed && ex.written ? build(&ex, needed) : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
     free(needed);
+    free(ex.written);
     Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
     Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;

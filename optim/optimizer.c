@@ -418,13 +418,19 @@ static void grads_done(void *ctx, int node)
     nf_comm_progress(opt->comm);
 }
 
+int nf_optimizer_overlaps(const nf_optimizer *opt)
+{
+    return opt->bucket_mb > 0 && nf_comm_size(opt->comm) > 1 && opt->accumulate == 1 && opt->pending == 0;
+}
+
 nf_status nf_optimizer_begin_backward(nf_optimizer *opt, nf_plan *plan, nf_error *err)
 {
-    int overlap = opt->bucket_mb > 0 && nf_comm_size(opt->comm) > 1 && opt->accumulate == 1 && opt->pending == 0;
     nf_plan_set_grads_done(plan, NULL, NULL);
     opt->overlapping = 0;
-    if (!overlap)
+    if (!nf_optimizer_overlaps(opt))
         return NF_OK;
+    if (opt->graph->version != opt->version)
+        return nf_fail(err, NF_ERR_STATE, "the graph's parameters changed; create the optimizer again");
     if (!opt->buckets) {
         nf_status st = cut_buckets(opt, err);
         if (st != NF_OK)
@@ -444,14 +450,15 @@ nf_status nf_optimizer_end_backward(nf_optimizer *opt, nf_plan *plan, nf_error *
     nf_plan_set_grads_done(plan, NULL, NULL);
     opt->overlapping = 0;
     nf_status st = opt->sum_status;
-    if (st != NF_OK) {
-        if (err)
-            *err = opt->sum_error;
-        return st;
-    }
-    st = start_ready(opt, -1, err); /* those backward did not reach (nodes that need no gradient) */
     if (st == NF_OK)
-        st = nf_comm_finish_sums(opt->comm, err);
+        st = start_ready(opt, -1, err); /* those backward did not reach (nodes that need no gradient) */
+    else if (err)
+        *err = opt->sum_error;
+    /* whatever was started is waited for, even after a failure: MPI owns
+     * those parts of the gradients until then */
+    nf_status waited = nf_comm_finish_sums(opt->comm, st == NF_OK ? err : NULL);
+    if (st == NF_OK)
+        st = waited;
     opt->summed = st == NF_OK;
     return st;
 }

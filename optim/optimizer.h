@@ -106,6 +106,8 @@ nf_status nf_average_load_state(nf_average *a, const nf_record *r, int apply, nf
  * accumulation); end starts what is left, waits for all, and unsets it;
  * the next step then sums no more. */
 nf_status nf_optimizer_begin_backward(nf_optimizer *opt, nf_plan *plan, nf_error *err);
+/* Whether the next backward's sums overlap it. */
+int nf_optimizer_overlaps(const nf_optimizer *opt);
 nf_status nf_optimizer_end_backward(nf_optimizer *opt, nf_plan *plan, nf_error *err);
 
 /* The buckets' size unless bucket_mb is set (tests/bench_dist.sh measured

@@ -380,6 +380,17 @@ int main(void)
         job_fail("a NaN in one process: %s", st == NF_OK ? "trained on" : err.message);
     nf_session_free(faulty);
     nf_graph_free(gf);
+    /* the same with the sums overlapping backward: every process still
+     * runs backward or none, and all stop at the same batch */
+    train_extra = "bucket_mb = 0.000244140625\n";
+    faulty = train(&gf, B, 1, comm, "", data, NULL, &st, &err);
+    train_extra = "";
+    step = (float)nf_session_training(faulty)->progress.step, first = step;
+    ok(nf_comm_broadcast_floats(comm, &first, 1, &err), &err);
+    if (st != NF_ERR_NUMERIC || step != first || step != 5)
+        job_fail("a NaN in one process, sums overlapped: %s", st == NF_OK ? "trained on" : err.message);
+    nf_session_free(faulty);
+    nf_graph_free(gf);
     /* a replica that drifts is found at the end of the epoch */
     fault drift = {NULL, 0, 1, 3, 1e-3f};
     injected = &drift;

@@ -345,6 +345,52 @@ static buf graph_with(const char *op, const buf *extra_node_fields, const buf *i
     return g;
 }
 
+/* A model whose graph input's type nests 5,000 sequence types deep (a
+ * few KB): refused, not a stack overflow inside protobuf-c. */
+static void deep_nesting(void)
+{
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *a = malloc(cap), *b = malloc(cap);
+    for (int level = 0; level < 5000; level++) { /* TypeProto{sequence_type: Sequence{elem_type: inner}} */
+        for (int wrap = 0; wrap < 2; wrap++) {
+            buf head = {{0}, 0};
+            varint(&head, (uint64_t)(wrap == 0 ? 1 : 4) << 3 | 2);
+            varint(&head, n);
+            memcpy(b, head.b, head.n);
+            memcpy(b + head.n, a, n);
+            n += head.n;
+            unsigned char *t = a;
+            a = b, b = t;
+        }
+    }
+    /* ValueInfoProto{name: "x", type: ...}, GraphProto{input: ...}, ModelProto{ir 7, opset 14, graph} */
+    const int fields[3] = {2, 11, 7};
+    for (int k = 0; k < 3; k++) {
+        buf head = {{0}, 0};
+        if (k == 2) {
+            field_varint(&head, 1, 7);
+            buf o = {{0}, 0};
+            field_varint(&o, 2, 14);
+            field_msg(&head, 8, &o);
+        }
+        if (k == 0)
+            field_bytes(&head, 1, "x", 1);
+        varint(&head, (uint64_t)fields[k] << 3 | 2);
+        varint(&head, n);
+        memcpy(b, head.b, head.n);
+        memcpy(b + head.n, a, n);
+        n += head.n;
+        unsigned char *t = a;
+        a = b, b = t;
+    }
+    nf_graph *g = NULL;
+    nf_error err;
+    assert_int_not_equal(nf_onnx_parse(a, n, "deep.onnx", &g, &err), NF_OK);
+    assert_non_null(strstr(err.message, "nested more than"));
+    free(a);
+    free(b);
+}
+
 static void expect_error(const buf *b, const char *what, const char *fragment)
 {
     nf_graph *g = NULL;
@@ -388,6 +434,7 @@ static void test_bad_files(void **state)
     varint(&past, 1000);
     expect_error(&past, "a length past the end", "malformed");
 
+    deep_nesting();
     buf m = model(9, NULL, 14, &g);
     expect_error(&m, "IR version 9", "IR version 9");
     m = model(7, NULL, 18, &g);

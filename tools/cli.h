@@ -52,8 +52,10 @@ int cli_parse_double(const char *text, double *out);
  * weights come with it, and *train is the defaults); prints errors. */
 int cli_load_model(const char *path, nf_graph **g, nf_train_config *train);
 int cli_is_onnx(const char *path);
-/* A label input and a loss (cross_entropy: class indices; mse: targets of
- * the output's shape) on the graph's one output; prints errors. */
+/* A label input and a loss (cross_entropy: class indices, or
+ * bce_with_logits for one score per sample; mse: targets of the output's
+ * shape) on the graph's one output (for an output that is a softmax, on
+ * the logits before it); prints errors. */
 int cli_add_loss(nf_graph *g, const char *loss);
 
 /* The forms of data spec (the library's table), for help texts. */

@@ -136,12 +136,20 @@ int cli_add_loss(nf_graph *g, const char *loss)
     if (nf_node_shape(out, &s, &err) != NF_OK)
         return cli_fail(&err);
     int ce = !strcmp(loss, "cross_entropy");
+    nf_node *scores = out;
+    if (ce && nf_shape_size(&s) == 1) /* one score per sample: a binary classifier's logit */
+        loss = "bce_with_logits", ce = 0;
+    /* probabilities: the loss takes the logits before the softmax (a
+     * log-softmax may stay: cross_entropy of log-probabilities is theirs) */
+    if (ce && nf_node_input_count(out) == 1 && !strcmp(nf_node_op(nf_node_input(out, 0)), "softmax") &&
+        nf_node_input_count(nf_node_input(out, 0)) == 1)
+        scores = nf_node_input(nf_node_input(out, 0), 0);
     char label[NF_NAME_MAX] = "label", name[NF_NAME_MAX] = "loss";
     for (int k = 2; nf_graph_find(g, label); k++) /* names the model does not use */
         snprintf(label, sizeof label, "label_%d", k);
     for (int k = 2; nf_graph_find(g, name); k++)
         snprintf(name, sizeof name, "loss_%d", k);
-    nf_node *in[2] = {out, nf_input(g, label, ce ? 0 : s.rank, s.dim)};
+    nf_node *in[2] = {scores, nf_input(g, label, ce ? 0 : s.rank, s.dim)};
     if (!in[1] || !nf_graph_add(g, loss, name, 2, in)) { /* (the graph keeps the error) */
         nf_graph_status(g, &err);
         return cli_fail(&err);

@@ -211,6 +211,11 @@ static nf_status run_batch(nf_plan *plan, nf_optimizer *opt, double weight, int6
         return st;
     *loss = nf_plan_loss(plan);
     int finite = isfinite(*loss);
+    /* sums that overlap backward are collectives inside it: every process
+     * must run backward, or none (a process whose loss is not finite
+     * would skip it) */
+    if (opt && nf_optimizer_overlaps(opt) && (st = nf_comm_all(opt->comm, &finite, err)) != NF_OK)
+        return st;
     if (finite && opt) {
         /* each batch's gradient whole: the optimizer adds it to those gathered */
         st = nf_optimizer_begin_backward(opt, plan, err);
