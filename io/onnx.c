@@ -474,6 +474,19 @@ static nf_status reshaped(importer *im, nf_node *x, const nf_shape *to, const ch
 
 /* ---- the operators ------------------------------------------------------- */
 
+/* The start of most mappings: only the attributes in `known`, input 0 as
+ * a node (its batch axis first unless any_layout) and its per-sample
+ * shape. */
+static nf_status start_node(importer *im, const char *const *known, int any_layout, value **x, nf_shape *s)
+{
+    nf_status st = refuse_attrs(im, known);
+    if (st != NF_OK)
+        return st;
+    if (!(*x = any_layout ? any_input(im, 0) : node_input(im, 0)))
+        return im->err->code;
+    return shape_of(im, (*x)->node, s);
+}
+
 typedef nf_status (*mapper)(importer *im);
 
 static nf_status map_identity(importer *im)
@@ -546,12 +559,10 @@ static nf_status map_activation(importer *im)
 static nf_status map_softmax(importer *im)
 {
     static const char *const known[] = {"axis", NULL};
-    nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? node_input(im, 0) : NULL;
-    if (!x)
-        return st != NF_OK ? st : im->err->code;
+    value *x;
     nf_shape s;
-    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+    nf_status st = start_node(im, known, 0, &x, &s);
+    if (st != NF_OK)
         return st;
     int rank = s.rank + 1; /* with the batch */
     int64_t axis = attr_int(im, "axis", im->opset >= 13 ? -1 : 1);
@@ -808,15 +819,13 @@ static nf_status spatial_pads(importer *im, const nf_shape *s, const int64_t *ke
 static nf_status map_conv(importer *im)
 {
     static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
-    nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? node_input(im, 0) : NULL;
-    value *w = x ? const_input(im, 1) : NULL;
-    value *b = w && has_input(im, 2) ? const_input(im, 2) : NULL;
-    if (!w || (has_input(im, 2) && !b))
-        return st != NF_OK ? st : im->err->code;
+    value *x, *w, *b = NULL;
     nf_shape s;
-    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+    nf_status st = start_node(im, known, 0, &x, &s);
+    if (st != NF_OK)
         return st;
+    if (!(w = const_input(im, 1)) || (has_input(im, 2) && !(b = const_input(im, 2))))
+        return im->err->code;
     if (s.rank != 3 || w->rank != 4)
         return fail(im, "only 2-D convolutions map (input [N, C, H, W], weight of rank 4)");
     int64_t kernel[2] = {w->dims[2], w->dims[3]}, stride[2] = {1, 1}, dilation[2] = {1, 1}, given[2];
@@ -868,15 +877,13 @@ static nf_status map_pool(importer *im)
                                             "storage_order", "strides", NULL};
     static const char *const known_avg[] = {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads",
                                             "strides", NULL};
-    nf_status st = refuse_attrs(im, is_max ? known_max : known_avg);
-    value *x = st == NF_OK ? node_input(im, 0) : NULL;
-    if (!x)
-        return st != NF_OK ? st : im->err->code;
+    value *x;
+    nf_shape s;
+    nf_status st = start_node(im, is_max ? known_max : known_avg, 0, &x, &s);
+    if (st != NF_OK)
+        return st;
     if (im->at->n_output > 1 && *im->at->output[1])
         return fail(im, "the Indices output is not supported");
-    nf_shape s;
-    if ((st = shape_of(im, x->node, &s)) != NF_OK)
-        return st;
     if (s.rank != 3)
         return fail(im, "only 2-D pooling maps (input [N, C, H, W])");
     int64_t kernel[2], stride[2] = {1, 1}, dilation[2] = {1, 1}, pads[4];
@@ -913,11 +920,10 @@ static nf_status map_pool(importer *im)
  * the unit axes back (a reshape). */
 static nf_status map_global_pool(importer *im)
 {
-    value *x = node_input(im, 0);
-    if (!x)
-        return im->err->code;
+    static const char *const known[] = {NULL};
+    value *x;
     nf_shape s;
-    nf_status st = shape_of(im, x->node, &s);
+    nf_status st = start_node(im, known, 0, &x, &s);
     if (st != NF_OK)
         return st;
     if (s.rank < 2)
@@ -974,18 +980,16 @@ static nf_status map_batchnorm(importer *im)
 static nf_status map_layernorm(importer *im)
 {
     static const char *const known[] = {"axis", "epsilon", "stash_type", NULL};
-    nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? any_input(im, 0) : NULL;
-    value *scale = x ? const_input(im, 1) : NULL;
-    value *bias = scale && has_input(im, 2) ? const_input(im, 2) : NULL;
-    if (!scale || (has_input(im, 2) && !bias))
-        return st != NF_OK ? st : im->err->code;
+    value *x, *scale, *bias = NULL;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    if (!(scale = const_input(im, 1)) || (has_input(im, 2) && !(bias = const_input(im, 2))))
+        return im->err->code;
     for (size_t k = 1; k < im->at->n_output; k++)
         if (*im->at->output[k])
             return fail(im, "the Mean and InvStdDev outputs are not supported");
-    nf_shape s;
-    if ((st = shape_of(im, x->node, &s)) != NF_OK)
-        return st;
     int rank = s.rank + 1;
     int64_t axis = attr_int(im, "axis", -1);
     if (axis < -rank || axis >= rank)
@@ -1017,12 +1021,10 @@ static nf_status map_layernorm(importer *im)
 static nf_status map_flatten(importer *im)
 {
     static const char *const known[] = {"axis", NULL};
-    nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? node_input(im, 0) : NULL;
-    if (!x)
-        return st != NF_OK ? st : im->err->code;
+    value *x;
     nf_shape s;
-    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+    nf_status st = start_node(im, known, 0, &x, &s);
+    if (st != NF_OK)
         return st;
     int64_t axis = attr_int(im, "axis", 1);
     if (axis < 0)
@@ -1042,16 +1044,15 @@ static nf_status map_flatten(importer *im)
 static nf_status map_reshape(importer *im)
 {
     static const char *const known[] = {"allowzero", NULL};
-    nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? any_input(im, 0) : NULL;
-    value *shape = x ? const_input(im, 1) : NULL;
-    if (!shape)
-        return st != NF_OK ? st : im->err->code;
+    value *x, *shape;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    if (!(shape = const_input(im, 1)))
+        return im->err->code;
     if (!shape->is_int || shape->rank != 1 || shape->count < 1 || shape->count > NF_MAX_RANK + 1)
         return fail(im, "the shape must be 1 to %d integers", NF_MAX_RANK + 1);
-    nf_shape s;
-    if ((st = shape_of(im, x->node, &s)) != NF_OK)
-        return st;
     int allowzero = attr_int(im, "allowzero", 0) != 0, n = (int)shape->count, in_rank = s.rank + 1;
     int64_t total = nf_shape_size(&s), before_in = 1, e[NF_MAX_RANK + 1], known_size = 1;
     for (int k = 0; k < x->batch_axis; k++)
@@ -1138,11 +1139,10 @@ static nf_status map_constant(importer *im)
 /* Shape of a per-sample value: [batch, its dimensions]. */
 static nf_status map_shape(importer *im)
 {
-    value *x = any_input(im, 0);
-    if (!x)
-        return im->err->code;
+    static const char *const known[] = {"start", "end", NULL};
+    value *x;
     nf_shape s;
-    nf_status st = shape_of(im, x->node, &s);
+    nf_status st = start_node(im, known, 1, &x, &s);
     if (st != NF_OK)
         return st;
     int64_t rank = s.rank + 1, start = attr_int(im, "start", 0), end = attr_int(im, "end", rank);
@@ -1436,12 +1436,10 @@ static nf_status map_concat(importer *im)
 static nf_status map_transpose(importer *im)
 {
     static const char *const known[] = {"perm", NULL};
-    nf_status st = refuse_attrs(im, known);
-    value *x = st == NF_OK ? any_input(im, 0) : NULL;
-    if (!x)
-        return st != NF_OK ? st : im->err->code;
+    value *x;
     nf_shape s;
-    if ((st = shape_of(im, x->node, &s)) != NF_OK)
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
         return st;
     int64_t perm[NF_MAX_RANK + 1];
     int rank = s.rank + 1, n = attr_ints(im, "perm", perm, NF_MAX_RANK + 1, &st);

@@ -49,40 +49,13 @@ static void check_export(const char *name)
     fixture_free(&f);
 }
 
-static void test_mlp(void **state)
+/* Every export of make_onnx.py. */
+static void test_pytorch_exports(void **state)
 {
     (void)state;
-    check_export("mlp");
-}
-
-static void test_lenet_bn(void **state)
-{
-    (void)state;
-    check_export("lenet_bn");
-}
-
-static void test_global_pool(void **state)
-{
-    (void)state;
-    check_export("global_pool");
-}
-
-static void test_embed_lstm(void **state)
-{
-    (void)state;
-    check_export("embed_lstm");
-}
-
-static void test_bigru(void **state)
-{
-    (void)state;
-    check_export("bigru");
-}
-
-static void test_layernorm(void **state)
-{
-    (void)state;
-    check_export("layernorm");
+    static const char *const names[] = {"mlp", "lenet_bn", "global_pool", "embed_lstm", "bigru", "layernorm"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        check_export(names[k]);
 }
 
 /* Export round trip: an imported model exported again and imported gives
@@ -490,12 +463,7 @@ int main(void)
         return 77;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mlp),
-        cmocka_unit_test(test_lenet_bn),
-        cmocka_unit_test(test_global_pool),
-        cmocka_unit_test(test_embed_lstm),
-        cmocka_unit_test(test_bigru),
-        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_pytorch_exports),
         cmocka_unit_test(test_names_and_weights),
         cmocka_unit_test(test_export_round_trip),
         cmocka_unit_test(test_export_refusals),
