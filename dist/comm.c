@@ -232,8 +232,17 @@ double nf_comm_timeout(const nf_comm *c) { return c ? c->timeout : 0.0; }
 void nf_comm_abort(const nf_comm *c, int code)
 {
 #ifdef NF_HAVE_MPI
-    if (c && c->mpi != MPI_COMM_NULL)
+    if (c && c->mpi != MPI_COMM_NULL) {
+        /* Open MPI 4.1's mpirun can crash (SIGSEGV in pmix_server_log_fn)
+         * when several processes abort at the same moment, as they do
+         * after an error every process meets: rank 0 aborts first, the
+         * others a moment later (mpirun has usually ended them by then) */
+        if (c->rank > 0) {
+            struct timespec pause = {0, 300000000};
+            nanosleep(&pause, NULL);
+        }
         MPI_Abort(MPI_COMM_WORLD, code);
+    }
 #endif
     (void)c;
     exit(code);
