@@ -7,23 +7,12 @@
 
 #include "io/settings.h"
 
-static void format_dims(char *buf, size_t size, const nf_shape *s)
-{
-    if (s->rank == 0) {
-        snprintf(buf, size, "scalar");
-        return;
-    }
-    size_t used = 0;
-    for (int i = 0; i < s->rank && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "x" : "", (long long)s->dim[i]);
-}
-
 static void format_attr(char *buf, size_t size, const nf_node *node, int i)
 {
     const nf_attr_spec *spec = &node->op->attrs[i];
     double v = node->attr[i];
     switch (spec->type) {
-    case NF_ATTR_DIMS: format_dims(buf, size, &node->dims); break;
+    case NF_ATTR_DIMS: nf_format_shape(buf, size, &node->dims); break;
     case NF_ATTR_AXES:
         for (int a = 0, used = 0; a < node->dims.rank && used < (int)size; a++)
             used += snprintf(buf + used, size - (size_t)used, "%s%lld", a ? "," : "", (long long)node->dims.dim[a]);

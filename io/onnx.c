@@ -232,8 +232,6 @@ static double const_at(const value *v, int64_t k) { return v->is_int ? (double)v
 
 /* ---- tensors ------------------------------------------------------------ */
 
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
 
 /* A TensorProto as a constant: float, double, int32 and int64 elements,
  * from raw_data (little-endian, perhaps unaligned) or the typed field. */
@@ -275,7 +273,7 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
         switch (type) {
         case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
             float f;
-            uint32_t bits = raw ? le32(raw + 4 * k) : 0;
+            uint32_t bits = raw ? nf_read_le32(raw + 4 * k) : 0;
             if (raw)
                 memcpy(&f, &bits, 4);
             else
@@ -284,7 +282,7 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
             break;
         }
         case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
-            uint64_t bits = raw ? le64(raw + 8 * k) : 0;
+            uint64_t bits = raw ? nf_read_le64(raw + 8 * k) : 0;
             if (raw)
                 memcpy(&d, &bits, 8);
             else
@@ -293,11 +291,11 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
             break;
         }
         case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
-            j = raw ? (int32_t)le32(raw + 4 * k) : t->int32_data[k];
+            j = raw ? (int32_t)nf_read_le32(raw + 4 * k) : t->int32_data[k];
             d = 0;
             break;
         default:
-            j = raw ? (int64_t)le64(raw + 8 * k) : t->int64_data[k];
+            j = raw ? (int64_t)nf_read_le64(raw + 8 * k) : t->int64_data[k];
             d = 0;
         }
         if (is_int)
@@ -442,17 +440,6 @@ static nf_status shape_of(importer *im, const nf_node *node, nf_shape *s)
     return st == NF_OK ? nf_node_shape(node, s, im->err) : st;
 }
 
-static nf_status shape_text(const nf_shape *s, char *out, size_t size)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    if (s->rank == 0)
-        snprintf(out, size, "scalar");
-    for (int k = 0; k < s->rank; k++)
-        n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%lld", k ? "x" : "", (long long)s->dim[k]);
-    return n < size ? NF_OK : NF_ERR_INVALID_ARGUMENT;
-}
-
 /* A node reshaped to per-sample shape `to` (the same node when it has
  * that shape already). */
 static nf_status reshaped(importer *im, nf_node *x, const nf_shape *to, const char *suffix, nf_node **out)
@@ -466,7 +453,7 @@ static nf_status reshaped(importer *im, nf_node *x, const nf_shape *to, const ch
         return NF_OK;
     }
     char text[160];
-    if (shape_text(to, text, sizeof text) != NF_OK)
+    if (!nf_format_shape(text, sizeof text, to))
         return fail(im, "a shape too long to write");
     *out = add(im, "reshape", 1, &x, suffix);
     return set(im, *out, "shape", "%s", to->rank ? text : "1");
@@ -704,7 +691,7 @@ static nf_status constant_like(importer *im, const value *c, const nf_shape *s, 
     }
     char text[160];
     nf_node *node = add(im, "constant", 0, NULL, "_const");
-    nf_status st = shape_text(&t, text, sizeof text) == NF_OK ? set(im, node, "shape", "%s", text)
+    nf_status st = nf_format_shape(text, sizeof text, &t) ? set(im, node, "shape", "%s", text)
                                                               : fail(im, "a constant of too many dimensions");
     if (st == NF_OK)
         st = give_weight(im, node, "value", data, n);

@@ -20,14 +20,6 @@ static const struct {
     {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1}, {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
 };
 
-static uint64_t read_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static nf_status parse_entry(const nf_st_file *f, const cJSON *item, size_t data_len, nf_st_tensor *t,
                              uint64_t range[2], nf_error *err)
 {
@@ -280,7 +272,7 @@ nf_status nf_st_parse(const char *name, char *buf, size_t len, nf_st_file *f, nf
     nf_status st = NF_OK;
     if (len < 8)
         st = nf_fail(err, NF_ERR_FORMAT, "%s: truncated: %zu bytes, less than the 8-byte header size", name, len);
-    uint64_t n = st == NF_OK ? read_le64(u) : 0;
+    uint64_t n = st == NF_OK ? nf_read_le64(u) : 0;
     if (st == NF_OK && n > len - 8)
         st = nf_fail(err, NF_ERR_FORMAT,
                      "%s: not a safetensors file: its first 8 bytes give a header size of %llu, larger than the "

@@ -503,6 +503,23 @@ nf_status nf_file_write(const char *path, const void *data, size_t len, nf_error
     return nf_write_atomic_with(path, write_bytes, &b, err);
 }
 
+int nf_format_shape(char *buf, size_t size, const nf_shape *s)
+{
+    if (s->rank == 0)
+        return snprintf(buf, size, "scalar") < (int)size;
+    size_t used = 0;
+    for (int i = 0; i < s->rank && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "x" : "", (long long)s->dim[i]);
+    return used < size;
+}
+
+uint32_t nf_read_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint64_t nf_read_le64(const unsigned char *p) { return (uint64_t)nf_read_le32(p) | (uint64_t)nf_read_le32(p + 4) << 32; }
+
 void nf_format_double(char *buf, size_t size, double v)
 {
     for (int digits = 6; digits <= 17; digits++) {

@@ -20,6 +20,12 @@ void nf_text_free(nf_text *t);
 
 /* The shortest "%g" text that reads back as the same double. */
 void nf_format_double(char *buf, size_t size, double v);
+/* A shape in the model files' form, "4x7x7" ("scalar" for rank 0); 0 when
+ * it did not fit in size bytes. */
+int nf_format_shape(char *buf, size_t size, const nf_shape *s);
+/* Little-endian integers at p (any alignment). */
+uint32_t nf_read_le32(const unsigned char *p);
+uint64_t nf_read_le64(const unsigned char *p);
 
 /* Decodes 2 n hex digits (either case) into n bytes; 0 when `hex` is not
  * exactly that. */
