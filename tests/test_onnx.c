@@ -61,20 +61,23 @@ static void test_pytorch_exports(void **state)
 /* Export round trip: an imported model exported again and imported gives
  * the same outputs, bit for bit; so do the shipped models that export
  * (their weights from their initialisation). */
+/* The graph's first input node (want_input) or first output node. */
+static nf_node *first_end(const nf_graph *g, int want_input)
+{
+    for (int i = 0; i < nf_graph_node_count(g); i++) {
+        nf_node *node = nf_graph_node(g, i);
+        if (want_input ? nf_node_is_input(node) : nf_node_is_output(node))
+            return node;
+    }
+    fail_msg("the graph has no %s node", want_input ? "input" : "output");
+    return NULL;
+}
+
 static void outputs_of(nf_graph *g, const float *x, int64_t batch, float *out, int64_t n)
 {
     nf_plan *plan;
     nf_error err;
-    nf_node *in = NULL, *o = NULL;
-    for (int i = 0; i < nf_graph_node_count(g); i++) {
-        nf_node *node = nf_graph_node(g, i);
-        if (nf_node_is_input(node) && !in)
-            in = node;
-        if (nf_node_is_output(node) && !o)
-            o = node;
-    }
-    assert_non_null(in);
-    assert_non_null(o);
+    nf_node *in = first_end(g, 1), *o = first_end(g, 0);
     if (nf_plan_compile(g, batch, NF_PLAN_INFERENCE, &plan, &err) != NF_OK)
         fail_msg("%s", err.message);
     assert_int_equal(nf_plan_set_input(plan, in, x, &err), NF_OK);
@@ -97,22 +100,14 @@ static void round_trip(nf_graph *g, const char *what)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("%s: the exported file: %s", what, err.message);
     remove(path);
-    nf_node *in = NULL;
-    for (int i = 0; i < nf_graph_node_count(g) && !in; i++)
-        if (nf_node_is_input(nf_graph_node(g, i)))
-            in = nf_graph_node(g, i);
     nf_shape s;
-    nf_node_shape(in, &s, NULL);
+    nf_node_shape(first_end(g, 1), &s, NULL);
     enum { B = 3 };
     int64_t per = nf_shape_size(&s);
     float *x = malloc((size_t)(B * per) * sizeof(float));
     uint64_t seed = 5;
     fill_uniform(x, B * per, 0, 1, &seed);
-    nf_node *o = NULL;
-    for (int i = 0; i < nf_graph_node_count(g) && !o; i++)
-        if (nf_node_is_output(nf_graph_node(g, i)))
-            o = nf_graph_node(g, i);
-    nf_node_shape(o, &s, NULL);
+    nf_node_shape(first_end(g, 0), &s, NULL);
     int64_t n = B * nf_shape_size(&s);
     float *a = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
     outputs_of(g, x, B, a, n);
@@ -318,6 +313,19 @@ static buf graph_with(const char *op, const buf *extra_node_fields, const buf *i
     return g;
 }
 
+/* *a (n bytes) made field `field` of a message that starts with `head`,
+ * through the spare buffer *b. */
+static void enclose(unsigned char **a, unsigned char **b, size_t *n, buf *head, int field)
+{
+    varint(head, (uint64_t)field << 3 | 2);
+    varint(head, *n);
+    memcpy(*b, head->b, head->n);
+    memcpy(*b + head->n, *a, *n);
+    *n += head->n;
+    unsigned char *t = *a;
+    *a = *b, *b = t;
+}
+
 /* A model whose graph input's type nests 5,000 sequence types deep (a
  * few KB): refused, not a stack overflow inside protobuf-c. */
 static void deep_nesting(void)
@@ -327,13 +335,7 @@ static void deep_nesting(void)
     for (int level = 0; level < 5000; level++) { /* TypeProto{sequence_type: Sequence{elem_type: inner}} */
         for (int wrap = 0; wrap < 2; wrap++) {
             buf head = {{0}, 0};
-            varint(&head, (uint64_t)(wrap == 0 ? 1 : 4) << 3 | 2);
-            varint(&head, n);
-            memcpy(b, head.b, head.n);
-            memcpy(b + head.n, a, n);
-            n += head.n;
-            unsigned char *t = a;
-            a = b, b = t;
+            enclose(&a, &b, &n, &head, wrap == 0 ? 1 : 4);
         }
     }
     /* ValueInfoProto{name: "x", type: ...}, GraphProto{input: ...}, ModelProto{ir 7, opset 14, graph} */
@@ -348,13 +350,7 @@ static void deep_nesting(void)
         }
         if (k == 0)
             field_bytes(&head, 1, "x", 1);
-        varint(&head, (uint64_t)fields[k] << 3 | 2);
-        varint(&head, n);
-        memcpy(b, head.b, head.n);
-        memcpy(b + head.n, a, n);
-        n += head.n;
-        unsigned char *t = a;
-        a = b, b = t;
+        enclose(&a, &b, &n, &head, fields[k]);
     }
     nf_graph *g = NULL;
     nf_error err;
