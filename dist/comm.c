@@ -410,18 +410,44 @@ nf_status nf_comm_broadcast_floats(const nf_comm *c, float *x, int64_t n, nf_err
     return st;
 }
 
+#ifdef NF_HAVE_MPI
+/* Room for `need` started sums (requests). */
+static nf_status reserve(started_sums *s, int64_t need, nf_error *err)
+{
+    if (need <= s->capacity)
+        return NF_OK;
+    if (need > INT32_MAX / 2)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "too many sums at once");
+    int capacity = s->capacity ? 2 * s->capacity : 16;
+    while (capacity < need)
+        capacity *= 2;
+    MPI_Request *grown = realloc(s->requests, (size_t)capacity * sizeof *grown);
+    if (!grown)
+        return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    s->requests = grown, s->capacity = capacity;
+    return NF_OK;
+}
+#endif
+
+nf_status nf_comm_reserve_sums(const nf_comm *c, int64_t floats, int64_t buckets, nf_error *err)
+{
+#ifdef NF_HAVE_MPI
+    if (many(c)) /* (each bucket one request per piece of 2^30 floats) */
+        return reserve(c->started, buckets + floats / PIECE + 1, err);
+#else
+    (void)c, (void)floats, (void)buckets, (void)err;
+#endif
+    return NF_OK;
+}
+
 nf_status nf_comm_start_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err)
 {
 #ifdef NF_HAVE_MPI
     started_sums *s = c ? c->started : NULL;
     for (int64_t at = 0; many(c) && at < n; at += PIECE) {
-        if (s->count == s->capacity) {
-            int capacity = s->capacity ? 2 * s->capacity : 16;
-            MPI_Request *grown = realloc(s->requests, (size_t)capacity * sizeof *grown);
-            if (!grown)
-                return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
-            s->requests = grown, s->capacity = capacity;
-        }
+        nf_status st = reserve(s, (int64_t)s->count + 1, err);
+        if (st != NF_OK)
+            return st;
         int count = (int)(n - at < PIECE ? n - at : PIECE);
         int rc = MPI_Iallreduce(MPI_IN_PLACE, x + at, count, MPI_FLOAT, MPI_SUM, c->mpi, &s->requests[s->count]);
         if (rc != MPI_SUCCESS)

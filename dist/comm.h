@@ -21,6 +21,9 @@ nf_status nf_comm_min_max(const nf_comm *c, uint64_t value, uint64_t *min, uint6
  * done by nf_comm_finish_sums (x must not be touched before it returns);
  * nf_comm_progress moves the started sums on without waiting. */
 nf_status nf_comm_start_sum_floats(const nf_comm *c, float *x, int64_t n, nf_error *err);
+/* Room for the sums of `buckets` pieces of `floats` in all, made before
+ * backward so that starting them allocates nothing while it runs. */
+nf_status nf_comm_reserve_sums(const nf_comm *c, int64_t floats, int64_t buckets, nf_error *err);
 void nf_comm_progress(const nf_comm *c);
 nf_status nf_comm_finish_sums(const nf_comm *c, nf_error *err);
 

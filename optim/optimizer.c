@@ -393,7 +393,12 @@ static nf_status cut_buckets(nf_optimizer *opt, nf_error *err)
     }
     opt->n_buckets = n;
     free(first);
-    return NF_OK;
+    nf_status st = nf_comm_reserve_sums(opt->comm, g->param_floats, n, err);
+    if (st != NF_OK) { /* (cut again, and reserved, at the next try) */
+        free(opt->buckets);
+        opt->buckets = NULL;
+    }
+    return st;
 }
 
 /* Starts every bucket, in order, whose gradients are final now that
