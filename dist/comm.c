@@ -254,13 +254,6 @@ void nf_comm_abort(const nf_comm *c, int code)
 
 static int many(const nf_comm *c) { return c && c->size > 1 && c->mpi != MPI_COMM_NULL; }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* The watchdog looks every quarter of the timeout (at most every 0.5 s),
  * so that a collective that waits too long ends the process within
  * 1.25 x timeout. It writes why and exits: mpirun then ends the job. */
@@ -270,7 +263,7 @@ static void *watch(void *arg)
     double period = d->timeout / 4 < 0.5 ? d->timeout / 4 : 0.5;
     pthread_mutex_lock(&d->lock);
     while (!d->stop) {
-        double now = now_seconds();
+        double now = nf_now_seconds();
         if (d->deadline > 0 && now > d->deadline) {
             fprintf(stderr, "nodeflow: rank %d: %s: another process did not answer within %g s (stopped, hung "
                     "or on a dead node?); ending the job\n", d->rank, d->what, d->timeout);
@@ -328,7 +321,7 @@ static nf_status begin_wait(const nf_comm *c, const char *what, nf_error *err)
     if (!c->dog && !(mutable->dog = start_watchdog(c)))
         return nf_fail(err, NF_ERR_NO_MEMORY, "cannot start the collectives' watchdog thread");
     pthread_mutex_lock(&c->dog->lock);
-    c->dog->deadline = now_seconds() + c->timeout;
+    c->dog->deadline = nf_now_seconds() + c->timeout;
     c->dog->what = what;
     pthread_mutex_unlock(&c->dog->lock);
     return NF_OK;

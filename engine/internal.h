@@ -74,6 +74,9 @@ static inline uint64_t nf_name_hash(const char *s)
 /* Rounds a float count up to a 64-byte multiple. */
 static inline int64_t nf_align_floats(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
+/* A monotonic clock, in seconds (engine/threads.c). */
+double nf_now_seconds(void);
+
 /* Fills a parameter according to its initialisation spec. */
 void nf_param_init(float *data, const nf_param *p, nf_rng *rng);
 /* The same from a stream seeded by (seed, parameter name), so that a

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 
 #include "engine/plan_internal.h"
@@ -77,3 +78,10 @@ static _Atomic size_t memory_limit = (size_t)8 << 30;
 void nf_set_memory_limit(size_t bytes) { memory_limit = bytes >= 64 ? bytes : 64; }
 size_t nf_memory_limit(void) { return memory_limit; }
 int64_t nf_limit_floats(void) { return (int64_t)(memory_limit / sizeof(float)); }
+
+double nf_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

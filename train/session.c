@@ -36,13 +36,6 @@ struct nf_session {
     int replicas_synced;                  /* the processes' replicas were checked and made equal */
 };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 nf_status nf_session_new(nf_graph *g, const nf_train_config *config, nf_session **out, nf_error *err)
 {
     if (!g || !config || !out)
@@ -599,7 +592,7 @@ static void report(const nf_session *s, const nf_session_events *ev, int at_epoc
 static nf_status end_epoch(nf_session *s, nf_epoch_stats *fit, double start, const nf_session_events *ev,
                            nf_error *err)
 {
-    double seconds = now_seconds() - start; /* training only, not validation */
+    double seconds = nf_now_seconds() - start; /* training only, not validation */
     nf_epoch_stats val = {0};
     nf_status st = nf_stats_share(fit, s->plan, &s->bind, s->comm, err);
     if (st == NF_OK)
@@ -623,7 +616,7 @@ static nf_status train_epoch(nf_session *s, const nf_session_events *ev, nf_erro
 {
     nf_epoch_stats fit;
     memset(&fit, 0, sizeof fit);
-    double start = now_seconds();
+    double start = nf_now_seconds();
     int epoch_done = 0;
     while (!epoch_done && !steps_done(s)) {
         nf_status st = nf_train_batches(s->plan, s->t.opt, s->t.batches, &s->bind, 1, &fit, &epoch_done, err);
@@ -634,7 +627,7 @@ static nf_status train_epoch(nf_session *s, const nf_session_events *ev, nf_erro
         s->t.progress.step++;
         if (s->t.average && (st = nf_average_update(s->t.average, err)) != NF_OK)
             return st;
-        report(s, ev, 0, fit.batches, &fit, NULL, now_seconds() - start);
+        report(s, ev, 0, fit.batches, &fit, NULL, nf_now_seconds() - start);
         if (writes(s) && s->cfg.checkpoint_every > 0 && s->t.progress.step % s->cfg.checkpoint_every == 0 &&
             (st = nf_session_save_checkpoint(s, s->checkpoint, err)) != NF_OK)
             return st;
