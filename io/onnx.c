@@ -25,11 +25,15 @@
 enum { MAX_DIMS = 8 };
 /* In a constant that holds a shape: the batch size, unknown at import. */
 #define BATCH_DIM INT64_MIN
+/* The batch_axis of a value without one (whole inputs): past every axis,
+ * so that ONNX axis k is per-sample axis k. */
+enum { NO_BATCH = 64 };
 
 /* An ONNX value: computed per sample by a node, or a constant. A node's
  * ONNX tensor is its per-sample shape with the batch axis inserted at
  * batch_axis: 0 but where a Transpose moved it (the time-major tensors
- * around LSTM and GRU). A constant of zeros whose shape holds the batch
+ * around LSTM and GRU), or NO_BATCH when the whole ONNX tensor is one
+ * sample (whole inputs). A constant of zeros whose shape holds the batch
  * size (ConstantOfShape of a Shape, PyTorch's initial states) is
  * `zeros`, with the batch's place in zeros_batch_axis (dims[] 1 there). */
 typedef struct {
@@ -65,6 +69,8 @@ typedef struct {
     size_t const_bytes;        /* constants held so far: bounded by the memory limit in all */
     const Onnx__NodeProto *at; /* the node being mapped, for errors */
     nf_error *err;
+    nf_onnx_options options;
+    value views[NF_MAX_INPUTS]; /* node inputs seen with a batch axis (whole inputs) */
 } importer;
 
 static const char *value_name(const void *items, int i) { return ((value *const *)items)[i]->name; }
@@ -159,10 +165,40 @@ static value *any_input(importer *im, int i)
     return v;
 }
 
+static nf_status shape_of(importer *im, const nf_node *node, nf_shape *s);
+static nf_status reshaped(importer *im, nf_node *x, const nf_shape *to, const char *suffix, nf_node **out);
+
+/* The ONNX rank of a node value of per-sample shape s. */
+static int onnx_rank(const value *v, const nf_shape *s) { return s->rank + (v->batch_axis != NO_BATCH); }
+
+/* Node input i of a whole-input model seen with its ONNX axis `axis`
+ * (of size 1) as nodeflow's batch: that axis reshaped away. */
+static value *batch_view(importer *im, value *v, int i, int axis)
+{
+    nf_shape s, to = {0, {0}};
+    if (shape_of(im, v->node, &s) != NF_OK)
+        return NULL;
+    if (axis >= s.rank || s.dim[axis] != 1) {
+        fail(im, "input '%s': with whole inputs, this operator needs axis %d of size 1 as its batch", v->name, axis);
+        return NULL;
+    }
+    for (int k = 0; k < s.rank; k++)
+        if (k != axis)
+            to.dim[to.rank++] = s.dim[k];
+    value *view = &im->views[i % NF_MAX_INPUTS];
+    *view = *v;
+    view->batch_axis = axis;
+    char suffix[24];
+    snprintf(suffix, sizeof suffix, "_in%d", i);
+    return reshaped(im, v->node, &to, suffix, &view->node) == NF_OK ? view : NULL;
+}
+
 /* Input i as a node whose first axis is the batch. */
 static value *node_input(importer *im, int i)
 {
     value *v = any_input(im, i);
+    if (v && v->batch_axis == NO_BATCH)
+        return batch_view(im, v, i, 0);
     if (v && v->batch_axis != 0) {
         fail(im, "input '%s' has the batch at axis %d (after a Transpose); this operator needs it first", v->name,
              v->batch_axis);
@@ -186,11 +222,27 @@ static value *const_input(importer *im, int i)
     return v;
 }
 
-/* Defines output `k` as `node`, its ONNX batch axis at batch_axis. */
+/* Defines output `k` as `node`, its ONNX batch axis at batch_axis. With
+ * whole inputs, a batch axis (of size 1 there) comes back as a unit axis. */
 static nf_status define_output(importer *im, int k, nf_node *node, int batch_axis)
 {
     if (!node)
         return nf_graph_status(im->g, im->err);
+    if (im->options.whole_inputs && batch_axis != NO_BATCH) {
+        nf_shape s, to = {0, {0}};
+        nf_status st = shape_of(im, node, &s);
+        if (st != NF_OK)
+            return st;
+        if (s.rank >= NF_MAX_RANK)
+            return fail(im, "output %d would have more than %d axes", k + 1, NF_MAX_RANK);
+        for (int a = 0; a <= s.rank; a++)
+            to.dim[to.rank++] = a == batch_axis ? 1 : s.dim[a < batch_axis ? a : a - 1];
+        char suffix[24];
+        snprintf(suffix, sizeof suffix, "_out%d", k);
+        if ((st = reshaped(im, node, &to, suffix, &node)) != NF_OK)
+            return st;
+        batch_axis = NO_BATCH;
+    }
     value *v = im->at->n_output > (size_t)k ? define(im, im->at->output[k]) : NULL;
     if (!v)
         return im->at->n_output > (size_t)k ? im->err->code : fail(im, "it has no output %d", k + 1);
@@ -249,11 +301,18 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
     case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: size = 8; break;
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: size = 4; break;
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: size = 8; break;
-    default: return fail(im, "%s: element type %d is not supported (float, double, int32, int64 are)", what, type);
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: size = 1; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: size = 2; break;
+    default:
+        return fail(im, "%s: element type %d is not supported (float, double, bool and integers of up to 64 bits "
+                    "but uint32 and uint64 are)", what, type);
     }
     if (t->n_dims > MAX_DIMS)
         return fail(im, "%s: rank %zu (at most %d)", what, t->n_dims, MAX_DIMS);
-    int is_int = type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    int is_int = type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && type != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
     nf_status st = make_const(im, v, (int)t->n_dims, t->dims, is_int);
     if (st != NF_OK)
         return st;
@@ -261,8 +320,8 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
     size_t given = t->has_raw_data ? t->raw_data.len
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT  ? t->n_float_data * 4
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data * 8
-                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32  ? t->n_int32_data * 4
-                                                                   : t->n_int64_data * 8;
+                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64  ? t->n_int64_data * 8
+                                                                   : t->n_int32_data * size; /* (the small ones too) */
     if ((uint64_t)n > SIZE_MAX / size || given != (size_t)n * size)
         return fail(im, "%s: %lld elements of %zu bytes, but the tensor holds %zu bytes", what, (long long)n, size,
                     given);
@@ -293,6 +352,19 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
         case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
             j = raw ? (int32_t)nf_read_le32(raw + 4 * k) : t->int32_data[k];
             d = 0;
+            break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+        case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+            j = raw ? raw[k] : (uint8_t)t->int32_data[k], d = 0;
+            break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+            j = raw ? (int8_t)raw[k] : (int8_t)t->int32_data[k], d = 0;
+            break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+            j = raw ? (int16_t)(raw[2 * k] | raw[2 * k + 1] << 8) : (int16_t)t->int32_data[k], d = 0;
+            break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+            j = raw ? (uint16_t)(raw[2 * k] | raw[2 * k + 1] << 8) : (uint16_t)t->int32_data[k], d = 0;
             break;
         default:
             j = raw ? (int64_t)nf_read_le64(raw + 8 * k) : t->int64_data[k];
@@ -476,25 +548,53 @@ static nf_status start_node(importer *im, const char *const *known, int any_layo
 
 typedef nf_status (*mapper)(importer *im);
 
+static nf_status constant_like(importer *im, const value *c, const nf_shape *s, int batch_axis, nf_node **out);
+
+/* Dropout's mask output where it drops nothing: ones of x's shape. */
+static nf_status dropout_mask(importer *im, const value *x)
+{
+    value *mask = define(im, im->at->output[1]);
+    if (!mask)
+        return im->err->code;
+    if (!x->node) {
+        nf_status st = make_const(im, mask, x->rank, x->dims, 1);
+        for (int64_t k = 0; st == NF_OK && k < mask->count; k++)
+            mask->i[k] = 1;
+        return st;
+    }
+    float one_value = 1;
+    value one = {.name = "ones", .count = 1, .f = &one_value};
+    nf_shape s;
+    nf_status st = shape_of(im, x->node, &s);
+    one.rank = s.rank; /* (all 1: broadcast to the whole of s) */
+    for (int k = 0; k < s.rank; k++)
+        one.dims[k] = 1;
+    if (st == NF_OK)
+        st = constant_like(im, &one, &s, x->batch_axis, &mask->node);
+    mask->batch_axis = x->batch_axis;
+    return st;
+}
+
 static nf_status map_identity(importer *im)
 {
     value *x = input(im, 0);
     if (!x)
         return im->err->code;
     if (!strcmp(im->at->op_type, "Dropout")) {
-        static const char *const known[] = {"ratio", "seed", NULL};
+        static const char *const known[] = {"ratio", "seed", "is_test", NULL};
         nf_status st = refuse_attrs(im, known);
         if (st != NF_OK)
             return st;
-        if (im->at->n_output > 1 && *im->at->output[1])
-            return fail(im, "its mask output is not supported");
-        if (has_input(im, 2)) { /* training_mode (opset 12): must be a constant false */
-            value *mode = const_input(im, 2);
-            if (!mode)
+        if (has_input(im, 2)) { /* training_mode (opset 12): a constant, true only with ratio 0 */
+            value *mode = const_input(im, 2), *ratio = mode && has_input(im, 1) ? const_input(im, 1) : NULL;
+            if (!mode || (has_input(im, 1) && !ratio))
                 return im->err->code;
-            if (mode->count != 1 || const_at(mode, 0) != 0)
-                return fail(im, "training_mode = true is not supported");
+            if (mode->count != 1 || (const_at(mode, 0) != 0 && (!ratio || ratio->count != 1 ||
+                                                                const_at(ratio, 0) != 0)))
+                return fail(im, "training_mode = true is supported with ratio 0 only (an identity)");
         }
+        if (im->at->n_output > 1 && *im->at->output[1] && (st = dropout_mask(im, x)) != NF_OK)
+            return st;
     }
     value *y = im->at->n_output ? define(im, im->at->output[0]) : NULL;
     if (!y)
@@ -548,24 +648,24 @@ static nf_status map_softmax(importer *im)
     static const char *const known[] = {"axis", NULL};
     value *x;
     nf_shape s;
-    nf_status st = start_node(im, known, 0, &x, &s);
+    nf_status st = start_node(im, known, 1, &x, &s);
     if (st != NF_OK)
         return st;
-    int rank = s.rank + 1; /* with the batch */
+    int rank = onnx_rank(x, &s), b = x->batch_axis;
     int64_t axis = attr_int(im, "axis", im->opset >= 13 ? -1 : 1);
     if (axis < -rank || axis >= rank)
         return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
     if (axis < 0)
         axis += rank;
-    if (axis == 0)
-        return fail(im, "axis 0 normalises over the batch");
+    if (axis == b)
+        return fail(im, "axis %lld normalises over the batch", (long long)axis);
     if (im->opset < 13 && axis != rank - 1)
         return fail(im, "axis %lld flattens the axes after it (opset < 13); only the last axis maps",
                     (long long)axis);
     nf_node *y = add(im, strcmp(im->at->op_type, "Softmax") ? "log_softmax" : "softmax", 1, &x->node, NULL);
-    if ((st = set(im, y, "axis", "%lld", (long long)(axis - 1))) != NF_OK)
+    if ((st = set(im, y, "axis", "%lld", (long long)(axis < b ? axis : axis - 1))) != NF_OK)
         return st;
-    return define_node(im, y);
+    return define_output(im, 0, y, b);
 }
 
 /* A 2-D constant as the weight [out, in] of a linear node, times alpha. */
@@ -584,17 +684,58 @@ static nf_status linear_weight(importer *im, const nf_node *node, const value *w
     return st;
 }
 
+/* Gemm of a whole 2-D A: A (or A', a permute) times alpha B by a linear
+ * node, then beta C added as a constant that broadcasts to [M, N]. */
+static nf_status gemm_whole(importer *im, value *a, const value *b, const value *c)
+{
+    nf_shape s;
+    nf_status st = shape_of(im, a->node, &s);
+    if (st != NF_OK)
+        return st;
+    int trans_a = attr_int(im, "transA", 0) != 0, trans_b = attr_int(im, "transB", 0) != 0;
+    if (s.rank != 2 || b->rank != 2 || b->dims[trans_b ? 1 : 0] != s.dim[trans_a ? 0 : 1])
+        return fail(im, "A and B are not matrices of matching sizes");
+    nf_node *x = a->node;
+    if (trans_a && (st = set(im, x = add(im, "permute", 1, &a->node, "_t"), "order", "1,0")) != NF_OK)
+        return st;
+    int64_t n = trans_b ? b->dims[0] : b->dims[1];
+    nf_node *y = add(im, "linear", 1, &x, c ? "_mm" : NULL);
+    if ((st = set(im, y, "out", "%lld", (long long)n)) != NF_OK ||
+        (st = set(im, y, "in", "%lld", (long long)(trans_b ? b->dims[1] : b->dims[0]))) != NF_OK ||
+        (st = set(im, y, "bias", "false")) != NF_OK ||
+        (st = linear_weight(im, y, b, trans_b, attr_float(im, "alpha", 1.0))) != NF_OK)
+        return st;
+    double beta = attr_float(im, "beta", 1.0);
+    if (!c || beta == 0)
+        return define_output(im, 0, y, NO_BATCH);
+    value scaled = *c;
+    if (!(scaled.f = malloc((size_t)(c->count ? c->count : 1) * sizeof(float))))
+        return no_memory(im);
+    scaled.is_int = 0, scaled.i = NULL;
+    for (int64_t k = 0; k < c->count; k++)
+        scaled.f[k] = (float)(beta * const_at(c, k));
+    nf_shape ys = {2, {trans_a ? s.dim[1] : s.dim[0], n}};
+    nf_node *in[2] = {y, NULL};
+    st = constant_like(im, &scaled, &ys, NO_BATCH, &in[1]);
+    free(scaled.f);
+    return st == NF_OK ? define_output(im, 0, add(im, "add", 2, in, NULL), NO_BATCH) : st;
+}
+
 /* Gemm: Y = alpha A B' + beta C with A per sample ([batch, K]) and B a
  * constant: a linear node. C broadcasts to [N] (a scalar, [N] or [1, N]). */
 static nf_status map_gemm(importer *im)
 {
     static const char *const known[] = {"alpha", "beta", "transA", "transB", NULL};
     nf_status st = refuse_attrs(im, known);
-    value *a = st == NF_OK ? node_input(im, 0) : NULL;
+    value *a = st == NF_OK ? any_input(im, 0) : NULL;
+    if (a && a->batch_axis != 0 && a->batch_axis != NO_BATCH)
+        a = node_input(im, 0); /* (says why not) */
     value *b = a ? const_input(im, 1) : NULL;
     value *c = b && has_input(im, 2) ? const_input(im, 2) : NULL;
     if (!b || (has_input(im, 2) && !c))
         return st != NF_OK ? st : im->err->code;
+    if (a->batch_axis == NO_BATCH)
+        return gemm_whole(im, a, b, c);
     if (attr_int(im, "transA", 0))
         return fail(im, "transA = 1 would transpose the batch axis");
     if (b->rank != 2)
@@ -625,13 +766,66 @@ static nf_status map_gemm(importer *im)
     return define_node(im, y);
 }
 
+/* A constant as a constant node of its own shape (floats; a scalar as
+ * [1]), named after it. */
+static nf_status constant_node(importer *im, const value *v, nf_node **out)
+{
+    if (v->rank > NF_MAX_RANK)
+        return fail(im, "constant '%s' has more than %d axes", v->name, NF_MAX_RANK);
+    nf_shape s = {v->rank ? v->rank : 1, {1}};
+    for (int k = 0; k < v->rank; k++)
+        s.dim[k] = v->dims[k];
+    float *data = malloc((size_t)(v->count ? v->count : 1) * sizeof(float));
+    if (!data)
+        return no_memory(im);
+    for (int64_t k = 0; k < v->count; k++)
+        data[k] = (float)const_at(v, k);
+    char text[160], name[NF_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%s_const", v->name);
+    node_name(im, name, name);
+    nf_status st = nf_format_shape(text, sizeof text, &s) ? NF_OK : fail(im, "a constant of too many dimensions");
+    if (st == NF_OK && !(*out = nf_graph_add(im->g, "constant", name, 0, NULL)))
+        st = nf_graph_status(im->g, im->err);
+    if (st == NF_OK && nf_node_set_attr(im->g, *out, "shape", text) != NF_OK)
+        st = nf_graph_status(im->g, im->err);
+    if (st == NF_OK)
+        st = give_weight(im, *out, "value", data, v->count);
+    free(data);
+    return st;
+}
+
+/* MatMul of a whole tensor (numpy's rules): by a 2-D constant, a linear
+ * node; else a matmul node, a constant operand as a constant node. */
+static nf_status matmul_whole(importer *im, value *a, value *b)
+{
+    nf_status st;
+    if (!b->node && b->rank == 2 && !b->zeros) {
+        nf_node *y = add(im, "linear", 1, &a->node, NULL);
+        if ((st = set(im, y, "out", "%lld", (long long)b->dims[1])) != NF_OK ||
+            (st = set(im, y, "in", "%lld", (long long)b->dims[0])) != NF_OK ||
+            (st = set(im, y, "bias", "false")) != NF_OK || (st = linear_weight(im, y, b, 0, 1.0)) != NF_OK)
+            return st;
+        return define_output(im, 0, y, NO_BATCH);
+    }
+    nf_node *in[2] = {a->node, b->node};
+    if (b->node && b->batch_axis != NO_BATCH)
+        return fail(im, "B has a batch axis where A has none");
+    if (!b->node && (b->zeros || (st = constant_node(im, b, &in[1])) != NF_OK))
+        return b->zeros ? fail(im, "B is zeros of the batch size's shape") : st;
+    return define_output(im, 0, add(im, "matmul", 2, in, NULL), NO_BATCH);
+}
+
 /* MatMul: by a 2-D constant, a linear node without bias; of two
  * per-sample values, a matmul node (batch axes broadcast). */
 static nf_status map_matmul(importer *im)
 {
-    value *a = node_input(im, 0), *b = a ? input(im, 1) : NULL;
+    value *a = any_input(im, 0), *b = a ? input(im, 1) : NULL;
     if (!b)
         return im->err->code;
+    if (a->batch_axis == NO_BATCH)
+        return matmul_whole(im, a, b);
+    if (a->batch_axis != 0)
+        return fail(im, "A has the batch at axis %d (after a Transpose); MatMul needs it first", a->batch_axis);
     if (b->node) { /* (batched: the batch axes must line up) */
         nf_shape sa, sb;
         nf_status st = b->batch_axis != 0 ? fail(im, "B has the batch at axis %d", b->batch_axis) : NF_OK;
@@ -656,12 +850,12 @@ static nf_status map_matmul(importer *im)
 
 /* A constant broadcast (numpy rules) to the trailing axes of a node's
  * per-sample shape: a constant node holding it. A leading batch axis of
- * size 1 in the constant is dropped. */
-static nf_status constant_like(importer *im, const value *c, const nf_shape *s, nf_node **out)
+ * size 1 in the constant is dropped (unless the node has none). */
+static nf_status constant_like(importer *im, const value *c, const nf_shape *s, int batch_axis, nf_node **out)
 {
     int rank = c->rank;
     const int64_t *dims = c->dims;
-    if (rank == s->rank + 1) {
+    if (rank == s->rank + 1 && batch_axis != NO_BATCH) {
         if (dims[0] != 1)
             return fail(im, "constant '%s' varies along the batch axis", c->name);
         rank--, dims++;
@@ -744,9 +938,10 @@ static nf_status map_binary(importer *im)
     }
     if (!other) {
         nf_shape s;
-        if (a->batch_axis != 0)
+        if (a->batch_axis != 0 && a->batch_axis != NO_BATCH)
             return fail(im, "a constant operand with the batch at axis %d (after a Transpose)", a->batch_axis);
-        if ((st = shape_of(im, a->node, &s)) != NF_OK || (st = constant_like(im, b, &s, &other)) != NF_OK)
+        if ((st = shape_of(im, a->node, &s)) != NF_OK ||
+            (st = constant_like(im, b, &s, a->batch_axis, &other)) != NF_OK)
             return st;
     }
     nf_node *in[2] = {a->node, other};
@@ -977,16 +1172,16 @@ static nf_status map_layernorm(importer *im)
     for (size_t k = 1; k < im->at->n_output; k++)
         if (*im->at->output[k])
             return fail(im, "the Mean and InvStdDev outputs are not supported");
-    int rank = s.rank + 1;
+    int rank = onnx_rank(x, &s), whole = x->batch_axis == NO_BATCH;
     int64_t axis = attr_int(im, "axis", -1);
     if (axis < -rank || axis >= rank)
         return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
     axis = axis < 0 ? axis + rank : axis;
-    if (axis <= x->batch_axis)
+    if (!whole && axis <= x->batch_axis)
         return fail(im, "axis %lld normalises over the batch", (long long)attr_int(im, "axis", -1));
     int64_t n = 1;
     for (int64_t k = axis; k < rank; k++)
-        n *= s.dim[k - 1];
+        n *= s.dim[k - !whole];
     if (scale->count != n || scale->is_int || (bias && (bias->count != n || bias->is_int)))
         return fail(im, "Scale and B must hold the %lld values of the normalised axes", (long long)n);
     nf_node *y = add(im, "layernorm", 1, &x->node, NULL);
@@ -1004,22 +1199,76 @@ static nf_status map_layernorm(importer *im)
     return st == NF_OK ? define_output(im, 0, y, x->batch_axis) : st;
 }
 
-/* Flatten with axis 1: the per-sample axes as one. */
+/* Flatten: with a batch axis first, axis 1 (the per-sample axes as one);
+ * of a whole tensor, any axis (a reshape to [before, from axis on]). */
 static nf_status map_flatten(importer *im)
 {
     static const char *const known[] = {"axis", NULL};
     value *x;
     nf_shape s;
-    nf_status st = start_node(im, known, 0, &x, &s);
+    nf_status st = start_node(im, known, 1, &x, &s);
     if (st != NF_OK)
         return st;
+    int rank = onnx_rank(x, &s);
     int64_t axis = attr_int(im, "axis", 1);
+    if (axis < -rank || axis > rank)
+        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
     if (axis < 0)
-        axis += s.rank + 1;
-    if (axis != 1)
-        return fail(im, "axis %lld: only axis 1 (keeping the batch axis) maps", (long long)attr_int(im, "axis", 1));
+        axis += rank;
+    if (x->batch_axis == NO_BATCH) {
+        nf_shape to = {2, {1, 1}};
+        for (int k = 0; k < s.rank; k++)
+            to.dim[k >= axis] *= s.dim[k];
+        nf_node *y;
+        return (st = reshaped(im, x->node, &to, NULL, &y)) == NF_OK ? define_output(im, 0, y, NO_BATCH) : st;
+    }
+    if (x->batch_axis != 0 || axis != 1)
+        return fail(im, "axis %lld: only axis 1 (keeping the batch axis first) maps",
+                    (long long)attr_int(im, "axis", 1));
     nf_node *y = add(im, "flatten", 1, &x->node, NULL);
     return define_node(im, y);
+}
+
+/* Reshape of a whole tensor: 0 copies the input's axis (unless
+ * allowzero), one -1 takes what is left. */
+static nf_status reshape_whole(importer *im, const value *x, const nf_shape *s, const value *shape)
+{
+    int allowzero = attr_int(im, "allowzero", 0) != 0, infer = -1;
+    int64_t total = nf_shape_size(s), known_size = 1;
+    nf_shape to = {(int)shape->count, {0}};
+    if (to.rank > NF_MAX_RANK)
+        return fail(im, "more than %d axes", NF_MAX_RANK);
+    for (int k = 0; k < to.rank; k++) {
+        int64_t e = shape->i[k];
+        if (e == 0 && !allowzero) {
+            if (k >= s->rank)
+                return fail(im, "a 0 in the shape copies an axis the input does not have");
+            e = s->dim[k];
+        }
+        if (e == -1) {
+            if (infer >= 0)
+                return fail(im, "more than one -1 in the shape");
+            infer = k;
+        } else if (e < 0 || (e > 0 && known_size > INT64_MAX / e)) {
+            return fail(im, "dimension %lld in the shape", (long long)shape->i[k]);
+        } else {
+            known_size *= e;
+        }
+        to.dim[k] = e;
+    }
+    if (infer >= 0) {
+        if (known_size == 0 || total % known_size)
+            return fail(im, "-1 cannot be inferred: %lld values do not divide into %lld", (long long)total,
+                        (long long)known_size);
+        to.dim[infer] = total / known_size;
+    } else if (known_size != total) {
+        return fail(im, "%lld values cannot take the shape given (%lld)", (long long)total, (long long)known_size);
+    }
+    if (total == 0)
+        return fail(im, "an empty tensor");
+    nf_node *y;
+    nf_status st = reshaped(im, x->node, &to, NULL, &y);
+    return st == NF_OK ? define_output(im, 0, y, NO_BATCH) : st;
 }
 
 /* Reshape by a constant shape. The batch is the entry that names it (the
@@ -1040,6 +1289,8 @@ static nf_status map_reshape(importer *im)
         return im->err->code;
     if (!shape->is_int || shape->rank != 1 || shape->count < 1 || shape->count > NF_MAX_RANK + 1)
         return fail(im, "the shape must be 1 to %d integers", NF_MAX_RANK + 1);
+    if (x->batch_axis == NO_BATCH)
+        return reshape_whole(im, x, &s, shape);
     int allowzero = attr_int(im, "allowzero", 0) != 0, n = (int)shape->count, in_rank = s.rank + 1;
     int64_t total = nf_shape_size(&s), before_in = 1, e[NF_MAX_RANK + 1], known_size = 1;
     for (int k = 0; k < x->batch_axis; k++)
@@ -1132,7 +1383,7 @@ static nf_status map_shape(importer *im)
     nf_status st = start_node(im, known, 1, &x, &s);
     if (st != NF_OK)
         return st;
-    int64_t rank = s.rank + 1, start = attr_int(im, "start", 0), end = attr_int(im, "end", rank);
+    int64_t rank = onnx_rank(x, &s), start = attr_int(im, "start", 0), end = attr_int(im, "end", rank);
     start = start < 0 ? start + rank : start, end = end < 0 ? end + rank : end;
     start = start < 0 ? 0 : start > rank ? rank : start, end = end < start ? start : end > rank ? rank : end;
     value *y = define(im, im->at->output[0]);
@@ -1160,41 +1411,56 @@ static nf_status gather_embedding(importer *im, const value *table, const value 
     return define_output(im, 0, y, ids->batch_axis);
 }
 
-/* Gather from a node by a constant index along a per-sample axis: a
- * slice of one (and the axis dropped for a scalar index). */
+/* Gather from a node by constant indices along a per-sample axis: a
+ * slice of one per index, joined (concat) when there are several, and
+ * reshaped to the indices' shape in place of the axis. */
 static nf_status gather_from_node(importer *im, const value *x, const value *idx)
 {
     nf_shape s;
     nf_status st = shape_of(im, x->node, &s);
     if (st != NF_OK)
         return st;
-    int rank = s.rank + 1;
+    int rank = onnx_rank(x, &s), b = x->batch_axis;
     int64_t axis = attr_int(im, "axis", 0);
     if (axis < -rank || axis >= rank)
         return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
     axis = axis < 0 ? axis + rank : axis;
-    if (axis == x->batch_axis)
+    if (axis == b)
         return fail(im, "gathering along the batch axis");
-    if (!idx->is_int || idx->count != 1 || idx->rank > 1)
-        return fail(im, "only one constant index maps when gathering from computed values");
-    int a = (int)(axis < x->batch_axis ? axis : axis - 1);
-    int64_t i = idx->i[0] < 0 ? idx->i[0] + s.dim[a] : idx->i[0];
-    if (i < 0 || i >= s.dim[a])
-        return fail(im, "index %lld is outside [0, %lld)", (long long)idx->i[0], (long long)s.dim[a]);
-    nf_node *cut = add(im, "slice", 1, &x->node, "_slice");
-    if ((st = set(im, cut, "axis", "%d", a)) != NF_OK || (st = set(im, cut, "start", "%lld", (long long)i)) != NF_OK ||
-        (st = set(im, cut, "end", "%lld", (long long)(i + 1))) != NF_OK)
+    if (!idx->is_int || idx->count < 1 || idx->count > NF_MAX_INPUTS)
+        return fail(im, "1 to %d constant integer indices map when gathering from computed values", NF_MAX_INPUTS);
+    int a = (int)(axis < b ? axis : axis - 1);
+    nf_node *cuts[NF_MAX_INPUTS];
+    for (int j = 0; j < idx->count; j++) {
+        int64_t i = idx->i[j] < 0 ? idx->i[j] + s.dim[a] : idx->i[j];
+        if (i < 0 || i >= s.dim[a])
+            return fail(im, "index %lld is outside [0, %lld)", (long long)idx->i[j], (long long)s.dim[a]);
+        cuts[j] = add(im, "slice", 1, &x->node, "_slice");
+        if ((st = set(im, cuts[j], "axis", "%d", a)) != NF_OK ||
+            (st = set(im, cuts[j], "start", "%lld", (long long)i)) != NF_OK ||
+            (st = set(im, cuts[j], "end", "%lld", (long long)(i + 1))) != NF_OK)
+            return st;
+    }
+    nf_node *joined = cuts[0];
+    if (idx->count > 1 && (st = set(im, joined = add(im, "concat", (int)idx->count, cuts, "_join"), "axis", "%d",
+                                     a)) != NF_OK)
         return st;
-    if (idx->rank == 1)
-        return define_output(im, 0, cut, x->batch_axis);
-    nf_shape to = {0, {0}};
+    nf_shape to = {0, {0}}; /* s with axis a replaced by the indices' dims */
+    if (s.rank - 1 + idx->rank > NF_MAX_RANK)
+        return fail(im, "the result would have more than %d axes per sample", NF_MAX_RANK);
     for (int k = 0; k < s.rank; k++)
         if (k != a)
             to.dim[to.rank++] = s.dim[k];
+        else
+            for (int j = 0; j < idx->rank; j++)
+                to.dim[to.rank++] = idx->dims[j];
     nf_node *y;
-    if ((st = reshaped(im, cut, &to, NULL, &y)) != NF_OK)
+    if ((st = reshaped(im, joined, &to, NULL, &y)) != NF_OK)
         return st;
-    return define_output(im, 0, y, a < x->batch_axis ? x->batch_axis - 1 : x->batch_axis);
+    int moved = b == NO_BATCH || a >= b ? b : b + idx->rank - 1; /* the batch after the new axes */
+    if (moved != NO_BATCH && moved > NF_MAX_RANK)
+        return fail(im, "the result would have more than %d axes", NF_MAX_RANK + 1);
+    return define_output(im, 0, y, moved);
 }
 
 /* Gather: of constants, folded; an embedding; or one index of a node. */
@@ -1257,7 +1523,7 @@ static nf_status squeeze_node(importer *im, value *x, const int64_t *axes, int n
     nf_status st = shape_of(im, x->node, &s);
     if (st != NF_OK)
         return st;
-    int in_rank = s.rank + 1, rank = un ? in_rank + n : in_rank;
+    int in_rank = onnx_rank(x, &s), rank = un ? in_rank + n : in_rank;
     int64_t full[NF_MAX_RANK + 2];
     for (int k = 0, j = 0; k < in_rank; k++)
         full[k] = k == x->batch_axis ? -1 : s.dim[j++];
@@ -1285,7 +1551,7 @@ static nf_status squeeze_node(importer *im, value *x, const int64_t *axes, int n
         }
     }
     nf_shape to = {0, {0}};
-    int batch = -1;
+    int batch = NO_BATCH;
     for (int k = 0; k < r; k++) {
         if (out[k] == -1)
             batch = k;
@@ -1375,24 +1641,30 @@ static nf_status map_concat(importer *im)
         nf_node *in[NF_MAX_INPUTS];
         if (n > NF_MAX_INPUTS)
             return fail(im, "%d inputs (at most %d)", n, NF_MAX_INPUTS);
+        int b = first->batch_axis;
         for (int k = 0; k < n; k++) {
-            value *v = node_input(im, k);
+            value *v = any_input(im, k);
             if (!v)
                 return im->err->code;
+            if (v->batch_axis != b)
+                return fail(im, "the inputs have their batch at different axes");
             in[k] = v->node;
         }
         nf_shape s;
         nf_status st = shape_of(im, first->node, &s);
         if (st != NF_OK)
             return st;
+        int rank = onnx_rank(first, &s);
+        if (axis < -rank || axis >= rank)
+            return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
         if (axis < 0)
-            axis += s.rank + 1;
-        if (axis < 1 || axis > s.rank)
-            return fail(im, "axis %lld: only per-sample axes (1 on) map", (long long)attr_int(im, "axis", 0));
+            axis += rank;
+        if (axis == b)
+            return fail(im, "axis %lld: joining along the batch axis", (long long)attr_int(im, "axis", 0));
         nf_node *y = add(im, "concat", n, in, NULL);
-        if ((st = set(im, y, "axis", "%lld", (long long)(axis - 1))) != NF_OK)
+        if ((st = set(im, y, "axis", "%lld", (long long)(axis < b ? axis : axis - 1))) != NF_OK)
             return st;
-        return define_node(im, y);
+        return define_output(im, 0, y, b);
     }
     if (first->rank != 1)
         return fail(im, "constants of rank %d: only 1-D constants are joined", first->rank);
@@ -1429,7 +1701,7 @@ static nf_status map_transpose(importer *im)
     if (st != NF_OK)
         return st;
     int64_t perm[NF_MAX_RANK + 1];
-    int rank = s.rank + 1, n = attr_ints(im, "perm", perm, NF_MAX_RANK + 1, &st);
+    int rank = onnx_rank(x, &s), n = attr_ints(im, "perm", perm, NF_MAX_RANK + 1, &st);
     if (st != NF_OK)
         return st;
     if (n == 0) /* the default reverses the axes */
@@ -1437,7 +1709,7 @@ static nf_status map_transpose(importer *im)
             perm[n] = rank - 1 - n;
     if (n != rank)
         return fail(im, "perm names %d axes of a tensor of rank %d", n, rank);
-    int seen[NF_MAX_RANK + 1] = {0}, batch = -1, order[NF_MAX_RANK], m = 0, moved = 0;
+    int seen[NF_MAX_RANK + 1] = {0}, batch = NO_BATCH, order[NF_MAX_RANK], m = 0, moved = 0;
     for (int k = 0; k < n; k++) {
         if (perm[k] < 0 || perm[k] >= rank || seen[perm[k]])
             return fail(im, "perm is not a permutation of the axes");
@@ -1545,6 +1817,8 @@ static nf_status map_recurrent(importer *im)
         if (unused)
             unused->unusable = "a final state of LSTM or GRU, which is not supported";
     }
+    if (x->batch_axis == NO_BATCH && !(x = batch_view(im, x, 0, layout ? 0 : 1)))
+        return im->err->code;
     if (x->batch_axis != (layout ? 0 : 1))
         return fail(im, "X has the batch at axis %d; layout %d needs it at %d", x->batch_axis, layout, layout ? 0 : 1);
     nf_shape s;
@@ -1749,7 +2023,7 @@ static nf_status map_slice(importer *im)
     if (x->node) {
         if ((st = shape_of(im, x->node, &s)) != NF_OK)
             return st;
-        rank = s.rank + 1;
+        rank = onnx_rank(x, &s);
     }
     int64_t dims[MAX_DIMS], from[MAX_DIMS], step[MAX_DIMS];
     for (int k = 0; k < rank; k++) { /* the whole axis unless sliced */
@@ -1851,6 +2125,19 @@ static const struct {
     {"Unsqueeze", map_squeeze},
 };
 
+/* Operators whose opset-1 form is the one mapped here (older models are
+ * read when they use only these; Relu and the like lost an attribute,
+ * consumed_inputs, which is refused when present). */
+static int same_since_opset_1(const char *op)
+{
+    static const char *const ops[] = {"GlobalAveragePool", "Transpose", "Identity", "Softmax", "LogSoftmax",
+                                      "Flatten", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", NULL};
+    for (int k = 0; ops[k]; k++)
+        if (!strcmp(op, ops[k]))
+            return 1;
+    return 0;
+}
+
 static nf_status map_node(importer *im, const Onnx__NodeProto *node)
 {
     im->at = node;
@@ -1860,6 +2147,9 @@ static nf_status map_node(importer *im, const Onnx__NodeProto *node)
         return fail(im, "a node without an operator");
     if (node->n_output < 1)
         return fail(im, "it has no output");
+    if (im->opset < 7 && !same_since_opset_1(node->op_type))
+        return fail(im, "opset %lld of the default domain is supported (7 to 17 are) only for operators that have "
+                    "not changed since (GlobalAveragePool, Transpose, Identity, Softmax...)", (long long)im->opset);
     for (size_t k = 0; k < sizeof operators / sizeof operators[0]; k++)
         if (node->op_type && !strcmp(node->op_type, operators[k].op))
             return operators[k].map(im);
@@ -1952,34 +2242,107 @@ static nf_status check_model(importer *im, const Onnx__ModelProto *m)
             return fail(im, "operator set '%s' is not supported (only the default domain is)", o->domain);
         im->opset = o->has_version ? o->version : -1;
     }
-    if (im->opset < 7 || im->opset > 17)
+    if (im->opset < 1 || im->opset > 17)
         return fail(im, "opset %lld of the default domain is not supported (7 to 17 are)", (long long)im->opset);
     if (!m->graph)
         return fail(im, "the model has no graph");
     return NF_OK;
 }
 
-/* A graph input: float, [batch, known dimensions...]. */
-static nf_status add_input(importer *im, const Onnx__ValueInfoProto *in)
+/* The value bound to input `name` by the options, or NULL. */
+static const nf_tensor *bound_value(const importer *im, const char *name)
+{
+    for (int k = 0; k < im->options.n_bound; k++)
+        if (im->options.bound_names[k] && !strcmp(im->options.bound_names[k], name))
+            return &im->options.bound_values[k];
+    return NULL;
+}
+
+/* A bound input as a constant (integers when the input is). */
+static nf_status bind_input(importer *im, const char *name, const Onnx__TypeProto__Tensor *tt, const nf_tensor *t,
+                            int is_int)
+{
+    if (!t->data || t->shape.rank < 0 || t->shape.rank > NF_MAX_RANK)
+        return nf_fail(im->err, NF_ERR_INVALID_ARGUMENT, "%s: the value bound to input '%s' has no data or rank %d",
+                       im->file, name, t->shape.rank);
+    int same = tt->shape && tt->shape->n_dim == (size_t)t->shape.rank;
+    for (int k = 0; same && k < t->shape.rank; k++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[k];
+        same = t->shape.dim[k] >= 0 && (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ||
+                                        d->dim_value == t->shape.dim[k]);
+    }
+    if (!same)
+        return nf_fail(im->err, NF_ERR_INVALID_ARGUMENT, "%s: the value bound to input '%s' does not have its shape",
+                       im->file, name);
+    value *v = define(im, name);
+    nf_status st = v ? make_const(im, v, t->shape.rank, t->shape.dim, is_int) : im->err->code;
+    for (int64_t k = 0; st == NF_OK && k < v->count; k++) {
+        if (!is_int)
+            v->f[k] = t->data[k];
+        else if (!(fabsf(t->data[k]) < 9.2e18f) || t->data[k] != floorf(t->data[k]))
+            return nf_fail(im->err, NF_ERR_INVALID_ARGUMENT, "%s: input '%s' takes integers, not %g", im->file,
+                           name, (double)t->data[k]);
+        else
+            v->i[k] = (int64_t)t->data[k];
+    }
+    return st;
+}
+
+/* Where a graph input has its batch: axis 1 when an LSTM or GRU reads it
+ * as X in the time-major layout (layout 0: [T, batch, features]), else 0. */
+static int input_batch_axis(const Onnx__GraphProto *gp, const char *name)
+{
+    for (size_t k = 0; k < gp->n_node; k++) {
+        const Onnx__NodeProto *n = gp->node[k];
+        if (!n->op_type || (strcmp(n->op_type, "LSTM") && strcmp(n->op_type, "GRU")) || n->n_input < 1 ||
+            strcmp(n->input[0], name))
+            continue;
+        int64_t layout = 0;
+        for (size_t a = 0; a < n->n_attribute; a++)
+            if (n->attribute[a]->name && !strcmp(n->attribute[a]->name, "layout"))
+                layout = n->attribute[a]->i;
+        return layout == 0;
+    }
+    return 0;
+}
+
+/* A graph input: a node of its known dimensions with the batch axis
+ * (first, or second for time-major recurrent input) left out, or of its
+ * whole fixed shape with whole inputs; or the constant bound to it.
+ * Floats, and integers (token ids) fed as floats. */
+static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx__ValueInfoProto *in)
 {
     const char *name = in->name ? in->name : "";
     const Onnx__TypeProto *t = in->type;
     if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type)
         return fail(im, "input '%s' is not a tensor (sequences and maps are not supported)", name);
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
-    int type = tt->has_elem_type ? tt->elem_type : 0; /* integers (token ids) are fed as floats */
-    if (type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && type != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
-        type != ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
-        return fail(im, "input '%s' has element type %d; float, int32 and int64 inputs are supported", name, type);
-    if (!tt->shape || tt->shape->n_dim < 1 || tt->shape->n_dim > NF_MAX_RANK + 1)
-        return fail(im, "input '%s' needs a shape of rank 1 to %d, the first axis the batch", name, NF_MAX_RANK + 1);
+    int type = tt->has_elem_type ? tt->elem_type : 0;
+    int is_int = type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+    const nf_tensor *bound = bound_value(im, name);
+    if (bound && (type == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
+                  type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||
+                  type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 || type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32))
+        is_int = 1; /* (bound values of these are exact as floats) */
+    if (type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && type != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE && !is_int)
+        return fail(im, "input '%s' has element type %d; float, int32 and int64 inputs are supported%s", name, type,
+                    bound ? "" : " (bool and other integers when bound)");
+    if (bound)
+        return bind_input(im, name, tt, bound, is_int);
+    if (type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+        return fail(im, "input '%s' has element type double; float, int32 and int64 inputs are supported", name);
+    int whole = im->options.whole_inputs, rank = tt->shape ? (int)tt->shape->n_dim - !whole : -1;
+    int batch = whole ? NO_BATCH : input_batch_axis(gp, name);
+    if (rank < 1 || rank > NF_MAX_RANK || (batch == 1 && rank < 2))
+        return fail(im, "input '%s' needs a shape of rank %d to %d%s", name, 2 - whole + (batch == 1),
+                    NF_MAX_RANK + !whole, whole ? "" : batch ? ", the second axis the batch" : ", the first axis the batch");
     int64_t dims[NF_MAX_RANK];
-    int rank = (int)tt->shape->n_dim - 1;
     for (int k = 0; k < rank; k++) {
-        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[k + 1];
+        int axis = k < batch ? k : k + 1; /* (the batch's axis skipped) */
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[axis];
         if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 1)
-            return fail(im, "input '%s': axis %d has no fixed size (only the first, the batch, may vary)", name,
-                        k + 1);
+            return fail(im, "input '%s': axis %d has no fixed size (%s)", name, axis,
+                        whole ? "whole inputs need them all" : "only the batch's may vary");
         dims[k] = d->dim_value;
     }
     char node_name_buf[NF_NAME_MAX];
@@ -1987,8 +2350,18 @@ static nf_status add_input(importer *im, const Onnx__ValueInfoProto *in)
     value *v = define(im, name);
     if (!v)
         return im->err->code;
+    v->batch_axis = batch;
     v->node = nf_input(im->g, node_name_buf, rank, dims);
     return v->node ? NF_OK : nf_graph_status(im->g, im->err);
+}
+
+/* A constant output of a whole-input model: a constant node. */
+static nf_status constant_output(importer *im, const value *v, nf_node **out)
+{
+    if (!im->options.whole_inputs || v->zeros)
+        return fail(im, "output '%s' is a constant%s", v->name,
+                    im->options.whole_inputs ? " of the batch size's shape" : " (it may read with whole inputs)");
+    return constant_node(im, v, out);
 }
 
 /* The weights gathered into the laid-out parameters. */
@@ -2017,9 +2390,18 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
         value *v = define(im, t->name);
         st = v ? read_tensor(im, t, v) : im->err->code;
     }
+    for (int k = 0; st == NF_OK && k < im->options.n_bound; k++) {
+        size_t j = 0;
+        while (j < gp->n_input && (!gp->input[j]->name || !im->options.bound_names[k] ||
+                                   strcmp(gp->input[j]->name, im->options.bound_names[k])))
+            j++;
+        if (j == gp->n_input)
+            return nf_fail(im->err, NF_ERR_INVALID_ARGUMENT, "%s: no input '%s' to bind", im->file,
+                           im->options.bound_names[k] ? im->options.bound_names[k] : "(null)");
+    }
     for (size_t k = 0; st == NF_OK && k < gp->n_input; k++)
         if (!find(im, gp->input[k]->name)) /* (an initializer may be listed as an input too) */
-            st = add_input(im, gp->input[k]);
+            st = add_input(im, gp, gp->input[k]);
     for (size_t k = 0; st == NF_OK && k < gp->n_node; k++)
         st = map_node(im, gp->node[k]);
     im->at = NULL;
@@ -2028,15 +2410,17 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
     for (size_t k = 0; st == NF_OK && k < gp->n_output; k++) {
         const char *name = gp->output[k]->name ? gp->output[k]->name : "";
         value *v = find(im, name);
-        if (!v || !v->node || v->unusable)
-            return fail(im, "output '%s' is %s", name, !v ? "not computed by any node" : v->unusable ? v->unusable
-                                                                                                 : "a constant");
-        if (v->batch_axis != 0)
+        if (!v || v->unusable)
+            return fail(im, "output '%s' is %s", name, !v ? "not computed by any node" : v->unusable);
+        nf_node *node = v->node;
+        if (!node && (st = constant_output(im, v, &node)) != NF_OK)
+            return st;
+        if (v->node && v->batch_axis != 0 && v->batch_axis != NO_BATCH)
             return fail(im, "output '%s' has the batch at axis %d; nodeflow's outputs have it first", name,
                         v->batch_axis);
         char out_name[NF_NAME_MAX];
         node_name(im, name, out_name);
-        if (!nf_output(im->g, out_name, v->node))
+        if (!nf_output(im->g, out_name, node))
             return nf_graph_status(im->g, im->err);
     }
     return st == NF_OK ? copy_weights(im) : st;
@@ -2058,13 +2442,17 @@ static void free_importer(importer *im)
 
 int nf_onnx_available(void) { return 1; }
 
-nf_status nf_onnx_parse(const void *data, size_t size, const char *name, nf_graph **out, nf_error *err)
+nf_status nf_onnx_parse_with(const void *data, size_t size, const char *name, const nf_onnx_options *options,
+                             nf_graph **out, nf_error *err)
 {
-    if (!data || !out)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_onnx_parse: NULL argument");
+    if (!data || !out || (options && options->n_bound && (!options->bound_names || !options->bound_values)) ||
+        (options && options->n_bound < 0))
+        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_onnx_parse: NULL argument or no bound values");
     *out = NULL;
     nf_error local;
     importer im = {.file = name ? name : "(memory)", .err = err ? err : &local};
+    if (options)
+        im.options = *options;
     nf_name_index_init(&im.index, value_name, NULL);
     if (!nesting_ok(data, size, &onnx__model_proto__descriptor))
         return fail(&im, "messages nested more than %d deep", MAX_NESTING);
@@ -2086,7 +2474,12 @@ nf_status nf_onnx_parse(const void *data, size_t size, const char *name, nf_grap
     return NF_OK;
 }
 
-nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err)
+nf_status nf_onnx_parse(const void *data, size_t size, const char *name, nf_graph **out, nf_error *err)
+{
+    return nf_onnx_parse_with(data, size, name, NULL, out, err);
+}
+
+nf_status nf_onnx_load_with(const char *path, const nf_onnx_options *options, nf_graph **out, nf_error *err)
 {
     if (!path || !out)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_onnx_load: NULL argument");
@@ -2095,9 +2488,14 @@ nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err)
     nf_status st = nf_read_file(path, nf_memory_limit(), &data, &len, err);
     if (st != NF_OK)
         return st;
-    st = nf_onnx_parse(data, len, path, out, err);
+    st = nf_onnx_parse_with(data, len, path, options, out, err);
     free(data);
     return st;
+}
+
+nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err)
+{
+    return nf_onnx_load_with(path, NULL, out, err);
 }
 
 nf_status nf_onnx_tensor_parse(const void *data, size_t size, nf_shape *shape, float **values, nf_error *err)
@@ -2153,6 +2551,34 @@ nf_status nf_onnx_op_types(const void *data, size_t size, char *out, size_t out_
         if (strstr(listed, key) || n + strlen(op) + 2 >= out_size)
             continue;
         n += (size_t)snprintf(out + n, out_size - n, "%s%s", n ? "," : "", op);
+    }
+    onnx__model_proto__free_unpacked(m, NULL);
+    return NF_OK;
+}
+
+nf_status nf_onnx_input_names(const void *data, size_t size, char *names, size_t name_size, int max, int *n,
+                              int *batch_axes, nf_error *err)
+{
+    nf_error local;
+    importer im = {.file = "model", .err = err ? err : &local};
+    *n = 0;
+    if (!nesting_ok(data, size, &onnx__model_proto__descriptor))
+        return fail(&im, "messages nested more than %d deep", MAX_NESTING);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
+    if (!m || !m->graph) {
+        onnx__model_proto__free_unpacked(m, NULL);
+        return fail(&im, "not an ONNX model (the protobuf is malformed or truncated)");
+    }
+    const Onnx__GraphProto *gp = m->graph;
+    for (size_t k = 0; k < gp->n_input && *n < max; k++) {
+        const char *name = gp->input[k]->name ? gp->input[k]->name : "";
+        int initializer = 0;
+        for (size_t j = 0; j < gp->n_initializer && !initializer; j++)
+            initializer = gp->initializer[j]->name && !strcmp(gp->initializer[j]->name, name);
+        if (!initializer) {
+            batch_axes[*n] = input_batch_axis(gp, name);
+            snprintf(names + (size_t)(*n)++ * name_size, name_size, "%s", name);
+        }
     }
     onnx__model_proto__free_unpacked(m, NULL);
     return NF_OK;

@@ -26,6 +26,19 @@ nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err)
     return unavailable(out, err);
 }
 
+nf_status nf_onnx_parse_with(const void *data, size_t size, const char *name, const nf_onnx_options *options,
+                             nf_graph **out, nf_error *err)
+{
+    (void)data, (void)size, (void)name, (void)options;
+    return unavailable(out, err);
+}
+
+nf_status nf_onnx_load_with(const char *path, const nf_onnx_options *options, nf_graph **out, nf_error *err)
+{
+    (void)path, (void)options;
+    return unavailable(out, err);
+}
+
 nf_status nf_onnx_tensor_parse(const void *data, size_t size, nf_shape *shape, float **values, nf_error *err)
 {
     (void)data, (void)size, (void)shape;
@@ -44,5 +57,13 @@ nf_status nf_onnx_op_types(const void *data, size_t size, char *out, size_t out_
 nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
 {
     (void)g, (void)path;
+    return unavailable(NULL, err);
+}
+
+nf_status nf_onnx_input_names(const void *data, size_t size, char *names, size_t name_size, int max, int *n,
+                              int *batch_axes, nf_error *err)
+{
+    (void)data, (void)size, (void)names, (void)name_size, (void)max, (void)batch_axes;
+    *n = 0;
     return unavailable(NULL, err);
 }

@@ -83,59 +83,102 @@ static int read_tensor(const char *path, nf_shape *shape, float **values)
 
 enum outcome { REFUSED, DATA_UNFIT, PASSED, WRONG };
 
-/* Runs one test directory; *why says what did not fit. */
-static enum outcome run_test(const char *dir, char *why, size_t why_size)
+enum { MAX_INPUTS = 16, NAME_SIZE = 128 };
+
+/* A test's inputs: the model's input names (initializers left out) and
+ * the values in test_data_set_0. */
+typedef struct {
+    char names[MAX_INPUTS][NAME_SIZE];
+    nf_tensor values[MAX_INPUTS];
+    int batch_axis[MAX_INPUTS]; /* where the plain import has its batch */
+    int n;
+} test_inputs;
+
+/* Axes 0 and 1 of a tensor swapped (a time-major recurrent input fed
+ * batch first), into a new buffer. */
+static float *swap_first_axes(const nf_tensor *t)
+{
+    int64_t a = t->shape.dim[0], b = t->shape.dim[1], inner = nf_shape_size(&t->shape) / (a * b);
+    float *out = malloc((size_t)nf_shape_size(&t->shape) * sizeof(float));
+    for (int64_t i = 0; out && i < a; i++)
+        for (int64_t j = 0; j < b; j++)
+            memcpy(out + (j * a + i) * inner, t->data + (i * b + j) * inner, (size_t)inner * sizeof(float));
+    return out;
+}
+
+/* Runs the model imported with `options` on the inputs that are not
+ * bound (the first n_bound after input 0 are); *why says what did not
+ * fit or differed. */
+static enum outcome run_model(const char *dir, const test_inputs *in, const nf_onnx_options *options, char *why,
+                              size_t why_size)
 {
     char path[1400];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     nf_graph *g;
     nf_error err;
-    if (nf_onnx_load(path, &g, &err) != NF_OK) {
-        count_refusal(err.message);
+    if (nf_onnx_load_with(path, options, &g, &err) != NF_OK) {
         snprintf(why, why_size, "%s", err.message);
         return REFUSED;
     }
-    nf_node *inputs[16], *outputs[16];
+    nf_node *inputs[MAX_INPUTS], *outputs[MAX_INPUTS];
     int n_in = 0, n_out = 0;
     for (int i = 0; i < nf_graph_node_count(g); i++) {
         nf_node *node = nf_graph_node(g, i);
-        if (nf_node_is_input(node) && n_in < 16)
+        if (nf_node_is_input(node) && n_in < MAX_INPUTS)
             inputs[n_in++] = node;
-        if (nf_node_is_output(node) && n_out < 16)
+        if (nf_node_is_output(node) && n_out < MAX_INPUTS)
             outputs[n_out++] = node;
     }
+    int whole = options->whole_inputs;
     enum outcome result = PASSED;
     nf_plan *plan = NULL;
-    float *data = NULL;
-    int64_t batch = -1;
+    float *swapped[MAX_INPUTS] = {NULL};
+    int64_t batch = whole || n_in == 0 ? 1 : -1;
+    if (batch == 1 && nf_plan_compile(g, 1, NF_PLAN_INFERENCE, &plan, &err) != NF_OK) {
+        snprintf(why, why_size, "%s", err.message);
+        result = DATA_UNFIT;
+    }
     for (int k = 0; k < n_in && result == PASSED; k++) {
-        nf_shape s, want;
-        snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dir, k);
-        free(data);
-        data = NULL;
+        /* node k is the model's k-th input that is not bound */
+        int at = k == 0 ? 0 : k + options->n_bound;
+        nf_tensor t = in->values[at];
+        nf_shape want;
         nf_node_shape(inputs[k], &want, NULL);
-        if (!read_tensor(path, &s, &data) || s.rank != want.rank + 1 || (batch >= 0 && s.dim[0] != batch)) {
+        int skip = !whole, time_major = !whole && in->batch_axis[at] == 1;
+        if (at >= in->n || t.shape.rank != want.rank + skip || (time_major && t.shape.rank < 3)) {
             snprintf(why, why_size, "input %d does not fit the imported input", k);
             result = DATA_UNFIT;
             break;
         }
-        for (int a = 0; a < want.rank; a++)
-            if (s.dim[a + 1] != want.dim[a])
+        if (time_major) { /* [T, batch, ...] fed as [batch, T, ...] */
+            free(swapped[k]);
+            if (!(t.data = swapped[k] = swap_first_axes(&t))) {
                 result = DATA_UNFIT;
-        if (batch < 0) {
-            batch = s.dim[0];
+                break;
+            }
+            int64_t first = t.shape.dim[0];
+            t.shape.dim[0] = t.shape.dim[1], t.shape.dim[1] = first;
+        }
+        if (!whole && batch >= 0 && t.shape.dim[0] != batch)
+            result = DATA_UNFIT;
+        for (int a = 0; a < want.rank; a++)
+            if (t.shape.dim[a + skip] != want.dim[a])
+                result = DATA_UNFIT;
+        if (result == PASSED && batch < 0) {
+            batch = t.shape.dim[0];
             if (batch < 1 || nf_plan_compile(g, batch, NF_PLAN_INFERENCE, &plan, &err) != NF_OK) {
                 snprintf(why, why_size, "%s", batch < 1 ? "an empty batch" : err.message);
                 result = DATA_UNFIT;
             }
         }
-        if (result == PASSED && nf_plan_set_input(plan, inputs[k], data, &err) != NF_OK)
+        if (result == PASSED && nf_plan_set_input(plan, inputs[k], t.data, &err) != NF_OK)
             result = DATA_UNFIT;
     }
     if (result == PASSED && (!plan || nf_plan_forward(plan, &err) != NF_OK)) {
         snprintf(why, why_size, "%s", plan ? err.message : "no inputs");
         result = DATA_UNFIT;
     }
+    float *data = NULL;
     for (int k = 0; k < n_out && result == PASSED; k++) {
         nf_shape s;
         nf_tensor v;
@@ -159,9 +202,63 @@ static enum outcome run_test(const char *dir, char *why, size_t why_size)
         }
     }
     free(data);
+    for (int k = 0; k < MAX_INPUTS; k++)
+        free(swapped[k]);
     nf_plan_free(plan);
     nf_graph_free(g);
     return result;
+}
+
+/* Runs one test directory. A static-shape engine reads some models only
+ * with help, so the import is tried in turn: as it is (the first axis of
+ * every input the batch); with the inputs after the first bound to their
+ * test values (shapes, axes, weights given as inputs); and with whole
+ * inputs (the first axis data), bound or not. The first way that imports
+ * and fits is the result; *why says why the last one did not. */
+static enum outcome run_test(const char *dir, char *why, size_t why_size)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    test_inputs in = {.n = 0};
+    char *bytes;
+    size_t len;
+    nf_error err;
+    if (nf_read_file(path, (size_t)1 << 30, &bytes, &len, &err) == NF_OK) {
+        nf_onnx_input_names(bytes, len, in.names[0], NAME_SIZE, MAX_INPUTS, &in.n, in.batch_axis, &err);
+        free(bytes);
+    }
+    int readable = 1;
+    for (int k = 0; k < in.n; k++) {
+        snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dir, k);
+        readable &= read_tensor(path, &in.values[k].shape, &in.values[k].data);
+    }
+    const char *bound_names[MAX_INPUTS];
+    nf_tensor bound_values[MAX_INPUTS];
+    for (int k = 1; k < in.n; k++)
+        bound_names[k - 1] = in.names[k], bound_values[k - 1] = in.values[k];
+    int n_bound = readable && in.n > 1 ? in.n - 1 : 0;
+    const nf_onnx_options ways[4] = {
+        {0},
+        {n_bound, bound_names, bound_values, 0},
+        {n_bound, bound_names, bound_values, 1},
+        {0, NULL, NULL, 1},
+    };
+    enum outcome r = REFUSED;
+    char first_refusal[512] = "";
+    for (int w = 0; w < 4 && (r == REFUSED || r == DATA_UNFIT); w++) {
+        if ((w == 1 || w == 2) && n_bound == 0)
+            continue;
+        r = run_model(dir, &in, &ways[w], why, why_size);
+        if (getenv("NF_ONNX_VERBOSE") && r != PASSED)
+            printf("  way %d: %s\n", w, why);
+        if (r == REFUSED && (!*first_refusal || (!strstr(first_refusal, ": node '") && strstr(why, ": node '"))))
+            snprintf(first_refusal, sizeof first_refusal, "%s", why);
+    }
+    if (r == REFUSED) /* (counted by the first operator a way names) */
+        count_refusal(first_refusal);
+    for (int k = 0; k < in.n; k++)
+        free(in.values[k].data);
+    return r;
 }
 
 static int by_tests(const void *a, const void *b) { return ((const missing *)b)->tests - ((const missing *)a)->tests; }

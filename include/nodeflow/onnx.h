@@ -20,6 +20,7 @@
 
 #include "graph.h"
 #include "status.h"
+#include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,32 @@ NF_API nf_status nf_onnx_load(const char *path, nf_graph **out, nf_error *err);
 
 /* The same from bytes in memory (`name` stands for the file in errors). */
 NF_API nf_status nf_onnx_parse(const void *data, size_t size, const char *name, nf_graph **out, nf_error *err);
+
+/* How nf_onnx_load_with reads a model (all zero: as nf_onnx_load). */
+typedef struct nf_onnx_options {
+    /* Inputs given values at import, which become constants there: a
+     * static-shape engine needs shapes, axes, indices and weights that
+     * some models take as inputs. bound_values[k] (float, integers as
+     * floats) is the input named bound_names[k]; its shape must be the
+     * input's whole ONNX shape. */
+    int n_bound;
+    const char *const *bound_names;
+    const nf_tensor *bound_values;
+    /* 0: the first axis of every input is the batch. 1: every input is
+     * one whole sample, of its fixed ONNX shape (its first axis is data
+     * like the others); nodeflow's batch then holds independent inputs.
+     * Models that concatenate, normalise or transpose across axis 0 read
+     * this way; operators that need a batch axis (Conv, pools,
+     * BatchNormalization, LSTM, GRU, Gemm) then need it of size 1. */
+    int whole_inputs;
+} nf_onnx_options;
+
+/* nf_onnx_load and nf_onnx_parse with options (NULL: none). A bound
+ * name that is no input of the model, or a value of another shape, is
+ * NF_ERR_INVALID_ARGUMENT. */
+NF_API nf_status nf_onnx_load_with(const char *path, const nf_onnx_options *options, nf_graph **out, nf_error *err);
+NF_API nf_status nf_onnx_parse_with(const void *data, size_t size, const char *name, const nf_onnx_options *options,
+                                    nf_graph **out, nf_error *err);
 
 /* Writes the graph's inference part (what its output nodes need; without
  * any, the first input of its loss) with its current weights as an ONNX
