@@ -621,7 +621,8 @@ static nf_status map_activation(importer *im)
     } table[] = {
         {"Relu", "relu", NULL, NULL, 0},          {"Sigmoid", "sigmoid", NULL, NULL, 0},
         {"Tanh", "tanh", NULL, NULL, 0},          {"LeakyRelu", "leaky_relu", "slope", "alpha", 0.01},
-        {"Elu", "elu", "alpha", "alpha", 1.0},
+        {"Elu", "elu", "alpha", "alpha", 1.0},    {"Erf", "erf", NULL, NULL, 0},
+        {"Softplus", "softplus", NULL, NULL, 0},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
         if (strcmp(im->at->op_type, table[k].onnx))
@@ -638,6 +639,39 @@ static nf_status map_activation(importer *im)
         return define_output(im, 0, y, x->batch_axis);
     }
     return fail(im, "not an activation");
+}
+
+/* Clip by constant bounds: relu (0, none), relu6 (0, 6) or hardtanh.
+ * The bounds are attributes before opset 11, optional inputs from it. */
+static nf_status map_clip(importer *im)
+{
+    static const char *const known[] = {"min", "max", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? any_input(im, 0) : NULL;
+    if (!x)
+        return st != NF_OK ? st : im->err->code;
+    double bound[2] = {-INFINITY, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        if (im->opset < 11) {
+            bound[k] = attr_float(im, k ? "max" : "min", bound[k]);
+        } else if (has_input(im, k + 1)) {
+            value *b = const_input(im, k + 1);
+            if (!b)
+                return im->err->code;
+            if (b->count != 1)
+                return fail(im, "input %d must be a scalar", k + 2);
+            bound[k] = const_at(b, 0);
+        }
+    }
+    int relu = bound[0] == 0 && isinf(bound[1]) && bound[1] > 0, relu6 = bound[0] == 0 && bound[1] == 6;
+    if (!relu && !relu6 && !(bound[0] >= -1e6 && bound[1] <= 1e6 && bound[0] <= bound[1]))
+        return fail(im, "bounds %g and %g: both finite within 1e6 (hardtanh), or 0 and none (relu)", bound[0],
+                    bound[1]);
+    nf_node *y = add(im, relu ? "relu" : relu6 ? "relu6" : "hardtanh", 1, &x->node, NULL);
+    if (!relu && !relu6 && ((st = set(im, y, "min_val", "%.9g", bound[0])) != NF_OK ||
+                            (st = set(im, y, "max_val", "%.9g", bound[1])) != NF_OK))
+        return st;
+    return define_output(im, 0, y, x->batch_axis);
 }
 
 /* Softmax and LogSoftmax: opset 13 normalises over `axis` (default -1);
@@ -1463,6 +1497,31 @@ static nf_status gather_from_node(importer *im, const value *x, const value *idx
     return define_output(im, 0, y, moved);
 }
 
+/* OneHot of per-sample ids into depth classes, values 0 and 1, as the
+ * last axis: a one_hot node. */
+static nf_status map_one_hot(importer *im)
+{
+    static const char *const known[] = {"axis", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *ids = st == NF_OK ? any_input(im, 0) : NULL, *depth = ids ? const_input(im, 1) : NULL;
+    value *values = depth ? const_input(im, 2) : NULL;
+    if (!values)
+        return st != NF_OK ? st : im->err->code;
+    nf_shape s;
+    if ((st = shape_of(im, ids->node, &s)) != NF_OK)
+        return st;
+    int64_t axis = attr_int(im, "axis", -1);
+    if (axis != -1 && axis != onnx_rank(ids, &s))
+        return fail(im, "axis %lld: only the last axis (-1) maps", (long long)axis);
+    if (depth->count != 1 || const_at(depth, 0) < 1 || const_at(depth, 0) > (1 << 24) || values->count != 2 ||
+        const_at(values, 0) != 0 || const_at(values, 1) != 1)
+        return fail(im, "depth must be 1 to 2^24 and values [0, 1]");
+    nf_node *y = add(im, "one_hot", 1, &ids->node, NULL);
+    if ((st = set(im, y, "classes", "%lld", (long long)const_at(depth, 0))) != NF_OK)
+        return st;
+    return define_output(im, 0, y, ids->batch_axis);
+}
+
 /* Gather: of constants, folded; an embedding; or one index of a node. */
 static nf_status map_gather(importer *im)
 {
@@ -1767,6 +1826,30 @@ static nf_status recurrent_weight(importer *im, const nf_node *node, const char 
  * is the node's [T, D H] seen as [T, D, H]. Initial states must be absent
  * or zeros; Y_h and Y_c must be unused; sequence_lens absent; the default
  * activations; GRU with linear_before_reset = 1 (PyTorch's). */
+/* Y_h, the final hidden states [D, batch, H] (layout 0) or [batch, D, H],
+ * from the sequence y [T, D H] per sample: the forward direction's last
+ * step and the reverse direction's first, each a slice, joined. */
+static nf_status final_states(importer *im, nf_node *y, int64_t steps, int dirs, int64_t h, int layout)
+{
+    nf_node *last[2];
+    nf_status st;
+    for (int d = 0; d < dirs; d++) {
+        nf_node *step = add(im, "slice", 1, &y, "_hstep");
+        nf_node *part = add(im, "slice", 1, &step, "_hdir");
+        if ((st = set(im, step, "axis", "0")) != NF_OK ||
+            (st = set(im, step, "start", "%lld", (long long)(d ? 0 : steps - 1))) != NF_OK ||
+            (st = set(im, step, "end", "%lld", (long long)(d ? 1 : steps))) != NF_OK ||
+            (st = set(im, part, "axis", "1")) != NF_OK || (st = set(im, part, "start", "%lld", (long long)(d * h))) != NF_OK ||
+            (st = set(im, part, "end", "%lld", (long long)((d + 1) * h))) != NF_OK)
+            return st;
+        last[d] = part; /* [1, H] */
+    }
+    nf_node *joined = last[0];
+    if (dirs == 2 && (st = set(im, joined = add(im, "concat", 2, last, "_h"), "axis", "0")) != NF_OK)
+        return st;
+    return define_output(im, 1, joined, layout ? 0 : 1);
+}
+
 static nf_status map_recurrent(importer *im)
 {
     int lstm = !strcmp(im->at->op_type, "LSTM");
@@ -1810,12 +1893,11 @@ static nf_status map_recurrent(importer *im)
                 if (init->f[e] != 0)
                     return fail(im, "input %d: only zero initial states are supported", k + 1);
         }
-    for (size_t k = 1; k < im->at->n_output; k++) { /* named, but nothing may use them */
-        value *unused = *im->at->output[k] ? define(im, im->at->output[k]) : NULL;
-        if (*im->at->output[k] && !unused)
+    if (im->at->n_output > 2 && *im->at->output[2]) { /* Y_c: named, but nothing may use it */
+        value *unused = define(im, im->at->output[2]);
+        if (!unused)
             return im->err->code;
-        if (unused)
-            unused->unusable = "a final state of LSTM or GRU, which is not supported";
+        unused->unusable = "the final cell state of LSTM, which is not supported";
     }
     if (x->batch_axis == NO_BATCH && !(x = batch_view(im, x, 0, layout ? 0 : 1)))
         return im->err->code;
@@ -1856,6 +1938,8 @@ static nf_status map_recurrent(importer *im)
                 return st;
         }
     }
+    if (im->at->n_output > 1 && *im->at->output[1] && (st = final_states(im, y, s.dim[0], dirs, h, layout)) != NF_OK)
+        return st;
     nf_shape tdh = {3, {s.dim[0], dirs, h}};
     nf_node *out;
     if ((st = reshaped(im, y, &tdh, "_dirs", &out)) != NF_OK)
@@ -2091,6 +2175,7 @@ static const struct {
     {"Add", map_binary},
     {"AveragePool", map_pool},
     {"BatchNormalization", map_batchnorm},
+    {"Clip", map_clip},
     {"Concat", map_concat},
     {"Constant", map_constant},
     {"ConstantOfShape", map_constant_of_shape},
@@ -2098,6 +2183,7 @@ static const struct {
     {"Div", map_binary},
     {"Dropout", map_identity},
     {"Elu", map_activation},
+    {"Erf", map_activation},
     {"Expand", map_expand},
     {"Flatten", map_flatten},
     {"Gather", map_gather},
@@ -2111,6 +2197,7 @@ static const struct {
     {"LSTM", map_recurrent},
     {"MatMul", map_matmul},
     {"MaxPool", map_pool},
+    {"OneHot", map_one_hot},
     {"Mul", map_binary},
     {"Relu", map_activation},
     {"Reshape", map_reshape},
@@ -2118,6 +2205,7 @@ static const struct {
     {"Slice", map_slice},
     {"Sigmoid", map_activation},
     {"Softmax", map_softmax},
+    {"Softplus", map_activation},
     {"Squeeze", map_squeeze},
     {"Sub", map_binary},
     {"Tanh", map_activation},

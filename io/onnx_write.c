@@ -14,6 +14,8 @@
 #include "nodes/op.h"
 #include "onnx.pb-c.h"
 
+enum { MAX_LAYERS = 4 }; /* (the recurrent nodes' num_layers) */
+
 typedef struct {
     const nf_graph *g;
     void **blocks;                 /* everything allocated, freed at the end */
@@ -187,8 +189,8 @@ static void initializer(exporter *ex, const char *name, int rank, const int64_t 
     push(ex, (void ***)&ex->inits, &ex->n_inits, &ex->cap_inits, t);
 }
 
-/* A float tensor value [batch, per-sample shape...]. */
-static Onnx__ValueInfoProto *value_info(exporter *ex, const char *name, const nf_shape *s)
+/* A tensor value [batch, per-sample shape...] of float (or int64). */
+static Onnx__ValueInfoProto *value_info(exporter *ex, const char *name, const nf_shape *s, int int64)
 {
     Onnx__ValueInfoProto *v = keep(ex, sizeof *v);
     Onnx__TypeProto *t = keep(ex, sizeof *t);
@@ -216,7 +218,8 @@ static Onnx__ValueInfoProto *value_info(exporter *ex, const char *name, const nf
         dims[k] = d;
     }
     shape->dim = dims, shape->n_dim = (size_t)s->rank + 1;
-    tt->has_elem_type = 1, tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->has_elem_type = 1;
+    tt->elem_type = int64 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
     tt->shape = shape;
     t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
     t->tensor_type = tt;
@@ -424,6 +427,285 @@ static nf_status export_binary(exporter *ex, const nf_node *n, const char *op)
     return NF_OK;
 }
 
+/* A float initializer holding [dirs, G H, cols] (or [dirs, 2 G H] for
+ * the biases: the input's then the recurrent's) from nodeflow's
+ * per-direction parameters, the gate blocks in ONNX's order: LSTM's
+ * i f g o become i o f c, GRU's r z n become z r h. */
+static const char *recurrent_init(exporter *ex, const nf_node *n, int layer, int dirs, int gates, int64_t h,
+                                  const char *kind, const char *onnx_name)
+{
+    static const int lstm_from[4] = {0, 3, 1, 2}, gru_from[3] = {1, 0, 2}, rnn_from[1] = {0};
+    const int *from = gates == 4 ? lstm_from : gates == 3 ? gru_from : rnn_from;
+    int bias = !strcmp(kind, "bias");
+    const nf_param *first = NULL;
+    char name[64];
+    snprintf(name, sizeof name, "%s_%s_l%d", bias ? "bias" : "weight", bias ? "ih" : kind, layer);
+    if (!(first = param(ex->g, n, name)))
+        return NULL;
+    int64_t cols = bias ? 1 : first->shape.dim[1], block = h * cols, per_dir = (bias ? 2 : 1) * gates * block;
+    float *data = keep(ex, (size_t)(dirs * per_dir) * sizeof(float));
+    if (!data)
+        return NULL;
+    for (int d = 0; d < dirs; d++)
+        for (int half = 0; half < (bias ? 2 : 1); half++) {
+            snprintf(name, sizeof name, "%s_%s_l%d%s", bias ? "bias" : "weight", bias ? (half ? "hh" : "ih") : kind,
+                     layer, d ? "_reverse" : "");
+            const nf_param *p = param(ex->g, n, name);
+            if (!p)
+                return NULL;
+            const float *v = ex->g->values + p->offset;
+            for (int j = 0; j < gates; j++)
+                memcpy(data + d * per_dir + (half * gates + j) * block, v + from[j] * block,
+                       (size_t)block * sizeof(float));
+        }
+    int64_t dims[3] = {dirs, bias ? 2 * gates * h : gates * h, cols};
+    const char *full = text(ex, "%s.%s_l%d", n->name, onnx_name, layer);
+    initializer(ex, full, bias ? 2 : 3, dims, data, NULL);
+    return full;
+}
+
+/* A Transpose of `in` by perm into `out`. */
+static void transpose(exporter *ex, const char *in, const char *out, const int64_t *perm, int rank)
+{
+    const char *inputs[] = {in, NULL};
+    attr_ints(ex, node(ex, "Transpose", out, inputs, out), "perm", perm, (size_t)rank);
+}
+
+/* rnn, lstm, gru: one ONNX RNN, LSTM or GRU per layer, time-major
+ * (Transposes around it: [batch, T, F] in, [batch, T, D H] out), from zero
+ * states: a run of the exported model is a fresh call (carry=true, a
+ * training-time link between batches, is not in it). output=state gives
+ * the final hidden states [L D, H]; output=cell has no form here. */
+static nf_status export_recurrent(exporter *ex, const nf_node *n)
+{
+    const char *op = n->op->name;
+    int gates = !strcmp(op, "lstm") ? 4 : !strcmp(op, "gru") ? 3 : 1;
+    int layers = (int)attr(n, "num_layers"), dirs = attr(n, "bidirectional") != 0 ? 2 : 1;
+    int output = (int)attr(n, "output");
+    int64_t h = (int64_t)attr(n, "hidden");
+    if (output == 2)
+        return refuse(ex, n, "output=cell (the final cell states) is not exported");
+    if (n->inputs[0]->shape.rank != 2)
+        return refuse(ex, n, "an input other than [T, features] per sample");
+    static const int64_t swap[3] = {1, 0, 2};
+    const char *x = text(ex, "%s:x_l0", n->name), *states[MAX_LAYERS + 1] = {NULL};
+    if (layers < 1 || layers > MAX_LAYERS)
+        return refuse(ex, n, "num_layers out of range");
+    transpose(ex, in_name(n, 0), x, swap, 3);
+    for (int l = 0; l < layers && !ex->failed; l++) {
+        const char *w = recurrent_init(ex, n, l, dirs, gates, h, "ih", "W");
+        const char *r = recurrent_init(ex, n, l, dirs, gates, h, "hh", "R");
+        const char *b = param(ex->g, n, "bias_ih_l0") ? recurrent_init(ex, n, l, dirs, gates, h, "bias", "B") : NULL;
+        if (!w || !r)
+            return ex->failed ? NF_OK : refuse(ex, n, "its weights are missing");
+        const char *y = text(ex, "%s:y_l%d", n->name, l), *y_h = text(ex, "%s:h_l%d", n->name, l);
+        const char *in[] = {x, w, r, b, NULL}; /* (no B: the list ends there) */
+        Onnx__NodeProto *rec = node(ex, gates == 4 ? "LSTM" : gates == 3 ? "GRU" : "RNN", text(ex, "%s_l%d", n->name, l),
+                                    in, y);
+        if (!rec)
+            return NF_OK;
+        rec->output = keep(ex, 2 * sizeof *rec->output);
+        if (!rec->output)
+            return NF_OK;
+        rec->output[0] = (char *)y, rec->output[1] = (char *)y_h, rec->n_output = 2;
+        attr_int(ex, rec, "hidden_size", h);
+        if (dirs == 2) {
+            Onnx__AttributeProto *a = attribute(ex, rec, "direction", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+            if (a)
+                a->has_s = 1, a->s.data = (uint8_t *)text(ex, "bidirectional"), a->s.len = 13;
+        }
+        if (gates == 3)
+            attr_int(ex, rec, "linear_before_reset", 1); /* (PyTorch's GRU, and nodeflow's) */
+        if (gates == 1 && attr(n, "nonlinearity") != 0) {
+            Onnx__AttributeProto *a = attribute(ex, rec, "activations", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+            ProtobufCBinaryData *names = keep(ex, (size_t)dirs * sizeof *names);
+            for (int d = 0; a && names && d < dirs; d++)
+                names[d].data = (uint8_t *)text(ex, "Relu"), names[d].len = 4;
+            if (a && names)
+                a->strings = names, a->n_strings = (size_t)dirs;
+        }
+        states[l] = y_h;
+        /* Y [T, D, batch, H] -> [T, batch, D H], the next layer's input */
+        const char *yt = text(ex, "%s:yt_l%d", n->name, l);
+        static const int64_t tbdh[4] = {0, 2, 1, 3};
+        transpose(ex, y, yt, tbdh, 4);
+        int64_t shape[3] = {0, 0, dirs * h}, dims[1] = {3}; /* (0s copy T and the batch) */
+        const char *sn = text(ex, "%s.shape_l%d", n->name, l);
+        initializer(ex, sn, 1, dims, NULL, shape);
+        x = text(ex, "%s:x_l%d", n->name, l + 1);
+        const char *rin[] = {yt, sn, NULL};
+        node(ex, "Reshape", x, rin, x);
+    }
+    if (output == 0) { /* [T, batch, D H] -> [batch, T, D H] */
+        transpose(ex, x, n->name, swap, 3);
+        return NF_OK;
+    }
+    /* the final hidden states: Y_h [D, batch, H] of every layer, joined, batch first */
+    const char *joined = states[0];
+    if (layers > 1) {
+        joined = text(ex, "%s:states", n->name);
+        Onnx__NodeProto *c = node(ex, "Concat", joined, states, joined);
+        attr_int(ex, c, "axis", 0);
+    }
+    transpose(ex, joined, n->name, swap, 3);
+    return NF_OK;
+}
+
+/* A float scalar initializer named `<node>.<what>`. */
+static const char *scalar(exporter *ex, const nf_node *n, const char *what, float v)
+{
+    const char *name = text(ex, "%s.%s", n->name, what);
+    initializer(ex, name, 0, NULL, &v, NULL);
+    return name;
+}
+
+/* out = a OP b, one ONNX node named after out. */
+static const char *binary(exporter *ex, const char *op, const char *a, const char *b, const char *out)
+{
+    const char *in[] = {a, b, NULL};
+    node(ex, op, out, in, out);
+    return out;
+}
+
+/* gelu: exactly 0.5 x (1 + erf(x / sqrt 2)), or in its tanh form
+ * 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), from Erf, Tanh, Mul,
+ * Add and Div (opset 14 has no Gelu). */
+static nf_status export_gelu(exporter *ex, const nf_node *n)
+{
+    const char *x = in_name(n, 0), *name = n->name, *inner;
+    if (attr(n, "approximate") == 0) {
+        const char *scaled = binary(ex, "Div", x, scalar(ex, n, "sqrt2", 1.41421356f), text(ex, "%s:div", name));
+        const char *in[] = {scaled, NULL};
+        inner = text(ex, "%s:erf", name);
+        node(ex, "Erf", inner, in, inner);
+    } else {
+        const char *x2 = binary(ex, "Mul", x, x, text(ex, "%s:x2", name));
+        const char *x3 = binary(ex, "Mul", x2, x, text(ex, "%s:x3", name));
+        const char *c3 = binary(ex, "Mul", x3, scalar(ex, n, "c", 0.044715f), text(ex, "%s:cx3", name));
+        const char *sum = binary(ex, "Add", x, c3, text(ex, "%s:sum", name));
+        const char *u = binary(ex, "Mul", sum, scalar(ex, n, "k", 0.797884561f), text(ex, "%s:u", name));
+        const char *in[] = {u, NULL};
+        inner = text(ex, "%s:tanh", name);
+        node(ex, "Tanh", inner, in, inner);
+    }
+    const char *plus = binary(ex, "Add", inner, scalar(ex, n, "one", 1.0f), text(ex, "%s:plus1", name));
+    const char *times = binary(ex, "Mul", x, plus, text(ex, "%s:times", name));
+    binary(ex, "Mul", times, scalar(ex, n, "half", 0.5f), name);
+    return NF_OK;
+}
+
+/* softplus (beta, threshold): Softplus(beta x) / beta; above the
+ * threshold nodeflow gives x, which Softplus equals there in float32
+ * (log(1 + e^t) - t < 2^-24 for t >= 17, and the threshold must be so). */
+static nf_status export_softplus(exporter *ex, const nf_node *n)
+{
+    double beta = attr(n, "beta"), threshold = attr(n, "threshold");
+    if (threshold < 17)
+        return refuse(ex, n, "a threshold below 17 differs from ONNX's Softplus");
+    const char *x = in_name(n, 0);
+    if (beta != 1)
+        x = binary(ex, "Mul", x, scalar(ex, n, "beta", (float)beta), text(ex, "%s:scaled", n->name));
+    const char *sp = beta != 1 ? text(ex, "%s:softplus", n->name) : n->name;
+    const char *in[] = {x, NULL};
+    node(ex, "Softplus", sp, in, sp);
+    if (beta != 1)
+        binary(ex, "Div", sp, scalar(ex, n, "beta_div", (float)beta), n->name);
+    return NF_OK;
+}
+
+/* Per-sample axes into ONNX's (the batch first): the axis + 1. */
+static int64_t onnx_axis(const nf_node *n, const nf_shape *s, const char *name)
+{
+    int64_t a = (int64_t)attr(n, name);
+    return (a < 0 ? a + s->rank : a) + 1;
+}
+
+/* slice, concat, transpose, permute, matmul: their ONNX operators over
+ * the per-sample axes shifted by one. */
+static nf_status export_shape_op(exporter *ex, const nf_node *n)
+{
+    const char *op = n->op->name;
+    const nf_shape *in0 = &n->inputs[0]->shape;
+    if (!strcmp(op, "slice")) {
+        int64_t axis = onnx_axis(n, in0, "axis"), start = (int64_t)attr(n, "start"), end = (int64_t)attr(n, "end");
+        int64_t len = in0->dim[axis - 1], one[1] = {1};
+        int64_t starts[1] = {start < 0 ? start + len : start}, ends[1] = {end < 0 ? end + len + 1 : end};
+        int64_t axes[1] = {axis};
+        const char *sn = text(ex, "%s.starts", n->name), *en = text(ex, "%s.ends", n->name);
+        const char *an = text(ex, "%s.axes", n->name);
+        initializer(ex, sn, 1, one, NULL, starts);
+        initializer(ex, en, 1, one, NULL, ends);
+        initializer(ex, an, 1, one, NULL, axes);
+        const char *in[] = {in_name(n, 0), sn, en, an, NULL};
+        node(ex, "Slice", n->name, in, n->name);
+        return NF_OK;
+    }
+    if (!strcmp(op, "concat")) {
+        const char *in[NF_MAX_INPUTS + 1] = {NULL};
+        for (int i = 0; i < n->n_inputs; i++)
+            in[i] = in_name(n, i);
+        attr_int(ex, node(ex, "Concat", n->name, in, n->name), "axis", onnx_axis(n, in0, "axis"));
+        return NF_OK;
+    }
+    if (!strcmp(op, "transpose") || !strcmp(op, "permute")) {
+        int64_t perm[NF_MAX_RANK + 1];
+        perm[0] = 0;
+        for (int k = 0; k < in0->rank; k++)
+            perm[k + 1] = k + 1;
+        if (!strcmp(op, "transpose")) {
+            int64_t a = onnx_axis(n, in0, "dim0"), b = onnx_axis(n, in0, "dim1");
+            perm[a] = b, perm[b] = a;
+        } else { /* (the order is the node's axes attribute) */
+            for (int k = 0; k < n->dims.rank; k++)
+                perm[k + 1] = n->dims.dim[k] + 1;
+        }
+        transpose(ex, in_name(n, 0), n->name, perm, in0->rank + 1);
+        return NF_OK;
+    }
+    /* matmul: ONNX broadcasts from the right, so only equal ranks keep the batch axes lined up */
+    const nf_shape *in1 = &n->inputs[1]->shape;
+    if (in0->rank != in1->rank || in0->rank < 2)
+        return refuse(ex, n, "operands of different ranks broadcast differently in ONNX");
+    const char *a = in_name(n, 0), *b = in_name(n, 1);
+    int64_t perm[NF_MAX_RANK + 1];
+    for (int k = 0; k <= in0->rank; k++)
+        perm[k] = k;
+    perm[in0->rank - 1] = in0->rank, perm[in0->rank] = in0->rank - 1;
+    if (attr(n, "transpose_a") != 0) {
+        const char *t = text(ex, "%s:at", n->name);
+        transpose(ex, a, t, perm, in0->rank + 1);
+        a = t;
+    }
+    if (attr(n, "transpose_b") != 0) {
+        const char *t = text(ex, "%s:bt", n->name);
+        transpose(ex, b, t, perm, in0->rank + 1);
+        b = t;
+    }
+    binary(ex, "MatMul", a, b, n->name);
+    return NF_OK;
+}
+
+/* embedding: Gather of the table's rows by the ids (int64 in the model);
+ * one_hot: OneHot of the ids with depth `classes` and values 0, 1. */
+static nf_status export_ids(exporter *ex, const nf_node *n)
+{
+    if (!(n->inputs[0]->op->flags & NF_OP_INPUT))
+        return refuse(ex, n, "ids computed by other nodes are not exported (they are an int64 input in ONNX)");
+    if (!strcmp(n->op->name, "embedding")) {
+        const char *in[] = {param_init(ex, n, "weight"), in_name(n, 0), NULL};
+        attr_int(ex, node(ex, "Gather", n->name, in, n->name), "axis", 0);
+        return NF_OK;
+    }
+    int64_t depth = (int64_t)attr(n, "classes"), two[1] = {2};
+    float values[2] = {0, 1};
+    const char *dn = text(ex, "%s.depth", n->name), *vn = text(ex, "%s.values", n->name);
+    initializer(ex, dn, 0, NULL, NULL, &depth);
+    initializer(ex, vn, 1, two, values, NULL);
+    const char *in[] = {in_name(n, 0), dn, vn, NULL};
+    attr_int(ex, node(ex, "OneHot", n->name, in, n->name), "axis", -1);
+    return NF_OK;
+}
+
 static nf_status export_node(exporter *ex, const nf_node *n)
 {
     const char *op = n->op->name;
@@ -431,7 +713,7 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     static const struct {
         const char *nf, *onnx;
     } same[] = {{"relu", "Relu"}, {"sigmoid", "Sigmoid"}, {"tanh", "Tanh"}, {"copy", "Identity"},
-                {"dropout", "Identity"}, {"output", "Identity"}};
+                {"dropout", "Identity"}, {"output", "Identity"}, {"erf", "Erf"}};
     for (size_t k = 0; k < sizeof same / sizeof same[0]; k++)
         if (!strcmp(op, same[k].nf)) {
             node(ex, same[k].onnx, n->name, in, n->name);
@@ -482,6 +764,31 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     }
     if (!strcmp(op, "constant"))
         return NF_OK; /* (written where it is used, as an initializer) */
+    if (!strcmp(op, "lstm") || !strcmp(op, "gru") || !strcmp(op, "rnn"))
+        return export_recurrent(ex, n);
+    if (!strcmp(op, "gelu"))
+        return export_gelu(ex, n);
+    if (!strcmp(op, "softplus"))
+        return export_softplus(ex, n);
+    if (!strcmp(op, "slice") || !strcmp(op, "concat") || !strcmp(op, "transpose") || !strcmp(op, "permute") ||
+        !strcmp(op, "matmul"))
+        return export_shape_op(ex, n);
+    if (!strcmp(op, "silu")) { /* x sigmoid(x) */
+        const char *sig = text(ex, "%s:sigmoid", n->name);
+        node(ex, "Sigmoid", sig, in, sig);
+        binary(ex, "Mul", in_name(n, 0), sig, n->name);
+        return NF_OK;
+    }
+    if (!strcmp(op, "hardtanh") || !strcmp(op, "relu6")) { /* Clip(x, min, max) */
+        int relu6 = !strcmp(op, "relu6");
+        const char *lo = scalar(ex, n, "min", relu6 ? 0.0f : (float)attr(n, "min_val"));
+        const char *hi = scalar(ex, n, "max", relu6 ? 6.0f : (float)attr(n, "max_val"));
+        const char *clip_in[] = {in_name(n, 0), lo, hi, NULL};
+        node(ex, "Clip", n->name, clip_in, n->name);
+        return NF_OK;
+    }
+    if (!strcmp(op, "embedding") || !strcmp(op, "one_hot"))
+        return export_ids(ex, n);
     return refuse(ex, n, "this node type is not exported to ONNX yet (docs/onnx.md)");
 }
 
@@ -506,6 +813,21 @@ static int mark_needed(const nf_graph *g, unsigned char *needed)
                 if (!needed[g->nodes[k]->inputs[i]->index])
                     needed[g->nodes[k]->inputs[i]->index] = 1;
     return outputs;
+}
+
+/* Whether input node `in` feeds only embedding and one_hot nodes (token
+ * ids: an int64 input in ONNX, as PyTorch writes them). */
+static int ids_only(const nf_graph *g, const unsigned char *needed, const nf_node *in)
+{
+    int uses = 0;
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int i = 0; needed[k] && i < g->nodes[k]->n_inputs; i++)
+            if (g->nodes[k]->inputs[i] == in) {
+                if (strcmp(g->nodes[k]->op->name, "embedding") && strcmp(g->nodes[k]->op->name, "one_hot"))
+                    return 0;
+                uses++;
+            }
+    return uses > 0;
 }
 
 static nf_status build(exporter *ex, unsigned char *needed)
@@ -538,14 +860,14 @@ static nf_status build(exporter *ex, unsigned char *needed)
         if (n->op->flags & NF_OP_INPUT) {
             if (n->attr[nf_op_attr_index(n->op, "sequence")] != 0)
                 return refuse(ex, n, "sequence inputs of unrolled plans are not exported");
-            ex->inputs[ex->n_inputs++] = value_info(ex, n->name, &n->shape);
+            ex->inputs[ex->n_inputs++] = value_info(ex, n->name, &n->shape, ids_only(g, needed, n));
             continue;
         }
         nf_status st = export_node(ex, n);
         if (st != NF_OK)
             return st;
         if (needed[k] == 2 || (n->op->flags & NF_OP_OUTPUT))
-            ex->outputs[ex->n_outputs++] = value_info(ex, n->name, &n->shape);
+            ex->outputs[ex->n_outputs++] = value_info(ex, n->name, &n->shape, 0);
     }
     return ex->failed ? nf_fail(ex->err, NF_ERR_NO_MEMORY, "out of memory exporting the graph") : NF_OK;
 }

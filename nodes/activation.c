@@ -86,6 +86,21 @@ static void tanh_grad_kernel(int64_t n, const float *restrict y, const float *re
         }                                                                 \
     }
 
+/* erf: y = erf(x); dy/dx = 2 / sqrt(pi) exp(-x^2) (ONNX's Erf, the
+ * building block of exported GELUs) */
+static void erf_kernel(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = erff(x[i]);
+}
+
+static void erf_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx)
+{
+    const float two_over_sqrt_pi = 1.12837916709551257f;
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += g[i] * two_over_sqrt_pi * expf(-x[i] * x[i]);
+}
+
 /* elu: y = x if x > 0 else alpha (exp(x) - 1); dy/dx = 1 or alpha exp(x) */
 static void elu_kernel(int64_t n, const float *restrict x, float *restrict y, float alpha)
 {
@@ -189,6 +204,8 @@ FORWARD_OP(tanh_forward, e->kernels->tanh)
 BACKWARD_OP(tanh_backward, tanh_grad_kernel, e->out)
 FORWARD_OP(elu_forward, elu_kernel, (float)e->attr[0])
 BACKWARD_OP(elu_backward, elu_grad_kernel, e->in[0], (float)e->attr[0])
+FORWARD_OP(erf_forward, erf_kernel)
+BACKWARD_OP(erf_backward, erf_grad_kernel, e->in[0])
 FORWARD_OP(gelu_loops_forward, gelu_kernel, e->attr[0] != 0)
 BACKWARD_OP(gelu_loops_backward, gelu_grad_kernel, e->in[0], e->attr[0] != 0)
 FORWARD_OP(silu_forward, silu_kernel)
@@ -323,6 +340,12 @@ const nf_op nf_op_silu = {
     .name = "silu", .summary = "x sigmoid(x) (swish)", .min_inputs = 1, .max_inputs = 1,
     .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,
     .forward = silu_forward, .backward = silu_backward, .flops = nf_flops_per_element,
+};
+
+const nf_op nf_op_erf = {
+    .name = "erf", .summary = "the error function erf(x)", .min_inputs = 1, .max_inputs = 1,
+    .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,
+    .forward = erf_forward, .backward = erf_backward, .flops = nf_flops_per_element,
 };
 
 const nf_op nf_op_relu6 = {

@@ -11,7 +11,7 @@ extern const nf_op nf_op_linear, nf_op_matmul;
 extern const nf_op nf_op_add, nf_op_sub, nf_op_mul, nf_op_scale;
 extern const nf_op nf_op_relu, nf_op_leaky_relu, nf_op_sigmoid, nf_op_tanh;
 extern const nf_op nf_op_softmax, nf_op_log_softmax;
-extern const nf_op nf_op_elu, nf_op_gelu, nf_op_silu, nf_op_softplus, nf_op_hardtanh, nf_op_relu6;
+extern const nf_op nf_op_elu, nf_op_gelu, nf_op_silu, nf_op_softplus, nf_op_hardtanh, nf_op_relu6, nf_op_erf;
 extern const nf_op nf_op_mse, nf_op_cross_entropy, nf_op_bce_with_logits;
 extern const nf_op nf_op_l1_penalty, nf_op_l2_penalty;
 extern const nf_op nf_op_conv2d, nf_op_conv1d, nf_op_conv_transpose2d, nf_op_upsample;
@@ -31,7 +31,7 @@ static const nf_op *const registry[] = {
     &nf_op_lstm, &nf_op_gru, &nf_op_rnn, &nf_op_embedding, &nf_op_one_hot, &nf_op_attention,
     &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_scale,
     &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,
-    &nf_op_elu, &nf_op_gelu, &nf_op_silu, &nf_op_softplus, &nf_op_hardtanh, &nf_op_relu6,
+    &nf_op_elu, &nf_op_gelu, &nf_op_silu, &nf_op_softplus, &nf_op_hardtanh, &nf_op_relu6, &nf_op_erf,
     &nf_op_softmax, &nf_op_log_softmax,
     &nf_op_mse, &nf_op_cross_entropy, &nf_op_bce_with_logits,
     &nf_op_l1_penalty, &nf_op_l2_penalty,

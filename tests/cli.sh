@@ -413,7 +413,16 @@ if "$nodeflow" check "$src/tests/fixtures/onnx/mlp.onnx" >/dev/null 2>&1; then
     if cmp -s "$work/out" "$work/onnx_rows.txt"; then ok; else bad "the exported model's rows differ"; fi
     expect 0 "an LSTM's weights" "$nodeflow" train "$src/models/char_lstm.nfg" --data text:/usr/share/games/fortunes \
         --steps 1 --quiet --out "$work/lstm.st"
-    expect 1 "export an LSTM" "$nodeflow" export "$src/models/char_lstm.nfg" --weights "$work/lstm.st" -o "$work/no.onnx"
+    expect 0 "export an LSTM" "$nodeflow" export "$src/models/char_lstm.nfg" --weights "$work/lstm.st" -o "$work/lstm.onnx"
+    printf '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64\n' > "$work/ids.csv"
+    expect 0 "infer the LSTM" "$nodeflow" infer "$src/models/char_lstm.nfg" --weights "$work/lstm.st" --input "$work/ids.csv"
+    cp "$work/out" "$work/lstm_rows.txt"
+    expect 0 "infer its export" "$nodeflow" infer "$work/lstm.onnx" --input "$work/ids.csv"
+    if cmp -s "$work/out" "$work/lstm_rows.txt"; then ok; else bad "the exported LSTM's rows differ"; fi
+    expect 0 "a transformer's weights" "$nodeflow" train "$src/models/char_transformer.nfg" \
+        --data text:/usr/share/games/fortunes --steps 1 --quiet --out "$work/tf.st"
+    expect 1 "export attention" "$nodeflow" export "$src/models/char_transformer.nfg" --weights "$work/tf.st" \
+        -o "$work/no.onnx"
     contains "$work/err" "not exported to ONNX yet" "the refusal names why"
     [ ! -e "$work/no.onnx" ] && ok || bad "a refused export left a file"
     printf 'not a model' > "$work/bad.onnx"

@@ -351,6 +351,7 @@ static void test_more_activations(void **state)
     check_op("softplus", 2, dims, ATTRS("beta", "2", "threshold", "1"), 2);
     check_op("hardtanh", 2, dims, ATTRS("min_val", "-0.5", "max_val", "0.8"), 2);
     check_op("relu6", 2, dims, NULL, 2);
+    check_op("erf", 2, dims, NULL, 2);
 }
 
 static void test_shape_ops(void **state)
