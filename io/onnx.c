@@ -228,6 +228,8 @@ static nf_status define_output(importer *im, int k, nf_node *node, int batch_axi
 {
     if (!node)
         return nf_graph_status(im->g, im->err);
+    if (im->at->n_output > (size_t)k && !*im->at->output[k])
+        return NF_OK; /* (an optional output left out: "") */
     if (im->options.whole_inputs && batch_axis != NO_BATCH) {
         nf_shape s, to = {0, {0}};
         nf_status st = shape_of(im, node, &s);
@@ -982,34 +984,37 @@ static nf_status map_binary(importer *im)
     return define_output(im, 0, add(im, nf_op, 2, in, NULL), a->batch_axis);
 }
 
-/* Kernel, strides and dilations of a Conv or pool: 1 to 65536 each. */
-static nf_status check_window(importer *im, const int64_t *kernel, const int64_t *stride, const int64_t *dilation)
+/* Kernel, strides and dilations of a Conv or pool over n spatial axes:
+ * 1 to 65536 each. */
+static nf_status check_window(importer *im, int n, const int64_t *kernel, const int64_t *stride,
+                              const int64_t *dilation)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < n; k++)
         if (kernel[k] < 1 || kernel[k] > 65536 || stride[k] < 1 || stride[k] > 65536 || dilation[k] < 1 ||
             dilation[k] > 65536)
             return fail(im, "kernel_shape, strides and dilations must be 1 to 65536");
     return NF_OK;
 }
 
-/* The spatial pads of a Conv or pool as top, left, bottom, right (auto_pad
- * SAME_* computed from the input size). */
-static nf_status spatial_pads(importer *im, const nf_shape *s, const int64_t *kernel, const int64_t *stride,
-                              const int64_t *dilation, int64_t pads[4])
+/* The pads of a Conv or pool over the n spatial axes of per-sample shape
+ * s ([C, spatial...]) as ONNX orders them: the n begins, then the n ends
+ * (auto_pad SAME_* computed from the input size). */
+static nf_status spatial_pads(importer *im, int n, const nf_shape *s, const int64_t *kernel, const int64_t *stride,
+                              const int64_t *dilation, int64_t *pads)
 {
     const Onnx__AttributeProto *a = attribute(im, "auto_pad");
     char mode[16] = "NOTSET";
     if (a && a->has_s)
         snprintf(mode, sizeof mode, "%.*s", (int)(a->s.len < 15 ? a->s.len : 15), (const char *)a->s.data);
-    memset(pads, 0, 4 * sizeof *pads);
+    memset(pads, 0, 2 * (size_t)n * sizeof *pads);
     if (!strcmp(mode, "NOTSET")) {
         nf_status st;
-        int n = attr_ints(im, "pads", pads, 4, &st);
+        int given = attr_ints(im, "pads", pads, 2 * n, &st);
         if (st != NF_OK)
             return st;
-        if (n != 0 && n != 4)
-            return fail(im, "pads has %d values (4 for 2-D)", n);
-        for (int k = 0; k < 4; k++)
+        if (given != 0 && given != 2 * n)
+            return fail(im, "pads has %d values (%d for %d spatial axes)", given, 2 * n, n);
+        for (int k = 0; k < 2 * n; k++)
             if (pads[k] < 0 || pads[k] > 65536)
                 return fail(im, "pads must be 0 to 65536");
         return NF_OK;
@@ -1018,14 +1023,14 @@ static nf_status spatial_pads(importer *im, const nf_shape *s, const int64_t *ke
         return NF_OK;
     if (strcmp(mode, "SAME_UPPER") && strcmp(mode, "SAME_LOWER"))
         return fail(im, "auto_pad '%s' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", mode);
-    for (int k = 0; k < 2; k++) { /* output = ceil(in / stride) */
+    for (int k = 0; k < n; k++) { /* output = ceil(in / stride) */
         int64_t in = s->dim[1 + k], out = (in + stride[k] - 1) / stride[k];
         int64_t need = (out - 1) * stride[k] + (kernel[k] - 1) * dilation[k] + 1 - in;
         if (need < 0)
             need = 0;
         int64_t small = need / 2, large = need - small;
         int upper = !strcmp(mode, "SAME_UPPER");
-        pads[k] = upper ? small : large, pads[k + 2] = upper ? large : small;
+        pads[k] = upper ? small : large, pads[k + n] = upper ? large : small;
     }
     return NF_OK;
 }
@@ -1053,8 +1058,8 @@ static nf_status map_conv(importer *im)
     if (st == NF_OK && (n = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && n != 2)
         return fail(im, "dilations needs 2 values");
     int64_t pads[4];
-    if (st != NF_OK || (st = check_window(im, kernel, stride, dilation)) != NF_OK ||
-        (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
+    if (st != NF_OK || (st = check_window(im, 2, kernel, stride, dilation)) != NF_OK ||
+        (st = spatial_pads(im, 2, &s, kernel, stride, dilation, pads)) != NF_OK)
         return st;
     int64_t group = attr_int(im, "group", 1);
     if (group < 1 || group > 65536 || w->dims[0] < 1 || w->dims[1] < 1 || w->dims[1] > 65536)
@@ -1085,7 +1090,62 @@ static nf_status map_conv(importer *im)
     return define_node(im, y);
 }
 
-/* MaxPool and AveragePool (2-D): pads must be the same on both sides. */
+/* One pooling node over x ([C, spatial...] per sample, 1 or 2 spatial
+ * axes) with symmetric padding pad[], then, where ONNX pads one side
+ * more, a slice per axis: the windows of begin padding b are those of
+ * the symmetric padding from index (pad - b) / stride on. */
+static nf_status pool_node(importer *im, nf_node *x, const nf_shape *s, int n, int is_max, const int64_t *kernel,
+                           const int64_t *stride, const int64_t *dilation, const int64_t *pads, const char *suffix,
+                           nf_node **out)
+{
+    int64_t pad[2], offset[2], length[2];
+    int ceil_mode = attr_int(im, "ceil_mode", 0) != 0;
+    for (int k = 0; k < n; k++) {
+        int64_t b = pads[k], e = pads[k + n], span = (kernel[k] - 1) * dilation[k] + 1;
+        pad[k] = b > e ? b : e;
+        if (b != e && (ceil_mode || (pad[k] - b) % stride[k]))
+            return fail(im, "pads differ between the sides of an axis (%lld, %lld) with ceil_mode or a stride that "
+                        "does not divide the difference", (long long)b, (long long)e);
+        offset[k] = (pad[k] - b) / stride[k];
+        length[k] = (s->dim[1 + k] + b + e - span) / stride[k] + 1; /* ONNX's output size (floor) */
+    }
+    nf_node *y = add(im, n == 1 ? (is_max ? "maxpool1d" : "avgpool1d") : is_max ? "maxpool" : "avgpool", 1, &x,
+                     suffix);
+    nf_status st;
+    if (n == 1) {
+        if ((st = set(im, y, "kernel", "%lld", (long long)kernel[0])) != NF_OK ||
+            (st = set(im, y, "stride", "%lld", (long long)stride[0])) != NF_OK ||
+            (st = set(im, y, "padding", "%lld", (long long)pad[0])) != NF_OK ||
+            (is_max && (st = set(im, y, "dilation", "%lld", (long long)dilation[0])) != NF_OK))
+            return st;
+    } else if ((st = set(im, y, "kernel", "%lldx%lld", (long long)kernel[0], (long long)kernel[1])) != NF_OK ||
+               (st = set(im, y, "stride", "%lldx%lld", (long long)stride[0], (long long)stride[1])) != NF_OK ||
+               (st = set(im, y, "padding", "%lldx%lld", (long long)pad[0], (long long)pad[1])) != NF_OK ||
+               (is_max && (st = set(im, y, "dilation", "%lldx%lld", (long long)dilation[0],
+                                    (long long)dilation[1])) != NF_OK))
+        return st;
+    if ((st = set(im, y, "ceil_mode", "%s", ceil_mode ? "true" : "false")) != NF_OK ||
+        (!is_max && (st = set(im, y, "include_pad", "%s", attr_int(im, "count_include_pad", 0) ? "true" : "false")) !=
+                        NF_OK))
+        return st;
+    for (int k = 0; k < n; k++) {
+        if (pads[k] == pads[k + n])
+            continue;
+        nf_node *cut = add(im, "slice", 1, &y, "_side");
+        if ((st = set(im, cut, "axis", "%d", k + 1)) != NF_OK ||
+            (st = set(im, cut, "start", "%lld", (long long)offset[k])) != NF_OK ||
+            (st = set(im, cut, "end", "%lld", (long long)(offset[k] + length[k]))) != NF_OK)
+            return st;
+        y = cut;
+    }
+    *out = y;
+    return NF_OK;
+}
+
+/* MaxPool and AveragePool over 1, 2 or 3 spatial axes. 3-D pools are
+ * separable: the (H, W) window on every depth slice, then the depth
+ * window over the results (a max of maxes; a mean of means, each over
+ * as many values). */
 static nf_status map_pool(importer *im)
 {
     int is_max = !strcmp(im->at->op_type, "MaxPool");
@@ -1100,36 +1160,48 @@ static nf_status map_pool(importer *im)
         return st;
     if (im->at->n_output > 1 && *im->at->output[1])
         return fail(im, "the Indices output is not supported");
-    if (s.rank != 3)
-        return fail(im, "only 2-D pooling maps (input [N, C, H, W])");
-    int64_t kernel[2], stride[2] = {1, 1}, dilation[2] = {1, 1}, pads[4];
-    int n = attr_ints(im, "kernel_shape", kernel, 2, &st);
-    if (st == NF_OK && n != 2)
-        return fail(im, "kernel_shape needs 2 values");
-    if (st == NF_OK && (n = attr_ints(im, "strides", stride, 2, &st)) != 0 && n != 2)
-        return fail(im, "strides needs 2 values");
-    if (st == NF_OK && (n = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && n != 2)
-        return fail(im, "dilations needs 2 values");
-    if (st != NF_OK || (st = check_window(im, kernel, stride, dilation)) != NF_OK ||
-        (st = spatial_pads(im, &s, kernel, stride, dilation, pads)) != NF_OK)
+    int n = s.rank - 1;
+    if (n < 1 || n > 3)
+        return fail(im, "pooling over %d spatial axes (1, 2 or 3 map)", n);
+    int64_t kernel[3], stride[3] = {1, 1, 1}, dilation[3] = {1, 1, 1}, pads[6];
+    int given = attr_ints(im, "kernel_shape", kernel, 3, &st);
+    if (st == NF_OK && given != n)
+        return fail(im, "kernel_shape needs %d values", n);
+    if (st == NF_OK && (given = attr_ints(im, "strides", stride, 3, &st)) != 0 && given != n)
+        return fail(im, "strides needs %d values", n);
+    if (st == NF_OK && (given = attr_ints(im, "dilations", dilation, 3, &st)) != 0 && given != n)
+        return fail(im, "dilations needs %d values", n);
+    if (st != NF_OK || (st = check_window(im, n, kernel, stride, dilation)) != NF_OK ||
+        (st = spatial_pads(im, n, &s, kernel, stride, dilation, pads)) != NF_OK)
         return st;
-    if (pads[0] != pads[2] || pads[1] != pads[3])
-        return fail(im, "pads differ between the two sides of an axis (%lld, %lld, %lld, %lld)", (long long)pads[0],
-                    (long long)pads[1], (long long)pads[2], (long long)pads[3]);
     if (attr_int(im, "storage_order", 0) != 0)
         return fail(im, "storage_order = 1 is not supported");
-    nf_node *y = add(im, is_max ? "maxpool" : "avgpool", 1, &x->node, NULL);
-    if ((st = set(im, y, "kernel", "%lldx%lld", (long long)kernel[0], (long long)kernel[1])) != NF_OK ||
-        (st = set(im, y, "stride", "%lldx%lld", (long long)stride[0], (long long)stride[1])) != NF_OK ||
-        (st = set(im, y, "padding", "%lldx%lld", (long long)pads[0], (long long)pads[1])) != NF_OK ||
-        (st = set(im, y, "ceil_mode", "%s", attr_int(im, "ceil_mode", 0) ? "true" : "false")) != NF_OK)
+    nf_node *y;
+    if (n < 3) {
+        if ((st = pool_node(im, x->node, &s, n, is_max, kernel, stride, dilation, pads, NULL, &y)) != NF_OK)
+            return st;
+        return define_node(im, y);
+    }
+    if (dilation[0] != 1 || attr_int(im, "ceil_mode", 0))
+        return fail(im, "3-D pooling with a depth dilation or ceil_mode is not supported");
+    int64_t c = s.dim[0], d = s.dim[1];
+    nf_shape planes = {3, {c * d, s.dim[2], s.dim[3]}}, hw;
+    int64_t pads_hw[4] = {pads[1], pads[2], pads[4], pads[5]};
+    nf_node *flat, *pooled;
+    if ((st = reshaped(im, x->node, &planes, "_planes", &flat)) != NF_OK ||
+        (st = pool_node(im, flat, &planes, 2, is_max, kernel + 1, stride + 1, dilation + 1, pads_hw, "_hw",
+                        &pooled)) != NF_OK ||
+        (st = shape_of(im, pooled, &hw)) != NF_OK)
         return st;
-    if (is_max && (st = set(im, y, "dilation", "%lldx%lld", (long long)dilation[0], (long long)dilation[1])) != NF_OK)
+    nf_shape depth = {3, {c, d, hw.dim[1] * hw.dim[2]}}, depth_pooled;
+    int64_t k_d[2] = {kernel[0], 1}, s_d[2] = {stride[0], 1}, one[2] = {1, 1}, pads_d[4] = {pads[0], 0, pads[3], 0};
+    nf_node *cols;
+    if ((st = reshaped(im, pooled, &depth, "_depth", &cols)) != NF_OK ||
+        (st = pool_node(im, cols, &depth, 2, is_max, k_d, s_d, one, pads_d, "_d", &pooled)) != NF_OK ||
+        (st = shape_of(im, pooled, &depth_pooled)) != NF_OK)
         return st;
-    if (!is_max && (st = set(im, y, "include_pad", "%s", attr_int(im, "count_include_pad", 0) ? "true" : "false")) !=
-                       NF_OK)
-        return st;
-    return define_node(im, y);
+    nf_shape to = {4, {c, depth_pooled.dim[1], hw.dim[1], hw.dim[2]}};
+    return (st = reshaped(im, pooled, &to, NULL, &y)) == NF_OK ? define_node(im, y) : st;
 }
 
 /* GlobalAveragePool: [N, C, ...] -> [N, C, 1, ...]: global_avgpool, then
@@ -1880,9 +1952,28 @@ static nf_status map_recurrent(importer *im)
     value *b = r && has_input(im, 3) ? const_input(im, 3) : NULL;
     if (!r || (has_input(im, 3) && !b))
         return im->err->code;
-    if (has_input(im, 4))
-        return fail(im, "sequence_lens is not supported");
-    for (int k = 5; k < (lstm ? 8 : 6); k++)
+    if (has_input(im, 4)) { /* sequence_lens: every sequence whole, or refused */
+        value *lens = const_input(im, 4);
+        if (!lens)
+            return im->err->code;
+        nf_shape xs;
+        if ((st = shape_of(im, x->node, &xs)) != NF_OK)
+            return st;
+        int64_t steps = x->batch_axis == NO_BATCH ? xs.dim[layout] : xs.dim[0];
+        for (int64_t k = 0; k < lens->count; k++)
+            if (const_at(lens, k) != steps)
+                return fail(im, "sequence_lens: sequences shorter than the input (%g of %lld steps) are not supported",
+                            const_at(lens, k), (long long)steps);
+    }
+    if (lstm && has_input(im, 7)) { /* peepholes: zeros, or refused */
+        value *p = const_input(im, 7);
+        if (!p)
+            return im->err->code;
+        for (int64_t k = 0; k < p->count; k++)
+            if (const_at(p, k) != 0)
+                return fail(im, "peephole weights (P) are not supported");
+    }
+    for (int k = 5; k < (lstm ? 7 : 6); k++)
         if (has_input(im, k)) {
             value *init = input(im, k);
             if (!init)

@@ -17,7 +17,7 @@ static const nf_attr_spec pool_attrs[] = {
     [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "window size: 2, or 2x3 (height x width)"},
     [STRIDE] = NF_ATTR_INT2_DEF("stride", 0, 0, 1 << 16, "step between windows: 2, or 2x1 (0: the kernel size)"),
     [PADDING] = NF_ATTR_INT2_DEF("padding", 0, 0, 1 << 16,
-                                 "implicit padding on every side: 1, or 1x0 (at most half the kernel)"),
+                                 "implicit padding on every side: 1, or 1x0 (less than the kernel)"),
     [CEIL] = NF_ATTR_BOOL_DEF("ceil_mode", 0, "round the output size up (windows may start in the padding)"),
     [INCLUDE_PAD] = NF_ATTR_BOOL_DEF("include_pad", 0, "avgpool: count padding in the divisor"),
     [DILATION] = NF_ATTR_INT2_DEF("dilation", 1, 1, 1 << 16, "maxpool: spacing between window taps: 2, or 2x1"),
@@ -72,8 +72,8 @@ static int make_pgeom(const nf_node *node, const nf_shape *k, const nf_shape *in
     g->pw = (int64_t)attr_w[PADDING];
     g->dh = is1d ? 1 : (int64_t)attr[DILATION];
     g->dw = (int64_t)attr_w[DILATION];
-    if (2 * g->ph > g->kh || 2 * g->pw > g->kw) {
-        *why = "padding must be at most half the kernel";
+    if ((!is1d && g->ph >= g->kh) || g->pw >= g->kw) { /* (PyTorch asks for half; ONNX for less than all) */
+        *why = "padding must be smaller than the kernel";
         return 0;
     }
     g->oh = pooled(g->h, g->kh, g->dh, g->sh, g->ph, attr[CEIL] != 0);

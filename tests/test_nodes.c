@@ -675,6 +675,10 @@ static void test_conv_options(void **state)
     check_op("maxpool", 3, d3, ATTRS("kernel", "3x2", "stride", "2x1", "padding", "1x0", "dilation", "2x1"), 2);
     check_op("maxpool1d", 2, d2, ATTRS("kernel", "2", "dilation", "3", "ceil_mode", "true"), 2);
     check_op("avgpool", 3, d3, ATTRS("kernel", "3x2", "stride", "1x2", "padding", "1", "include_pad", "true"), 2);
+    /* padding over half the kernel (ONNX allows it; PyTorch does not) */
+    check_op("maxpool", 3, d3, ATTRS("kernel", "3", "padding", "2"), 2);
+    check_op("avgpool", 3, d3, ATTRS("kernel", "3", "padding", "2", "include_pad", "true"), 2);
+    check_op("avgpool", 3, d3, ATTRS("kernel", "3", "stride", "2", "padding", "2"), 2);
     check_op("adaptive_avgpool", 3, d3, ATTRS("size", "3x4"), 2);
     check_op("adaptive_avgpool", 2, d2, ATTRS("size", "4"), 2);
     check_op("upsample", 3, d3, ATTRS("scale", "2x3"), 2);
