@@ -23,8 +23,20 @@
 #include "onnx.pb-c.h"
 
 enum { MAX_DIMS = 8 };
-/* In a constant that holds a shape: the batch size, unknown at import. */
+/* In a constant that holds a shape: the batch size, unknown at import,
+ * and its multiples m (the batch size times m: PyTorch's attention
+ * writes batch x heads): INT64_MIN + m - 1. As numbers they are far
+ * below any size, so code that does not expect them refuses them. */
 #define BATCH_DIM INT64_MIN
+enum { MAX_BATCH_MULTIPLE = 1 << 30 };
+
+static int64_t batch_times(int64_t m) { return INT64_MIN + (m - 1); }
+
+/* m when v is m times the batch size, else 0. */
+static int64_t batch_multiple(int64_t v)
+{
+    return v >= INT64_MIN && v < INT64_MIN + MAX_BATCH_MULTIPLE ? v - INT64_MIN + 1 : 0;
+}
 /* The batch_axis of a value without one (whole inputs): past every axis,
  * so that ONNX axis k is per-sample axis k. */
 enum { NO_BATCH = 64 };
@@ -35,12 +47,17 @@ enum { NO_BATCH = 64 };
  * around LSTM and GRU), or NO_BATCH when the whole ONNX tensor is one
  * sample (whole inputs). A constant of zeros whose shape holds the batch
  * size (ConstantOfShape of a Shape, PyTorch's initial states) is
- * `zeros`, with the batch's place in zeros_batch_axis (dims[] 1 there). */
+ * `zeros`, with the batch's place in zeros_batch_axis (dims[] 1 there).
+ * A merged batch axis holds outer x batch x inner values (PyTorch's
+ * attention reshapes [T, batch, E] to [T, batch heads, d]); per sample
+ * it is two axes, outer and inner, at batch_axis. */
 typedef struct {
     const char *name;          /* the model's own string */
     nf_node *node;             /* NULL: a constant */
     const char *unusable;      /* an output that cannot be used, and why (LSTM's final states) */
     int batch_axis;
+    int merged;                /* the batch axis is merged: per sample [.., outer, inner, ..] there */
+    int64_t outer, inner;
     int zeros, zeros_batch_axis;
     int rank;                  /* a constant's shape */
     int64_t dims[MAX_DIMS];
@@ -153,6 +170,8 @@ static value *input(importer *im, int i)
 
 static int has_input(const importer *im, int i) { return (size_t)i < im->at->n_input && *im->at->input[i]; }
 
+static int takes_merged(const char *op);
+
 /* Input i as a node, its batch axis anywhere. */
 static value *any_input(importer *im, int i)
 {
@@ -162,6 +181,11 @@ static value *any_input(importer *im, int i)
              v->name);
         return NULL;
     }
+    if (v && v->merged && !takes_merged(im->at->op_type)) {
+        fail(im, "input '%s' has its batch merged with other axes (%lld x batch x %lld)", v->name,
+             (long long)v->outer, (long long)v->inner);
+        return NULL;
+    }
     return v;
 }
 
@@ -169,7 +193,27 @@ static nf_status shape_of(importer *im, const nf_node *node, nf_shape *s);
 static nf_status reshaped(importer *im, nf_node *x, const nf_shape *to, const char *suffix, nf_node **out);
 
 /* The ONNX rank of a node value of per-sample shape s. */
-static int onnx_rank(const value *v, const nf_shape *s) { return s->rank + (v->batch_axis != NO_BATCH); }
+static int onnx_rank(const value *v, const nf_shape *s)
+{
+    return s->rank + (v->batch_axis != NO_BATCH) - 2 * v->merged;
+}
+
+/* The per-sample axis of ONNX axis k (not the batch's). */
+static int sample_axis(const value *v, int k)
+{
+    return k < v->batch_axis ? k : k - 1 + 2 * v->merged;
+}
+
+/* Operators that take values whose batch axis is merged with others. */
+static int takes_merged(const char *op)
+{
+    static const char *const ops[] = {"Reshape", "Transpose", "MatMul", "Gemm", "Softmax", "Shape", "Add", "Sub", "Mul",
+                                      "Div", "Identity", "Dropout", "Relu", "Sigmoid", "Tanh", "Erf", "Slice", NULL};
+    for (int k = 0; ops[k]; k++)
+        if (!strcmp(op, ops[k]))
+            return 1;
+    return 0;
+}
 
 /* Node input i of a whole-input model seen with its ONNX axis `axis`
  * (of size 1) as nodeflow's batch: that axis reshaped away. */
@@ -254,6 +298,26 @@ static nf_status define_output(importer *im, int k, nf_node *node, int batch_axi
 }
 
 static nf_status define_node(importer *im, nf_node *node) { return define_output(im, 0, node, 0); }
+
+/* Output k as `node`, its batch where `like` has it (merged or not). */
+static nf_status define_like(importer *im, int k, nf_node *node, const value *like)
+{
+    nf_status st = define_output(im, k, node, like->batch_axis);
+    value *v = st == NF_OK && im->at->n_output > (size_t)k ? find(im, im->at->output[k]) : NULL;
+    if (v && v->node && like->merged) {
+        v->merged = 1;
+        v->outer = like->outer, v->inner = like->inner;
+    }
+    return st;
+}
+
+/* Output k as `node` with its batch at axis `axis`, merged as outer x
+ * batch x inner unless both are 1. */
+static nf_status define_merged(importer *im, int k, nf_node *node, int axis, int64_t outer, int64_t inner)
+{
+    value like = {.batch_axis = axis, .merged = outer != 1 || inner != 1, .outer = outer, .inner = inner};
+    return define_like(im, k, node, &like);
+}
 
 /* A constant value: count elements of shape dims (float or int64). */
 static nf_status make_const(importer *im, value *v, int rank, const int64_t *dims, int is_int)
@@ -604,6 +668,7 @@ static nf_status map_identity(importer *im)
     if (x->node) {
         y->node = x->node;
         y->batch_axis = x->batch_axis;
+        y->merged = x->merged, y->outer = x->outer, y->inner = x->inner;
         return NF_OK;
     }
     nf_status st = make_const(im, y, x->rank, x->dims, x->is_int);
@@ -638,7 +703,7 @@ static nf_status map_activation(importer *im)
         if (table[k].attr && (st = set(im, y, table[k].attr, "%.9g", attr_float(im, table[k].onnx_attr,
                                                                                    table[k].fallback))) != NF_OK)
             return st;
-        return define_output(im, 0, y, x->batch_axis);
+        return define_like(im, 0, y, x);
     }
     return fail(im, "not an activation");
 }
@@ -699,9 +764,9 @@ static nf_status map_softmax(importer *im)
         return fail(im, "axis %lld flattens the axes after it (opset < 13); only the last axis maps",
                     (long long)axis);
     nf_node *y = add(im, strcmp(im->at->op_type, "Softmax") ? "log_softmax" : "softmax", 1, &x->node, NULL);
-    if ((st = set(im, y, "axis", "%lld", (long long)(axis < b ? axis : axis - 1))) != NF_OK)
+    if ((st = set(im, y, "axis", "%d", sample_axis(x, (int)axis))) != NF_OK)
         return st;
-    return define_output(im, 0, y, b);
+    return define_like(im, 0, y, x);
 }
 
 /* A 2-D constant as the weight [out, in] of a linear node, times alpha. */
@@ -766,6 +831,8 @@ static nf_status map_gemm(importer *im)
     value *a = st == NF_OK ? any_input(im, 0) : NULL;
     if (a && a->batch_axis != 0 && a->batch_axis != NO_BATCH)
         a = node_input(im, 0); /* (says why not) */
+    if (a && a->merged && attr_int(im, "transA", 0))
+        return fail(im, "transA = 1 of a batch merged with other values");
     value *b = a ? const_input(im, 1) : NULL;
     value *c = b && has_input(im, 2) ? const_input(im, 2) : NULL;
     if (!b || (has_input(im, 2) && !c))
@@ -799,7 +866,7 @@ static nf_status map_gemm(importer *im)
         if (st != NF_OK)
             return st;
     }
-    return define_node(im, y);
+    return define_like(im, 0, y, a);
 }
 
 /* A constant as a constant node of its own shape (floats; a scalar as
@@ -860,28 +927,33 @@ static nf_status map_matmul(importer *im)
         return im->err->code;
     if (a->batch_axis == NO_BATCH)
         return matmul_whole(im, a, b);
-    if (a->batch_axis != 0)
-        return fail(im, "A has the batch at axis %d (after a Transpose); MatMul needs it first", a->batch_axis);
-    if (b->node) { /* (batched: the batch axes must line up) */
-        nf_shape sa, sb;
-        nf_status st = b->batch_axis != 0 ? fail(im, "B has the batch at axis %d", b->batch_axis) : NF_OK;
-        if (st != NF_OK || (st = shape_of(im, a->node, &sa)) != NF_OK || (st = shape_of(im, b->node, &sb)) != NF_OK)
+    nf_shape sa, sb;
+    nf_status st = shape_of(im, a->node, &sa);
+    if (st != NF_OK)
+        return st;
+    int rank = onnx_rank(a, &sa);
+    if (b->node) { /* (the batch axes must line up, outside the two multiplied) */
+        if (b->batch_axis != a->batch_axis || b->merged != a->merged || b->outer != a->outer || b->inner != a->inner)
+            return fail(im, "A and B have their batch at different axes (%d and %d) or merged differently",
+                        a->batch_axis, b->batch_axis);
+        if ((st = shape_of(im, b->node, &sb)) != NF_OK)
             return st;
-        if (sa.rank != sb.rank || sa.rank < 2)
-            return fail(im, "computed operands of ranks %d and %d (equal ranks of at least 3 map)", sa.rank + 1,
-                        sb.rank + 1);
+        if (sa.rank != sb.rank || a->batch_axis >= rank - 2)
+            return fail(im, "computed operands of ranks %d and %d, the batch at axis %d (equal ranks, the batch "
+                        "before the last two axes, map)", rank, onnx_rank(b, &sb), a->batch_axis);
         nf_node *in[2] = {a->node, b->node};
-        return define_node(im, add(im, "matmul", 2, in, NULL));
+        return define_like(im, 0, add(im, "matmul", 2, in, NULL), a);
     }
     if (b->rank != 2)
         return fail(im, "a constant right operand of rank %d (2 maps)", b->rank);
+    if (a->batch_axis == rank - 1)
+        return fail(im, "A has its batch on the last axis");
     nf_node *y = add(im, "linear", 1, &a->node, NULL);
-    nf_status st;
     if ((st = set(im, y, "out", "%lld", (long long)b->dims[1])) != NF_OK ||
         (st = set(im, y, "in", "%lld", (long long)b->dims[0])) != NF_OK ||
         (st = set(im, y, "bias", "false")) != NF_OK || (st = linear_weight(im, y, b, 0, 1.0)) != NF_OK)
         return st;
-    return define_node(im, y);
+    return define_like(im, 0, y, a);
 }
 
 /* A constant broadcast (numpy rules) to the trailing axes of a node's
@@ -930,6 +1002,115 @@ static nf_status constant_like(importer *im, const value *c, const nf_shape *s, 
     return st;
 }
 
+/* One element of a folded Add, Sub, Mul or Div of integers, where either
+ * may be a multiple of the batch size: kept so for a multiple times or
+ * divided exactly by a positive number, refused otherwise. */
+static nf_status fold_ints(importer *im, char op, int64_t x, int64_t y, int64_t *out)
+{
+    int64_t mx = batch_multiple(x), my = batch_multiple(y);
+    if (mx || my) {
+        int64_t m = mx ? mx : my, k = mx ? y : x;
+        if ((mx && my) || (op != '*' && !(op == '/' && mx)) || k < 1 || (op == '/' && m % k) ||
+            (op == '*' && m > MAX_BATCH_MULTIPLE / k))
+            return fail(im, "arithmetic on the batch size other than multiplying or dividing it exactly");
+        *out = batch_times(op == '*' ? m * k : m / k);
+        return NF_OK;
+    }
+    if (op == '/' && (y == 0 || (x == INT64_MIN && y == -1)))
+        return fail(im, "an integer division by 0 (or overflowing)");
+    int64_t r;
+    if ((op == '+' && __builtin_add_overflow(x, y, &r)) || (op == '-' && __builtin_sub_overflow(x, y, &r)) ||
+        (op == '*' && __builtin_mul_overflow(x, y, &r)))
+        return fail(im, "integer arithmetic that overflows");
+    *out = op == '/' ? x / y : r;
+    return NF_OK;
+}
+
+/* Add, Sub, Mul or Div of two constants (numpy broadcasting), folded:
+ * integers when both are (shape arithmetic), else floats. */
+static nf_status fold_binary(importer *im, const value *a, const value *b)
+{
+    const char *name = im->at->op_type;
+    char op = !strcmp(name, "Add") ? '+' : !strcmp(name, "Sub") ? '-' : !strcmp(name, "Mul") ? '*' : '/';
+    if (a->zeros || b->zeros)
+        return fail(im, "zeros of a shape that depends on the batch size");
+    int rank = a->rank > b->rank ? a->rank : b->rank;
+    int64_t dims[MAX_DIMS];
+    for (int k = 0; k < rank; k++) { /* right-aligned */
+        int ka = k - (rank - a->rank), kb = k - (rank - b->rank);
+        int64_t da = ka >= 0 ? a->dims[ka] : 1, db = kb >= 0 ? b->dims[kb] : 1;
+        if (da != db && da != 1 && db != 1)
+            return fail(im, "constants of shapes that do not broadcast");
+        dims[k] = da == 1 ? db : da;
+    }
+    int is_int = a->is_int && b->is_int;
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, rank, dims, is_int) : im->err->code;
+    for (int64_t e = 0; st == NF_OK && e < y->count; e++) {
+        int64_t rest = e, at[2] = {0, 0}, stride[2] = {1, 1};
+        const value *v[2] = {a, b};
+        for (int k = rank - 1; k >= 0; k--) {
+            int64_t i = rest % dims[k];
+            rest /= dims[k];
+            for (int j = 0; j < 2; j++) {
+                int kv = k - (rank - v[j]->rank);
+                if (kv >= 0) {
+                    at[j] += (v[j]->dims[kv] == 1 ? 0 : i) * stride[j];
+                    stride[j] *= v[j]->dims[kv];
+                }
+            }
+        }
+        if (is_int) {
+            st = fold_ints(im, op, a->i[at[0]], b->i[at[1]], &y->i[e]);
+        } else {
+            double x = const_at(a, at[0]), z = const_at(b, at[1]);
+            y->f[e] = (float)(op == '+' ? x + z : op == '-' ? x - z : op == '*' ? x * z : x / z);
+        }
+    }
+    return st;
+}
+
+/* Cast: of a constant, its values converted (integers kept as they are,
+ * the batch size's multiples too; floats to integers truncated); of
+ * computed floats to a float type, nothing to do. */
+static nf_status map_cast(importer *im)
+{
+    static const char *const known[] = {"to", "saturate", NULL};
+    nf_status st = refuse_attrs(im, known);
+    value *x = st == NF_OK ? input(im, 0) : NULL;
+    if (!x)
+        return st != NF_OK ? st : im->err->code;
+    int64_t to = attr_int(im, "to", 0);
+    int to_float = to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || to == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+    int to_int = to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+    if (!to_float && !to_int)
+        return fail(im, "to = %lld: casts to float, double, int32 and int64 map", (long long)to);
+    if (x->node) {
+        if (!to_float)
+            return fail(im, "a cast of computed values to integers (nodeflow computes in float)");
+        return map_identity(im);
+    }
+    if (x->zeros)
+        return fail(im, "zeros of a shape that depends on the batch size");
+    value *y = define(im, im->at->output[0]);
+    if (!y || (st = make_const(im, y, x->rank, x->dims, to_int)) != NF_OK)
+        return y ? st : im->err->code;
+    for (int64_t k = 0; k < x->count; k++) {
+        if (to_int && x->is_int) {
+            y->i[k] = x->i[k];
+        } else if (to_int) {
+            if (!(fabsf(x->f[k]) < 9.2e18f))
+                return fail(im, "a value (%g) that no integer holds", (double)x->f[k]);
+            y->i[k] = (int64_t)x->f[k];
+        } else {
+            if (x->is_int && batch_multiple(x->i[k]))
+                return fail(im, "the batch size as a float");
+            y->f[k] = (float)const_at(x, k);
+        }
+    }
+    return NF_OK;
+}
+
 /* Add, Sub, Mul, Div. Two per-sample operands of the same shape, or one
  * and a constant that broadcasts to it; of two constants, folded. */
 static nf_status map_binary(importer *im)
@@ -939,7 +1120,7 @@ static nf_status map_binary(importer *im)
     if (!b)
         return im->err->code;
     if (!a->node && !b->node)
-        return fail(im, "of two constants: not folded yet");
+        return fold_binary(im, a, b);
     int commutes = !strcmp(op, "Add") || !strcmp(op, "Mul");
     if (!a->node) {
         if (!commutes)
@@ -958,13 +1139,15 @@ static nf_status map_binary(importer *im)
         nf_node *y = add(im, "scale", 1, &a->node, NULL);
         if ((st = set(im, y, "factor", "%.17g", !strcmp(op, "Div") ? 1.0 / k : k)) != NF_OK)
             return st;
-        return define_output(im, 0, y, a->batch_axis);
+        return define_like(im, 0, y, a);
     }
     if (!nf_op)
         return fail(im, "%s maps only with a constant scalar divisor", op);
     nf_node *other = b->node;
-    if (other && a->batch_axis != b->batch_axis)
-        return fail(im, "the operands have their batch at different axes (%d and %d)", a->batch_axis, b->batch_axis);
+    if (other && (a->batch_axis != b->batch_axis || a->merged != b->merged || a->outer != b->outer ||
+                  a->inner != b->inner))
+        return fail(im, "the operands have their batch at different axes (%d and %d) or merged differently",
+                    a->batch_axis, b->batch_axis);
     if (other) { /* (ONNX broadcasts over the batch axis too: only equal shapes agree) */
         nf_shape sa, sb;
         if ((st = shape_of(im, a->node, &sa)) != NF_OK || (st = shape_of(im, other, &sb)) != NF_OK)
@@ -974,14 +1157,18 @@ static nf_status map_binary(importer *im)
     }
     if (!other) {
         nf_shape s;
-        if (a->batch_axis != 0 && a->batch_axis != NO_BATCH)
-            return fail(im, "a constant operand with the batch at axis %d (after a Transpose)", a->batch_axis);
-        if ((st = shape_of(im, a->node, &s)) != NF_OK ||
-            (st = constant_like(im, b, &s, a->batch_axis, &other)) != NF_OK)
+        if ((st = shape_of(im, a->node, &s)) != NF_OK)
             return st;
+        /* the constant lines up with the trailing axes: those after the batch's, or all with it first */
+        int after = onnx_rank(a, &s) - 1 - a->batch_axis;
+        if (a->batch_axis != 0 && a->batch_axis != NO_BATCH && b->rank > after)
+            return fail(im, "a constant operand that reaches the batch axis (%d, not first)", a->batch_axis);
+        if ((a->merged && b->rank > after) ||
+            (st = constant_like(im, b, &s, a->merged || a->batch_axis != 0 ? NO_BATCH : 0, &other)) != NF_OK)
+            return a->merged && b->rank > after ? fail(im, "a constant operand that reaches a merged batch axis") : st;
     }
     nf_node *in[2] = {a->node, other};
-    return define_output(im, 0, add(im, nf_op, 2, in, NULL), a->batch_axis);
+    return define_like(im, 0, add(im, nf_op, 2, in, NULL), a);
 }
 
 /* Kernel, strides and dilations of a Conv or pool over n spatial axes:
@@ -1377,6 +1564,72 @@ static nf_status reshape_whole(importer *im, const value *x, const nf_shape *s, 
     return st == NF_OK ? define_output(im, 0, y, NO_BATCH) : st;
 }
 
+/* Reshape where the batch is merged with other axes, before or after:
+ * the shape names the batch's axis as a multiple m of the batch size (or
+ * a 0 copying it). Row-major order keeps each sample's values together
+ * when the values before the batch are as many before and after: that
+ * gives the outer factor (those values over the entries before it), and
+ * m / outer the inner one. Other 0s copy, one -1 takes what is left. */
+static nf_status reshape_merged(importer *im, const value *x, const nf_shape *s, const value *shape)
+{
+    int n = (int)shape->count, in_rank = onnx_rank(x, s), at = -1, infer = -1;
+    int64_t e[NF_MAX_RANK + 1], total = nf_shape_size(s), before_in = x->merged ? x->outer : 1, known = 1, m = 0;
+    for (int k = 0; k < x->batch_axis; k++)
+        before_in *= s->dim[k];
+    for (int k = 0; k < n; k++) {
+        e[k] = shape->i[k];
+        if (e[k] == 0 && !attr_int(im, "allowzero", 0)) {
+            if (k >= in_rank)
+                return fail(im, "a 0 in the shape copies an axis the input does not have");
+            e[k] = k == x->batch_axis ? batch_times(x->merged ? x->outer * x->inner : 1) : s->dim[sample_axis(x, k)];
+        }
+        if (batch_multiple(e[k])) {
+            if (at >= 0)
+                return fail(im, "the batch twice in the shape");
+            at = k, m = batch_multiple(e[k]);
+        } else if (e[k] == -1) {
+            if (infer >= 0)
+                return fail(im, "more than one -1 in the shape");
+            infer = k;
+        } else if (e[k] < 1 || known > INT64_MAX / e[k]) {
+            return fail(im, "dimension %lld in the shape", (long long)shape->i[k]);
+        } else {
+            known *= e[k];
+        }
+    }
+    if (at < 0)
+        return fail(im, "the shape does not name the batch axis (as a multiple of the batch size or a 0)");
+    if (known > INT64_MAX / m)
+        return fail(im, "the shape is too large");
+    if (infer >= 0) {
+        if (total % (known * m))
+            return fail(im, "-1 cannot be inferred: %lld values per sample do not divide into %lld", (long long)total,
+                        (long long)(known * m));
+        e[infer] = total / (known * m);
+    } else if (known * m != total) {
+        return fail(im, "%lld values per sample cannot take the shape given (%lld)", (long long)total,
+                    (long long)(known * m));
+    }
+    int64_t before_out = 1;
+    for (int k = 0; k < at; k++)
+        before_out *= e[k];
+    if (before_in % before_out || m % (before_in / before_out))
+        return fail(im, "the reshape moves values across the batch axis");
+    int64_t outer = before_in / before_out, inner = m / outer;
+    nf_shape to = {0, {0}};
+    if (n - 1 + 2 * (outer != 1 || inner != 1) > NF_MAX_RANK)
+        return fail(im, "more than %d axes per sample", NF_MAX_RANK);
+    for (int k = 0; k < n; k++) {
+        if (k != at)
+            to.dim[to.rank++] = e[k];
+        else if (outer != 1 || inner != 1)
+            to.dim[to.rank++] = outer, to.dim[to.rank++] = inner;
+    }
+    nf_node *y;
+    nf_status st = reshaped(im, x->node, &to, NULL, &y);
+    return st == NF_OK ? define_merged(im, 0, y, at, outer, inner) : st;
+}
+
 /* Reshape by a constant shape. The batch is the entry that names it (the
  * folded batch size, or a 0 copying the input's batch axis), else a -1
  * when the other entries take exactly one sample; the axes before it
@@ -1397,6 +1650,9 @@ static nf_status map_reshape(importer *im)
         return fail(im, "the shape must be 1 to %d integers", NF_MAX_RANK + 1);
     if (x->batch_axis == NO_BATCH)
         return reshape_whole(im, x, &s, shape);
+    for (int k = 0; k < shape->count; k++)
+        if (x->merged || batch_multiple(shape->i[k]) > 1)
+            return reshape_merged(im, x, &s, shape);
     int allowzero = attr_int(im, "allowzero", 0) != 0, n = (int)shape->count, in_rank = s.rank + 1;
     int64_t total = nf_shape_size(&s), before_in = 1, e[NF_MAX_RANK + 1], known_size = 1;
     for (int k = 0; k < x->batch_axis; k++)
@@ -1496,10 +1752,9 @@ static nf_status map_shape(importer *im)
     int64_t n = end - start;
     if (!y || (st = make_const(im, y, 1, &n, 1)) != NF_OK)
         return y ? st : im->err->code;
-    for (int64_t k = start; k < end; k++) {
-        int b = x->batch_axis;
-        y->i[k - start] = k == b ? BATCH_DIM : s.dim[k < b ? k : k - 1];
-    }
+    for (int64_t k = start; k < end; k++) /* (a merged batch: outer x batch x inner) */
+        y->i[k - start] = k == x->batch_axis ? batch_times(x->merged ? x->outer * x->inner : 1)
+                                             : s.dim[sample_axis(x, (int)k)];
     return NF_OK;
 }
 
@@ -1845,17 +2100,22 @@ static nf_status map_transpose(importer *im)
         if (perm[k] < 0 || perm[k] >= rank || seen[perm[k]])
             return fail(im, "perm is not a permutation of the axes");
         seen[perm[k]] = 1;
-        if (perm[k] == x->batch_axis) {
+        if (perm[k] == x->batch_axis) { /* (a merged batch: its two per-sample axes move together) */
             batch = k;
+            for (int j = 0; j < 2 * x->merged; j++, m++) {
+                order[m] = x->batch_axis + j;
+                moved |= order[m] != m;
+            }
             continue;
         }
-        /* the per-sample axis of ONNX axis perm[k] */
-        order[m] = (int)(perm[k] < x->batch_axis ? perm[k] : perm[k] - 1);
+        order[m] = sample_axis(x, (int)perm[k]);
         moved |= order[m] != m;
         m++;
     }
+    value layout = *x;
+    layout.batch_axis = batch;
     if (!moved)
-        return define_output(im, 0, x->node, batch);
+        return define_like(im, 0, x->node, &layout);
     char text[64];
     int len = 0;
     for (int k = 0; k < m; k++)
@@ -1863,7 +2123,7 @@ static nf_status map_transpose(importer *im)
     nf_node *y = add(im, "permute", 1, &x->node, NULL);
     if ((st = set(im, y, "order", "%s", text)) != NF_OK)
         return st;
-    return define_output(im, 0, y, batch);
+    return define_like(im, 0, y, &layout);
 }
 
 /* The gate blocks of an ONNX weight in PyTorch's order: LSTM's i o f c
@@ -2202,7 +2462,7 @@ static nf_status map_slice(importer *im)
     }
     int64_t dims[MAX_DIMS], from[MAX_DIMS], step[MAX_DIMS];
     for (int k = 0; k < rank; k++) { /* the whole axis unless sliced */
-        dims[k] = x->node ? (k == x->batch_axis ? -1 : s.dim[k < x->batch_axis ? k : k - 1]) : x->dims[k];
+        dims[k] = x->node ? (k == x->batch_axis ? -1 : s.dim[sample_axis(x, k)]) : x->dims[k];
         from[k] = 0, step[k] = 1;
     }
     int64_t out[MAX_DIMS];
@@ -2231,13 +2491,13 @@ static nf_status map_slice(importer *im)
             if (step[a] != 1 || out[a] == 0)
                 return fail(im, "a step other than 1, or an empty slice, of computed values");
             y = add(im, "slice", 1, &y, "_slice");
-            int pa = a < x->batch_axis ? a : a - 1;
+            int pa = sample_axis(x, a);
             if ((st = set(im, y, "axis", "%d", pa)) != NF_OK ||
                 (st = set(im, y, "start", "%lld", (long long)from[a])) != NF_OK ||
                 (st = set(im, y, "end", "%lld", (long long)(from[a] + out[a]))) != NF_OK)
                 return st;
         }
-        return define_output(im, 0, y, x->batch_axis);
+        return define_like(im, 0, y, x);
     }
     value *y = define(im, im->at->output[0]);
     if (!y || (st = make_const(im, y, rank, out, x->is_int)) != NF_OK)
@@ -2267,6 +2527,7 @@ static const struct {
     {"AveragePool", map_pool},
     {"BatchNormalization", map_batchnorm},
     {"Clip", map_clip},
+    {"Cast", map_cast},
     {"Concat", map_concat},
     {"Constant", map_constant},
     {"ConstantOfShape", map_constant_of_shape},
@@ -2594,6 +2855,8 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
         nf_node *node = v->node;
         if (!node && (st = constant_output(im, v, &node)) != NF_OK)
             return st;
+        if (v->node && v->merged)
+            return fail(im, "output '%s' has its batch merged with other axes", name);
         if (v->node && v->batch_axis != 0 && v->batch_axis != NO_BATCH)
             return fail(im, "output '%s' has the batch at axis %d; nodeflow's outputs have it first", name,
                         v->batch_axis);

@@ -45,6 +45,18 @@ static void check_export(const char *name)
     }
     printf("onnx %s: %lld outputs, max |nodeflow - PyTorch| = %.3g\n", name, (long long)n, worst);
     nf_plan_free(plan);
+    /* the last sample alone (a batch of 1): the same outputs as in the batch */
+    int64_t per_x = nf_shape_size(&x->shape) / batch, per_y = n / batch;
+    assert_int_equal(nf_plan_compile(g, 1, NF_PLAN_INFERENCE, &plan, &err), NF_OK);
+    assert_int_equal(nf_plan_set_input(plan, in, x->data + (batch - 1) * per_x, &err), NF_OK);
+    assert_int_equal(nf_plan_forward(plan, &err), NF_OK);
+    assert_int_equal(nf_plan_value(plan, out, &v, &err), NF_OK);
+    for (int64_t i = 0; i < per_y; i++) {
+        double want = y->data[(batch - 1) * per_y + i];
+        if (fabs(v.data[i] - want) > 1e-5 && fabs(v.data[i] - want) > 1e-4 * fabs(want))
+            fail_msg("%s, batch of 1: output %lld is %.9g, PyTorch's %.9g", name, (long long)i, v.data[i], want);
+    }
+    nf_plan_free(plan);
     nf_graph_free(g);
     fixture_free(&f);
 }
@@ -53,7 +65,8 @@ static void check_export(const char *name)
 static void test_pytorch_exports(void **state)
 {
     (void)state;
-    static const char *const names[] = {"mlp", "lenet_bn", "global_pool", "embed_lstm", "bigru", "layernorm"};
+    static const char *const names[] = {"mlp",   "lenet_bn", "global_pool", "embed_lstm",
+                                        "bigru", "layernorm", "encoder",   "encoder_post"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         check_export(names[k]);
 }
@@ -131,7 +144,7 @@ static void test_export_round_trip(void **state)
         const char *name;
         int ids;
     } imported[] = {{"mlp", 0}, {"lenet_bn", 0}, {"global_pool", 0}, {"layernorm", 0}, {"embed_lstm", 50},
-                    {"bigru", 0}};
+                    {"bigru", 0}, {"encoder", 0}, {"encoder_post", 0}};
     for (size_t k = 0; k < sizeof imported / sizeof imported[0]; k++) {
         char path[512];
         snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx", NF_SOURCE_DIR, imported[k].name);
