@@ -63,6 +63,7 @@ typedef struct {
     int64_t dims[MAX_DIMS];
     int64_t count;
     int is_int;                /* int64 values (shapes, axes, indices), else float */
+    int initializer;           /* a graph initializer (a weight of the model, trainable) */
     float *f;
     int64_t *i;
 } value;
@@ -995,6 +996,8 @@ static nf_status constant_like(importer *im, const value *c, const nf_shape *s, 
     nf_node *node = add(im, "constant", 0, NULL, "_const");
     nf_status st = nf_format_shape(text, sizeof text, &t) ? set(im, node, "shape", "%s", text)
                                                               : fail(im, "a constant of too many dimensions");
+    if (st == NF_OK && c->initializer && !c->is_int && n == c->count) /* a bias: trained when fine-tuning */
+        st = set(im, node, "trainable", "true");
     if (st == NF_OK)
         st = give_weight(im, node, "value", data, n);
     free(data);
@@ -2829,6 +2832,8 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
         const Onnx__TensorProto *t = gp->initializer[k];
         value *v = define(im, t->name);
         st = v ? read_tensor(im, t, v) : im->err->code;
+        if (v)
+            v->initializer = 1;
     }
     for (int k = 0; st == NF_OK && k < im->options.n_bound; k++) {
         size_t j = 0;
