@@ -425,6 +425,26 @@ if "$nodeflow" check "$src/tests/fixtures/onnx/mlp.onnx" >/dev/null 2>&1; then
         -o "$work/no.onnx"
     contains "$work/err" "not exported to ONNX yet" "the refusal names why"
     [ ! -e "$work/no.onnx" ] && ok || bad "a refused export left a file"
+    backend=/usr/share/libonnx-testdata/data/node
+    if [ -d "$backend/test_add_bcast" ]; then # (libonnx-testdata: tools/setup-debian --test)
+        # y = [1, 2, 3, 4, 5] as a .npy (float32, little-endian)
+        { printf '\223NUMPY\001\000\166\000'
+          printf "{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }%*s\n" 60 ''
+          printf '\000\000\200\077\000\000\000\100\000\000\100\100\000\000\200\100\000\000\240\100'; } > "$work/y5.npy"
+        expect 0 "import binding an input" "$nodeflow" import "$backend/test_add_bcast/model.onnx" -o "$work/bc.nfg" \
+            --weights-out "$work/bc.st" --bind y="$work/y5.npy"
+        printf '0,0,0,0,0,1,1,1,1,1,0,0,0,0,0,0,0,0,0,0\n' > "$work/x20.csv"
+        expect 0 "infer the bound model" "$nodeflow" infer "$work/bc.nfg" --weights "$work/bc.st" --input "$work/x20.csv"
+        contains "$work/out" "1,2,3,4,5,2,3,4,5,6,1,2,3,4,5,1,2,3,4,5" "the bound input is added"
+        expect 2 "bind an input the model lacks" "$nodeflow" import "$backend/test_add_bcast/model.onnx" \
+            -o "$work/bc.nfg" --weights-out "$work/bc.st" --bind nope="$work/y5.npy"
+        contains "$work/err" "no input 'nope' to bind" "the missing input is named"
+        expect 2 "axis 0 as data, batched" "$nodeflow" import "$backend/test_concat_2d_axis_0/model.onnx" \
+            -o "$work/cc.nfg" --weights-out "$work/cc.st"
+        expect 0 "axis 0 as data, whole inputs" "$nodeflow" import "$backend/test_concat_2d_axis_0/model.onnx" \
+            -o "$work/cc.nfg" --weights-out "$work/cc.st" --whole-inputs
+        contains "$work/cc.nfg" "concat" "the whole-input model joins along its axis 0"
+    fi
     printf 'not a model' > "$work/bad.onnx"
     expect 2 "a broken .onnx" "$nodeflow" infer "$work/bad.onnx" --input "$work/x12.csv"
     contains "$work/err" "not an ONNX model" "the broken file's error"

@@ -1,26 +1,39 @@
 /* nodeflow import and export: ONNX models from and to a model file and
  * its weights. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 static const char import_help[] =
-    "usage: nodeflow import MODEL.onnx -o MODEL.nfg --weights-out W.safetensors [--loss cross_entropy|mse]\n\n"
+    "usage: nodeflow import MODEL.onnx -o MODEL.nfg --weights-out W.safetensors [--loss cross_entropy|mse]\n"
+    "                       [--bind NAME=FILE.npy ...] [--whole-inputs]\n\n"
     "Writes the ONNX model as a model file (ONNX's names kept where they are\n"
     "identifiers) and its weights in nodeflow's layouts, so that infer, eval and\n"
     "train take them. --loss adds what training needs: a label input and a loss on\n"
     "the model's output (cross_entropy: class indices; mse: targets of the output's\n"
     "shape). docs/onnx.md lists the operators that map. infer, eval and check also\n"
-    "take a .onnx file directly.\n";
+    "take a .onnx file directly.\n\n"
+    "  --bind NAME=FILE.npy   give input NAME these values: it becomes a constant of\n"
+    "                         the model (shapes, axes or weights that a model takes as\n"
+    "                         inputs); its shape must be the input's whole shape\n"
+    "  --whole-inputs         every input is one whole sample of its fixed shape (its\n"
+    "                         first axis is data, not the batch): for models that work\n"
+    "                         across axis 0\n";
+
+enum { MAX_BOUND = 16 };
 
 typedef struct import_options {
     const char *model, *out, *weights_out, *loss;
+    const char *bind[MAX_BOUND]; /* NAME=FILE.npy */
+    int n_bind, whole_inputs;
 } import_options;
 
 static int takes_value(const char *name)
 {
-    return !strcmp(name, "-o") || !strcmp(name, "--out") || !strcmp(name, "--weights-out") || !strcmp(name, "--loss");
+    return !strcmp(name, "-o") || !strcmp(name, "--out") || !strcmp(name, "--weights-out") || !strcmp(name, "--loss") ||
+           !strcmp(name, "--bind");
 }
 
 static int parse_options(int argc, char **argv, import_options *o)
@@ -42,6 +55,10 @@ static int parse_options(int argc, char **argv, import_options *o)
             o->weights_out = v;
         } else if (!strcmp(flag, "--loss") && v && (!strcmp(v, "cross_entropy") || !strcmp(v, "mse"))) {
             o->loss = v;
+        } else if (!strcmp(flag, "--bind") && v && strchr(v, '=') && strchr(v, '=') != v && o->n_bind < MAX_BOUND) {
+            o->bind[o->n_bind++] = v;
+        } else if (!strcmp(flag, "--whole-inputs") && !v) {
+            o->whole_inputs = 1;
         } else {
             return cli_usage("import", takes_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
         }
@@ -51,6 +68,32 @@ static int parse_options(int argc, char **argv, import_options *o)
     if (!o->out || !o->weights_out)
         return cli_usage("import", "-o MODEL.nfg and --weights-out W.safetensors are required");
     return EXIT_OK;
+}
+
+/* The --bind values: each NAME=FILE.npy read whole (its first axis
+ * included) into names[k], values[k]; sets[k] keeps the data. */
+static nf_status read_bound(const import_options *o, char names[][256], nf_tensor *values, nf_dataset **sets,
+                            nf_error *err)
+{
+    for (int k = 0; k < o->n_bind; k++) {
+        const char *eq = strchr(o->bind[k], '=');
+        snprintf(names[k], 256, "%.*s", (int)(eq - o->bind[k]), o->bind[k]);
+        nf_status st = nf_dataset_load_npy(eq + 1, NULL, &sets[k], err);
+        if (st != NF_OK)
+            return st;
+        const nf_dataset *d = sets[k];
+        if (d->x_shape.rank >= NF_MAX_RANK) {
+            *err = (nf_error){.code = NF_ERR_SHAPE};
+            snprintf(err->message, sizeof err->message, "%s: more than %d axes", eq + 1, NF_MAX_RANK);
+            return err->code;
+        }
+        values[k].shape.rank = d->x_shape.rank + 1;
+        values[k].shape.dim[0] = d->count;
+        for (int a = 0; a < d->x_shape.rank; a++)
+            values[k].shape.dim[a + 1] = d->x_shape.dim[a];
+        values[k].data = d->x;
+    }
+    return NF_OK;
 }
 
 int cmd_import(int argc, char **argv)
@@ -63,7 +106,19 @@ int cmd_import(int argc, char **argv)
     nf_graph *g;
     if (nf_output_path_check(o.out, &err) != NF_OK || nf_output_path_check(o.weights_out, &err) != NF_OK)
         return cli_fail(&err);
-    if (nf_onnx_load(o.model, &g, &err) != NF_OK)
+    char names[MAX_BOUND][256];
+    const char *name_list[MAX_BOUND];
+    nf_tensor values[MAX_BOUND];
+    nf_dataset *sets[MAX_BOUND] = {NULL};
+    for (int k = 0; k < MAX_BOUND; k++)
+        name_list[k] = names[k];
+    nf_onnx_options options = {o.n_bind, name_list, values, o.whole_inputs};
+    nf_status st = read_bound(&o, names, values, sets, &err);
+    if (st == NF_OK)
+        st = nf_onnx_load_with(o.model, &options, &g, &err);
+    for (int k = 0; k < MAX_BOUND; k++)
+        nf_dataset_free(sets[k]);
+    if (st != NF_OK)
         return cli_fail(&err);
     if (o.loss && (rc = cli_add_loss(g, o.loss)) != EXIT_OK) {
         nf_graph_free(g);
