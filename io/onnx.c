@@ -2862,9 +2862,8 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
             return st;
         if (v->node && v->merged)
             return fail(im, "output '%s' has its batch merged with other axes", name);
-        if (v->node && v->batch_axis != 0 && v->batch_axis != NO_BATCH)
-            return fail(im, "output '%s' has the batch at axis %d; nodeflow's outputs have it first", name,
-                        v->batch_axis);
+        if (im->options.output_batch_axes && k < (size_t)im->options.max_outputs)
+            im->options.output_batch_axes[k] = !v->node || v->batch_axis == NO_BATCH ? -1 : v->batch_axis;
         char out_name[NF_NAME_MAX];
         node_name(im, name, out_name);
         if (!nf_output(im->g, out_name, node))

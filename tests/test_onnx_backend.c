@@ -109,13 +109,38 @@ static float *swap_first_axes(const nf_tensor *t)
 /* Runs the model imported with `options` on the inputs that are not
  * bound (the first n_bound after input 0 are); *why says what did not
  * fit or differed. */
-static enum outcome run_model(const char *dir, const test_inputs *in, const nf_onnx_options *options, char *why,
+/* Axis `axis` of a tensor moved first (nodeflow's layout of an output
+ * whose ONNX batch axis is `axis`), in place. */
+static void move_axis_first(nf_shape *s, float *data, int axis)
+{
+    int64_t outer = 1, len = s->dim[axis], inner = 1, n = nf_shape_size(s);
+    for (int k = 0; k < axis; k++)
+        outer *= s->dim[k];
+    for (int k = axis + 1; k < s->rank; k++)
+        inner *= s->dim[k];
+    float *copy = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!copy)
+        return;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < len; i++)
+            memcpy(copy + (i * outer + o) * inner, data + (o * len + i) * inner, (size_t)inner * sizeof(float));
+    memcpy(data, copy, (size_t)n * sizeof(float));
+    free(copy);
+    for (int k = axis; k > 0; k--)
+        s->dim[k] = s->dim[k - 1];
+    s->dim[0] = len;
+}
+
+static enum outcome run_model(const char *dir, const test_inputs *in, const nf_onnx_options *given, char *why,
                               size_t why_size)
 {
     char path[1400];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     nf_graph *g;
     nf_error err;
+    int batch_axes[MAX_INPUTS];
+    nf_onnx_options with_axes = *given, *options = &with_axes;
+    with_axes.output_batch_axes = batch_axes, with_axes.max_outputs = MAX_INPUTS;
     if (nf_onnx_load_with(path, options, &g, &err) != NF_OK) {
         snprintf(why, why_size, "%s", err.message);
         return REFUSED;
@@ -191,6 +216,8 @@ static enum outcome run_model(const char *dir, const test_inputs *in, const nf_o
             result = WRONG;
             break;
         }
+        if (batch_axes[k] > 0 && batch_axes[k] < s.rank)
+            move_axis_first(&s, data, batch_axes[k]);
         for (int64_t i = 0; i < nf_shape_size(&s); i++) {
             double d = fabs((double)v.data[i] - data[i]);
             if (!(d <= 1e-7 + 1e-3 * fabs(data[i])) && !(isnan(data[i]) && isnan(v.data[i]))) {
@@ -238,10 +265,10 @@ static enum outcome run_test(const char *dir, char *why, size_t why_size)
         bound_names[k - 1] = in.names[k], bound_values[k - 1] = in.values[k];
     int n_bound = readable && in.n > 1 ? in.n - 1 : 0;
     const nf_onnx_options ways[4] = {
-        {0},
-        {n_bound, bound_names, bound_values, 0},
-        {n_bound, bound_names, bound_values, 1},
-        {0, NULL, NULL, 1},
+        {.n_bound = 0},
+        {.n_bound = n_bound, .bound_names = bound_names, .bound_values = bound_values},
+        {.n_bound = n_bound, .bound_names = bound_names, .bound_values = bound_values, .whole_inputs = 1},
+        {.whole_inputs = 1},
     };
     enum outcome r = REFUSED;
     char first_refusal[512] = "";

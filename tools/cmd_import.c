@@ -112,7 +112,8 @@ int cmd_import(int argc, char **argv)
     nf_dataset *sets[MAX_BOUND] = {NULL};
     for (int k = 0; k < MAX_BOUND; k++)
         name_list[k] = names[k];
-    nf_onnx_options options = {o.n_bind, name_list, values, o.whole_inputs};
+    nf_onnx_options options = {.n_bound = o.n_bind, .bound_names = name_list, .bound_values = values,
+                               .whole_inputs = o.whole_inputs};
     nf_status st = read_bound(&o, names, values, sets, &err);
     if (st == NF_OK)
         st = nf_onnx_load_with(o.model, &options, &g, &err);

@@ -56,6 +56,14 @@ typedef struct nf_onnx_options {
      * this way; operators that need a batch axis (Conv, pools,
      * BatchNormalization, LSTM, GRU, Gemm) then need it of size 1. */
     int whole_inputs;
+    /* Where each graph output has its batch in ONNX (filled when not
+     * NULL, for at most max_outputs outputs, in order). nodeflow's
+     * outputs have it first; an ONNX output with its batch elsewhere (an
+     * LSTM's Y_h, [directions, batch, hidden]) comes out with that axis
+     * moved first and the others in their order. -1: no batch axis
+     * (whole inputs). */
+    int *output_batch_axes;
+    int max_outputs;
 } nf_onnx_options;
 
 /* nf_onnx_load and nf_onnx_parse with options (NULL: none). A bound
