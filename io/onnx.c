@@ -1417,6 +1417,96 @@ static nf_status map_global_pool(importer *im)
     return define_node(im, y);
 }
 
+/* A constant node of v's values times k, as [C, 1] (to broadcast over
+ * [C, values]) or as [C] (rank 1). */
+static nf_status channel_constant(importer *im, const value *v, double k, int rank, const nf_shape *s, nf_node **out)
+{
+    int64_t c = v->count;
+    float *data = malloc((size_t)(c ? c : 1) * sizeof(float));
+    if (!data)
+        return no_memory(im);
+    for (int64_t j = 0; j < c; j++)
+        data[j] = (float)(k * const_at(v, j));
+    value col = {.name = v->name, .rank = rank, .dims = {c, 1}, .count = c, .f = data};
+    nf_status st = constant_like(im, &col, s, NO_BATCH, out);
+    free(data);
+    return st;
+}
+
+/* BatchNormalization in training mode, of a whole tensor [N, C, ...]:
+ * the statistics of the batch in it (Ioffe and Szegedy: mean and biased
+ * variance over every axis but C). Per channel, x as [C, values]: y is
+ * its layer norm times the scale plus B; the running statistics
+ * out = momentum stat_in + (1 - momentum) stat, with the variance as
+ * mean(x^2) - mean(x)^2. */
+static nf_status batchnorm_training(importer *im)
+{
+    value *x = any_input(im, 0), *p[4];
+    if (!x)
+        return im->err->code;
+    if (x->batch_axis != NO_BATCH)
+        return fail(im, "training mode needs the whole batch in one tensor (import with whole inputs)");
+    for (int k = 0; k < 4; k++)
+        if (!(p[k] = const_input(im, k + 1)))
+            return im->err->code;
+    nf_shape s;
+    nf_status st = shape_of(im, x->node, &s);
+    if (st != NF_OK)
+        return st;
+    if (s.rank < 2 || s.rank > NF_MAX_RANK)
+        return fail(im, "the input needs [N, C, ...]");
+    int64_t c = s.dim[1], rest = nf_shape_size(&s) / c;
+    for (int k = 0; k < 4; k++)
+        if (p[k]->count != c || p[k]->is_int)
+            return fail(im, "input %d has %lld values for %lld channels", k + 2, (long long)p[k]->count, (long long)c);
+    double eps = attr_float(im, "epsilon", 1e-5), momentum = attr_float(im, "momentum", 0.9);
+    char order[32];
+    snprintf(order, sizeof order, "1,0");
+    for (int k = 2; k < s.rank; k++)
+        snprintf(order + strlen(order), sizeof order - strlen(order), ",%d", k);
+    nf_node *t = add(im, "permute", 1, &x->node, "_cfirst"), *cols, *norm, *scale_c, *bias_c, *y;
+    nf_shape cv = {2, {c, rest}}, moved = s;
+    moved.dim[0] = s.dim[1], moved.dim[1] = s.dim[0];
+    if ((st = set(im, t, "order", "%s", order)) != NF_OK || (st = reshaped(im, t, &cv, "_cols", &cols)) != NF_OK)
+        return st;
+    norm = add(im, "layernorm", 1, &cols, "_norm");
+    if ((st = set(im, norm, "axes", "1")) != NF_OK || (st = set(im, norm, "eps", "%.9g", eps)) != NF_OK ||
+        (st = set(im, norm, "affine", "false")) != NF_OK ||
+        (st = channel_constant(im, p[0], 1, 2, &cv, &scale_c)) != NF_OK ||
+        (st = channel_constant(im, p[1], 1, 2, &cv, &bias_c)) != NF_OK)
+        return st;
+    nf_node *in[2] = {norm, scale_c};
+    nf_node *scaled = add(im, "mul", 2, in, "_scale");
+    in[0] = scaled, in[1] = bias_c;
+    nf_node *shifted = add(im, "add", 2, in, "_shift"), *back;
+    if ((st = reshaped(im, shifted, &moved, "_back", &back)) != NF_OK ||
+        (st = set(im, y = add(im, "permute", 1, &back, NULL), "order", "%s", order)) != NF_OK ||
+        (st = define_output(im, 0, y, NO_BATCH)) != NF_OK)
+        return st;
+    /* the running statistics */
+    nf_node *mean = add(im, "global_avgpool", 1, &cols, "_mean");
+    in[0] = in[1] = cols;
+    nf_node *square = add(im, "mul", 2, in, "_square");
+    nf_node *mean_sq = add(im, "global_avgpool", 1, &square, "_mean_sq");
+    in[0] = in[1] = mean;
+    nf_node *sq_mean = add(im, "mul", 2, in, "_sq_mean");
+    in[0] = mean_sq, in[1] = sq_mean;
+    nf_node *var = add(im, "sub", 2, in, "_var");
+    nf_node *stat[2] = {mean, var};
+    nf_shape one = {1, {c}};
+    for (int k = 0; k < 2 && im->at->n_output > (size_t)k + 1; k++) {
+        nf_node *part = add(im, "scale", 1, &stat[k], k ? "_var_part" : "_mean_part"), *prior;
+        if ((st = set(im, part, "factor", "%.17g", 1 - momentum)) != NF_OK ||
+            (st = channel_constant(im, p[2 + k], momentum, 1, &one, &prior)) != NF_OK)
+            return st;
+        in[0] = part, in[1] = prior;
+        if ((st = define_output(im, k + 1, add(im, "add", 2, in, k ? "_running_var" : "_running_mean"), NO_BATCH)) !=
+            NF_OK)
+            return st;
+    }
+    return NF_OK;
+}
+
 /* BatchNormalization in inference form: a batchnorm node whose running
  * statistics are the given mean and variance. */
 static nf_status map_batchnorm(importer *im)
@@ -1425,10 +1515,10 @@ static nf_status map_batchnorm(importer *im)
     nf_status st = refuse_attrs(im, known);
     if (st != NF_OK)
         return st;
-    if (attr_int(im, "training_mode", 0) || (im->at->n_output > 1 && *im->at->output[1]))
-        return fail(im, "training mode (and the running statistics as outputs) is not supported");
     if (attr_int(im, "spatial", 1) != 1)
         return fail(im, "spatial = 0 is not supported");
+    if (attr_int(im, "training_mode", 0) || (im->at->n_output > 1 && *im->at->output[1]))
+        return batchnorm_training(im);
     value *x = node_input(im, 0), *p[4];
     if (!x)
         return im->err->code;
