@@ -9,7 +9,7 @@ cd "$1"
 failed=0
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
-folders="engine kernels nodes optim io data dist train tools bench examples tests"
+folders="engine kernels nodes optim io data dist stats train tools bench examples tests"
 # "a b" lines: folder a includes a header of folder b
 edges=$(for f in $folders; do
     [ -d "$f" ] || continue

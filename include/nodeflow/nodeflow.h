@@ -18,5 +18,6 @@
 #include "session.h"
 #include "dist.h"
 #include "onnx.h"
+#include "stats.h"
 
 #endif
