@@ -66,6 +66,26 @@ acc=$(sed 's/.*"accuracy": \([0-9.]*\).*/\1/' "$work/out")
 if awk "BEGIN{exit !($acc > 0.80)}"; then ok; else bad "fashion_mlp accuracy after 1 epoch: $acc"; fi
 expect 0 "eval text report" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test
 contains "$work/out" "confusion matrix" "eval report"
+# confidence intervals, reproducible with the seed; the sample size; compare
+expect 0 "eval --ci" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test --ci 0.95 \
+    --bootstrap 300 --half-width 0.002 --jackknife
+contains "$work/out" "95% confidence intervals: percentile bootstrap, 300 resamples stratified by class" "--ci header"
+contains "$work/out" "  (Wilson)" "Wilson's interval"
+contains "$work/out" "needs about" "the sample size for a narrower interval"
+cp "$work/out" "$work/ci1.txt"
+expect 0 "eval --ci again" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test --ci 0.95 \
+    --bootstrap 300 --half-width 0.002 --jackknife --threads 1
+if cmp -s "$work/out" "$work/ci1.txt"; then ok; else bad "the intervals differ between runs (and thread counts)"; fi
+expect 0 "eval --ci --json" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test --ci 0.9 --json
+contains "$work/out" '"intervals": {"confidence": 0.9, "method": "percentile bootstrap", "resamples": 1000' "JSON intervals"
+contains "$work/out" '"wilson": [' "JSON Wilson interval"
+expect 2 "a confidence over 1" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test --ci 95
+expect 0 "compare a model with itself" "$nodeflow" compare "$mlp" --weights "$work/mlp.st" "$mlp" \
+    --weights "$work/mlp.st" --data fashion-mnist:test --bootstrap 200 --permutations 200
+contains "$work/out" "A alone right on 0 samples, B alone on 0; p = 1" "McNemar's test of a model with itself"
+contains "$work/out" "do not show a difference" "the verdict"
+expect 2 "compare without the second weights" "$nodeflow" compare "$mlp" --weights "$work/mlp.st" "$mlp" \
+    --data fashion-mnist:test
 
 # resuming: 2 epochs straight == 1 epoch, checkpoint, resume for the 2nd
 small="csv:$work/small.csv,label=0"

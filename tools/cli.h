@@ -82,9 +82,28 @@ int cmd_check(int argc, char **argv);
 int cmd_dot(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+
+/* How sure the metrics are (eval --ci, compare). */
+typedef struct cli_ci_options {
+    double confidence;        /* two-sided, e.g. 0.95 */
+    double half_width;        /* the accuracy's wanted half-width, for the sample size */
+    long long resamples, permutations, seed;
+    int jackknife;
+} cli_ci_options;
+
+/* The metrics' intervals (bootstrap; Wilson's for accuracy; the sample
+ * size; the jackknife when asked): text lines, or a JSON member
+ * "intervals": {...} (no comma around it). */
+int cli_print_intervals(FILE *f, const nf_predictions *p, const cli_ci_options *o, int json);
+
+/* Two models on the same samples: A - B per metric with paired intervals
+ * and permutation p-values, McNemar's test for classifiers, a sentence. */
+int cli_print_comparison(FILE *f, const nf_predictions *a, const nf_predictions *b, const char *name_a,
+                         const char *name_b, const cli_ci_options *o, int json);
 
 #endif

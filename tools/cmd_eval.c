@@ -11,23 +11,51 @@ typedef struct eval_options {
     long long batch, threads;
     double comm_timeout;   /* --comm-timeout; < 0: the default */
     int json, allow_extra, allow_nonfinite;
+    int intervals;         /* --ci given */
+    cli_ci_options ci;
 } eval_options;
 
 static int takes_value(const char *name)
 {
     static const char *const flags[] = {"--weights", "--data", "--input", "--output", "--batch", "--threads",
-                                        "--comm-timeout", NULL};
+                                        "--comm-timeout", "--ci", "--bootstrap", "--seed", "--half-width",
+                                        "--permutations", NULL};
     for (int i = 0; flags[i]; i++)
         if (!strcmp(name, flags[i]))
             return 1;
     return 0;
 }
 
-static int parse_options(int argc, char **argv, const char *command, const char *help, eval_options *o)
+/* --ci C, --bootstrap N, --seed S, --half-width E, --jackknife (eval). */
+static int ci_option(const char *flag, const char *v, eval_options *o)
+{
+    if (!strcmp(flag, "--ci") && cli_parse_double(v, &o->ci.confidence) && o->ci.confidence > 0 &&
+        o->ci.confidence < 1)
+        return o->intervals = 1;
+    if (!strcmp(flag, "--bootstrap") && cli_parse_int(v, 2, 1000000, &o->ci.resamples))
+        return o->intervals = 1;
+    if (!strcmp(flag, "--seed") && cli_parse_int(v, 0, INT64_MAX, &o->ci.seed))
+        return 1;
+    if (!strcmp(flag, "--half-width") && cli_parse_double(v, &o->ci.half_width) && o->ci.half_width > 0 &&
+        o->ci.half_width < 1)
+        return o->intervals = 1;
+    if (!strcmp(flag, "--jackknife") && !v)
+        return o->intervals = o->ci.jackknife = 1;
+    return 0;
+}
+
+static void default_options(eval_options *o)
 {
     memset(o, 0, sizeof *o);
     o->batch = 256;
     o->comm_timeout = -1;
+    o->ci = (cli_ci_options){.confidence = 0.95, .half_width = 0.01, .resamples = 1000, .permutations = 1000,
+                             .seed = 1};
+}
+
+static int parse_options(int argc, char **argv, const char *command, const char *help, eval_options *o)
+{
+    default_options(o);
     cli_args a = {argc, argv, 1, command};
     const char *flag, *v;
     while (cli_next(&a, &flag, &v, takes_value)) {
@@ -55,6 +83,7 @@ static int parse_options(int argc, char **argv, const char *command, const char 
         } else if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch)) {
         } else if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads)) {
         } else if (!strcmp(flag, "--comm-timeout") && cli_parse_double(v, &o->comm_timeout) && o->comm_timeout >= 0) {
+        } else if (!strcmp(command, "eval") && ci_option(flag, v, o)) {
         } else {
             return cli_usage(command, takes_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
         }
@@ -81,18 +110,26 @@ typedef struct session {
 /* Joins the processes, loads the model (and for eval the data, *ds), binds
  * and compiles it. An ONNX model has no loss: eval gives it one that fits
  * the data's labels (cross_entropy for class indices, else mse). */
+static int open_model(const eval_options *o, session *s, int forward_only, nf_dataset **ds);
+
 static int open_session(const eval_options *o, session *s, int forward_only, nf_dataset **ds)
 {
-    nf_error err;
     memset(s, 0, sizeof *s);
     int rc = cli_join(&s->comm, o->comm_timeout);
     if (rc != EXIT_OK)
         return rc;
     cli_set_threads(s->comm, o->threads);
-    rc = cli_load_model(o->model, &s->g, NULL);
+    return open_model(o, s, forward_only, ds);
+}
+
+/* The model of o (and the data, when ds and *ds is NULL) into s. */
+static int open_model(const eval_options *o, session *s, int forward_only, nf_dataset **ds)
+{
+    nf_error err;
+    int rc = cli_load_model(o->model, &s->g, NULL);
     if (rc != EXIT_OK)
         return rc;
-    if (ds && nf_dataset_load_spec(o->data, ds, &err) != NF_OK)
+    if (ds && !*ds && nf_dataset_load_spec(o->data, ds, &err) != NF_OK)
         return cli_fail(&err);
     if (ds && cli_is_onnx(o->model) && (rc = cli_add_loss(s->g, (*ds)->y_shape.rank == 0 ? "cross_entropy" : "mse")) !=
                                            EXIT_OK)
@@ -155,16 +192,40 @@ static int run_all(session *s, const nf_dataset *ds, float **scores, int64_t *sc
 
 /* ---- eval --------------------------------------------------------------- */
 
-static void classification_report(const nf_dataset *ds, const float *scores, int64_t classes, double loss, int json)
+/* Each sample's class and its predicted class (the highest score), for
+ * the intervals; *labels holds both (2 count), freed by the caller. */
+static int class_predictions(const nf_dataset *ds, const float *scores, int64_t classes, nf_predictions *p,
+                             int32_t **labels)
 {
-    int64_t *confusion = calloc((size_t)(classes * classes), sizeof *confusion), correct = 0;
-    if (!confusion)
-        return;
+    *labels = malloc((size_t)(2 * ds->count) * sizeof(int32_t));
+    if (!*labels)
+        return 0;
     for (int64_t i = 0; i < ds->count; i++) {
         const float *s = scores + i * classes;
-        int64_t best = 0, label = (int64_t)ds->y[i];
-        for (int64_t c = 1; c < classes; c++)
+        int32_t best = 0;
+        for (int32_t c = 1; c < classes; c++)
             best = s[c] > s[best] ? c : best;
+        (*labels)[i] = (int32_t)ds->y[i];
+        (*labels)[ds->count + i] = best;
+    }
+    *p = (nf_predictions){.count = ds->count, .classes = classes, .label = *labels, .predicted = *labels + ds->count};
+    return 1;
+}
+
+static int classification_report(const nf_dataset *ds, const float *scores, int64_t classes, double loss,
+                                 const eval_options *o)
+{
+    int json = o->json;
+    nf_predictions pred;
+    int32_t *labels;
+    int64_t *confusion = calloc((size_t)(classes * classes), sizeof *confusion), correct = 0;
+    if (!confusion || !class_predictions(ds, scores, classes, &pred, &labels)) {
+        free(confusion);
+        fprintf(stderr, "nodeflow: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    for (int64_t i = 0; i < ds->count; i++) {
+        int64_t best = pred.predicted[i], label = pred.label[i];
         if (label >= 0 && label < classes)
             confusion[label * classes + best]++;
         correct += best == label;
@@ -193,6 +254,7 @@ static void classification_report(const nf_dataset *ds, const float *scores, int
         else
             printf("%5lld  %9.4f  %6.4f  %6.4f  %7lld\n", (long long)c, p, r, f1, (long long)actual);
     }
+    int rc = EXIT_OK;
     if (json) {
         printf("], \"macro_f1\": %s, \"confusion\": [", cli_json_number(n4, sizeof n4, macro_f1));
         for (int64_t a = 0; a < classes; a++) {
@@ -201,7 +263,12 @@ static void classification_report(const nf_dataset *ds, const float *scores, int
                 printf("%s%lld", b ? ", " : "", (long long)confusion[a * classes + b]);
             printf("]");
         }
-        printf("]}\n");
+        printf("]");
+        if (o->intervals) {
+            printf(", ");
+            rc = cli_print_intervals(stdout, &pred, &o->ci, 1);
+        }
+        printf("}\n");
     } else {
         printf("macro F1 %.4f\n\nconfusion matrix (rows: true class, columns: predicted)\n      ", macro_f1);
         for (int64_t b = 0; b < classes; b++)
@@ -213,26 +280,40 @@ static void classification_report(const nf_dataset *ds, const float *scores, int
                 printf("%6lld", (long long)confusion[a * classes + b]);
             printf("\n");
         }
+        if (o->intervals)
+            rc = cli_print_intervals(stdout, &pred, &o->ci, 0);
     }
     free(confusion);
+    free(labels);
+    return rc;
 }
 
 /* Targets with one score each: the task's metrics from nf_evaluate
  * (multi-label: per-label and subset accuracy, micro F1; regression: MSE,
  * MAE and R^2 pooled and per output). */
-static int task_report(session *s, const nf_dataset *ds, int json)
+static int task_report(session *s, const nf_dataset *ds, const eval_options *o, const nf_predictions *pred)
 {
     nf_error err;
+    int json = o->json, rc = EXIT_OK;
     static nf_epoch_stats stats; /* large: its running sums */
     if (nf_evaluate_shared(s->plan, ds, &s->bind, s->comm, &stats, &err) != NF_OK)
         return cli_fail(&err);
     if (!reports(s))
         return EXIT_OK;
+    if (pred && stats.task != NF_TASK_REGRESSION) {
+        fprintf(stderr, "nodeflow: --ci: intervals are computed for class labels and regression targets; these "
+                        "targets are neither\n");
+        pred = NULL;
+    }
     if (json) {
         printf("{\"samples\": %lld, ", (long long)ds->count);
         cli_metrics_json(stdout, &stats);
+        if (pred) {
+            printf(", ");
+            rc = cli_print_intervals(stdout, pred, &o->ci, 1);
+        }
         printf("}\n");
-        return EXIT_OK;
+        return rc;
     }
     printf("samples %lld  loss %.4f ", (long long)ds->count, stats.loss);
     cli_metrics_text(stdout, &stats);
@@ -242,7 +323,9 @@ static int task_report(session *s, const nf_dataset *ds, int json)
         for (int j = 0; j < stats.outputs; j++)
             printf("%6d  %9.4g  %9.4g  %7.4f\n", j, stats.output_mse[j], stats.output_mae[j], stats.output_r2[j]);
     }
-    return EXIT_OK;
+    if (pred)
+        rc = cli_print_intervals(stdout, pred, &o->ci, 0);
+    return rc;
 }
 
 /* One output per sample against 0/1 labels: a binary classifier, whose
@@ -310,10 +393,19 @@ int cmd_eval(int argc, char **argv)
                 rc = EXIT_RUNTIME;
             }
             if (rc == EXIT_OK && reports(&s))
-                classification_report(ds, scores, binary ? 2 : size, loss, o.json);
-        } else if (!one_label || size == nf_shape_size(&ds->y_shape))
-            rc = task_report(&s, ds, o.json);
-        else
+                rc = classification_report(ds, scores, binary ? 2 : size, loss, &o);
+        } else if (one_label && size == nf_shape_size(&ds->y_shape) && o.intervals) {
+            /* regression with intervals: every output, against the targets */
+            rc = run_all(&s, ds, &scores, &size, &loss);
+            nf_predictions pred = {.count = ds->count, .outputs = size, .target = ds->y, .output = scores};
+            if (rc == EXIT_OK)
+                rc = task_report(&s, ds, &o, &pred);
+        } else if (!one_label || size == nf_shape_size(&ds->y_shape)) {
+            if (o.intervals && reports(&s))
+                fprintf(stderr, "nodeflow: --ci: intervals are computed for class labels and regression targets; "
+                                "these targets are neither\n");
+            rc = task_report(&s, ds, &o, NULL);
+        } else
             rc = cli_usage("eval", "the outputs (%lld per sample) match neither class labels nor targets",
                            (long long)size);
     }
@@ -321,6 +413,128 @@ int cmd_eval(int argc, char **argv)
     nf_dataset_free(ds);
     rc = cli_end(s.comm, rc);
     close_session(&s);
+    return rc;
+}
+
+/* ---- compare ------------------------------------------------------------ */
+
+static const char compare_help[] =
+    "usage: nodeflow compare A.nfg --weights WA B.nfg --weights WB --data SPEC [--ci C] [--bootstrap N]\n"
+    "                         [--permutations N] [--seed S] [--json] [--batch N] [--threads N]\n\n"
+    "Runs two models on the same samples and says whether one is better: each\n"
+    "metric of both, their difference A - B with a paired percentile bootstrap\n"
+    "interval (--bootstrap resamples, default 1000, stratified by class; --ci\n"
+    "confidence, default 0.95), a paired permutation test of each difference\n"
+    "(--permutations, default 1000), and for classifiers McNemar's exact test of\n"
+    "the samples only one model gets right; then a sentence of what it means. Both\n"
+    "models must be classifiers of the same classes, or regressions of the same\n"
+    "targets. A .onnx model holds its own weights. --seed (default 1) makes the\n"
+    "resamples and permutations reproducible.\n";
+
+/* One model's predictions on every sample of ds: classes or outputs. */
+static int predictions_of(const eval_options *o, session *s, nf_dataset **ds, float **scores, nf_predictions *p,
+                          int32_t **labels)
+{
+    int rc = open_model(o, s, 0, ds);
+    int64_t size;
+    double loss;
+    if (rc == EXIT_OK)
+        rc = run_all(s, *ds, scores, &size, &loss);
+    if (rc != EXIT_OK)
+        return rc;
+    nf_error err;
+    if ((*ds)->y_shape.rank == 0 && size > 1) {
+        if (nf_dataset_check_classes(*ds, size, &err) != NF_OK)
+            return cli_fail(&err);
+        if (!class_predictions(*ds, *scores, size, p, labels)) {
+            fprintf(stderr, "nodeflow: out of memory\n");
+            return EXIT_RUNTIME;
+        }
+        return EXIT_OK;
+    }
+    if (size != nf_shape_size(&(*ds)->y_shape))
+        return cli_usage("compare", "model %s gives %lld outputs per sample, and the data has %lld targets",
+                         o->model, (long long)size, (long long)nf_shape_size(&(*ds)->y_shape));
+    *p = (nf_predictions){.count = (*ds)->count, .outputs = size, .target = (*ds)->y, .output = *scores};
+    return EXIT_OK;
+}
+
+static int takes_compare_value(const char *name) { return takes_value(name) && strcmp(name, "--input") &&
+                                                          strcmp(name, "--output"); }
+
+static int parse_compare(int argc, char **argv, eval_options *o, const char **models, const char **weights)
+{
+    default_options(o);
+    int n = 0;
+    cli_args a = {argc, argv, 1, "compare"};
+    const char *flag, *v;
+    while (cli_next(&a, &flag, &v, takes_compare_value)) {
+        if (!flag) {
+            if (n == 2)
+                return cli_usage("compare", "two models, please");
+            models[n++] = v;
+        } else if (!strcmp(flag, "--help")) {
+            fputs(compare_help, stdout);
+            return -1;
+        } else if (!strcmp(flag, "--weights") && v && n > 0 && !weights[n - 1]) {
+            weights[n - 1] = v;
+        } else if (!strcmp(flag, "--data") && v) {
+            o->data = v;
+        } else if (!strcmp(flag, "--json") && !v) {
+            o->json = 1;
+        } else if (!strcmp(flag, "--batch") && cli_parse_int(v, 1, 1 << 20, &o->batch)) {
+        } else if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads)) {
+        } else if (!strcmp(flag, "--permutations") && cli_parse_int(v, 1, 1000000, &o->ci.permutations)) {
+        } else if (strcmp(flag, "--jackknife") && strcmp(flag, "--half-width") && ci_option(flag, v, o)) {
+        } else {
+            return cli_usage("compare", !strcmp(flag, "--weights") ? "--weights follows its model, once"
+                                        : takes_compare_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
+        }
+    }
+    if (n != 2 || !o->data)
+        return cli_usage("compare", "'nodeflow compare A.nfg --weights WA B.nfg --weights WB --data SPEC'");
+    for (int k = 0; k < 2; k++)
+        if (!weights[k] && !cli_is_onnx(models[k]))
+            return cli_usage("compare", "--weights after %s (a .onnx model holds its own)", models[k]);
+    return EXIT_OK;
+}
+
+int cmd_compare(int argc, char **argv)
+{
+    eval_options o;
+    const char *models[2] = {NULL, NULL}, *weights[2] = {NULL, NULL};
+    int rc = parse_compare(argc, argv, &o, models, weights);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    session s[2];
+    memset(s, 0, sizeof s);
+    nf_dataset *ds = NULL;
+    float *scores[2] = {NULL, NULL};
+    int32_t *labels[2] = {NULL, NULL};
+    nf_predictions p[2];
+    rc = cli_join(&s[0].comm, o.comm_timeout);
+    if (rc == EXIT_OK)
+        cli_set_threads(s[0].comm, o.threads);
+    for (int k = 0; k < 2 && rc == EXIT_OK; k++) {
+        eval_options one = o;
+        one.model = models[k], one.weights = weights[k];
+        s[k].comm = s[0].comm;
+        rc = predictions_of(&one, &s[k], &ds, &scores[k], &p[k], &labels[k]);
+    }
+    if (rc == EXIT_OK && (p[0].classes != p[1].classes || p[0].outputs != p[1].outputs))
+        rc = cli_usage("compare", "the two models' outputs are not alike (%lld and %lld classes)",
+                       (long long)p[0].classes, (long long)p[1].classes);
+    if (rc == EXIT_OK && reports(&s[0]))
+        rc = cli_print_comparison(stdout, &p[0], &p[1], models[0], models[1], &o.ci, o.json);
+    rc = cli_end(s[0].comm, rc);
+    for (int k = 0; k < 2; k++) {
+        free(scores[k]);
+        free(labels[k]);
+        nf_plan_free(s[k].plan);
+        nf_graph_free(s[k].g);
+    }
+    nf_comm_free(s[0].comm);
+    nf_dataset_free(ds);
     return rc;
 }
 

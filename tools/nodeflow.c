@@ -232,6 +232,8 @@ static void usage(FILE *out)
             "  dot MODEL.nfg               print the graph in Graphviz DOT\n"
             "  train MODEL.nfg --data SPEC train, with options; see 'nodeflow train --help'\n"
             "  eval MODEL.nfg --weights W --data SPEC    loss, accuracy and per-class metrics\n"
+            "                              (--ci 0.95: with confidence intervals)\n"
+            "  compare A.nfg --weights WA B.nfg --weights WB --data SPEC   is one model better?\n"
             "  infer MODEL.nfg --weights W --input FILE  run a batch and write the outputs\n"
             "  generate MODEL.nfg --weights W [--prime TEXT]   sample text from a text model\n"
             "  import MODEL.onnx -o MODEL.nfg --weights-out W  an ONNX model as a model file and weights\n"
@@ -257,7 +259,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"check", cmd_check}, {"dot", cmd_dot}, {"train", cmd_train},
         {"eval", cmd_eval},   {"infer", cmd_infer}, {"generate", cmd_generate}, {"ops", cmd_ops},
-        {"import", cmd_import}, {"export", cmd_export},
+        {"import", cmd_import}, {"export", cmd_export}, {"compare", cmd_compare},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
