@@ -86,6 +86,12 @@ contains "$work/out" "A alone right on 0 samples, B alone on 0; p = 1" "McNemar'
 contains "$work/out" "do not show a difference" "the verdict"
 expect 2 "compare without the second weights" "$nodeflow" compare "$mlp" --weights "$work/mlp.st" "$mlp" \
     --data fashion-mnist:test
+expect 0 "cross-validation" "$nodeflow" train "$mlp" --data fashion-mnist:train --folds 3 --samples 1500 \
+    --stratified --epochs 1
+contains "$work/out" "3-fold cross-validation" "the folds' table"
+contains "$work/out" "mean +- sd  val_loss" "mean and standard deviation"
+expect 2 "--folds with --out" "$nodeflow" train "$mlp" --data fashion-mnist:train --folds 3 --out "$work/no.st"
+expect 2 "--stratified alone" "$nodeflow" train "$mlp" --data fashion-mnist:train --stratified
 
 # resuming: 2 epochs straight == 1 epoch, checkpoint, resume for the 2nd
 small="csv:$work/small.csv,label=0"

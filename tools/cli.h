@@ -106,4 +106,9 @@ int cli_print_intervals(FILE *f, const nf_predictions *p, const cli_ci_options *
 int cli_print_comparison(FILE *f, const nf_predictions *a, const nf_predictions *b, const char *name_a,
                          const char *name_b, const cli_ci_options *o, int json);
 
+/* train --folds: K-fold cross-validation of the model on the data (the
+ * first `samples`, when > 0), reported by rank 0. */
+int cli_cross_validate(const char *model, const char *data, long long samples, int folds, int stratified,
+                       const nf_train_config *given, nf_comm *comm, int quiet, int json);
+
 #endif

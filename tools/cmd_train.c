@@ -35,7 +35,13 @@ static const char train_outro[] =
     "  --freeze NODE,...       keep these nodes' parameters fixed (= --set lr_mult.NODE=0)\n"
     "  --log FILE              a CSV line per epoch: losses, the task's metrics, learning rate, seconds\n"
     "  --json                  each epoch's line as JSON: loss and the task's metrics, train and val\n"
-    "  --quiet                 print nothing but errors and notices\n\n"
+    "  --quiet                 print nothing but errors and notices\n"
+    "  --folds K               K-fold cross-validation instead: each fold trained from the same\n"
+    "                          initialisation on the others and validated on itself; per fold and\n"
+    "                          mean +- sd of every validation metric at each fold's best epoch\n"
+    "                          (under mpirun the folds are shared out among the processes)\n"
+    "  --stratified            with --folds: every fold holds its share of every class\n"
+    "  --samples N             with --folds: the first N samples of --data only\n\n"
     "Metrics follow the task: class-index labels give accuracy, top-5 accuracy\n"
     "(more than 5 classes) and macro F1; 0/1 targets with one score each give\n"
     "per-label and subset accuracy and micro F1; other targets give MSE, MAE\n"
@@ -70,6 +76,8 @@ typedef struct train_options {
     long long threads;
     double comm_timeout;     /* --comm-timeout; < 0: the default */
     int quiet, save_average, json;
+    long long folds, samples; /* --folds K (cross-validation), --samples N */
+    int stratified;
     nf_train_config given;   /* settings from options and --set: over the file's */
     nf_train_config set;     /* --set alone: over the file's, under the options */
 } train_options;
@@ -125,7 +133,8 @@ static int takes_value(const char *name)
         if (!strcmp(name, path_flags[i]))
             return 1;
     return !strcmp(name, "--set") || !strcmp(name, "--threads") || !strcmp(name, "--accumulate") ||
-           !strcmp(name, "--freeze") || !strcmp(name, "--comm-timeout");
+           !strcmp(name, "--freeze") || !strcmp(name, "--comm-timeout") || !strcmp(name, "--folds") ||
+           !strcmp(name, "--samples");
 }
 
 static int set_value(nf_train_config *c, const char *key, const char *value)
@@ -183,6 +192,14 @@ static int parse_option(train_options *o, const char *flag, const char *v)
     }
     if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads))
         return EXIT_OK;
+    if (!strcmp(flag, "--folds") && cli_parse_int(v, 2, 1000, &o->folds))
+        return EXIT_OK;
+    if (!strcmp(flag, "--samples") && cli_parse_int(v, 1, INT64_MAX, &o->samples))
+        return EXIT_OK;
+    if (!strcmp(flag, "--stratified") && !v) {
+        o->stratified = 1;
+        return EXIT_OK;
+    }
     if (!strcmp(flag, "--comm-timeout") && cli_parse_double(v, &o->comm_timeout) && o->comm_timeout >= 0)
         return EXIT_OK;
     if (!strcmp(flag, "--save-average") && !v) {
@@ -240,6 +257,11 @@ static int parse_options(int argc, char **argv, train_options *o)
         return cli_usage("train", "--save-average needs --out FILE");
     if (o->init && o->resume)
         return cli_usage("train", "--init starts a new training and --resume continues one: give one of them");
+    if ((o->stratified || o->samples) && !o->folds)
+        return cli_usage("train", "--stratified and --samples go with --folds K");
+    if (o->folds && (o->val || o->out || o->checkpoint || o->resume || o->init || o->log))
+        return cli_usage("train", "--folds validates on each fold in turn: --val, --out, --checkpoint, --resume, "
+                                  "--init and --log do not go with it");
     return EXIT_OK;
 }
 
@@ -573,6 +595,14 @@ int cmd_train(int argc, char **argv)
     nf_error err;
     if ((rc = cli_join(&r.comm, r.o.comm_timeout)) != EXIT_OK)
         return rc;
+    if (r.o.folds) {
+        cli_set_threads(r.comm, r.o.threads);
+        rc = cli_cross_validate(r.o.model, r.o.data, r.o.samples, (int)r.o.folds, r.o.stratified, &r.o.given, r.comm,
+                                r.o.quiet || nf_comm_rank(r.comm) != 0, r.o.json);
+        cli_end(r.comm, rc);
+        nf_comm_free(r.comm);
+        return rc;
+    }
     if (nf_comm_rank(r.comm) != 0) { /* rank 0 alone reports and writes */
         r.o.quiet = 1;
         r.o.log = NULL;

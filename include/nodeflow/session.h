@@ -139,6 +139,55 @@ NF_API const nf_train_config *nf_session_config(const nf_session *s);
 NF_API const nf_training *nf_session_training(const nf_session *s);
 NF_API const nf_dataset *nf_session_train_data(const nf_session *s);
 
+/* ---- K-fold cross-validation ------------------------------------------------
+ *
+ *     nf_fold_report folds[5];
+ *     nf_cv_options cv = {.folds = 5, .stratified = 1};
+ *     nf_cross_validate(g, &cfg, data, &cv, folds, &err);
+ *
+ * Each fold trains a new session on the other folds from the same
+ * initialisation (the config's seed) and validates on its own fold; the
+ * folds are drawn with the seed too, so a run repeats exactly. */
+
+/* Which fold each of ds's samples validates in (fold_of[i] in [0, k)):
+ * the samples shuffled with the seed and dealt out in turn, so that fold
+ * sizes differ by one at most; stratified (class labels only), each
+ * class is dealt out on its own, so that every fold holds its share of
+ * every class. 2 <= k <= ds->count; text streams are refused (their
+ * windows are not independent samples). */
+NF_API nf_status nf_kfold_assign(const nf_dataset *ds, int k, int stratified, uint64_t seed, int32_t *fold_of,
+                                 nf_error *err);
+
+/* The samples of fold `fold` (*val) and of every other fold (*train) as
+ * new datasets, in ds's order (nf_dataset_free each). */
+NF_API nf_status nf_dataset_fold(const nf_dataset *ds, const int32_t *fold_of, int fold, nf_dataset **train,
+                                 nf_dataset **val, nf_error *err);
+
+typedef struct nf_fold_report {
+    int fold;
+    int64_t train_samples, val_samples;
+    int64_t best_epoch;          /* the epoch of the lowest validation loss, from 1 */
+    nf_epoch_stats best, last;   /* validation at that epoch, and at the last */
+} nf_fold_report;
+
+typedef struct nf_cv_options {
+    int folds;                   /* K, at least 2 */
+    int stratified;
+    const nf_session_events *events;                     /* each fold's session reports here (may be NULL) */
+    void (*fold_done)(void *ctx, const nf_fold_report *r); /* after each fold (may be NULL) */
+    void *ctx;
+    /* The folds this call trains: first, first + step, ... (step 0: every
+     * fold), so that processes can share them out; the others' reports
+     * are left zero. */
+    int first, step;
+} nf_cv_options;
+
+/* K-fold cross-validation of g (trained as config says: its epochs,
+ * optimizer, schedule...) on ds; reports[k] for fold k. Leaves g with the
+ * last fold's weights. */
+NF_API nf_status nf_cross_validate(nf_graph *g, const nf_train_config *config, const nf_dataset *ds,
+                                   const nf_cv_options *options, nf_fold_report *reports, nf_error *err);
+
 #ifdef __cplusplus
 }
 #endif
