@@ -86,6 +86,26 @@ contains "$work/out" "A alone right on 0 samples, B alone on 0; p = 1" "McNemar'
 contains "$work/out" "do not show a difference" "the verdict"
 expect 2 "compare without the second weights" "$nodeflow" compare "$mlp" --weights "$work/mlp.st" "$mlp" \
     --data fashion-mnist:test
+# pictures (a build with cairo; without it the commands say so)
+if "$nodeflow" plot "$src/docs/images/learning_curves.csv" -o "$work/curves.svg" >"$work/out" 2>"$work/err"; then
+    ok
+    contains "$work/curves.svg" "<svg" "an SVG was written"
+    expect 0 "plot to PNG" "$nodeflow" plot "$src/docs/images/learning_curves.csv" -o "$work/curves.png"
+    head -c 8 "$work/curves.png" | od -c | grep -q "P   N   G" && ok || bad "not a PNG"
+    expect 0 "eval --confusion-png" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" --data fashion-mnist:test \
+        --confusion-png "$work/confusion.png" --json
+    contains "$work/out" '"confusion": [' "the JSON stays whole with a picture"
+    [ -s "$work/confusion.png" ] && ok || bad "no confusion picture"
+else
+    contains "$work/err" "built without cairo" "plot without cairo says so"
+fi
+printf 'epoch,train_loss\n1,0.5\n2,x\n' > "$work/badlog.csv"
+expect 2 "a log with a bad number" "$nodeflow" plot "$work/badlog.csv" -o "$work/bad.svg"
+contains "$work/err" "badlog.csv:3:3: expected a number or an empty cell" "the bad cell's place"
+[ ! -e "$work/bad.svg" ] && ok || bad "a refused plot left a file"
+expect 2 "plot to another format" "$nodeflow" plot "$src/docs/images/learning_curves.csv" -o "$work/curves.gif"
+expect 2 "--class-names short of the classes" "$nodeflow" eval "$mlp" --weights "$work/mlp.st" \
+    --data fashion-mnist:test --confusion-png "$work/c2.png" --class-names a,b,c
 expect 0 "cross-validation" "$nodeflow" train "$mlp" --data fashion-mnist:train --folds 3 --samples 1500 \
     --stratified --epochs 1
 contains "$work/out" "3-fold cross-validation" "the folds' table"

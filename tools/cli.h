@@ -111,4 +111,11 @@ int cli_print_comparison(FILE *f, const nf_predictions *a, const nf_predictions 
 int cli_cross_validate(const char *model, const char *data, long long samples, int folds, int stratified,
                        const nf_train_config *given, nf_comm *comm, int quiet, int json);
 
+/* Pictures (cairo; without it they say so): learning curves from a
+ * train --log CSV, and a confusion matrix (rows: true class) with names. */
+int cli_plot_curves(const char *log_path, const char *out, const char *title);
+int cli_plot_confusion(const char *out, const int64_t *confusion, int64_t classes, const char *const *names,
+                       const char *title);
+int cmd_plot(int argc, char **argv);
+
 #endif

@@ -13,13 +13,14 @@ typedef struct eval_options {
     int json, allow_extra, allow_nonfinite;
     int intervals;         /* --ci given */
     cli_ci_options ci;
+    const char *confusion_png, *class_names; /* --confusion-png FILE, --class-names a,b,... */
 } eval_options;
 
 static int takes_value(const char *name)
 {
     static const char *const flags[] = {"--weights", "--data", "--input", "--output", "--batch", "--threads",
                                         "--comm-timeout", "--ci", "--bootstrap", "--seed", "--half-width",
-                                        "--permutations", NULL};
+                                        "--permutations", "--confusion-png", "--class-names", NULL};
     for (int i = 0; flags[i]; i++)
         if (!strcmp(name, flags[i]))
             return 1;
@@ -84,6 +85,10 @@ static int parse_options(int argc, char **argv, const char *command, const char 
         } else if (!strcmp(flag, "--threads") && cli_parse_int(v, 1, 1024, &o->threads)) {
         } else if (!strcmp(flag, "--comm-timeout") && cli_parse_double(v, &o->comm_timeout) && o->comm_timeout >= 0) {
         } else if (!strcmp(command, "eval") && ci_option(flag, v, o)) {
+        } else if (!strcmp(flag, "--confusion-png") && v && !strcmp(command, "eval")) {
+            o->confusion_png = v;
+        } else if (!strcmp(flag, "--class-names") && v && !strcmp(command, "eval")) {
+            o->class_names = v;
         } else {
             return cli_usage(command, takes_value(flag) ? "bad value for %s" : "unknown option '%s'", flag);
         }
@@ -94,6 +99,13 @@ static int parse_options(int argc, char **argv, const char *command, const char 
         return cli_usage(command, "--weights FILE is required (but for a .onnx model, which holds its own)");
     if (!strcmp(command, "eval") && !o->data)
         return cli_usage(command, "--data SPEC is required");
+    size_t len = o->confusion_png ? strlen(o->confusion_png) : 0;
+    if (o->confusion_png && (len < 5 || (strcmp(o->confusion_png + len - 4, ".png") &&
+                                         strcmp(o->confusion_png + len - 4, ".svg"))))
+        return cli_usage(command, "--confusion-png %s: the file's name must end in .png or .svg", o->confusion_png);
+    nf_error err;
+    if (o->confusion_png && nf_output_path_check(o->confusion_png, &err) != NF_OK)
+        return cli_fail(&err);
     if (!strcmp(command, "infer") && !o->input)
         return cli_usage(command, "--input FILE is required ('-' reads CSV from standard input)");
     return EXIT_OK;
@@ -212,6 +224,51 @@ static int class_predictions(const nf_dataset *ds, const float *scores, int64_t 
     return 1;
 }
 
+/* The classes' names: --class-names, Fashion-MNIST's for its data, else
+ * the numbers. names[] points into buf. */
+static int class_names(const eval_options *o, int64_t classes, const char **names, char *buf, size_t size)
+{
+    static const char *const fashion[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    const char *list = o->class_names;
+    if (!list && classes == 10 && !strncmp(o->data, "fashion-mnist", 13)) {
+        for (int c = 0; c < 10; c++)
+            names[c] = fashion[c];
+        return EXIT_OK;
+    }
+    size_t used = 0;
+    for (int64_t c = 0; c < classes; c++) {
+        size_t n = list ? strcspn(list, ",") : 0;
+        int w = list ? snprintf(buf + used, size - used, "%.*s", (int)n, list)
+                     : snprintf(buf + used, size - used, "%lld", (long long)c);
+        if (w < 0 || used + (size_t)w + 1 >= size || (list && n == 0))
+            return cli_usage("eval", "--class-names: %lld names joined by ',' (short ones), please",
+                             (long long)classes);
+        names[c] = buf + used;
+        used += (size_t)w + 1;
+        if (list)
+            list = list[n] ? list + n + 1 : (c + 1 < classes ? NULL : list + n);
+        if (!list && c + 1 < classes)
+            return cli_usage("eval", "--class-names gives fewer names than the %lld classes", (long long)classes);
+    }
+    if (list && *list)
+        return cli_usage("eval", "--class-names gives more names than the %lld classes", (long long)classes);
+    return EXIT_OK;
+}
+
+static int confusion_picture(const eval_options *o, const int64_t *confusion, int64_t classes)
+{
+    const char **names = calloc((size_t)classes, sizeof *names);
+    char *buf = malloc(16384);
+    int rc = names && buf ? class_names(o, classes, names, buf, 16384) : EXIT_RUNTIME;
+    const char *slash = strrchr(o->model, '/');
+    if (rc == EXIT_OK)
+        rc = cli_plot_confusion(o->confusion_png, confusion, classes, names, slash ? slash + 1 : o->model);
+    free(names);
+    free(buf);
+    return rc;
+}
+
 static int classification_report(const nf_dataset *ds, const float *scores, int64_t classes, double loss,
                                  const eval_options *o)
 {
@@ -283,6 +340,8 @@ static int classification_report(const nf_dataset *ds, const float *scores, int6
         if (o->intervals)
             rc = cli_print_intervals(stdout, &pred, &o->ci, 0);
     }
+    if (rc == EXIT_OK && o->confusion_png)
+        rc = confusion_picture(o, confusion, classes);
     free(confusion);
     free(labels);
     return rc;

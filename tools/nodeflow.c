@@ -239,6 +239,7 @@ static void usage(FILE *out)
             "  import MODEL.onnx -o MODEL.nfg --weights-out W  an ONNX model as a model file and weights\n"
             "                              (check, infer and eval also take a .onnx, with its weights)\n"
             "  export MODEL.nfg --weights W -o MODEL.onnx      the inference graph as an ONNX model\n"
+            "  plot LOG.csv -o FILE.svg    learning curves from train --log (PNG too)\n"
             "  ops                         the node types and their attributes\n\n");
     cli_print_specs(out);
     fprintf(out, "exit codes: 0 success, 1 runtime failure, 2 usage or input error\n");
@@ -259,7 +260,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"check", cmd_check}, {"dot", cmd_dot}, {"train", cmd_train},
         {"eval", cmd_eval},   {"infer", cmd_infer}, {"generate", cmd_generate}, {"ops", cmd_ops},
-        {"import", cmd_import}, {"export", cmd_export}, {"compare", cmd_compare},
+        {"import", cmd_import}, {"export", cmd_export}, {"compare", cmd_compare}, {"plot", cmd_plot},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
