@@ -408,7 +408,8 @@ static int binary_scores(const session *s, int64_t count, float **scores)
 
 static const char eval_help[] =
     "usage: nodeflow eval MODEL.nfg --weights W --data SPEC [--json] [--batch N] [--threads N] [--allow-extra]\n"
-    "                      [--allow-nonfinite]\n\n"
+    "                      [--allow-nonfinite] [--ci C [--bootstrap N] [--seed S] [--half-width E] [--jackknife]]\n"
+    "                      [--confusion-png FILE [--class-names a,b,...]]\n\n"
     "Loss and, for classifiers (one score per class and class-index labels, or one\n"
     "logit or probability per sample and 0/1 labels), accuracy,\n"
     "per-class precision, recall and F1 and the confusion matrix; for other\n"
@@ -416,6 +417,17 @@ static const char eval_help[] =
     "that is not finite is null there). Weights must be finite float32 values\n"
     "unless --allow-nonfinite; tensors the model lacks are refused unless\n"
     "--allow-extra.\n\n"
+    "  --ci C            confidence intervals at level C (0.95: 95%) for every metric:\n"
+    "                    a percentile bootstrap over the samples, stratified by class,\n"
+    "                    run in parallel; for accuracy also Wilson's score interval, and\n"
+    "                    the test samples needed for a half-width of --half-width E\n"
+    "                    (default 0.01: n = z^2 p (1 - p) / e^2) when it is wider\n"
+    "  --bootstrap N     resamples (default 1000); --seed S (default 1) draws them\n"
+    "                    (the same at any thread count)\n"
+    "  --jackknife       each metric's jackknife bias and standard error as well\n"
+    "  --confusion-png F the confusion matrix as a picture (.png or .svg; a build with\n"
+    "                    cairo), the classes named by --class-names (Fashion-MNIST's\n"
+    "                    names for its data, else numbers)\n\n"
     "Under mpirun -np N the processes share the samples out and rank 0 prints the\n"
     "figures of all of them; --comm-timeout S (default 600, 0: none) ends the job\n"
     "when a process does not answer for S seconds.\n";
