@@ -222,6 +222,16 @@ static int write_image(const char *path, cairo_surface_t *s, image *m)
     return rc;
 }
 
+/* A drawing context on s, painted white, with the text font chosen. */
+static cairo_t *blank_canvas(cairo_surface_t *s)
+{
+    cairo_t *cr = cairo_create(s);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    return cr;
+}
+
 static void text_at(cairo_t *cr, double x, double y, const char *s, double align_x, double align_y, double size)
 {
     cairo_text_extents_t e;
@@ -388,10 +398,7 @@ int cli_plot_curves(const char *log_path, const char *out, const char *title)
     double width = 990, panel = 250, top = 56, height = top + n * panel + 10;
     image m = {NULL, 0, 0, 0};
     cairo_surface_t *s = surface_for(out, width, height, &m);
-    cairo_t *cr = cairo_create(s);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_t *cr = blank_canvas(s);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     text_at(cr, width / 2, 22, title ? title : log_path, 0.5, 0.5, 15);
     axis epochs = range_of(&t, epoch, -1);
@@ -436,10 +443,7 @@ int cli_plot_confusion(const char *out, const int64_t *confusion, int64_t classe
     double width = left + classes * cell + 40, height = top + classes * cell + 140;
     image m = {NULL, 0, 0, 0};
     cairo_surface_t *s = surface_for(out, width, height, &m);
-    cairo_t *cr = cairo_create(s);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_t *cr = blank_canvas(s);
     int64_t total = 0, right = 0;
     for (int64_t a = 0; a < classes; a++)
         for (int64_t b = 0; b < classes; b++)
