@@ -89,6 +89,9 @@ typedef struct {
     nf_error *err;
     nf_onnx_options options;
     value views[NF_MAX_INPUTS]; /* node inputs seen with a batch axis (whole inputs) */
+    const Onnx__GraphProto *graph;
+    size_t node_index;          /* of `at` in the graph */
+    unsigned char *done;        /* per node: mapped already, as part of a pattern */
 } importer;
 
 static const char *value_name(const void *items, int i) { return ((value *const *)items)[i]->name; }
@@ -2612,6 +2615,8 @@ static nf_status map_slice(importer *im)
     return NF_OK;
 }
 
+static nf_status map_reduce_mean(importer *im);
+
 static const struct {
     const char *op;
     mapper map;
@@ -2645,6 +2650,7 @@ static const struct {
     {"OneHot", map_one_hot},
     {"Mul", map_binary},
     {"Relu", map_activation},
+    {"ReduceMean", map_reduce_mean},
     {"Reshape", map_reshape},
     {"Shape", map_shape},
     {"Slice", map_slice},
@@ -2657,6 +2663,134 @@ static const struct {
     {"Transpose", map_transpose},
     {"Unsqueeze", map_squeeze},
 };
+
+/* ---- the layer norm that opsets before 17 spell out ------------------------------ */
+
+/* The one node after `at` that reads value `name` and is of operator
+ * `op`, when nothing else reads it (no other node, no graph output):
+ * its index, else -1. */
+static long sole_reader(const importer *im, const char *name, const char *op)
+{
+    const Onnx__GraphProto *gp = im->graph;
+    long found = -1;
+    for (size_t k = 0; k < gp->n_output; k++)
+        if (gp->output[k]->name && !strcmp(gp->output[k]->name, name))
+            return -1;
+    for (size_t k = 0; k < gp->n_node; k++)
+        for (size_t i = 0; i < gp->node[k]->n_input; i++) {
+            if (strcmp(gp->node[k]->input[i], name))
+                continue;
+            if (found >= 0 || k <= im->node_index || !gp->node[k]->op_type || strcmp(gp->node[k]->op_type, op))
+                return -1;
+            found = (long)k;
+        }
+    return found;
+}
+
+/* Node k's input i as a constant scalar in *got: a value known already,
+ * or a Constant node that comes later than `at` (not mapped yet). */
+static int scalar_input(importer *im, size_t k, size_t i, double *got)
+{
+    const Onnx__NodeProto *n = im->graph->node[k];
+    if (i >= n->n_input)
+        return 0;
+    const value *c = find(im, n->input[i]);
+    if (c) {
+        if (c->node || c->zeros || c->count != 1 || (c->is_int && batch_multiple(c->i[0])))
+            return 0;
+        *got = const_at(c, 0);
+        return 1;
+    }
+    for (size_t j = 0; j < k; j++) {
+        const Onnx__NodeProto *def = im->graph->node[j];
+        if (def->n_output && !strcmp(def->output[0], n->input[i]) && def->op_type &&
+            !strcmp(def->op_type, "Constant") && def->n_attribute == 1 && def->attribute[0]->t) {
+            value tmp = {0};
+            int ok = read_tensor(im, def->attribute[0]->t, &tmp) == NF_OK && tmp.count == 1;
+            if (ok)
+                *got = const_at(&tmp, 0);
+            free(tmp.f);
+            free(tmp.i);
+            return ok;
+        }
+    }
+    return 0;
+}
+
+/* The ReduceMean of x over its last axis that starts PyTorch's layer norm
+ * before opset 17: d = x - mean; var = ReduceMean(d^2); y = d /
+ * sqrt(var + eps), each value read by the next step alone. The whole
+ * chain becomes one layernorm node (no affine; the Mul and Add of the
+ * weight and bias that follow map as they are). Anything else is
+ * refused. */
+static nf_status map_reduce_mean(importer *im)
+{
+    static const char *const known[] = {"axes", "keepdims", NULL};
+    value *x;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    int64_t axes[MAX_DIMS];
+    int n = attr_ints(im, "axes", axes, MAX_DIMS, &st), rank = onnx_rank(x, &s);
+    if (st != NF_OK)
+        return st;
+    if (n != 1 || (axes[0] != -1 && axes[0] != rank - 1) || !attr_int(im, "keepdims", 1) || x->merged ||
+        x->batch_axis == rank - 1 || s.rank < 1)
+        return fail(im, "ReduceMean maps only as the start of a layer norm over the last axis "
+                    "((x - mean) / sqrt(mean((x - mean)^2) + eps))");
+    Onnx__NodeProto *const *nodes = im->graph->node;
+    long sub = sole_reader(im, im->at->output[0], "Sub"), pow, mean2, plus, root, div;
+    /* d is read by Pow (or Mul) and by Div: two readers */
+    if (sub < 0 || nodes[sub]->n_input != 2 || strcmp(nodes[sub]->input[0], x->name) ||
+        strcmp(nodes[sub]->input[1], im->at->output[0]))
+        return fail(im, "ReduceMean maps only as the start of a layer norm: its mean is not subtracted from x");
+    const char *d = nodes[sub]->output[0];
+    long readers[2] = {-1, -1}, found = 0;
+    for (size_t k = 0; k < im->graph->n_node && found <= 2; k++)
+        for (size_t i = 0; i < nodes[k]->n_input; i++)
+            if (!strcmp(nodes[k]->input[i], d)) {
+                if (found < 2)
+                    readers[found] = (long)k;
+                found++;
+                break;
+            }
+    double two = 0, eps = 0;
+    pow = found == 2 ? readers[0] : -1, div = found == 2 ? readers[1] : -1;
+    int squares = pow >= 0 && nodes[pow]->op_type &&
+                  ((!strcmp(nodes[pow]->op_type, "Pow") && scalar_input(im, (size_t)pow, 1, &two) && two == 2) ||
+                   (!strcmp(nodes[pow]->op_type, "Mul") && nodes[pow]->n_input == 2 &&
+                    !strcmp(nodes[pow]->input[0], d) && !strcmp(nodes[pow]->input[1], d)));
+    mean2 = squares ? sole_reader(im, nodes[pow]->output[0], "ReduceMean") : -1;
+    plus = mean2 >= 0 ? sole_reader(im, nodes[mean2]->output[0], "Add") : -1;
+    root = plus >= 0 && scalar_input(im, (size_t)plus, 1, &eps) ? sole_reader(im, nodes[plus]->output[0], "Sqrt")
+                                                                  : -1;
+    if (root < 0 || sole_reader(im, nodes[root]->output[0], "Div") != div || !nodes[div]->op_type ||
+        strcmp(nodes[div]->op_type, "Div") || strcmp(nodes[div]->input[0], d) || !(eps > 0 && eps < 1))
+        return fail(im, "ReduceMean maps only as the start of a layer norm: (x - mean) / sqrt(mean((x - mean)^2) "
+                    "+ eps) with eps between 0 and 1, each step read by the next alone");
+    for (size_t a = 0; a < nodes[mean2]->n_attribute; a++) /* the variance's mean over the same axis */
+        if (!strcmp(nodes[mean2]->attribute[a]->name, "keepdims") && !nodes[mean2]->attribute[a]->i)
+            return fail(im, "the variance's ReduceMean drops the axis");
+    int64_t axes2[MAX_DIMS];
+    const Onnx__NodeProto *at = im->at;
+    im->at = nodes[mean2];
+    int n2 = attr_ints(im, "axes", axes2, MAX_DIMS, &st);
+    im->at = at;
+    if (st != NF_OK || n2 != 1 || axes2[0] != axes[0])
+        return fail(im, "the variance's ReduceMean is over other axes");
+    nf_node *y = add(im, "layernorm", 1, &x->node, NULL);
+    if ((st = set(im, y, "axes", "1")) != NF_OK || (st = set(im, y, "eps", "%.9g", eps)) != NF_OK ||
+        (st = set(im, y, "affine", "false")) != NF_OK)
+        return st;
+    long chain[] = {sub, pow, mean2, plus, root, div};
+    for (size_t k = 0; k < sizeof chain / sizeof chain[0]; k++)
+        im->done[chain[k]] = 1;
+    im->at = nodes[div]; /* (y is the Div's output) */
+    st = define_like(im, 0, y, x);
+    im->at = at;
+    return st;
+}
 
 /* Operators whose opset-1 form is the one mapped here (older models are
  * read when they use only these; Relu and the like lost an attribute,
@@ -2937,8 +3071,14 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
     for (size_t k = 0; st == NF_OK && k < gp->n_input; k++)
         if (!find(im, gp->input[k]->name)) /* (an initializer may be listed as an input too) */
             st = add_input(im, gp, gp->input[k]);
+    im->graph = gp;
+    if (st == NF_OK && !(im->done = calloc(gp->n_node + 1, 1)))
+        st = no_memory(im);
     for (size_t k = 0; st == NF_OK && k < gp->n_node; k++)
-        st = map_node(im, gp->node[k]);
+        if (!im->done[k]) {
+            im->node_index = k;
+            st = map_node(im, gp->node[k]);
+        }
     im->at = NULL;
     if (st == NF_OK && gp->n_output == 0)
         return fail(im, "the graph has no outputs");
@@ -2964,6 +3104,7 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
 
 static void free_importer(importer *im)
 {
+    free(im->done);
     for (int k = 0; k < im->n_values; k++) {
         free(im->values[k]->f);
         free(im->values[k]->i);

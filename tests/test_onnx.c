@@ -65,8 +65,9 @@ static void check_export(const char *name)
 static void test_pytorch_exports(void **state)
 {
     (void)state;
-    static const char *const names[] = {"mlp",   "lenet_bn", "global_pool", "embed_lstm",
-                                        "bigru", "layernorm", "encoder",   "encoder_post"};
+    static const char *const names[] = {"mlp",          "lenet_bn",    "global_pool", "embed_lstm", "bigru",
+                                        "layernorm",    "encoder",     "encoder_post", "layernorm14",
+                                        "encoder14"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         check_export(names[k]);
 }
@@ -144,7 +145,7 @@ static void test_export_round_trip(void **state)
         const char *name;
         int ids;
     } imported[] = {{"mlp", 0}, {"lenet_bn", 0}, {"global_pool", 0}, {"layernorm", 0}, {"embed_lstm", 50},
-                    {"bigru", 0}, {"encoder", 0}, {"encoder_post", 0}};
+                    {"bigru", 0}, {"encoder", 0}, {"encoder_post", 0}, {"encoder14", 0}};
     for (size_t k = 0; k < sizeof imported / sizeof imported[0]; k++) {
         char path[512];
         snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx", NF_SOURCE_DIR, imported[k].name);
