@@ -156,6 +156,8 @@ static value *define(importer *im, const char *name)
 }
 
 /* The node's input i (NULL and an error when it is missing or unknown). */
+static int takes_merged(const char *op);
+
 static value *input(importer *im, int i)
 {
     if ((size_t)i >= im->at->n_input || !*im->at->input[i]) {
@@ -168,13 +170,15 @@ static value *input(importer *im, int i)
     else if (v->unusable) {
         fail(im, "input '%s' is %s", v->name, v->unusable);
         return NULL;
+    } else if (v->merged && !takes_merged(im->at->op_type)) {
+        fail(im, "input '%s' has its batch merged with other axes (%lld x batch x %lld)", v->name,
+             (long long)v->outer, (long long)v->inner);
+        return NULL;
     }
     return v;
 }
 
 static int has_input(const importer *im, int i) { return (size_t)i < im->at->n_input && *im->at->input[i]; }
-
-static int takes_merged(const char *op);
 
 /* Input i as a node, its batch axis anywhere. */
 static value *any_input(importer *im, int i)
@@ -212,7 +216,8 @@ static int sample_axis(const value *v, int k)
 static int takes_merged(const char *op)
 {
     static const char *const ops[] = {"Reshape", "Transpose", "MatMul", "Gemm", "Softmax", "Shape", "Add", "Sub", "Mul",
-                                      "Div", "Identity", "Dropout", "Relu", "Sigmoid", "Tanh", "Erf", "Slice", NULL};
+                                      "Div", "Identity", "Dropout", "Cast", "Relu", "Sigmoid", "Tanh", "Erf", "Slice",
+                                      NULL};
     for (int k = 0; ops[k]; k++)
         if (!strcmp(op, ops[k]))
             return 1;
@@ -1069,6 +1074,8 @@ static nf_status fold_binary(importer *im, const value *a, const value *b)
         if (is_int) {
             st = fold_ints(im, op, a->i[at[0]], b->i[at[1]], &y->i[e]);
         } else {
+            if ((a->is_int && batch_multiple(a->i[at[0]])) || (b->is_int && batch_multiple(b->i[at[1]])))
+                return fail(im, "float arithmetic on the batch size");
             double x = const_at(a, at[0]), z = const_at(b, at[1]);
             y->f[e] = (float)(op == '+' ? x + z : op == '-' ? x - z : op == '*' ? x * z : x / z);
         }
@@ -1440,8 +1447,7 @@ static nf_status channel_constant(importer *im, const value *v, double k, int ra
  * the statistics of the batch in it (Ioffe and Szegedy: mean and biased
  * variance over every axis but C). Per channel, x as [C, values]: y is
  * its layer norm times the scale plus B; the running statistics
- * out = momentum stat_in + (1 - momentum) stat, with the variance as
- * mean(x^2) - mean(x)^2. */
+ * out = momentum stat_in + (1 - momentum) stat. */
 static nf_status batchnorm_training(importer *im)
 {
     value *x = any_input(im, 0), *p[4];
@@ -1486,12 +1492,19 @@ static nf_status batchnorm_training(importer *im)
         (st = set(im, y = add(im, "permute", 1, &back, NULL), "order", "%s", order)) != NF_OK ||
         (st = define_output(im, 0, y, NO_BATCH)) != NF_OK)
         return st;
-    /* the running statistics */
-    nf_node *mean = add(im, "global_avgpool", 1, &cols, "_mean");
-    in[0] = in[1] = cols;
+    /* the running statistics; the variance of x - c about the given running
+     * mean c (the same variance, with less cancellation in float when the
+     * batch's mean is near c): mean((x - c)^2) - mean(x - c)^2 */
+    nf_node *mean = add(im, "global_avgpool", 1, &cols, "_mean"), *prior_c;
+    if ((st = channel_constant(im, p[2], 1, 2, &cv, &prior_c)) != NF_OK)
+        return st;
+    in[0] = cols, in[1] = prior_c;
+    nf_node *about = add(im, "sub", 2, in, "_about");
+    in[0] = in[1] = about;
     nf_node *square = add(im, "mul", 2, in, "_square");
     nf_node *mean_sq = add(im, "global_avgpool", 1, &square, "_mean_sq");
-    in[0] = in[1] = mean;
+    nf_node *mean_shift = add(im, "global_avgpool", 1, &about, "_mean_about");
+    in[0] = in[1] = mean_shift;
     nf_node *sq_mean = add(im, "mul", 2, in, "_sq_mean");
     in[0] = mean_sq, in[1] = sq_mean;
     nf_node *var = add(im, "sub", 2, in, "_var");
@@ -1936,11 +1949,12 @@ static nf_status map_one_hot(importer *im)
     int64_t axis = attr_int(im, "axis", -1);
     if (axis != -1 && axis != onnx_rank(ids, &s))
         return fail(im, "axis %lld: only the last axis (-1) maps", (long long)axis);
-    if (depth->count != 1 || const_at(depth, 0) < 1 || const_at(depth, 0) > (1 << 24) || values->count != 2 ||
+    double classes = depth->count == 1 ? const_at(depth, 0) : 0;
+    if (!(classes >= 1 && classes <= (1 << 24)) || classes != floor(classes) || values->count != 2 ||
         const_at(values, 0) != 0 || const_at(values, 1) != 1)
         return fail(im, "depth must be 1 to 2^24 and values [0, 1]");
     nf_node *y = add(im, "one_hot", 1, &ids->node, NULL);
-    if ((st = set(im, y, "classes", "%lld", (long long)const_at(depth, 0))) != NF_OK)
+    if ((st = set(im, y, "classes", "%lld", (long long)classes)) != NF_OK)
         return st;
     return define_output(im, 0, y, ids->batch_axis);
 }
@@ -2680,7 +2694,8 @@ static long sole_reader(const importer *im, const char *name, const char *op)
         for (size_t i = 0; i < gp->node[k]->n_input; i++) {
             if (strcmp(gp->node[k]->input[i], name))
                 continue;
-            if (found >= 0 || k <= im->node_index || !gp->node[k]->op_type || strcmp(gp->node[k]->op_type, op))
+            if (found >= 0 || k <= im->node_index || !gp->node[k]->op_type || strcmp(gp->node[k]->op_type, op) ||
+                gp->node[k]->n_output < 1)
                 return -1;
             found = (long)k;
         }
@@ -2756,7 +2771,8 @@ static nf_status map_reduce_mean(importer *im)
                 break;
             }
     double two = 0, eps = 0;
-    pow = found == 2 ? readers[0] : -1, div = found == 2 ? readers[1] : -1;
+    pow = found == 2 && nodes[readers[0]]->n_output ? readers[0] : -1;
+    div = found == 2 && nodes[readers[1]]->n_output ? readers[1] : -1;
     int squares = pow >= 0 && nodes[pow]->op_type &&
                   ((!strcmp(nodes[pow]->op_type, "Pow") && scalar_input(im, (size_t)pow, 1, &two) && two == 2) ||
                    (!strcmp(nodes[pow]->op_type, "Mul") && nodes[pow]->n_input == 2 &&
@@ -2770,7 +2786,8 @@ static nf_status map_reduce_mean(importer *im)
         return fail(im, "ReduceMean maps only as the start of a layer norm: (x - mean) / sqrt(mean((x - mean)^2) "
                     "+ eps) with eps between 0 and 1, each step read by the next alone");
     for (size_t a = 0; a < nodes[mean2]->n_attribute; a++) /* the variance's mean over the same axis */
-        if (!strcmp(nodes[mean2]->attribute[a]->name, "keepdims") && !nodes[mean2]->attribute[a]->i)
+        if (nodes[mean2]->attribute[a]->name && !strcmp(nodes[mean2]->attribute[a]->name, "keepdims") &&
+            !nodes[mean2]->attribute[a]->i)
             return fail(im, "the variance's ReduceMean drops the axis");
     int64_t axes2[MAX_DIMS];
     const Onnx__NodeProto *at = im->at;
@@ -3054,6 +3071,8 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
     nf_status st = NF_OK;
     for (size_t k = 0; st == NF_OK && k < gp->n_initializer; k++) {
         const Onnx__TensorProto *t = gp->initializer[k];
+        if (t->name && bound_value(im, t->name))
+            continue; /* (an input with a default: the bound value replaces it) */
         value *v = define(im, t->name);
         st = v ? read_tensor(im, t, v) : im->err->code;
         if (v)
@@ -3092,8 +3111,12 @@ static nf_status import_graph(importer *im, const Onnx__GraphProto *gp)
             return st;
         if (v->node && v->merged)
             return fail(im, "output '%s' has its batch merged with other axes", name);
+        int batch = !v->node || v->batch_axis == NO_BATCH ? -1 : v->batch_axis;
+        if (batch > 0 && !im->options.output_batch_axes) /* (who cannot learn where it went is told so) */
+            return fail(im, "output '%s' has the batch at axis %d; nodeflow's outputs have it first (nf_onnx_load_with "
+                        "with output_batch_axes takes it so)", name, batch);
         if (im->options.output_batch_axes && k < (size_t)im->options.max_outputs)
-            im->options.output_batch_axes[k] = !v->node || v->batch_axis == NO_BATCH ? -1 : v->batch_axis;
+            im->options.output_batch_axes[k] = batch;
         char out_name[NF_NAME_MAX];
         node_name(im, name, out_name);
         if (!nf_output(im->g, out_name, node))
@@ -3123,7 +3146,7 @@ nf_status nf_onnx_parse_with(const void *data, size_t size, const char *name, co
                              nf_graph **out, nf_error *err)
 {
     if (!data || !out || (options && options->n_bound && (!options->bound_names || !options->bound_values)) ||
-        (options && options->n_bound < 0))
+        (options && (options->n_bound < 0 || options->max_outputs < 0)))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "nf_onnx_parse: NULL argument or no bound values");
     *out = NULL;
     nf_error local;

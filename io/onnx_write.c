@@ -28,6 +28,7 @@ typedef struct {
     size_t n_inputs, n_outputs;
     int failed;                    /* out of memory */
     unsigned char *written;        /* per node: its constant's initializer is written */
+    const unsigned char *needed;   /* per node: in the inference graph */
     nf_error *err;
     int64_t opset;
 } exporter;
@@ -685,12 +686,15 @@ static nf_status export_shape_op(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+static int ids_only(const nf_graph *g, const unsigned char *needed, const nf_node *in);
+
 /* embedding: Gather of the table's rows by the ids (int64 in the model);
  * one_hot: OneHot of the ids with depth `classes` and values 0, 1. */
 static nf_status export_ids(exporter *ex, const nf_node *n)
 {
-    if (!(n->inputs[0]->op->flags & NF_OP_INPUT))
-        return refuse(ex, n, "ids computed by other nodes are not exported (they are an int64 input in ONNX)");
+    if (!(n->inputs[0]->op->flags & NF_OP_INPUT) || !ids_only(ex->g, ex->needed, n->inputs[0]))
+        return refuse(ex, n, "ids computed by other nodes, or an input that other nodes read as numbers, are not "
+                             "exported (ids are an int64 input in ONNX)");
     if (!strcmp(n->op->name, "embedding")) {
         const char *in[] = {param_init(ex, n, "weight"), in_name(n, 0), NULL};
         attr_int(ex, node(ex, "Gather", n->name, in, n->name), "axis", 0);
@@ -881,6 +885,7 @@ nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
         return st;
     exporter ex = {.g = g, .err = err, .opset = 14};
     unsigned char *needed = calloc((size_t)g->n_nodes + 1, 1);
+    ex.needed = needed;
     ex.written = calloc((size_t)g->n_nodes + 1, 1);
     st = needed && ex.written ? build(&ex, needed) : nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
     free(needed);
