@@ -90,8 +90,10 @@ static double metric_of(const sums *s, const nf_predictions *p, nf_metric m)
         return values > 0 ? s->sse / values : 0;
     if (m == NF_METRIC_MAE)
         return values > 0 ? s->sae / values : 0;
-    double total = s->sum_y2 - s->sum_y * s->sum_y / values; /* R^2 */
-    return values > 0 && total > 0 ? 1.0 - s->sse / total : 0;
+    /* R^2; SST = sum y^2 - (sum y)^2 / n cancels for constant targets:
+     * what is left under 1e-12 of sum y^2 is rounding, taken as 0 */
+    double total = s->sum_y2 - s->sum_y * s->sum_y / values;
+    return values > 0 && total > 1e-12 * s->sum_y2 ? 1.0 - s->sse / total : 0;
 }
 
 const char *nf_metric_name(nf_metric m)
@@ -126,6 +128,11 @@ static nf_status check(const nf_predictions *p, nf_metric m, nf_error *err)
     } else if (!p->target || !p->output || p->outputs < 1) {
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "regression predictions need targets, outputs and 1 or more "
                        "values per sample");
+    } else {
+        for (int64_t v = 0; v < p->count * p->outputs; v++)
+            if (!isfinite(p->target[v]) || !isfinite(p->output[v]))
+                return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "sample %lld: a target or output that is not finite",
+                               (long long)(v / p->outputs));
     }
     return NF_OK;
 }
@@ -312,8 +319,8 @@ static nf_status resampled(const nf_predictions *a, const nf_predictions *b, nf_
     #pragma omp parallel
     {
         int64_t *indices = malloc((size_t)a->count * sizeof(int64_t));
-        sums sa, sb;
-        int ok = indices && sums_init(&sa, a) && sums_init(&sb, b ? b : a);
+        sums sa = {0}, sb = {0};
+        int ok = sums_init(&sa, a) & sums_init(&sb, b ? b : a) & (indices != NULL); /* (all tried: all freed) */
         #pragma omp for schedule(static)
         for (int64_t r = 0; r < c->resamples; r++) {
             if (!ok)
@@ -335,10 +342,8 @@ static nf_status resampled(const nf_predictions *a, const nf_predictions *b, nf_
             failed = 1;
         }
         free(indices);
-        if (ok) {
-            sums_free(&sa);
-            sums_free(&sb);
-        }
+        sums_free(&sa);
+        sums_free(&sb);
     }
     strata_free(&t);
     return failed ? nf_fail(err, NF_ERR_NO_MEMORY, "out of memory") : NF_OK;
@@ -484,8 +489,8 @@ nf_status nf_permutation_test(const nf_predictions *a, const nf_predictions *b, 
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%lld permutations (1 to %d)", (long long)permutations,
                        MAX_RESAMPLES);
     double va, vb;
-    nf_metric_value(a, m, &va, err);
-    nf_metric_value(b, m, &vb, err);
+    if ((st = nf_metric_value(a, m, &va, err)) != NF_OK || (st = nf_metric_value(b, m, &vb, err)) != NF_OK)
+        return st;
     double observed = fabs(va - vb);
     int64_t at_least = 0, failed = 0;
     #pragma omp parallel reduction(+ : at_least, failed)
@@ -494,8 +499,8 @@ nf_status nf_permutation_test(const nf_predictions *a, const nf_predictions *b, 
         size_t values = (size_t)(cls ? a->count : a->count * a->outputs);
         void *bx = malloc(values * (cls ? sizeof(int32_t) : sizeof(float)));
         void *by = malloc(values * (cls ? sizeof(int32_t) : sizeof(float)));
-        sums sx, sy;
-        int ok = bx && by && sums_init(&sx, a) && sums_init(&sy, b);
+        sums sx = {0}, sy = {0};
+        int ok = sums_init(&sx, a) & sums_init(&sy, b) & (bx != NULL) & (by != NULL); /* (all tried: all freed) */
         #pragma omp for schedule(static)
         for (int64_t r = 0; r < permutations; r++) {
             if (!ok)
@@ -512,10 +517,8 @@ nf_status nf_permutation_test(const nf_predictions *a, const nf_predictions *b, 
             at_least += fabs(metric_of(&sx, &x, m) - metric_of(&sy, &y, m)) >= observed * (1 - 1e-12);
         }
         failed += !ok;
-        if (ok) {
-            sums_free(&sx);
-            sums_free(&sy);
-        }
+        sums_free(&sx);
+        sums_free(&sy);
         free(bx);
         free(by);
     }

@@ -97,8 +97,9 @@ typedef struct cli_ci_options {
 } cli_ci_options;
 
 /* The metrics' intervals (bootstrap; Wilson's for accuracy; the sample
- * size; the jackknife when asked): text lines, or a JSON member
- * "intervals": {...} (no comma around it). */
+ * size; the jackknife when asked), all computed before anything is
+ * printed: text lines, or a JSON member ', "intervals": {...}' (its
+ * comma first) of the caller's object. */
 int cli_print_intervals(FILE *f, const nf_predictions *p, const cli_ci_options *o, int json);
 
 /* Two models on the same samples: A - B per metric with paired intervals

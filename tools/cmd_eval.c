@@ -275,6 +275,15 @@ static int classification_report(const nf_dataset *ds, const float *scores, int6
     int json = o->json;
     nf_predictions pred;
     int32_t *labels;
+    if (o->confusion_png) { /* (the names checked before anything is printed) */
+        const char **names = calloc((size_t)classes, sizeof *names);
+        char *buf = malloc(16384);
+        int rc = names && buf ? class_names(o, classes, names, buf, 16384) : EXIT_RUNTIME;
+        free(names);
+        free(buf);
+        if (rc != EXIT_OK)
+            return rc;
+    }
     int64_t *confusion = calloc((size_t)(classes * classes), sizeof *confusion), correct = 0;
     if (!confusion || !class_predictions(ds, scores, classes, &pred, &labels)) {
         free(confusion);
@@ -321,10 +330,8 @@ static int classification_report(const nf_dataset *ds, const float *scores, int6
             printf("]");
         }
         printf("]");
-        if (o->intervals) {
-            printf(", ");
+        if (o->intervals)
             rc = cli_print_intervals(stdout, &pred, &o->ci, 1);
-        }
         printf("}\n");
     } else {
         printf("macro F1 %.4f\n\nconfusion matrix (rows: true class, columns: predicted)\n      ", macro_f1);
@@ -367,10 +374,8 @@ static int task_report(session *s, const nf_dataset *ds, const eval_options *o, 
     if (json) {
         printf("{\"samples\": %lld, ", (long long)ds->count);
         cli_metrics_json(stdout, &stats);
-        if (pred) {
-            printf(", ");
+        if (pred)
             rc = cli_print_intervals(stdout, pred, &o->ci, 1);
-        }
         printf("}\n");
         return rc;
     }
@@ -445,6 +450,8 @@ int cmd_eval(int argc, char **argv)
     int64_t size = 0;
     double loss = 0;
     rc = open_session(&o, &s, 0, &ds);
+    if (rc == EXIT_OK && o.ci.jackknife && ds->count < 2)
+        rc = cli_usage("eval", "--jackknife needs 2 samples or more");
     if (rc == EXIT_OK) {
         /* what the report is decided from the shapes: class labels and a
          * binary classifier need every score (run_all); other targets,
@@ -514,6 +521,14 @@ static int predictions_of(const eval_options *o, session *s, nf_dataset **ds, fl
     if (rc != EXIT_OK)
         return rc;
     nf_error err;
+    if ((*ds)->y_shape.rank == 0 && size == 1 && (*ds)->classes == 2 && s->bind.n_y == 1) {
+        /* one score against 0/1 labels: a binary classifier, as eval takes it */
+        if (!binary_scores(s, (*ds)->count, scores)) {
+            fprintf(stderr, "nodeflow: out of memory\n");
+            return EXIT_RUNTIME;
+        }
+        size = 2;
+    }
     if ((*ds)->y_shape.rank == 0 && size > 1) {
         if (nf_dataset_check_classes(*ds, size, &err) != NF_OK)
             return cli_fail(&err);

@@ -72,9 +72,10 @@ static void report(const double *figures, int folds, const char *model, int64_t 
             const double *f = figures + k * N_FIGURES;
             printf("%s{\"fold\": %d, \"train\": %.0f, \"val\": %.0f, \"best_epoch\": %.0f", k ? ", " : "", k + 1,
                    f[F_TRAIN], f[F_VAL], f[F_BEST]);
+            char num[32];
             for (int c = 0; c < n; c++)
                 if (shown(c, figures, folds))
-                    printf(", \"%s\": %.9g", columns[c].name, f[columns[c].figure]);
+                    printf(", \"%s\": %s", columns[c].name, cli_json_number(num, sizeof num, f[columns[c].figure]));
             printf("}");
         }
         printf("], \"mean\": {");
@@ -109,8 +110,10 @@ static void report(const double *figures, int folds, const char *model, int64_t 
             square += d * d;
         }
         double sd = sqrt(square / (folds - 1)); /* (the sample standard deviation) */
+        char a[32], b[32];
         if (json)
-            printf("%s\"%s\": {\"mean\": %.9g, \"sd\": %.9g}", first ? "" : ", ", columns[c].name, mean, sd);
+            printf("%s\"%s\": {\"mean\": %s, \"sd\": %s}", first ? "" : ", ", columns[c].name,
+                   cli_json_number(a, sizeof a, mean), cli_json_number(b, sizeof b, sd));
         else
             printf("%s%s %.4f +- %.4f", first ? "" : ", ", columns[c].name, mean, sd);
         first = 0;

@@ -30,11 +30,20 @@ static int64_t correct_of(const nf_predictions *p)
     return right;
 }
 
+/* The proportion the sample size is planned for: the measured one, kept
+ * within [1/n, 1 - 1/n] (at 0 or 1, p (1 - p) = 0 would ask for one
+ * sample however wide the interval is). */
+static double planning_p(double p, int64_t n)
+{
+    double edge = 1.0 / (double)n;
+    return p < edge ? edge : p > 1 - edge ? 1 - edge : p;
+}
+
 /* The sample size for the accuracy's half-width, when the interval is wider. */
 static void sample_size_text(FILE *f, const nf_predictions *p, const nf_interval *wilson, const cli_ci_options *o)
 {
     double half = (wilson->hi - wilson->lo) / 2;
-    int64_t need = nf_sample_size(wilson->estimate, o->half_width, o->confidence);
+    int64_t need = nf_sample_size(planning_p(wilson->estimate, p->count), o->half_width, o->confidence);
     if (half <= o->half_width)
         fprintf(f, "the accuracy's interval is within +-%.4g (it is +-%.4g with %lld samples)\n", o->half_width, half,
                 (long long)p->count);
@@ -61,8 +70,8 @@ int cli_print_intervals(FILE *f, const nf_predictions *p, const cli_ci_options *
     if (classes && nf_wilson_interval(correct_of(p), p->count, o->confidence, &wilson, &err) != NF_OK)
         return cli_fail(&err);
     char a[32], b[32], d[32];
-    if (json) {
-        fprintf(f, "\"intervals\": {\"confidence\": %s, \"method\": \"percentile bootstrap\", \"resamples\": %lld, "
+    if (json) { /* (a member of the caller's object: the comma first) */
+        fprintf(f, ", \"intervals\": {\"confidence\": %s, \"method\": \"percentile bootstrap\", \"resamples\": %lld, "
                    "\"seed\": %lld, \"stratified\": %s",
                 cli_json_number(a, sizeof a, o->confidence), (long long)c.resamples, (long long)o->seed,
                 classes ? "true" : "false");
@@ -81,7 +90,7 @@ int cli_print_intervals(FILE *f, const nf_predictions *p, const cli_ci_options *
         }
         if (classes)
             fprintf(f, ", \"half_width\": %s, \"samples_needed\": %lld", cli_json_number(a, sizeof a, o->half_width),
-                    (long long)nf_sample_size(wilson.estimate, o->half_width, o->confidence));
+                    (long long)nf_sample_size(planning_p(wilson.estimate, p->count), o->half_width, o->confidence));
         fprintf(f, "}");
         return EXIT_OK;
     }

@@ -263,9 +263,9 @@ static axis range_of(const table *t, int a, int b)
             if (isfinite(v))
                 r.lo = fmin(r.lo, v), r.hi = fmax(r.hi, v);
         }
-    if (!(r.hi > r.lo)) {
-        double mid = isfinite(r.lo) ? r.lo : 0;
-        r.lo = mid - 0.5, r.hi = mid + 0.5;
+    if (!(r.hi > r.lo)) { /* (one value: a range around it that its precision can tell apart) */
+        double mid = isfinite(r.lo) ? r.lo : 0, half = fmax(0.5, fabs(mid) * 1e-6);
+        r.lo = mid - half, r.hi = mid + half;
     }
     double pad = 0.06 * (r.hi - r.lo);
     return (axis){r.lo - pad, r.hi + pad};
@@ -279,6 +279,14 @@ typedef struct frame {
 static double fx(const frame *f, double v) { return f->x0 + (v - f->x.lo) / (f->x.hi - f->x.lo) * f->w; }
 static double fy(const frame *f, double v) { return f->y0 + f->h - (v - f->y.lo) / (f->y.hi - f->y.lo) * f->h; }
 
+/* Whether ticks `step` apart can be counted over the axis (a range too
+ * narrow for its numbers' precision gets none). */
+static int countable(axis a, double step)
+{
+    double first = a.lo / step, last = a.hi / step;
+    return a.hi > a.lo && step > 0 && isfinite(first) && isfinite(last) && fabs(first) < 1e15 && fabs(last) < 1e15;
+}
+
 /* The frame, grid, ticks and their labels (right: the ticks on the right
  * side for a second axis, no grid). */
 static void draw_axes(cairo_t *cr, const frame *f, int right, const char *label)
@@ -286,7 +294,10 @@ static void draw_axes(cairo_t *cr, const frame *f, int right, const char *label)
     char text[32];
     cairo_set_line_width(cr, 1);
     double step = tick_step(f->y.lo, f->y.hi, 5);
-    for (double v = ceil(f->y.lo / step) * step; v <= f->y.hi; v += step) {
+    int ticks = countable(f->y, step);
+    for (int64_t k = 0, k0 = ticks ? (int64_t)ceil(f->y.lo / step) : 0; ticks && k <= 50 && (k0 + k) * step <= f->y.hi;
+         k++) {
+        double v = (double)(k0 + k) * step; /* (counted: a step below the doubles' spacing cannot loop) */
         if (!right) {
             cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
             cairo_move_to(cr, f->x0, fy(f, v));
@@ -299,7 +310,10 @@ static void draw_axes(cairo_t *cr, const frame *f, int right, const char *label)
     }
     if (!right) {
         double xs = fmax(1, tick_step(f->x.lo, f->x.hi, 8));
-        for (double v = ceil(f->x.lo / xs) * xs; v <= f->x.hi; v += xs) {
+        int xticks = countable(f->x, xs);
+        for (int64_t k = 0, k0 = xticks ? (int64_t)ceil(f->x.lo / xs) : 0; xticks && k <= 50 && (k0 + k) * xs <= f->x.hi;
+             k++) {
+            double v = (double)(k0 + k) * xs;
             snprintf(text, sizeof text, "%g", v);
             text_at(cr, fx(f, v), f->y0 + f->h + 6, text, 0.5, 0, 11);
         }

@@ -33,22 +33,31 @@ nf_status nf_kfold_assign(const nf_dataset *ds, int k, int stratified, uint64_t 
     if (stratified && (ds->classes < 1 || ds->y_shape.rank != 0))
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "stratified folds need class labels");
     int64_t groups = stratified ? ds->classes : 1, dealt = 0;
-    int64_t *items = malloc((size_t)ds->count * sizeof *items);
-    if (!items)
+    for (int64_t i = 0; stratified && i < ds->count; i++)
+        if (!(ds->y[i] >= 0 && ds->y[i] < (float)groups) || ds->y[i] != floorf(ds->y[i]))
+            return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "sample %lld: label %g is no class below %lld",
+                           (long long)i, (double)ds->y[i], (long long)groups);
+    /* the samples bucketed by class (a counting sort: one pass, whatever the classes) */
+    int64_t *items = malloc((size_t)ds->count * sizeof *items), *start = calloc((size_t)groups + 2, sizeof *start);
+    if (!items || !start) {
+        free(items);
+        free(start);
         return nf_fail(err, NF_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int64_t i = 0; i < ds->count; i++)
+        start[(stratified ? (int64_t)ds->y[i] : 0) + 2]++;
+    for (int64_t g = 0; g < groups; g++)
+        start[g + 2] += start[g + 1];
+    for (int64_t i = 0; i < ds->count; i++)
+        items[start[(stratified ? (int64_t)ds->y[i] : 0) + 1]++] = i;
     for (int64_t g = 0; g < groups; g++) { /* each class (or all) shuffled, dealt out from where the last ended */
-        int64_t n = 0;
-        for (int64_t i = 0; i < ds->count; i++)
-            if (!stratified || (int64_t)ds->y[i] == g)
-                items[n++] = i;
-        shuffle(items, n, seed, (uint64_t)g);
+        int64_t first = start[g], n = start[g + 1] - first;
+        shuffle(items + first, n, seed, (uint64_t)g);
         for (int64_t j = 0; j < n; j++, dealt++)
-            fold_of[items[j]] = (int32_t)(dealt % k);
+            fold_of[items[first + j]] = (int32_t)(dealt % k);
     }
     free(items);
-    if (dealt != ds->count)
-        return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "%lld samples have a label that is no class below %lld",
-                       (long long)(ds->count - dealt), (long long)ds->classes);
+    free(start);
     return NF_OK;
 }
 

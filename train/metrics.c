@@ -98,8 +98,8 @@ static double f1_of(int64_t tp, int64_t fp, int64_t fn)
  * constant targets (sklearn's choice for a perfect fit aside) */
 static double r2_of(double sse, double sum_y, double sum_y2, double n)
 {
-    double tot = sum_y2 - sum_y * sum_y / n;
-    return n > 0 && tot > 0 ? 1.0 - sse / tot : 0.0;
+    double tot = sum_y2 - sum_y * sum_y / n; /* (under 1e-12 of sum y^2: rounding of constant targets) */
+    return n > 0 && tot > 1e-12 * sum_y2 ? 1.0 - sse / tot : 0.0;
 }
 
 /* Macro F1 over the classes that occur (as a label or a prediction). */
