@@ -96,6 +96,9 @@ if "$nodeflow" plot "$src/docs/images/learning_curves.csv" -o "$work/curves.svg"
         --confusion-png "$work/confusion.png" --json
     contains "$work/out" '"confusion": [' "the JSON stays whole with a picture"
     [ -s "$work/confusion.png" ] && ok || bad "no confusion picture"
+    expect 0 "a confusion picture with numbered classes" "$nodeflow" eval "$xor" --weights "$work/xor.st" \
+        --data "csv:$src/tests/data/xor.csv,label=2" --confusion-png "$work/xor.svg"
+    contains "$work/xor.svg" "<svg" "the numbered classes' picture"
 else
     contains "$work/err" "built without cairo" "plot without cairo says so"
 fi

@@ -248,7 +248,7 @@ static int class_names(const eval_options *o, int64_t classes, const char **name
         used += (size_t)w + 1;
         if (list)
             list = list[n] ? list + n + 1 : (c + 1 < classes ? NULL : list + n);
-        if (!list && c + 1 < classes)
+        if (o->class_names && !list && c + 1 < classes)
             return cli_usage("eval", "--class-names gives fewer names than the %lld classes", (long long)classes);
     }
     if (list && *list)

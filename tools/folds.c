@@ -131,9 +131,6 @@ int cli_cross_validate(const char *model, const char *data, long long samples, i
     int rc = cli_load_model(model, &g, &config);
     if (rc == EXIT_OK && nf_train_config_merge(&config, given, &err) != NF_OK)
         rc = cli_usage("train", "%s", err.message);
-    if (rc == EXIT_OK && (config.early_stop > 0 || !strcmp(config.schedule, "plateau")))
-        rc = cli_usage("train", "--folds validates on each fold itself; early stopping and the plateau schedule "
-                                "are not taken with it");
     if (rc == EXIT_OK && nf_dataset_load_spec(data, &ds, &err) != NF_OK)
         rc = cli_fail(&err);
     if (rc == EXIT_OK && samples > 0 && samples < ds->count)
