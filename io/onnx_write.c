@@ -686,6 +686,102 @@ static nf_status export_shape_op(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+/* rows [first, first + rows) of a [R, C] parameter, transposed, as an
+ * initializer [C, rows] (x W^T as MatMul(x, W^T)). */
+static const char *rows_transposed(exporter *ex, const nf_node *n, const nf_param *w, int64_t first, int64_t rows,
+                                   const char *what)
+{
+    int64_t cols = w->shape.dim[1], dims[2] = {cols, rows};
+    float *t = keep(ex, (size_t)(rows * cols) * sizeof(float));
+    if (!t)
+        return NULL;
+    const float *v = ex->g->values + w->offset;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            t[c * rows + r] = v[(first + r) * cols + c];
+    const char *name = text(ex, "%s.%s", n->name, what);
+    initializer(ex, name, 2, dims, t, NULL);
+    return name;
+}
+
+/* x W^T (+ b): MatMul by rows [first, first + rows) of W transposed, then
+ * Add of those entries of b (b NULL: none). */
+static const char *projection(exporter *ex, const nf_node *n, const char *x, const nf_param *w, const nf_param *b,
+                              int64_t first, int64_t rows, const char *what, const char *out)
+{
+    const char *wt = rows_transposed(ex, n, w, first, rows, what);
+    const char *mm = b ? text(ex, "%s:%s_mm", n->name, what) : out;
+    const char *in[] = {x, wt, NULL};
+    node(ex, "MatMul", mm, in, mm);
+    if (b) {
+        int64_t dims[1] = {rows};
+        const char *bn = text(ex, "%s.%s_bias", n->name, what);
+        initializer(ex, bn, 1, dims, ex->g->values + b->offset + first, NULL);
+        const char *add_in[] = {mm, bn, NULL};
+        node(ex, "Add", out, add_in, out);
+    }
+    return out;
+}
+
+/* A Reshape of `in` by the int64 shape `dims` (0: copy the batch). */
+static const char *reshape_by(exporter *ex, const char *in, const char *out, const int64_t *dims, int rank)
+{
+    int64_t len[1] = {rank};
+    const char *sn = text(ex, "%s.shape", out);
+    initializer(ex, sn, 1, len, NULL, dims);
+    const char *inputs[] = {in, sn, NULL};
+    node(ex, "Reshape", out, inputs, out);
+    return out;
+}
+
+/* attention (nn.MultiheadAttention, batch first) written out: the three
+ * projections, heads split ([N, T, E] to [N, H, T, d]), Q K^T / sqrt(d)
+ * (with the causal mask added: -inf where j > i), Softmax, times V, heads
+ * joined, the output projection. Dropout acts in training only. */
+static nf_status export_attention(exporter *ex, const nf_node *n)
+{
+    const nf_node *query = n->inputs[0], *key = n->inputs[n->n_inputs > 1 ? 1 : 0];
+    int64_t t = query->shape.dim[0], sl = key->shape.dim[0], e = query->shape.dim[1];
+    int64_t heads = (int64_t)attr(n, "heads"), d = e / heads;
+    const nf_param *w = param(ex->g, n, "in_proj_weight"), *b = param(ex->g, n, "in_proj_bias");
+    const nf_param *wo = param(ex->g, n, "out_proj.weight"), *bo = param(ex->g, n, "out_proj.bias");
+    if (!w || !wo)
+        return refuse(ex, n, "its projection weights are missing");
+    const char *qn = in_name(n, 0), *kn = in_name(n, n->n_inputs > 1 ? 1 : 0);
+    const char *q = projection(ex, n, qn, w, b, 0, e, "q", text(ex, "%s:q", n->name));
+    const char *k = projection(ex, n, kn, w, b, e, e, "k", text(ex, "%s:k", n->name));
+    const char *v = projection(ex, n, kn, w, b, 2 * e, e, "v", text(ex, "%s:v", n->name));
+    int64_t split_t[4] = {0, t, heads, d}, split_s[4] = {0, sl, heads, d}, join[3] = {0, t, e};
+    static const int64_t heads_first[4] = {0, 2, 1, 3}, keys_last[4] = {0, 2, 3, 1};
+    const char *qh = text(ex, "%s:qh", n->name), *kh = text(ex, "%s:kh", n->name), *vh = text(ex, "%s:vh", n->name);
+    transpose(ex, reshape_by(ex, q, text(ex, "%s:q4", n->name), split_t, 4), qh, heads_first, 4);
+    transpose(ex, reshape_by(ex, k, text(ex, "%s:k4", n->name), split_s, 4), kh, keys_last, 4);
+    transpose(ex, reshape_by(ex, v, text(ex, "%s:v4", n->name), split_s, 4), vh, heads_first, 4);
+    const char *scores = binary(ex, "MatMul", qh, kh, text(ex, "%s:scores", n->name));
+    const char *scaled = binary(ex, "Mul", scores, scalar(ex, n, "scale", (float)(1.0 / sqrt((double)d))),
+                                text(ex, "%s:scaled", n->name));
+    if (attr(n, "causal") != 0) { /* -inf above the diagonal (PyTorch's is_causal) */
+        float *mask = keep(ex, (size_t)(t * sl) * sizeof(float));
+        if (!mask)
+            return NF_OK;
+        for (int64_t i = 0; i < t; i++)
+            for (int64_t j = 0; j < sl; j++)
+                mask[i * sl + j] = j > i ? -INFINITY : 0.0f;
+        int64_t dims[2] = {t, sl};
+        const char *mn = text(ex, "%s.causal_mask", n->name);
+        initializer(ex, mn, 2, dims, mask, NULL);
+        scaled = binary(ex, "Add", scaled, mn, text(ex, "%s:masked", n->name));
+    }
+    const char *sm_in[] = {scaled, NULL}, *weights = text(ex, "%s:weights", n->name);
+    attr_int(ex, node(ex, "Softmax", weights, sm_in, weights), "axis", -1);
+    const char *o = binary(ex, "MatMul", weights, vh, text(ex, "%s:o", n->name));
+    const char *ot = text(ex, "%s:ot", n->name);
+    transpose(ex, o, ot, heads_first, 4);
+    const char *joined = reshape_by(ex, ot, text(ex, "%s:joined", n->name), join, 3);
+    projection(ex, n, joined, wo, bo, 0, e, "out", n->name);
+    return NF_OK;
+}
+
 static int ids_only(const nf_graph *g, const unsigned char *needed, const nf_node *in);
 
 /* embedding: Gather of the table's rows by the ids (int64 in the model);
@@ -772,6 +868,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return export_recurrent(ex, n);
     if (!strcmp(op, "gelu"))
         return export_gelu(ex, n);
+    if (!strcmp(op, "attention"))
+        return export_attention(ex, n);
     if (!strcmp(op, "softplus"))
         return export_softplus(ex, n);
     if (!strcmp(op, "slice") || !strcmp(op, "concat") || !strcmp(op, "transpose") || !strcmp(op, "permute") ||

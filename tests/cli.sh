@@ -470,9 +470,14 @@ if "$nodeflow" check "$src/tests/fixtures/onnx/mlp.onnx" >/dev/null 2>&1; then
     if cmp -s "$work/out" "$work/lstm_rows.txt"; then ok; else bad "the exported LSTM's rows differ"; fi
     expect 0 "a transformer's weights" "$nodeflow" train "$src/models/char_transformer.nfg" \
         --data text:/usr/share/games/fortunes --steps 1 --quiet --out "$work/tf.st"
-    expect 1 "export attention" "$nodeflow" export "$src/models/char_transformer.nfg" --weights "$work/tf.st" \
-        -o "$work/no.onnx"
-    contains "$work/err" "not exported to ONNX yet" "the refusal names why"
+    expect 0 "export attention" "$nodeflow" export "$src/models/char_transformer.nfg" --weights "$work/tf.st" \
+        -o "$work/tf.onnx"
+    expect 0 "infer the exported transformer" "$nodeflow" infer "$work/tf.onnx" --input "$work/ids.csv"
+    expect 0 "an unrolled RNN's weights" "$nodeflow" train "$src/models/char_rnn_primitives.nfg" \
+        --data text:/usr/share/games/fortunes --steps 1 --quiet --out "$work/rnnp.st"
+    expect 1 "export a memory node's flow" "$nodeflow" export "$src/models/char_rnn_primitives.nfg" \
+        --weights "$work/rnnp.st" -o "$work/no.onnx"
+    contains "$work/err" "are not exported" "the refusal names why"
     [ ! -e "$work/no.onnx" ] && ok || bad "a refused export left a file"
     backend=/usr/share/libonnx-testdata/data/node
     if [ -d "$backend/test_add_bcast" ]; then # (libonnx-testdata: tools/setup-debian --test)

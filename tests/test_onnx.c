@@ -194,7 +194,10 @@ static void test_export_ops(void **state)
         "t = transpose c dim0=0 dim1=1\n"             /* [37, 4] */
         "p = permute t order=1,0\n"                   /* [4, 37] */
         "m = matmul p t\n"                            /* [4, 4] */
-        "y = output m\n";
+        "a1 = attention x heads=2 causal=true\n"      /* [4, 6] */
+        "a2 = attention a1 x heads=1 bias=false\n"    /* (key and value: x) */
+        "o = concat m a2 axis=1\n"                    /* [4, 10] */
+        "y = output o\n";
     nf_graph *g;
     nf_error err;
     assert_int_equal(nf_model_parse(text, sizeof text - 1, "ops.nfg", &g, NULL, &err), NF_OK);
@@ -206,7 +209,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 16 };
+    enum { B = 3, N = B * 40 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
@@ -215,7 +218,8 @@ static void test_export_ops(void **state)
     double worst = 0;
     for (int k = 0; k < N; k++)
         worst = fmax(worst, fabs((double)a[k] - b[k]) / (1 + fabs((double)a[k])));
-    printf("onnx export of composed and shape ops: %d outputs, max relative difference %.3g\n", N, worst);
+    printf("onnx export of composed and shape ops and attention: %d outputs, max relative difference %.3g\n", N,
+           worst);
     assert_true(worst < 1e-5);
     nf_graph_free(g);
     nf_graph_free(again);
@@ -225,12 +229,12 @@ static void test_export_ops(void **state)
 static void test_export_refusals(void **state)
 {
     (void)state;
-    static const char text[] = "nodeflow 1\nx = input shape=5x8\nh = attention x heads=2\ny = output h\n";
+    static const char text[] = "nodeflow 1\nx = input shape=5x8\nh = lstm x hidden=3 output=cell\ny = output h\n";
     nf_graph *g;
     nf_error err;
     assert_int_equal(nf_model_parse(text, sizeof text - 1, "t.nfg", &g, NULL, &err), NF_OK);
     assert_int_equal(nf_onnx_save(g, "/tmp/nodeflow-never.onnx", &err), NF_ERR_STATE);
-    assert_non_null(strstr(err.message, "attention 'h'"));
+    assert_non_null(strstr(err.message, "lstm 'h'"));
     FILE *f = fopen("/tmp/nodeflow-never.onnx", "rb");
     assert_null(f); /* nothing written */
     nf_graph_free(g);
