@@ -608,6 +608,19 @@ static nf_status reshaped(importer *im, nf_node *x, const nf_shape *to, const ch
 
 /* ---- the operators ------------------------------------------------------- */
 
+/* Attribute "axis" (fallback when absent) of a tensor of rank `rank`,
+ * negative counting from the end, as 0 .. last (rank - 1; Flatten's may
+ * be rank). */
+static nf_status axis_attr(importer *im, int64_t fallback, int rank, int last, int64_t *axis)
+{
+    *axis = attr_int(im, "axis", fallback);
+    if (*axis < -rank || *axis > last)
+        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)*axis, rank);
+    if (*axis < 0)
+        *axis += rank;
+    return NF_OK;
+}
+
 /* The start of most mappings: only the attributes in `known`, input 0 as
  * a node (its batch axis first unless any_layout) and its per-sample
  * shape. */
@@ -762,11 +775,9 @@ static nf_status map_softmax(importer *im)
     if (st != NF_OK)
         return st;
     int rank = onnx_rank(x, &s), b = x->batch_axis;
-    int64_t axis = attr_int(im, "axis", im->opset >= 13 ? -1 : 1);
-    if (axis < -rank || axis >= rank)
-        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
-    if (axis < 0)
-        axis += rank;
+    int64_t axis;
+    if ((st = axis_attr(im, im->opset >= 13 ? -1 : 1, rank, rank - 1, &axis)) != NF_OK)
+        return st;
     if (axis == b)
         return fail(im, "axis %lld normalises over the batch", (long long)axis);
     if (im->opset < 13 && axis != rank - 1)
@@ -1575,10 +1586,9 @@ static nf_status map_layernorm(importer *im)
         if (*im->at->output[k])
             return fail(im, "the Mean and InvStdDev outputs are not supported");
     int rank = onnx_rank(x, &s), whole = x->batch_axis == NO_BATCH;
-    int64_t axis = attr_int(im, "axis", -1);
-    if (axis < -rank || axis >= rank)
-        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
-    axis = axis < 0 ? axis + rank : axis;
+    int64_t axis;
+    if ((st = axis_attr(im, -1, rank, rank - 1, &axis)) != NF_OK)
+        return st;
     if (!whole && axis <= x->batch_axis)
         return fail(im, "axis %lld normalises over the batch", (long long)attr_int(im, "axis", -1));
     int64_t n = 1;
@@ -1612,11 +1622,9 @@ static nf_status map_flatten(importer *im)
     if (st != NF_OK)
         return st;
     int rank = onnx_rank(x, &s);
-    int64_t axis = attr_int(im, "axis", 1);
-    if (axis < -rank || axis > rank)
-        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
-    if (axis < 0)
-        axis += rank;
+    int64_t axis;
+    if ((st = axis_attr(im, 1, rank, rank, &axis)) != NF_OK) /* (Flatten's axis may stand past the last) */
+        return st;
     if (x->batch_axis == NO_BATCH) {
         nf_shape to = {2, {1, 1}};
         for (int k = 0; k < s.rank; k++)
@@ -1891,10 +1899,9 @@ static nf_status gather_from_node(importer *im, const value *x, const value *idx
     if (st != NF_OK)
         return st;
     int rank = onnx_rank(x, &s), b = x->batch_axis;
-    int64_t axis = attr_int(im, "axis", 0);
-    if (axis < -rank || axis >= rank)
-        return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
-    axis = axis < 0 ? axis + rank : axis;
+    int64_t axis;
+    if ((st = axis_attr(im, 0, rank, rank - 1, &axis)) != NF_OK)
+        return st;
     if (axis == b)
         return fail(im, "gathering along the batch axis");
     if (!idx->is_int || idx->count < 1 || idx->count > NF_MAX_INPUTS)
@@ -1977,11 +1984,11 @@ static nf_status map_gather(importer *im)
         return fail(im, "both operands are computed per sample");
     if (!idx->is_int)
         return fail(im, "the indices must be integers");
-    int64_t axis = attr_int(im, "axis", 0);
-    if (data->rank < 1 || axis < -data->rank || axis >= data->rank)
-        return fail(im, "axis %lld is outside the data's rank %d", (long long)axis, data->rank);
-    if (axis < 0)
-        axis += data->rank;
+    int64_t axis;
+    nf_status st = data->rank < 1 ? fail(im, "a scalar to gather from")
+                                  : axis_attr(im, 0, data->rank, data->rank - 1, &axis);
+    if (st != NF_OK)
+        return st;
     if (data->rank + idx->rank - 1 > MAX_DIMS)
         return fail(im, "the result would have more than %d axes", MAX_DIMS);
     int64_t dims[MAX_DIMS], outer = 1, inner = 1, along = data->dims[axis];
@@ -1993,7 +2000,7 @@ static nf_status map_gather(importer *im)
     for (int k = (int)axis + 1; k < data->rank; k++)
         dims[r++] = data->dims[k], inner *= data->dims[k];
     value *y = define(im, im->at->output[0]);
-    nf_status st = y ? make_const(im, y, r, dims, data->is_int) : im->err->code;
+    st = y ? make_const(im, y, r, dims, data->is_int) : im->err->code;
     int64_t at = 0;
     for (int64_t o = 0; st == NF_OK && o < outer; o++)
         for (int64_t j = 0; j < idx->count; j++) {
@@ -2132,7 +2139,6 @@ static nf_status map_concat(importer *im)
     value *first = input(im, 0);
     if (!first)
         return im->err->code;
-    int64_t axis = attr_int(im, "axis", 0);
     if (first->node) {
         nf_node *in[NF_MAX_INPUTS];
         if (n > NF_MAX_INPUTS)
@@ -2150,13 +2156,11 @@ static nf_status map_concat(importer *im)
         nf_status st = shape_of(im, first->node, &s);
         if (st != NF_OK)
             return st;
-        int rank = onnx_rank(first, &s);
-        if (axis < -rank || axis >= rank)
-            return fail(im, "axis %lld is outside a tensor of rank %d", (long long)axis, rank);
-        if (axis < 0)
-            axis += rank;
+        int64_t axis;
+        if ((st = axis_attr(im, 0, onnx_rank(first, &s), onnx_rank(first, &s) - 1, &axis)) != NF_OK)
+            return st;
         if (axis == b)
-            return fail(im, "axis %lld: joining along the batch axis", (long long)attr_int(im, "axis", 0));
+            return fail(im, "axis %lld: joining along the batch axis", (long long)axis);
         nf_node *y = add(im, "concat", n, in, NULL);
         if ((st = set(im, y, "axis", "%lld", (long long)(axis < b ? axis : axis - 1))) != NF_OK)
             return st;
