@@ -267,35 +267,54 @@ static const char *param_init(exporter *ex, const nf_node *n, const char *suffix
 
 static const char *in_name(const nf_node *n, int i) { return n->inputs[i]->name; }
 
+/* rows [first, first + rows) of a [R, C] parameter, transposed, as an
+ * initializer [C, rows] (x W^T as MatMul(x, W^T)). */
+static const char *rows_transposed(exporter *ex, const nf_node *n, const nf_param *w, int64_t first, int64_t rows,
+                                   const char *what)
+{
+    int64_t cols = w->shape.dim[1], dims[2] = {cols, rows};
+    float *t = keep(ex, (size_t)(rows * cols) * sizeof(float));
+    if (!t)
+        return NULL;
+    const float *v = ex->g->values + w->offset;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            t[c * rows + r] = v[(first + r) * cols + c];
+    const char *name = text(ex, "%s.%s", n->name, what);
+    initializer(ex, name, 2, dims, t, NULL);
+    return name;
+}
+
+/* x W^T (+ b): MatMul by rows [first, first + rows) of W transposed, then
+ * Add of those entries of b (b NULL: none). */
+static const char *projection(exporter *ex, const nf_node *n, const char *x, const nf_param *w, const nf_param *b,
+                              int64_t first, int64_t rows, const char *what, const char *out)
+{
+    const char *wt = rows_transposed(ex, n, w, first, rows, what);
+    const char *mm = b ? text(ex, "%s:%s_mm", n->name, what) : out;
+    const char *in[] = {x, wt, NULL};
+    node(ex, "MatMul", mm, in, mm);
+    if (b) {
+        int64_t dims[1] = {rows}; /* (the whole bias keeps its parameter's name) */
+        const char *bn = rows == b->shape.dim[0] ? b->name : text(ex, "%s.%s_bias", n->name, what);
+        initializer(ex, bn, 1, dims, ex->g->values + b->offset + first, NULL);
+        const char *add_in[] = {mm, bn, NULL};
+        node(ex, "Add", out, add_in, out);
+    }
+    return out;
+}
+
 static nf_status export_linear(exporter *ex, const nf_node *n)
 {
-    const nf_param *w = param(ex->g, n, "weight");
-    const char *b = param(ex->g, n, "bias") ? param_init(ex, n, "bias") : NULL;
+    const nf_param *w = param(ex->g, n, "weight"), *b = param(ex->g, n, "bias");
     if (n->inputs[0]->shape.rank == 1) { /* Gemm(x, W, b), transB */
-        const char *wn = param_init(ex, n, "weight");
-        const char *in[] = {in_name(n, 0), wn, b, NULL};
+        const char *in[] = {in_name(n, 0), param_init(ex, n, "weight"), b ? param_init(ex, n, "bias") : NULL, NULL};
         Onnx__NodeProto *gemm = node(ex, "Gemm", n->name, in, n->name);
         attr_int(ex, gemm, "transB", 1);
         return NF_OK;
     }
-    /* [.., in] x W^T (+ b): MatMul by the transposed weight */
-    int64_t out = w->shape.dim[0], in_f = w->shape.dim[1], dims[2] = {in_f, out};
-    float *t = keep(ex, (size_t)(out * in_f) * sizeof(float));
-    if (!t)
-        return NF_OK;
-    const float *v = ex->g->values + w->offset;
-    for (int64_t o = 0; o < out; o++)
-        for (int64_t i = 0; i < in_f; i++)
-            t[i * out + o] = v[o * in_f + i];
-    const char *wt = text(ex, "%s.weight_t", n->name);
-    initializer(ex, wt, 2, dims, t, NULL);
-    const char *mm_out = b ? text(ex, "%s:matmul", n->name) : n->name; /* (':' is in no node name) */
-    const char *in[] = {in_name(n, 0), wt, NULL};
-    node(ex, "MatMul", mm_out, in, mm_out);
-    if (b) {
-        const char *add_in[] = {mm_out, b, NULL};
-        node(ex, "Add", n->name, add_in, n->name);
-    }
+    /* [.., in] x W^T (+ b): MatMul by the transposed weight, then Add */
+    projection(ex, n, in_name(n, 0), w, b, 0, w->shape.dim[0], "weight_t", n->name);
     return NF_OK;
 }
 
@@ -684,43 +703,6 @@ static nf_status export_shape_op(exporter *ex, const nf_node *n)
     }
     binary(ex, "MatMul", a, b, n->name);
     return NF_OK;
-}
-
-/* rows [first, first + rows) of a [R, C] parameter, transposed, as an
- * initializer [C, rows] (x W^T as MatMul(x, W^T)). */
-static const char *rows_transposed(exporter *ex, const nf_node *n, const nf_param *w, int64_t first, int64_t rows,
-                                   const char *what)
-{
-    int64_t cols = w->shape.dim[1], dims[2] = {cols, rows};
-    float *t = keep(ex, (size_t)(rows * cols) * sizeof(float));
-    if (!t)
-        return NULL;
-    const float *v = ex->g->values + w->offset;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
-            t[c * rows + r] = v[(first + r) * cols + c];
-    const char *name = text(ex, "%s.%s", n->name, what);
-    initializer(ex, name, 2, dims, t, NULL);
-    return name;
-}
-
-/* x W^T (+ b): MatMul by rows [first, first + rows) of W transposed, then
- * Add of those entries of b (b NULL: none). */
-static const char *projection(exporter *ex, const nf_node *n, const char *x, const nf_param *w, const nf_param *b,
-                              int64_t first, int64_t rows, const char *what, const char *out)
-{
-    const char *wt = rows_transposed(ex, n, w, first, rows, what);
-    const char *mm = b ? text(ex, "%s:%s_mm", n->name, what) : out;
-    const char *in[] = {x, wt, NULL};
-    node(ex, "MatMul", mm, in, mm);
-    if (b) {
-        int64_t dims[1] = {rows};
-        const char *bn = text(ex, "%s.%s_bias", n->name, what);
-        initializer(ex, bn, 1, dims, ex->g->values + b->offset + first, NULL);
-        const char *add_in[] = {mm, bn, NULL};
-        node(ex, "Add", out, add_in, out);
-    }
-    return out;
 }
 
 /* A Reshape of `in` by the int64 shape `dims` (0: copy the batch). */
