@@ -189,12 +189,7 @@ static value *any_input(importer *im, int i)
              v->name);
         return NULL;
     }
-    if (v && v->merged && !takes_merged(im->at->op_type)) {
-        fail(im, "input '%s' has its batch merged with other axes (%lld x batch x %lld)", v->name,
-             (long long)v->outer, (long long)v->inner);
-        return NULL;
-    }
-    return v;
+    return v; /* (a merged batch was checked by input()) */
 }
 
 static nf_status shape_of(importer *im, const nf_node *node, nf_shape *s);

@@ -256,37 +256,29 @@ static int class_names(const eval_options *o, int64_t classes, const char **name
     return EXIT_OK;
 }
 
-static int confusion_picture(const eval_options *o, const int64_t *confusion, int64_t classes)
-{
-    const char **names = calloc((size_t)classes, sizeof *names);
-    char *buf = malloc(16384);
-    int rc = names && buf ? class_names(o, classes, names, buf, 16384) : EXIT_RUNTIME;
-    const char *slash = strrchr(o->model, '/');
-    if (rc == EXIT_OK)
-        rc = cli_plot_confusion(o->confusion_png, confusion, classes, names, slash ? slash + 1 : o->model);
-    free(names);
-    free(buf);
-    return rc;
-}
-
 static int classification_report(const nf_dataset *ds, const float *scores, int64_t classes, double loss,
                                  const eval_options *o)
 {
     int json = o->json;
     nf_predictions pred;
     int32_t *labels;
-    if (o->confusion_png) { /* (the names checked before anything is printed) */
-        const char **names = calloc((size_t)classes, sizeof *names);
-        char *buf = malloc(16384);
-        int rc = names && buf ? class_names(o, classes, names, buf, 16384) : EXIT_RUNTIME;
-        free(names);
-        free(buf);
-        if (rc != EXIT_OK)
+    const char **names = NULL; /* for the picture: the names first, so that a bad list is refused before */
+    char *name_text = NULL;    /* anything is printed */
+    if (o->confusion_png) {
+        names = calloc((size_t)classes, sizeof *names);
+        name_text = malloc(16384);
+        int rc = names && name_text ? class_names(o, classes, names, name_text, 16384) : EXIT_RUNTIME;
+        if (rc != EXIT_OK) {
+            free(names);
+            free(name_text);
             return rc;
+        }
     }
     int64_t *confusion = calloc((size_t)(classes * classes), sizeof *confusion), correct = 0;
     if (!confusion || !class_predictions(ds, scores, classes, &pred, &labels)) {
         free(confusion);
+        free(names);
+        free(name_text);
         fprintf(stderr, "nodeflow: out of memory\n");
         return EXIT_RUNTIME;
     }
@@ -347,10 +339,13 @@ static int classification_report(const nf_dataset *ds, const float *scores, int6
         if (o->intervals)
             rc = cli_print_intervals(stdout, &pred, &o->ci, 0);
     }
+    const char *slash = strrchr(o->model, '/');
     if (rc == EXIT_OK && o->confusion_png)
-        rc = confusion_picture(o, confusion, classes);
+        rc = cli_plot_confusion(o->confusion_png, confusion, classes, names, slash ? slash + 1 : o->model);
     free(confusion);
     free(labels);
+    free(names);
+    free(name_text);
     return rc;
 }
 
