@@ -884,6 +884,21 @@ static nf_status map_gemm(importer *im)
     return define_like(im, 0, y, a);
 }
 
+/* A new constant node's shape and n values, from constant `from`: a
+ * float initializer's own values (a weight or bias, not a broadcast copy)
+ * are trainable, so that fine-tuning trains them. */
+static nf_status fill_constant(importer *im, nf_node *node, const nf_shape *shape, const float *data, int64_t n,
+                               const value *from)
+{
+    char text[160];
+    nf_status st = !node ? nf_graph_status(im->g, im->err)
+                   : nf_format_shape(text, sizeof text, shape) ? set(im, node, "shape", "%s", text)
+                                                               : fail(im, "a constant of too many dimensions");
+    if (st == NF_OK && from->initializer && !from->is_int && n == from->count)
+        st = set(im, node, "trainable", "true");
+    return st == NF_OK ? give_weight(im, node, "value", data, n) : st;
+}
+
 /* A constant as a constant node of its own shape (floats; a scalar as
  * [1]), named after it. */
 static nf_status constant_node(importer *im, const value *v, nf_node **out)
@@ -898,16 +913,11 @@ static nf_status constant_node(importer *im, const value *v, nf_node **out)
         return no_memory(im);
     for (int64_t k = 0; k < v->count; k++)
         data[k] = (float)const_at(v, k);
-    char text[160], name[NF_NAME_MAX + 8];
-    snprintf(name, sizeof name, "%s_const", v->name);
+    char name[NF_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%s_const", v->name); /* (named after the value: outputs have no node at hand) */
     node_name(im, name, name);
-    nf_status st = nf_format_shape(text, sizeof text, &s) ? NF_OK : fail(im, "a constant of too many dimensions");
-    if (st == NF_OK && !(*out = nf_graph_add(im->g, "constant", name, 0, NULL)))
-        st = nf_graph_status(im->g, im->err);
-    if (st == NF_OK && nf_node_set_attr(im->g, *out, "shape", text) != NF_OK)
-        st = nf_graph_status(im->g, im->err);
-    if (st == NF_OK)
-        st = give_weight(im, *out, "value", data, v->count);
+    *out = nf_graph_add(im->g, "constant", name, 0, NULL);
+    nf_status st = fill_constant(im, *out, &s, data, v->count, v);
     free(data);
     return st;
 }
@@ -1006,16 +1016,9 @@ static nf_status constant_like(importer *im, const value *c, const nf_shape *s, 
         }
         data[e] = (float)const_at(c, at);
     }
-    char text[160];
-    nf_node *node = add(im, "constant", 0, NULL, "_const");
-    nf_status st = nf_format_shape(text, sizeof text, &t) ? set(im, node, "shape", "%s", text)
-                                                              : fail(im, "a constant of too many dimensions");
-    if (st == NF_OK && c->initializer && !c->is_int && n == c->count) /* a bias: trained when fine-tuning */
-        st = set(im, node, "trainable", "true");
-    if (st == NF_OK)
-        st = give_weight(im, node, "value", data, n);
+    *out = add(im, "constant", 0, NULL, "_const");
+    nf_status st = fill_constant(im, *out, &t, data, n, c);
     free(data);
-    *out = node;
     return st;
 }
 
