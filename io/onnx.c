@@ -2283,7 +2283,8 @@ static nf_status final_states(importer *im, nf_node *y, int64_t steps, int dirs,
         if ((st = set(im, step, "axis", "0")) != NF_OK ||
             (st = set(im, step, "start", "%lld", (long long)(d ? 0 : steps - 1))) != NF_OK ||
             (st = set(im, step, "end", "%lld", (long long)(d ? 1 : steps))) != NF_OK ||
-            (st = set(im, part, "axis", "1")) != NF_OK || (st = set(im, part, "start", "%lld", (long long)(d * h))) != NF_OK ||
+            (st = set(im, part, "axis", "1")) != NF_OK ||
+            (st = set(im, part, "start", "%lld", (long long)(d * h))) != NF_OK ||
             (st = set(im, part, "end", "%lld", (long long)((d + 1) * h))) != NF_OK)
             return st;
         last[d] = part; /* [1, H] */
@@ -3021,7 +3022,8 @@ static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx_
     int batch = whole ? NO_BATCH : input_batch_axis(gp, name);
     if (rank < 1 || rank > NF_MAX_RANK || (batch == 1 && rank < 2))
         return fail(im, "input '%s' needs a shape of rank %d to %d%s", name, 2 - whole + (batch == 1),
-                    NF_MAX_RANK + !whole, whole ? "" : batch ? ", the second axis the batch" : ", the first axis the batch");
+                    NF_MAX_RANK + !whole,
+                    whole ? "" : batch ? ", the second axis the batch" : ", the first axis the batch");
     int64_t dims[NF_MAX_RANK];
     for (int k = 0; k < rank; k++) {
         int axis = k < batch ? k : k + 1; /* (the batch's axis skipped) */

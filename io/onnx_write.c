@@ -520,8 +520,8 @@ static nf_status export_recurrent(exporter *ex, const nf_node *n)
             return ex->failed ? NF_OK : refuse(ex, n, "its weights are missing");
         const char *y = text(ex, "%s:y_l%d", n->name, l), *y_h = text(ex, "%s:h_l%d", n->name, l);
         const char *in[] = {x, w, r, b, NULL}; /* (no B: the list ends there) */
-        Onnx__NodeProto *rec = node(ex, gates == 4 ? "LSTM" : gates == 3 ? "GRU" : "RNN", text(ex, "%s_l%d", n->name, l),
-                                    in, y);
+        const char *kind = gates == 4 ? "LSTM" : gates == 3 ? "GRU" : "RNN";
+        Onnx__NodeProto *rec = node(ex, kind, text(ex, "%s_l%d", n->name, l), in, y);
         if (!rec)
             return NF_OK;
         rec->output = keep(ex, 2 * sizeof *rec->output);

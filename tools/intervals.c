@@ -97,7 +97,8 @@ int cli_print_intervals(FILE *f, const nf_predictions *p, const cli_ci_options *
     fprintf(f, "\n%g%% confidence intervals: percentile bootstrap, %lld resamples%s, seed %lld%s\n",
             100 * o->confidence, (long long)c.resamples, classes ? " stratified by class" : "", (long long)o->seed,
             classes ? "; accuracy also Wilson's score interval" : "");
-    fprintf(f, "metric             estimate      lower      upper%s\n", o->jackknife ? "   jackknife bias  std error" : "");
+    fprintf(f, "metric             estimate      lower      upper%s\n",
+            o->jackknife ? "   jackknife bias  std error" : "");
     for (int k = 0; k < n; k++) {
         fprintf(f, "%-16s %10.4f %10.4f %10.4f", nf_metric_name(metrics[k]), ci[k].estimate, ci[k].lo, ci[k].hi);
         if (o->jackknife)

@@ -209,7 +209,8 @@ static int write_image(const char *path, cairo_surface_t *s, image *m)
     nf_error err;
     int rc = EXIT_OK;
     if (m->failed || status != CAIRO_STATUS_SUCCESS) {
-        fprintf(stderr, "nodeflow: drawing %s: %s\n", path, m->failed ? "out of memory" : cairo_status_to_string(status));
+        fprintf(stderr, "nodeflow: drawing %s: %s\n", path,
+                m->failed ? "out of memory" : cairo_status_to_string(status));
         rc = EXIT_RUNTIME;
     } else if (nf_file_write(path, m->bytes, m->size, &err) != NF_OK) {
         rc = cli_fail(&err);
@@ -295,8 +296,8 @@ static void draw_axes(cairo_t *cr, const frame *f, int right, const char *label)
     cairo_set_line_width(cr, 1);
     double step = tick_step(f->y.lo, f->y.hi, 5);
     int ticks = countable(f->y, step);
-    for (int64_t k = 0, k0 = ticks ? (int64_t)ceil(f->y.lo / step) : 0; ticks && k <= 50 && (k0 + k) * step <= f->y.hi;
-         k++) {
+    int64_t k0 = ticks ? (int64_t)ceil(f->y.lo / step) : 0;
+    for (int64_t k = 0; ticks && k <= 50 && (k0 + k) * step <= f->y.hi; k++) {
         double v = (double)(k0 + k) * step; /* (counted: a step below the doubles' spacing cannot loop) */
         if (!right) {
             cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
@@ -311,8 +312,8 @@ static void draw_axes(cairo_t *cr, const frame *f, int right, const char *label)
     if (!right) {
         double xs = fmax(1, tick_step(f->x.lo, f->x.hi, 8));
         int xticks = countable(f->x, xs);
-        for (int64_t k = 0, k0 = xticks ? (int64_t)ceil(f->x.lo / xs) : 0; xticks && k <= 50 && (k0 + k) * xs <= f->x.hi;
-             k++) {
+        int64_t k0 = xticks ? (int64_t)ceil(f->x.lo / xs) : 0;
+        for (int64_t k = 0; xticks && k <= 50 && (k0 + k) * xs <= f->x.hi; k++) {
             double v = (double)(k0 + k) * xs;
             snprintf(text, sizeof text, "%g", v);
             text_at(cr, fx(f, v), f->y0 + f->h + 6, text, 0.5, 0, 11);
