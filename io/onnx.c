@@ -207,6 +207,13 @@ static int sample_axis(const value *v, int k)
     return k < v->batch_axis ? k : k - 1 + 2 * v->merged;
 }
 
+/* Whether two node values hold their batch alike (the same axis, merged
+ * the same way). */
+static int same_layout(const value *a, const value *b)
+{
+    return a->batch_axis == b->batch_axis && a->merged == b->merged && a->outer == b->outer && a->inner == b->inner;
+}
+
 /* Operators that take values whose batch axis is merged with others. */
 static int takes_merged(const char *op)
 {
@@ -958,7 +965,7 @@ static nf_status map_matmul(importer *im)
         return st;
     int rank = onnx_rank(a, &sa);
     if (b->node) { /* (the batch axes must line up, outside the two multiplied) */
-        if (b->batch_axis != a->batch_axis || b->merged != a->merged || b->outer != a->outer || b->inner != a->inner)
+        if (!same_layout(a, b))
             return fail(im, "A and B have their batch at different axes (%d and %d) or merged differently",
                         a->batch_axis, b->batch_axis);
         if ((st = shape_of(im, b->node, &sb)) != NF_OK)
@@ -1166,8 +1173,7 @@ static nf_status map_binary(importer *im)
     if (!nf_op)
         return fail(im, "%s maps only with a constant scalar divisor", op);
     nf_node *other = b->node;
-    if (other && (a->batch_axis != b->batch_axis || a->merged != b->merged || a->outer != b->outer ||
-                  a->inner != b->inner))
+    if (other && !same_layout(a, b))
         return fail(im, "the operands have their batch at different axes (%d and %d) or merged differently",
                     a->batch_axis, b->batch_axis);
     if (other) { /* (ONNX broadcasts over the batch axis too: only equal shapes agree) */
@@ -1181,13 +1187,14 @@ static nf_status map_binary(importer *im)
         nf_shape s;
         if ((st = shape_of(im, a->node, &s)) != NF_OK)
             return st;
-        /* the constant lines up with the trailing axes: those after the batch's, or all with it first */
-        int after = onnx_rank(a, &s) - 1 - a->batch_axis;
-        if (a->batch_axis != 0 && a->batch_axis != NO_BATCH && b->rank > after)
-            return fail(im, "a constant operand that reaches the batch axis (%d, not first)", a->batch_axis);
-        if ((a->merged && b->rank > after) ||
-            (st = constant_like(im, b, &s, a->merged || a->batch_axis != 0 ? NO_BATCH : 0, &other)) != NF_OK)
-            return a->merged && b->rank > after ? fail(im, "a constant operand that reaches a merged batch axis") : st;
+        /* the constant lines up with the trailing axes: those after the batch's, or all with a plain batch
+         * first (a leading 1 of the constant stands for it) */
+        int plain_first = a->batch_axis == 0 && !a->merged;
+        if (!plain_first && a->batch_axis != NO_BATCH && b->rank > onnx_rank(a, &s) - 1 - a->batch_axis)
+            return fail(im, "a constant operand that reaches the batch axis (%d%s)", a->batch_axis,
+                        a->merged ? ", merged with others" : ", not first");
+        if ((st = constant_like(im, b, &s, plain_first ? 0 : NO_BATCH, &other)) != NF_OK)
+            return st;
     }
     nf_node *in[2] = {a->node, other};
     return define_like(im, 0, add(im, nf_op, 2, in, NULL), a);
