@@ -2275,8 +2275,8 @@ static nf_status recurrent_weight(importer *im, const nf_node *node, const char 
  * node over the per-sample [T, F], its weights reordered to PyTorch's
  * gates. Y, ONNX's [T, D, N, H] (layout 0) or [N, T, D, H] (layout 1),
  * is the node's [T, D H] seen as [T, D, H]. Initial states must be absent
- * or zeros; Y_h and Y_c must be unused; sequence_lens absent; the default
- * activations; GRU with linear_before_reset = 1 (PyTorch's). */
+ * or zeros; Y_c must be unused; sequence_lens absent or full lengths; the
+ * default activations. GRU's linear_before_reset is the gru node's. */
 /* Y_h, the final hidden states [D, batch, H] (layout 0) or [batch, D, H],
  * from the sequence y [T, D H] per sample: the forward direction's last
  * step and the reverse direction's first, each a slice, joined. */
@@ -2313,8 +2313,9 @@ static nf_status map_recurrent(importer *im)
     if (attribute(im, "activations") || attribute(im, "activation_alpha") || attribute(im, "activation_beta") ||
         attribute(im, "clip") || attr_int(im, "input_forget", 0))
         return fail(im, "activations, clip and input_forget other than the defaults are not supported");
-    if (!lstm && attr_int(im, "linear_before_reset", 0) != 1)
-        return fail(im, "linear_before_reset = 0 is not supported (PyTorch's GRU, which nodeflow's is, has 1)");
+    int64_t linear_before_reset = attr_int(im, "linear_before_reset", 0);
+    if (linear_before_reset != 0 && linear_before_reset != 1)
+        return fail(im, "linear_before_reset must be 0 or 1");
     const Onnx__AttributeProto *dir = attribute(im, "direction");
     int bidirectional = 0;
     if (dir && dir->has_s) {
@@ -2385,7 +2386,8 @@ static nf_status map_recurrent(importer *im)
     nf_node *y = add(im, lstm ? "lstm" : "gru", 1, &x->node, NULL);
     if ((st = set(im, y, "hidden", "%lld", (long long)h)) != NF_OK ||
         (st = set(im, y, "bidirectional", "%s", bidirectional ? "true" : "false")) != NF_OK ||
-        (st = set(im, y, "bias", "true")) != NF_OK)
+        (st = set(im, y, "bias", "true")) != NF_OK ||
+        (!lstm && (st = set(im, y, "linear_before_reset", "%s", linear_before_reset ? "true" : "false")) != NF_OK))
         return st;
     for (int d = 0; d < dirs; d++) {
         char name[48];

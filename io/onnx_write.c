@@ -534,8 +534,8 @@ static nf_status export_recurrent(exporter *ex, const nf_node *n)
             if (a)
                 a->has_s = 1, a->s.data = (uint8_t *)text(ex, "bidirectional"), a->s.len = 13;
         }
-        if (gates == 3)
-            attr_int(ex, rec, "linear_before_reset", 1); /* (PyTorch's GRU, and nodeflow's) */
+        if (gates == 3) /* 1 is PyTorch's GRU, nodeflow's default */
+            attr_int(ex, rec, "linear_before_reset", attr(n, "linear_before_reset") != 0);
         if (gates == 1 && attr(n, "nonlinearity") != 0) {
             Onnx__AttributeProto *a = attribute(ex, rec, "activations", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
             ProtobufCBinaryData *names = keep(ex, (size_t)dirs * sizeof *names);

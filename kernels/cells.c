@@ -73,6 +73,57 @@ void nf_fast_gru_cell_backward(int64_t h, float *restrict ar, float *restrict az
     }
 }
 
+/* GRU with the reset gate applied before the hidden product (ONNX's
+ * linear_before_reset = 0), in two halves around that product:
+ * r = s(xr + hr), z = s(xz + hz) (over xr, xz), rh = r hp; then
+ * n = tanh(xn + hn) (over xn), y = (1 - z) n + z hp. */
+void nf_fast_gru_reset_gates(int64_t h, float *restrict xr, float *restrict xz, const float *restrict hr,
+                             const float *restrict hz, const float *restrict hp, float *restrict rh)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float rg = nf_fast_sigmoid(xr[j] + hr[j]);
+        xr[j] = rg, xz[j] = nf_fast_sigmoid(xz[j] + hz[j]);
+        rh[j] = rg * hp[j];
+    }
+}
+
+void nf_fast_gru_reset_output(int64_t h, const float *restrict z, float *restrict xn, const float *restrict hn,
+                              const float *restrict hp, float *restrict y)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float n = nf_fast_tanh(xn[j] + hn[j]);
+        xn[j] = n;
+        y[j] = (1.0f - z[j]) * n + z[j] * hp[j];
+    }
+}
+
+/* Their backward, in reverse order: dh = dy + dhn; dan = dh (1 - z)(1 - n^2)
+ * and daz = dh (hp - n) z(1-z) over an, az and to gn, gz; dhn becomes dh z.
+ * Then, with drh = dan W_hn: dar = drh hp r(1-r) over ar and to gr;
+ * dhn += drh r. */
+void nf_fast_gru_reset_output_backward(int64_t h, float *restrict az, float *restrict an, float *restrict gz,
+                                       float *restrict gn, const float *restrict hp, const float *restrict dy,
+                                       float *restrict dhn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float z = az[j], n = an[j], dh = dy[j] + dhn[j];
+        float dan = dh * (1.0f - z) * (1.0f - n * n), daz = dh * (hp[j] - n) * z * (1.0f - z);
+        az[j] = gz[j] = daz;
+        an[j] = gn[j] = dan;
+        dhn[j] = dh * z;
+    }
+}
+
+void nf_fast_gru_reset_gates_backward(int64_t h, float *restrict ar, float *restrict gr, const float *restrict drh,
+                                      const float *restrict hp, float *restrict dhn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float rg = ar[j];
+        ar[j] = gr[j] = drh[j] * hp[j] * rg * (1.0f - rg);
+        dhn[j] += drh[j] * rg;
+    }
+}
+
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 void nf_reference_lstm_cell(int64_t h, float *ai, float *af, float *ag, float *ao, const float *cp, float *c, float *y)
@@ -125,5 +176,45 @@ void nf_reference_gru_cell_backward(int64_t h, float *ar, float *az, float *an, 
         an[j] = (float)dan;
         gn[j] = (float)(dan * r);
         dhn[j] = (float)(dh * z);
+    }
+}
+
+void nf_reference_gru_reset_gates(int64_t h, float *xr, float *xz, const float *hr, const float *hz, const float *hp,
+                                  float *rh)
+{
+    for (int64_t j = 0; j < h; j++) {
+        double r = sigmoid((double)xr[j] + hr[j]);
+        xr[j] = (float)r, xz[j] = (float)sigmoid((double)xz[j] + hz[j]);
+        rh[j] = (float)(r * hp[j]);
+    }
+}
+
+void nf_reference_gru_reset_output(int64_t h, const float *z, float *xn, const float *hn, const float *hp, float *y)
+{
+    for (int64_t j = 0; j < h; j++) {
+        double n = tanh((double)xn[j] + hn[j]);
+        xn[j] = (float)n;
+        y[j] = (float)((1.0 - z[j]) * n + (double)z[j] * hp[j]);
+    }
+}
+
+void nf_reference_gru_reset_output_backward(int64_t h, float *az, float *an, float *gz, float *gn, const float *hp,
+                                            const float *dy, float *dhn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        double z = az[j], n = an[j], dh = (double)dy[j] + dhn[j];
+        az[j] = gz[j] = (float)(dh * (hp[j] - n) * z * (1.0 - z));
+        an[j] = gn[j] = (float)(dh * (1.0 - z) * (1.0 - n * n));
+        dhn[j] = (float)(dh * z);
+    }
+}
+
+void nf_reference_gru_reset_gates_backward(int64_t h, float *ar, float *gr, const float *drh, const float *hp,
+                                           float *dhn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        double r = ar[j];
+        ar[j] = gr[j] = (float)((double)drh[j] * hp[j] * r * (1.0 - r));
+        dhn[j] = (float)((double)dhn[j] + (double)drh[j] * r);
     }
 }

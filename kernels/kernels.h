@@ -147,6 +147,20 @@ typedef struct nf_kernels {
      * ar, az, an, the hidden part to gr, gz, gn = dan r; dhn becomes dh z. */
     void (*gru_cell_backward)(int64_t h, float *ar, float *az, float *an, float *gr, float *gz, float *gn,
                               const float *hn, const float *hp, const float *dy, float *dhn);
+    /* A GRU step with the reset gate before the hidden product (ONNX's
+     * linear_before_reset = 0), in two halves around rh W_hn^T:
+     * r = s(xr + hr), z = s(xz + hz) over xr, xz, and rh = r hp; then
+     * n = tanh(xn + hn) over xn, y = (1 - z) n + z hp. */
+    void (*gru_reset_gates)(int64_t h, float *xr, float *xz, const float *hr, const float *hz, const float *hp,
+                            float *rh);
+    void (*gru_reset_output)(int64_t h, const float *z, float *xn, const float *hn, const float *hp, float *y);
+    /* Their backward, output half first: dh = dy + dhn;
+     * dan = dh (1 - z)(1 - n^2), daz = dh (hp - n) z(1-z) over an, az and
+     * to gn, gz; dhn becomes dh z. Then with drh = dan W_hn:
+     * dar = drh hp r(1-r) over ar and to gr; dhn += drh r. */
+    void (*gru_reset_output_backward)(int64_t h, float *az, float *an, float *gz, float *gn, const float *hp,
+                                      const float *dy, float *dhn);
+    void (*gru_reset_gates_backward)(int64_t h, float *ar, float *gr, const float *drh, const float *hp, float *dhn);
 } nf_kernels;
 
 /* The registry: variants by index (0 is the default) and by name. */

@@ -22,7 +22,11 @@
     .lstm_cell = nf_fast_lstm_cell,                          \
     .lstm_cell_backward = nf_fast_lstm_cell_backward,        \
     .gru_cell = nf_fast_gru_cell,                            \
-    .gru_cell_backward = nf_fast_gru_cell_backward
+    .gru_cell_backward = nf_fast_gru_cell_backward,          \
+    .gru_reset_gates = nf_fast_gru_reset_gates,              \
+    .gru_reset_output = nf_fast_gru_reset_output,            \
+    .gru_reset_output_backward = nf_fast_gru_reset_output_backward, \
+    .gru_reset_gates_backward = nf_fast_gru_reset_gates_backward
 
 static const nf_kernels openblas = {FAST_SLOTS("openblas", nf_openblas_sgemm)};
 
@@ -41,6 +45,10 @@ static const nf_kernels reference = {
     .lstm_cell_backward = nf_reference_lstm_cell_backward,
     .gru_cell = nf_reference_gru_cell,
     .gru_cell_backward = nf_reference_gru_cell_backward,
+    .gru_reset_gates = nf_reference_gru_reset_gates,
+    .gru_reset_output = nf_reference_gru_reset_output,
+    .gru_reset_output_backward = nf_reference_gru_reset_output_backward,
+    .gru_reset_gates_backward = nf_reference_gru_reset_gates_backward,
 };
 
 #ifdef NF_HAVE_ONEDNN

@@ -72,4 +72,18 @@ void nf_reference_gru_cell(int64_t h, float *xr, float *xz, float *xn, const flo
 void nf_reference_gru_cell_backward(int64_t h, float *ar, float *az, float *an, float *gr, float *gz, float *gn,
                                     const float *hn, const float *hp, const float *dy, float *dhn);
 
+void nf_fast_gru_reset_gates(int64_t h, float *xr, float *xz, const float *hr, const float *hz, const float *hp,
+                             float *rh);
+void nf_fast_gru_reset_output(int64_t h, const float *z, float *xn, const float *hn, const float *hp, float *y);
+void nf_fast_gru_reset_output_backward(int64_t h, float *az, float *an, float *gz, float *gn, const float *hp,
+                                       const float *dy, float *dhn);
+void nf_fast_gru_reset_gates_backward(int64_t h, float *ar, float *gr, const float *drh, const float *hp, float *dhn);
+void nf_reference_gru_reset_gates(int64_t h, float *xr, float *xz, const float *hr, const float *hz, const float *hp,
+                                  float *rh);
+void nf_reference_gru_reset_output(int64_t h, const float *z, float *xn, const float *hn, const float *hp, float *y);
+void nf_reference_gru_reset_output_backward(int64_t h, float *az, float *an, float *gz, float *gn, const float *hp,
+                                            const float *dy, float *dhn);
+void nf_reference_gru_reset_gates_backward(int64_t h, float *ar, float *gr, const float *drh, const float *hp,
+                                           float *dhn);
+
 #endif

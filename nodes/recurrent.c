@@ -33,6 +33,9 @@
 
 enum { HIDDEN, BIAS, CARRY, WEIGHT_INIT, BIAS_INIT, LAYERS, BIDIRECTIONAL, DROPOUT, OUTPUT, NONLINEARITY };
 
+/* gru's last attribute takes the slot that rnn's nonlinearity has. */
+enum { LINEAR_BEFORE_RESET = NONLINEARITY };
+
 #define MAX_LAYERS 4 /* 4 layers of 2 directions of 4 tensors: NF_MAX_PARAMS */
 
 /* One-hot input rows are handled as a lookup of W_ih's columns, through a
@@ -44,20 +47,30 @@ static const char *const nonlinearities[] = {"tanh", "relu", NULL};
 
 enum { OUT_SEQUENCE, OUT_STATE, OUT_CELL };
 
+#define COMMON_ATTRS                                                                                               \
+    [HIDDEN] = NF_ATTR_REQUIRED_INT("hidden", 1, 1 << 16, "hidden state size H"),                                  \
+    [BIAS] = NF_ATTR_BOOL_DEF("bias", 1, "learned biases bias_ih_l0 and bias_hh_l0 (and those of every layer)"),      \
+    [CARRY] = NF_ATTR_BOOL_DEF("carry", 0, "start from the previous run's final state (truncated BPTT)"),             \
+    [WEIGHT_INIT] = NF_ATTR_ENUM_DEF("weight_init", 0, nf_init_names, "initialisation of the weights"),               \
+    [BIAS_INIT] = NF_ATTR_ENUM_DEF("bias_init", 0, nf_init_names, "initialisation of the biases"),                   \
+    [LAYERS] = NF_ATTR_INT_DEF("num_layers", 1, 1, MAX_LAYERS, "stacked layers, each reading the one below"),        \
+    [BIDIRECTIONAL] = NF_ATTR_BOOL_DEF("bidirectional", 0, "a second direction per layer, over reversed time"),      \
+    [DROPOUT] = NF_ATTR_FLOAT_DEF("dropout", 0, 0, 0.999999, "dropout on the outputs of every layer but the last, "  \
+                                                             "in training"),                                         \
+    [OUTPUT] = NF_ATTR_ENUM_DEF("output", 0, output_kinds,                                                           \
+                                "sequence: [T, D H]; state: final hidden states [L D, H]; cell: lstm's final cell "  \
+                                "states [L D, H]")
+
 static const nf_attr_spec recurrent_attrs[] = {
-    [HIDDEN] = NF_ATTR_REQUIRED_INT("hidden", 1, 1 << 16, "hidden state size H"),
-    [BIAS] = NF_ATTR_BOOL_DEF("bias", 1, "learned biases bias_ih_l0 and bias_hh_l0 (and those of every layer)"),
-    [CARRY] = NF_ATTR_BOOL_DEF("carry", 0, "start from the previous run's final state (truncated BPTT)"),
-    [WEIGHT_INIT] = NF_ATTR_ENUM_DEF("weight_init", 0, nf_init_names, "initialisation of the weights"),
-    [BIAS_INIT] = NF_ATTR_ENUM_DEF("bias_init", 0, nf_init_names, "initialisation of the biases"),
-    [LAYERS] = NF_ATTR_INT_DEF("num_layers", 1, 1, MAX_LAYERS, "stacked layers, each reading the one below"),
-    [BIDIRECTIONAL] = NF_ATTR_BOOL_DEF("bidirectional", 0, "a second direction per layer, over reversed time"),
-    [DROPOUT] = NF_ATTR_FLOAT_DEF("dropout", 0, 0, 0.999999, "dropout on the outputs of every layer but the last, "
-                                                             "in training"),
-    [OUTPUT] = NF_ATTR_ENUM_DEF("output", 0, output_kinds,
-                                "sequence: [T, D H]; state: final hidden states [L D, H]; cell: lstm's final cell "
-                                "states [L D, H]"),
+    COMMON_ATTRS,
     [NONLINEARITY] = NF_ATTR_ENUM_DEF("nonlinearity", 0, nonlinearities, "rnn: tanh or relu"),
+};
+
+static const nf_attr_spec gru_attrs[] = {
+    COMMON_ATTRS,
+    [LINEAR_BEFORE_RESET] = NF_ATTR_BOOL_DEF("linear_before_reset", 1,
+                                             "n = tanh(W_in x + b_in + r (W_hn h + b_hn)), PyTorch's; false: "
+                                             "tanh(W_in x + b_in + W_hn (r h) + b_hn), ONNX's default"),
 };
 
 /* The parameter names of sub-layer k (layer k / 2 or k, direction), in
@@ -72,6 +85,7 @@ static const char *const param_names[MAX_LAYERS][2][4] = {NAMES(0), NAMES(1), NA
 typedef struct stack {
     int64_t t, in, h, gates;
     int layers, dirs, subs, n_gates, output;
+    int reset_first; /* gru with linear_before_reset=false */
     int64_t cap;
 } stack;
 
@@ -92,6 +106,7 @@ static stack stack_of(const nf_node *node, const nf_shape *x, int64_t cap)
     s.dirs = node->attr[BIDIRECTIONAL] != 0 ? 2 : 1;
     s.subs = s.layers * s.dirs;
     s.output = (int)node->attr[OUTPUT];
+    s.reset_first = s.n_gates == 3 && node->attr[LINEAR_BEFORE_RESET] == 0;
     s.cap = cap;
     return s;
 }
@@ -113,7 +128,8 @@ static int direct_output(const stack *s, int k)
  *                                               state_per_sample declares)
  *   then per sub-layer k its body:
  *     act   [cap, T, gates]  gate activations, then their gradients
- *     aux   [cap, T, H]      LSTM: cell states; GRU: W_hn h + b_hn
+ *     aux   [cap, T, H]      LSTM: cell states; GRU: W_hn h + b_hn, or r h
+ *                            with linear_before_reset=false
  *     hprev [cap, T, H]      h_{t-1} of every step (for dW_hh)
  *     h0, c0 [cap, H]        the initial state of this run
  *     dh, dc [cap, H]        gradients flowing to the previous step
@@ -377,13 +393,13 @@ static const float *h_before(const sub *u, int64_t b, int64_t t)
 }
 
 /* acc[b, t] += h_{t-1}[b] W_hh^T for all rows b (rows of acc T gates
- * apart: the [B, T, gates] layout) */
-static void add_recurrent_product(const sub *u, int64_t t, float *acc)
+ * apart: the [B, T, gates] layout), the first n gate columns */
+static void add_recurrent_product(const sub *u, int64_t t, float *acc, int64_t n)
 {
     const stack *s = u->s;
     const float *hp = t ? u->y + (t - 1) * s->h : u->r.h0;
     int64_t ld_hp = t ? s->t * s->h : s->h;
-    u->e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, u->e->batch, s->gates, s->h, 1.0f, hp, ld_hp, u->w_hh, s->h, 1.0f,
+    u->e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, u->e->batch, n, s->h, 1.0f, hp, ld_hp, u->w_hh, s->h, 1.0f,
                          acc + t * s->gates, s->t * s->gates);
 }
 
@@ -482,16 +498,19 @@ static void gather_hprev(const sub *u)
 
 /* After the gate gradients dA of every step are in act (dgh: the hidden
  * part's, GRU): the weight, bias and input gradients, one GEMM each over
- * all B T rows. */
+ * all B T rows. (GRU with the reset first: W_hn's rows read r h, kept in
+ * aux, instead of h_{t-1}.) */
 static void finish_backward(const sub *u, const float *dgh)
 {
     const nf_exec *e = u->e;
     const stack *s = u->s;
-    int64_t rows = e->batch * s->t;
+    int64_t rows = e->batch * s->t, h = s->h, from_h = s->reset_first ? 2 * h : s->gates;
     gather_hprev(u);
     input_weight_grad(u);
-    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, s->gates, s->h, rows, 1.0f, dgh, s->gates, u->r.hprev, s->h, 1.0f,
-                      u->dw_hh, s->h);
+    e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, from_h, h, rows, 1.0f, dgh, s->gates, u->r.hprev, h, 1.0f, u->dw_hh, h);
+    if (s->reset_first)
+        e->kernels->sgemm(NF_TRANS, NF_NO_TRANS, h, h, rows, 1.0f, dgh + 2 * h, s->gates, u->r.aux, h, 1.0f,
+                          u->dw_hh + 2 * h * h, h);
     if (u->db_ih) {
         add_column_sums(u->r.act, rows, s->gates, u->db_ih, dgh == u->r.act ? u->db_hh : NULL);
         if (dgh != u->r.act)
@@ -552,7 +571,7 @@ static void lstm_forward_sub(const sub *u)
     int64_t h = s->h;
     project_inputs(u, u->b_hh);
     for (int64_t t = 0; t < s->t; t++) {
-        add_recurrent_product(u, t, u->r.act);
+        add_recurrent_product(u, t, u->r.act, s->gates);
         #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = u->r.act + (b * s->t + t) * s->gates, *c = u->r.aux + (b * s->t + t) * h;
@@ -599,7 +618,7 @@ static void gru_forward_sub(const sub *u)
     project_inputs(u, NULL);
     for (int64_t t = 0; t < s->t; t++) {
         fill_rows(u->r.ah + t * s->gates, e->batch, s->gates, s->t * s->gates, u->b_hh, NULL);
-        add_recurrent_product(u, t, u->r.ah);
+        add_recurrent_product(u, t, u->r.ah, s->gates);
         #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = u->r.act + (b * s->t + t) * s->gates;
@@ -635,6 +654,69 @@ static void gru_backward_sub(const sub *u)
     finish_backward(u, dah);
 }
 
+/* ---- GRU with the reset gate first (linear_before_reset=false) ---------------
+ *   r, z as above   n = tanh(a_xn + W_hn (r h_{t-1}) + b_hn)
+ * Each step is two products: h_{t-1} by W_hr, W_hz, then r h_{t-1} (kept
+ * in aux) by W_hn. */
+static void gru_reset_first_forward_sub(const sub *u)
+{
+    const nf_exec *e = u->e;
+    const stack *s = u->s;
+    int64_t h = s->h, ld = s->t * s->gates;
+    project_inputs(u, NULL);
+    for (int64_t t = 0; t < s->t; t++) {
+        fill_rows(u->r.ah + t * s->gates, e->batch, s->gates, ld, u->b_hh, NULL);
+        add_recurrent_product(u, t, u->r.ah, 2 * h);
+        #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
+        for (int64_t b = 0; b < e->batch; b++) {
+            float *a = u->r.act + (b * s->t + t) * s->gates;
+            const float *g = u->r.ah + (b * s->t + t) * s->gates;
+            e->kernels->gru_reset_gates(h, a, a + h, g, g + h, h_before(u, b, t), u->r.aux + (b * s->t + t) * h);
+        }
+        e->kernels->sgemm(NF_NO_TRANS, NF_TRANS, e->batch, h, h, 1.0f, u->r.aux + t * h, s->t * h, u->w_hh + 2 * h * h,
+                          h, 1.0f, u->r.ah + t * s->gates + 2 * h, ld);
+        #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
+        for (int64_t b = 0; b < e->batch; b++) {
+            float *a = u->r.act + (b * s->t + t) * s->gates;
+            const float *g = u->r.ah + (b * s->t + t) * s->gates;
+            e->kernels->gru_reset_output(h, a + h, a + 2 * h, g + 2 * h, h_before(u, b, t),
+                                         u->y + (b * s->t + t) * h);
+        }
+    }
+}
+
+/* dh = dy_t + dh_next; dA_n = dh (1 - z)(1 - n^2), dA_z = dh (h_{t-1} - n)
+ * z(1-z); d(r h) = dA_hn W_hn; dA_r = d(r h) h_{t-1} r(1-r);
+ * dh_next = dh z + d(r h) r + dA_{hr,hz} W_{hr,hz}. d(r h) goes to dc,
+ * which a GRU does not otherwise use. */
+static void gru_reset_first_backward_sub(const sub *u)
+{
+    const nf_exec *e = u->e;
+    const stack *s = u->s;
+    int64_t h = s->h, ld = s->t * s->gates;
+    int initial = wants_initial_grads(u);
+    float *dah = u->r.ah, *drh = u->r.dc;
+    for (int64_t t = s->t - 1; t >= 0; t--) {
+        #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
+        for (int64_t b = 0; b < e->batch; b++) {
+            float *a = u->r.act + (b * s->t + t) * s->gates, *g = dah + (b * s->t + t) * s->gates;
+            e->kernels->gru_reset_output_backward(h, a + h, a + 2 * h, g + h, g + 2 * h, h_before(u, b, t),
+                                                  dy_row(u, b, t), u->r.dh + b * h);
+        }
+        e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, e->batch, h, h, 1.0f, dah + t * s->gates + 2 * h, ld,
+                          u->w_hh + 2 * h * h, h, 0.0f, drh, h);
+        #pragma omp parallel for if (e->batch * h > NF_PARALLEL_MIN / 8) schedule(static)
+        for (int64_t b = 0; b < e->batch; b++) {
+            float *a = u->r.act + (b * s->t + t) * s->gates, *g = dah + (b * s->t + t) * s->gates;
+            e->kernels->gru_reset_gates_backward(h, a, g, drh + b * h, h_before(u, b, t), u->r.dh + b * h);
+        }
+        if (t > 0 || initial)
+            e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, e->batch, h, 2 * h, 1.0f, dah + t * s->gates, ld, u->w_hh, h,
+                              1.0f, u->r.dh, h);
+    }
+    finish_backward(u, dah);
+}
+
 /* ---- RNN -------------------------------------------------------------------
  * h_t = f(W_ih x + b_ih + W_hh h_{t-1} + b_hh), f tanh or relu;
  * backward dA = (dy_t + dh_next) f'(h_t), f' = 1 - h^2 or [h > 0];
@@ -647,7 +729,7 @@ static void rnn_forward_sub(const sub *u)
     int relu = e->attr[NONLINEARITY] != 0;
     project_inputs(u, u->b_hh);
     for (int64_t t = 0; t < s->t; t++) {
-        add_recurrent_product(u, t, u->r.act);
+        add_recurrent_product(u, t, u->r.act, s->gates);
         for (int64_t b = 0; b < e->batch; b++) {
             const float *a = u->r.act + (b * s->t + t) * h;
             float *y = u->y + (b * s->t + t) * h;
@@ -721,7 +803,7 @@ static void forward_sub(const sub *u)
 {
     switch (u->s->n_gates) {
     case 4: lstm_forward_sub(u); break;
-    case 3: gru_forward_sub(u); break;
+    case 3: u->s->reset_first ? gru_reset_first_forward_sub(u) : gru_forward_sub(u); break;
     default: rnn_forward_sub(u); break;
     }
 }
@@ -786,7 +868,7 @@ static void backward_sub(const sub *u)
 {
     switch (u->s->n_gates) {
     case 4: lstm_backward_sub(u); break;
-    case 3: gru_backward_sub(u); break;
+    case 3: u->s->reset_first ? gru_reset_first_backward_sub(u) : gru_backward_sub(u); break;
     default: rnn_backward_sub(u); break;
     }
 }
@@ -839,15 +921,17 @@ static double recurrent_flops(const nf_node *node)
     return total;
 }
 
-#define RECURRENT_OP(var, nm, text, n)                                                                \
+#define RECURRENT_OP(var, nm, text, attr_table, n)                                                    \
     const nf_op var = {                                                                               \
         .name = nm, .summary = text, .min_inputs = 1, .max_inputs = 3,                                \
-        .attrs = recurrent_attrs, .n_attrs = n, .flags = NF_OP_CARRY_OPTION,                          \
+        .attrs = attr_table, .n_attrs = n, .flags = NF_OP_CARRY_OPTION,                          \
         .infer = recurrent_infer, .forward = recurrent_forward, .backward = recurrent_backward,       \
         .flops = recurrent_flops, .reset_state = zero_state,                                          \
     }
 
-RECURRENT_OP(nf_op_lstm, "lstm", "LSTM layers over [steps, features] (PyTorch's nn.LSTM, batch_first)", NONLINEARITY);
-RECURRENT_OP(nf_op_gru, "gru", "GRU layers over [steps, features] (PyTorch's nn.GRU, batch_first)", NONLINEARITY);
+RECURRENT_OP(nf_op_lstm, "lstm", "LSTM layers over [steps, features] (PyTorch's nn.LSTM, batch_first)",
+             recurrent_attrs, NONLINEARITY);
+RECURRENT_OP(nf_op_gru, "gru", "GRU layers over [steps, features] (PyTorch's nn.GRU, batch_first)", gru_attrs,
+             LINEAR_BEFORE_RESET + 1);
 RECURRENT_OP(nf_op_rnn, "rnn", "Elman RNN layers, tanh or relu, over [steps, features] (PyTorch's nn.RNN)",
-             NONLINEARITY + 1);
+             recurrent_attrs, NONLINEARITY + 1);

@@ -498,6 +498,35 @@ static float *copy_of(const float *x, int64_t n)
     return c;
 }
 
+/* The two halves of a GRU step with the reset gate first, forward and
+ * backward, against the reference; `a` the input part [3 h], `g` the
+ * hidden part [3 h], hp = h_{t-1}; drh stands in for dan W_hn. */
+static void check_gru_reset_first(const nf_kernels *k, const nf_kernels *ref, int64_t h, const float *a,
+                                  const float *g, const float *hp, const float *dy, const float *dhn)
+{
+    float *x[2], *rh[2], *y[2], *gg[2], *d[2];
+    const nf_kernels *sets[2] = {k, ref};
+    for (int i = 0; i < 2; i++) {
+        x[i] = copy_of(a, 3 * h), rh[i] = malloc((size_t)h * 4), y[i] = malloc((size_t)h * 4);
+        gg[i] = malloc((size_t)(3 * h) * 4), d[i] = copy_of(dhn, h);
+        sets[i]->gru_reset_gates(h, x[i], x[i] + h, g, g + h, hp, rh[i]);
+        sets[i]->gru_reset_output(h, x[i] + h, x[i] + 2 * h, g + 2 * h, hp, y[i]);
+    }
+    assert_close(x[0], x[1], 3 * h, 0, "gru (reset first) gates");
+    assert_close(rh[0], rh[1], h, 0, "gru (reset first) r h");
+    assert_close(y[0], y[1], h, 0, "gru (reset first) output");
+    memcpy(x[0], x[1], (size_t)(3 * h) * 4); /* backward from the same activations */
+    for (int i = 0; i < 2; i++) {
+        sets[i]->gru_reset_output_backward(h, x[i] + h, x[i] + 2 * h, gg[i] + h, gg[i] + 2 * h, hp, dy, d[i]);
+        sets[i]->gru_reset_gates_backward(h, x[i], gg[i], dy, hp, d[i]);
+    }
+    assert_close(x[0], x[1], 3 * h, 4, "gru (reset first) input-part gradients");
+    assert_close(gg[0], gg[1], 3 * h, 4, "gru (reset first) hidden-part gradients");
+    assert_close(d[0], d[1], h, 4, "gru (reset first) dh");
+    for (int i = 0; i < 2; i++)
+        free(x[i]), free(rh[i]), free(y[i]), free(gg[i]), free(d[i]);
+}
+
 static void test_cell_variants(void **state)
 {
     (void)state;
@@ -539,6 +568,7 @@ static void test_cell_variants(void **state)
             assert_close(b1, b2, 3 * h, 4, "gru input-part gradients");
             assert_close(g1, g2, 3 * h, 4, "gru hidden-part gradients");
             assert_close(e1, e2, h, 4, "gru dh");
+            check_gru_reset_first(k, ref, h, a, g, cp, dy, dhn);
             free(b1), free(b2);
             free(a1), free(a2), free(c1), free(c2), free(y1), free(y2), free(d1), free(d2);
             free(x1), free(x2), free(hn1), free(hn2), free(g1), free(g2), free(e1), free(e2);

@@ -242,6 +242,8 @@ static void test_recurrent(void **state)
     check_op("lstm", 2, dims, ATTRS("hidden", "2", "bias", "false"), 3);
     check_op("gru", 2, dims, ATTRS("hidden", "5"), 2);
     check_op("gru", 2, dims, ATTRS("hidden", "3", "bias", "false"), 3);
+    check_op("gru", 2, dims, ATTRS("hidden", "5", "linear_before_reset", "false"), 2);
+    check_op("gru", 2, dims, ATTRS("hidden", "3", "bias", "false", "linear_before_reset", "false"), 3);
     int64_t one_step[] = {1, 2};
     check_op("lstm", 2, one_step, ATTRS("hidden", "3"), 2);
     check_op("gru", 2, one_step, ATTRS("hidden", "3"), 2);
@@ -697,6 +699,8 @@ static void test_recurrent_stacks(void **state)
         "y = lstm x h c hidden=3 bidirectional=true output=cell\n",
         "x = input shape=4x3 grad=true\nh = input shape=3x2 grad=true\n"
         "y = gru x h hidden=2 num_layers=3 output=state dropout=0.2\n",
+        "x = input shape=4x3 grad=true\nh = input shape=4x2 grad=true\n"
+        "y = gru x h hidden=2 num_layers=2 bidirectional=true linear_before_reset=false\n",
         "x = input shape=4x3 grad=true\ny = rnn x hidden=3 num_layers=2 bidirectional=true\n",
         "x = input shape=4x3 grad=true\nh = input shape=1x3 grad=true\ny = rnn x h hidden=3 nonlinearity=relu\n",
     };

@@ -173,8 +173,8 @@ static void test_export_round_trip(void **state)
     }
 }
 
-/* The node types exported as compositions or shape operators: export,
- * re-import and the same outputs (gelu, silu and softplus are rebuilt
+/* The node types exported as compositions or shape operators, and a GRU
+ * with the reset gate first: export, re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
 {
@@ -196,7 +196,8 @@ static void test_export_ops(void **state)
         "m = matmul p t\n"                            /* [4, 4] */
         "a1 = attention x heads=2 causal=true\n"      /* [4, 6] */
         "a2 = attention a1 x heads=1 bias=false\n"    /* (key and value: x) */
-        "o = concat m a2 axis=1\n"                    /* [4, 10] */
+        "rg = gru x hidden=3 linear_before_reset=false\n" /* [4, 3] */
+        "o = concat m a2 rg axis=1\n"                 /* [4, 13] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -209,7 +210,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 40 };
+    enum { B = 3, N = B * 52 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
