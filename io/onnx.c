@@ -1309,10 +1309,12 @@ static nf_status map_conv(importer *im)
 /* One pooling node over x ([C, spatial...] per sample, 1 or 2 spatial
  * axes) with symmetric padding pad[], then, where ONNX pads one side
  * more, a slice per axis: the windows of begin padding b are those of
- * the symmetric padding from index (pad - b) / stride on. */
-static nf_status pool_node(importer *im, nf_node *x, const nf_shape *s, int n, int is_max, const int64_t *kernel,
-                           const int64_t *stride, const int64_t *dilation, const int64_t *pads, const char *suffix,
-                           nf_node **out)
+ * the symmetric padding from index (pad - b) / stride on. `indices`
+ * (max pooling): 0 the maxima, 1 their positions (storage_order 0), 2
+ * their positions column-major (storage_order 1). */
+static nf_status pool_node_of(importer *im, nf_node *x, const nf_shape *s, int n, int is_max, int indices,
+                              const int64_t *kernel, const int64_t *stride, const int64_t *dilation,
+                              const int64_t *pads, const char *suffix, nf_node **out)
 {
     int64_t pad[2], offset[2], length[2];
     int ceil_mode = attr_int(im, "ceil_mode", 0) != 0;
@@ -1342,7 +1344,9 @@ static nf_status pool_node(importer *im, nf_node *x, const nf_shape *s, int n, i
         return st;
     if ((st = set(im, y, "ceil_mode", "%s", ceil_mode ? "true" : "false")) != NF_OK ||
         (!is_max && (st = set(im, y, "include_pad", "%s", attr_int(im, "count_include_pad", 0) ? "true" : "false")) !=
-                        NF_OK))
+                        NF_OK) ||
+        (indices && (st = set(im, y, "output", "indices")) != NF_OK) ||
+        (indices == 2 && (st = set(im, y, "column_major", "true")) != NF_OK))
         return st;
     for (int k = 0; k < n; k++) {
         if (pads[k] == pads[k + n])
@@ -1358,6 +1362,13 @@ static nf_status pool_node(importer *im, nf_node *x, const nf_shape *s, int n, i
     return NF_OK;
 }
 
+static nf_status pool_node(importer *im, nf_node *x, const nf_shape *s, int n, int is_max, const int64_t *kernel,
+                           const int64_t *stride, const int64_t *dilation, const int64_t *pads, const char *suffix,
+                           nf_node **out)
+{
+    return pool_node_of(im, x, s, n, is_max, 0, kernel, stride, dilation, pads, suffix, out);
+}
+
 /* MaxPool and AveragePool over 1, 2 or 3 spatial axes. 3-D pools are
  * separable: the (H, W) window on every depth slice, then the depth
  * window over the results (a max of maxes; a mean of means, each over
@@ -1369,13 +1380,15 @@ static nf_status map_pool(importer *im)
                                             "storage_order", "strides", NULL};
     static const char *const known_avg[] = {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads",
                                             "strides", NULL};
-    value *x;
+    value *x = any_input(im, 0);
     nf_shape s;
+    int with_indices = im->at->n_output > 1 && *im->at->output[1];
+    if (x && with_indices && x->batch_axis != NO_BATCH)
+        return fail(im, "the Indices output numbers positions across the whole batch; it maps with whole inputs "
+                    "(nodeflow import --whole-inputs), where each input is one sample");
     nf_status st = start_node(im, is_max ? known_max : known_avg, 0, &x, &s);
     if (st != NF_OK)
         return st;
-    if (im->at->n_output > 1 && *im->at->output[1])
-        return fail(im, "the Indices output is not supported");
     int n = s.rank - 1;
     if (n < 1 || n > 3)
         return fail(im, "pooling over %d spatial axes (1, 2 or 3 map)", n);
@@ -1390,14 +1403,20 @@ static nf_status map_pool(importer *im)
     if (st != NF_OK || (st = check_window(im, n, kernel, stride, dilation)) != NF_OK ||
         (st = spatial_pads(im, n, &s, kernel, stride, dilation, pads)) != NF_OK)
         return st;
-    if (attr_int(im, "storage_order", 0) != 0)
-        return fail(im, "storage_order = 1 is not supported");
-    nf_node *y;
+    int64_t storage_order = attr_int(im, "storage_order", 0);
+    if (storage_order != 0 && storage_order != 1)
+        return fail(im, "storage_order must be 0 or 1");
+    nf_node *y, *where;
     if (n < 3) {
-        if ((st = pool_node(im, x->node, &s, n, is_max, kernel, stride, dilation, pads, NULL, &y)) != NF_OK)
+        if ((st = pool_node(im, x->node, &s, n, is_max, kernel, stride, dilation, pads, NULL, &y)) != NF_OK ||
+            (with_indices && (st = pool_node_of(im, x->node, &s, n, 1, 1 + (int)storage_order, kernel, stride,
+                                                dilation, pads, "_indices", &where)) != NF_OK) ||
+            (st = define_node(im, y)) != NF_OK)
             return st;
-        return define_node(im, y);
+        return with_indices ? define_output(im, 1, where, 0) : NF_OK;
     }
+    if (with_indices)
+        return fail(im, "the Indices output of 3-D pooling is not supported");
     if (dilation[0] != 1 || attr_int(im, "ceil_mode", 0))
         return fail(im, "3-D pooling with a depth dilation or ceil_mode is not supported");
     int64_t c = s.dim[0], d = s.dim[1];

@@ -354,6 +354,9 @@ static nf_status export_pool(exporter *ex, const nf_node *n, int is_max)
     attr2(n, "stride", stride);
     attr2(n, "padding", pad);
     attr2(n, "dilation", dil);
+    if (is_max && attr(n, "output") != 0)
+        return refuse(ex, n, "output=indices numbers positions in each sample; ONNX's Indices number them across "
+                      "the batch");
     if (stride[0] == 0) /* 0: the kernel size */
         stride[0] = kernel[0], stride[1] = kernel[1];
     int64_t pads[4] = {pad[0], pad[1], pad[0], pad[1]};

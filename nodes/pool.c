@@ -11,7 +11,9 @@
 #include "kernels/kernels.h"
 #include "nodes/op.h"
 
-enum { KERNEL, STRIDE, PADDING, CEIL, INCLUDE_PAD, DILATION };
+enum { KERNEL, STRIDE, PADDING, CEIL, INCLUDE_PAD, DILATION, OUTPUT, COLUMN_MAJOR };
+
+static const char *const max_outputs[] = {"values", "indices", NULL};
 
 static const nf_attr_spec pool_attrs[] = {
     [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "window size: 2, or 2x3 (height x width)"},
@@ -21,6 +23,10 @@ static const nf_attr_spec pool_attrs[] = {
     [CEIL] = NF_ATTR_BOOL_DEF("ceil_mode", 0, "round the output size up (windows may start in the padding)"),
     [INCLUDE_PAD] = NF_ATTR_BOOL_DEF("include_pad", 0, "avgpool: count padding in the divisor"),
     [DILATION] = NF_ATTR_INT2_DEF("dilation", 1, 1, 1 << 16, "maxpool: spacing between window taps: 2, or 2x1"),
+    [OUTPUT] = NF_ATTR_ENUM_DEF("output", 0, max_outputs,
+                                "maxpool: the maxima, or where they are: c H W + y W + x in the sample (ONNX's "
+                                "Indices; no gradient)"),
+    [COLUMN_MAJOR] = NF_ATTR_BOOL_DEF("column_major", 0, "maxpool output=indices: c H W + x H + y instead"),
 };
 
 typedef nf_pool_geom pgeom;
@@ -91,11 +97,18 @@ static int make_pgeom(const nf_node *node, const nf_shape *k, const nf_shape *in
 }
 
 /* Attributes of one kind of pooling only, refused rather than ignored:
- * include_pad on max pooling (PyTorch's MaxPool has no divisor), dilation
- * on average pooling (PyTorch's AvgPool has none); HxW values on a 1-D
- * pool. */
+ * include_pad on max pooling (PyTorch's MaxPool has no divisor), dilation,
+ * output and column_major on average pooling (PyTorch's AvgPool has no
+ * dilation); HxW values on a 1-D pool. */
 static nf_status check_kind_attrs(nf_infer *ctx, int is1d, int max)
 {
+    uint32_t max_only = (1u << OUTPUT) | (1u << COLUMN_MAJOR);
+    if (!max && (ctx->node->attr_set & max_only))
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "attributes 'output' and 'column_major' are for max "
+                             "pooling");
+    if (ctx->node->attr[COLUMN_MAJOR] != 0 && ctx->node->attr[OUTPUT] == 0)
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "column_major=true orders indices: it needs "
+                             "output=indices");
     if (max && (ctx->node->attr_set & (1u << INCLUDE_PAD)))
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT,
                              "attribute 'include_pad' is for average pooling; max pooling has no divisor");
@@ -128,6 +141,9 @@ static nf_status pool_infer_common(nf_infer *ctx, int is1d, int max)
     ctx->out = is1d ? (nf_shape){2, {g.c, g.ow}} : (nf_shape){3, {g.c, g.oh, g.ow}};
     if (max && g.h * g.w > (1 << 24))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "planes of more than 2^24 positions are not supported");
+    if (max && ctx->node->attr[OUTPUT] != 0 && nf_mul3_checked(g.c, g.h, g.w) > (1 << 24))
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "output=indices needs at most 2^24 input values per sample (the "
+                             "largest that a float counts exactly)");
     if (max)
         ctx->saved_per_sample = out; /* arg-max positions (floats: exact below 2^24) */
     return NF_OK;
@@ -146,20 +162,35 @@ static pgeom pgeom_of(const nf_exec *e)
     return g;
 }
 
+/* output=indices: the arg-max positions of plane p (of channel p mod C),
+ * as positions in the sample. */
+static void write_indices(const nf_exec *e, const pgeom *g, int64_t p)
+{
+    int64_t out = g->oh * g->ow, base = p % g->c * g->h * g->w;
+    int column = e->attr[COLUMN_MAJOR] != 0;
+    for (int64_t i = 0; i < out; i++) {
+        int64_t at = (int64_t)e->saved[p * out + i], y = at / g->w, x = at % g->w;
+        e->out[p * out + i] = (float)(base + (column ? x * g->h + y : at));
+    }
+}
+
 static void maxpool_forward(const nf_exec *e)
 {
     pgeom g = pgeom_of(e);
     int64_t planes = e->batch * g.c, in = g.h * g.w, out = g.oh * g.ow;
     #pragma omp parallel for if (planes * in > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < planes; p++)
+    for (int64_t p = 0; p < planes; p++) {
         e->kernels->max_plane(&g, e->in[0] + p * in, e->out + p * out, e->saved + p * out);
+        if (e->attr[OUTPUT] != 0)
+            write_indices(e, &g, p);
+    }
 }
 
 static void maxpool_backward(const nf_exec *e)
 {
     pgeom g = pgeom_of(e);
     int64_t planes = e->batch * g.c, in = g.h * g.w, out = g.oh * g.ow;
-    if (!e->in_grad[0])
+    if (!e->in_grad[0] || e->attr[OUTPUT] != 0) /* indices are constant almost everywhere */
         return;
     #pragma omp parallel for if (planes * in > NF_PARALLEL_MIN) schedule(static)
     for (int64_t p = 0; p < planes; p++)

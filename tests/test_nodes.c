@@ -767,6 +767,46 @@ static void test_pooling(void **state)
     check_op("global_avgpool", 3, d2, NULL, 2);
 }
 
+/* maxpool output=indices: where each maximum is in its sample (row- and
+ * column-major), the same for every sample of a batch, no gradient. */
+static void test_maxpool_indices(void **state)
+{
+    (void)state;
+    static const char *const orders[] = {"false", "true"};
+    /* 2 channels of 3x4 (rows of 4) */
+    static const float x[24] = {1, 9, 2, 3, 4, 5, 8, 6, 7, 0, 1, 2, 2, 1, 0, 7, 6, 8, 5, 4, 3, 2, 9, 1};
+    /* 2x2 windows, stride 2, over rows 0-1: the maxima 9 at (0,1), 8 at (1,2); 8 at (1,1), 7 at (0,3) */
+    static const float row_major[2][4] = {{1, 6, 12 + 5, 12 + 3}, {1 * 3 + 0, 2 * 3 + 1, 12 + 1 * 3 + 1, 12 + 3 * 3}};
+    for (int column = 0; column < 2; column++) {
+        nf_error err;
+        nf_graph *g = nf_graph_new();
+        nf_node *in = nf_input(g, "x", 3, (int64_t[]){2, 3, 4});
+        nf_node *pool = nf_graph_add(g, "maxpool", "pool", 1, &in);
+        assert_int_equal(nf_node_set_attr(g, pool, "kernel", "2"), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, pool, "output", "indices"), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, pool, "column_major", orders[column]), NF_OK);
+        nf_node *out = nf_output(g, "where", pool);
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 2, 0, &plan, &err), &err);
+        nf_tensor vx, vy;
+        nf_plan_input(plan, in, &vx, NULL);
+        for (int b = 0; b < 2; b++)
+            memcpy(vx.data + 24 * b, x, sizeof x);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        nf_plan_value(plan, out, &vy, NULL);
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 4; i++)
+                assert_true(vy.data[4 * b + i] == row_major[column][i]);
+        nf_plan_free(plan);
+        nf_graph_free(g);
+    }
+    nf_graph *g;
+    nf_error err;
+    static const char avg[] = "nodeflow 1\nx = input shape=1x4x4\np = avgpool x kernel=2 output=indices\n";
+    assert_int_not_equal(nf_model_parse(avg, sizeof avg - 1, "avg.nfg", &g, NULL, &err), NF_OK);
+    assert_non_null(strstr(err.message, "are for max pooling"));
+}
+
 /* L1 and L2 penalties: their value by hand, and their gradients (with a
  * shared parameter counted once) by central differences. */
 static void test_penalties(void **state)
@@ -866,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_recurrent_one_hot),
         cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_maxpool_indices),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_shape_values),
