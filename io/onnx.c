@@ -63,6 +63,7 @@ typedef struct {
     int64_t dims[MAX_DIMS];
     int64_t count;
     int is_int;                /* int64 values (shapes, axes, indices), else float */
+    int wrap_bits;             /* 8 or 16: computed values of ONNX's uint8 or uint16, held as floats */
     int initializer;           /* a graph initializer (a weight of the model, trainable) */
     float *f;
     int64_t *i;
@@ -1142,6 +1143,20 @@ static nf_status map_cast(importer *im)
 
 /* Add, Sub, Mul, Div. Two per-sample operands of the same shape, or one
  * and a constant that broadcasts to it; of two constants, folded. */
+/* y, or for uint8 and uint16 operands y mod 2^bits: ONNX's unsigned
+ * arithmetic wraps around. */
+static nf_status define_wrapped(importer *im, nf_node *y, const value *like, int bits)
+{
+    nf_status st;
+    if (bits && y) {
+        nf_node *wrap = add(im, "mod", 1, &y, "_wrap");
+        if ((st = set(im, wrap, "divisor", "%d", 1 << bits)) != NF_OK)
+            return st;
+        y = wrap;
+    }
+    return define_like(im, 0, y, like);
+}
+
 static nf_status map_binary(importer *im)
 {
     const char *op = im->at->op_type;
@@ -1151,6 +1166,11 @@ static nf_status map_binary(importer *im)
     if (!a->node && !b->node)
         return fold_binary(im, a, b);
     int commutes = !strcmp(op, "Add") || !strcmp(op, "Mul");
+    int bits = a->wrap_bits > b->wrap_bits ? a->wrap_bits : b->wrap_bits;
+    if (bits && !strcmp(op, "Div"))
+        return fail(im, "Div of uint%d values (integer division) is not supported", bits);
+    if (bits > 8 && !strcmp(op, "Mul")) /* (products of uint8 stay below 2^16) */
+        return fail(im, "Mul of uint%d values can pass 2^24, past which floats do not count exactly", bits);
     if (!a->node) {
         if (!commutes)
             return fail(im, "a constant left operand of %s does not map", op);
@@ -1168,7 +1188,7 @@ static nf_status map_binary(importer *im)
         nf_node *y = add(im, "scale", 1, &a->node, NULL);
         if ((st = set(im, y, "factor", "%.17g", !strcmp(op, "Div") ? 1.0 / k : k)) != NF_OK)
             return st;
-        return define_like(im, 0, y, a);
+        return define_wrapped(im, y, a, bits);
     }
     if (!nf_op)
         return fail(im, "%s maps only with a constant scalar divisor", op);
@@ -1197,7 +1217,30 @@ static nf_status map_binary(importer *im)
             return st;
     }
     nf_node *in[2] = {a->node, other};
-    return define_like(im, 0, add(im, nf_op, 2, in, NULL), a);
+    return define_wrapped(im, add(im, nf_op, 2, in, NULL), a, bits);
+}
+
+/* Mod by a constant scalar: the mod node, fmod 0 (the divisor's sign:
+ * integers' floor remainder) or 1 (C's fmod, which ONNX requires of
+ * floats). */
+static nf_status map_mod(importer *im)
+{
+    static const char *const known[] = {"fmod", NULL};
+    value *x, *d;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    if (!(d = const_input(im, 1)))
+        return im->err->code;
+    int64_t c_fmod = attr_int(im, "fmod", 0);
+    if (d->count != 1 || const_at(d, 0) == 0 || !isfinite(const_at(d, 0)) || (c_fmod != 0 && c_fmod != 1))
+        return fail(im, "Mod maps with a constant scalar divisor other than 0, and fmod 0 or 1");
+    nf_node *y = add(im, "mod", 1, &x->node, NULL);
+    if ((st = set(im, y, "divisor", "%.17g", const_at(d, 0))) != NF_OK ||
+        (st = set(im, y, "fmod", "%s", c_fmod ? "true" : "false")) != NF_OK)
+        return st;
+    return define_like(im, 0, y, x);
 }
 
 /* Kernel, strides and dilations of a Conv or pool over n spatial axes:
@@ -2679,6 +2722,7 @@ static const struct {
     {"Dropout", map_identity},
     {"Elu", map_activation},
     {"Erf", map_activation},
+    {"Mod", map_mod},
     {"Expand", map_expand},
     {"Flatten", map_flatten},
     {"Gather", map_gather},
@@ -2853,6 +2897,26 @@ static int same_since_opset_1(const char *op)
     return 0;
 }
 
+/* The computed outputs of an operator on uint8 or uint16 values are of
+ * that type too (MaxPool, Reshape, Concat, ...), except where the type
+ * changes (Cast, Shape, Size). */
+static void keep_wrap_bits(importer *im)
+{
+    static const char *const changes_type[] = {"Cast", "CastLike", "Shape", "Size", NULL};
+    const Onnx__NodeProto *node = im->at;
+    value *first = node->n_input > 0 && *node->input[0] ? find(im, node->input[0]) : NULL;
+    if (!first || !first->wrap_bits)
+        return;
+    for (int k = 0; changes_type[k]; k++)
+        if (!strcmp(node->op_type, changes_type[k]))
+            return;
+    for (size_t k = 0; k < node->n_output; k++) {
+        value *v = *node->output[k] ? find(im, node->output[k]) : NULL;
+        if (v && v->node)
+            v->wrap_bits = first->wrap_bits;
+    }
+}
+
 static nf_status map_node(importer *im, const Onnx__NodeProto *node)
 {
     im->at = node;
@@ -2866,8 +2930,12 @@ static nf_status map_node(importer *im, const Onnx__NodeProto *node)
         return fail(im, "opset %lld of the default domain is supported (7 to 17 are) only for operators that have "
                     "not changed since (GlobalAveragePool, Transpose, Identity, Softmax...)", (long long)im->opset);
     for (size_t k = 0; k < sizeof operators / sizeof operators[0]; k++)
-        if (node->op_type && !strcmp(node->op_type, operators[k].op))
-            return operators[k].map(im);
+        if (node->op_type && !strcmp(node->op_type, operators[k].op)) {
+            nf_status st = operators[k].map(im);
+            if (st == NF_OK)
+                keep_wrap_bits(im);
+            return st;
+        }
     return fail(im, "the operator is not supported (docs/onnx.md lists those that are)");
 }
 
@@ -3034,14 +3102,17 @@ static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx_
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
     int type = tt->has_elem_type ? tt->elem_type : 0;
     int is_int = type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+    int wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ? 8 : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
+                                                                                                                : 0;
     const nf_tensor *bound = bound_value(im, name);
     if (bound && (type == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
                   type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||
                   type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 || type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32))
         is_int = 1; /* (bound values of these are exact as floats) */
-    if (type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && type != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE && !is_int)
-        return fail(im, "input '%s' has element type %d; float, int32 and int64 inputs are supported%s", name, type,
-                    bound ? "" : " (bool and other integers when bound)");
+    if (type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && type != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE && !is_int &&
+        !wrap_bits)
+        return fail(im, "input '%s' has element type %d; float, int32, int64, uint8 and uint16 inputs are "
+                    "supported%s", name, type, bound ? "" : " (bool and other integers when bound)");
     if (bound)
         return bind_input(im, name, tt, bound, is_int);
     if (type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
@@ -3067,6 +3138,7 @@ static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx_
     if (!v)
         return im->err->code;
     v->batch_axis = batch;
+    v->wrap_bits = wrap_bits;
     v->node = nf_input(im->g, node_name_buf, rank, dims);
     return v->node ? NF_OK : nf_graph_status(im->g, im->err);
 }

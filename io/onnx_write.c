@@ -636,6 +636,23 @@ static nf_status export_softplus(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+/* mod: ONNX's Mod with fmod=1 (C's fmod: the only one for floats); for
+ * Python's %, fmod(fmod(x, d) + d, d), as the node computes it. */
+static nf_status export_mod(exporter *ex, const nf_node *n)
+{
+    const char *d = scalar(ex, n, "divisor", (float)attr(n, "divisor"));
+    int python = attr(n, "fmod") == 0;
+    const char *first = python ? text(ex, "%s:fmod", n->name) : n->name;
+    const char *in[] = {in_name(n, 0), d, NULL};
+    attr_int(ex, node(ex, "Mod", first, in, first), "fmod", 1);
+    if (python) {
+        const char *shifted = binary(ex, "Add", first, d, text(ex, "%s:shifted", n->name));
+        const char *again[] = {shifted, d, NULL};
+        attr_int(ex, node(ex, "Mod", n->name, again, n->name), "fmod", 1);
+    }
+    return NF_OK;
+}
+
 /* Per-sample axes into ONNX's (the batch first): the axis + 1. */
 static int64_t onnx_axis(const nf_node *n, const nf_shape *s, const char *name)
 {
@@ -876,6 +893,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     }
     if (!strcmp(op, "embedding") || !strcmp(op, "one_hot"))
         return export_ids(ex, n);
+    if (!strcmp(op, "mod")) /* C's fmod, then for Python's % fmod(fmod(x, d) + d, d) */
+        return export_mod(ex, n);
     return refuse(ex, n, "this node type is not exported to ONNX yet (docs/onnx.md)");
 }
 

@@ -145,3 +145,53 @@ const nf_op nf_op_scale = {
     .infer = nf_infer_same_shape, .forward = scale_forward, .backward = scale_backward,
     .flops = nf_flops_per_element,
 };
+
+/* ---- mod ----------------------------------------------------------------
+ * y = x mod divisor: with fmod=false the remainder takes the divisor's
+ * sign (Python's %, x - d floor(x / d)), computed as fmod(fmod(x, d) + d,
+ * d), which stays inside [0, d) where a rounded r + d would reach d (and
+ * is ONNX's form too); with fmod=true the dividend's (C's fmod).
+ * dy/dx = 1 wherever y is continuous. */
+
+static const nf_attr_spec mod_attrs[] = {
+    {"divisor", NF_ATTR_FLOAT, NAN, -1e30, 1e30, NULL, "the constant divisor (not 0)"},
+    NF_ATTR_BOOL_DEF("fmod", 0, "the remainder takes the sign of x (C's fmod) instead of the divisor's"),
+};
+
+static nf_status mod_infer(nf_infer *ctx)
+{
+    if (ctx->attr[0] == 0)
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "divisor must not be 0");
+    return nf_infer_same_shape(ctx);
+}
+
+static void mod_forward(const nf_exec *e)
+{
+    int64_t n = e->batch * nf_shape_size(e->out_shape);
+    float d = (float)e->attr[0];
+    int c_fmod = e->attr[1] != 0;
+    #pragma omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float r = fmodf(e->in[0][i], d);
+        e->out[i] = c_fmod ? r : fmodf(r + d, d);
+    }
+}
+
+static void mod_backward(const nf_exec *e)
+{
+    int64_t n = e->batch * nf_shape_size(e->out_shape);
+    if (!e->in_grad[0])
+        return;
+    #pragma omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        e->in_grad[0][i] += e->out_grad[i];
+}
+
+const nf_op nf_op_mod = {
+    .name = "mod", .summary = "y = x mod divisor (Python's %, or C's fmod)",
+    .min_inputs = 1, .max_inputs = 1,
+    .attrs = mod_attrs, .n_attrs = NF_COUNT(mod_attrs),
+    .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
+    .infer = mod_infer, .forward = mod_forward, .backward = mod_backward,
+    .flops = nf_flops_per_element,
+};

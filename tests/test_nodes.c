@@ -807,6 +807,50 @@ static void test_maxpool_indices(void **state)
     assert_non_null(strstr(err.message, "are for max pooling"));
 }
 
+/* mod: Python's % (the divisor's sign) and C's fmod (the dividend's),
+ * the wrap of uint8 arithmetic; its gradient is 1 where it is continuous
+ * (checked with fmod=true on inputs inside one period). */
+static void test_mod(void **state)
+{
+    (void)state;
+    static const float x[6] = {-1, 255, 256, 300, -300, 5};
+    static const struct {
+        const char *divisor, *fmod;
+        float want[6];
+    } cases[] = {
+        {"256", "false", {255, 255, 0, 44, 212, 5}},
+        {"256", "true", {-1, 255, 0, 44, -44, 5}},
+        {"-3", "false", {-1, 0, -2, 0, 0, -1}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nf_error err;
+        nf_graph *g = nf_graph_new();
+        nf_node *in = nf_input(g, "x", 1, (int64_t[]){6});
+        nf_node *m = nf_graph_add(g, "mod", "m", 1, &in);
+        assert_int_equal(nf_node_set_attr(g, m, "divisor", cases[c].divisor), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, m, "fmod", cases[c].fmod), NF_OK);
+        nf_node *out = nf_output(g, "y", m);
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 1, 0, &plan, &err), &err);
+        nf_tensor vx, vy;
+        nf_plan_input(plan, in, &vx, NULL);
+        memcpy(vx.data, x, sizeof x);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        nf_plan_value(plan, out, &vy, NULL);
+        for (int i = 0; i < 6; i++)
+            assert_true(vy.data[i] == cases[c].want[i]);
+        nf_plan_free(plan);
+        nf_graph_free(g);
+    }
+    int64_t dims[] = {3, 4};
+    check_op("mod", 2, dims, ATTRS("divisor", "50", "fmod", "true"), 2);
+    nf_graph *g;
+    nf_error err;
+    static const char zero[] = "nodeflow 1\nx = input shape=4\nm = mod x divisor=0\n";
+    assert_int_not_equal(nf_model_parse(zero, sizeof zero - 1, "zero.nfg", &g, NULL, &err), NF_OK);
+    assert_non_null(strstr(err.message, "divisor must not be 0"));
+}
+
 /* L1 and L2 penalties: their value by hand, and their gradients (with a
  * shared parameter counted once) by central differences. */
 static void test_penalties(void **state)
@@ -907,6 +951,7 @@ int main(void)
         cmocka_unit_test(test_recurrent_one_hot),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_maxpool_indices),
+        cmocka_unit_test(test_mod),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_shape_values),

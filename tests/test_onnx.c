@@ -173,8 +173,8 @@ static void test_export_round_trip(void **state)
     }
 }
 
-/* The node types exported as compositions or shape operators, and a GRU
- * with the reset gate first: export, re-import and the same outputs (gelu, silu and softplus are rebuilt
+/* The node types exported as compositions or shape operators, a GRU
+ * with the reset gate first and mod: export, re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
 {
@@ -197,7 +197,9 @@ static void test_export_ops(void **state)
         "a1 = attention x heads=2 causal=true\n"      /* [4, 6] */
         "a2 = attention a1 x heads=1 bias=false\n"    /* (key and value: x) */
         "rg = gru x hidden=3 linear_before_reset=false\n" /* [4, 3] */
-        "o = concat m a2 rg axis=1\n"                 /* [4, 13] */
+        "md = mod x divisor=1.5\n"                    /* [4, 6] */
+        "mf = mod x divisor=-1.25 fmod=true\n"
+        "o = concat m a2 rg md mf axis=1\n"           /* [4, 25] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -210,7 +212,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 52 };
+    enum { B = 3, N = B * 100 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
