@@ -2333,12 +2333,32 @@ static nf_status recurrent_weight(importer *im, const nf_node *node, const char 
     return st;
 }
 
+/* Direction d's peepholes: ONNX's P (i, o, f) as the lstm node's
+ * peephole_l0 (i, f, o). */
+static nf_status peephole_weight(importer *im, const nf_node *node, const value *p, int d, const char *suffix)
+{
+    int64_t h = p->dims[1] / 3;
+    float *data = malloc((size_t)(3 * h) * sizeof(float));
+    if (!data)
+        return no_memory(im);
+    const float *from = p->f + d * 3 * h;
+    memcpy(data, from, (size_t)h * sizeof(float));
+    memcpy(data + h, from + 2 * h, (size_t)h * sizeof(float));
+    memcpy(data + 2 * h, from + h, (size_t)h * sizeof(float));
+    char name[48];
+    snprintf(name, sizeof name, "peephole_l0%s", suffix);
+    nf_status st = give_weight(im, node, name, data, 3 * h);
+    free(data);
+    return st;
+}
+
 /* LSTM and GRU (one layer each, forward or bidirectional): an lstm or gru
  * node over the per-sample [T, F], its weights reordered to PyTorch's
  * gates. Y, ONNX's [T, D, N, H] (layout 0) or [N, T, D, H] (layout 1),
  * is the node's [T, D H] seen as [T, D, H]. Initial states must be absent
  * or zeros; Y_c must be unused; sequence_lens absent or full lengths; the
- * default activations. GRU's linear_before_reset is the gru node's. */
+ * default activations. GRU's linear_before_reset and LSTM's peepholes are
+ * the nodes'. */
 /* Y_h, the final hidden states [D, batch, H] (layout 0) or [batch, D, H],
  * from the sequence y [T, D H] per sample: the forward direction's last
  * step and the reverse direction's first, each a slice, joined. */
@@ -2408,14 +2428,9 @@ static nf_status map_recurrent(importer *im)
                 return fail(im, "sequence_lens: sequences shorter than the input (%g of %lld steps) are not supported",
                             const_at(lens, k), (long long)steps);
     }
-    if (lstm && has_input(im, 7)) { /* peepholes: zeros, or refused */
-        value *p = const_input(im, 7);
-        if (!p)
-            return im->err->code;
-        for (int64_t k = 0; k < p->count; k++)
-            if (const_at(p, k) != 0)
-                return fail(im, "peephole weights (P) are not supported");
-    }
+    value *peep = NULL; /* P [D, 3 H] (i, o, f) */
+    if (lstm && has_input(im, 7) && !(peep = const_input(im, 7)))
+        return im->err->code;
     for (int k = 5; k < (lstm ? 7 : 6); k++)
         if (has_input(im, k)) {
             value *init = input(im, k);
@@ -2443,13 +2458,14 @@ static nf_status map_recurrent(importer *im)
     if (s.rank != 2 || h < 1 || w->rank != 3 || r->rank != 3 || w->dims[0] != dirs || w->dims[1] != gates * h ||
         w->dims[2] != s.dim[1] || r->dims[0] != dirs || r->dims[1] != gates * h || r->dims[2] != h ||
         (b && (b->rank != 2 || b->dims[0] != dirs || b->dims[1] != 2 * gates * h)) || w->is_int || r->is_int ||
-        (b && b->is_int))
+        (b && b->is_int) || (peep && (peep->rank != 2 || peep->dims[0] != dirs || peep->dims[1] != 3 * h || peep->is_int)))
         return fail(im, "X, W, R or B does not have the shape hidden_size %lld and direction ask for", (long long)h);
     nf_node *y = add(im, lstm ? "lstm" : "gru", 1, &x->node, NULL);
     if ((st = set(im, y, "hidden", "%lld", (long long)h)) != NF_OK ||
         (st = set(im, y, "bidirectional", "%s", bidirectional ? "true" : "false")) != NF_OK ||
         (st = set(im, y, "bias", "true")) != NF_OK ||
-        (!lstm && (st = set(im, y, "linear_before_reset", "%s", linear_before_reset ? "true" : "false")) != NF_OK))
+        (!lstm && (st = set(im, y, "linear_before_reset", "%s", linear_before_reset ? "true" : "false")) != NF_OK) ||
+        (peep && (st = set(im, y, "peephole", "true")) != NF_OK))
         return st;
     for (int d = 0; d < dirs; d++) {
         char name[48];
@@ -2459,6 +2475,8 @@ static nf_status map_recurrent(importer *im)
             return st;
         snprintf(name, sizeof name, "weight_hh_l0%s", suffix);
         if ((st = recurrent_weight(im, y, name, r, d, -1, lstm, gates * h)) != NF_OK)
+            return st;
+        if (peep && (st = peephole_weight(im, y, peep, d, suffix)) != NF_OK)
             return st;
         for (int half = 0; half < 2; half++) {
             snprintf(name, sizeof name, "bias_%s_l0%s", half ? "hh" : "ih", suffix);

@@ -487,6 +487,28 @@ static const char *recurrent_init(exporter *ex, const nf_node *n, int layer, int
     return full;
 }
 
+/* LSTM's P [D, 3 H] of layer `layer`: ONNX's order (i, o, f) from the
+ * node's peephole_l* (i, f, o). */
+static const char *peephole_init(exporter *ex, const nf_node *n, int layer, int dirs, int64_t h)
+{
+    static const int from[3] = {0, 2, 1};
+    float *data = keep(ex, (size_t)(dirs * 3 * h) * sizeof(float));
+    char name[64];
+    for (int d = 0; data && d < dirs; d++) {
+        snprintf(name, sizeof name, "peephole_l%d%s", layer, d ? "_reverse" : "");
+        const nf_param *p = param(ex->g, n, name);
+        if (!p)
+            return NULL;
+        for (int j = 0; j < 3; j++)
+            memcpy(data + (d * 3 + j) * h, ex->g->values + p->offset + from[j] * h, (size_t)h * sizeof(float));
+    }
+    int64_t dims[2] = {dirs, 3 * h};
+    const char *full = text(ex, "%s.P_l%d", n->name, layer);
+    if (data)
+        initializer(ex, full, 2, dims, data, NULL);
+    return data ? full : NULL;
+}
+
 /* A Transpose of `in` by perm into `out`. */
 static void transpose(exporter *ex, const char *in, const char *out, const int64_t *perm, int rank)
 {
@@ -519,10 +541,14 @@ static nf_status export_recurrent(exporter *ex, const nf_node *n)
         const char *w = recurrent_init(ex, n, l, dirs, gates, h, "ih", "W");
         const char *r = recurrent_init(ex, n, l, dirs, gates, h, "hh", "R");
         const char *b = param(ex->g, n, "bias_ih_l0") ? recurrent_init(ex, n, l, dirs, gates, h, "bias", "B") : NULL;
-        if (!w || !r)
+        const char *peep = gates == 4 && attr(n, "peephole") != 0 ? peephole_init(ex, n, l, dirs, h) : NULL;
+        if (!w || !r || (gates == 4 && attr(n, "peephole") != 0 && !peep))
             return ex->failed ? NF_OK : refuse(ex, n, "its weights are missing");
         const char *y = text(ex, "%s:y_l%d", n->name, l), *y_h = text(ex, "%s:h_l%d", n->name, l);
-        const char *in[] = {x, w, r, b, NULL}; /* (no B: the list ends there) */
+        /* (no B: the list ends there; P is input 8, after three left out) */
+        const char *in[] = {x, w, r, peep && !b ? "" : b, "", "", "", peep, NULL};
+        if (!peep)
+            in[4] = NULL;
         const char *kind = gates == 4 ? "LSTM" : gates == 3 ? "GRU" : "RNN";
         Onnx__NodeProto *rec = node(ex, kind, text(ex, "%s_l%d", n->name, l), in, y);
         if (!rec)

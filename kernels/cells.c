@@ -39,6 +39,43 @@ void nf_fast_lstm_cell_backward(int64_t h, float *restrict ai, float *restrict a
     }
 }
 
+/* One row of an LSTM step with peepholes p = (p_i, p_f, p_o) [3 h]
+ * (Gers and Schmidhuber; ONNX's P): i = s(ai + p_i cp),
+ * f = s(af + p_f cp), g = tanh(ag), c = f cp + i g, o = s(ao + p_o c),
+ * y = o tanh(c). */
+void nf_fast_lstm_peephole_cell(int64_t h, float *restrict ai, float *restrict af, float *restrict ag,
+                                float *restrict ao, const float *restrict p, const float *restrict cp,
+                                float *restrict c, float *restrict y)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float i = nf_fast_sigmoid(ai[j] + p[j] * cp[j]), f = nf_fast_sigmoid(af[j] + p[h + j] * cp[j]);
+        float g = nf_fast_tanh(ag[j]), cj = f * cp[j] + i * g, o = nf_fast_sigmoid(ao[j] + p[2 * h + j] * cj);
+        ai[j] = i, af[j] = f, ag[j] = g, ao[j] = o;
+        c[j] = cj;
+        y[j] = o * nf_fast_tanh(cj);
+    }
+}
+
+/* Its backward: dh = dy + dhn, dA_o = dh tanh(c) o(1-o),
+ * dc = dh o (1 - tanh^2 c) + dcn + dA_o p_o, then dA_i, dA_f, dA_g as
+ * without peepholes; dcn becomes dc f + dA_i p_i + dA_f p_f. */
+void nf_fast_lstm_peephole_cell_backward(int64_t h, float *restrict ai, float *restrict af, float *restrict ag,
+                                         float *restrict ao, const float *restrict p, const float *restrict c,
+                                         const float *restrict cp, const float *restrict dy,
+                                         const float *restrict dhn, float *restrict dcn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        float i = ai[j], f = af[j], g = ag[j], o = ao[j];
+        float tc = nf_fast_tanh(c[j]), dh = dy[j] + dhn[j], dao = dh * tc * o * (1.0f - o);
+        float dc = dh * o * (1.0f - tc * tc) + dcn[j] + dao * p[2 * h + j];
+        float dai = dc * g * i * (1.0f - i), daf = dc * cp[j] * f * (1.0f - f);
+        ai[j] = dai, af[j] = daf;
+        ag[j] = dc * i * (1.0f - g * g);
+        ao[j] = dao;
+        dcn[j] = dc * f + dai * p[j] + daf * p[h + j];
+    }
+}
+
 /* One row of a GRU step: r, z, n from the input part (ax, in place) and
  * the hidden part (ah); keeps a_hn; the output. */
 void nf_fast_gru_cell(int64_t h, float *restrict xr, float *restrict xz, float *restrict xn, const float *restrict hr,
@@ -216,5 +253,33 @@ void nf_reference_gru_reset_gates_backward(int64_t h, float *ar, float *gr, cons
         double r = ar[j];
         ar[j] = gr[j] = (float)((double)drh[j] * hp[j] * r * (1.0 - r));
         dhn[j] = (float)((double)dhn[j] + (double)drh[j] * r);
+    }
+}
+
+void nf_reference_lstm_peephole_cell(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p,
+                                     const float *cp, float *c, float *y)
+{
+    for (int64_t j = 0; j < h; j++) {
+        double i = sigmoid(ai[j] + (double)p[j] * cp[j]), f = sigmoid(af[j] + (double)p[h + j] * cp[j]);
+        double g = tanh(ag[j]), cj = f * cp[j] + i * g, o = sigmoid(ao[j] + (double)p[2 * h + j] * cj);
+        ai[j] = (float)i, af[j] = (float)f, ag[j] = (float)g, ao[j] = (float)o;
+        c[j] = (float)cj;
+        y[j] = (float)(o * tanh(cj));
+    }
+}
+
+void nf_reference_lstm_peephole_cell_backward(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p,
+                                              const float *c, const float *cp, const float *dy, const float *dhn,
+                                              float *dcn)
+{
+    for (int64_t j = 0; j < h; j++) {
+        double i = ai[j], f = af[j], g = ag[j], o = ao[j];
+        double tc = tanh(c[j]), dh = (double)dy[j] + dhn[j], dao = dh * tc * o * (1.0 - o);
+        double dc = dh * o * (1.0 - tc * tc) + dcn[j] + dao * p[2 * h + j];
+        double dai = dc * g * i * (1.0 - i), daf = dc * cp[j] * f * (1.0 - f);
+        ai[j] = (float)dai, af[j] = (float)daf;
+        ag[j] = (float)(dc * i * (1.0 - g * g));
+        ao[j] = (float)dao;
+        dcn[j] = (float)(dc * f + dai * p[j] + daf * p[h + j]);
     }
 }

@@ -137,6 +137,14 @@ typedef struct nf_kernels {
      * dh = dy + dhn; dc = dh o (1 - tanh^2 c) + dcn, dcn becomes dc f. */
     void (*lstm_cell_backward)(int64_t h, float *ai, float *af, float *ag, float *ao, const float *c,
                                const float *cp, const float *dy, const float *dhn, float *dcn);
+    /* With peepholes p = (p_i, p_f, p_o) [3 h] (ONNX's P): i and f also
+     * read p_i cp and p_f cp, o reads p_o c; backward, dc takes dA_o p_o
+     * and dcn becomes dc f + dA_i p_i + dA_f p_f. */
+    void (*lstm_peephole_cell)(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p, const float *cp,
+                               float *c, float *y);
+    void (*lstm_peephole_cell_backward)(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p,
+                                        const float *c, const float *cp, const float *dy, const float *dhn,
+                                        float *dcn);
     /* One row of a GRU step (r, z, n): r = s(xr + hr), z = s(xz + hz),
      * n = tanh(xn + r hn_in), written over xr, xz, xn; hn = hn_in;
      * y = (1 - z) n + z hp. */

@@ -21,6 +21,8 @@
     .tanh = nf_libm_tanh,                                    \
     .lstm_cell = nf_fast_lstm_cell,                          \
     .lstm_cell_backward = nf_fast_lstm_cell_backward,        \
+    .lstm_peephole_cell = nf_fast_lstm_peephole_cell,        \
+    .lstm_peephole_cell_backward = nf_fast_lstm_peephole_cell_backward, \
     .gru_cell = nf_fast_gru_cell,                            \
     .gru_cell_backward = nf_fast_gru_cell_backward,          \
     .gru_reset_gates = nf_fast_gru_reset_gates,              \
@@ -43,6 +45,8 @@ static const nf_kernels reference = {
     .tanh = nf_reference_tanh,
     .lstm_cell = nf_reference_lstm_cell,
     .lstm_cell_backward = nf_reference_lstm_cell_backward,
+    .lstm_peephole_cell = nf_reference_lstm_peephole_cell,
+    .lstm_peephole_cell_backward = nf_reference_lstm_peephole_cell_backward,
     .gru_cell = nf_reference_gru_cell,
     .gru_cell_backward = nf_reference_gru_cell_backward,
     .gru_reset_gates = nf_reference_gru_reset_gates,

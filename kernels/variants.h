@@ -86,4 +86,15 @@ void nf_reference_gru_reset_output_backward(int64_t h, float *az, float *an, flo
 void nf_reference_gru_reset_gates_backward(int64_t h, float *ar, float *gr, const float *drh, const float *hp,
                                            float *dhn);
 
+void nf_fast_lstm_peephole_cell(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p, const float *cp,
+                                float *c, float *y);
+void nf_fast_lstm_peephole_cell_backward(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p,
+                                         const float *c, const float *cp, const float *dy, const float *dhn,
+                                         float *dcn);
+void nf_reference_lstm_peephole_cell(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p,
+                                     const float *cp, float *c, float *y);
+void nf_reference_lstm_peephole_cell_backward(int64_t h, float *ai, float *af, float *ag, float *ao, const float *p,
+                                              const float *c, const float *cp, const float *dy, const float *dhn,
+                                              float *dcn);
+
 #endif

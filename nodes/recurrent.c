@@ -10,7 +10,9 @@
  * sample (PyTorch's h_0 and c_0, batch moved first). Weights and gate
  * order are PyTorch's (nn.LSTM: i, f, g, o; nn.GRU: r, z, n), named
  * weight_ih_l{k}{_reverse}, weight_hh_l.., bias_ih_l.., bias_hh_l.., so that
- * a PyTorch state_dict moves over unchanged.
+ * a PyTorch state_dict moves over unchanged. Two variants from ONNX, which
+ * PyTorch lacks: lstm with peephole=true (peephole_l.. [3 H]) and gru with
+ * linear_before_reset=false.
  *
  * Each layer and direction (a "sub-layer", k = layer D + direction) runs
  * the same code: the input projection of all steps is one GEMM, X W_ih^T
@@ -33,8 +35,9 @@
 
 enum { HIDDEN, BIAS, CARRY, WEIGHT_INIT, BIAS_INIT, LAYERS, BIDIRECTIONAL, DROPOUT, OUTPUT, NONLINEARITY };
 
-/* gru's last attribute takes the slot that rnn's nonlinearity has. */
-enum { LINEAR_BEFORE_RESET = NONLINEARITY };
+/* gru's and lstm's last attributes take the slot that rnn's nonlinearity
+ * has. */
+enum { LINEAR_BEFORE_RESET = NONLINEARITY, PEEPHOLE = NONLINEARITY };
 
 #define MAX_LAYERS 4 /* 4 layers of 2 directions of 4 tensors: NF_MAX_PARAMS */
 
@@ -66,6 +69,13 @@ static const nf_attr_spec recurrent_attrs[] = {
     [NONLINEARITY] = NF_ATTR_ENUM_DEF("nonlinearity", 0, nonlinearities, "rnn: tanh or relu"),
 };
 
+static const nf_attr_spec lstm_attrs[] = {
+    COMMON_ATTRS,
+    [PEEPHOLE] = NF_ATTR_BOOL_DEF("peephole", 0,
+                                  "peephole weights peephole_l0 [3 H] (i, f, o): i and f also read the previous "
+                                  "cell state, o the new one (ONNX's P; PyTorch has none)"),
+};
+
 static const nf_attr_spec gru_attrs[] = {
     COMMON_ATTRS,
     [LINEAR_BEFORE_RESET] = NF_ATTR_BOOL_DEF("linear_before_reset", 1,
@@ -75,10 +85,10 @@ static const nf_attr_spec gru_attrs[] = {
 
 /* The parameter names of sub-layer k (layer k / 2 or k, direction), in
  * PyTorch's order. */
-#define NAMES(l) {{"weight_ih_l" #l, "weight_hh_l" #l, "bias_ih_l" #l, "bias_hh_l" #l},                          \
+#define NAMES(l) {{"weight_ih_l" #l, "weight_hh_l" #l, "bias_ih_l" #l, "bias_hh_l" #l, "peephole_l" #l},         \
                   {"weight_ih_l" #l "_reverse", "weight_hh_l" #l "_reverse", "bias_ih_l" #l "_reverse",            \
-                   "bias_hh_l" #l "_reverse"}}
-static const char *const param_names[MAX_LAYERS][2][4] = {NAMES(0), NAMES(1), NAMES(2), NAMES(3)};
+                   "bias_hh_l" #l "_reverse", "peephole_l" #l "_reverse"}}
+static const char *const param_names[MAX_LAYERS][2][5] = {NAMES(0), NAMES(1), NAMES(2), NAMES(3)};
 
 /* The whole node: T steps, `in` input features, H hidden units, `gates`
  * pre-activations per step (4 H, 3 H or H), L layers of D directions. */
@@ -86,6 +96,7 @@ typedef struct stack {
     int64_t t, in, h, gates;
     int layers, dirs, subs, n_gates, output;
     int reset_first; /* gru with linear_before_reset=false */
+    int peephole;    /* lstm with peepholes */
     int64_t cap;
 } stack;
 
@@ -107,6 +118,7 @@ static stack stack_of(const nf_node *node, const nf_shape *x, int64_t cap)
     s.subs = s.layers * s.dirs;
     s.output = (int)node->attr[OUTPUT];
     s.reset_first = s.n_gates == 3 && node->attr[LINEAR_BEFORE_RESET] == 0;
+    s.peephole = s.n_gates == 4 && node->attr[PEEPHOLE] != 0;
     s.cap = cap;
     return s;
 }
@@ -261,18 +273,23 @@ static nf_status recurrent_infer(nf_infer *ctx)
     else
         ctx->out = (nf_shape){2, {s.subs, s.h}};
     nf_init wi = (nf_init)ctx->attr[WEIGHT_INIT], bi = (nf_init)ctx->attr[BIAS_INIT];
-    int per = ctx->attr[BIAS] != 0 ? 4 : 2;
+    int biases = ctx->attr[BIAS] != 0, per = (biases ? 4 : 2) + s.peephole;
+    if (s.subs * per > NF_MAX_PARAMS)
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "%d layers x %d directions of %d parameters each pass "
+                             "the %d a node may have", s.layers, s.dirs, per, NF_MAX_PARAMS);
     /* PyTorch draws every weight and bias from U(+-1/sqrt(H)): its default
-     * rule with fan_in = H */
+     * rule with fan_in = H; peepholes start at zero (no peeping) */
     for (int k = 0; k < s.subs; k++) {
         const char *const *names = param_names[k / s.dirs][k % s.dirs];
         nf_param_spec *p = ctx->params + k * per;
         p[0] = (nf_param_spec){names[0], {2, {s.gates, in_of(&s, k)}}, wi, 0, s.h, s.gates, 0};
         p[1] = (nf_param_spec){names[1], {2, {s.gates, s.h}}, wi, 0, s.h, s.gates, 0};
-        if (per == 4) {
+        if (biases) {
             p[2] = (nf_param_spec){names[2], {1, {s.gates}}, bi, 0, s.h, s.gates, 0};
             p[3] = (nf_param_spec){names[3], {1, {s.gates}}, bi, 0, s.h, s.gates, 0};
         }
+        if (s.peephole)
+            p[per - 1] = (nf_param_spec){names[4], {1, {3 * s.h}}, NF_INIT_ZEROS, 0, s.h, 3 * s.h, 0};
     }
     ctx->n_params = s.subs * per;
     ctx->saved_per_sample = saved;
@@ -295,8 +312,8 @@ typedef struct sub {
     float *dx;                            /* its gradient, added to (NULL: not wanted) */
     float *y;                             /* [B, T, H] */
     const float *dy;                      /* [B, T, H] */
-    const float *w_ih, *w_hh, *b_ih, *b_hh;
-    float *dw_ih, *dw_hh, *db_ih, *db_hh;
+    const float *w_ih, *w_hh, *b_ih, *b_hh, *peep; /* peep: lstm's peepholes (i, f, o) or NULL */
+    float *dw_ih, *dw_hh, *db_ih, *db_hh, *dpeep;
     const float *init_h, *init_c;         /* initial state inputs [B, subs, H], or NULL */
     regions r;
 } sub;
@@ -317,6 +334,7 @@ static sub sub_of(const nf_exec *e, const stack *s, int k)
 {
     sub u;
     int l = k / s->dirs, reverse = k % s->dirs, per = e->node->n_params / s->subs;
+    int biases = per - s->peephole == 4;
     u.e = e;
     u.s = s;
     u.k = k;
@@ -332,12 +350,14 @@ static sub sub_of(const nf_exec *e, const stack *s, int k)
     u.dy = direct_output(s, k) ? e->out_grad : u.r.dy;
     u.w_ih = e->param[k * per];
     u.w_hh = e->param[k * per + 1];
-    u.b_ih = per == 4 ? e->param[k * per + 2] : NULL;
-    u.b_hh = per == 4 ? e->param[k * per + 3] : NULL;
+    u.b_ih = biases ? e->param[k * per + 2] : NULL;
+    u.b_hh = biases ? e->param[k * per + 3] : NULL;
+    u.peep = s->peephole ? e->param[k * per + per - 1] : NULL;
     u.dw_ih = e->param_grad[k * per];
     u.dw_hh = e->param_grad[k * per + 1];
-    u.db_ih = per == 4 ? e->param_grad[k * per + 2] : NULL;
-    u.db_hh = per == 4 ? e->param_grad[k * per + 3] : NULL;
+    u.db_ih = biases ? e->param_grad[k * per + 2] : NULL;
+    u.db_hh = biases ? e->param_grad[k * per + 3] : NULL;
+    u.dpeep = s->peephole ? e->param_grad[k * per + per - 1] : NULL;
     u.init_h = e->n_inputs > 1 ? e->in[1] : NULL;
     u.init_c = e->n_inputs > 2 ? e->in[2] : NULL;
     return u;
@@ -576,7 +596,11 @@ static void lstm_forward_sub(const sub *u)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = u->r.act + (b * s->t + t) * s->gates, *c = u->r.aux + (b * s->t + t) * h;
             const float *cp = t ? c - h : u->r.c0 + b * h;
-            e->kernels->lstm_cell(h, a, a + h, a + 2 * h, a + 3 * h, cp, c, u->y + (b * s->t + t) * h);
+            if (u->peep)
+                e->kernels->lstm_peephole_cell(h, a, a + h, a + 2 * h, a + 3 * h, u->peep, cp, c,
+                                               u->y + (b * s->t + t) * h);
+            else
+                e->kernels->lstm_cell(h, a, a + h, a + 2 * h, a + 3 * h, cp, c, u->y + (b * s->t + t) * h);
         }
     }
 }
@@ -584,6 +608,8 @@ static void lstm_forward_sub(const sub *u)
 /* dh = dy_t + dh_next, dc = dh o (1 - tanh^2 c_t) + dc_next;
  * dA_i = dc g i(1-i), dA_f = dc c_{t-1} f(1-f), dA_g = dc i (1-g^2),
  * dA_o = dh tanh(c_t) o(1-o); dc_next = dc f, dh_next = dA_t W_hh */
+static void peephole_grads(const sub *u);
+
 static void lstm_backward_sub(const sub *u)
 {
     const nf_exec *e = u->e;
@@ -595,14 +621,38 @@ static void lstm_backward_sub(const sub *u)
         for (int64_t b = 0; b < e->batch; b++) {
             float *a = u->r.act + (b * s->t + t) * s->gates;
             const float *c = u->r.aux + (b * s->t + t) * h, *cp = t ? c - h : u->r.c0 + b * h;
-            e->kernels->lstm_cell_backward(h, a, a + h, a + 2 * h, a + 3 * h, c, cp, dy_row(u, b, t),
-                                           u->r.dh + b * h, u->r.dc + b * h);
+            if (u->peep)
+                e->kernels->lstm_peephole_cell_backward(h, a, a + h, a + 2 * h, a + 3 * h, u->peep, c, cp,
+                                                        dy_row(u, b, t), u->r.dh + b * h, u->r.dc + b * h);
+            else
+                e->kernels->lstm_cell_backward(h, a, a + h, a + 2 * h, a + 3 * h, c, cp, dy_row(u, b, t),
+                                               u->r.dh + b * h, u->r.dc + b * h);
         }
         if (t > 0 || initial)
             e->kernels->sgemm(NF_NO_TRANS, NF_NO_TRANS, e->batch, h, s->gates, 1.0f, u->r.act + t * s->gates,
                               s->t * s->gates, u->w_hh, h, 0.0f, u->r.dh, h);
     }
+    if (u->dpeep)
+        peephole_grads(u);
     finish_backward(u, u->r.act);
+}
+
+/* dp_i += sum dA_i c_{t-1}, dp_f += sum dA_f c_{t-1}, dp_o += sum dA_o c_t
+ * over every row and step (the gate gradients are in act). */
+static void peephole_grads(const sub *u)
+{
+    const stack *s = u->s;
+    int64_t h = s->h;
+    for (int64_t b = 0; b < u->e->batch; b++)
+        for (int64_t t = 0; t < s->t; t++) {
+            const float *da = u->r.act + (b * s->t + t) * s->gates, *c = u->r.aux + (b * s->t + t) * h;
+            const float *cp = t ? c - h : u->r.c0 + b * h;
+            for (int64_t j = 0; j < h; j++) {
+                u->dpeep[j] += da[j] * cp[j];
+                u->dpeep[h + j] += da[h + j] * cp[j];
+                u->dpeep[2 * h + j] += da[3 * h + j] * c[j];
+            }
+        }
 }
 
 /* ---- GRU -------------------------------------------------------------------
@@ -929,8 +979,8 @@ static double recurrent_flops(const nf_node *node)
         .flops = recurrent_flops, .reset_state = zero_state,                                          \
     }
 
-RECURRENT_OP(nf_op_lstm, "lstm", "LSTM layers over [steps, features] (PyTorch's nn.LSTM, batch_first)",
-             recurrent_attrs, NONLINEARITY);
+RECURRENT_OP(nf_op_lstm, "lstm", "LSTM layers over [steps, features] (PyTorch's nn.LSTM, batch_first)", lstm_attrs,
+             PEEPHOLE + 1);
 RECURRENT_OP(nf_op_gru, "gru", "GRU layers over [steps, features] (PyTorch's nn.GRU, batch_first)", gru_attrs,
              LINEAR_BEFORE_RESET + 1);
 RECURRENT_OP(nf_op_rnn, "rnn", "Elman RNN layers, tanh or relu, over [steps, features] (PyTorch's nn.RNN)",

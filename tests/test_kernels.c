@@ -498,6 +498,30 @@ static float *copy_of(const float *x, int64_t n)
     return c;
 }
 
+/* An LSTM step with peepholes p [3 h] (here g's values), forward and
+ * backward, against the reference. */
+static void check_lstm_peepholes(const nf_kernels *k, const nf_kernels *ref, int64_t h, const float *a,
+                                 const float *p, const float *cp, const float *dy, const float *dhn, const float *dcn)
+{
+    float *x[2], *c[2], *y[2], *d[2];
+    const nf_kernels *sets[2] = {k, ref};
+    for (int i = 0; i < 2; i++) {
+        x[i] = copy_of(a, 4 * h), c[i] = malloc((size_t)h * 4), y[i] = malloc((size_t)h * 4), d[i] = copy_of(dcn, h);
+        sets[i]->lstm_peephole_cell(h, x[i], x[i] + h, x[i] + 2 * h, x[i] + 3 * h, p, cp, c[i], y[i]);
+    }
+    assert_close(x[0], x[1], 4 * h, 0, "lstm (peepholes) gates");
+    assert_close(c[0], c[1], h, 0, "lstm (peepholes) cell state");
+    assert_close(y[0], y[1], h, 0, "lstm (peepholes) output");
+    memcpy(x[0], x[1], (size_t)(4 * h) * 4); /* backward from the same activations */
+    for (int i = 0; i < 2; i++)
+        sets[i]->lstm_peephole_cell_backward(h, x[i], x[i] + h, x[i] + 2 * h, x[i] + 3 * h, p, c[1], cp, dy, dhn,
+                                             d[i]);
+    assert_close(x[0], x[1], 4 * h, 4, "lstm (peepholes) gate gradients");
+    assert_close(d[0], d[1], h, 4, "lstm (peepholes) dc");
+    for (int i = 0; i < 2; i++)
+        free(x[i]), free(c[i]), free(y[i]), free(d[i]);
+}
+
 /* The two halves of a GRU step with the reset gate first, forward and
  * backward, against the reference; `a` the input part [3 h], `g` the
  * hidden part [3 h], hp = h_{t-1}; drh stands in for dan W_hn. */
@@ -548,6 +572,7 @@ static void test_cell_variants(void **state)
             assert_close(a1, a2, 4 * h, 0, "lstm gates");
             assert_close(c1, c2, h, 0, "lstm cell state");
             assert_close(y1, y2, h, 0, "lstm output");
+            check_lstm_peepholes(k, ref, h, a, g, cp, dy, dhn, dcn);
             float *d1 = copy_of(dcn, h), *d2 = copy_of(dcn, h);
             k->lstm_cell_backward(h, a1, a1 + h, a1 + 2 * h, a1 + 3 * h, c1, cp, dy, dhn, d1);
             ref->lstm_cell_backward(h, a2, a2 + h, a2 + 2 * h, a2 + 3 * h, c1, cp, dy, dhn, d2);

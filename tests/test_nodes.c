@@ -232,6 +232,37 @@ static void test_conv1d(void **state)
                                       "groups", "3"), 2);
 }
 
+/* An lstm with peepholes, its peephole weights drawn from U(-1, 1) (they
+ * start at zero, where their own gradient is checked but not the paths
+ * through them), gradient-checked. */
+static void check_lstm_peepholes(const char *attrs)
+{
+    char text[256];
+    snprintf(text, sizeof text, "nodeflow 1\nx = input shape=4x3 grad=true\nt = input shape=4x%d\n"
+             "y = lstm x peephole=true %s\nloss = mse y t\n", strstr(attrs, "bidirectional") ? 4 : 3, attrs);
+    nf_graph *g;
+    nf_error err;
+    assert_ok(nf_model_parse(text, strlen(text), "peep.nfg", &g, NULL, &err), &err);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    uint64_t seed = 3;
+    int peepholes = 0;
+    for (int k = 0; k < nf_graph_param_count(g); k++) {
+        const char *name;
+        nf_tensor value;
+        assert_int_equal(nf_graph_param(g, k, &name, &value, NULL), NF_OK);
+        if (!strstr(name, "peephole"))
+            continue;
+        peepholes++;
+        for (int64_t i = 0; i < nf_shape_size(&value.shape); i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            value.data[i] = (float)((double)(seed >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+        }
+    }
+    assert_true(peepholes == (strstr(attrs, "bidirectional") ? 4 : 1));
+    assert_gradients(g, 2, TOL);
+    nf_graph_free(g);
+}
+
 /* lstm and gru through time: several steps, with and without biases,
  * input gradients included */
 static void test_recurrent(void **state)
@@ -246,6 +277,8 @@ static void test_recurrent(void **state)
     check_op("gru", 2, dims, ATTRS("hidden", "3", "bias", "false", "linear_before_reset", "false"), 3);
     int64_t one_step[] = {1, 2};
     check_op("lstm", 2, one_step, ATTRS("hidden", "3"), 2);
+    check_lstm_peepholes("hidden=3");
+    check_lstm_peepholes("hidden=2 bias=false bidirectional=true num_layers=2");
     check_op("gru", 2, one_step, ATTRS("hidden", "3"), 2);
 }
 

@@ -174,7 +174,8 @@ static void test_export_round_trip(void **state)
 }
 
 /* The node types exported as compositions or shape operators, a GRU
- * with the reset gate first and mod: export, re-import and the same outputs (gelu, silu and softplus are rebuilt
+ * with the reset gate first, an LSTM with peepholes and mod: export,
+ * re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
 {
@@ -199,7 +200,8 @@ static void test_export_ops(void **state)
         "rg = gru x hidden=3 linear_before_reset=false\n" /* [4, 3] */
         "md = mod x divisor=1.5\n"                    /* [4, 6] */
         "mf = mod x divisor=-1.25 fmod=true\n"
-        "o = concat m a2 rg md mf axis=1\n"           /* [4, 25] */
+        "lp = lstm x hidden=2 peephole=true bidirectional=true\n" /* [4, 4] */
+        "o = concat m a2 rg md mf lp axis=1\n"        /* [4, 29] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -212,7 +214,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 100 };
+    enum { B = 3, N = B * 116 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
