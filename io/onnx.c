@@ -1243,6 +1243,81 @@ static nf_status map_mod(importer *im)
     return define_like(im, 0, y, x);
 }
 
+/* Pad (constant, reflect, edge): a pad node per padded axis, then a
+ * slice per axis with a negative pad (ONNX pads first, then crops). The
+ * pads come as an attribute (opsets before 11) or a constant input, and
+ * must leave the batch axis alone. */
+static nf_status map_pad(importer *im)
+{
+    static const char *const known[] = {"mode", "pads", "value", NULL};
+    value *x;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    if (x->merged)
+        return fail(im, "the input's batch axis is merged with others");
+    const Onnx__AttributeProto *a = attribute(im, "mode");
+    char mode[16] = "constant";
+    if (a && a->has_s)
+        snprintf(mode, sizeof mode, "%.*s", (int)(a->s.len < 15 ? a->s.len : 15), (const char *)a->s.data);
+    if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge"))
+        return fail(im, "mode '%s' is not one of constant, reflect, edge", mode);
+    int rank = onnx_rank(x, &s), n = 0;
+    int64_t pads[2 * MAX_DIMS];
+    double fill = attr_float(im, "value", 0);
+    if (im->opset < 11) {
+        n = attr_ints(im, "pads", pads, 2 * MAX_DIMS, &st);
+        if (st != NF_OK)
+            return st;
+    } else {
+        value *p = const_input(im, 1), *c = NULL;
+        if (!p || (has_input(im, 2) && !(c = const_input(im, 2))))
+            return im->err->code;
+        if (!p->is_int || p->rank != 1 || p->count > 2 * MAX_DIMS || (c && c->count != 1))
+            return fail(im, "pads must be integers and constant_value one value");
+        n = (int)p->count;
+        memcpy(pads, p->i, (size_t)n * sizeof *pads);
+        fill = c ? const_at(c, 0) : 0;
+    }
+    if (n != 2 * rank || !isfinite(fill) || fabs(fill) > 1e30)
+        return fail(im, "pads needs %d values (begin and end of %d axes) and the value must be finite", 2 * rank,
+                    rank);
+    nf_node *y = x->node;
+    for (int pass = 0; pass < 2; pass++) /* the padding, then the crops */
+        for (int k = 0; k < rank; k++) {
+            int64_t begin = pads[k], end = pads[k + rank];
+            int64_t grow_begin = begin > 0 ? begin : 0, grow_end = end > 0 ? end : 0;
+            if (pass == 0 ? !grow_begin && !grow_end : begin >= 0 && end >= 0)
+                continue;
+            if (k == x->batch_axis)
+                return fail(im, "pads on the batch axis (%d) are not supported", k);
+            if (begin > ((int64_t)1 << 31) || end > ((int64_t)1 << 31) || begin < -((int64_t)1 << 31) ||
+                end < -((int64_t)1 << 31))
+                return fail(im, "pads of axis %d are out of range", k);
+            int axis = sample_axis(x, k);
+            nf_shape now;
+            if ((st = shape_of(im, y, &now)) != NF_OK)
+                return st;
+            nf_node *next = add(im, pass == 0 ? "pad" : "slice", 1, &y, pass == 0 ? "_pad" : "_crop");
+            if (pass == 0 && ((st = set(im, next, "axis", "%d", axis)) != NF_OK ||
+                              (st = set(im, next, "before", "%lld", (long long)grow_begin)) != NF_OK ||
+                              (st = set(im, next, "after", "%lld", (long long)grow_end)) != NF_OK ||
+                              (st = set(im, next, "mode", "%s", mode)) != NF_OK ||
+                              (st = set(im, next, "value", "%.9g", fill)) != NF_OK))
+                return st;
+            int64_t from = begin < 0 ? -begin : 0, to = now.dim[axis] - (end < 0 ? -end : 0);
+            if (pass == 1 && from >= to)
+                return fail(im, "the negative pads of axis %d remove all of it", k);
+            if (pass == 1 && ((st = set(im, next, "axis", "%d", axis)) != NF_OK ||
+                              (st = set(im, next, "start", "%lld", (long long)from)) != NF_OK ||
+                              (st = set(im, next, "end", "%lld", (long long)to)) != NF_OK))
+                return st;
+            y = next;
+        }
+    return define_like(im, 0, y, x); /* (nothing padded: x itself) */
+}
+
 /* Kernel, strides and dilations of a Conv or pool over n spatial axes:
  * 1 to 65536 each. */
 static nf_status check_window(importer *im, int n, const int64_t *kernel, const int64_t *stride,
@@ -1820,11 +1895,77 @@ static nf_status reshape_merged(importer *im, const value *x, const nf_shape *s,
  * must hold as many values as those before the input's batch axis, so
  * that each sample keeps its values in order. Other 0s copy the input's
  * axis (unless allowzero), another -1 takes what is left. */
+/* Reshape of a constant: the same values under the new dims (0 copies
+ * the input's axis unless allowzero, -1 takes the rest). */
+static nf_status fold_reshape(importer *im, const value *x, const value *shape, int allowzero)
+{
+    int64_t dims[MAX_DIMS], known_size = 1;
+    int infer = -1, n = (int)shape->count;
+    if (n > MAX_DIMS)
+        return fail(im, "a constant reshaped to rank %d (at most %d)", n, MAX_DIMS);
+    for (int k = 0; k < n; k++) {
+        dims[k] = shape->i[k] == 0 && !allowzero ? (k < x->rank ? x->dims[k] : -2) : shape->i[k];
+        if (dims[k] == -1 && infer < 0)
+            infer = k;
+        else if (dims[k] < 0 || (dims[k] > 0 && known_size > INT64_MAX / dims[k]))
+            return fail(im, "dimension %lld of the shape does not fit the constant", (long long)shape->i[k]);
+        else
+            known_size *= dims[k];
+    }
+    if (infer >= 0) {
+        if (known_size == 0 || x->count % known_size)
+            return fail(im, "the shape does not divide the constant's %lld values", (long long)x->count);
+        dims[infer] = x->count / known_size;
+    } else if (known_size != x->count) {
+        return fail(im, "the shape holds %lld values, the constant %lld", (long long)known_size,
+                    (long long)x->count);
+    }
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, n, dims, x->is_int) : im->err->code;
+    if (st == NF_OK && x->count)
+        memcpy(x->is_int ? (void *)y->i : (void *)y->f, x->is_int ? (void *)x->i : (void *)x->f,
+               (size_t)x->count * (x->is_int ? sizeof(int64_t) : sizeof(float)));
+    return st;
+}
+
+/* Transpose of a constant: out[i] at the input position whose axis
+ * perm[k] is the output's axis k. */
+static nf_status fold_transpose(importer *im, const value *x, const int64_t *perm)
+{
+    int64_t dims[MAX_DIMS], stride[MAX_DIMS], index[MAX_DIMS] = {0};
+    for (int k = x->rank - 1; k >= 0; k--) /* (the products stay below the constant's count) */
+        stride[k] = k == x->rank - 1 ? 1 : stride[k + 1] * x->dims[k + 1];
+    for (int k = 0; k < x->rank; k++)
+        dims[k] = x->dims[perm[k]];
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, x->rank, dims, x->is_int) : im->err->code;
+    for (int64_t o = 0; st == NF_OK && o < x->count; o++) {
+        int64_t from = 0;
+        for (int k = 0; k < x->rank; k++)
+            from += index[k] * stride[perm[k]];
+        if (x->is_int)
+            y->i[o] = x->i[from];
+        else
+            y->f[o] = x->f[from];
+        for (int k = x->rank - 1; k >= 0 && ++index[k] == dims[k]; k--) /* the next output position */
+            index[k] = 0;
+    }
+    return st;
+}
+
 static nf_status map_reshape(importer *im)
 {
     static const char *const known[] = {"allowzero", NULL};
-    value *x, *shape;
+    value *x = input(im, 0), *shape;
     nf_shape s;
+    if (x && !x->node && !x->zeros) { /* a constant: folded */
+        nf_status st = refuse_attrs(im, known);
+        if (st != NF_OK || !(shape = const_input(im, 1)))
+            return st != NF_OK ? st : im->err->code;
+        if (!shape->is_int || shape->rank != 1)
+            return fail(im, "the shape must be integers");
+        return fold_reshape(im, x, shape, attr_int(im, "allowzero", 0) != 0);
+    }
     nf_status st = start_node(im, known, 1, &x, &s);
     if (st != NF_OK)
         return st;
@@ -2262,13 +2403,14 @@ static nf_status map_concat(importer *im)
 static nf_status map_transpose(importer *im)
 {
     static const char *const known[] = {"perm", NULL};
-    value *x;
+    value *x = input(im, 0);
     nf_shape s;
-    nf_status st = start_node(im, known, 1, &x, &s);
+    int is_const = x && !x->node && !x->zeros;
+    nf_status st = is_const ? refuse_attrs(im, known) : start_node(im, known, 1, &x, &s);
     if (st != NF_OK)
         return st;
-    int64_t perm[NF_MAX_RANK + 1];
-    int rank = onnx_rank(x, &s), n = attr_ints(im, "perm", perm, NF_MAX_RANK + 1, &st);
+    int64_t perm[MAX_DIMS];
+    int rank = is_const ? x->rank : onnx_rank(x, &s), n = attr_ints(im, "perm", perm, MAX_DIMS, &st);
     if (st != NF_OK)
         return st;
     if (n == 0) /* the default reverses the axes */
@@ -2276,6 +2418,13 @@ static nf_status map_transpose(importer *im)
             perm[n] = rank - 1 - n;
     if (n != rank)
         return fail(im, "perm names %d axes of a tensor of rank %d", n, rank);
+    if (is_const) {
+        int used[MAX_DIMS] = {0};
+        for (int k = 0; k < n; k++)
+            if (perm[k] < 0 || perm[k] >= rank || used[perm[k]]++)
+                return fail(im, "perm is not a permutation of the axes");
+        return fold_transpose(im, x, perm);
+    }
     int seen[NF_MAX_RANK + 1] = {0}, batch = NO_BATCH, order[NF_MAX_RANK], m = 0, moved = 0;
     for (int k = 0; k < n; k++) {
         if (perm[k] < 0 || perm[k] >= rank || seen[perm[k]])
@@ -2741,6 +2890,7 @@ static const struct {
     {"Elu", map_activation},
     {"Erf", map_activation},
     {"Mod", map_mod},
+    {"Pad", map_pad},
     {"Expand", map_expand},
     {"Flatten", map_flatten},
     {"Gather", map_gather},

@@ -679,6 +679,28 @@ static nf_status export_mod(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+/* pad: ONNX's Pad over the one axis (the batch's and the others' pads 0),
+ * the mode by name, the constant as its third input. */
+static nf_status export_pad(exporter *ex, const nf_node *n)
+{
+    static const char *const modes[] = {"constant", "reflect", "edge"};
+    const nf_shape *s = &n->inputs[0]->shape;
+    int64_t axis = (int64_t)attr(n, "axis"), rank = s->rank + 1, pads[2 * (NF_MAX_RANK + 1)] = {0};
+    axis = (axis < 0 ? axis + s->rank : axis) + 1;
+    pads[axis] = (int64_t)attr(n, "before");
+    pads[rank + axis] = (int64_t)attr(n, "after");
+    int64_t dims[1] = {2 * rank};
+    const char *pn = text(ex, "%s.pads", n->name), *value = scalar(ex, n, "value", (float)attr(n, "value"));
+    initializer(ex, pn, 1, dims, NULL, pads);
+    const char *in[] = {in_name(n, 0), pn, value, NULL};
+    Onnx__NodeProto *p = node(ex, "Pad", n->name, in, n->name);
+    Onnx__AttributeProto *a = attribute(ex, p, "mode", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    const char *mode = modes[(int)attr(n, "mode")];
+    if (a)
+        a->has_s = 1, a->s.data = (uint8_t *)text(ex, "%s", mode), a->s.len = strlen(mode);
+    return NF_OK;
+}
+
 /* Per-sample axes into ONNX's (the batch first): the axis + 1. */
 static int64_t onnx_axis(const nf_node *n, const nf_shape *s, const char *name)
 {
@@ -921,6 +943,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return export_ids(ex, n);
     if (!strcmp(op, "mod")) /* C's fmod, then for Python's % fmod(fmod(x, d) + d, d) */
         return export_mod(ex, n);
+    if (!strcmp(op, "pad"))
+        return export_pad(ex, n);
     return refuse(ex, n, "this node type is not exported to ONNX yet (docs/onnx.md)");
 }
 

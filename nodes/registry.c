@@ -16,14 +16,14 @@ extern const nf_op nf_op_mse, nf_op_cross_entropy, nf_op_bce_with_logits;
 extern const nf_op nf_op_l1_penalty, nf_op_l2_penalty;
 extern const nf_op nf_op_conv2d, nf_op_conv1d, nf_op_conv_transpose2d, nf_op_upsample;
 extern const nf_op nf_op_dropout, nf_op_batchnorm, nf_op_layernorm;
-extern const nf_op nf_op_copy, nf_op_flatten, nf_op_reshape, nf_op_concat, nf_op_slice, nf_op_transpose, nf_op_permute;
+extern const nf_op nf_op_copy, nf_op_flatten, nf_op_reshape, nf_op_concat, nf_op_slice, nf_op_pad, nf_op_transpose, nf_op_permute;
 extern const nf_op nf_op_lstm, nf_op_gru, nf_op_rnn, nf_op_embedding, nf_op_one_hot;
 extern const nf_op nf_op_maxpool, nf_op_avgpool, nf_op_maxpool1d, nf_op_avgpool1d, nf_op_global_avgpool;
 extern const nf_op nf_op_adaptive_avgpool;
 
 static const nf_op *const registry[] = {
     &nf_op_input, &nf_op_output, &nf_op_memory, &nf_op_constant,
-    &nf_op_copy, &nf_op_flatten, &nf_op_reshape, &nf_op_concat, &nf_op_slice, &nf_op_transpose, &nf_op_permute,
+    &nf_op_copy, &nf_op_flatten, &nf_op_reshape, &nf_op_concat, &nf_op_slice, &nf_op_pad, &nf_op_transpose, &nf_op_permute,
     &nf_op_linear, &nf_op_matmul, &nf_op_conv2d, &nf_op_conv1d, &nf_op_conv_transpose2d, &nf_op_upsample,
     &nf_op_maxpool, &nf_op_avgpool, &nf_op_maxpool1d, &nf_op_avgpool1d, &nf_op_global_avgpool,
     &nf_op_adaptive_avgpool,

@@ -1,5 +1,5 @@
 /* nodeflow — data operations on per-sample axes (the batch axis is never
- * touched): copy, flatten, reshape, concat, slice, transpose, permute.
+ * touched): copy, flatten, reshape, concat, slice, pad, transpose, permute.
  * Axes count from 0 at the first per-sample axis; negative axes count from
  * the end. */
 #include <string.h>
@@ -211,6 +211,102 @@ const nf_op nf_op_slice = {
     .min_inputs = 1, .max_inputs = 1, .attrs = slice_attrs, .n_attrs = NF_COUNT(slice_attrs),
     .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT, .infer = slice_infer,
     .forward = slice_forward, .backward = slice_backward,
+};
+
+/* ---- pad: one axis longer at either end ---------------------------------
+ * Output index o of the axis reads input index o - before; outside the
+ * input, mode constant writes `value`, edge repeats the end value, reflect
+ * mirrors about the end value (numpy's pad modes; ONNX's Pad pads one
+ * axis after another, as chained pad nodes do). Backward adds each output
+ * gradient to the input value it read. */
+
+enum { PAD_AXIS, PAD_BEFORE, PAD_AFTER, PAD_MODE, PAD_VALUE };
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE };
+
+static const char *const pad_modes[] = {"constant", "reflect", "edge", NULL};
+
+static const nf_attr_spec pad_attrs[] = {
+    [PAD_AXIS] = NF_ATTR_INT_DEF("axis", 0, -NF_MAX_RANK, NF_MAX_RANK - 1, "axis to pad (negative: from the end)"),
+    [PAD_BEFORE] = NF_ATTR_INT_DEF("before", 0, 0, 1LL << 31, "values added before the first"),
+    [PAD_AFTER] = NF_ATTR_INT_DEF("after", 0, 0, 1LL << 31, "values added after the last"),
+    [PAD_MODE] = NF_ATTR_ENUM_DEF("mode", 0, pad_modes,
+                                  "constant: value; reflect: mirrored about the end (1 2 3 -> 3 2 1 2 3 2 1); edge: "
+                                  "the end repeated"),
+    [PAD_VALUE] = NF_ATTR_FLOAT_DEF("value", 0, -1e30, 1e30, "mode=constant: the value added"),
+};
+
+static nf_status pad_infer(nf_infer *ctx)
+{
+    const nf_shape *in = ctx->in[0];
+    int axis = resolve_axis(ctx->attr[PAD_AXIS], in->rank);
+    if (axis < 0 || axis >= in->rank)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "axis %g is outside the %d axes of '%s'", ctx->attr[PAD_AXIS],
+                             in->rank, ctx->in_name[0]);
+    int64_t len = in->dim[axis], before = (int64_t)ctx->attr[PAD_BEFORE], after = (int64_t)ctx->attr[PAD_AFTER];
+    if (ctx->attr[PAD_MODE] == PAD_REFLECT && (before >= len || after >= len))
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "mode=reflect pads less than the axis' length %lld on each side",
+                             (long long)len);
+    ctx->out = *in;
+    ctx->out.dim[axis] = len + before + after; /* (each term below 2^31) */
+    int64_t size = 1;
+    for (int d = 0; d < ctx->out.rank; d++)
+        size = nf_mul_checked(size, ctx->out.dim[d]);
+    if (size < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
+        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
+    return NF_OK;
+}
+
+/* The input index that output index o reads, or -1 (the constant). */
+static int64_t pad_source(int64_t o, int64_t before, int64_t len, int mode)
+{
+    int64_t i = o - before;
+    if (i >= 0 && i < len)
+        return i;
+    if (mode == PAD_EDGE)
+        return i < 0 ? 0 : len - 1;
+    if (mode == PAD_REFLECT)
+        return i < 0 ? -i : 2 * (len - 1) - i;
+    return -1;
+}
+
+static void pad_move(const nf_exec *e, int backward)
+{
+    int axis = resolve_axis(e->attr[PAD_AXIS], e->in_shape[0]->rank), mode = (int)e->attr[PAD_MODE];
+    int64_t outer = outer_of(e->in_shape[0], axis, e->batch), inner = inner_of(e->in_shape[0], axis);
+    int64_t len = e->in_shape[0]->dim[axis], out_len = e->out_shape->dim[axis], before = (int64_t)e->attr[PAD_BEFORE];
+    float value = (float)e->attr[PAD_VALUE];
+    #pragma omp parallel for if (!backward && outer * out_len * inner > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < outer; r++)
+        for (int64_t o = 0; o < out_len; o++) {
+            int64_t i = pad_source(o, before, len, mode);
+            float *out = e->out + (r * out_len + o) * inner;
+            if (backward && i >= 0) {
+                const float *g = e->out_grad + (r * out_len + o) * inner;
+                float *to = e->in_grad[0] + (r * len + i) * inner;
+                for (int64_t j = 0; j < inner; j++)
+                    to[j] += g[j];
+            } else if (!backward && i >= 0) {
+                memcpy(out, e->in[0] + (r * len + i) * inner, (size_t)inner * sizeof(float));
+            } else if (!backward) {
+                for (int64_t j = 0; j < inner; j++)
+                    out[j] = value;
+            }
+        }
+}
+
+static void pad_forward(const nf_exec *e) { pad_move(e, 0); }
+
+static void pad_backward(const nf_exec *e)
+{
+    if (e->in_grad[0])
+        pad_move(e, 1);
+}
+
+const nf_op nf_op_pad = {
+    .name = "pad", .summary = "an axis padded at either end: a constant, its edge values, or their reflection",
+    .min_inputs = 1, .max_inputs = 1, .attrs = pad_attrs, .n_attrs = NF_COUNT(pad_attrs),
+    .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT, .infer = pad_infer,
+    .forward = pad_forward, .backward = pad_backward,
 };
 
 /* ---- transpose and permute ---------------------------------------------

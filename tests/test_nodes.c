@@ -884,6 +884,58 @@ static void test_mod(void **state)
     assert_non_null(strstr(err.message, "divisor must not be 0"));
 }
 
+/* pad: numpy's pad modes on [1, 2, 3] (and, as a second axis, every
+ * row), gradient-checked in each mode. */
+static void test_pad(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *mode;
+        float want[7];
+    } cases[] = {
+        {"constant", {9, 9, 1, 2, 3, 9, 9}},
+        {"reflect", {3, 2, 1, 2, 3, 2, 1}},
+        {"edge", {1, 1, 1, 2, 3, 3, 3}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nf_error err;
+        nf_graph *g = nf_graph_new();
+        nf_node *in = nf_input(g, "x", 2, (int64_t[]){2, 3});
+        nf_node *p = nf_graph_add(g, "pad", "p", 1, &in);
+        assert_int_equal(nf_node_set_attr(g, p, "axis", "-1"), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, p, "before", "2"), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, p, "after", "2"), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, p, "mode", cases[c].mode), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, p, "value", "9"), NF_OK);
+        nf_node *out = nf_output(g, "y", p);
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 1, 0, &plan, &err), &err);
+        nf_tensor vx, vy;
+        nf_plan_input(plan, in, &vx, NULL);
+        for (int i = 0; i < 6; i++)
+            vx.data[i] = (float)(i % 3 + 1) + 10.0f * (float)(i / 3); /* rows 1 2 3 and 11 12 13 */
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        nf_plan_value(plan, out, &vy, NULL);
+        assert_int_equal(nf_shape_size(&vy.shape), 14);
+        for (int row = 0; row < 2; row++)
+            for (int i = 0; i < 7; i++) {
+                float want = cases[c].want[i] + (c == 0 && (i < 2 || i > 4) ? 0.0f : 10.0f * (float)row);
+                assert_true(vy.data[row * 7 + i] == want);
+            }
+        nf_plan_free(plan);
+        nf_graph_free(g);
+    }
+    int64_t dims[] = {3, 4};
+    check_op("pad", 2, dims, ATTRS("axis", "0", "before", "1", "after", "2", "value", "0.5"), 2);
+    check_op("pad", 2, dims, ATTRS("axis", "1", "before", "3", "after", "2", "mode", "reflect"), 2);
+    check_op("pad", 2, dims, ATTRS("axis", "-2", "before", "4", "mode", "edge"), 2);
+    nf_graph *g;
+    nf_error err;
+    static const char too_far[] = "nodeflow 1\nx = input shape=3\np = pad x before=3 mode=reflect\n";
+    assert_int_not_equal(nf_model_parse(too_far, sizeof too_far - 1, "pad.nfg", &g, NULL, &err), NF_OK);
+    assert_non_null(strstr(err.message, "less than the axis' length 3"));
+}
+
 /* L1 and L2 penalties: their value by hand, and their gradients (with a
  * shared parameter counted once) by central differences. */
 static void test_penalties(void **state)
@@ -985,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_maxpool_indices),
         cmocka_unit_test(test_mod),
+        cmocka_unit_test(test_pad),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_shape_values),

@@ -67,7 +67,7 @@ static void test_pytorch_exports(void **state)
     (void)state;
     static const char *const names[] = {"mlp",          "lenet_bn",    "global_pool", "embed_lstm", "bigru",
                                         "layernorm",    "encoder",     "encoder_post", "layernorm14",
-                                        "encoder14"};
+                                        "encoder14",    "pad"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         check_export(names[k]);
 }
@@ -174,7 +174,7 @@ static void test_export_round_trip(void **state)
 }
 
 /* The node types exported as compositions or shape operators, a GRU
- * with the reset gate first, an LSTM with peepholes and mod: export,
+ * with the reset gate first, an LSTM with peepholes, mod and pad: export,
  * re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
@@ -201,7 +201,11 @@ static void test_export_ops(void **state)
         "md = mod x divisor=1.5\n"                    /* [4, 6] */
         "mf = mod x divisor=-1.25 fmod=true\n"
         "lp = lstm x hidden=2 peephole=true bidirectional=true\n" /* [4, 4] */
-        "o = concat m a2 rg md mf lp axis=1\n"        /* [4, 29] */
+        "pc = pad x axis=1 before=1 after=2 value=0.25\n" /* [4, 9] */
+        "pr = pad pc axis=0 before=2 after=1 mode=reflect\n" /* [7, 9] */
+        "pe = pad pr axis=-1 before=2 mode=edge\n"    /* [7, 11] */
+        "ps = slice pe axis=0 start=1 end=5\n"        /* [4, 11] */
+        "o = concat m a2 rg md mf lp ps axis=1\n"     /* [4, 40] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -214,7 +218,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 116 };
+    enum { B = 3, N = B * 160 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
