@@ -1157,6 +1157,55 @@ static nf_status define_wrapped(importer *im, nf_node *y, const value *like, int
     return define_like(im, 0, y, like);
 }
 
+/* c OP x for a constant c on the left of Sub or Div: c as a constant node
+ * of x's whole per-sample shape (numpy's broadcasting), then the node. */
+static nf_status constant_first(importer *im, const char *nf_op, const value *c, const value *x, int bits)
+{
+    nf_shape s;
+    nf_status st = shape_of(im, x->node, &s);
+    if (st != NF_OK)
+        return st;
+    int plain_first = x->batch_axis == 0 && !x->merged, rank = c->rank, lead = 0;
+    if (!plain_first && x->batch_axis != NO_BATCH)
+        return fail(im, "a constant left operand needs the other's batch first");
+    if (plain_first && rank == s.rank + 1) { /* (its batch axis must be 1) */
+        if (c->dims[0] != 1)
+            return fail(im, "constant '%s' varies along the batch axis", c->name);
+        lead = 1, rank--;
+    }
+    if (rank > s.rank)
+        return fail(im, "constant '%s' has more axes than the other operand", c->name);
+    value whole = *c; /* c with leading 1s up to x's rank: a constant node of x's shape */
+    whole.rank = s.rank;
+    for (int k = 0; k < s.rank; k++)
+        whole.dims[k] = k < s.rank - rank ? 1 : c->dims[lead + k - (s.rank - rank)];
+    for (int k = 0; k < s.rank; k++)
+        if (whole.dims[k] != 1 && whole.dims[k] != s.dim[k])
+            return fail(im, "constant '%s' does not broadcast to the other operand", c->name);
+    nf_node *in[2] = {NULL, x->node};
+    if ((st = constant_like(im, &whole, &s, NO_BATCH, &in[0])) != NF_OK)
+        return st;
+    return define_wrapped(im, add(im, nf_op, 2, in, NULL), x, bits);
+}
+
+/* Neg (a scale by -1) and Reciprocal (1 / x, a constant 1 divided). */
+static nf_status map_neg_reciprocal(importer *im)
+{
+    static const char *const known[] = {NULL};
+    value *x;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    if (!strcmp(im->at->op_type, "Reciprocal")) {
+        float one_value = 1;
+        value one = {.name = "1", .count = 1, .f = &one_value};
+        return constant_first(im, "div", &one, x, 0);
+    }
+    nf_node *y = add(im, "scale", 1, &x->node, NULL);
+    return (st = set(im, y, "factor", "-1")) == NF_OK ? define_like(im, 0, y, x) : st;
+}
+
 static nf_status map_binary(importer *im)
 {
     const char *op = im->at->op_type;
@@ -1171,13 +1220,13 @@ static nf_status map_binary(importer *im)
         return fail(im, "Div of uint%d values (integer division) is not supported", bits);
     if (bits > 8 && !strcmp(op, "Mul")) /* (products of uint8 stay below 2^16) */
         return fail(im, "Mul of uint%d values can pass 2^24, past which floats do not count exactly", bits);
+    const char *nf_op = !strcmp(op, "Add") ? "add" : !strcmp(op, "Sub") ? "sub" : !strcmp(op, "Mul") ? "mul" : "div";
+    if (!a->node && !commutes) /* c - x, c / x */
+        return constant_first(im, nf_op, a, b, bits);
     if (!a->node) {
-        if (!commutes)
-            return fail(im, "a constant left operand of %s does not map", op);
         value *t = a;
         a = b, b = t;
     }
-    const char *nf_op = !strcmp(op, "Add") ? "add" : !strcmp(op, "Sub") ? "sub" : !strcmp(op, "Mul") ? "mul" : NULL;
     nf_status st;
     if (!b->node && b->zeros)
         return fail(im, "zeros of a shape that depends on the batch size");
@@ -1190,8 +1239,6 @@ static nf_status map_binary(importer *im)
             return st;
         return define_wrapped(im, y, a, bits);
     }
-    if (!nf_op)
-        return fail(im, "%s maps only with a constant scalar divisor", op);
     nf_node *other = b->node;
     if (other && !same_layout(a, b))
         return fail(im, "the operands have their batch at different axes (%d and %d) or merged differently",
@@ -2890,6 +2937,8 @@ static const struct {
     {"Elu", map_activation},
     {"Erf", map_activation},
     {"Mod", map_mod},
+    {"Neg", map_neg_reciprocal},
+    {"Reciprocal", map_neg_reciprocal},
     {"Pad", map_pad},
     {"Expand", map_expand},
     {"Flatten", map_flatten},

@@ -900,8 +900,9 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return export_batchnorm(ex, n);
     if (!strcmp(op, "layernorm"))
         return export_layernorm(ex, n);
-    if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul"))
-        return export_binary(ex, n, !strcmp(op, "add") ? "Add" : !strcmp(op, "sub") ? "Sub" : "Mul");
+    if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul") || !strcmp(op, "div"))
+        return export_binary(ex, n, !strcmp(op, "add") ? "Add" : !strcmp(op, "sub") ? "Sub" : !strcmp(op, "mul") ? "Mul"
+                                                                                                                : "Div");
     if (!strcmp(op, "global_avgpool")) { /* [C, ...] -> [C]: the pool, then its unit axes dropped */
         const char *pooled = text(ex, "%s:pool", n->name);
         node(ex, "GlobalAveragePool", pooled, in, pooled);

@@ -1,5 +1,6 @@
-/* nodeflow — element-wise arithmetic: add, sub, mul (with b repeated over
- * a's leading axes when b's shape is a trailing part of a's) and scale. */
+/* nodeflow — element-wise arithmetic: add, sub, mul, div (with b repeated
+ * over a's leading axes when b's shape is a trailing part of a's), scale
+ * and mod. */
 #include <math.h>
 
 #include "nodes/op.h"
@@ -37,7 +38,26 @@ static broadcast broadcast_of(const nf_exec *e)
     return bc;
 }
 
-typedef enum { OP_ADD, OP_SUB, OP_MUL } binary_kind;
+typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV } binary_kind;
+
+static float combine(binary_kind kind, float a, float b)
+{
+    switch (kind) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    default: return a / b;
+    }
+}
+
+/* d(a op b)/da: 1, 1, b, 1 / b */
+static float grad_a(binary_kind kind, float b) { return kind == OP_MUL ? b : kind == OP_DIV ? 1.0f / b : 1.0f; }
+
+/* d(a op b)/db: 1, -1, a, -a / b^2 */
+static float grad_b(binary_kind kind, float a, float b)
+{
+    return kind == OP_ADD ? 1.0f : kind == OP_SUB ? -1.0f : kind == OP_MUL ? a : -a / (b * b);
+}
 
 static void binary_forward(const nf_exec *e, binary_kind kind)
 {
@@ -47,11 +67,11 @@ static void binary_forward(const nf_exec *e, binary_kind kind)
         const float *a = e->in[0] + r * bc.nb, *b = e->in[1] + (r / bc.reps) * bc.nb;
         float *y = e->out + r * bc.nb;
         for (int64_t j = 0; j < bc.nb; j++)
-            y[j] = kind == OP_ADD ? a[j] + b[j] : kind == OP_SUB ? a[j] - b[j] : a[j] * b[j];
+            y[j] = combine(kind, a[j], b[j]);
     }
 }
 
-/* da += g * (1, 1, b); db += sum over repeats of g * (1, -1, a) */
+/* da += g d(a op b)/da; db += the sum over repeats of g d(a op b)/db */
 static void binary_backward(const nf_exec *e, binary_kind kind)
 {
     broadcast bc = broadcast_of(e);
@@ -62,7 +82,7 @@ static void binary_backward(const nf_exec *e, binary_kind kind)
             const float *g = e->out_grad + r * bc.nb, *b = e->in[1] + (r / bc.reps) * bc.nb;
             float *da = e->in_grad[0] + r * bc.nb;
             for (int64_t j = 0; j < bc.nb; j++)
-                da[j] += kind == OP_MUL ? g[j] * b[j] : g[j];
+                da[j] += g[j] * grad_a(kind, b[j]);
         }
     }
     if (e->in_grad[1]) {
@@ -71,9 +91,9 @@ static void binary_backward(const nf_exec *e, binary_kind kind)
         for (int64_t s = 0; s < e->batch; s++) {
             float *db = e->in_grad[1] + s * bc.nb;
             for (int64_t r = s * bc.reps; r < (s + 1) * bc.reps; r++) {
-                const float *g = e->out_grad + r * bc.nb, *a = e->in[0] + r * bc.nb;
+                const float *g = e->out_grad + r * bc.nb, *a = e->in[0] + r * bc.nb, *b = e->in[1] + s * bc.nb;
                 for (int64_t j = 0; j < bc.nb; j++)
-                    db[j] += kind == OP_ADD ? g[j] : kind == OP_SUB ? -g[j] : g[j] * a[j];
+                    db[j] += g[j] * grad_b(kind, a[j], b[j]);
             }
         }
     }
@@ -85,6 +105,8 @@ static void sub_forward(const nf_exec *e) { binary_forward(e, OP_SUB); }
 static void sub_backward(const nf_exec *e) { binary_backward(e, OP_SUB); }
 static void mul_forward(const nf_exec *e) { binary_forward(e, OP_MUL); }
 static void mul_backward(const nf_exec *e) { binary_backward(e, OP_MUL); }
+static void div_forward(const nf_exec *e) { binary_forward(e, OP_DIV); }
+static void div_backward(const nf_exec *e) { binary_backward(e, OP_DIV); }
 
 const nf_op nf_op_add = {
     .name = "add", .summary = "a + b, b repeated over a's leading axes",
@@ -107,6 +129,14 @@ const nf_op nf_op_mul = {
     .min_inputs = 2, .max_inputs = 2,
     .flags = NF_OP_GRAD_NO_OUTPUT,
     .infer = binary_infer, .forward = mul_forward, .backward = mul_backward,
+    .flops = nf_flops_per_element,
+};
+
+const nf_op nf_op_div = {
+    .name = "div", .summary = "element-wise a / b, b repeated over a's leading axes",
+    .min_inputs = 2, .max_inputs = 2,
+    .flags = NF_OP_GRAD_NO_OUTPUT,
+    .infer = binary_infer, .forward = div_forward, .backward = div_backward,
     .flops = nf_flops_per_element,
 };
 

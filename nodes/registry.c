@@ -8,7 +8,7 @@
 extern const nf_op nf_op_input, nf_op_output, nf_op_memory, nf_op_constant;
 extern const nf_op nf_op_attention;
 extern const nf_op nf_op_linear, nf_op_matmul;
-extern const nf_op nf_op_add, nf_op_sub, nf_op_mul, nf_op_scale, nf_op_mod;
+extern const nf_op nf_op_add, nf_op_sub, nf_op_mul, nf_op_div, nf_op_scale, nf_op_mod;
 extern const nf_op nf_op_relu, nf_op_leaky_relu, nf_op_sigmoid, nf_op_tanh;
 extern const nf_op nf_op_softmax, nf_op_log_softmax;
 extern const nf_op nf_op_elu, nf_op_gelu, nf_op_silu, nf_op_softplus, nf_op_hardtanh, nf_op_relu6, nf_op_erf;
@@ -29,7 +29,7 @@ static const nf_op *const registry[] = {
     &nf_op_adaptive_avgpool,
     &nf_op_dropout, &nf_op_batchnorm, &nf_op_layernorm,
     &nf_op_lstm, &nf_op_gru, &nf_op_rnn, &nf_op_embedding, &nf_op_one_hot, &nf_op_attention,
-    &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_scale, &nf_op_mod,
+    &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_div, &nf_op_scale, &nf_op_mod,
     &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,
     &nf_op_elu, &nf_op_gelu, &nf_op_silu, &nf_op_softplus, &nf_op_hardtanh, &nf_op_relu6, &nf_op_erf,
     &nf_op_softmax, &nf_op_log_softmax,

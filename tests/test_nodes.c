@@ -168,6 +168,25 @@ static void test_fan_out(void **state)
     nf_graph_free(g);
 }
 
+/* div: a / b with b repeated over a's rows (b a sigmoid, away from 0),
+ * and of one shape; gradients to both operands. */
+static void test_div(void **state)
+{
+    (void)state;
+    for (int repeated = 0; repeated <= 1; repeated++) {
+        nf_graph *g = nf_graph_new();
+        nf_node *a = grad_input(g, "a", 2, (int64_t[]){3, 4});
+        /* ("unit": uniform in [0, 1), so that b is in [0.5, 0.74) and 1 / b gently curved) */
+        nf_node *b = repeated ? grad_input(g, "unit_b", 1, (int64_t[]){4})
+                              : grad_input(g, "unit_b", 2, (int64_t[]){3, 4});
+        nf_node *in[2] = {a, nf_sigmoid(g, "sb", b)};
+        nf_node *q = nf_graph_add(g, "div", "q", 2, in);
+        finish_with_mse(g, q, 2, (int64_t[]){3, 4});
+        assert_gradients(g, 2, TOL);
+        nf_graph_free(g);
+    }
+}
+
 /* Two linear nodes share one weight and bias: gradients add up. */
 static void test_shared_weights(void **state)
 {
@@ -1037,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_maxpool_indices),
         cmocka_unit_test(test_mod),
+        cmocka_unit_test(test_div),
         cmocka_unit_test(test_pad),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),

@@ -174,7 +174,7 @@ static void test_export_round_trip(void **state)
 }
 
 /* The node types exported as compositions or shape operators, a GRU
- * with the reset gate first, an LSTM with peepholes, mod and pad: export,
+ * with the reset gate first, an LSTM with peepholes, mod, pad and div: export,
  * re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
@@ -205,7 +205,9 @@ static void test_export_ops(void **state)
         "pr = pad pc axis=0 before=2 after=1 mode=reflect\n" /* [7, 9] */
         "pe = pad pr axis=-1 before=2 mode=edge\n"    /* [7, 11] */
         "ps = slice pe axis=0 start=1 end=5\n"        /* [4, 11] */
-        "o = concat m a2 rg md mf lp ps axis=1\n"     /* [4, 40] */
+        "sg = sigmoid x\n"
+        "dv = div x sg\n"                             /* [4, 6] */
+        "o = concat m a2 rg md mf lp ps dv axis=1\n"  /* [4, 46] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -218,7 +220,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 160 };
+    enum { B = 3, N = B * 184 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
