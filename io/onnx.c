@@ -1416,8 +1416,8 @@ static nf_status spatial_pads(importer *im, int n, const nf_shape *s, const int6
     return NF_OK;
 }
 
-/* Conv (2-D, [batch, C, H, W]): a conv2d node with the weight [O, C /
- * group, kh, kw] as it is and the bias B. */
+/* Conv, 1-D ([batch, C, L]) or 2-D ([batch, C, H, W]): a conv1d or conv2d
+ * node with the weight [O, C / group, k...] as it is and the bias B. */
 static nf_status map_conv(importer *im)
 {
     static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
@@ -1428,19 +1428,21 @@ static nf_status map_conv(importer *im)
         return st;
     if (!(w = const_input(im, 1)) || (has_input(im, 2) && !(b = const_input(im, 2))))
         return im->err->code;
-    if (s.rank != 3 || w->rank != 4)
-        return fail(im, "only 2-D convolutions map (input [N, C, H, W], weight of rank 4)");
-    int64_t kernel[2] = {w->dims[2], w->dims[3]}, stride[2] = {1, 1}, dilation[2] = {1, 1}, given[2];
-    int n = attr_ints(im, "kernel_shape", given, 2, &st);
-    if (st == NF_OK && n && (n != 2 || given[0] != kernel[0] || given[1] != kernel[1]))
+    int n = s.rank - 1;
+    if ((n != 1 && n != 2) || w->rank != n + 2)
+        return fail(im, "only 1-D and 2-D convolutions map (input [N, C, L] or [N, C, H, W], a weight of rank 3 or "
+                    "4)");
+    int64_t kernel[2] = {w->dims[2], n == 2 ? w->dims[3] : 1}, stride[2] = {1, 1}, dilation[2] = {1, 1}, given[2];
+    int count = attr_ints(im, "kernel_shape", given, 2, &st);
+    if (st == NF_OK && count && (count != n || given[0] != kernel[0] || (n == 2 && given[1] != kernel[1])))
         return fail(im, "kernel_shape does not match the weight");
-    if (st == NF_OK && (n = attr_ints(im, "strides", stride, 2, &st)) != 0 && n != 2)
-        return fail(im, "strides needs 2 values");
-    if (st == NF_OK && (n = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && n != 2)
-        return fail(im, "dilations needs 2 values");
+    if (st == NF_OK && (count = attr_ints(im, "strides", stride, 2, &st)) != 0 && count != n)
+        return fail(im, "strides needs %d values", n);
+    if (st == NF_OK && (count = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && count != n)
+        return fail(im, "dilations needs %d values", n);
     int64_t pads[4];
-    if (st != NF_OK || (st = check_window(im, 2, kernel, stride, dilation)) != NF_OK ||
-        (st = spatial_pads(im, 2, &s, kernel, stride, dilation, pads)) != NF_OK)
+    if (st != NF_OK || (st = check_window(im, n, kernel, stride, dilation)) != NF_OK ||
+        (st = spatial_pads(im, n, &s, kernel, stride, dilation, pads)) != NF_OK)
         return st;
     int64_t group = attr_int(im, "group", 1);
     if (group < 1 || group > 65536 || w->dims[0] < 1 || w->dims[1] < 1 || w->dims[1] > 65536)
@@ -1450,24 +1452,32 @@ static nf_status map_conv(importer *im)
                     (long long)w->dims[1], (long long)group, (long long)s.dim[0]);
     if (b && b->count != w->dims[0])
         return fail(im, "B has %lld values for %lld output channels", (long long)b->count, (long long)w->dims[0]);
-    nf_node *y = add(im, "conv2d", 1, &x->node, NULL);
+    nf_node *y = add(im, n == 1 ? "conv1d" : "conv2d", 1, &x->node, NULL);
     if ((st = set(im, y, "out", "%lld", (long long)w->dims[0])) != NF_OK ||
-        (st = set(im, y, "kernel", "%lldx%lld", (long long)kernel[0], (long long)kernel[1])) != NF_OK ||
-        (st = set(im, y, "stride", "%lldx%lld", (long long)stride[0], (long long)stride[1])) != NF_OK ||
-        (st = set(im, y, "dilation", "%lldx%lld", (long long)dilation[0], (long long)dilation[1])) != NF_OK ||
         (st = set(im, y, "groups", "%lld", (long long)group)) != NF_OK ||
-        (st = set(im, y, "pad_top", "%lld", (long long)pads[0])) != NF_OK ||
-        (st = set(im, y, "pad_left", "%lld", (long long)pads[1])) != NF_OK ||
-        (st = set(im, y, "pad_bottom", "%lld", (long long)pads[2])) != NF_OK ||
-        (st = set(im, y, "pad_right", "%lld", (long long)pads[3])) != NF_OK ||
         (st = set(im, y, "bias", "%s", b ? "true" : "false")) != NF_OK)
         return st;
-    if (!w->is_int && (st = give_weight(im, y, "weight", w->f, w->count)) != NF_OK)
+    if (n == 1) { /* (pads: begin, end) */
+        if ((st = set(im, y, "kernel", "%lld", (long long)kernel[0])) != NF_OK ||
+            (st = set(im, y, "stride", "%lld", (long long)stride[0])) != NF_OK ||
+            (st = set(im, y, "dilation", "%lld", (long long)dilation[0])) != NF_OK ||
+            (st = set(im, y, "pad_left", "%lld", (long long)pads[0])) != NF_OK ||
+            (st = set(im, y, "pad_right", "%lld", (long long)pads[1])) != NF_OK)
+            return st;
+    } else if ((st = set(im, y, "kernel", "%lldx%lld", (long long)kernel[0], (long long)kernel[1])) != NF_OK ||
+               (st = set(im, y, "stride", "%lldx%lld", (long long)stride[0], (long long)stride[1])) != NF_OK ||
+               (st = set(im, y, "dilation", "%lldx%lld", (long long)dilation[0], (long long)dilation[1])) != NF_OK ||
+               (st = set(im, y, "pad_top", "%lld", (long long)pads[0])) != NF_OK ||
+               (st = set(im, y, "pad_left", "%lld", (long long)pads[1])) != NF_OK ||
+               (st = set(im, y, "pad_bottom", "%lld", (long long)pads[2])) != NF_OK ||
+               (st = set(im, y, "pad_right", "%lld", (long long)pads[3])) != NF_OK) {
         return st;
-    if (b && !b->is_int && (st = give_weight(im, y, "bias", b->f, b->count)) != NF_OK)
-        return st;
+    }
     if (w->is_int || (b && b->is_int))
         return fail(im, "integer weights");
+    if ((st = give_weight(im, y, "weight", w->f, w->count)) != NF_OK ||
+        (b && (st = give_weight(im, y, "bias", b->f, b->count)) != NF_OK))
+        return st;
     return define_node(im, y);
 }
 

@@ -337,11 +337,19 @@ static nf_status export_conv(exporter *ex, const nf_node *n)
     const char *b = param(ex->g, n, "bias") ? param_init(ex, n, "bias") : NULL;
     const char *in[] = {in_name(n, 0), wn, b, NULL};
     Onnx__NodeProto *c = node(ex, "Conv", n->name, in, n->name);
-    int64_t kernel[2] = {w->shape.dim[2], w->shape.dim[3]};
-    attr_ints(ex, c, "kernel_shape", kernel, 2);
-    attr_ints(ex, c, "strides", stride, 2);
-    attr_ints(ex, c, "dilations", dil, 2);
-    attr_ints(ex, c, "pads", pads, 4);
+    if (w->shape.rank == 3) { /* conv1d: the width's values */
+        int64_t kernel1[1] = {w->shape.dim[2]}, pads1[2] = {pads[1], pads[3]};
+        attr_ints(ex, c, "kernel_shape", kernel1, 1);
+        attr_ints(ex, c, "strides", stride + 1, 1);
+        attr_ints(ex, c, "dilations", dil + 1, 1);
+        attr_ints(ex, c, "pads", pads1, 2);
+    } else {
+        int64_t kernel[2] = {w->shape.dim[2], w->shape.dim[3]};
+        attr_ints(ex, c, "kernel_shape", kernel, 2);
+        attr_ints(ex, c, "strides", stride, 2);
+        attr_ints(ex, c, "dilations", dil, 2);
+        attr_ints(ex, c, "pads", pads, 4);
+    }
     attr_int(ex, c, "group", (int64_t)attr(n, "groups"));
     return NF_OK;
 }
@@ -362,12 +370,21 @@ static nf_status export_pool(exporter *ex, const nf_node *n, int is_max)
     int64_t pads[4] = {pad[0], pad[1], pad[0], pad[1]};
     const char *in[] = {in_name(n, 0), NULL};
     Onnx__NodeProto *p = node(ex, is_max ? "MaxPool" : "AveragePool", n->name, in, n->name);
-    attr_ints(ex, p, "kernel_shape", kernel, 2);
-    attr_ints(ex, p, "strides", stride, 2);
-    attr_ints(ex, p, "pads", pads, 4);
+    if (n->inputs[0]->shape.rank == 2) { /* maxpool1d, avgpool1d: the width's values */
+        int64_t pads1[2] = {pad[1], pad[1]};
+        attr_ints(ex, p, "kernel_shape", kernel, 1);
+        attr_ints(ex, p, "strides", stride + 1, 1);
+        attr_ints(ex, p, "pads", pads1, 2);
+        if (is_max && dil[1] != 1)
+            attr_ints(ex, p, "dilations", dil + 1, 1);
+    } else {
+        attr_ints(ex, p, "kernel_shape", kernel, 2);
+        attr_ints(ex, p, "strides", stride, 2);
+        attr_ints(ex, p, "pads", pads, 4);
+        if (is_max && (dil[0] != 1 || dil[1] != 1))
+            attr_ints(ex, p, "dilations", dil, 2);
+    }
     attr_int(ex, p, "ceil_mode", attr(n, "ceil_mode") != 0);
-    if (is_max && (dil[0] != 1 || dil[1] != 1))
-        attr_ints(ex, p, "dilations", dil, 2);
     if (!is_max)
         attr_int(ex, p, "count_include_pad", attr(n, "include_pad") != 0);
     return NF_OK;
@@ -892,10 +909,10 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     }
     if (!strcmp(op, "linear"))
         return export_linear(ex, n);
-    if (!strcmp(op, "conv2d"))
+    if (!strcmp(op, "conv2d") || !strcmp(op, "conv1d"))
         return export_conv(ex, n);
-    if (!strcmp(op, "maxpool") || !strcmp(op, "avgpool"))
-        return export_pool(ex, n, !strcmp(op, "maxpool"));
+    if (!strcmp(op, "maxpool") || !strcmp(op, "avgpool") || !strcmp(op, "maxpool1d") || !strcmp(op, "avgpool1d"))
+        return export_pool(ex, n, !strncmp(op, "maxpool", 7));
     if (!strcmp(op, "batchnorm"))
         return export_batchnorm(ex, n);
     if (!strcmp(op, "layernorm"))

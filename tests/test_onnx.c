@@ -67,7 +67,7 @@ static void test_pytorch_exports(void **state)
     (void)state;
     static const char *const names[] = {"mlp",          "lenet_bn",    "global_pool", "embed_lstm", "bigru",
                                         "layernorm",    "encoder",     "encoder_post", "layernorm14",
-                                        "encoder14",    "pad"};
+                                        "encoder14",    "pad",         "conv1d"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         check_export(names[k]);
 }
@@ -174,7 +174,8 @@ static void test_export_round_trip(void **state)
 }
 
 /* The node types exported as compositions or shape operators, a GRU
- * with the reset gate first, an LSTM with peepholes, mod, pad and div: export,
+ * with the reset gate first, an LSTM with peepholes, mod, pad, div and 1-D
+ * convolution and pools: export,
  * re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
@@ -207,7 +208,11 @@ static void test_export_ops(void **state)
         "ps = slice pe axis=0 start=1 end=5\n"        /* [4, 11] */
         "sg = sigmoid x\n"
         "dv = div x sg\n"                             /* [4, 6] */
-        "o = concat m a2 rg md mf lp ps dv axis=1\n"  /* [4, 46] */
+        "c1 = conv1d x out=4 kernel=3 pad_left=1 pad_right=2 dilation=2\n" /* [4, 5] */
+        "mp = maxpool1d c1 kernel=2 stride=1\n"       /* [4, 4] */
+        "ap = avgpool1d x kernel=3 stride=2 padding=1\n" /* [4, 3] */
+        "o1 = concat m a2 rg md mf lp axis=1\n"       /* [4, 29] (at most 8 inputs) */
+        "o = concat o1 ps dv c1 mp ap axis=1\n"       /* [4, 58] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -220,7 +225,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 184 };
+    enum { B = 3, N = B * 232 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
