@@ -1781,9 +1781,6 @@ static nf_status map_layernorm(importer *im)
         return st;
     if (!(scale = const_input(im, 1)) || (has_input(im, 2) && !(bias = const_input(im, 2))))
         return im->err->code;
-    for (size_t k = 1; k < im->at->n_output; k++)
-        if (*im->at->output[k])
-            return fail(im, "the Mean and InvStdDev outputs are not supported");
     int rank = onnx_rank(x, &s), whole = x->batch_axis == NO_BATCH;
     int64_t axis;
     if ((st = axis_attr(im, -1, rank, rank - 1, &axis)) != NF_OK)
@@ -1807,7 +1804,20 @@ static nf_status map_layernorm(importer *im)
         memcpy(b, bias->f, (size_t)n * sizeof(float));
     st = give_weight(im, y, "bias", b, n);
     free(b);
-    return st == NF_OK ? define_output(im, 0, y, x->batch_axis) : st;
+    if (st != NF_OK || (st = define_output(im, 0, y, x->batch_axis)) != NF_OK)
+        return st;
+    for (int k = 1; k < 3 && (size_t)k < im->at->n_output; k++) { /* Mean, InvStdDev: the normalised axes as 1s */
+        if (!*im->at->output[k])
+            continue;
+        nf_node *stat = add(im, "layernorm", 1, &x->node, k == 1 ? "_mean" : "_inv_std");
+        if ((st = set(im, stat, "axes", "%lld", (long long)(rank - axis))) != NF_OK ||
+            (st = set(im, stat, "eps", "%.9g", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
+            (st = set(im, stat, "affine", "false")) != NF_OK ||
+            (st = set(im, stat, "output", "%s", k == 1 ? "mean" : "inv_std_dev")) != NF_OK ||
+            (st = define_output(im, k, stat, x->batch_axis)) != NF_OK)
+            return st;
+    }
+    return NF_OK;
 }
 
 /* Flatten: with a batch axis first, axis 1 (the per-sample axes as one);

@@ -419,9 +419,11 @@ static nf_status export_batchnorm(exporter *ex, const nf_node *n)
 /* layernorm: LayerNormalization (opset 17) over the trailing axes. */
 static nf_status export_layernorm(exporter *ex, const nf_node *n)
 {
+    const nf_shape *in_shape = &n->inputs[0]->shape;
     int64_t axes = (int64_t)attr(n, "axes"), count = 1;
-    for (int64_t k = n->shape.rank - axes; k < n->shape.rank; k++)
-        count *= n->shape.dim[k];
+    int output = (int)attr(n, "output"); /* values, mean, inv_std_dev: LayerNormalization's outputs 0, 1, 2 */
+    for (int64_t k = in_shape->rank - axes; k < in_shape->rank; k++)
+        count *= in_shape->dim[k];
     const char *scale = NULL, *bias = NULL;
     if (param(ex->g, n, "weight")) {
         scale = param_init(ex, n, "weight");
@@ -432,10 +434,16 @@ static nf_status export_layernorm(exporter *ex, const nf_node *n)
             ones[k] = 1.0f;
         scale = text(ex, "%s.scale", n->name);
         if (ones)
-            initializer(ex, scale, (int)axes, n->shape.dim + n->shape.rank - axes, ones, NULL);
+            initializer(ex, scale, (int)axes, in_shape->dim + in_shape->rank - axes, ones, NULL);
     }
     const char *in[] = {in_name(n, 0), scale, bias, NULL};
     Onnx__NodeProto *l = node(ex, "LayerNormalization", n->name, in, n->name);
+    char **outputs = output ? keep(ex, 3 * sizeof *outputs) : NULL;
+    if (l && outputs) { /* the statistic as output 1 or 2, the others unused */
+        outputs[0] = (char *)text(ex, "%s:y", n->name), outputs[1] = (char *)text(ex, "%s:mean", n->name);
+        outputs[output] = (char *)n->name;
+        l->output = outputs, l->n_output = (size_t)output + 1;
+    }
     attr_int(ex, l, "axis", -axes);
     attr_float(ex, l, "epsilon", attr(n, "eps"));
     ex->opset = 17;

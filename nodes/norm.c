@@ -234,12 +234,19 @@ const nf_op nf_op_batchnorm = {
 
 /* ---- layernorm ---------------------------------------------------------- */
 
-enum { LN_AXES, LN_EPS, LN_AFFINE };
+enum { LN_AXES, LN_EPS, LN_AFFINE, LN_OUTPUT };
+enum { LN_VALUES, LN_MEAN, LN_INV_STD };
+
+static const char *const ln_outputs[] = {"values", "mean", "inv_std_dev", NULL};
 
 static const nf_attr_spec layernorm_attrs[] = {
     [LN_AXES] = NF_ATTR_INT_DEF("axes", 1, 1, NF_MAX_RANK, "number of trailing axes normalised together"),
     [LN_EPS] = NF_ATTR_FLOAT_DEF("eps", 1e-5, 0, 1, "added to the variance"),
     [LN_AFFINE] = NF_ATTR_BOOL_DEF("affine", 1, "learn a weight and a bias of the normalised shape"),
+    [LN_OUTPUT] = NF_ATTR_ENUM_DEF("output", 0, ln_outputs,
+                                   "values: the normalised input; mean or inv_std_dev (1 / sqrt(var + eps)): the "
+                                   "statistics, the normalised axes kept as 1s (ONNX's Mean and InvStdDev; "
+                                   "affine=false)"),
 };
 
 static nf_status layernorm_infer(nf_infer *ctx)
@@ -252,6 +259,10 @@ static nf_status layernorm_infer(nf_infer *ctx)
     nf_shape norm = {axes, {0}};
     for (int i = 0; i < axes; i++)
         norm.dim[i] = in->dim[in->rank - axes + i];
+    int statistic = ctx->attr[LN_OUTPUT] != LN_VALUES;
+    if (statistic && ctx->attr[LN_AFFINE] != 0)
+        return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "output=%s needs affine=false (the statistics have no "
+                             "weight)", ln_outputs[(int)ctx->attr[LN_OUTPUT]]);
     if (ctx->attr[LN_AFFINE] != 0) {
         int64_t n = nf_shape_size(&norm);
         ctx->params[0] = (nf_param_spec){"weight", norm, NF_INIT_CONSTANT, 1.0, n, n, 0};
@@ -259,6 +270,8 @@ static nf_status layernorm_infer(nf_infer *ctx)
         ctx->n_params = 2;
     }
     ctx->out = *in;
+    for (int i = in->rank - axes; statistic && i < in->rank; i++)
+        ctx->out.dim[i] = 1;
     ctx->saved_per_sample = 2 * (nf_shape_size(in) / nf_shape_size(&norm)); /* mean, 1/std per row */
     return NF_OK;
 }
@@ -290,6 +303,10 @@ static void layernorm_forward(const nf_exec *e)
         double mu = sum / (double)inner, var = fmax(sq / (double)inner - mu * mu, 0.0);
         mean[r] = (float)mu;
         inv[r] = (float)(1.0 / sqrt(var + eps));
+        if (e->attr[LN_OUTPUT] != LN_VALUES) {
+            e->out[r] = e->attr[LN_OUTPUT] == LN_MEAN ? mean[r] : inv[r];
+            continue;
+        }
         for (int64_t i = 0; i < inner; i++) {
             float xh = (x[i] - mean[r]) * inv[r];
             y[i] = w ? xh * w[i] + b[i] : xh;
@@ -297,9 +314,29 @@ static void layernorm_forward(const nf_exec *e)
     }
 }
 
+/* The statistics' gradients: d mean / dx_i = 1 / n, and with
+ * s = (var + eps)^(-1/2), ds / dx_i = -s^3 (x_i - mean) / n. */
+static void statistic_backward(const nf_exec *e, int64_t rows, int64_t inner)
+{
+    const float *mean = e->saved, *inv = e->saved + rows;
+    int is_mean = e->attr[LN_OUTPUT] == LN_MEAN;
+    #pragma omp parallel for if (rows * inner > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        double g = e->out_grad[r] / (double)inner, cube = (double)inv[r] * inv[r] * inv[r];
+        for (int64_t i = 0; i < inner; i++)
+            e->in_grad[0][r * inner + i] +=
+                (float)(is_mean ? g : -g * cube * ((double)e->in[0][r * inner + i] - mean[r]));
+    }
+}
+
 static void layernorm_backward(const nf_exec *e)
 {
     int64_t inner = ln_inner(e), rows = e->batch * nf_shape_size(e->in_shape[0]) / inner;
+    if (e->attr[LN_OUTPUT] != LN_VALUES) {
+        if (e->in_grad[0])
+            statistic_backward(e, rows, inner);
+        return;
+    }
     const float *w = e->attr[LN_AFFINE] != 0 ? e->param[0] : NULL;
     const float *mean = e->saved, *inv = e->saved + rows;
     if (w) /* parameter gradients: a sum over rows, kept serial for determinism */

@@ -486,6 +486,8 @@ static void test_norms_and_dropout(void **state)
     check_op("layernorm", 3, d3, NULL, 2);
     check_op("layernorm", 3, d3, ATTRS("axes", "2"), 2);
     check_op("layernorm", 3, d3, ATTRS("axes", "3", "affine", "false"), 2);
+    check_op("layernorm", 3, d3, ATTRS("axes", "2", "affine", "false", "output", "mean"), 2);
+    check_op("layernorm", 3, d3, ATTRS("axes", "1", "affine", "false", "output", "inv_std_dev", "eps", "0.1"), 2);
     check_op("dropout", 3, d3, ATTRS("p", "0.3"), 2);
 }
 

@@ -174,8 +174,8 @@ static void test_export_round_trip(void **state)
 }
 
 /* The node types exported as compositions or shape operators, a GRU
- * with the reset gate first, an LSTM with peepholes, mod, pad, div and 1-D
- * convolution and pools: export,
+ * with the reset gate first, an LSTM with peepholes, mod, pad, div, 1-D
+ * convolution and pools, layer-norm statistics: export,
  * re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
@@ -212,7 +212,9 @@ static void test_export_ops(void **state)
         "mp = maxpool1d c1 kernel=2 stride=1\n"       /* [4, 4] */
         "ap = avgpool1d x kernel=3 stride=2 padding=1\n" /* [4, 3] */
         "o1 = concat m a2 rg md mf lp axis=1\n"       /* [4, 29] (at most 8 inputs) */
-        "o = concat o1 ps dv c1 mp ap axis=1\n"       /* [4, 58] */
+        "lm = layernorm x affine=false output=mean\n" /* [4, 1] */
+        "li = layernorm x affine=false output=inv_std_dev eps=0.01\n"
+        "o = concat o1 ps dv c1 mp ap lm li axis=1\n" /* [4, 60] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -225,7 +227,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 232 };
+    enum { B = 3, N = B * 240 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
