@@ -1481,6 +1481,141 @@ static nf_status map_conv(importer *im)
     return define_node(im, y);
 }
 
+/* ConvTranspose's pads of n spatial axes: as given, or from output_shape
+ * or auto_pad SAME_* (output = input x stride) through the total
+ * padding stride (in - 1) + output_padding + (k - 1) d + 1 - out, split
+ * as ONNX's reference does (SAME_UPPER puts the odd one at the end); an
+ * output longer than that (a negative total) grows output_padding. */
+static nf_status transpose_pads(importer *im, int n, const nf_shape *s, const int64_t *kernel, const int64_t *stride,
+                                const int64_t *dilation, int64_t *out_pad, int64_t *pads)
+{
+    int64_t shape[2];
+    nf_status st = NF_OK;
+    int given = attr_ints(im, "output_shape", shape, 2, &st);
+    const Onnx__AttributeProto *a = attribute(im, "auto_pad");
+    char mode[16] = "NOTSET";
+    if (a && a->has_s)
+        snprintf(mode, sizeof mode, "%.*s", (int)(a->s.len < 15 ? a->s.len : 15), (const char *)a->s.data);
+    if (st != NF_OK)
+        return st;
+    if (!given && (!strcmp(mode, "NOTSET") || !strcmp(mode, "VALID"))) {
+        int count = attr_ints(im, "pads", pads, 4, &st);
+        if (st == NF_OK && count && count != 2 * n)
+            return fail(im, "pads needs %d values", 2 * n);
+        for (int k = 0; k < 2 * n; k++)
+            if (!count || !strcmp(mode, "VALID"))
+                pads[k] = 0;
+            else if (pads[k] < 0 || pads[k] > 65536)
+                return fail(im, "pads must be 0 to 65536");
+        return st;
+    }
+    if (given && given != n)
+        return fail(im, "output_shape needs %d values", n);
+    if (!given && strcmp(mode, "SAME_UPPER") && strcmp(mode, "SAME_LOWER"))
+        return fail(im, "auto_pad '%s' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", mode);
+    for (int k = 0; k < n; k++) {
+        int64_t in = s->dim[1 + k], want = given ? shape[k] : in * stride[k];
+        int64_t total = stride[k] * (in - 1) + out_pad[k] + (kernel[k] - 1) * dilation[k] + 1 - want;
+        if (want < 1 || total < -65536 || total > 131072)
+            return fail(im, "output_shape %lld of axis %d does not fit the input, strides and kernel", (long long)want,
+                        k);
+        if (total < 0) { /* (conv_transpose2d checks that it stays below the stride or the dilation) */
+            out_pad[k] -= total;
+            total = 0;
+        }
+        int lower = !given && !strcmp(mode, "SAME_LOWER");
+        pads[k] = lower ? total - total / 2 : total / 2, pads[k + n] = total - pads[k];
+    }
+    return NF_OK;
+}
+
+/* ConvTranspose, 2-D (or 1-D as 2-D of height 1): conv_transpose2d with
+ * the padding of the smaller side of each axis, then a slice per axis
+ * where the other side takes more; W [C, O / group, k...] as it is. */
+static nf_status map_conv_transpose(importer *im)
+{
+    static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
+                                        "output_shape", "pads", "strides", NULL};
+    value *x, *w, *b = NULL;
+    nf_shape s;
+    nf_status st = start_node(im, known, 0, &x, &s);
+    if (st != NF_OK)
+        return st;
+    if (!(w = const_input(im, 1)) || (has_input(im, 2) && !(b = const_input(im, 2))))
+        return im->err->code;
+    int n = s.rank - 1;
+    if ((n != 1 && n != 2) || w->rank != n + 2 || w->is_int || (b && b->is_int))
+        return fail(im, "only 1-D and 2-D transposed convolutions of float weights map");
+    int64_t kernel[2] = {w->dims[2], n == 2 ? w->dims[3] : 1}, stride[2] = {1, 1}, dilation[2] = {1, 1};
+    int64_t out_pad[2] = {0, 0}, given[2], pads[4];
+    int count = attr_ints(im, "kernel_shape", given, 2, &st);
+    if (st == NF_OK && count && (count != n || given[0] != kernel[0] || (n == 2 && given[1] != kernel[1])))
+        return fail(im, "kernel_shape does not match the weight");
+    if (st == NF_OK && (count = attr_ints(im, "strides", stride, 2, &st)) != 0 && count != n)
+        return fail(im, "strides needs %d values", n);
+    if (st == NF_OK && (count = attr_ints(im, "dilations", dilation, 2, &st)) != 0 && count != n)
+        return fail(im, "dilations needs %d values", n);
+    if (st == NF_OK && (count = attr_ints(im, "output_padding", out_pad, 2, &st)) != 0 && count != n)
+        return fail(im, "output_padding needs %d values", n);
+    if (st != NF_OK || (st = check_window(im, n, kernel, stride, dilation)) != NF_OK ||
+        (st = transpose_pads(im, n, &s, kernel, stride, dilation, out_pad, pads)) != NF_OK)
+        return st;
+    int64_t group = attr_int(im, "group", 1), c = s.dim[0];
+    if (group < 1 || group > 65536 || c % group || w->dims[0] != c || w->dims[1] < 1 || w->dims[1] > 65536 ||
+        out_pad[0] < 0 || out_pad[0] > 65536 || out_pad[1] < 0 || out_pad[1] > 65536)
+        return fail(im, "group %lld, output_padding or the weight's shape does not fit the input's %lld channels",
+                    (long long)group, (long long)c);
+    int64_t outs = w->dims[1] * group;
+    if (b && b->count != outs)
+        return fail(im, "B has %lld values for %lld output channels", (long long)b->count, (long long)outs);
+    nf_node *in = x->node;
+    if (n == 1) { /* [C, L] as [C, 1, L] */
+        nf_shape plane = {3, {c, 1, s.dim[1]}};
+        if ((st = reshaped(im, in, &plane, "_plane", &in)) != NF_OK)
+            return st;
+    }
+    int64_t pad_h = n == 2 ? (pads[0] < pads[2] ? pads[0] : pads[2]) : 0;
+    int64_t pad_w = n == 2 ? (pads[1] < pads[3] ? pads[1] : pads[3]) : (pads[0] < pads[1] ? pads[0] : pads[1]);
+    int64_t kh = n == 2 ? kernel[0] : 1, kw = kernel[n - 1], sh = n == 2 ? stride[0] : 1, sw = stride[n - 1];
+    int64_t dh = n == 2 ? dilation[0] : 1, dw = dilation[n - 1], oph = n == 2 ? out_pad[0] : 0, opw = out_pad[n - 1];
+    nf_node *y = add(im, "conv_transpose2d", 1, &in, NULL);
+    if ((st = set(im, y, "out", "%lld", (long long)outs)) != NF_OK ||
+        (st = set(im, y, "kernel", "%lldx%lld", (long long)kh, (long long)kw)) != NF_OK ||
+        (st = set(im, y, "stride", "%lldx%lld", (long long)sh, (long long)sw)) != NF_OK ||
+        (st = set(im, y, "dilation", "%lldx%lld", (long long)dh, (long long)dw)) != NF_OK ||
+        (st = set(im, y, "padding", "%lldx%lld", (long long)pad_h, (long long)pad_w)) != NF_OK ||
+        (st = set(im, y, "output_padding", "%lldx%lld", (long long)oph, (long long)opw)) != NF_OK ||
+        (st = set(im, y, "groups", "%lld", (long long)group)) != NF_OK ||
+        (st = set(im, y, "bias", "%s", b ? "true" : "false")) != NF_OK ||
+        (st = give_weight(im, y, "weight", w->f, w->count)) != NF_OK ||
+        (b && (st = give_weight(im, y, "bias", b->f, b->count)) != NF_OK))
+        return st;
+    nf_shape full;
+    if ((st = shape_of(im, y, &full)) != NF_OK)
+        return st;
+    for (int k = 0; k < n; k++) { /* the larger side of an axis: a slice */
+        int64_t begin = pads[k], end = pads[k + n], least = begin < end ? begin : end;
+        if (begin == end)
+            continue;
+        int axis = n == 2 ? 1 + k : 2;
+        nf_node *cut = add(im, "slice", 1, &y, "_side");
+        if ((st = set(im, cut, "axis", "%d", axis)) != NF_OK ||
+            (st = set(im, cut, "start", "%lld", (long long)(begin - least))) != NF_OK ||
+            (st = set(im, cut, "end", "%lld", (long long)(full.dim[axis] - (end - least)))) != NF_OK)
+            return st;
+        y = cut;
+    }
+    if (n == 1) {
+        nf_shape line;
+        if ((st = shape_of(im, y, &line)) != NF_OK)
+            return st;
+        nf_shape to = {2, {line.dim[0], line.dim[2]}};
+        if ((st = reshaped(im, y, &to, "_line", &y)) != NF_OK)
+            return st;
+    }
+    return define_node(im, y);
+}
+
 /* One pooling node over x ([C, spatial...] per sample, 1 or 2 spatial
  * axes) with symmetric padding pad[], then, where ONNX pads one side
  * more, a slice per axis: the windows of begin padding b are those of
@@ -2960,6 +3095,7 @@ static const struct {
     {"Neg", map_neg_reciprocal},
     {"Reciprocal", map_neg_reciprocal},
     {"Pad", map_pad},
+    {"ConvTranspose", map_conv_transpose},
     {"Expand", map_expand},
     {"Flatten", map_flatten},
     {"Gather", map_gather},

@@ -354,6 +354,31 @@ static nf_status export_conv(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+/* conv_transpose2d: ConvTranspose with its weight [C, O / G, kh, kw] as
+ * it is, symmetric pads and output_padding. */
+static nf_status export_conv_transpose(exporter *ex, const nf_node *n)
+{
+    int64_t stride[2], dil[2], pad[2], out_pad[2];
+    attr2(n, "stride", stride);
+    attr2(n, "dilation", dil);
+    attr2(n, "padding", pad);
+    attr2(n, "output_padding", out_pad);
+    int64_t pads[4] = {pad[0], pad[1], pad[0], pad[1]};
+    const nf_param *w = param(ex->g, n, "weight");
+    const char *wn = param_init(ex, n, "weight");
+    const char *b = param(ex->g, n, "bias") ? param_init(ex, n, "bias") : NULL;
+    const char *in[] = {in_name(n, 0), wn, b, NULL};
+    Onnx__NodeProto *c = node(ex, "ConvTranspose", n->name, in, n->name);
+    int64_t kernel[2] = {w->shape.dim[2], w->shape.dim[3]};
+    attr_ints(ex, c, "kernel_shape", kernel, 2);
+    attr_ints(ex, c, "strides", stride, 2);
+    attr_ints(ex, c, "dilations", dil, 2);
+    attr_ints(ex, c, "pads", pads, 4);
+    attr_ints(ex, c, "output_padding", out_pad, 2);
+    attr_int(ex, c, "group", (int64_t)attr(n, "groups"));
+    return NF_OK;
+}
+
 static nf_status export_pool(exporter *ex, const nf_node *n, int is_max)
 {
     int64_t stride[2], pad[2], dil[2];
@@ -919,6 +944,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return export_linear(ex, n);
     if (!strcmp(op, "conv2d") || !strcmp(op, "conv1d"))
         return export_conv(ex, n);
+    if (!strcmp(op, "conv_transpose2d"))
+        return export_conv_transpose(ex, n);
     if (!strcmp(op, "maxpool") || !strcmp(op, "avgpool") || !strcmp(op, "maxpool1d") || !strcmp(op, "avgpool1d"))
         return export_pool(ex, n, !strncmp(op, "maxpool", 7));
     if (!strcmp(op, "batchnorm"))

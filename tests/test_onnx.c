@@ -175,7 +175,8 @@ static void test_export_round_trip(void **state)
 
 /* The node types exported as compositions or shape operators, a GRU
  * with the reset gate first, an LSTM with peepholes, mod, pad, div, 1-D
- * convolution and pools, layer-norm statistics: export,
+ * convolution and pools, layer-norm statistics, a transposed convolution:
+ * export,
  * re-import and the same outputs (gelu, silu and softplus are rebuilt
  * from Erf, Tanh, Sigmoid and Softplus: within float rounding). */
 static void test_export_ops(void **state)
@@ -214,7 +215,11 @@ static void test_export_ops(void **state)
         "o1 = concat m a2 rg md mf lp axis=1\n"       /* [4, 29] (at most 8 inputs) */
         "lm = layernorm x affine=false output=mean\n" /* [4, 1] */
         "li = layernorm x affine=false output=inv_std_dev eps=0.01\n"
-        "o = concat o1 ps dv c1 mp ap lm li axis=1\n" /* [4, 60] */
+        "x3 = reshape x shape=2x2x6\n"
+        "ct = conv_transpose2d x3 out=2 kernel=2x3 stride=2x1 padding=0x1 output_padding=1x0 dilation=1x2 groups=2\n"
+        "cf = reshape ct shape=4x20\n"                /* [2, 5, 8] as [4, 20] */
+        "o2 = concat o1 ps dv c1 axis=1\n"
+        "o = concat o2 mp ap lm li cf axis=1\n"       /* [4, 80] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -227,7 +232,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 240 };
+    enum { B = 3, N = B * 320 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
