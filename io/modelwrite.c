@@ -7,7 +7,7 @@
 
 #include "io/settings.h"
 
-static void format_attr(char *buf, size_t size, const nf_node *node, int i)
+void nf_format_node_attr(char *buf, size_t size, const nf_node *node, int i)
 {
     const nf_attr_spec *spec = &node->op->attrs[i];
     double v = node->attr[i];
@@ -41,7 +41,7 @@ static void write_node(nf_text *t, const nf_node *node)
     for (int i = 0; i < node->op->n_attrs; i++) {
         if (!(node->attr_set & (1u << i)))
             continue;
-        format_attr(value, sizeof value, node, i);
+        nf_format_node_attr(value, sizeof value, node, i);
         nf_text_printf(t, " %s=%s", node->op->attrs[i].name, value);
     }
     if (node->share_from)

@@ -23,6 +23,10 @@
 #include "onnx.pb-c.h"
 
 enum { MAX_DIMS = 8 };
+
+/* The domain of the functions nodeflow's export writes for its own node
+ * types (onnx_write.c): a node of it is read as that node. */
+#define NODEFLOW_DOMAIN "ai.nodeflow"
 /* In a constant that holds a shape: the batch size, unknown at import,
  * and its multiples m (the batch size times m: PyTorch's attention
  * writes batch x heads): INT64_MIN + m - 1. As numbers they are far
@@ -563,6 +567,20 @@ static nf_status set(importer *im, nf_node *node, const char *key, const char *f
     return nf_node_set_attr(im->g, node, key, text) == NF_OK ? NF_OK : nf_graph_status(im->g, im->err);
 }
 
+/* A float attribute of ONNX's (float32) as the shortest text that reads
+ * back as the same float32: 1e-05, not 9.99999975e-06, so that a value
+ * written from a double reads back as that double. */
+static nf_status set_float(importer *im, nf_node *node, const char *key, double v)
+{
+    char text[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, v);
+        if ((float)strtod(text, NULL) == (float)v)
+            break;
+    }
+    return set(im, node, key, "%s", text);
+}
+
 /* Values for parameter `param` of `node`, copied (count floats). */
 static nf_status give_weight(importer *im, const nf_node *node, const char *param, const float *data, int64_t count)
 {
@@ -725,7 +743,7 @@ static nf_status map_activation(importer *im)
         if (!x)
             return st != NF_OK ? st : im->err->code;
         nf_node *y = add(im, table[k].op, 1, &x->node, NULL);
-        if (table[k].attr && (st = set(im, y, table[k].attr, "%.9g", attr_float(im, table[k].onnx_attr,
+        if (table[k].attr && (st = set_float(im, y, table[k].attr, attr_float(im, table[k].onnx_attr,
                                                                                    table[k].fallback))) != NF_OK)
             return st;
         return define_like(im, 0, y, x);
@@ -760,8 +778,8 @@ static nf_status map_clip(importer *im)
         return fail(im, "bounds %g and %g: both finite within 1e6 (hardtanh), or 0 and none (relu)", bound[0],
                     bound[1]);
     nf_node *y = add(im, relu ? "relu" : relu6 ? "relu6" : "hardtanh", 1, &x->node, NULL);
-    if (!relu && !relu6 && ((st = set(im, y, "min_val", "%.9g", bound[0])) != NF_OK ||
-                            (st = set(im, y, "max_val", "%.9g", bound[1])) != NF_OK))
+    if (!relu && !relu6 && ((st = set_float(im, y, "min_val", bound[0])) != NF_OK ||
+                            (st = set_float(im, y, "max_val", bound[1])) != NF_OK))
         return st;
     return define_output(im, 0, y, x->batch_axis);
 }
@@ -953,6 +971,27 @@ static nf_status matmul_whole(importer *im, value *a, value *b)
 
 /* MatMul: by a 2-D constant, a linear node without bias; of two
  * per-sample values, a matmul node (batch axes broadcast). */
+static long sole_reader(const importer *im, const char *name, const char *op);
+
+/* MatMul(x, W) + b, PyTorch's and nodeflow's linear on [.., in]: when the
+ * MatMul's one reader is an Add of a known float constant of `n` values
+ * (shaped [n] or [1, .., n]), that constant, and the Add's index. */
+static const value *added_bias(importer *im, int64_t n, long *plus)
+{
+    *plus = sole_reader(im, im->at->output[0], "Add");
+    const Onnx__NodeProto *add_node = *plus >= 0 ? im->graph->node[*plus] : NULL;
+    if (!add_node || add_node->n_input != 2 || add_node->n_output != 1)
+        return NULL;
+    int other = strcmp(add_node->input[0], im->at->output[0]) ? 0 : 1;
+    const value *b = find(im, add_node->input[other]);
+    if (!b || b->node || b->zeros || b->is_int || b->count != n || !strcmp(add_node->input[0], add_node->input[1]))
+        return NULL;
+    for (int k = 0; k + 1 < b->rank; k++)
+        if (b->dims[k] != 1)
+            return NULL;
+    return b;
+}
+
 static nf_status map_matmul(importer *im)
 {
     value *a = any_input(im, 0), *b = a ? input(im, 1) : NULL;
@@ -981,12 +1020,23 @@ static nf_status map_matmul(importer *im)
         return fail(im, "a constant right operand of rank %d (2 maps)", b->rank);
     if (a->batch_axis == rank - 1)
         return fail(im, "A has its batch on the last axis");
+    long plus;
+    const value *bias = added_bias(im, b->dims[1], &plus);
     nf_node *y = add(im, "linear", 1, &a->node, NULL);
     if ((st = set(im, y, "out", "%lld", (long long)b->dims[1])) != NF_OK ||
         (st = set(im, y, "in", "%lld", (long long)b->dims[0])) != NF_OK ||
-        (st = set(im, y, "bias", "false")) != NF_OK || (st = linear_weight(im, y, b, 0, 1.0)) != NF_OK)
+        (st = set(im, y, "bias", "%s", bias ? "true" : "false")) != NF_OK ||
+        (st = linear_weight(im, y, b, 0, 1.0)) != NF_OK ||
+        (bias && (st = give_weight(im, y, "bias", bias->f, bias->count)) != NF_OK))
         return st;
-    return define_like(im, 0, y, a);
+    if (!bias)
+        return define_like(im, 0, y, a);
+    const Onnx__NodeProto *at = im->at;
+    im->done[plus] = 1;
+    im->at = im->graph->node[plus]; /* (y is the Add's output) */
+    st = define_like(im, 0, y, a);
+    im->at = at;
+    return st;
 }
 
 /* A constant broadcast (numpy rules) to the trailing axes of a node's
@@ -1351,7 +1401,7 @@ static nf_status map_pad(importer *im)
                               (st = set(im, next, "before", "%lld", (long long)grow_begin)) != NF_OK ||
                               (st = set(im, next, "after", "%lld", (long long)grow_end)) != NF_OK ||
                               (st = set(im, next, "mode", "%s", mode)) != NF_OK ||
-                              (st = set(im, next, "value", "%.9g", fill)) != NF_OK))
+                              (st = set_float(im, next, "value", fill)) != NF_OK))
                 return st;
             int64_t from = begin < 0 ? -begin : 0, to = now.dim[axis] - (end < 0 ? -end : 0);
             if (pass == 1 && from >= to)
@@ -1824,7 +1874,7 @@ static nf_status batchnorm_training(importer *im)
     if ((st = set(im, t, "order", "%s", order)) != NF_OK || (st = reshaped(im, t, &cv, "_cols", &cols)) != NF_OK)
         return st;
     norm = add(im, "layernorm", 1, &cols, "_norm");
-    if ((st = set(im, norm, "axes", "1")) != NF_OK || (st = set(im, norm, "eps", "%.9g", eps)) != NF_OK ||
+    if ((st = set(im, norm, "axes", "1")) != NF_OK || (st = set_float(im, norm, "eps", eps)) != NF_OK ||
         (st = set(im, norm, "affine", "false")) != NF_OK ||
         (st = channel_constant(im, p[0], 1, 2, &cv, &scale_c)) != NF_OK ||
         (st = channel_constant(im, p[1], 1, 2, &cv, &bias_c)) != NF_OK)
@@ -1894,8 +1944,8 @@ static nf_status map_batchnorm(importer *im)
         if (p[k]->count != c || p[k]->is_int)
             return fail(im, "input %d has %lld values for %lld channels", k + 2, (long long)p[k]->count, (long long)c);
     nf_node *y = add(im, "batchnorm", 1, &x->node, NULL);
-    if ((st = set(im, y, "eps", "%.9g", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
-        (st = set(im, y, "momentum", "%.9g", 1.0 - attr_float(im, "momentum", 0.9))) != NF_OK)
+    if ((st = set_float(im, y, "eps", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
+        (st = set_float(im, y, "momentum", 1.0 - attr_float(im, "momentum", 0.9))) != NF_OK)
         return st;
     static const char *const names[] = {"weight", "bias", "running_mean", "running_var"};
     for (int k = 0; k < 4; k++)
@@ -1929,7 +1979,7 @@ static nf_status map_layernorm(importer *im)
         return fail(im, "Scale and B must hold the %lld values of the normalised axes", (long long)n);
     nf_node *y = add(im, "layernorm", 1, &x->node, NULL);
     if ((st = set(im, y, "axes", "%lld", (long long)(rank - axis))) != NF_OK ||
-        (st = set(im, y, "eps", "%.9g", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
+        (st = set_float(im, y, "eps", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
         (st = give_weight(im, y, "weight", scale->f, n)) != NF_OK)
         return st;
     float *b = calloc((size_t)n, sizeof(float));
@@ -1946,7 +1996,7 @@ static nf_status map_layernorm(importer *im)
             continue;
         nf_node *stat = add(im, "layernorm", 1, &x->node, k == 1 ? "_mean" : "_inv_std");
         if ((st = set(im, stat, "axes", "%lld", (long long)(rank - axis))) != NF_OK ||
-            (st = set(im, stat, "eps", "%.9g", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
+            (st = set_float(im, stat, "eps", attr_float(im, "epsilon", 1e-5))) != NF_OK ||
             (st = set(im, stat, "affine", "false")) != NF_OK ||
             (st = set(im, stat, "output", "%s", k == 1 ? "mean" : "inv_std_dev")) != NF_OK ||
             (st = define_output(im, k, stat, x->batch_axis)) != NF_OK)
@@ -3245,7 +3295,7 @@ static nf_status map_reduce_mean(importer *im)
     if (st != NF_OK || n2 != 1 || axes2[0] != axes[0])
         return fail(im, "the variance's ReduceMean is over other axes");
     nf_node *y = add(im, "layernorm", 1, &x->node, NULL);
-    if ((st = set(im, y, "axes", "1")) != NF_OK || (st = set(im, y, "eps", "%.9g", eps)) != NF_OK ||
+    if ((st = set(im, y, "axes", "1")) != NF_OK || (st = set_float(im, y, "eps", eps)) != NF_OK ||
         (st = set(im, y, "affine", "false")) != NF_OK)
         return st;
     long chain[] = {sub, pow, mean2, plus, root, div};
@@ -3268,6 +3318,63 @@ static int same_since_opset_1(const char *op)
         if (!strcmp(op, ops[k]))
             return 1;
     return 0;
+}
+
+/* A node of domain ai.nodeflow (a call of a function nodeflow's export
+ * writes for a node type ONNX lacks): the node itself, of type
+ * nodeflow_op, its attributes from the call's (as text), its parameters
+ * the constant inputs after the data inputs, named by nodeflow_params.
+ * The function's body is not read. */
+static nf_status map_nodeflow(importer *im)
+{
+    static const char *const types[] = {"gelu", "silu", "softplus", "mod", "attention", NULL};
+    const Onnx__AttributeProto *op = attribute(im, "nodeflow_op"), *params = attribute(im, "nodeflow_params");
+    char type[16] = "";
+    if (op && op->has_s && op->s.len < sizeof type)
+        memcpy(type, op->s.data, op->s.len), type[op->s.len] = 0;
+    int known = 0;
+    for (int k = 0; types[k]; k++)
+        known |= !strcmp(type, types[k]);
+    if (!known || strlen(type) != (op ? op->s.len : 0))
+        return fail(im, "a node of domain %s needs nodeflow_op, one of gelu, silu, softplus, mod, attention",
+                    NODEFLOW_DOMAIN);
+    size_t n_params = params ? params->n_strings : 0;
+    if (n_params >= im->at->n_input || im->at->n_input - n_params > NF_MAX_INPUTS)
+        return fail(im, "%zu inputs for %zu parameters", im->at->n_input, n_params);
+    int n_data = (int)(im->at->n_input - n_params);
+    nf_node *in[NF_MAX_INPUTS];
+    value *first = NULL;
+    for (int k = 0; k < n_data; k++) {
+        value *v = node_input(im, k);
+        if (!v)
+            return im->err->code;
+        if (first && !same_layout(first, v))
+            return fail(im, "its inputs hold their batch differently");
+        first = first ? first : v;
+        in[k] = v->node;
+    }
+    nf_node *y = add(im, type, n_data, in, NULL);
+    nf_status st = y ? NF_OK : nf_graph_status(im->g, im->err);
+    for (size_t k = 0; st == NF_OK && k < im->at->n_attribute; k++) {
+        const Onnx__AttributeProto *a = im->at->attribute[k];
+        if (!a->name || !strcmp(a->name, "nodeflow_op") || !strcmp(a->name, "nodeflow_params"))
+            continue;
+        if (!a->has_s || a->s.len > 64)
+            return fail(im, "attribute '%s' must be the text of a value", a->name ? a->name : "");
+        st = set(im, y, a->name, "%.*s", (int)a->s.len, (const char *)a->s.data);
+    }
+    for (size_t k = 0; st == NF_OK && k < n_params; k++) {
+        value *w = const_input(im, n_data + (int)k);
+        char suffix[64];
+        if (!w)
+            return im->err->code;
+        if (w->is_int || params->strings[k].len >= sizeof suffix)
+            return fail(im, "parameter %zu must be floats, named in fewer than 64 bytes", k + 1);
+        memcpy(suffix, params->strings[k].data, params->strings[k].len);
+        suffix[params->strings[k].len] = 0;
+        st = give_weight(im, y, suffix, w->f, w->count);
+    }
+    return st == NF_OK ? define_node(im, y) : st;
 }
 
 /* The computed outputs of an operator on uint8 or uint16 values are of
@@ -3293,6 +3400,8 @@ static void keep_wrap_bits(importer *im)
 static nf_status map_node(importer *im, const Onnx__NodeProto *node)
 {
     im->at = node;
+    if (node->domain && !strcmp(node->domain, NODEFLOW_DOMAIN))
+        return map_nodeflow(im);
     if (node->domain && *node->domain && strcmp(node->domain, "ai.onnx"))
         return fail(im, "operators of domain '%s' are not supported", node->domain);
     if (!node->op_type || !*node->op_type)
@@ -3394,8 +3503,15 @@ static nf_status check_model(importer *im, const Onnx__ModelProto *m)
     im->opset = -1;
     for (size_t k = 0; k < m->n_opset_import; k++) {
         const Onnx__OperatorSetIdProto *o = m->opset_import[k];
+        if (o->domain && !strcmp(o->domain, NODEFLOW_DOMAIN)) { /* nodeflow's own node types (its exports) */
+            if (!o->has_version || o->version != 1)
+                return fail(im, "operator set '%s' version %lld is not supported (1 is)", o->domain,
+                            (long long)(o->has_version ? o->version : -1));
+            continue;
+        }
         if (o->domain && *o->domain && strcmp(o->domain, "ai.onnx"))
-            return fail(im, "operator set '%s' is not supported (only the default domain is)", o->domain);
+            return fail(im, "operator set '%s' is not supported (the default domain and %s are)", o->domain,
+                        NODEFLOW_DOMAIN);
         im->opset = o->has_version ? o->version : -1;
     }
     if (im->opset < 1 || im->opset > 17)

@@ -31,7 +31,18 @@ typedef struct {
     const unsigned char *needed;   /* per node: in the inference graph */
     nf_error *err;
     int64_t opset;
+    /* node types that ONNX lacks, written as model-local functions (see
+     * export_function): while one is written, nodes go to its body,
+     * constants become Constant nodes and parameters its inputs */
+    int in_function;
+    const char **fn_params;
+    size_t n_fn_params, cap_fn_params;
+    Onnx__FunctionProto **functions;
+    size_t n_functions, cap_functions;
 } exporter;
+
+/* The domain of the functions: a node of it is a nodeflow node. */
+static const char nodeflow_domain[] = "ai.nodeflow";
 
 static void *keep(exporter *ex, size_t bytes)
 {
@@ -161,7 +172,18 @@ static void attr_ints(exporter *ex, Onnx__NodeProto *n, const char *name, const 
     }
 }
 
-/* An initializer `name` of dims and float (or int64) data, copied. */
+/* A Constant node giving t as `name` (a function's constants). */
+static void constant_node(exporter *ex, const char *name, Onnx__TensorProto *t)
+{
+    const char *none[] = {NULL};
+    Onnx__AttributeProto *a = attribute(ex, node(ex, "Constant", name, none, name), "value",
+                                        ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+    if (a)
+        a->t = t;
+}
+
+/* An initializer `name` of dims and float (or int64) data, copied (in a
+ * function's body: a Constant node). */
 static void initializer(exporter *ex, const char *name, int rank, const int64_t *dims, const float *f,
                         const int64_t *i)
 {
@@ -187,7 +209,10 @@ static void initializer(exporter *ex, const char *name, int rank, const int64_t 
         memcpy(data, i, (size_t)count * sizeof(int64_t));
         t->int64_data = data, t->n_int64_data = (size_t)count;
     }
-    push(ex, (void ***)&ex->inits, &ex->n_inits, &ex->cap_inits, t);
+    if (ex->in_function)
+        constant_node(ex, name, t);
+    else
+        push(ex, (void ***)&ex->inits, &ex->n_inits, &ex->cap_inits, t);
 }
 
 /* A tensor value [batch, per-sample shape...] of float (or int64). */
@@ -253,14 +278,30 @@ static const nf_param *param(const nf_graph *g, const nf_node *n, const char *su
     return k < 0 ? NULL : &g->params[k];
 }
 
+/* Parameter p as a graph initializer of its name, once; in a function's
+ * body, also one of the function's inputs. */
+static const char *param_value(exporter *ex, const nf_param *p)
+{
+    for (size_t k = 0; k < ex->n_fn_params; k++)
+        if (!strcmp(ex->fn_params[k], p->name))
+            return p->name;
+    int in_function = ex->in_function, written = 0;
+    for (size_t k = 0; in_function && k < ex->n_inits; k++) /* (a parameter two functions share) */
+        written |= !strcmp(ex->inits[k]->name, p->name);
+    ex->in_function = 0;
+    if (!written)
+        initializer(ex, p->name, p->shape.rank, p->shape.dim, ex->g->values + p->offset, NULL);
+    ex->in_function = in_function;
+    if (in_function)
+        push(ex, (void ***)&ex->fn_params, &ex->n_fn_params, &ex->cap_fn_params, (void *)p->name);
+    return p->name;
+}
+
 /* Parameter `suffix` of node n as an initializer of the same name. */
 static const char *param_init(exporter *ex, const nf_node *n, const char *suffix)
 {
     const nf_param *p = param(ex->g, n, suffix);
-    if (!p)
-        return NULL;
-    initializer(ex, p->name, p->shape.rank, p->shape.dim, ex->g->values + p->offset, NULL);
-    return p->name;
+    return p ? param_value(ex, p) : NULL;
 }
 
 /* ---- the node types ------------------------------------------------------------ */
@@ -269,9 +310,19 @@ static const char *in_name(const nf_node *n, int i) { return n->inputs[i]->name;
 
 /* rows [first, first + rows) of a [R, C] parameter, transposed, as an
  * initializer [C, rows] (x W^T as MatMul(x, W^T)). */
+static const char *rows_of_param(exporter *ex, const nf_node *n, const nf_param *p, int64_t first, int64_t rows,
+                                 const char *what);
+
 static const char *rows_transposed(exporter *ex, const nf_node *n, const nf_param *w, int64_t first, int64_t rows,
                                    const char *what)
 {
+    if (ex->in_function) { /* Transpose(the rows of the parameter, a function input) */
+        const char *part = rows_of_param(ex, n, w, first, rows, what), *in[] = {part, NULL};
+        const char *t = text(ex, "%s:%s_t", n->name, what);
+        static const int64_t swap[2] = {1, 0};
+        attr_ints(ex, node(ex, "Transpose", t, in, t), "perm", swap, 2);
+        return t;
+    }
     int64_t cols = w->shape.dim[1], dims[2] = {cols, rows};
     float *t = keep(ex, (size_t)(rows * cols) * sizeof(float));
     if (!t)
@@ -297,10 +348,32 @@ static const char *projection(exporter *ex, const nf_node *n, const char *x, con
     if (b) {
         int64_t dims[1] = {rows}; /* (the whole bias keeps its parameter's name) */
         const char *bn = rows == b->shape.dim[0] ? b->name : text(ex, "%s.%s_bias", n->name, what);
-        initializer(ex, bn, 1, dims, ex->g->values + b->offset + first, NULL);
+        if (ex->in_function)
+            bn = rows_of_param(ex, n, b, first, rows, text(ex, "%s_bias", what));
+        else
+            initializer(ex, bn, 1, dims, ex->g->values + b->offset + first, NULL);
         const char *add_in[] = {mm, bn, NULL};
         node(ex, "Add", out, add_in, out);
     }
+    return out;
+}
+
+/* In a function's body: rows [first, first + rows) of parameter p (an
+ * input of the function), a Slice along axis 0 unless they are all. */
+static const char *rows_of_param(exporter *ex, const nf_node *n, const nf_param *p, int64_t first, int64_t rows,
+                                 const char *what)
+{
+    const char *whole = param_value(ex, p);
+    if (first == 0 && rows == p->shape.dim[0])
+        return whole;
+    int64_t one[1] = {1}, from[1] = {first}, to[1] = {first + rows}, axis[1] = {0};
+    const char *fn = text(ex, "%s.%s_from", n->name, what), *tn = text(ex, "%s.%s_to", n->name, what);
+    const char *an = text(ex, "%s.%s_axis", n->name, what), *out = text(ex, "%s:%s_rows", n->name, what);
+    initializer(ex, fn, 1, one, NULL, from);
+    initializer(ex, tn, 1, one, NULL, to);
+    initializer(ex, an, 1, one, NULL, axis);
+    const char *in[] = {whole, fn, tn, an, NULL};
+    node(ex, "Slice", out, in, out);
     return out;
 }
 
@@ -906,6 +979,89 @@ static nf_status export_ids(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+typedef nf_status (*body_writer)(exporter *ex, const nf_node *n);
+
+/* A string attribute (bytes: ONNX's strings are not NUL-terminated). */
+static void attr_string(exporter *ex, Onnx__NodeProto *n, const char *name, const char *value)
+{
+    Onnx__AttributeProto *a = attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    char *copy = text(ex, "%s", value);
+    if (a && copy)
+        a->has_s = 1, a->s.data = (uint8_t *)copy, a->s.len = strlen(copy);
+}
+
+/* A node type that ONNX lacks (gelu, attention...) as a model-local
+ * function of domain ai.nodeflow, named <type>.<node>: its body is the
+ * composition that `body` writes, which onnxruntime runs, and the call
+ * carries the node's type (nodeflow_op), its attributes as text and its
+ * parameters' names (nodeflow_params, after the data inputs), from which
+ * nodeflow's reader makes the node again, exactly. IR version 8. */
+static nf_status export_function(exporter *ex, const nf_node *n, body_writer body)
+{
+    Onnx__NodeProto **graph_nodes = ex->nodes;
+    size_t n_graph = ex->n_nodes, cap_graph = ex->cap_nodes;
+    ex->nodes = NULL, ex->n_nodes = ex->cap_nodes = 0;
+    ex->fn_params = NULL, ex->n_fn_params = ex->cap_fn_params = 0;
+    ex->in_function = 1;
+    nf_status st = body(ex, n);
+    ex->in_function = 0;
+    Onnx__NodeProto **body_nodes = ex->nodes;
+    size_t n_body = ex->n_nodes;
+    ex->nodes = graph_nodes, ex->n_nodes = n_graph, ex->cap_nodes = cap_graph;
+    size_t n_in = (size_t)n->n_inputs + ex->n_fn_params, n_attrs = 0;
+    const char **in = keep(ex, (n_in + 1) * sizeof *in);
+    char **attr_names = keep(ex, ((size_t)n->op->n_attrs + 2) * sizeof *attr_names);
+    char **outputs = keep(ex, sizeof *outputs);
+    ProtobufCBinaryData *suffixes = keep(ex, (ex->n_fn_params + 1) * sizeof *suffixes);
+    Onnx__FunctionProto *f = keep(ex, sizeof *f);
+    if (st != NF_OK || !in || !attr_names || !outputs || !suffixes || !f)
+        return st;
+    for (int k = 0; k < n->n_inputs; k++)
+        in[k] = in_name(n, k);
+    for (size_t k = 0; k < ex->n_fn_params; k++) {
+        in[n->n_inputs + k] = ex->fn_params[k];
+        const char *dot = strchr(ex->fn_params[k], '.'); /* (a parameter is named <node>.<suffix>) */
+        suffixes[k].data = (uint8_t *)(dot ? dot + 1 : ex->fn_params[k]);
+        suffixes[k].len = strlen((const char *)suffixes[k].data);
+    }
+    onnx__function_proto__init(f);
+    f->name = text(ex, "%s.%s", n->op->name, n->name);
+    f->domain = (char *)nodeflow_domain;
+    f->input = (char **)in, f->n_input = n_in;
+    outputs[0] = (char *)n->name;
+    f->output = outputs, f->n_output = 1;
+    f->node = body_nodes, f->n_node = n_body;
+    Onnx__NodeProto *call = node(ex, f->name, n->name, in, n->name);
+    if (!call)
+        return NF_OK;
+    call->domain = (char *)nodeflow_domain;
+    attr_string(ex, call, "nodeflow_op", n->op->name);
+    attr_names[n_attrs++] = (char *)"nodeflow_op";
+    Onnx__AttributeProto *p = attribute(ex, call, "nodeflow_params", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+    if (p)
+        p->strings = suffixes, p->n_strings = ex->n_fn_params;
+    attr_names[n_attrs++] = (char *)"nodeflow_params";
+    for (int i = 0; i < n->op->n_attrs; i++) {
+        char value[128];
+        if (!(n->attr_set & (1u << i)))
+            continue;
+        nf_format_node_attr(value, sizeof value, n, i);
+        attr_string(ex, call, n->op->attrs[i].name, value);
+        attr_names[n_attrs++] = (char *)n->op->attrs[i].name;
+    }
+    f->attribute = attr_names, f->n_attribute = n_attrs;
+    push(ex, (void ***)&ex->functions, &ex->n_functions, &ex->cap_functions, f);
+    return NF_OK;
+}
+
+static nf_status export_silu(exporter *ex, const nf_node *n)
+{
+    const char *in[] = {in_name(n, 0), NULL}, *sig = text(ex, "%s:sigmoid", n->name);
+    node(ex, "Sigmoid", sig, in, sig);
+    binary(ex, "Mul", in_name(n, 0), sig, n->name);
+    return NF_OK;
+}
+
 static nf_status export_node(exporter *ex, const nf_node *n)
 {
     const char *op = n->op->name;
@@ -969,21 +1125,17 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return NF_OK; /* (written where it is used, as an initializer) */
     if (!strcmp(op, "lstm") || !strcmp(op, "gru") || !strcmp(op, "rnn"))
         return export_recurrent(ex, n);
-    if (!strcmp(op, "gelu"))
-        return export_gelu(ex, n);
+    if (!strcmp(op, "gelu")) /* (the compositions: functions, which nodeflow reads back as the node) */
+        return export_function(ex, n, export_gelu);
     if (!strcmp(op, "attention"))
-        return export_attention(ex, n);
+        return export_function(ex, n, export_attention);
     if (!strcmp(op, "softplus"))
-        return export_softplus(ex, n);
+        return export_function(ex, n, export_softplus);
+    if (!strcmp(op, "silu")) /* x sigmoid(x) */
+        return export_function(ex, n, export_silu);
     if (!strcmp(op, "slice") || !strcmp(op, "concat") || !strcmp(op, "transpose") || !strcmp(op, "permute") ||
         !strcmp(op, "matmul"))
         return export_shape_op(ex, n);
-    if (!strcmp(op, "silu")) { /* x sigmoid(x) */
-        const char *sig = text(ex, "%s:sigmoid", n->name);
-        node(ex, "Sigmoid", sig, in, sig);
-        binary(ex, "Mul", in_name(n, 0), sig, n->name);
-        return NF_OK;
-    }
     if (!strcmp(op, "hardtanh") || !strcmp(op, "relu6")) { /* Clip(x, min, max) */
         int relu6 = !strcmp(op, "relu6");
         const char *lo = scalar(ex, n, "min", relu6 ? 0.0f : (float)attr(n, "min_val"));
@@ -995,7 +1147,7 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     if (!strcmp(op, "embedding") || !strcmp(op, "one_hot"))
         return export_ids(ex, n);
     if (!strcmp(op, "mod")) /* C's fmod, then for Python's % fmod(fmod(x, d) + d, d) */
-        return export_mod(ex, n);
+        return attr(n, "fmod") != 0 ? export_mod(ex, n) : export_function(ex, n, export_mod);
     if (!strcmp(op, "pad"))
         return export_pad(ex, n);
     return refuse(ex, n, "this node type is not exported to ONNX yet (docs/onnx.md)");
@@ -1097,8 +1249,8 @@ nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
     free(ex.written);
     Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
     Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
-    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
-    Onnx__OperatorSetIdProto *opsets[1] = {&opset};
+    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT, own = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    Onnx__OperatorSetIdProto *opsets[2] = {&opset, &own};
     uint8_t *bytes = NULL;
     if (st == NF_OK) {
         opset.domain = "";
@@ -1108,8 +1260,14 @@ nf_status nf_onnx_save(nf_graph *g, const char *path, nf_error *err)
         graph.initializer = ex.inits, graph.n_initializer = ex.n_inits;
         graph.input = ex.inputs, graph.n_input = ex.n_inputs;
         graph.output = ex.outputs, graph.n_output = ex.n_outputs;
-        model.has_ir_version = 1, model.ir_version = ex.opset >= 17 ? 8 : 7; /* (the opsets' IR versions) */
-        model.opset_import = opsets, model.n_opset_import = 1;
+        /* (the opsets' IR versions; local functions need 8) */
+        model.has_ir_version = 1, model.ir_version = ex.opset >= 17 || ex.n_functions ? 8 : 7;
+        model.opset_import = opsets, model.n_opset_import = ex.n_functions ? 2 : 1;
+        own.domain = (char *)nodeflow_domain;
+        own.has_version = 1, own.version = 1;
+        for (size_t k = 0; k < ex.n_functions; k++) /* (the body's operators: the model's default opset) */
+            ex.functions[k]->opset_import = opsets, ex.functions[k]->n_opset_import = 1;
+        model.functions = ex.functions, model.n_functions = ex.n_functions;
         model.producer_name = "nodeflow";
         model.producer_version = NF_VERSION;
         model.graph = &graph;

@@ -23,6 +23,9 @@ void nf_format_double(char *buf, size_t size, double v);
 /* A shape in the model files' form, "4x7x7" ("scalar" for rank 0); 0 when
  * it did not fit in size bytes. */
 int nf_format_shape(char *buf, size_t size, const nf_shape *s);
+
+/* Attribute i of node as a model file writes it (modelwrite.c). */
+void nf_format_node_attr(char *buf, size_t size, const nf_node *node, int i);
 /* Little-endian integers at p (any alignment). */
 uint32_t nf_read_le32(const unsigned char *p);
 uint64_t nf_read_le64(const unsigned char *p);
