@@ -3123,6 +3123,7 @@ static nf_status map_slice(importer *im)
 }
 
 static nf_status map_reduce_mean(importer *im);
+static nf_status map_reduce(importer *im);
 
 static const struct {
     const char *op;
@@ -3163,6 +3164,7 @@ static const struct {
     {"Mul", map_binary},
     {"Relu", map_activation},
     {"ReduceMean", map_reduce_mean},
+    {"ReduceSum", map_reduce},
     {"Reshape", map_reshape},
     {"Shape", map_shape},
     {"Slice", map_slice},
@@ -3230,14 +3232,101 @@ static int scalar_input(importer *im, size_t k, size_t i, double *got)
     return 0;
 }
 
+/* ReduceMean and ReduceSum over per-sample axes (or any, with whole
+ * inputs): the reduced axes moved last (a permute), a layernorm
+ * output=mean over them (for a sum, times their count), then the shape
+ * with them as 1s (keepdims) or without them (a reshape). */
+static nf_status map_reduce(importer *im)
+{
+    static const char *const known[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
+    value *x;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    int sum = !strcmp(im->at->op_type, "ReduceSum"), rank = onnx_rank(x, &s), n = 0;
+    int64_t axes[MAX_DIMS];
+    if (sum && im->opset >= 13) { /* (the axes became an input) */
+        value *a = has_input(im, 1) ? const_input(im, 1) : NULL;
+        if (has_input(im, 1) && !a)
+            return im->err->code;
+        if (a && (!a->is_int || a->rank > 1 || a->count > MAX_DIMS))
+            return fail(im, "axes must be at most %d integers", MAX_DIMS);
+        n = a ? (int)a->count : 0;
+        for (int k = 0; k < n; k++)
+            axes[k] = a->i[k];
+    } else if ((n = attr_ints(im, "axes", axes, MAX_DIMS, &st)) < 0 || st != NF_OK) {
+        return st;
+    }
+    if (x->merged)
+        return fail(im, "the input's batch axis is merged with others");
+    if (n == 0 && attr_int(im, "noop_with_empty_axes", 0))
+        return define_like(im, 0, x->node, x);
+    int reduced[MAX_DIMS] = {0};
+    for (int k = 0; k < (n ? n : rank); k++) { /* (no axes: all of them) */
+        int64_t a = n ? (axes[k] < 0 ? axes[k] + rank : axes[k]) : k;
+        if (a < 0 || a >= rank || reduced[a]++)
+            return fail(im, "axes: %lld is not an axis, or named twice", (long long)(n ? axes[k] : k));
+        if (a == x->batch_axis)
+            return fail(im, "a reduction over the batch axis (%lld) needs whole inputs", (long long)a);
+    }
+    int order[NF_MAX_RANK], m = 0, count_reduced = 0, keepdims = attr_int(im, "keepdims", 1) != 0;
+    int64_t items = 1;
+    nf_shape kept = {0, {0}};
+    for (int pass = 0; pass < 2; pass++) /* the kept per-sample axes, then the reduced */
+        for (int a = 0; a < rank; a++)
+            if (a != x->batch_axis && reduced[a] == pass)
+                order[m++] = sample_axis(x, a);
+    for (int a = 0; a < rank; a++) {
+        if (a == x->batch_axis)
+            continue;
+        int64_t d = s.dim[sample_axis(x, a)];
+        if (reduced[a])
+            items *= d, count_reduced++;
+        if (!reduced[a] || keepdims)
+            kept.dim[kept.rank++] = reduced[a] ? 1 : d;
+    }
+    nf_node *y = x->node;
+    int moved = 0;
+    for (int k = 0; k < m; k++)
+        moved |= order[k] != k;
+    if (moved) {
+        char text[64];
+        int used = 0;
+        for (int k = 0; k < m; k++)
+            used += snprintf(text + used, sizeof text - (size_t)used, "%s%d", k ? "," : "", order[k]);
+        y = add(im, "permute", 1, &y, "_last");
+        if ((st = set(im, y, "order", "%s", text)) != NF_OK)
+            return st;
+    }
+    nf_node *mean = add(im, "layernorm", 1, &y, sum ? "_mean" : NULL);
+    if ((st = set(im, mean, "axes", "%d", count_reduced)) != NF_OK ||
+        (st = set(im, mean, "affine", "false")) != NF_OK || (st = set(im, mean, "output", "mean")) != NF_OK)
+        return st;
+    y = mean;
+    if (sum && (st = set(im, y = add(im, "scale", 1, &mean, NULL), "factor", "%lld", (long long)items)) != NF_OK)
+        return st;
+    int batch = x->batch_axis; /* (keepdims=0 shifts it down by the reduced axes before it) */
+    for (int a = 0; !keepdims && batch != NO_BATCH && a < x->batch_axis; a++)
+        batch -= reduced[a];
+    if ((st = reshaped(im, y, &kept, "_kept", &y)) != NF_OK)
+        return st;
+    return define_output(im, 0, y, batch);
+}
+
 /* The ReduceMean of x over its last axis that starts PyTorch's layer norm
  * before opset 17: d = x - mean; var = ReduceMean(d^2); y = d /
  * sqrt(var + eps), each value read by the next step alone. The whole
  * chain becomes one layernorm node (no affine; the Mul and Add of the
- * weight and bias that follow map as they are). Anything else is
- * refused. */
+ * weight and bias that follow map as they are). Other ReduceMeans are
+ * reductions (map_reduce). */
 static nf_status map_reduce_mean(importer *im)
 {
+    long first = sole_reader(im, im->at->output[0], "Sub");
+    const Onnx__NodeProto *sub_node = first >= 0 ? im->graph->node[first] : NULL;
+    if (!sub_node || sub_node->n_input != 2 || im->at->n_input < 1 || strcmp(sub_node->input[0], im->at->input[0]) ||
+        strcmp(sub_node->input[1], im->at->output[0]))
+        return map_reduce(im);
     static const char *const known[] = {"axes", "keepdims", NULL};
     value *x;
     nf_shape s;

@@ -67,7 +67,7 @@ static void test_pytorch_exports(void **state)
     (void)state;
     static const char *const names[] = {"mlp",          "lenet_bn",    "global_pool", "embed_lstm", "bigru",
                                         "layernorm",    "encoder",     "encoder_post", "layernorm14",
-                                        "encoder14",    "pad",         "conv1d"};
+                                        "encoder14",    "pad",         "conv1d",       "reductions"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         check_export(names[k]);
 }
