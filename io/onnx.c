@@ -1238,6 +1238,33 @@ static nf_status constant_first(importer *im, const char *nf_op, const value *c,
     return define_wrapped(im, add(im, nf_op, 2, in, NULL), x, bits);
 }
 
+/* Pow by a constant scalar exponent: 1 (x itself), 2 (x times x), -1 (1
+ * divided by x); other exponents are refused (no power node). The layer
+ * norm's Pow is part of its pattern (map_reduce_mean). */
+static nf_status map_pow(importer *im)
+{
+    static const char *const known[] = {NULL};
+    value *x, *e;
+    nf_shape s;
+    nf_status st = start_node(im, known, 1, &x, &s);
+    if (st != NF_OK)
+        return st;
+    if (!(e = const_input(im, 1)))
+        return im->err->code;
+    double p = e->count == 1 ? const_at(e, 0) : NAN;
+    if (p == 1)
+        return define_like(im, 0, x->node, x);
+    if (p == -1) {
+        float one_value = 1;
+        value one = {.name = "1", .count = 1, .f = &one_value};
+        return constant_first(im, "div", &one, x, 0);
+    }
+    if (p != 2)
+        return fail(im, "Pow maps with a constant exponent of 1, 2 or -1");
+    nf_node *in[2] = {x->node, x->node};
+    return define_like(im, 0, add(im, "mul", 2, in, NULL), x);
+}
+
 /* Neg (a scale by -1) and Reciprocal (1 / x, a constant 1 divided). */
 static nf_status map_neg_reciprocal(importer *im)
 {
@@ -3144,6 +3171,7 @@ static const struct {
     {"Erf", map_activation},
     {"Mod", map_mod},
     {"Neg", map_neg_reciprocal},
+    {"Pow", map_pow},
     {"Reciprocal", map_neg_reciprocal},
     {"Pad", map_pad},
     {"ConvTranspose", map_conv_transpose},
