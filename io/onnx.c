@@ -67,7 +67,8 @@ typedef struct {
     int64_t dims[MAX_DIMS];
     int64_t count;
     int is_int;                /* int64 values (shapes, axes, indices), else float */
-    int wrap_bits;             /* 8 or 16: computed values of ONNX's uint8 or uint16, held as floats */
+    int wrap_bits;             /* 8 or 16: values of ONNX's uint8 or uint16, whose arithmetic wraps */
+    int integer;               /* computed values of an integer type, held as floats */
     int initializer;           /* a graph initializer (a weight of the model, trainable) */
     float *f;
     int64_t *i;
@@ -398,6 +399,8 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
     nf_status st = make_const(im, v, (int)t->n_dims, t->dims, is_int);
     if (st != NF_OK)
         return st;
+    v->wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ? 8 : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
+                                                                                                                : 0;
     int64_t n = v->count;
     size_t given = t->has_raw_data ? t->raw_data.len
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT  ? t->n_float_data * 4
@@ -975,8 +978,9 @@ static long sole_reader(const importer *im, const char *name, const char *op);
 
 /* MatMul(x, W) + b, PyTorch's and nodeflow's linear on [.., in]: when the
  * MatMul's one reader is an Add of a known float constant of `n` values
- * (shaped [n] or [1, .., n]), that constant, and the Add's index. */
-static const value *added_bias(importer *im, int64_t n, long *plus)
+ * (shaped [n] or [1, .., n], of rank at most the product's: no axis
+ * added), that constant, and the Add's index. */
+static const value *added_bias(importer *im, int64_t n, int rank, long *plus)
 {
     *plus = sole_reader(im, im->at->output[0], "Add");
     const Onnx__NodeProto *add_node = *plus >= 0 ? im->graph->node[*plus] : NULL;
@@ -984,7 +988,8 @@ static const value *added_bias(importer *im, int64_t n, long *plus)
         return NULL;
     int other = strcmp(add_node->input[0], im->at->output[0]) ? 0 : 1;
     const value *b = find(im, add_node->input[other]);
-    if (!b || b->node || b->zeros || b->is_int || b->count != n || !strcmp(add_node->input[0], add_node->input[1]))
+    if (!b || b->node || b->zeros || b->is_int || b->count != n || b->rank > rank ||
+        !strcmp(add_node->input[0], add_node->input[1]))
         return NULL;
     for (int k = 0; k + 1 < b->rank; k++)
         if (b->dims[k] != 1)
@@ -1021,7 +1026,7 @@ static nf_status map_matmul(importer *im)
     if (a->batch_axis == rank - 1)
         return fail(im, "A has its batch on the last axis");
     long plus;
-    const value *bias = added_bias(im, b->dims[1], &plus);
+    const value *bias = a->integer ? NULL : added_bias(im, b->dims[1], rank, &plus);
     nf_node *y = add(im, "linear", 1, &a->node, NULL);
     if ((st = set(im, y, "out", "%lld", (long long)b->dims[1])) != NF_OK ||
         (st = set(im, y, "in", "%lld", (long long)b->dims[0])) != NF_OK ||
@@ -1121,9 +1126,11 @@ static nf_status fold_binary(importer *im, const value *a, const value *b)
             return fail(im, "constants of shapes that do not broadcast");
         dims[k] = da == 1 ? db : da;
     }
-    int is_int = a->is_int && b->is_int;
+    int is_int = a->is_int && b->is_int, bits = a->wrap_bits > b->wrap_bits ? a->wrap_bits : b->wrap_bits;
     value *y = define(im, im->at->output[0]);
     nf_status st = y ? make_const(im, y, rank, dims, is_int) : im->err->code;
+    if (st == NF_OK)
+        y->wrap_bits = is_int ? bits : 0;
     for (int64_t e = 0; st == NF_OK && e < y->count; e++) {
         int64_t rest = e, at[2] = {0, 0}, stride[2] = {1, 1};
         const value *v[2] = {a, b};
@@ -1140,6 +1147,8 @@ static nf_status fold_binary(importer *im, const value *a, const value *b)
         }
         if (is_int) {
             st = fold_ints(im, op, a->i[at[0]], b->i[at[1]], &y->i[e]);
+            if (y->wrap_bits && !batch_multiple(y->i[e])) /* (uint8, uint16: modulo 2^bits) */
+                y->i[e] = (int64_t)((uint64_t)y->i[e] & (((uint64_t)1 << y->wrap_bits) - 1));
         } else {
             if ((a->is_int && batch_multiple(a->i[at[0]])) || (b->is_int && batch_multiple(b->i[at[1]])))
                 return fail(im, "float arithmetic on the batch size");
@@ -1251,16 +1260,17 @@ static nf_status map_pow(importer *im)
         return st;
     if (!(e = const_input(im, 1)))
         return im->err->code;
-    double p = e->count == 1 ? const_at(e, 0) : NAN;
+    double p = e->count == 1 && e->rank <= onnx_rank(x, &s) ? const_at(e, 0) : NAN;
     if (p == 1)
         return define_like(im, 0, x->node, x);
-    if (p == -1) {
+    if (p == -1 && !x->integer) {
         float one_value = 1;
         value one = {.name = "1", .count = 1, .f = &one_value};
         return constant_first(im, "div", &one, x, 0);
     }
     if (p != 2)
-        return fail(im, "Pow maps with a constant exponent of 1, 2 or -1");
+        return fail(im, "Pow maps with a constant scalar exponent of 1, 2 or -1 (-1 of floats), of rank at most "
+                    "the base's");
     nf_node *in[2] = {x->node, x->node};
     return define_like(im, 0, add(im, "mul", 2, in, NULL), x);
 }
@@ -1275,6 +1285,8 @@ static nf_status map_neg_reciprocal(importer *im)
     if (st != NF_OK)
         return st;
     if (!strcmp(im->at->op_type, "Reciprocal")) {
+        if (x->integer)
+            return fail(im, "Reciprocal of integer values is not supported");
         float one_value = 1;
         value one = {.name = "1", .count = 1, .f = &one_value};
         return constant_first(im, "div", &one, x, 0);
@@ -1293,8 +1305,8 @@ static nf_status map_binary(importer *im)
         return fold_binary(im, a, b);
     int commutes = !strcmp(op, "Add") || !strcmp(op, "Mul");
     int bits = a->wrap_bits > b->wrap_bits ? a->wrap_bits : b->wrap_bits;
-    if (bits && !strcmp(op, "Div"))
-        return fail(im, "Div of uint%d values (integer division) is not supported", bits);
+    if ((a->integer || b->integer) && !strcmp(op, "Div"))
+        return fail(im, "Div of integer values (ONNX's division truncates them) is not supported");
     if (bits > 8 && !strcmp(op, "Mul")) /* (products of uint8 stay below 2^16) */
         return fail(im, "Mul of uint%d values can pass 2^24, past which floats do not count exactly", bits);
     const char *nf_op = !strcmp(op, "Add") ? "add" : !strcmp(op, "Sub") ? "sub" : !strcmp(op, "Mul") ? "mul" : "div";
@@ -1358,8 +1370,10 @@ static nf_status map_mod(importer *im)
     if (!(d = const_input(im, 1)))
         return im->err->code;
     int64_t c_fmod = attr_int(im, "fmod", 0);
-    if (d->count != 1 || const_at(d, 0) == 0 || !isfinite(const_at(d, 0)) || (c_fmod != 0 && c_fmod != 1))
-        return fail(im, "Mod maps with a constant scalar divisor other than 0, and fmod 0 or 1");
+    if (d->count != 1 || d->rank > onnx_rank(x, &s) || const_at(d, 0) == 0 || !isfinite(const_at(d, 0)) ||
+        (c_fmod != 0 && c_fmod != 1))
+        return fail(im, "Mod maps with a constant scalar divisor other than 0 (of rank at most the dividend's), "
+                    "and fmod 0 or 1");
     nf_node *y = add(im, "mod", 1, &x->node, NULL);
     if ((st = set(im, y, "divisor", "%.17g", const_at(d, 0))) != NF_OK ||
         (st = set(im, y, "fmod", "%s", c_fmod ? "true" : "false")) != NF_OK)
@@ -1592,8 +1606,11 @@ static nf_status transpose_pads(importer *im, int n, const nf_shape *s, const in
         return fail(im, "auto_pad '%s' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", mode);
     for (int k = 0; k < n; k++) {
         int64_t in = s->dim[1 + k], want = given ? shape[k] : in * stride[k];
+        if (out_pad[k] < 0 || out_pad[k] > 65536 || want < 1 || want > ((int64_t)1 << 40))
+            return fail(im, "output_padding or output_shape of axis %d is out of range", k);
+        /* (in < 2^31, stride and kernel <= 65536, dilation <= 65536: no overflow) */
         int64_t total = stride[k] * (in - 1) + out_pad[k] + (kernel[k] - 1) * dilation[k] + 1 - want;
-        if (want < 1 || total < -65536 || total > 131072)
+        if (total < -65536 || total > 131072)
             return fail(im, "output_shape %lld of axis %d does not fit the input, strides and kernel", (long long)want,
                         k);
         if (total < 0) { /* (conv_transpose2d checks that it stays below the stride or the dilation) */
@@ -3494,23 +3511,36 @@ static nf_status map_nodeflow(importer *im)
     return st == NF_OK ? define_node(im, y) : st;
 }
 
-/* The computed outputs of an operator on uint8 or uint16 values are of
- * that type too (MaxPool, Reshape, Concat, ...), except where the type
- * changes (Cast, Shape, Size). */
-static void keep_wrap_bits(importer *im)
+/* The element type of an operator's computed outputs, as far as it
+ * matters here (integer; uint8 or uint16, which wrap): that of its data,
+ * input 0, or for the element-wise operators and Concat, whose inputs
+ * share one type, any computed input. Cast, Shape, Size and OneHot change
+ * the type (to float here), and MaxPool's Indices are int64. */
+static void keep_integer_types(importer *im)
 {
-    static const char *const changes_type[] = {"Cast", "CastLike", "Shape", "Size", NULL};
+    static const char *const changes_type[] = {"Cast", "CastLike", "Shape", "Size", "OneHot", NULL};
+    static const char *const same_type[] = {"Add", "Sub", "Mul", "Div", "Mod", "Concat", NULL};
     const Onnx__NodeProto *node = im->at;
-    value *first = node->n_input > 0 && *node->input[0] ? find(im, node->input[0]) : NULL;
-    if (!first || !first->wrap_bits)
-        return;
+    int integer = 0, bits = 0, any = 0;
     for (int k = 0; changes_type[k]; k++)
         if (!strcmp(node->op_type, changes_type[k]))
             return;
+    for (int k = 0; same_type[k]; k++)
+        any |= !strcmp(node->op_type, same_type[k]);
+    for (size_t i = 0; i < (any ? node->n_input : 1) && i < node->n_input; i++) {
+        const value *v = *node->input[i] ? find(im, node->input[i]) : NULL;
+        if (v && v->node) {
+            integer |= v->integer;
+            bits = v->wrap_bits > bits ? v->wrap_bits : bits;
+        }
+    }
     for (size_t k = 0; k < node->n_output; k++) {
         value *v = *node->output[k] ? find(im, node->output[k]) : NULL;
-        if (v && v->node)
-            v->wrap_bits = first->wrap_bits;
+        int indices = k == 1 && !strcmp(node->op_type, "MaxPool");
+        if (v && v->node) {
+            v->integer = indices || integer;
+            v->wrap_bits = indices ? 0 : bits;
+        }
     }
 }
 
@@ -3532,7 +3562,7 @@ static nf_status map_node(importer *im, const Onnx__NodeProto *node)
         if (node->op_type && !strcmp(node->op_type, operators[k].op)) {
             nf_status st = operators[k].map(im);
             if (st == NF_OK)
-                keep_wrap_bits(im);
+                keep_integer_types(im);
             return st;
         }
     return fail(im, "the operator is not supported (docs/onnx.md lists those that are)");
@@ -3745,6 +3775,7 @@ static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx_
         return im->err->code;
     v->batch_axis = batch;
     v->wrap_bits = wrap_bits;
+    v->integer = is_int || wrap_bits;
     v->node = nf_input(im->g, node_name_buf, rank, dims);
     return v->node ? NF_OK : nf_graph_status(im->g, im->err);
 }

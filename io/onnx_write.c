@@ -921,9 +921,10 @@ static nf_status export_attention(exporter *ex, const nf_node *n)
     if (!w || !wo)
         return refuse(ex, n, "its projection weights are missing");
     const char *qn = in_name(n, 0), *kn = in_name(n, n->n_inputs > 1 ? 1 : 0);
+    const char *vn = in_name(n, n->n_inputs > 2 ? 2 : n->n_inputs > 1 ? 1 : 0); /* (query; key and value) */
     const char *q = projection(ex, n, qn, w, b, 0, e, "q", text(ex, "%s:q", n->name));
     const char *k = projection(ex, n, kn, w, b, e, e, "k", text(ex, "%s:k", n->name));
-    const char *v = projection(ex, n, kn, w, b, 2 * e, e, "v", text(ex, "%s:v", n->name));
+    const char *v = projection(ex, n, vn, w, b, 2 * e, e, "v", text(ex, "%s:v", n->name));
     int64_t split_t[4] = {0, t, heads, d}, split_s[4] = {0, sl, heads, d}, join[3] = {0, t, e};
     static const int64_t heads_first[4] = {0, 2, 1, 3}, keys_last[4] = {0, 2, 3, 1};
     const char *qh = text(ex, "%s:qh", n->name), *kh = text(ex, "%s:kh", n->name), *vh = text(ex, "%s:vh", n->name);
@@ -1006,28 +1007,35 @@ static nf_status export_function(exporter *ex, const nf_node *n, body_writer bod
     nf_status st = body(ex, n);
     ex->in_function = 0;
     Onnx__NodeProto **body_nodes = ex->nodes;
-    size_t n_body = ex->n_nodes;
+    size_t n_body = ex->n_nodes, n_params = ex->n_fn_params;
+    const char **params = ex->fn_params;
     ex->nodes = graph_nodes, ex->n_nodes = n_graph, ex->cap_nodes = cap_graph;
-    size_t n_in = (size_t)n->n_inputs + ex->n_fn_params, n_attrs = 0;
-    const char **in = keep(ex, (n_in + 1) * sizeof *in);
+    ex->fn_params = NULL, ex->n_fn_params = ex->cap_fn_params = 0;
+    size_t n_in = (size_t)n->n_inputs + n_params, n_attrs = 0;
+    const char **in = keep(ex, (n_in + 1) * sizeof *in), **formal = keep(ex, (n_in + 1) * sizeof *formal);
     char **attr_names = keep(ex, ((size_t)n->op->n_attrs + 2) * sizeof *attr_names);
     char **outputs = keep(ex, sizeof *outputs);
-    ProtobufCBinaryData *suffixes = keep(ex, (ex->n_fn_params + 1) * sizeof *suffixes);
+    ProtobufCBinaryData *suffixes = keep(ex, (n_params + 1) * sizeof *suffixes);
     Onnx__FunctionProto *f = keep(ex, sizeof *f);
-    if (st != NF_OK || !in || !attr_names || !outputs || !suffixes || !f)
+    if (st != NF_OK || !in || !formal || !attr_names || !outputs || !suffixes || !f)
         return st;
-    for (int k = 0; k < n->n_inputs; k++)
+    for (int k = 0; k < n->n_inputs; k++) { /* the body reads the first of a repeated input (attention(x, x)) */
+        int again = 0;
+        for (int j = 0; j < k; j++)
+            again |= !strcmp(in[j], in_name(n, k));
         in[k] = in_name(n, k);
-    for (size_t k = 0; k < ex->n_fn_params; k++) {
-        in[n->n_inputs + k] = ex->fn_params[k];
-        const char *dot = strchr(ex->fn_params[k], '.'); /* (a parameter is named <node>.<suffix>) */
-        suffixes[k].data = (uint8_t *)(dot ? dot + 1 : ex->fn_params[k]);
+        formal[k] = again ? text(ex, "%s:input%d", n->name, k) : in[k];
+    }
+    for (size_t k = 0; k < n_params; k++) {
+        in[n->n_inputs + k] = formal[n->n_inputs + k] = params[k];
+        const char *dot = strchr(params[k], '.'); /* (a parameter is named <node>.<suffix>) */
+        suffixes[k].data = (uint8_t *)(dot ? dot + 1 : params[k]);
         suffixes[k].len = strlen((const char *)suffixes[k].data);
     }
     onnx__function_proto__init(f);
     f->name = text(ex, "%s.%s", n->op->name, n->name);
     f->domain = (char *)nodeflow_domain;
-    f->input = (char **)in, f->n_input = n_in;
+    f->input = (char **)formal, f->n_input = n_in;
     outputs[0] = (char *)n->name;
     f->output = outputs, f->n_output = 1;
     f->node = body_nodes, f->n_node = n_body;
@@ -1039,7 +1047,7 @@ static nf_status export_function(exporter *ex, const nf_node *n, body_writer bod
     attr_names[n_attrs++] = (char *)"nodeflow_op";
     Onnx__AttributeProto *p = attribute(ex, call, "nodeflow_params", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
     if (p)
-        p->strings = suffixes, p->n_strings = ex->n_fn_params;
+        p->strings = suffixes, p->n_strings = n_params;
     attr_names[n_attrs++] = (char *)"nodeflow_params";
     for (int i = 0; i < n->op->n_attrs; i++) {
         char value[128];

@@ -218,7 +218,10 @@ static void test_export_ops(void **state)
         "ct = conv_transpose2d x3 out=2 kernel=2x3 stride=2x1 padding=0x1 output_padding=1x0 dilation=1x2 groups=2\n"
         "cf = reshape ct shape=4x20\n"                /* [2, 5, 8] as [4, 20] */
         "o2 = concat o1 ps dv c1 axis=1\n"
-        "o = concat o2 mp ap lm li cf axis=1\n"       /* [4, 80] */
+        "o3 = concat o2 mp ap lm li cf axis=1\n"      /* [4, 80] */
+        "a3 = attention x x heads=2\n"                /* an input twice */
+        "a4 = attention x sg dv heads=3\n"            /* query, key, value */
+        "o = concat o3 a3 a4 axis=1\n"                /* [4, 92] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -231,7 +234,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 320 };
+    enum { B = 3, N = B * 368 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
@@ -381,8 +384,16 @@ static buf model(int64_t ir, const char *domain, int64_t opset, const buf *graph
     return m;
 }
 
+static buf graph_typed(const char *op, int elem_type, const buf *extra_node_fields, const buf *initializer);
+
 /* A graph with input x [N, 4] (float) and one node of `op` x -> y. */
 static buf graph_with(const char *op, const buf *extra_node_fields, const buf *initializer)
+{
+    return graph_typed(op, 1, extra_node_fields, initializer);
+}
+
+/* The same with x of ONNX element type elem_type. */
+static buf graph_typed(const char *op, int elem_type, const buf *extra_node_fields, const buf *initializer)
 {
     buf g = {{0}, 0}, node = {{0}, 0}, vi = {{0}, 0}, type = {{0}, 0}, tensor = {{0}, 0}, shape = {{0}, 0};
     buf d0 = {{0}, 0}, d1 = {{0}, 0}, out = {{0}, 0};
@@ -402,7 +413,7 @@ static buf graph_with(const char *op, const buf *extra_node_fields, const buf *i
     field_varint(&d1, 1, 4);      /* dim_value */
     field_msg(&shape, 1, &d0);
     field_msg(&shape, 1, &d1);
-    field_varint(&tensor, 1, 1);  /* FLOAT */
+    field_varint(&tensor, 1, (uint64_t)elem_type);
     field_msg(&tensor, 2, &shape);
     field_msg(&type, 1, &tensor);
     field_bytes(&vi, 1, "x", 1);
@@ -589,6 +600,15 @@ static void test_bad_files(void **state)
     m = model(7, NULL, 14, &odd);
     expect_error(&m, "an unknown attribute", "attribute 'beta' is not supported");
     nodeflow_calls();
+    /* integers held as floats: division would not truncate */
+    buf second = {{0}, 0};
+    field_bytes(&second, 1, "x", 1);
+    static const int int_types[] = {7, 6, 2}; /* int64, int32, uint8 */
+    for (int k = 0; k < 3; k++) {
+        buf ints = graph_typed("Div", int_types[k], &second, NULL);
+        m = model(7, NULL, 14, &ints);
+        expect_error(&m, "Div of integers", "Div of integer values");
+    }
 }
 
 int main(void)
