@@ -225,6 +225,7 @@ static int takes_merged(const char *op)
 {
     static const char *const ops[] = {"Reshape", "Transpose", "MatMul", "Gemm", "Softmax", "Shape", "Add", "Sub", "Mul",
                                       "Div", "Identity", "Dropout", "Cast", "Relu", "Sigmoid", "Tanh", "Erf", "Slice",
+                                      "Sqrt", "Exp", "Log", "Abs",
                                       NULL};
     for (int k = 0; ops[k]; k++)
         if (!strcmp(op, ops[k]))
@@ -735,7 +736,9 @@ static nf_status map_activation(importer *im)
         {"Relu", "relu", NULL, NULL, 0},          {"Sigmoid", "sigmoid", NULL, NULL, 0},
         {"Tanh", "tanh", NULL, NULL, 0},          {"LeakyRelu", "leaky_relu", "slope", "alpha", 0.01},
         {"Elu", "elu", "alpha", "alpha", 1.0},    {"Erf", "erf", NULL, NULL, 0},
-        {"Softplus", "softplus", NULL, NULL, 0},
+        {"Softplus", "softplus", NULL, NULL, 0}, {"Sqrt", "sqrt", NULL, NULL, 0},
+        {"Exp", "exp", NULL, NULL, 0},           {"Log", "log", NULL, NULL, 0},
+        {"Abs", "abs", NULL, NULL, 0},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
         if (strcmp(im->at->op_type, table[k].onnx))
@@ -3186,6 +3189,10 @@ static const struct {
     {"Dropout", map_identity},
     {"Elu", map_activation},
     {"Erf", map_activation},
+    {"Sqrt", map_activation},
+    {"Exp", map_activation},
+    {"Log", map_activation},
+    {"Abs", map_activation},
     {"Mod", map_mod},
     {"Neg", map_neg_reciprocal},
     {"Pow", map_pow},

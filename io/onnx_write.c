@@ -1077,7 +1077,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     static const struct {
         const char *nf, *onnx;
     } same[] = {{"relu", "Relu"}, {"sigmoid", "Sigmoid"}, {"tanh", "Tanh"}, {"copy", "Identity"},
-                {"dropout", "Identity"}, {"output", "Identity"}, {"erf", "Erf"}};
+                {"dropout", "Identity"}, {"output", "Identity"}, {"erf", "Erf"}, {"sqrt", "Sqrt"}, {"exp", "Exp"},
+                {"log", "Log"}, {"abs", "Abs"}};
     for (size_t k = 0; k < sizeof same / sizeof same[0]; k++)
         if (!strcmp(op, same[k].nf)) {
             node(ex, same[k].onnx, n->name, in, n->name);

@@ -101,6 +101,57 @@ static void erf_grad_kernel(int64_t n, const float *restrict x, const float *res
         dx[i] += g[i] * two_over_sqrt_pi * expf(-x[i] * x[i]);
 }
 
+/* sqrt, exp, log, abs (ONNX's Sqrt, Exp, Log, Abs): dy/dx = 1 / (2 y),
+ * y, 1 / x, and the sign of x (0 at 0, as PyTorch's); NaN outside the
+ * domain, as in C and PyTorch. */
+static void sqrt_kernel(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = sqrtf(x[i]);
+}
+
+static void sqrt_grad_kernel(int64_t n, const float *restrict y, const float *restrict g, float *restrict dx)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += g[i] * 0.5f / y[i];
+}
+
+static void exp_kernel(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = expf(x[i]);
+}
+
+static void exp_grad_kernel(int64_t n, const float *restrict y, const float *restrict g, float *restrict dx)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += g[i] * y[i];
+}
+
+static void log_kernel(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = logf(x[i]);
+}
+
+static void log_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += g[i] / x[i];
+}
+
+static void abs_kernel(int64_t n, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = fabsf(x[i]);
+}
+
+static void abs_grad_kernel(int64_t n, const float *restrict x, const float *restrict g, float *restrict dx)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += x[i] > 0.0f ? g[i] : x[i] < 0.0f ? -g[i] : 0.0f;
+}
+
 /* elu: y = x if x > 0 else alpha (exp(x) - 1); dy/dx = 1 or alpha exp(x) */
 static void elu_kernel(int64_t n, const float *restrict x, float *restrict y, float alpha)
 {
@@ -206,6 +257,14 @@ FORWARD_OP(elu_forward, elu_kernel, (float)e->attr[0])
 BACKWARD_OP(elu_backward, elu_grad_kernel, e->in[0], (float)e->attr[0])
 FORWARD_OP(erf_forward, erf_kernel)
 BACKWARD_OP(erf_backward, erf_grad_kernel, e->in[0])
+FORWARD_OP(sqrt_forward, sqrt_kernel)
+BACKWARD_OP(sqrt_backward, sqrt_grad_kernel, e->out)
+FORWARD_OP(exp_forward, exp_kernel)
+BACKWARD_OP(exp_backward, exp_grad_kernel, e->out)
+FORWARD_OP(log_forward, log_kernel)
+BACKWARD_OP(log_backward, log_grad_kernel, e->in[0])
+FORWARD_OP(abs_forward, abs_kernel)
+BACKWARD_OP(abs_backward, abs_grad_kernel, e->in[0])
 FORWARD_OP(gelu_loops_forward, gelu_kernel, e->attr[0] != 0)
 BACKWARD_OP(gelu_loops_backward, gelu_grad_kernel, e->in[0], e->attr[0] != 0)
 FORWARD_OP(silu_forward, silu_kernel)
@@ -347,6 +406,20 @@ const nf_op nf_op_erf = {
     .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,
     .forward = erf_forward, .backward = erf_backward, .flops = nf_flops_per_element,
 };
+
+/* Element-wise functions without attributes, their backward reading the
+ * output (flags NF_OP_GRAD_NO_INPUTS) or the input (NF_OP_GRAD_NO_OUTPUT). */
+#define UNARY_OP(var, nm, text, grad_flag, fwd, bwd)                                                 \
+    const nf_op var = {                                                                            \
+        .name = nm, .summary = text, .min_inputs = 1, .max_inputs = 1, .flags = grad_flag,          \
+        .infer = nf_infer_same_shape, .forward = fwd, .backward = bwd, .flops = nf_flops_per_element, \
+    }
+
+UNARY_OP(nf_op_sqrt, "sqrt", "the square root (NaN below 0)", NF_OP_GRAD_NO_INPUTS, sqrt_forward, sqrt_backward);
+UNARY_OP(nf_op_exp, "exp", "e to the x", NF_OP_GRAD_NO_INPUTS, exp_forward, exp_backward);
+UNARY_OP(nf_op_log, "log", "the natural logarithm (NaN below 0, -inf at 0)", NF_OP_GRAD_NO_OUTPUT, log_forward,
+         log_backward);
+UNARY_OP(nf_op_abs, "abs", "|x|", NF_OP_GRAD_NO_OUTPUT, abs_forward, abs_backward);
 
 const nf_op nf_op_relu6 = {
     .name = "relu6", .summary = "min(max(x, 0), 6)", .min_inputs = 1, .max_inputs = 1,

@@ -12,6 +12,7 @@ extern const nf_op nf_op_add, nf_op_sub, nf_op_mul, nf_op_div, nf_op_scale, nf_o
 extern const nf_op nf_op_relu, nf_op_leaky_relu, nf_op_sigmoid, nf_op_tanh;
 extern const nf_op nf_op_softmax, nf_op_log_softmax;
 extern const nf_op nf_op_elu, nf_op_gelu, nf_op_silu, nf_op_softplus, nf_op_hardtanh, nf_op_relu6, nf_op_erf;
+extern const nf_op nf_op_sqrt, nf_op_exp, nf_op_log, nf_op_abs;
 extern const nf_op nf_op_mse, nf_op_cross_entropy, nf_op_bce_with_logits;
 extern const nf_op nf_op_l1_penalty, nf_op_l2_penalty;
 extern const nf_op nf_op_conv2d, nf_op_conv1d, nf_op_conv_transpose2d, nf_op_upsample;
@@ -32,6 +33,7 @@ static const nf_op *const registry[] = {
     &nf_op_add, &nf_op_sub, &nf_op_mul, &nf_op_div, &nf_op_scale, &nf_op_mod,
     &nf_op_relu, &nf_op_leaky_relu, &nf_op_sigmoid, &nf_op_tanh,
     &nf_op_elu, &nf_op_gelu, &nf_op_silu, &nf_op_softplus, &nf_op_hardtanh, &nf_op_relu6, &nf_op_erf,
+    &nf_op_sqrt, &nf_op_exp, &nf_op_log, &nf_op_abs,
     &nf_op_softmax, &nf_op_log_softmax,
     &nf_op_mse, &nf_op_cross_entropy, &nf_op_bce_with_logits,
     &nf_op_l1_penalty, &nf_op_l2_penalty,

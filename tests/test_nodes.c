@@ -406,6 +406,18 @@ static void test_more_activations(void **state)
     check_op("hardtanh", 2, dims, ATTRS("min_val", "-0.5", "max_val", "0.8"), 2);
     check_op("relu6", 2, dims, NULL, 2);
     check_op("erf", 2, dims, NULL, 2);
+    check_op("abs", 2, dims, NULL, 2);
+    /* exp of x in [0, 1) (larger outputs drown the central differences in
+     * float rounding); sqrt and log of that exp (positive inputs) */
+    for (int k = 0; k < 3; k++) {
+        nf_graph *g = nf_graph_new();
+        nf_node *x = grad_input(g, "unit_x", 2, dims), *y = nf_graph_add(g, "exp", "e", 1, &x);
+        if (k)
+            y = nf_graph_add(g, k == 1 ? "log" : "sqrt", "y", 1, &y);
+        finish_with_mse(g, y, 2, dims);
+        assert_gradients(g, 2, TOL);
+        nf_graph_free(g);
+    }
 }
 
 static void test_shape_ops(void **state)

@@ -221,7 +221,12 @@ static void test_export_ops(void **state)
         "o3 = concat o2 mp ap lm li cf axis=1\n"      /* [4, 80] */
         "a3 = attention x x heads=2\n"                /* an input twice */
         "a4 = attention x sg dv heads=3\n"            /* query, key, value */
-        "o = concat o3 a3 a4 axis=1\n"                /* [4, 92] */
+        "o4 = concat o3 a3 a4 axis=1\n"               /* [4, 92] */
+        "ex = exp x\n"
+        "ab = abs x\n"
+        "sq = sqrt sg\n"
+        "lg = log sg\n"
+        "o = concat o4 ex ab sq lg axis=1\n"          /* [4, 116] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -234,7 +239,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 368 };
+    enum { B = 3, N = B * 464 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
