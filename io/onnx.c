@@ -3217,6 +3217,10 @@ static const struct {
     {"Relu", map_activation},
     {"ReduceMean", map_reduce_mean},
     {"ReduceSum", map_reduce},
+    {"ReduceMax", map_reduce},
+    {"ReduceMin", map_reduce},
+    {"ArgMax", map_reduce},
+    {"ArgMin", map_reduce},
     {"Reshape", map_reshape},
     {"Shape", map_shape},
     {"Slice", map_slice},
@@ -3284,21 +3288,53 @@ static int scalar_input(importer *im, size_t k, size_t i, double *got)
     return 0;
 }
 
-/* ReduceMean and ReduceSum over per-sample axes (or any, with whole
- * inputs): the reduced axes moved last (a permute), a layernorm
- * output=mean over them (for a sum, times their count), then the shape
+/* The node that reduces the last `count` axes of y for ReduceMean,
+ * ReduceSum (layernorm output=mean, times `items` for a sum), ReduceMax,
+ * ReduceMin, ArgMax and ArgMin (reduce_max); the reduced axes stay as 1s. */
+static nf_status reducing_node(importer *im, nf_node *y, int count, int64_t items, nf_node **out)
+{
+    const char *op = im->at->op_type;
+    int mean = !strcmp(op, "ReduceMean"), sum = !strcmp(op, "ReduceSum"), arg = !strncmp(op, "Arg", 3);
+    nf_status st;
+    if (mean || sum) {
+        nf_node *m = add(im, "layernorm", 1, &y, sum ? "_mean" : NULL);
+        if ((st = set(im, m, "axes", "%d", count)) != NF_OK || (st = set(im, m, "affine", "false")) != NF_OK ||
+            (st = set(im, m, "output", "mean")) != NF_OK)
+            return st;
+        *out = m;
+        if (sum && (st = set(im, *out = add(im, "scale", 1, &m, NULL), "factor", "%lld", (long long)items)) != NF_OK)
+            return st;
+        return NF_OK;
+    }
+    *out = add(im, "reduce_max", 1, &y, NULL);
+    int64_t last = arg ? attr_int(im, "select_last_index", 0) : 0;
+    if ((st = set(im, *out, "axes", "%d", count)) != NF_OK ||
+        (st = set(im, *out, "min", "%s", strstr(op, "Min") ? "true" : "false")) != NF_OK ||
+        (arg && (st = set(im, *out, "output", "indices")) != NF_OK) ||
+        (st = set(im, *out, "last", "%s", last ? "true" : "false")) != NF_OK)
+        return st;
+    return NF_OK;
+}
+
+/* ReduceMean, ReduceSum, ReduceMax, ReduceMin over per-sample axes (or
+ * any, with whole inputs), and ArgMax, ArgMin along one: the reduced axes
+ * moved last (a permute), the reducing node over them, then the shape
  * with them as 1s (keepdims) or without them (a reshape). */
 static nf_status map_reduce(importer *im)
 {
     static const char *const known[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
+    static const char *const known_arg[] = {"axis", "keepdims", "select_last_index", NULL};
     value *x;
     nf_shape s;
-    nf_status st = start_node(im, known, 1, &x, &s);
+    int arg = !strncmp(im->at->op_type, "Arg", 3);
+    nf_status st = start_node(im, arg ? known_arg : known, 1, &x, &s);
     if (st != NF_OK)
         return st;
     int sum = !strcmp(im->at->op_type, "ReduceSum"), rank = onnx_rank(x, &s), n = 0;
     int64_t axes[MAX_DIMS];
-    if (sum && im->opset >= 13) { /* (the axes became an input) */
+    if (arg) {
+        axes[0] = attr_int(im, "axis", 0), n = 1;
+    } else if (sum && im->opset >= 13) { /* (the axes became an input) */
         value *a = has_input(im, 1) ? const_input(im, 1) : NULL;
         if (has_input(im, 1) && !a)
             return im->err->code;
@@ -3351,12 +3387,7 @@ static nf_status map_reduce(importer *im)
         if ((st = set(im, y, "order", "%s", text)) != NF_OK)
             return st;
     }
-    nf_node *mean = add(im, "layernorm", 1, &y, sum ? "_mean" : NULL);
-    if ((st = set(im, mean, "axes", "%d", count_reduced)) != NF_OK ||
-        (st = set(im, mean, "affine", "false")) != NF_OK || (st = set(im, mean, "output", "mean")) != NF_OK)
-        return st;
-    y = mean;
-    if (sum && (st = set(im, y = add(im, "scale", 1, &mean, NULL), "factor", "%lld", (long long)items)) != NF_OK)
+    if ((st = reducing_node(im, y, count_reduced, items, &y)) != NF_OK)
         return st;
     int batch = x->batch_axis; /* (keepdims=0 shifts it down by the reduced axes before it) */
     for (int a = 0; !keepdims && batch != NO_BATCH && a < x->batch_axis; a++)
@@ -3543,7 +3574,7 @@ static void keep_integer_types(importer *im)
     }
     for (size_t k = 0; k < node->n_output; k++) {
         value *v = *node->output[k] ? find(im, node->output[k]) : NULL;
-        int indices = k == 1 && !strcmp(node->op_type, "MaxPool");
+        int indices = (k == 1 && !strcmp(node->op_type, "MaxPool")) || !strncmp(node->op_type, "Arg", 3);
         if (v && v->node) {
             v->integer = indices || integer;
             v->wrap_bits = indices ? 0 : bits;

@@ -824,6 +824,37 @@ static nf_status export_pad(exporter *ex, const nf_node *n)
     return NF_OK;
 }
 
+/* reduce_max: ReduceMax or ReduceMin over the trailing axes (keepdims);
+ * output=indices over one axis: ArgMax or ArgMin (keepdims,
+ * select_last_index). Positions in a block of several axes have no ONNX
+ * operator. */
+static nf_status export_reduce_max(exporter *ex, const nf_node *n)
+{
+    const nf_shape *in_shape = &n->inputs[0]->shape;
+    int64_t count = (int64_t)attr(n, "axes"), axes[NF_MAX_RANK];
+    int min = attr(n, "min") != 0, indices = attr(n, "output") != 0;
+    const char *in[] = {in_name(n, 0), NULL};
+    if (indices && count != 1)
+        return refuse(ex, n, "positions over more than one axis have no ONNX operator (ArgMax takes one)");
+    if (indices) { /* (int64 in ONNX; nodeflow's values are floats: a Cast) */
+        const char *at = text(ex, "%s:int64", n->name), *cast_in[] = {at, NULL};
+        Onnx__NodeProto *a = node(ex, min ? "ArgMin" : "ArgMax", at, in, at);
+        attr_int(ex, a, "axis", -1);
+        attr_int(ex, a, "keepdims", 1);
+        attr_int(ex, a, "select_last_index", attr(n, "last") != 0);
+        attr_int(ex, node(ex, "Cast", n->name, cast_in, n->name), "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+        return NF_OK;
+    }
+    if (attr(n, "last") != 0)
+        return refuse(ex, n, "last=true changes only positions (output=indices)");
+    for (int64_t k = 0; k < count; k++) /* (ONNX's axes: the batch is axis 0) */
+        axes[k] = in_shape->rank - count + k + 1;
+    Onnx__NodeProto *r = node(ex, min ? "ReduceMin" : "ReduceMax", n->name, in, n->name);
+    attr_ints(ex, r, "axes", axes, (size_t)count);
+    attr_int(ex, r, "keepdims", 1);
+    return NF_OK;
+}
+
 /* Per-sample axes into ONNX's (the batch first): the axis + 1. */
 static int64_t onnx_axis(const nf_node *n, const nf_shape *s, const char *name)
 {
@@ -1159,6 +1190,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return attr(n, "fmod") != 0 ? export_mod(ex, n) : export_function(ex, n, export_mod);
     if (!strcmp(op, "pad"))
         return export_pad(ex, n);
+    if (!strcmp(op, "reduce_max"))
+        return export_reduce_max(ex, n);
     return refuse(ex, n, "this node type is not exported to ONNX yet (docs/onnx.md)");
 }
 

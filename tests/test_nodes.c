@@ -969,6 +969,46 @@ static void test_pad(void **state)
     assert_non_null(strstr(err.message, "less than the axis' length 3"));
 }
 
+/* reduce_max: maxima and minima gradient-checked; positions on ties (the
+ * first, or the last), over two axes, and a NaN that wins. */
+static void test_reduce_max(void **state)
+{
+    (void)state;
+    int64_t dims[] = {3, 4};
+    check_op("reduce_max", 2, dims, NULL, 2);
+    check_op("reduce_max", 2, dims, ATTRS("axes", "2", "min", "true"), 2);
+    static const float x[8] = {1, 5, 5, 2, -1, -3, -3, NAN}; /* [2, 4] per sample */
+    static const struct {
+        const char *axes, *min, *last;
+        float want[2];
+    } cases[] = {
+        {"1", "false", "false", {1, 3}}, {"1", "false", "true", {2, 3}}, {"1", "true", "true", {0, 3}},
+        {"2", "true", "false", {7, 0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nf_error err;
+        nf_graph *g = nf_graph_new();
+        nf_node *in = nf_input(g, "x", 2, (int64_t[]){2, 4});
+        nf_node *r = nf_graph_add(g, "reduce_max", "r", 1, &in);
+        assert_int_equal(nf_node_set_attr(g, r, "axes", cases[c].axes), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, r, "min", cases[c].min), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, r, "last", cases[c].last), NF_OK);
+        assert_int_equal(nf_node_set_attr(g, r, "output", "indices"), NF_OK);
+        nf_node *out = nf_output(g, "y", r);
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 1, 0, &plan, &err), &err);
+        nf_tensor vx, vy;
+        nf_plan_input(plan, in, &vx, NULL);
+        memcpy(vx.data, x, sizeof x);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        nf_plan_value(plan, out, &vy, NULL);
+        for (int i = 0; i < (cases[c].axes[0] == '1' ? 2 : 1); i++)
+            assert_true(vy.data[i] == cases[c].want[i]);
+        nf_plan_free(plan);
+        nf_graph_free(g);
+    }
+}
+
 /* L1 and L2 penalties: their value by hand, and their gradients (with a
  * shared parameter counted once) by central differences. */
 static void test_penalties(void **state)
@@ -1072,6 +1112,7 @@ int main(void)
         cmocka_unit_test(test_mod),
         cmocka_unit_test(test_div),
         cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_reduce_max),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_shape_values),

@@ -226,7 +226,12 @@ static void test_export_ops(void **state)
         "ab = abs x\n"
         "sq = sqrt sg\n"
         "lg = log sg\n"
-        "o = concat o4 ex ab sq lg axis=1\n"          /* [4, 116] */
+        "o5 = concat o4 ex ab sq lg axis=1\n"         /* [4, 116] */
+        "rmx = reduce_max x\n"                        /* [4, 1] */
+        "rmn = reduce_max x min=true\n"
+        "amx = reduce_max x output=indices last=true\n"
+        "amn = reduce_max x min=true output=indices\n"
+        "o = concat o5 rmx rmn amx amn axis=1\n"      /* [4, 120] */
         "y = output o\n";
     nf_graph *g;
     nf_error err;
@@ -239,7 +244,7 @@ static void test_export_ops(void **state)
     if (nf_onnx_load(path, &again, &err) != NF_OK)
         fail_msg("the exported file: %s", err.message);
     remove(path);
-    enum { B = 3, N = B * 464 };
+    enum { B = 3, N = B * 480 };
     float x[B * 24], a[N], b[N];
     uint64_t seed = 9;
     fill_uniform(x, B * 24, -3, 3, &seed);
