@@ -727,6 +727,23 @@ static nf_status map_identity(importer *im)
 }
 
 /* Relu, Sigmoid, Tanh, LeakyRelu, Elu: one node of the same name. */
+/* Sqrt, Exp, Log or Abs of a float constant (PyTorch writes an
+ * attention's scale as Sqrt of a folded size): a constant. */
+static nf_status fold_unary(importer *im, const value *x)
+{
+    const char *op = im->at->op_type;
+    value *y = define(im, im->at->output[0]);
+    nf_status st = y ? make_const(im, y, x->rank, x->dims, 0) : im->err->code;
+    for (int64_t k = 0; st == NF_OK && k < x->count; k++) {
+        double v = const_at(x, k);
+        if (x->is_int && batch_multiple(x->i[k]))
+            return fail(im, "%s of the batch size", op);
+        y->f[k] = (float)(!strcmp(op, "Sqrt") ? sqrt(v) : !strcmp(op, "Exp") ? exp(v) : !strcmp(op, "Log") ? log(v)
+                                                                                                        : fabs(v));
+    }
+    return st;
+}
+
 static nf_status map_activation(importer *im)
 {
     static const struct {
@@ -745,6 +762,11 @@ static nf_status map_activation(importer *im)
             continue;
         const char *known[] = {table[k].onnx_attr, NULL};
         nf_status st = refuse_attrs(im, known);
+        value *c = st == NF_OK ? input(im, 0) : NULL;
+        int foldable = !strcmp(table[k].onnx, "Sqrt") || !strcmp(table[k].onnx, "Exp") ||
+                       !strcmp(table[k].onnx, "Log") || !strcmp(table[k].onnx, "Abs");
+        if (c && !c->node && !c->zeros && !c->is_int && foldable)
+            return fold_unary(im, c);
         value *x = st == NF_OK ? any_input(im, 0) : NULL;
         if (!x)
             return st != NF_OK ? st : im->err->code;
@@ -3348,6 +3370,8 @@ static nf_status map_reduce(importer *im)
     }
     if (x->merged)
         return fail(im, "the input's batch axis is merged with others");
+    if (x->integer && (sum || !strcmp(im->at->op_type, "ReduceMean")))
+        return fail(im, "%s of integer values (ONNX computes it in integers) is not supported", im->at->op_type);
     if (n == 0 && attr_int(im, "noop_with_empty_axes", 0))
         return define_like(im, 0, x->node, x);
     int reduced[MAX_DIMS] = {0};
@@ -3552,14 +3576,23 @@ static nf_status map_nodeflow(importer *im)
 /* The element type of an operator's computed outputs, as far as it
  * matters here (integer; uint8 or uint16, which wrap): that of its data,
  * input 0, or for the element-wise operators and Concat, whose inputs
- * share one type, any computed input. Cast, Shape, Size and OneHot change
- * the type (to float here), and MaxPool's Indices are int64. */
+ * share one type, any computed input (constants folded from uint8 or
+ * uint16 ones keep that type). Cast, Shape and Size change the type (to
+ * float here), OneHot's is that of its values, and MaxPool's Indices and
+ * ArgMax's are int64. */
 static void keep_integer_types(importer *im)
 {
     static const char *const changes_type[] = {"Cast", "CastLike", "Shape", "Size", "OneHot", NULL};
     static const char *const same_type[] = {"Add", "Sub", "Mul", "Div", "Mod", "Concat", NULL};
     const Onnx__NodeProto *node = im->at;
     int integer = 0, bits = 0, any = 0;
+    if (!strcmp(node->op_type, "OneHot") && node->n_input > 2) { /* of the type of its values */
+        const value *values = find(im, node->input[2]);
+        value *out = find(im, node->output[0]);
+        if (values && out && out->node && values->is_int)
+            out->integer = 1, out->wrap_bits = values->wrap_bits;
+        return;
+    }
     for (int k = 0; changes_type[k]; k++)
         if (!strcmp(node->op_type, changes_type[k]))
             return;
@@ -3567,10 +3600,8 @@ static void keep_integer_types(importer *im)
         any |= !strcmp(node->op_type, same_type[k]);
     for (size_t i = 0; i < (any ? node->n_input : 1) && i < node->n_input; i++) {
         const value *v = *node->input[i] ? find(im, node->input[i]) : NULL;
-        if (v && v->node) {
-            integer |= v->integer;
-            bits = v->wrap_bits > bits ? v->wrap_bits : bits;
-        }
+        integer |= v && v->node && v->integer;
+        bits = v && (v->node || v->is_int) && v->wrap_bits > bits ? v->wrap_bits : bits;
     }
     for (size_t k = 0; k < node->n_output; k++) {
         value *v = *node->output[k] ? find(im, node->output[k]) : NULL;
@@ -3578,6 +3609,8 @@ static void keep_integer_types(importer *im)
         if (v && v->node) {
             v->integer = indices || integer;
             v->wrap_bits = indices ? 0 : bits;
+        } else if (v && v->is_int && !v->wrap_bits) { /* a folded constant (Unsqueeze of a uint8 one) */
+            v->wrap_bits = bits;
         }
     }
 }

@@ -3,7 +3,8 @@
  * maximum (with min=true its minimum) or, with output=indices, where that
  * is in the block (row-major; the first on ties, or with last=true the
  * last, as ONNX's select_last_index). The reduced axes stay, as 1s. A NaN
- * wins (the first one), as in PyTorch's max and numpy's argmax. The
+ * wins (the first one, or with last=true the last), as in PyTorch's max
+ * and numpy's argmax. The
  * gradient of the values goes to the chosen position; indices have none. */
 #include <math.h>
 
@@ -46,18 +47,23 @@ static nf_status reduce_max_infer(nf_infer *ctx)
     return NF_OK;
 }
 
-/* The chosen position in one block of n values. */
+/* The chosen position in one block of n values (a NaN: the first, or
+ * with `last` the last one). */
 static int64_t choose(const float *x, int64_t n, int min, int last)
 {
-    int64_t at = 0;
+    int64_t at = 0, nan_at = -1;
     for (int64_t i = 0; i < n; i++) {
-        if (isnan(x[i]))
-            return i;
+        if (isnan(x[i])) {
+            if (!last)
+                return i;
+            nan_at = i;
+            continue;
+        }
         int better = min ? x[i] < x[at] : x[i] > x[at];
-        if (better || (last && x[i] == x[at]))
+        if (better || (last && x[i] == x[at]) || isnan(x[at]))
             at = i;
     }
-    return at;
+    return nan_at >= 0 ? nan_at : at;
 }
 
 static void reduce_max_forward(const nf_exec *e)

@@ -618,6 +618,9 @@ static void test_bad_files(void **state)
         buf ints = graph_typed("Div", int_types[k], &second, NULL);
         m = model(7, NULL, 14, &ints);
         expect_error(&m, "Div of integers", "Div of integer values");
+        buf mean = graph_typed("ReduceMean", int_types[k], NULL, NULL);
+        m = model(7, NULL, 14, &mean);
+        expect_error(&m, "ReduceMean of integers", "ReduceMean of integer values");
     }
 }
 
