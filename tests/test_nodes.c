@@ -229,6 +229,41 @@ static void check_op(const char *op, int rank, const int64_t *dims, const char *
 
 #define ATTRS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
+/* One node of `op` (text attributes) on input x of `dims` per sample, run
+ * forward in inference on `batch` samples of x; `n` output values to out. */
+static void run_node(const char *op, const char *const *attrs, int rank, const int64_t *dims, int64_t batch,
+                     const float *x, float *out, int64_t n)
+{
+    nf_error err;
+    nf_graph *g = nf_graph_new();
+    nf_node *in = nf_input(g, "x", rank, dims);
+    nf_node *y = nf_graph_add(g, op, "y", 1, &in);
+    for (int i = 0; attrs && attrs[i]; i += 2)
+        assert_int_equal(nf_node_set_attr(g, y, attrs[i], attrs[i + 1]), NF_OK);
+    nf_node *result = nf_output(g, "out", y);
+    nf_plan *plan;
+    assert_ok(nf_plan_compile(g, batch, 0, &plan, &err), &err);
+    nf_tensor vx, vy;
+    nf_plan_input(plan, in, &vx, NULL);
+    memcpy(vx.data, x, (size_t)nf_shape_size(&vx.shape) * sizeof(float));
+    assert_ok(nf_plan_forward(plan, &err), &err);
+    nf_plan_value(plan, result, &vy, NULL);
+    assert_int_equal(nf_shape_size(&vy.shape), n);
+    memcpy(out, vy.data, (size_t)n * sizeof(float));
+    nf_plan_free(plan);
+    nf_graph_free(g);
+}
+
+/* A model text that must be refused with `fragment` in the message. */
+static void expect_refused(const char *text, const char *fragment)
+{
+    nf_graph *g;
+    nf_error err;
+    assert_int_not_equal(nf_model_parse(text, strlen(text), "bad.nfg", &g, NULL, &err), NF_OK);
+    if (!strstr(err.message, fragment))
+        fail_msg("'%s' does not say '%s'", err.message, fragment);
+}
+
 static void test_conv2d(void **state)
 {
     (void)state;
@@ -838,39 +873,21 @@ static void test_pooling(void **state)
 static void test_maxpool_indices(void **state)
 {
     (void)state;
-    static const char *const orders[] = {"false", "true"};
-    /* 2 channels of 3x4 (rows of 4) */
-    static const float x[24] = {1, 9, 2, 3, 4, 5, 8, 6, 7, 0, 1, 2, 2, 1, 0, 7, 6, 8, 5, 4, 3, 2, 9, 1};
+    /* 2 channels of 3x4 (rows of 4), twice (a batch of 2) */
+    static const float x[48] = {1, 9, 2, 3, 4, 5, 8, 6, 7, 0, 1, 2, 2, 1, 0, 7, 6, 8, 5, 4, 3, 2, 9, 1,
+                                1, 9, 2, 3, 4, 5, 8, 6, 7, 0, 1, 2, 2, 1, 0, 7, 6, 8, 5, 4, 3, 2, 9, 1};
     /* 2x2 windows, stride 2, over rows 0-1: the maxima 9 at (0,1), 8 at (1,2); 8 at (1,1), 7 at (0,3) */
     static const float row_major[2][4] = {{1, 6, 12 + 5, 12 + 3}, {1 * 3 + 0, 2 * 3 + 1, 12 + 1 * 3 + 1, 12 + 3 * 3}};
+    static const char *const orders[] = {"false", "true"};
+    float y[8];
     for (int column = 0; column < 2; column++) {
-        nf_error err;
-        nf_graph *g = nf_graph_new();
-        nf_node *in = nf_input(g, "x", 3, (int64_t[]){2, 3, 4});
-        nf_node *pool = nf_graph_add(g, "maxpool", "pool", 1, &in);
-        assert_int_equal(nf_node_set_attr(g, pool, "kernel", "2"), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, pool, "output", "indices"), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, pool, "column_major", orders[column]), NF_OK);
-        nf_node *out = nf_output(g, "where", pool);
-        nf_plan *plan;
-        assert_ok(nf_plan_compile(g, 2, 0, &plan, &err), &err);
-        nf_tensor vx, vy;
-        nf_plan_input(plan, in, &vx, NULL);
-        for (int b = 0; b < 2; b++)
-            memcpy(vx.data + 24 * b, x, sizeof x);
-        assert_ok(nf_plan_forward(plan, &err), &err);
-        nf_plan_value(plan, out, &vy, NULL);
-        for (int b = 0; b < 2; b++)
-            for (int i = 0; i < 4; i++)
-                assert_true(vy.data[4 * b + i] == row_major[column][i]);
-        nf_plan_free(plan);
-        nf_graph_free(g);
+        run_node("maxpool", ATTRS("kernel", "2", "output", "indices", "column_major", orders[column]), 3,
+                 (int64_t[]){2, 3, 4}, 2, x, y, 8);
+        for (int i = 0; i < 8; i++)
+            assert_true(y[i] == row_major[column][i % 4]);
     }
-    nf_graph *g;
-    nf_error err;
-    static const char avg[] = "nodeflow 1\nx = input shape=1x4x4\np = avgpool x kernel=2 output=indices\n";
-    assert_int_not_equal(nf_model_parse(avg, sizeof avg - 1, "avg.nfg", &g, NULL, &err), NF_OK);
-    assert_non_null(strstr(err.message, "are for max pooling"));
+    expect_refused("nodeflow 1\nx = input shape=1x4x4\np = avgpool x kernel=2 output=indices\n",
+                   "are for max pooling");
 }
 
 /* mod: Python's % (the divisor's sign) and C's fmod (the dividend's),
@@ -888,33 +905,15 @@ static void test_mod(void **state)
         {"256", "true", {-1, 255, 0, 44, -44, 5}},
         {"-3", "false", {-1, 0, -2, 0, 0, -1}},
     };
+    float y[6];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        nf_error err;
-        nf_graph *g = nf_graph_new();
-        nf_node *in = nf_input(g, "x", 1, (int64_t[]){6});
-        nf_node *m = nf_graph_add(g, "mod", "m", 1, &in);
-        assert_int_equal(nf_node_set_attr(g, m, "divisor", cases[c].divisor), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, m, "fmod", cases[c].fmod), NF_OK);
-        nf_node *out = nf_output(g, "y", m);
-        nf_plan *plan;
-        assert_ok(nf_plan_compile(g, 1, 0, &plan, &err), &err);
-        nf_tensor vx, vy;
-        nf_plan_input(plan, in, &vx, NULL);
-        memcpy(vx.data, x, sizeof x);
-        assert_ok(nf_plan_forward(plan, &err), &err);
-        nf_plan_value(plan, out, &vy, NULL);
+        run_node("mod", ATTRS("divisor", cases[c].divisor, "fmod", cases[c].fmod), 1, (int64_t[]){6}, 1, x, y, 6);
         for (int i = 0; i < 6; i++)
-            assert_true(vy.data[i] == cases[c].want[i]);
-        nf_plan_free(plan);
-        nf_graph_free(g);
+            assert_true(y[i] == cases[c].want[i]);
     }
     int64_t dims[] = {3, 4};
     check_op("mod", 2, dims, ATTRS("divisor", "50", "fmod", "true"), 2);
-    nf_graph *g;
-    nf_error err;
-    static const char zero[] = "nodeflow 1\nx = input shape=4\nm = mod x divisor=0\n";
-    assert_int_not_equal(nf_model_parse(zero, sizeof zero - 1, "zero.nfg", &g, NULL, &err), NF_OK);
-    assert_non_null(strstr(err.message, "divisor must not be 0"));
+    expect_refused("nodeflow 1\nx = input shape=4\nm = mod x divisor=0\n", "divisor must not be 0");
 }
 
 /* pad: numpy's pad modes on [1, 2, 3] (and, as a second axis, every
@@ -930,43 +929,23 @@ static void test_pad(void **state)
         {"reflect", {3, 2, 1, 2, 3, 2, 1}},
         {"edge", {1, 1, 1, 2, 3, 3, 3}},
     };
+    static const float x[6] = {1, 2, 3, 11, 12, 13};
+    float y[14];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        nf_error err;
-        nf_graph *g = nf_graph_new();
-        nf_node *in = nf_input(g, "x", 2, (int64_t[]){2, 3});
-        nf_node *p = nf_graph_add(g, "pad", "p", 1, &in);
-        assert_int_equal(nf_node_set_attr(g, p, "axis", "-1"), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, p, "before", "2"), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, p, "after", "2"), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, p, "mode", cases[c].mode), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, p, "value", "9"), NF_OK);
-        nf_node *out = nf_output(g, "y", p);
-        nf_plan *plan;
-        assert_ok(nf_plan_compile(g, 1, 0, &plan, &err), &err);
-        nf_tensor vx, vy;
-        nf_plan_input(plan, in, &vx, NULL);
-        for (int i = 0; i < 6; i++)
-            vx.data[i] = (float)(i % 3 + 1) + 10.0f * (float)(i / 3); /* rows 1 2 3 and 11 12 13 */
-        assert_ok(nf_plan_forward(plan, &err), &err);
-        nf_plan_value(plan, out, &vy, NULL);
-        assert_int_equal(nf_shape_size(&vy.shape), 14);
+        run_node("pad", ATTRS("axis", "-1", "before", "2", "after", "2", "mode", cases[c].mode, "value", "9"), 2,
+                 (int64_t[]){2, 3}, 1, x, y, 14);
         for (int row = 0; row < 2; row++)
-            for (int i = 0; i < 7; i++) {
+            for (int i = 0; i < 7; i++) { /* (the second row is the first plus 10, but for the constant) */
                 float want = cases[c].want[i] + (c == 0 && (i < 2 || i > 4) ? 0.0f : 10.0f * (float)row);
-                assert_true(vy.data[row * 7 + i] == want);
+                assert_true(y[row * 7 + i] == want);
             }
-        nf_plan_free(plan);
-        nf_graph_free(g);
     }
     int64_t dims[] = {3, 4};
     check_op("pad", 2, dims, ATTRS("axis", "0", "before", "1", "after", "2", "value", "0.5"), 2);
     check_op("pad", 2, dims, ATTRS("axis", "1", "before", "3", "after", "2", "mode", "reflect"), 2);
     check_op("pad", 2, dims, ATTRS("axis", "-2", "before", "4", "mode", "edge"), 2);
-    nf_graph *g;
-    nf_error err;
-    static const char too_far[] = "nodeflow 1\nx = input shape=3\np = pad x before=3 mode=reflect\n";
-    assert_int_not_equal(nf_model_parse(too_far, sizeof too_far - 1, "pad.nfg", &g, NULL, &err), NF_OK);
-    assert_non_null(strstr(err.message, "less than the axis' length 3"));
+    expect_refused("nodeflow 1\nx = input shape=3\np = pad x before=3 mode=reflect\n",
+                   "less than the axis' length 3");
 }
 
 /* reduce_max: maxima and minima gradient-checked; positions on ties (the
@@ -985,27 +964,13 @@ static void test_reduce_max(void **state)
         {"1", "false", "false", {1, 0}}, {"1", "false", "true", {2, 2}}, {"1", "true", "true", {0, 2}},
         {"2", "true", "false", {4, 0}},  {"2", "false", "true", {6, 0}},
     };
+    float y[2];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        nf_error err;
-        nf_graph *g = nf_graph_new();
-        nf_node *in = nf_input(g, "x", 2, (int64_t[]){2, 4});
-        nf_node *r = nf_graph_add(g, "reduce_max", "r", 1, &in);
-        assert_int_equal(nf_node_set_attr(g, r, "axes", cases[c].axes), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, r, "min", cases[c].min), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, r, "last", cases[c].last), NF_OK);
-        assert_int_equal(nf_node_set_attr(g, r, "output", "indices"), NF_OK);
-        nf_node *out = nf_output(g, "y", r);
-        nf_plan *plan;
-        assert_ok(nf_plan_compile(g, 1, 0, &plan, &err), &err);
-        nf_tensor vx, vy;
-        nf_plan_input(plan, in, &vx, NULL);
-        memcpy(vx.data, x, sizeof x);
-        assert_ok(nf_plan_forward(plan, &err), &err);
-        nf_plan_value(plan, out, &vy, NULL);
-        for (int i = 0; i < (cases[c].axes[0] == '1' ? 2 : 1); i++)
-            assert_true(vy.data[i] == cases[c].want[i]);
-        nf_plan_free(plan);
-        nf_graph_free(g);
+        int64_t n = cases[c].axes[0] == '1' ? 2 : 1;
+        run_node("reduce_max", ATTRS("axes", cases[c].axes, "min", cases[c].min, "last", cases[c].last, "output",
+                                     "indices"), 2, (int64_t[]){2, 4}, 1, x, y, n);
+        for (int64_t i = 0; i < n; i++)
+            assert_true(y[i] == cases[c].want[i]);
     }
 }
 
