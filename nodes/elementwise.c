@@ -179,8 +179,9 @@ const nf_op nf_op_scale = {
 /* ---- mod ----------------------------------------------------------------
  * y = x mod divisor: with fmod=false the remainder takes the divisor's
  * sign (Python's %, x - d floor(x / d)), computed as fmod(fmod(x, d) + d,
- * d), which stays inside [0, d) where a rounded r + d would reach d (and
- * is ONNX's form too); with fmod=true the dividend's (C's fmod).
+ * d), which stays inside [0, d) (or (d, 0]) where a rounded r + d would
+ * reach d, and is the form the ONNX export writes; with fmod=true the
+ * dividend's (C's fmod).
  * dy/dx = 1 wherever y is continuous. */
 
 static const nf_attr_spec mod_attrs[] = {
