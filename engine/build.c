@@ -30,10 +30,18 @@ static nf_node *add_shaped(nf_graph *g, const char *op, const char *name, int ra
     if (!node)
         return NULL;
     nf_error err;
-    if (nf_shape_make(&node->dims, rank, dims, &err) != NF_OK) {
+    int64_t sizes[NF_MAX_RANK];
+    int empty = 0, may = (node->op->flags & NF_OP_TAKES_EMPTY) != 0; /* an input's sizes may be 0 (validate.c) */
+    for (int i = 0; i < rank && i < NF_MAX_RANK && dims; i++) {
+        empty |= may && dims[i] == 0;
+        sizes[i] = may && dims[i] == 0 ? 1 : dims[i];
+    }
+    if (nf_shape_make(&node->dims, rank, dims ? sizes : NULL, &err) != NF_OK) {
         nf_graph_fail(g, err.code, "%s '%s': %s", op, node->name, err.message);
         return NULL;
     }
+    for (int i = 0; empty && i < rank; i++)
+        node->dims.dim[i] = dims[i];
     node->attr_set |= 1u << nf_op_attr_index(node->op, "shape");
     return node;
 }

@@ -327,11 +327,13 @@ nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, d
     return store_number(g, node, i, value);
 }
 
-/* "1x28x28" or "784"; "scalar" for rank 0. Returns NULL, or what is
- * wrong. */
-static const char *parse_dims(const char *text, nf_shape *out)
+/* "1x28x28" or "784"; "scalar" for rank 0; sizes of at least `least`
+ * (0 only where a tensor with no elements may be: input and reshape
+ * shapes). Returns NULL, or what is wrong. */
+static const char *parse_dims(const char *text, nf_shape *out, int64_t least)
 {
-    const char *form = "must be positive sizes joined by 'x' (e.g. 1x28x28 or 784), or 'scalar'";
+    const char *form = least ? "must be positive sizes joined by 'x' (e.g. 1x28x28 or 784), or 'scalar'"
+                             : "must be sizes of 0 or more joined by 'x' (e.g. 1x28x28 or 784), or 'scalar'";
     memset(out, 0, sizeof *out);
     if (strcmp(text, "scalar") == 0)
         return NULL;
@@ -344,7 +346,7 @@ static const char *parse_dims(const char *text, nf_shape *out)
         errno = 0;
         char *end;
         long long d = strtoll(p, &end, 10);
-        if (d <= 0)
+        if (d < least)
             return form;
         if (errno || (size = nf_mul_checked(size, d)) < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
             return "asks for more than 2^31 elements per sample";
@@ -400,7 +402,8 @@ nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const ch
     switch (spec->type) {
     case NF_ATTR_DIMS:
     case NF_ATTR_AXES: {
-        wrong = spec->type == NF_ATTR_DIMS ? parse_dims(text, &node->dims) : parse_axes(text, &node->dims);
+        wrong = spec->type == NF_ATTR_DIMS ? parse_dims(text, &node->dims, spec->min > 0 ? 1 : 0)
+                                           : parse_axes(text, &node->dims);
         if (wrong)
             return attr_fail(g, node, key, wrong);
         node->attr_set |= 1u << i;

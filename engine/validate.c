@@ -20,10 +20,31 @@ static nf_status check_required(const nf_node *node, nf_error *err)
     return NF_OK;
 }
 
+/* Tensors with no elements (a size of 0, as ONNX allows) come only from
+ * inputs and pass only through the node types that move values without
+ * looking at sizes (NF_OP_TAKES_EMPTY: reshape, flatten, copy, output);
+ * every other node type divides by sizes somewhere, so it refuses such
+ * an input. */
+static int takes_empty(const nf_op *op) { return (op->flags & NF_OP_TAKES_EMPTY) != 0; }
+
+static nf_status check_empty_inputs(const nf_node *node, nf_error *err)
+{
+    for (int i = 0; i < node->n_inputs; i++)
+        if (nf_shape_size(&node->inputs[i]->shape) == 0 && !takes_empty(node->op)) {
+            char s[64];
+            return nf_fail(err, NF_ERR_SHAPE, "%s '%s': input '%s' %s has no elements; only reshape, flatten, copy "
+                           "and output take such a tensor", node->op->name, node->name, node->inputs[i]->name,
+                           nf_shape_format(&node->inputs[i]->shape, s, sizeof s));
+        }
+    return NF_OK;
+}
+
 /* Runs one node's shape rule; fills specs[] with its parameters. */
 static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
 {
     nf_status st = check_required(node, err);
+    if (st == NF_OK)
+        st = check_empty_inputs(node, err);
     if (st != NF_OK)
         return st;
     nf_infer ctx;
@@ -40,9 +61,9 @@ static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
     st = node->op->infer(&ctx);
     if (st != NF_OK)
         return st;
-    int64_t size = 1;
+    int64_t size = 1, least = takes_empty(node->op) ? 0 : 1;
     for (int i = 0; i < ctx.out.rank && size >= 0; i++)
-        size = ctx.out.dim[i] > 0 ? nf_mul_checked(size, ctx.out.dim[i]) : -1;
+        size = ctx.out.dim[i] >= least ? nf_mul_checked(size, ctx.out.dim[i]) : -1;
     if (size < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
         return nf_fail(err, NF_ERR_SHAPE, "%s '%s': its output would have more than 2^31 elements per sample",
                        node->op->name, node->name);

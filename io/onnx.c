@@ -400,8 +400,9 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
     nf_status st = make_const(im, v, (int)t->n_dims, t->dims, is_int);
     if (st != NF_OK)
         return st;
-    v->wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ? 8 : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
-                                                                                                                : 0;
+    v->wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8    ? 8
+                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
+                                                                   : 0;
     int64_t n = v->count;
     size_t given = t->has_raw_data ? t->raw_data.len
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT  ? t->n_float_data * 4
@@ -2135,9 +2136,7 @@ static nf_status reshape_whole(importer *im, const value *x, const nf_shape *s, 
     } else if (known_size != total) {
         return fail(im, "%lld values cannot take the shape given (%lld)", (long long)total, (long long)known_size);
     }
-    if (total == 0)
-        return fail(im, "an empty tensor");
-    nf_node *y;
+    nf_node *y; /* (a tensor with no elements reshapes too: see the graph's validation) */
     nf_status st = reshaped(im, x->node, &to, NULL, &y);
     return st == NF_OK ? define_output(im, 0, y, NO_BATCH) : st;
 }
@@ -2926,7 +2925,8 @@ static nf_status map_recurrent(importer *im)
     if (s.rank != 2 || h < 1 || w->rank != 3 || r->rank != 3 || w->dims[0] != dirs || w->dims[1] != gates * h ||
         w->dims[2] != s.dim[1] || r->dims[0] != dirs || r->dims[1] != gates * h || r->dims[2] != h ||
         (b && (b->rank != 2 || b->dims[0] != dirs || b->dims[1] != 2 * gates * h)) || w->is_int || r->is_int ||
-        (b && b->is_int) || (peep && (peep->rank != 2 || peep->dims[0] != dirs || peep->dims[1] != 3 * h || peep->is_int)))
+        (b && b->is_int) ||
+        (peep && (peep->rank != 2 || peep->dims[0] != dirs || peep->dims[1] != 3 * h || peep->is_int)))
         return fail(im, "X, W, R or B does not have the shape hidden_size %lld and direction ask for", (long long)h);
     nf_node *y = add(im, lstm ? "lstm" : "gru", 1, &x->node, NULL);
     if ((st = set(im, y, "hidden", "%lld", (long long)h)) != NF_OK ||
@@ -3807,8 +3807,9 @@ static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx_
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
     int type = tt->has_elem_type ? tt->elem_type : 0;
     int is_int = type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
-    int wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ? 8 : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
-                                                                                                                : 0;
+    int wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8    ? 8
+                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
+                                                                    : 0;
     const nf_tensor *bound = bound_value(im, name);
     if (bound && (type == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
                   type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||
@@ -3832,7 +3833,7 @@ static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx_
     for (int k = 0; k < rank; k++) {
         int axis = k < batch ? k : k + 1; /* (the batch's axis skipped) */
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[axis];
-        if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 1)
+        if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 0)
             return fail(im, "input '%s': axis %d has no fixed size (%s)", name, axis,
                         whole ? "whole inputs need them all" : "only the batch's may vary");
         dims[k] = d->dim_value;

@@ -1149,8 +1149,10 @@ static nf_status export_node(exporter *ex, const nf_node *n)
     if (!strcmp(op, "layernorm"))
         return export_layernorm(ex, n);
     if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul") || !strcmp(op, "div"))
-        return export_binary(ex, n, !strcmp(op, "add") ? "Add" : !strcmp(op, "sub") ? "Sub" : !strcmp(op, "mul") ? "Mul"
-                                                                                                                : "Div");
+        return export_binary(ex, n, !strcmp(op, "add")   ? "Add"
+                                    : !strcmp(op, "sub") ? "Sub"
+                                    : !strcmp(op, "mul") ? "Mul"
+                                                         : "Div");
     if (!strcmp(op, "global_avgpool")) { /* [C, ...] -> [C]: the pool, then its unit axes dropped */
         const char *pooled = text(ex, "%s:pool", n->name);
         node(ex, "GlobalAveragePool", pooled, in, pooled);
@@ -1158,6 +1160,8 @@ static nf_status export_node(exporter *ex, const nf_node *n)
         return NF_OK;
     }
     if (!strcmp(op, "flatten") || !strcmp(op, "reshape")) {
+        if (nf_shape_size(&n->shape) == 0) /* (its 0s would copy input axes; allowzero would lose the batch) */
+            return refuse(ex, n, "a reshape of a tensor with no elements is not exported");
         reshape_to(ex, in_name(n, 0), n->name, &n->shape);
         return NF_OK;
     }

@@ -5,7 +5,8 @@
 #include "nodes/op.h"
 
 static const nf_attr_spec input_attrs[] = {
-    {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL, "per-sample shape, e.g. 784 or 1x28x28; 'scalar' for class labels"},
+    {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL, "per-sample shape, e.g. 784 or 1x28x28; 'scalar' for class labels; a size of 0 (no elements) "
+                                       "reaches only reshape, flatten, copy and output"},
     NF_ATTR_BOOL_DEF("grad", 0, "keep the gradient of the loss with respect to this input"),
     NF_ATTR_BOOL_DEF("sequence", 0, "one value per time step of an unrolled plan ([batch, steps, shape])"),
 };
@@ -24,7 +25,7 @@ const nf_op nf_op_input = {
     .name = "input", .summary = "a value supplied by the caller, one sample per batch row",
     .min_inputs = 0, .max_inputs = 0,
     .attrs = input_attrs, .n_attrs = NF_COUNT(input_attrs),
-    .flags = NF_OP_INPUT, .infer = input_infer, .per_step = input_per_step,
+    .flags = NF_OP_INPUT | NF_OP_TAKES_EMPTY, .infer = input_infer, .per_step = input_per_step,
 };
 
 static nf_status output_infer(nf_infer *ctx)
@@ -52,7 +53,8 @@ static void output_backward(const nf_exec *e)
 const nf_op nf_op_output = {
     .name = "output", .summary = "marks its input as a graph output (identity)",
     .min_inputs = 1, .max_inputs = 1,
-    .flags = NF_OP_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT, .infer = output_infer,
+    .flags = NF_OP_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT | NF_OP_TAKES_EMPTY,
+    .infer = output_infer,
     .forward = output_forward, .backward = output_backward,
 };
 
@@ -64,7 +66,7 @@ const nf_op nf_op_output = {
 enum { CONST_SHAPE, CONST_INIT, CONST_VALUE, CONST_TRAINABLE };
 
 static const nf_attr_spec constant_attrs[] = {
-    [CONST_SHAPE] = {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL, "per-sample shape of the value, e.g. 64x128"},
+    [CONST_SHAPE] = {"shape", NF_ATTR_DIMS, 0, 1, 0, NULL, "per-sample shape of the value, e.g. 64x128"},
     [CONST_INIT] = NF_ATTR_ENUM_DEF("init", 5, nf_init_names,
                                     "initial value (sinusoidal: the positional table of 'Attention is all you "
                                     "need' over [positions, features])"),

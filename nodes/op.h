@@ -37,7 +37,7 @@ typedef struct nf_attr_spec {
     const char *name;
     nf_attr_type type;
     double def;                  /* default (an index for enums); NAN: required */
-    double min, max;             /* accepted range for numbers */
+    double min, max;             /* accepted range for numbers; for shapes, min 1: no 0 sizes */
     const char *const *choices;  /* NULL-terminated, for enums */
     const char *doc;
 } nf_attr_spec;
@@ -161,7 +161,10 @@ enum nf_op_flags {
     NF_OP_CARRY_OPTION = 1u << 8,
     /* a loss whose first input is logits (a single one is a positive
      * prediction above 0), not values (above 0.5) */
-    NF_OP_READS_LOGITS = 1u << 9
+    NF_OP_READS_LOGITS = 1u << 9,
+    /* takes (or for an input, gives) a tensor with no elements, a size of
+     * 0 as ONNX allows: it moves values without dividing by sizes */
+    NF_OP_TAKES_EMPTY = 1u << 10
 };
 
 typedef struct nf_op {

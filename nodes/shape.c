@@ -63,7 +63,7 @@ static nf_status reshape_infer(nf_infer *ctx)
     const nf_op var = {                                                                         \
         .name = nm, .summary = text, .min_inputs = 1, .max_inputs = 1,                          \
         .attrs = attr_table, .n_attrs = n_attr,                                                 \
-        .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT, .infer = infer_fn,                \
+        .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT | NF_OP_TAKES_EMPTY, .infer = infer_fn, \
         .forward = copy_forward, .backward = copy_backward,                                    \
     }
 

@@ -197,8 +197,10 @@ static void test_bad_input_shapes(void **state)
     assert_message(nf_graph_status(g, &err), NF_ERR_SHAPE, &err, "dimension 1 is -1");
     nf_graph_free(g);
     g = nf_graph_new();
-    nf_node *x = nf_graph_add(g, "input", "x", 0, NULL);
-    assert_int_equal(nf_node_set_attr(g, x, "shape", "3x0"), NF_ERR_INVALID_ARGUMENT);
+    nf_node *x = nf_graph_add(g, "input", "x", 0, NULL); /* (3x0: a tensor with no elements, allowed) */
+    assert_int_equal(nf_node_set_attr(g, x, "shape", "3x-1"), NF_ERR_INVALID_ARGUMENT);
+    nf_node *c = nf_graph_add(g, "constant", "c", 0, NULL);
+    assert_int_equal(nf_node_set_attr(g, c, "shape", "3x0"), NF_ERR_INVALID_ARGUMENT);
     nf_graph_free(g);
     g = nf_graph_new();
     x = nf_graph_add(g, "input", "x", 0, NULL);

@@ -4,6 +4,7 @@
  * gradients too, so input gradients are checked as well. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -974,6 +975,48 @@ static void test_reduce_max(void **state)
     }
 }
 
+/* Tensors with no elements (ONNX's [0, 3, 4]): from an input through
+ * reshape, flatten, copy and output, in inference and beside a trained
+ * branch; any other node refuses them, as does every other shape. */
+static void test_empty_tensors(void **state)
+{
+    (void)state;
+    static const char text[] = "nodeflow 1\nx = input shape=0x3x4\nr = reshape x shape=3x4x0\nf = flatten r\n"
+                               "c = copy f\ny = output c\nz = input shape=4\nt = input shape=2\n"
+                               "l = linear z out=2\nloss = mse l t\n";
+    nf_graph *g;
+    nf_error err;
+    assert_ok(nf_model_parse(text, sizeof text - 1, "empty.nfg", &g, NULL, &err), &err);
+    assert_ok(nf_graph_validate(g, &err), &err);
+    nf_shape s;
+    nf_node_shape(nf_graph_find(g, "r"), &s, NULL);
+    assert_true(s.rank == 3 && s.dim[2] == 0 && nf_shape_size(&s) == 0);
+    for (int training = 0; training <= 1; training++) {
+        nf_plan *plan;
+        assert_ok(nf_plan_compile(g, 3, training ? NF_PLAN_TRAINING : 0, &plan, &err), &err);
+        nf_tensor vx, vy;
+        assert_ok(nf_plan_input(plan, nf_graph_find(g, "x"), &vx, &err), &err);
+        assert_int_equal(nf_shape_size(&vx.shape), 0);
+        fill_inputs(plan, g, 5, 3);
+        assert_ok(nf_plan_forward(plan, &err), &err);
+        if (training)
+            assert_ok(nf_plan_backward(plan, &err), &err);
+        assert_ok(nf_plan_value(plan, nf_graph_find(g, "y"), &vy, &err), &err);
+        assert_int_equal(nf_shape_size(&vy.shape), 0);
+        nf_plan_free(plan);
+    }
+    char *written;
+    assert_ok(nf_model_format(g, NULL, &written, &err), &err);
+    assert_non_null(strstr(written, "shape=0x3x4"));
+    free(written);
+    nf_graph_free(g);
+    expect_refused("nodeflow 1\nx = input shape=0x3\ny = relu x\n", "has no elements; only reshape");
+    expect_refused("nodeflow 1\nx = input shape=0x3\ny = linear x out=2\n", "has no elements");
+    expect_refused("nodeflow 1\nx = input shape=2x3\ny = reshape x shape=0x6\n", "cannot reshape");
+    expect_refused("nodeflow 1\nx = input shape=4\ny = constant shape=0x4\n", "must be positive sizes");
+    expect_refused("nodeflow 1\nx = input shape=4x4x4\ny = conv2d x out=2 kernel=0\n", "must be positive sizes");
+}
+
 /* L1 and L2 penalties: their value by hand, and their gradients (with a
  * shared parameter counted once) by central differences. */
 static void test_penalties(void **state)
@@ -1078,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_div),
         cmocka_unit_test(test_pad),
         cmocka_unit_test(test_reduce_max),
+        cmocka_unit_test(test_empty_tensors),
         cmocka_unit_test(test_more_activations),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_shape_values),

@@ -16,6 +16,8 @@ static int64_t positions_of(const nf_plan *plan, const nf_binding *bind)
     if (!bind->scores)
         return 1;
     const nf_shape *s = &bind->scores->shape;
+    if (s->rank < 1 || s->dim[s->rank - 1] < 1) /* (no elements: refused by check_binding) */
+        return 0;
     return nf_shape_size(s) / s->dim[s->rank - 1] * nf_plan_steps(plan);
 }
 
@@ -111,6 +113,9 @@ static nf_status check_binding(const nf_plan *plan, const nf_dataset *ds, const 
 {
     if (!plan || !ds || !bind || bind->n_x < 1 || bind->n_y < 1)
         return nf_fail(err, NF_ERR_INVALID_ARGUMENT, "training needs a plan, data and bound x and y inputs");
+    if (bind->scores && nf_shape_size(&bind->scores->shape) == 0)
+        return nf_fail(err, NF_ERR_SHAPE, "the scores '%s' have no elements (tensors with no elements are for "
+                       "inference only)", bind->scores->name);
     nf_status st = check_part(plan, bind->xs, bind->n_x, &ds->x_shape, "features", err);
     if (st == NF_OK)
         st = check_part(plan, bind->ys, bind->n_y, &ds->y_shape, "labels", err);
