@@ -5,8 +5,8 @@
 #include "nodes/op.h"
 
 static const nf_attr_spec input_attrs[] = {
-    {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL, "per-sample shape, e.g. 784 or 1x28x28; 'scalar' for class labels; a size of 0 (no elements) "
-                                       "reaches only reshape, flatten, copy and output"},
+    {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL,
+     "per-sample shape, e.g. 784 or 1x28x28 (a 0: no elements); 'scalar' for class labels"},
     NF_ATTR_BOOL_DEF("grad", 0, "keep the gradient of the loss with respect to this input"),
     NF_ATTR_BOOL_DEF("sequence", 0, "one value per time step of an unrolled plan ([batch, steps, shape])"),
 };
