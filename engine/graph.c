@@ -348,7 +348,8 @@ static const char *parse_dims(const char *text, nf_shape *out, int64_t least)
         long long d = strtoll(p, &end, 10);
         if (d < least)
             return form;
-        if (errno || (size = nf_mul_checked(size, d)) < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
+        /* (the sizes other than 0 are bounded too: any part of the shape stays below 2^31) */
+        if (errno || (size = nf_mul_checked(size, d ? d : 1)) < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
             return "asks for more than 2^31 elements per sample";
         out->dim[out->rank++] = d;
         p = end;

@@ -597,6 +597,7 @@ static nf_status make_buffers(const nf_plan *p, nf_plan_buffers *b, nf_error *er
     for (int k = 0; ok && steps > 1 && k < p->n; k++) {
         const nf_node *node = p->graph->nodes[k];
         size_t size = (size_t)(p->capacity * nf_shape_size(&node->shape)) * sizeof(float);
+        size = size ? size : sizeof(float); /* (a tensor with no elements: calloc of 0 may give NULL) */
         if (nf_input_is_sequence(node) || (node->op->flags & NF_OP_OUTPUT))
             ok = (b->seq_value[k] = calloc(1, size * (size_t)steps)) != NULL;
         if (ok && (node->op->flags & NF_OP_INPUT) && node->requires_grad && p->steps[k].has_grad)

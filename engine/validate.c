@@ -61,9 +61,11 @@ static nf_status infer_node(nf_node *node, nf_param_spec *specs, nf_error *err)
     st = node->op->infer(&ctx);
     if (st != NF_OK)
         return st;
+    /* the sizes other than 0 bounded as a whole size is, so that any part
+     * of a shape, and the batch times it, stays far from overflowing */
     int64_t size = 1, least = takes_empty(node->op) ? 0 : 1;
     for (int i = 0; i < ctx.out.rank && size >= 0; i++)
-        size = ctx.out.dim[i] >= least ? nf_mul_checked(size, ctx.out.dim[i]) : -1;
+        size = ctx.out.dim[i] >= least ? nf_mul_checked(size, ctx.out.dim[i] ? ctx.out.dim[i] : 1) : -1;
     if (size < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
         return nf_fail(err, NF_ERR_SHAPE, "%s '%s': its output would have more than 2^31 elements per sample",
                        node->op->name, node->name);

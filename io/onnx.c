@@ -2151,6 +2151,8 @@ static nf_status reshape_merged(importer *im, const value *x, const nf_shape *s,
 {
     int n = (int)shape->count, in_rank = onnx_rank(x, s), at = -1, infer = -1;
     int64_t e[NF_MAX_RANK + 1], total = nf_shape_size(s), before_in = x->merged ? x->outer : 1, known = 1, m = 0;
+    if (total == 0) /* (the arithmetic below divides by the parts of a size) */
+        return fail(im, "a tensor with no elements reshaped with its batch merged into other axes");
     for (int k = 0; k < x->batch_axis; k++)
         before_in *= s->dim[k];
     for (int k = 0; k < n; k++) {
@@ -3613,6 +3615,25 @@ static void keep_integer_types(importer *im)
     }
 }
 
+/* A tensor with no elements passes only through Reshape, Flatten and
+ * Identity (as through nodeflow's reshape, flatten, copy): the other
+ * mappers, like the other nodes, count on sizes of at least 1. */
+static nf_status refuse_empty(importer *im)
+{
+    static const char *const takes_empty[] = {"Reshape", "Flatten", "Identity", NULL};
+    for (int k = 0; takes_empty[k]; k++)
+        if (!strcmp(im->at->op_type, takes_empty[k]))
+            return NF_OK;
+    for (size_t i = 0; i < im->at->n_input; i++) {
+        const value *v = *im->at->input[i] ? find(im, im->at->input[i]) : NULL;
+        nf_shape s;
+        if (v && v->node && shape_of(im, v->node, &s) == NF_OK && nf_shape_size(&s) == 0)
+            return fail(im, "input '%s' has no elements; only Reshape, Flatten and Identity take such a tensor",
+                        v->name);
+    }
+    return NF_OK;
+}
+
 static nf_status map_node(importer *im, const Onnx__NodeProto *node)
 {
     im->at = node;
@@ -3627,6 +3648,9 @@ static nf_status map_node(importer *im, const Onnx__NodeProto *node)
     if (im->opset < 7 && !same_since_opset_1(node->op_type))
         return fail(im, "opset %lld of the default domain is supported (7 to 17 are) only for operators that have "
                     "not changed since (GlobalAveragePool, Transpose, Identity, Softmax...)", (long long)im->opset);
+    nf_status empty = refuse_empty(im);
+    if (empty != NF_OK)
+        return empty;
     for (size_t k = 0; k < sizeof operators / sizeof operators[0]; k++)
         if (node->op_type && !strcmp(node->op_type, operators[k].op)) {
             nf_status st = operators[k].map(im);

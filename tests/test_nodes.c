@@ -1015,6 +1015,9 @@ static void test_empty_tensors(void **state)
     expect_refused("nodeflow 1\nx = input shape=2x3\ny = reshape x shape=0x6\n", "cannot reshape");
     expect_refused("nodeflow 1\nx = input shape=4\ny = constant shape=0x4\n", "must be positive sizes");
     expect_refused("nodeflow 1\nx = input shape=4x4x4\ny = conv2d x out=2 kernel=0\n", "must be positive sizes");
+    /* the other sizes are bounded as a whole shape is (any part stays below 2^31) */
+    expect_refused("nodeflow 1\nx = input shape=0x9223372036854775807\n", "more than 2^31 elements");
+    expect_refused("nodeflow 1\nx = input shape=0x65536x65536\n", "more than 2^31 elements");
 }
 
 /* L1 and L2 penalties: their value by hand, and their gradients (with a

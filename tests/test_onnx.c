@@ -394,16 +394,18 @@ static buf model(int64_t ir, const char *domain, int64_t opset, const buf *graph
     return m;
 }
 
-static buf graph_typed(const char *op, int elem_type, const buf *extra_node_fields, const buf *initializer);
+static buf graph_typed(const char *op, int elem_type, uint64_t width, const buf *extra_node_fields,
+                       const buf *initializer);
 
 /* A graph with input x [N, 4] (float) and one node of `op` x -> y. */
 static buf graph_with(const char *op, const buf *extra_node_fields, const buf *initializer)
 {
-    return graph_typed(op, 1, extra_node_fields, initializer);
+    return graph_typed(op, 1, 4, extra_node_fields, initializer);
 }
 
-/* The same with x of ONNX element type elem_type. */
-static buf graph_typed(const char *op, int elem_type, const buf *extra_node_fields, const buf *initializer)
+/* The same with x [N, width] of ONNX element type elem_type. */
+static buf graph_typed(const char *op, int elem_type, uint64_t width, const buf *extra_node_fields,
+                       const buf *initializer)
 {
     buf g = {{0}, 0}, node = {{0}, 0}, vi = {{0}, 0}, type = {{0}, 0}, tensor = {{0}, 0}, shape = {{0}, 0};
     buf d0 = {{0}, 0}, d1 = {{0}, 0}, out = {{0}, 0};
@@ -420,7 +422,7 @@ static buf graph_typed(const char *op, int elem_type, const buf *extra_node_fiel
     if (initializer)
         field_msg(&g, 5, initializer);
     field_bytes(&d0, 2, "N", 1);  /* dim_param */
-    field_varint(&d1, 1, 4);      /* dim_value */
+    field_varint(&d1, 1, width);  /* dim_value */
     field_msg(&shape, 1, &d0);
     field_msg(&shape, 1, &d1);
     field_varint(&tensor, 1, (uint64_t)elem_type);
@@ -615,13 +617,23 @@ static void test_bad_files(void **state)
     field_bytes(&second, 1, "x", 1);
     static const int int_types[] = {7, 6, 2}; /* int64, int32, uint8 */
     for (int k = 0; k < 3; k++) {
-        buf ints = graph_typed("Div", int_types[k], &second, NULL);
+        buf ints = graph_typed("Div", int_types[k], 4, &second, NULL);
         m = model(7, NULL, 14, &ints);
         expect_error(&m, "Div of integers", "Div of integer values");
-        buf mean = graph_typed("ReduceMean", int_types[k], NULL, NULL);
+        buf mean = graph_typed("ReduceMean", int_types[k], 4, NULL, NULL);
         m = model(7, NULL, 14, &mean);
         expect_error(&m, "ReduceMean of integers", "ReduceMean of integer values");
     }
+    /* a tensor with no elements ([N, 0]) reaches only Reshape, Flatten and Identity */
+    buf empty = graph_typed("Relu", 1, 0, NULL, NULL);
+    m = model(7, NULL, 14, &empty);
+    expect_error(&m, "Relu of no elements", "input 'x' has no elements; only Reshape, Flatten and Identity");
+    nf_graph *flat;
+    buf empty_flat = graph_typed("Flatten", 1, 0, NULL, NULL);
+    m = model(7, NULL, 14, &empty_flat);
+    if (nf_onnx_parse(m.b, m.n, "empty.onnx", &flat, &err) != NF_OK)
+        fail_msg("Flatten of no elements: %s", err.message);
+    nf_graph_free(flat);
 }
 
 int main(void)

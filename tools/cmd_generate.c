@@ -100,7 +100,8 @@ static int set_up(const generate_options *o, generator *gen)
     }
     nf_shape scores, x;
     if (!gen->bind.x || !gen->bind.scores || nf_node_shape(gen->bind.scores, &scores, NULL) != NF_OK ||
-        nf_node_shape(gen->bind.x, &x, NULL) != NF_OK || (recurrent ? nf_shape_size(&x) != 1 : x.rank != 1)) {
+        nf_node_shape(gen->bind.x, &x, NULL) != NF_OK || (recurrent ? nf_shape_size(&x) != 1 : x.rank != 1) ||
+        nf_shape_size(&x) < 1) {
         fprintf(stderr, "nodeflow: %s does not read %s\n", o->model,
                 recurrent ? "one token id per step" : "a window of token ids (shape=T)");
         return EXIT_USAGE;
