@@ -328,8 +328,8 @@ nf_status nf_node_set_attr_number(nf_graph *g, nf_node *node, const char *key, d
 }
 
 /* "1x28x28" or "784"; "scalar" for rank 0; sizes of at least `least`
- * (0 only where a tensor with no elements may be: input and reshape
- * shapes). Returns NULL, or what is wrong. */
+ * (0 only where a tensor with no elements may be: the shapes of input and
+ * reshape). Returns NULL, or what is wrong. */
 static const char *parse_dims(const char *text, nf_shape *out, int64_t least)
 {
     const char *form = least ? "must be positive sizes joined by 'x' (e.g. 1x28x28 or 784), or 'scalar'"
@@ -403,7 +403,8 @@ nf_status nf_node_set_attr(nf_graph *g, nf_node *node, const char *key, const ch
     switch (spec->type) {
     case NF_ATTR_DIMS:
     case NF_ATTR_AXES: {
-        wrong = spec->type == NF_ATTR_DIMS ? parse_dims(text, &node->dims, spec->min > 0 ? 1 : 0)
+        /* (sizes of 0 only for the node types that take tensors with no elements) */
+        wrong = spec->type == NF_ATTR_DIMS ? parse_dims(text, &node->dims, node->op->flags & NF_OP_TAKES_EMPTY ? 0 : 1)
                                            : parse_axes(text, &node->dims);
         if (wrong)
             return attr_fail(g, node, key, wrong);

@@ -220,6 +220,15 @@ static int same_layout(const value *a, const value *b)
     return a->batch_axis == b->batch_axis && a->merged == b->merged && a->outer == b->outer && a->inner == b->inner;
 }
 
+/* Whether s is one of a NULL-terminated list. */
+static int one_of(const char *s, const char *const *list)
+{
+    for (int k = 0; list[k]; k++)
+        if (!strcmp(s, list[k]))
+            return 1;
+    return 0;
+}
+
 /* Operators that take values whose batch axis is merged with others. */
 static int takes_merged(const char *op)
 {
@@ -227,10 +236,7 @@ static int takes_merged(const char *op)
                                       "Div", "Identity", "Dropout", "Cast", "Relu", "Sigmoid", "Tanh", "Erf", "Slice",
                                       "Sqrt", "Exp", "Log", "Abs",
                                       NULL};
-    for (int k = 0; ops[k]; k++)
-        if (!strcmp(op, ops[k]))
-            return 1;
-    return 0;
+    return one_of(op, ops);
 }
 
 /* Node input i of a whole-input model seen with its ONNX axis `axis`
@@ -369,6 +375,13 @@ static double const_at(const value *v, int64_t k) { return v->is_int ? (double)v
 /* ---- tensors ------------------------------------------------------------ */
 
 
+/* The bits at which arithmetic of an element type wraps around: 8 and 16
+ * for uint8 and uint16 (held as floats, exact); 0 for the others. */
+static int wrap_bits_of(int type)
+{
+    return type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ? 8 : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16 : 0;
+}
+
 /* A TensorProto as a constant: float, double, int32 and int64 elements,
  * from raw_data (little-endian, perhaps unaligned) or the typed field. */
 static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
@@ -400,9 +413,7 @@ static nf_status read_tensor(importer *im, const Onnx__TensorProto *t, value *v)
     nf_status st = make_const(im, v, (int)t->n_dims, t->dims, is_int);
     if (st != NF_OK)
         return st;
-    v->wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8    ? 8
-                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
-                                                                   : 0;
+    v->wrap_bits = wrap_bits_of(type);
     int64_t n = v->count;
     size_t given = t->has_raw_data ? t->raw_data.len
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT  ? t->n_float_data * 4
@@ -488,6 +499,20 @@ static double attr_float(const importer *im, const char *name, double fallback)
 }
 
 /* A list of ints: its length (0 when absent), at most `max` copied. */
+/* String attribute `name` as text in buf, or `fallback` when absent; ""
+ * when it does not fit or holds a NUL (which matches no caller's choice). */
+static const char *attr_str(const importer *im, const char *name, const char *fallback, char *buf, size_t size)
+{
+    const Onnx__AttributeProto *a = attribute(im, name);
+    if (!a || !a->has_s)
+        return fallback;
+    if (a->s.len >= size || memchr(a->s.data, 0, a->s.len))
+        return "";
+    memcpy(buf, a->s.data, a->s.len);
+    buf[a->s.len] = 0;
+    return buf;
+}
+
 static int attr_ints(importer *im, const char *name, int64_t *out, int max, nf_status *st)
 {
     const Onnx__AttributeProto *a = attribute(im, name);
@@ -1271,6 +1296,14 @@ static nf_status constant_first(importer *im, const char *nf_op, const value *c,
     return define_wrapped(im, add(im, nf_op, 2, in, NULL), x, bits);
 }
 
+/* 1 / x: a constant 1 divided by x. */
+static nf_status reciprocal(importer *im, const value *x)
+{
+    float one_value = 1;
+    value one = {.name = "1", .count = 1, .f = &one_value};
+    return constant_first(im, "div", &one, x, 0);
+}
+
 /* Pow by a constant scalar exponent: 1 (x itself), 2 (x times x), -1 (1
  * divided by x); other exponents are refused (no power node). The layer
  * norm's Pow is part of its pattern (map_reduce_mean). */
@@ -1287,11 +1320,8 @@ static nf_status map_pow(importer *im)
     double p = e->count == 1 && e->rank <= onnx_rank(x, &s) ? const_at(e, 0) : NAN;
     if (p == 1)
         return define_like(im, 0, x->node, x);
-    if (p == -1 && !x->integer) {
-        float one_value = 1;
-        value one = {.name = "1", .count = 1, .f = &one_value};
-        return constant_first(im, "div", &one, x, 0);
-    }
+    if (p == -1 && !x->integer)
+        return reciprocal(im, x);
     if (p != 2)
         return fail(im, "Pow maps with a constant scalar exponent of 1, 2 or -1 (-1 of floats), of rank at most "
                     "the base's");
@@ -1311,9 +1341,7 @@ static nf_status map_neg_reciprocal(importer *im)
     if (!strcmp(im->at->op_type, "Reciprocal")) {
         if (x->integer)
             return fail(im, "Reciprocal of integer values is not supported");
-        float one_value = 1;
-        value one = {.name = "1", .count = 1, .f = &one_value};
-        return constant_first(im, "div", &one, x, 0);
+        return reciprocal(im, x);
     }
     nf_node *y = add(im, "scale", 1, &x->node, NULL);
     return (st = set(im, y, "factor", "-1")) == NF_OK ? define_like(im, 0, y, x) : st;
@@ -1419,11 +1447,10 @@ static nf_status map_pad(importer *im)
         return st;
     if (x->merged)
         return fail(im, "the input's batch axis is merged with others");
-    const Onnx__AttributeProto *a = attribute(im, "mode");
-    char mode[16] = "constant";
-    if (a && a->has_s)
-        snprintf(mode, sizeof mode, "%.*s", (int)(a->s.len < 15 ? a->s.len : 15), (const char *)a->s.data);
-    if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge"))
+    static const char *const modes[] = {"constant", "reflect", "edge", NULL};
+    char buf[16];
+    const char *mode = attr_str(im, "mode", "constant", buf, sizeof buf);
+    if (!one_of(mode, modes))
         return fail(im, "mode '%s' is not one of constant, reflect, edge", mode);
     int rank = onnx_rank(x, &s), n = 0;
     int64_t pads[2 * MAX_DIMS];
@@ -1498,10 +1525,8 @@ static nf_status check_window(importer *im, int n, const int64_t *kernel, const 
 static nf_status spatial_pads(importer *im, int n, const nf_shape *s, const int64_t *kernel, const int64_t *stride,
                               const int64_t *dilation, int64_t *pads)
 {
-    const Onnx__AttributeProto *a = attribute(im, "auto_pad");
-    char mode[16] = "NOTSET";
-    if (a && a->has_s)
-        snprintf(mode, sizeof mode, "%.*s", (int)(a->s.len < 15 ? a->s.len : 15), (const char *)a->s.data);
+    char buf[16];
+    const char *mode = attr_str(im, "auto_pad", "NOTSET", buf, sizeof buf);
     memset(pads, 0, 2 * (size_t)n * sizeof *pads);
     if (!strcmp(mode, "NOTSET")) {
         nf_status st;
@@ -1607,10 +1632,8 @@ static nf_status transpose_pads(importer *im, int n, const nf_shape *s, const in
     int64_t shape[2];
     nf_status st = NF_OK;
     int given = attr_ints(im, "output_shape", shape, 2, &st);
-    const Onnx__AttributeProto *a = attribute(im, "auto_pad");
-    char mode[16] = "NOTSET";
-    if (a && a->has_s)
-        snprintf(mode, sizeof mode, "%.*s", (int)(a->s.len < 15 ? a->s.len : 15), (const char *)a->s.data);
+    char buf[16];
+    const char *mode = attr_str(im, "auto_pad", "NOTSET", buf, sizeof buf);
     if (st != NF_OK)
         return st;
     if (!given && (!strcmp(mode, "NOTSET") || !strcmp(mode, "VALID"))) {
@@ -1740,7 +1763,7 @@ static nf_status map_conv_transpose(importer *im)
  * the symmetric padding from index (pad - b) / stride on. `indices`
  * (max pooling): 0 the maxima, 1 their positions (storage_order 0), 2
  * their positions column-major (storage_order 1). */
-static nf_status pool_node_of(importer *im, nf_node *x, const nf_shape *s, int n, int is_max, int indices,
+static nf_status pool_node(importer *im, nf_node *x, const nf_shape *s, int n, int is_max, int indices,
                               const int64_t *kernel, const int64_t *stride, const int64_t *dilation,
                               const int64_t *pads, const char *suffix, nf_node **out)
 {
@@ -1790,12 +1813,6 @@ static nf_status pool_node_of(importer *im, nf_node *x, const nf_shape *s, int n
     return NF_OK;
 }
 
-static nf_status pool_node(importer *im, nf_node *x, const nf_shape *s, int n, int is_max, const int64_t *kernel,
-                           const int64_t *stride, const int64_t *dilation, const int64_t *pads, const char *suffix,
-                           nf_node **out)
-{
-    return pool_node_of(im, x, s, n, is_max, 0, kernel, stride, dilation, pads, suffix, out);
-}
 
 /* MaxPool and AveragePool over 1, 2 or 3 spatial axes. 3-D pools are
  * separable: the (H, W) window on every depth slice, then the depth
@@ -1836,8 +1853,8 @@ static nf_status map_pool(importer *im)
         return fail(im, "storage_order must be 0 or 1");
     nf_node *y, *where;
     if (n < 3) {
-        if ((st = pool_node(im, x->node, &s, n, is_max, kernel, stride, dilation, pads, NULL, &y)) != NF_OK ||
-            (with_indices && (st = pool_node_of(im, x->node, &s, n, 1, 1 + (int)storage_order, kernel, stride,
+        if ((st = pool_node(im, x->node, &s, n, is_max, 0, kernel, stride, dilation, pads, NULL, &y)) != NF_OK ||
+            (with_indices && (st = pool_node(im, x->node, &s, n, 1, 1 + (int)storage_order, kernel, stride,
                                                 dilation, pads, "_indices", &where)) != NF_OK) ||
             (st = define_node(im, y)) != NF_OK)
             return st;
@@ -1852,7 +1869,7 @@ static nf_status map_pool(importer *im)
     int64_t pads_hw[4] = {pads[1], pads[2], pads[4], pads[5]};
     nf_node *flat, *pooled;
     if ((st = reshaped(im, x->node, &planes, "_planes", &flat)) != NF_OK ||
-        (st = pool_node(im, flat, &planes, 2, is_max, kernel + 1, stride + 1, dilation + 1, pads_hw, "_hw",
+        (st = pool_node(im, flat, &planes, 2, is_max, 0, kernel + 1, stride + 1, dilation + 1, pads_hw, "_hw",
                         &pooled)) != NF_OK ||
         (st = shape_of(im, pooled, &hw)) != NF_OK)
         return st;
@@ -1860,7 +1877,7 @@ static nf_status map_pool(importer *im)
     int64_t k_d[2] = {kernel[0], 1}, s_d[2] = {stride[0], 1}, one[2] = {1, 1}, pads_d[4] = {pads[0], 0, pads[3], 0};
     nf_node *cols;
     if ((st = reshaped(im, pooled, &depth, "_depth", &cols)) != NF_OK ||
-        (st = pool_node(im, cols, &depth, 2, is_max, k_d, s_d, one, pads_d, "_d", &pooled)) != NF_OK ||
+        (st = pool_node(im, cols, &depth, 2, is_max, 0, k_d, s_d, one, pads_d, "_d", &pooled)) != NF_OK ||
         (st = shape_of(im, pooled, &depth_pooled)) != NF_OK)
         return st;
     nf_shape to = {4, {c, depth_pooled.dim[1], hw.dim[1], hw.dim[2]}};
@@ -2867,15 +2884,11 @@ static nf_status map_recurrent(importer *im)
     int64_t linear_before_reset = attr_int(im, "linear_before_reset", 0);
     if (linear_before_reset != 0 && linear_before_reset != 1)
         return fail(im, "linear_before_reset must be 0 or 1");
-    const Onnx__AttributeProto *dir = attribute(im, "direction");
-    int bidirectional = 0;
-    if (dir && dir->has_s) {
-        if (dir->s.len == 13 && !memcmp(dir->s.data, "bidirectional", 13))
-            bidirectional = 1;
-        else if (!(dir->s.len == 7 && !memcmp(dir->s.data, "forward", 7)))
-            return fail(im, "direction '%.*s' is not supported (forward and bidirectional are)",
-                        (int)(dir->s.len < 20 ? dir->s.len : 20), (const char *)dir->s.data);
-    }
+    char buf[16];
+    const char *direction = attr_str(im, "direction", "forward", buf, sizeof buf);
+    int bidirectional = !strcmp(direction, "bidirectional");
+    if (!bidirectional && strcmp(direction, "forward"))
+        return fail(im, "direction '%s' is not supported (forward and bidirectional are)", direction);
     int64_t layout_attr = attr_int(im, "layout", 0), h = attr_int(im, "hidden_size", 0), gates = lstm ? 4 : 3;
     if ((layout_attr != 0 && layout_attr != 1) || h < 1 || h > 65536)
         return fail(im, "layout must be 0 or 1 and hidden_size 1 to 65536");
@@ -3449,11 +3462,8 @@ static nf_status map_reduce_mean(importer *im)
         return fail(im, "ReduceMean maps only as the start of a layer norm over the last axis "
                     "((x - mean) / sqrt(mean((x - mean)^2) + eps))");
     Onnx__NodeProto *const *nodes = im->graph->node;
-    long sub = sole_reader(im, im->at->output[0], "Sub"), pow, mean2, plus, root, div;
+    long sub = first, pow, mean2, plus, root, div; /* (x - mean: checked above) */
     /* d is read by Pow (or Mul) and by Div: two readers */
-    if (sub < 0 || nodes[sub]->n_input != 2 || strcmp(nodes[sub]->input[0], x->name) ||
-        strcmp(nodes[sub]->input[1], im->at->output[0]))
-        return fail(im, "ReduceMean maps only as the start of a layer norm: its mean is not subtracted from x");
     const char *d = nodes[sub]->output[0];
     long readers[2] = {-1, -1}, found = 0;
     for (size_t k = 0; k < im->graph->n_node && found <= 2; k++)
@@ -3510,10 +3520,7 @@ static int same_since_opset_1(const char *op)
 {
     static const char *const ops[] = {"GlobalAveragePool", "Transpose", "Identity", "Softmax", "LogSoftmax",
                                       "Flatten", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", NULL};
-    for (int k = 0; ops[k]; k++)
-        if (!strcmp(op, ops[k]))
-            return 1;
-    return 0;
+    return one_of(op, ops);
 }
 
 /* A node of domain ai.nodeflow (a call of a function nodeflow's export
@@ -3524,14 +3531,10 @@ static int same_since_opset_1(const char *op)
 static nf_status map_nodeflow(importer *im)
 {
     static const char *const types[] = {"gelu", "silu", "softplus", "mod", "attention", NULL};
-    const Onnx__AttributeProto *op = attribute(im, "nodeflow_op"), *params = attribute(im, "nodeflow_params");
-    char type[16] = "";
-    if (op && op->has_s && op->s.len < sizeof type)
-        memcpy(type, op->s.data, op->s.len), type[op->s.len] = 0;
-    int known = 0;
-    for (int k = 0; types[k]; k++)
-        known |= !strcmp(type, types[k]);
-    if (!known || strlen(type) != (op ? op->s.len : 0))
+    const Onnx__AttributeProto *params = attribute(im, "nodeflow_params");
+    char buf[16];
+    const char *type = attr_str(im, "nodeflow_op", "", buf, sizeof buf);
+    if (!one_of(type, types))
         return fail(im, "a node of domain %s needs nodeflow_op, one of gelu, silu, softplus, mod, attention",
                     NODEFLOW_DOMAIN);
     size_t n_params = params ? params->n_strings : 0;
@@ -3831,9 +3834,7 @@ static nf_status add_input(importer *im, const Onnx__GraphProto *gp, const Onnx_
     const Onnx__TypeProto__Tensor *tt = t->tensor_type;
     int type = tt->has_elem_type ? tt->elem_type : 0;
     int is_int = type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
-    int wrap_bits = type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8    ? 8
-                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ? 16
-                                                                    : 0;
+    int wrap_bits = wrap_bits_of(type);
     const nf_tensor *bound = bound_value(im, name);
     if (bound && (type == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
                   type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||

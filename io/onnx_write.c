@@ -148,6 +148,15 @@ static Onnx__AttributeProto *attribute(exporter *ex, Onnx__NodeProto *n, const c
     return a;
 }
 
+/* A string attribute (bytes: ONNX's strings are not NUL-terminated). */
+static void attr_string(exporter *ex, Onnx__NodeProto *n, const char *name, const char *value)
+{
+    Onnx__AttributeProto *a = attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    char *copy = text(ex, "%s", value);
+    if (a && copy)
+        a->has_s = 1, a->s.data = (uint8_t *)copy, a->s.len = strlen(copy);
+}
+
 static void attr_int(exporter *ex, Onnx__NodeProto *n, const char *name, int64_t v)
 {
     Onnx__AttributeProto *a = attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
@@ -681,11 +690,8 @@ static nf_status export_recurrent(exporter *ex, const nf_node *n)
             return NF_OK;
         rec->output[0] = (char *)y, rec->output[1] = (char *)y_h, rec->n_output = 2;
         attr_int(ex, rec, "hidden_size", h);
-        if (dirs == 2) {
-            Onnx__AttributeProto *a = attribute(ex, rec, "direction", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
-            if (a)
-                a->has_s = 1, a->s.data = (uint8_t *)text(ex, "bidirectional"), a->s.len = 13;
-        }
+        if (dirs == 2)
+            attr_string(ex, rec, "direction", "bidirectional");
         if (gates == 3) /* 1 is PyTorch's GRU, nodeflow's default */
             attr_int(ex, rec, "linear_before_reset", attr(n, "linear_before_reset") != 0);
         if (gates == 1 && attr(n, "nonlinearity") != 0) {
@@ -816,11 +822,7 @@ static nf_status export_pad(exporter *ex, const nf_node *n)
     const char *pn = text(ex, "%s.pads", n->name), *value = scalar(ex, n, "value", (float)attr(n, "value"));
     initializer(ex, pn, 1, dims, NULL, pads);
     const char *in[] = {in_name(n, 0), pn, value, NULL};
-    Onnx__NodeProto *p = node(ex, "Pad", n->name, in, n->name);
-    Onnx__AttributeProto *a = attribute(ex, p, "mode", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
-    const char *mode = modes[(int)attr(n, "mode")];
-    if (a)
-        a->has_s = 1, a->s.data = (uint8_t *)text(ex, "%s", mode), a->s.len = strlen(mode);
+    attr_string(ex, node(ex, "Pad", n->name, in, n->name), "mode", modes[(int)attr(n, "mode")]);
     return NF_OK;
 }
 
@@ -1012,15 +1014,6 @@ static nf_status export_ids(exporter *ex, const nf_node *n)
 }
 
 typedef nf_status (*body_writer)(exporter *ex, const nf_node *n);
-
-/* A string attribute (bytes: ONNX's strings are not NUL-terminated). */
-static void attr_string(exporter *ex, Onnx__NodeProto *n, const char *name, const char *value)
-{
-    Onnx__AttributeProto *a = attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
-    char *copy = text(ex, "%s", value);
-    if (a && copy)
-        a->has_s = 1, a->s.data = (uint8_t *)copy, a->s.len = strlen(copy);
-}
 
 /* A node type that ONNX lacks (gelu, attention...) as a model-local
  * function of domain ai.nodeflow, named <type>.<node>: its body is the

@@ -401,11 +401,6 @@ const nf_op nf_op_silu = {
     .forward = silu_forward, .backward = silu_backward, .flops = nf_flops_per_element,
 };
 
-const nf_op nf_op_erf = {
-    .name = "erf", .summary = "the error function erf(x)", .min_inputs = 1, .max_inputs = 1,
-    .flags = NF_OP_GRAD_NO_OUTPUT, .infer = nf_infer_same_shape,
-    .forward = erf_forward, .backward = erf_backward, .flops = nf_flops_per_element,
-};
 
 /* Element-wise functions without attributes, their backward reading the
  * output (flags NF_OP_GRAD_NO_INPUTS) or the input (NF_OP_GRAD_NO_OUTPUT). */
@@ -415,6 +410,7 @@ const nf_op nf_op_erf = {
         .infer = nf_infer_same_shape, .forward = fwd, .backward = bwd, .flops = nf_flops_per_element, \
     }
 
+UNARY_OP(nf_op_erf, "erf", "the error function erf(x)", NF_OP_GRAD_NO_OUTPUT, erf_forward, erf_backward);
 UNARY_OP(nf_op_sqrt, "sqrt", "the square root (NaN below 0)", NF_OP_GRAD_NO_INPUTS, sqrt_forward, sqrt_backward);
 UNARY_OP(nf_op_exp, "exp", "e to the x", NF_OP_GRAD_NO_INPUTS, exp_forward, exp_backward);
 UNARY_OP(nf_op_log, "log", "the natural logarithm (NaN below 0, -inf at 0)", NF_OP_GRAD_NO_OUTPUT, log_forward,

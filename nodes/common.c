@@ -92,3 +92,22 @@ double nf_logsumexp(const float *x, int64_t n)
         sum += exp((double)(x[j] - m));
     return m + log(sum);
 }
+
+void nf_identity_backward(const nf_exec *e)
+{
+    int64_t n = e->batch * nf_shape_size(e->out_shape);
+    float *dx = e->in_grad[0];
+    if (!dx)
+        return;
+    #pragma omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += e->out_grad[i];
+}
+
+int64_t nf_trailing_size(const nf_shape *s, int axes)
+{
+    int64_t size = 1;
+    for (int i = s->rank - axes; i < s->rank; i++)
+        size *= s->dim[i];
+    return size;
+}

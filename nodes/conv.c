@@ -40,7 +40,7 @@ static const char *const padding_modes[] = {"zeros", "reflect", "replicate", "ci
 
 static const nf_attr_spec conv2d_attrs[] = {
     [OUT] = NF_ATTR_REQUIRED_INT("out", 1, 1 << 20, "output channels"),
-    [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 1, 0, NULL, "kernel size: 3, or 3x5 (height x width)"},
+    [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "kernel size: 3, or 3x5 (height x width)"},
     [STRIDE] = NF_ATTR_INT2_DEF("stride", 1, 1, 1 << 16, "step between windows: 2, or 2x1 (height x width)"),
     [PADDING] = NF_ATTR_INT2_DEF("padding", 0, 0, 1 << 16, "padding on every side: 1, or 1x0 (height x width)"),
     [PAD_TOP] = NF_ATTR_INT_DEF("pad_top", -1, -1, 1 << 16, "zeros above (-1: padding)"),
@@ -527,7 +527,7 @@ enum { TR_OUT, TR_KERNEL, TR_STRIDE, TR_PADDING, TR_OUTPUT_PADDING, TR_DILATION,
 
 static const nf_attr_spec conv_transpose_attrs[] = {
     [TR_OUT] = NF_ATTR_REQUIRED_INT("out", 1, 1 << 20, "output channels"),
-    [TR_KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 1, 0, NULL, "kernel size: 3, or 3x5 (height x width)"},
+    [TR_KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "kernel size: 3, or 3x5 (height x width)"},
     [TR_STRIDE] = NF_ATTR_INT2_DEF("stride", 1, 1, 1 << 16, "step between windows: 2, or 2x1"),
     [TR_PADDING] = NF_ATTR_INT2_DEF("padding", 0, 0, 1 << 16, "rows and columns taken off each side: 1, or 1x0"),
     [TR_OUTPUT_PADDING] = NF_ATTR_INT2_DEF("output_padding", 0, 0, 1 << 16,

@@ -208,21 +208,11 @@ static void mod_forward(const nf_exec *e)
     }
 }
 
-static void mod_backward(const nf_exec *e)
-{
-    int64_t n = e->batch * nf_shape_size(e->out_shape);
-    if (!e->in_grad[0])
-        return;
-    #pragma omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        e->in_grad[0][i] += e->out_grad[i];
-}
-
 const nf_op nf_op_mod = {
     .name = "mod", .summary = "y = x mod divisor (Python's %, or C's fmod)",
     .min_inputs = 1, .max_inputs = 1,
     .attrs = mod_attrs, .n_attrs = NF_COUNT(mod_attrs),
     .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT,
-    .infer = mod_infer, .forward = mod_forward, .backward = mod_backward,
+    .infer = mod_infer, .forward = mod_forward, .backward = nf_identity_backward,
     .flops = nf_flops_per_element,
 };

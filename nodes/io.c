@@ -40,22 +40,12 @@ static void output_forward(const nf_exec *e)
     memcpy(e->out, e->in[0], (size_t)(e->batch * nf_shape_size(e->out_shape)) * sizeof(float));
 }
 
-static void output_backward(const nf_exec *e)
-{
-    int64_t n = e->batch * nf_shape_size(e->out_shape);
-    float *dx = e->in_grad[0];
-    if (!dx)
-        return;
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += e->out_grad[i];
-}
-
 const nf_op nf_op_output = {
     .name = "output", .summary = "marks its input as a graph output (identity)",
     .min_inputs = 1, .max_inputs = 1,
     .flags = NF_OP_OUTPUT | NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT | NF_OP_TAKES_EMPTY,
     .infer = output_infer,
-    .forward = output_forward, .backward = output_backward,
+    .forward = output_forward, .backward = nf_identity_backward,
 };
 
 /* ---- constant: a tensor that is the same for every sample --------------
@@ -66,7 +56,7 @@ const nf_op nf_op_output = {
 enum { CONST_SHAPE, CONST_INIT, CONST_VALUE, CONST_TRAINABLE };
 
 static const nf_attr_spec constant_attrs[] = {
-    [CONST_SHAPE] = {"shape", NF_ATTR_DIMS, 0, 1, 0, NULL, "per-sample shape of the value, e.g. 64x128"},
+    [CONST_SHAPE] = {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL, "per-sample shape of the value, e.g. 64x128"},
     [CONST_INIT] = NF_ATTR_ENUM_DEF("init", 5, nf_init_names,
                                     "initial value (sinusoidal: the positional table of 'Attention is all you "
                                     "need' over [positions, features])"),

@@ -24,7 +24,7 @@ enum { INIT_ZEROS, INIT_CONSTANT, INIT_PARAM };
 static const char *const memory_inits[] = {"zeros", "constant", "param", NULL};
 
 static const nf_attr_spec memory_attrs[] = {
-    [SHAPE] = {"shape", NF_ATTR_DIMS, 0, 1, 0, NULL, "per-sample shape of the state (that of its source)"},
+    [SHAPE] = {"shape", NF_ATTR_DIMS, 0, 0, 0, NULL, "per-sample shape of the state (that of its source)"},
     [INIT] = NF_ATTR_ENUM_DEF("init", 0, memory_inits, "initial state: zeros, constant, or param (learned)"),
     [VALUE] = NF_ATTR_FLOAT_DEF("value", 0, -1e30, 1e30, "initial value for init=constant"),
     [CARRY] = NF_ATTR_BOOL_DEF("carry", 1, "keep the state from one run to the next (init=param never does)"),

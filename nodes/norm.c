@@ -276,14 +276,7 @@ static nf_status layernorm_infer(nf_infer *ctx)
     return NF_OK;
 }
 
-static int64_t ln_inner(const nf_exec *e)
-{
-    int64_t inner = 1;
-    const nf_shape *s = e->in_shape[0];
-    for (int i = s->rank - (int)e->attr[LN_AXES]; i < s->rank; i++)
-        inner *= s->dim[i];
-    return inner;
-}
+static int64_t ln_inner(const nf_exec *e) { return nf_trailing_size(e->in_shape[0], (int)e->attr[LN_AXES]); }
 
 static void layernorm_forward(const nf_exec *e)
 {

@@ -37,7 +37,7 @@ typedef struct nf_attr_spec {
     const char *name;
     nf_attr_type type;
     double def;                  /* default (an index for enums); NAN: required */
-    double min, max;             /* accepted range for numbers; for shapes, min 1: no 0 sizes */
+    double min, max;             /* accepted range for numbers */
     const char *const *choices;  /* NULL-terminated, for enums */
     const char *doc;
 } nf_attr_spec;
@@ -271,6 +271,11 @@ nf_status nf_infer_same_shape(nf_infer *ctx);
 /* FLOP counts of element-wise nodes: one per output element, or one per
  * element of the first input (losses). */
 double nf_flops_per_element(const nf_node *node);
+/* backward of y = x (copy, output, and functions whose slope is 1):
+ * dx += dy */
+void nf_identity_backward(const nf_exec *e);
+/* the product of the last `axes` sizes of s */
+int64_t nf_trailing_size(const nf_shape *s, int axes);
 double nf_flops_per_input_element(const nf_node *node);
 /* log(sum(exp(x))) of n values, the max subtracted first for stability. */
 double nf_logsumexp(const float *x, int64_t n);

@@ -16,7 +16,7 @@ enum { KERNEL, STRIDE, PADDING, CEIL, INCLUDE_PAD, DILATION, OUTPUT, COLUMN_MAJO
 static const char *const max_outputs[] = {"values", "indices", NULL};
 
 static const nf_attr_spec pool_attrs[] = {
-    [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 1, 0, NULL, "window size: 2, or 2x3 (height x width)"},
+    [KERNEL] = {"kernel", NF_ATTR_DIMS, 0, 0, 0, NULL, "window size: 2, or 2x3 (height x width)"},
     [STRIDE] = NF_ATTR_INT2_DEF("stride", 0, 0, 1 << 16, "step between windows: 2, or 2x1 (0: the kernel size)"),
     [PADDING] = NF_ATTR_INT2_DEF("padding", 0, 0, 1 << 16,
                                  "implicit padding on every side: 1, or 1x0 (less than the kernel)"),

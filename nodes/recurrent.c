@@ -97,6 +97,7 @@ typedef struct stack {
     int layers, dirs, subs, n_gates, output;
     int reset_first; /* gru with linear_before_reset=false */
     int peephole;    /* lstm with peepholes */
+    int biases, per; /* whether it has biases; parameters per sub-layer */
     int64_t cap;
 } stack;
 
@@ -119,6 +120,8 @@ static stack stack_of(const nf_node *node, const nf_shape *x, int64_t cap)
     s.output = (int)node->attr[OUTPUT];
     s.reset_first = s.n_gates == 3 && node->attr[LINEAR_BEFORE_RESET] == 0;
     s.peephole = s.n_gates == 4 && node->attr[PEEPHOLE] != 0;
+    s.biases = node->attr[BIAS] != 0;
+    s.per = (s.biases ? 4 : 2) + s.peephole;
     s.cap = cap;
     return s;
 }
@@ -273,7 +276,7 @@ static nf_status recurrent_infer(nf_infer *ctx)
     else
         ctx->out = (nf_shape){2, {s.subs, s.h}};
     nf_init wi = (nf_init)ctx->attr[WEIGHT_INIT], bi = (nf_init)ctx->attr[BIAS_INIT];
-    int biases = ctx->attr[BIAS] != 0, per = (biases ? 4 : 2) + s.peephole;
+    int biases = s.biases, per = s.per;
     if (s.subs * per > NF_MAX_PARAMS)
         return nf_infer_fail(ctx, NF_ERR_INVALID_ARGUMENT, "%d layers x %d directions of %d parameters each pass "
                              "the %d a node may have", s.layers, s.dirs, per, NF_MAX_PARAMS);
@@ -333,8 +336,7 @@ static void reverse_time(const float *src, float *dst, int64_t batch, int64_t t,
 static sub sub_of(const nf_exec *e, const stack *s, int k)
 {
     sub u;
-    int l = k / s->dirs, reverse = k % s->dirs, per = e->node->n_params / s->subs;
-    int biases = per - s->peephole == 4;
+    int l = k / s->dirs, reverse = k % s->dirs, per = s->per, biases = s->biases;
     u.e = e;
     u.s = s;
     u.k = k;

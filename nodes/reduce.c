@@ -23,14 +23,6 @@ static const nf_attr_spec reduce_max_attrs[] = {
     [RD_LAST] = NF_ATTR_BOOL_DEF("last", 0, "on ties, the last position instead of the first"),
 };
 
-static int64_t block_of(const nf_shape *s, int axes)
-{
-    int64_t inner = 1;
-    for (int i = s->rank - axes; i < s->rank; i++)
-        inner *= s->dim[i];
-    return inner;
-}
-
 static nf_status reduce_max_infer(nf_infer *ctx)
 {
     const nf_shape *in = ctx->in[0];
@@ -38,7 +30,7 @@ static nf_status reduce_max_infer(nf_infer *ctx)
     if (axes > in->rank)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "input '%s' has %d axes, fewer than %d", ctx->in_name[0], in->rank,
                              axes);
-    if (block_of(in, axes) > (1 << 24))
+    if (nf_trailing_size(in, axes) > (1 << 24))
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "a block of more than 2^24 values (positions are counted in floats)");
     ctx->out = *in;
     for (int i = in->rank - axes; i < in->rank; i++)
@@ -68,7 +60,7 @@ static int64_t choose(const float *x, int64_t n, int min, int last)
 
 static void reduce_max_forward(const nf_exec *e)
 {
-    int64_t inner = block_of(e->in_shape[0], (int)e->attr[RD_AXES]);
+    int64_t inner = nf_trailing_size(e->in_shape[0], (int)e->attr[RD_AXES]);
     int64_t rows = e->batch * nf_shape_size(e->out_shape);
     int min = e->attr[RD_MIN] != 0, last = e->attr[RD_LAST] != 0, indices = e->attr[RD_OUTPUT] != 0;
     #pragma omp parallel for if (rows * inner > NF_PARALLEL_MIN) schedule(static)
@@ -81,7 +73,7 @@ static void reduce_max_forward(const nf_exec *e)
 
 static void reduce_max_backward(const nf_exec *e)
 {
-    int64_t inner = block_of(e->in_shape[0], (int)e->attr[RD_AXES]);
+    int64_t inner = nf_trailing_size(e->in_shape[0], (int)e->attr[RD_AXES]);
     int64_t rows = e->batch * nf_shape_size(e->out_shape);
     if (!e->in_grad[0] || e->attr[RD_OUTPUT] != 0)
         return;

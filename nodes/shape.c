@@ -13,16 +13,6 @@ static void copy_forward(const nf_exec *e)
     memcpy(e->out, e->in[0], (size_t)(e->batch * nf_shape_size(e->out_shape)) * sizeof(float));
 }
 
-static void copy_backward(const nf_exec *e)
-{
-    int64_t n = e->batch * nf_shape_size(e->out_shape);
-    float *dx = e->in_grad[0];
-    if (!dx)
-        return;
-    #pragma omp parallel for if (n > NF_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += e->out_grad[i];
-}
 
 static const nf_attr_spec flatten_attrs[] = {
     NF_ATTR_INT_DEF("start", 0, 0, NF_MAX_RANK - 1, "first axis flattened; the axes from it on become one"),
@@ -64,7 +54,7 @@ static nf_status reshape_infer(nf_infer *ctx)
         .name = nm, .summary = text, .min_inputs = 1, .max_inputs = 1,                          \
         .attrs = attr_table, .n_attrs = n_attr,                                                 \
         .flags = NF_OP_GRAD_NO_INPUTS | NF_OP_GRAD_NO_OUTPUT | NF_OP_TAKES_EMPTY, .infer = infer_fn, \
-        .forward = copy_forward, .backward = copy_backward,                                    \
+        .forward = copy_forward, .backward = nf_identity_backward,                                    \
     }
 
 COPY_LIKE(nf_op_copy, "copy", "the same values (an explicit fan-out point)", NULL, 0, nf_infer_same_shape);
@@ -247,12 +237,7 @@ static nf_status pad_infer(nf_infer *ctx)
         return nf_infer_fail(ctx, NF_ERR_SHAPE, "mode=reflect pads less than the axis' length %lld on each side",
                              (long long)len);
     ctx->out = *in;
-    ctx->out.dim[axis] = len + before + after; /* (each term below 2^31) */
-    int64_t size = 1;
-    for (int d = 0; d < ctx->out.rank; d++)
-        size = nf_mul_checked(size, ctx->out.dim[d]);
-    if (size < 0 || size > NF_MAX_SAMPLE_ELEMENTS)
-        return nf_infer_fail(ctx, NF_ERR_SHAPE, "its output would have more than 2^31 elements per sample");
+    ctx->out.dim[axis] = len + before + after; /* (each term below 2^31; validation bounds the whole) */
     return NF_OK;
 }
 

@@ -308,10 +308,7 @@ static void check_lstm_peepholes(const char *attrs)
         if (!strstr(name, "peephole"))
             continue;
         peepholes++;
-        for (int64_t i = 0; i < nf_shape_size(&value.shape); i++) {
-            seed = seed * 6364136223846793005u + 1442695040888963407u;
-            value.data[i] = (float)((double)(seed >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-        }
+        fill_uniform(value.data, nf_shape_size(&value.shape), -1, 1, &seed);
     }
     assert_true(peepholes == (strstr(attrs, "bidirectional") ? 4 : 1));
     assert_gradients(g, 2, TOL);
